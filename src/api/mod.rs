@@ -1,0 +1,18 @@
+//! The resource model: Gloo's kinds, parsing, validation and naming. No I/O here.
+
+pub mod duration;
+pub mod naming;
+pub mod parse;
+pub mod resource;
+pub mod sort;
+pub mod status;
+pub mod types;
+pub mod validate;
+
+pub use parse::{parse_one, parse_resources, ParseError};
+pub use resource::{Kind, Object, Resource, ResourceKey};
+pub use types::*;
+pub use validate::{validate, Problem, ResourceSet, Severity};
+
+/// The namespace epoxy writes to when none is given: Gloo's, so Gloo's resources apply as they are.
+pub const DEFAULT_NAMESPACE: &str = "gloo-system";

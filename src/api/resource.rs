@@ -1,0 +1,234 @@
+//! The four Gloo kinds as one enum, with their identity (kind, namespace, name).
+
+use super::types::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// The kinds epoxy understands, with Gloo's API groups and glooctl's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Upstream,
+    UpstreamGroup,
+    VirtualService,
+    RouteTable,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::Upstream,
+        Kind::UpstreamGroup,
+        Kind::VirtualService,
+        Kind::RouteTable,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Upstream => "Upstream",
+            Kind::UpstreamGroup => "UpstreamGroup",
+            Kind::VirtualService => "VirtualService",
+            Kind::RouteTable => "RouteTable",
+        }
+    }
+
+    /// The lower-case plural used in paths, CRD names and messages.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Upstream => "upstreams",
+            Kind::UpstreamGroup => "upstreamgroups",
+            Kind::VirtualService => "virtualservices",
+            Kind::RouteTable => "routetables",
+        }
+    }
+
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Upstream | Kind::UpstreamGroup => "gloo.solo.io/v1",
+            Kind::VirtualService | Kind::RouteTable => "gateway.solo.io/v1",
+        }
+    }
+
+    /// Reads a kind as a user types it: `upstreams`, `upstream`, `us`, `VirtualService`, `vs`, ...
+    pub fn parse(s: &str) -> Option<Kind> {
+        let l = s.to_ascii_lowercase();
+        Some(match l.as_str() {
+            "upstream" | "upstreams" | "us" | "u" => Kind::Upstream,
+            "upstreamgroup" | "upstreamgroups" | "ug" => Kind::UpstreamGroup,
+            "virtualservice" | "virtualservices" | "vs" => Kind::VirtualService,
+            "routetable" | "routetables" | "rt" => Kind::RouteTable,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.plural())
+    }
+}
+
+/// A resource's identity: `virtualservices/gloo-system/default`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceKey {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ResourceKey {
+    pub fn new(kind: Kind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ResourceKey {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// One object of a kind: `apiVersion`, `kind`, `metadata`, `spec`, and whatever else it had.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Object<S> {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: S,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl<S: Default> Object<S> {
+    /// A new object of `kind` with Gloo's apiVersion.
+    pub fn new(kind: Kind, namespace: &str, name: &str, spec: S) -> Self {
+        Object {
+            api_version: kind.api_version().to_string(),
+            kind: kind.name().to_string(),
+            metadata: ObjectMeta {
+                name: name.to_string(),
+                namespace: Some(namespace.to_string()),
+                ..Default::default()
+            },
+            spec,
+            extra: Default::default(),
+        }
+    }
+}
+
+pub type Upstream = Object<UpstreamSpec>;
+pub type UpstreamGroup = Object<UpstreamGroupSpec>;
+pub type VirtualService = Object<VirtualServiceSpec>;
+pub type RouteTable = Object<RouteTableSpec>;
+
+/// Any resource epoxy stores.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resource {
+    Upstream(Upstream),
+    UpstreamGroup(UpstreamGroup),
+    VirtualService(VirtualService),
+    RouteTable(RouteTable),
+}
+
+macro_rules! each {
+    ($self:expr, $o:ident => $e:expr) => {
+        match $self {
+            Resource::Upstream($o) => $e,
+            Resource::UpstreamGroup($o) => $e,
+            Resource::VirtualService($o) => $e,
+            Resource::RouteTable($o) => $e,
+        }
+    };
+}
+
+impl Resource {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Resource::Upstream(_) => Kind::Upstream,
+            Resource::UpstreamGroup(_) => Kind::UpstreamGroup,
+            Resource::VirtualService(_) => Kind::VirtualService,
+            Resource::RouteTable(_) => Kind::RouteTable,
+        }
+    }
+
+    pub fn meta(&self) -> &ObjectMeta {
+        each!(self, o => &o.metadata)
+    }
+
+    pub fn meta_mut(&mut self) -> &mut ObjectMeta {
+        each!(self, o => &mut o.metadata)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.meta().name
+    }
+
+    /// The namespace, or `""` when the document did not say (the caller supplies a default).
+    pub fn namespace(&self) -> &str {
+        self.meta().namespace.as_deref().unwrap_or("")
+    }
+
+    pub fn key(&self) -> ResourceKey {
+        ResourceKey::new(self.kind(), self.namespace(), self.name())
+    }
+
+    pub fn resource_version(&self) -> Option<&str> {
+        self.meta().resource_version.as_deref()
+    }
+
+    /// The resource as a JSON value in Gloo's shape.
+    pub fn to_value(&self) -> Value {
+        // Serializing plain data structs into a Value cannot fail (string keys, finite data).
+        each!(self, o => serde_json::to_value(o).unwrap_or(Value::Null))
+    }
+
+    /// The resource as a YAML document.
+    pub fn to_yaml(&self) -> String {
+        super::parse::value_to_yaml(&self.to_value())
+    }
+
+    /// Builds a resource of `kind` from a JSON value; the error names the field path.
+    pub fn from_value(kind: Kind, value: Value) -> Result<Resource, String> {
+        fn de<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
+            serde_path_to_error::deserialize(v).map_err(|e| {
+                let path = e.path().to_string();
+                if path == "." || path.is_empty() {
+                    e.inner().to_string()
+                } else {
+                    format!("{path}: {}", e.inner())
+                }
+            })
+        }
+        Ok(match kind {
+            Kind::Upstream => Resource::Upstream(de(value)?),
+            Kind::UpstreamGroup => Resource::UpstreamGroup(de(value)?),
+            Kind::VirtualService => Resource::VirtualService(de(value)?),
+            Kind::RouteTable => Resource::RouteTable(de(value)?),
+        })
+    }
+
+    /// The routes this resource carries, if it is a virtual service or a route table.
+    pub fn routes(&self) -> Option<&Vec<Route>> {
+        match self {
+            Resource::VirtualService(vs) => Some(&vs.spec.virtual_host.routes),
+            Resource::RouteTable(rt) => Some(&rt.spec.routes),
+            _ => None,
+        }
+    }
+
+    pub fn routes_mut(&mut self) -> Option<&mut Vec<Route>> {
+        match self {
+            Resource::VirtualService(vs) => Some(&mut vs.spec.virtual_host.routes),
+            Resource::RouteTable(rt) => Some(&mut rt.spec.routes),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,645 @@
+//! Gloo's resource types, field for field, in Gloo's YAML shape.
+//!
+//! Every struct carries `extra`: the fields epoxy does not model. They are kept on read and
+//! written back unchanged, so a read-modify-write never drops what a Gloo user wrote.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Fields epoxy reads but does not model, kept verbatim in their original order.
+///
+/// Deserializing one records its keys when a caller asked for them (`collect_unmodelled`), so
+/// that a write can warn that it keeps fields it does not act on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Extra(pub Map<String, Value>);
+
+impl std::ops::Deref for Extra {
+    type Target = Map<String, Value>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Extra {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+thread_local! {
+    static UNMODELLED: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Kubernetes bookkeeping that any object may carry; not worth a warning.
+const BOOKKEEPING: [&str; 11] = [
+    "status", "creationTimestamp", "uid", "generation", "managedFields", "ownerReferences",
+    "finalizers", "selfLink", "deletionTimestamp", "generateName", "deletionGracePeriodSeconds",
+];
+
+impl<'de> Deserialize<'de> for Extra {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = Map::<String, Value>::deserialize(d)?;
+        UNMODELLED.with(|c| {
+            if let Some(keys) = c.borrow_mut().as_mut() {
+                keys.extend(m.keys().filter(|k| !BOOKKEEPING.contains(&k.as_str())).cloned());
+            }
+        });
+        Ok(Extra(m))
+    }
+}
+
+/// Runs `f` (a deserialization) and returns the names of the fields it kept without modelling.
+pub fn collect_unmodelled<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    UNMODELLED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    let out = f();
+    let keys = UNMODELLED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (out, keys)
+}
+
+/// Kubernetes-style object metadata.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub annotations: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A reference to another resource (`{name, namespace}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResourceRef {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+impl ResourceRef {
+    /// The namespace this reference points into: its own, else the referrer's (Gloo's rule).
+    pub fn namespace_or<'a>(&'a self, referrer: &'a str) -> &'a str {
+        match self.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() => ns,
+            _ => referrer,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- Upstream
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<KubeUpstream>,
+    #[serde(default, rename = "static", skip_serializing_if = "Option::is_none")]
+    pub static_: Option<StaticUpstream>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_metadata: Option<DiscoveryMetadata>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl UpstreamSpec {
+    /// The REST service spec (functions), wherever the upstream type keeps it.
+    pub fn service_spec(&self) -> Option<&ServiceSpec> {
+        match (&self.kube, &self.static_) {
+            (Some(k), _) => k.service_spec.as_ref(),
+            (None, Some(s)) => s.service_spec.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Mutable access to the service spec, created on demand (None if the type is unknown).
+    pub fn service_spec_mut(&mut self) -> Option<&mut ServiceSpec> {
+        match (&mut self.kube, &mut self.static_) {
+            (Some(k), _) => Some(k.service_spec.get_or_insert_with(Default::default)),
+            (None, Some(s)) => Some(s.service_spec.get_or_insert_with(Default::default)),
+            _ => None,
+        }
+    }
+
+    /// Names of the functions the upstream lists (its transformations).
+    pub fn function_names(&self) -> Vec<&str> {
+        self.service_spec()
+            .and_then(|s| s.rest.as_ref())
+            .map(|r| r.transformations.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeUpstream {
+    #[serde(default)]
+    pub service_name: String,
+    #[serde(default)]
+    pub service_namespace: String,
+    #[serde(default)]
+    pub service_port: u32,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub selector: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_spec: Option<ServiceSpec>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StaticUpstream {
+    #[serde(default)]
+    pub hosts: Vec<StaticHost>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_tls: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_spec: Option<ServiceSpec>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StaticHost {
+    #[serde(default)]
+    pub addr: String,
+    #[serde(default)]
+    pub port: u32,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveryMetadata {
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest: Option<RestServiceSpec>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestServiceSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swagger_info: Option<SwaggerInfo>,
+    /// Function name → request template.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub transformations: IndexMap<String, Transformation>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SwaggerInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A function's request template: `:method`, `:path` and other headers, and a body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transformation {
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers: IndexMap<String, Template>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Template>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `{text: "..."}`; an empty template (`{}`) removes the header.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+// ---------------------------------------------------------------- UpstreamGroup
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamGroupSpec {
+    #[serde(default)]
+    pub destinations: Vec<WeightedDestination>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightedDestination {
+    #[serde(default)]
+    pub destination: Destination,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Where a request goes: an upstream, optionally one of its functions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Destination {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<ResourceRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_spec: Option<DestinationSpec>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Destination {
+    /// The function this destination calls, if any.
+    pub fn function_name(&self) -> Option<&str> {
+        self.destination_spec
+            .as_ref()?
+            .rest
+            .as_ref()
+            .map(|r| r.function_name.as_str())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest: Option<RestDestination>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestDestination {
+    #[serde(default)]
+    pub function_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Parameters>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Where a function's variables come from: header templates (`x-pet: '{id}'`,
+/// `':path': /petstore/findWithId/{id}`) and a path template.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Parameters {
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+// ---------------------------------------------------------------- VirtualService, RouteTable
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualServiceSpec {
+    #[serde(default)]
+    pub virtual_host: VirtualHost,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualHost {
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<Map<String, Value>>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteTableSpec {
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One route: matchers, exactly one action, options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matchers: Vec<Matcher>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_action: Option<RouteAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_action: Option<RedirectAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_response_action: Option<DirectResponseAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegate_action: Option<DelegateAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<RouteOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Matcher {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_sensitive: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatcher>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_parameters: Vec<QueryParameterMatcher>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The path condition of a matcher, with Gloo's default (prefix `/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathMatch<'a> {
+    Prefix(&'a str),
+    Exact(&'a str),
+    Regex(&'a str),
+}
+
+impl Matcher {
+    pub fn path(&self) -> PathMatch<'_> {
+        if let Some(e) = &self.exact {
+            PathMatch::Exact(e)
+        } else if let Some(r) = &self.regex {
+            PathMatch::Regex(r)
+        } else {
+            PathMatch::Prefix(self.prefix.as_deref().unwrap_or("/"))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderMatcher {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invert_match: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryParameterMatcher {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteAction {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single: Option<Destination>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi: Option<MultiDestination>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_group: Option<ResourceRef>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiDestination {
+    #[serde(default)]
+    pub destinations: Vec<WeightedDestination>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedirectAction {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_redirect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_redirect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_rewrite: Option<String>,
+    /// Gloo's enum name (`MOVED_PERMANENTLY`, `FOUND`, ...) or its number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_code: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_redirect: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_query: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectResponseAction {
+    #[serde(default)]
+    pub status: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DelegateAction {
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub ref_: Option<ResourceRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<RouteTableSelector>,
+    /// Gloo's older form: the route table's name and namespace directly on the action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl DelegateAction {
+    /// The single route table this action names, in either of Gloo's forms.
+    pub fn reference(&self) -> Option<ResourceRef> {
+        if let Some(r) = &self.ref_ {
+            return Some(r.clone());
+        }
+        self.name.as_ref().map(|n| ResourceRef {
+            name: n.clone(),
+            namespace: self.namespace.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteTableSelector {
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_rewrite: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex_rewrite: Option<RegexRewrite>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_rewrite: Option<String>,
+    /// A protobuf duration: `15s`, `1.5s`; epoxy also accepts `100ms` and `1m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<RetryPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_manipulation: Option<HeaderManipulation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadowing: Option<Shadowing>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegexRewrite {
+    #[serde(default)]
+    pub pattern: RegexPattern,
+    #[serde(default)]
+    pub substitution: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegexPattern {
+    #[serde(default)]
+    pub regex: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retriable_status_codes: Vec<u32>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderManipulation {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_headers_to_remove: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_headers_to_remove: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderValueOption {
+    #[serde(default)]
+    pub header: HeaderValue,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub append: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderValue {
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shadowing {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<ResourceRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<f64>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}

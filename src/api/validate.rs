@@ -1,0 +1,641 @@
+//! Validation of a whole set of resources: every problem at once, each with the resource, the
+//! field path and the reason. Errors refuse a resource; warnings (a reference that a later write
+//! or discovery may still satisfy) are kept on its status, as Gloo does.
+
+use super::duration::parse_duration;
+use super::naming::{name_problem, namespace_problem};
+use super::resource::{Kind, Resource, ResourceKey};
+use super::types::*;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One finding: `virtualservices/gloo-system/default: spec.virtualHost.routes[2]...: reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: ResourceKey,
+    pub path: String,
+    pub reason: String,
+    pub severity: Severity,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}: {}", self.key, self.reason)
+        } else {
+            write!(f, "{}: {}: {}", self.key, self.path, self.reason)
+        }
+    }
+}
+
+/// The resources a validation sees, by key.
+pub type ResourceSet = BTreeMap<ResourceKey, Resource>;
+
+/// Collects problems for one resource.
+struct Sink<'a> {
+    key: &'a ResourceKey,
+    out: &'a mut Vec<Problem>,
+}
+
+impl Sink<'_> {
+    fn error(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+        self.push(path, reason, Severity::Error);
+    }
+    fn warn(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+        self.push(path, reason, Severity::Warning);
+    }
+    fn push(&mut self, path: impl Into<String>, reason: impl Into<String>, severity: Severity) {
+        self.out.push(Problem {
+            key: self.key.clone(),
+            path: path.into(),
+            reason: reason.into(),
+            severity,
+        });
+    }
+}
+
+/// Validates every resource of `set` against the others.
+pub fn validate(set: &ResourceSet) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for (key, r) in set {
+        let mut sink = Sink { key, out: &mut out };
+        validate_meta(r, &mut sink);
+        match r {
+            Resource::Upstream(u) => validate_upstream(&u.spec, &mut sink),
+            Resource::UpstreamGroup(g) => {
+                validate_weighted("spec.destinations", &g.spec.destinations, &key.namespace, set, &mut sink)
+            }
+            Resource::VirtualService(vs) => {
+                validate_domains(&vs.spec.virtual_host.domains, &mut sink);
+                for (i, route) in vs.spec.virtual_host.routes.iter().enumerate() {
+                    validate_route(&format!("spec.virtualHost.routes[{i}]"), route, &key.namespace, set, &mut sink);
+                }
+            }
+            Resource::RouteTable(rt) => {
+                for (i, route) in rt.spec.routes.iter().enumerate() {
+                    validate_route(&format!("spec.routes[{i}]"), route, &key.namespace, set, &mut sink);
+                }
+            }
+        }
+    }
+    validate_domain_conflicts(set, &mut out);
+    validate_delegation(set, &mut out);
+    out
+}
+
+fn validate_meta(r: &Resource, sink: &mut Sink) {
+    if let Some(p) = name_problem(r.name()) {
+        sink.error("metadata.name", p);
+    }
+    if let Some(p) = namespace_problem(r.namespace()) {
+        sink.error("metadata.namespace", p);
+    }
+}
+
+const OTHER_UPSTREAM_TYPES: [&str; 7] = ["aws", "azure", "consul", "pipe", "gcp", "awsEc2", "failover"];
+
+fn validate_upstream(spec: &UpstreamSpec, sink: &mut Sink) {
+    match (&spec.kube, &spec.static_) {
+        (Some(_), Some(_)) => sink.error("spec", "an upstream has one type: `kube` or `static`, not both"),
+        (None, None) => {
+            if let Some(t) = OTHER_UPSTREAM_TYPES.iter().find(|t| spec.extra.contains_key(**t)) {
+                sink.warn(format!("spec.{t}"), format!("upstream type `{t}` is kept but epoxy does not route to it"));
+            } else {
+                sink.error("spec", "an upstream needs `static` (hosts) or `kube` (a service)");
+            }
+        }
+        _ => {}
+    }
+    if let Some(s) = &spec.static_ {
+        if s.hosts.is_empty() {
+            sink.error("spec.static.hosts", "a static upstream needs at least one host");
+        }
+        for (i, h) in s.hosts.iter().enumerate() {
+            if h.addr.trim().is_empty() {
+                sink.error(format!("spec.static.hosts[{i}].addr"), "an address is required");
+            }
+            if h.port == 0 || h.port > 65535 {
+                sink.error(format!("spec.static.hosts[{i}].port"), format!("port {} is not in 1-65535", h.port));
+            }
+        }
+    }
+    if let Some(k) = &spec.kube {
+        if k.service_name.is_empty() {
+            sink.error("spec.kube.serviceName", "a service name is required");
+        }
+        if k.service_namespace.is_empty() {
+            sink.error("spec.kube.serviceNamespace", "a service namespace is required");
+        }
+        if k.service_port == 0 || k.service_port > 65535 {
+            sink.error("spec.kube.servicePort", format!("port {} is not in 1-65535", k.service_port));
+        }
+    }
+    let base = if spec.kube.is_some() { "spec.kube.serviceSpec" } else { "spec.static.serviceSpec" };
+    if let Some(rest) = spec.service_spec().and_then(|s| s.rest.as_ref()) {
+        for (name, t) in &rest.transformations {
+            let at = format!("{base}.rest.transformations.{name}");
+            for (h, tpl) in &t.headers {
+                if let Some(text) = &tpl.text
+                    && let Err(e) = check_jinja(text)
+                {
+                    sink.error(format!("{at}.headers.{h}"), e);
+                }
+            }
+            if let Some(text) = t.body.as_ref().and_then(|b| b.text.as_ref())
+                && let Err(e) = check_jinja(text)
+            {
+                sink.error(format!("{at}.body"), e);
+            }
+        }
+    }
+}
+
+/// A function template must parse as Inja/Jinja (the syntax Gloo uses).
+fn check_jinja(text: &str) -> Result<(), String> {
+    let mut env = minijinja::Environment::new();
+    env.add_template("t", text)
+        .map(|_| ())
+        .map_err(|e| format!("invalid template: {}", e.detail().unwrap_or("syntax error")))
+}
+
+fn validate_domains(domains: &[String], sink: &mut Sink) {
+    let mut seen = HashSet::new();
+    for (i, d) in domains.iter().enumerate() {
+        let at = format!("spec.virtualHost.domains[{i}]");
+        if d.is_empty() {
+            sink.error(at, "a domain cannot be empty");
+            continue;
+        }
+        let stars = d.matches('*').count();
+        if stars > 1 || (stars == 1 && !(d.starts_with('*') || d.ends_with('*'))) {
+            sink.error(&at, format!("`{d}`: a wildcard may only lead or end a domain (`*`, `*.example.com`)"));
+        }
+        if !seen.insert(d.to_ascii_lowercase()) {
+            sink.error(at, format!("domain `{d}` is listed twice"));
+        }
+    }
+}
+
+/// The effective domains of a virtual service (none means every domain, as in Gloo).
+pub fn effective_domains(vs: &VirtualServiceSpec) -> Vec<String> {
+    if vs.virtual_host.domains.is_empty() {
+        vec!["*".to_string()]
+    } else {
+        vs.virtual_host.domains.iter().map(|d| d.to_ascii_lowercase()).collect()
+    }
+}
+
+fn validate_domain_conflicts(set: &ResourceSet, out: &mut Vec<Problem>) {
+    let mut owners: HashMap<String, Vec<&ResourceKey>> = HashMap::new();
+    for (key, r) in set {
+        if let Resource::VirtualService(vs) = r {
+            for d in effective_domains(&vs.spec) {
+                let list = owners.entry(d).or_default();
+                if !list.contains(&key) {
+                    list.push(key);
+                }
+            }
+        }
+    }
+    let mut domains: Vec<_> = owners.into_iter().filter(|(_, ks)| ks.len() > 1).collect();
+    domains.sort();
+    for (domain, keys) in domains {
+        for k in &keys {
+            let others: Vec<String> = keys.iter().filter(|o| *o != k).map(|o| o.to_string()).collect();
+            out.push(Problem {
+                key: (*k).clone(),
+                path: "spec.virtualHost.domains".into(),
+                reason: format!("domain `{domain}` is also served by {}", others.join(", ")),
+                severity: Severity::Error,
+            });
+        }
+    }
+}
+
+fn lookup<'a>(set: &'a ResourceSet, kind: Kind, r: &ResourceRef, ns: &str) -> Option<&'a Resource> {
+    set.get(&ResourceKey::new(kind, r.namespace_or(ns), &r.name))
+}
+
+fn validate_route(at: &str, route: &Route, ns: &str, set: &ResourceSet, sink: &mut Sink) {
+    for (j, m) in route.matchers.iter().enumerate() {
+        validate_matcher(&format!("{at}.matchers[{j}]"), m, sink);
+    }
+    let actions = [
+        route.route_action.is_some(),
+        route.redirect_action.is_some(),
+        route.direct_response_action.is_some(),
+        route.delegate_action.is_some(),
+    ]
+    .iter()
+    .filter(|a| **a)
+    .count();
+    match actions {
+        0 => sink.error(at, "a route needs one action: routeAction, redirectAction, directResponseAction or delegateAction"),
+        1 => {}
+        _ => sink.error(at, "a route has exactly one action; this one has several"),
+    }
+    if let Some(a) = &route.route_action {
+        validate_route_action(&format!("{at}.routeAction"), a, ns, set, sink);
+    }
+    if let Some(r) = &route.redirect_action {
+        let at = format!("{at}.redirectAction");
+        if r.path_redirect.is_some() && r.prefix_rewrite.is_some() {
+            sink.error(&at, "pathRedirect and prefixRewrite cannot both be set");
+        }
+        if r.host_redirect.is_none() && r.path_redirect.is_none() && r.prefix_rewrite.is_none() && r.https_redirect != Some(true) {
+            sink.error(&at, "a redirect needs hostRedirect, pathRedirect, prefixRewrite or httpsRedirect");
+        }
+        if let Some(code) = &r.response_code
+            && redirect_status(code).is_none()
+        {
+            sink.error(format!("{at}.responseCode"), format!("`{code}` is not a redirect code (MOVED_PERMANENTLY, FOUND, SEE_OTHER, TEMPORARY_REDIRECT, PERMANENT_REDIRECT or 301/302/303/307/308)"));
+        }
+    }
+    if let Some(d) = &route.direct_response_action
+        && !(100..=599).contains(&d.status)
+    {
+        sink.error(format!("{at}.directResponseAction.status"), format!("status {} is not in 100-599", d.status));
+    }
+    if let Some(d) = &route.delegate_action {
+        let dat = format!("{at}.delegateAction");
+        match (d.reference(), &d.selector) {
+            (None, None) => sink.error(&dat, "delegation needs `ref` or `selector`"),
+            (Some(r), _) => {
+                if r.name.is_empty() {
+                    sink.error(format!("{dat}.ref.name"), "a route table name is required");
+                } else if lookup(set, Kind::RouteTable, &r, ns).is_none() {
+                    sink.warn(format!("{dat}.ref"), format!("route table `{}/{}` does not exist (yet)", r.namespace_or(ns), r.name));
+                }
+            }
+            (None, Some(_)) => {}
+        }
+        for (j, m) in route.matchers.iter().enumerate() {
+            if m.exact.is_some() || m.regex.is_some() {
+                sink.error(format!("{at}.matchers[{j}]"), "a delegating route must match on a path prefix");
+            }
+        }
+    }
+    if let Some(o) = &route.options {
+        validate_options(&format!("{at}.options"), o, ns, set, sink);
+    }
+}
+
+/// The HTTP status of a Gloo redirect response code (enum name or number).
+pub fn redirect_status(code: &serde_json::Value) -> Option<u16> {
+    match code {
+        serde_json::Value::String(s) => match s.as_str() {
+            "MOVED_PERMANENTLY" => Some(301),
+            "FOUND" => Some(302),
+            "SEE_OTHER" => Some(303),
+            "TEMPORARY_REDIRECT" => Some(307),
+            "PERMANENT_REDIRECT" => Some(308),
+            _ => None,
+        },
+        serde_json::Value::Number(n) => match n.as_u64() {
+            Some(c @ (301 | 302 | 303 | 307 | 308)) => Some(c as u16),
+            // Gloo's enum ordinals.
+            Some(0) => Some(301),
+            Some(1) => Some(302),
+            Some(2) => Some(303),
+            Some(3) => Some(307),
+            Some(4) => Some(308),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Compiles a regex the way the gateway will (whole-path match, RE2 syntax).
+pub fn compile_full_regex(re: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(&format!("^(?:{re})$"))
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::Syntax(s) => format!("invalid regex `{re}`: {}", s.lines().last().unwrap_or("syntax error").trim()),
+            other => format!("invalid regex `{re}`: {other}"),
+        })
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn validate_matcher(at: &str, m: &Matcher, sink: &mut Sink) {
+    let kinds = [m.prefix.is_some(), m.exact.is_some(), m.regex.is_some()].iter().filter(|k| **k).count();
+    if kinds > 1 {
+        sink.error(at, "a matcher has one of prefix, exact or regex");
+    }
+    for (field, p) in [("prefix", &m.prefix), ("exact", &m.exact)] {
+        if let Some(p) = p
+            && !p.is_empty()
+            && !p.starts_with('/')
+        {
+            sink.error(format!("{at}.{field}"), format!("`{p}` must start with '/'"));
+        }
+    }
+    if let Some(re) = &m.regex
+        && let Err(e) = compile_full_regex(re)
+    {
+        sink.error(format!("{at}.regex"), e);
+    }
+    for (k, h) in m.headers.iter().enumerate() {
+        let hat = format!("{at}.headers[{k}]");
+        if !is_token(h.name.trim_start_matches(':')) {
+            sink.error(format!("{hat}.name"), format!("`{}` is not a header name", h.name));
+        }
+        if h.regex == Some(true) {
+            match &h.value {
+                Some(v) => {
+                    if let Err(e) = compile_full_regex(v) {
+                        sink.error(format!("{hat}.value"), e);
+                    }
+                }
+                None => sink.error(format!("{hat}.value"), "a regex header matcher needs a value"),
+            }
+        }
+    }
+    for (k, q) in m.query_parameters.iter().enumerate() {
+        let qat = format!("{at}.queryParameters[{k}]");
+        if q.name.is_empty() {
+            sink.error(format!("{qat}.name"), "a query parameter name is required");
+        }
+        if q.regex == Some(true)
+            && let Some(v) = &q.value
+            && let Err(e) = compile_full_regex(v)
+        {
+            sink.error(format!("{qat}.value"), e);
+        }
+    }
+    for (k, method) in m.methods.iter().enumerate() {
+        if !is_token(method) {
+            sink.error(format!("{at}.methods[{k}]"), format!("`{method}` is not an HTTP method"));
+        } else if method.to_ascii_uppercase() != *method {
+            sink.warn(format!("{at}.methods[{k}]"), format!("methods match exactly; `{method}` will not match `{}`", method.to_ascii_uppercase()));
+        }
+    }
+}
+
+fn validate_route_action(at: &str, a: &RouteAction, ns: &str, set: &ResourceSet, sink: &mut Sink) {
+    let n = [a.single.is_some(), a.multi.is_some(), a.upstream_group.is_some()].iter().filter(|k| **k).count();
+    if n != 1 {
+        sink.error(at, "routeAction needs exactly one of single, multi or upstreamGroup");
+    }
+    if let Some(d) = &a.single {
+        validate_destination(&format!("{at}.single"), d, ns, set, sink);
+    }
+    if let Some(m) = &a.multi {
+        validate_weighted(&format!("{at}.multi.destinations"), &m.destinations, ns, set, sink);
+    }
+    if let Some(g) = &a.upstream_group {
+        if g.name.is_empty() {
+            sink.error(format!("{at}.upstreamGroup.name"), "an upstream group name is required");
+        } else if lookup(set, Kind::UpstreamGroup, g, ns).is_none() {
+            sink.warn(format!("{at}.upstreamGroup"), format!("upstream group `{}/{}` does not exist (yet)", g.namespace_or(ns), g.name));
+        }
+    }
+}
+
+fn validate_weighted(at: &str, dests: &[WeightedDestination], ns: &str, set: &ResourceSet, sink: &mut Sink) {
+    if dests.is_empty() {
+        sink.error(at, "at least one destination is required");
+        return;
+    }
+    if dests.iter().all(|d| d.weight.unwrap_or(0) == 0) {
+        sink.error(at, "all weights are 0: at least one destination needs a weight above 0");
+    }
+    for (i, d) in dests.iter().enumerate() {
+        validate_destination(&format!("{at}[{i}].destination"), &d.destination, ns, set, sink);
+    }
+}
+
+fn validate_destination(at: &str, d: &Destination, ns: &str, set: &ResourceSet, sink: &mut Sink) {
+    let Some(up) = &d.upstream else {
+        if let Some(k) = ["kube", "consul"].iter().find(|k| d.extra.contains_key(**k)) {
+            sink.warn(format!("{at}.{k}"), format!("`{k}` destinations are kept but epoxy routes only to upstreams"));
+        } else {
+            sink.error(format!("{at}.upstream"), "a destination needs an upstream");
+        }
+        return;
+    };
+    if up.name.is_empty() {
+        sink.error(format!("{at}.upstream.name"), "an upstream name is required");
+        return;
+    }
+    let target = lookup(set, Kind::Upstream, up, ns);
+    if target.is_none() {
+        sink.warn(format!("{at}.upstream"), format!("upstream `{}/{}` does not exist (yet)", up.namespace_or(ns), up.name));
+    }
+    let Some(rest) = d.destination_spec.as_ref().and_then(|s| s.rest.as_ref()) else {
+        return;
+    };
+    let rat = format!("{at}.destinationSpec.rest");
+    if rest.function_name.is_empty() {
+        sink.error(format!("{rat}.functionName"), "a function name is required");
+    } else if let Some(Resource::Upstream(u)) = target
+        && !u.spec.function_names().contains(&rest.function_name.as_str())
+    {
+        sink.warn(
+            format!("{rat}.functionName"),
+            format!("upstream `{}` has no function `{}` (yet)", up.name, rest.function_name),
+        );
+    }
+    if let Some(p) = &rest.parameters {
+        for (h, tpl) in &p.headers {
+            if let Err(e) = check_extractor(tpl) {
+                sink.error(format!("{rat}.parameters.headers.{h}"), e);
+            }
+        }
+        if let Some(path) = &p.path
+            && let Err(e) = check_extractor(path)
+        {
+            sink.error(format!("{rat}.parameters.path"), e);
+        }
+    }
+}
+
+/// The variable names of an extractor template like `/petstore/findWithId/{id}`.
+pub fn extractor_variables(tpl: &str) -> Result<Vec<String>, String> {
+    let mut vars = Vec::new();
+    let mut rest = tpl;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest.as_bytes()[open] == b'}' {
+            return Err(format!("`{tpl}`: '}}' without a matching '{{'"));
+        }
+        let after = &rest[open + 1..];
+        let close = after.find('}').ok_or_else(|| format!("`{tpl}`: unclosed '{{'"))?;
+        let name = &after[..close];
+        if name.contains('{') {
+            return Err(format!("`{tpl}`: unclosed '{{'"));
+        }
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+        if !valid {
+            return Err(format!("`{tpl}`: `{{{name}}}` is not a variable name"));
+        }
+        vars.push(name.to_string());
+        rest = &after[close + 1..];
+    }
+    Ok(vars)
+}
+
+fn check_extractor(tpl: &str) -> Result<(), String> {
+    extractor_variables(tpl).map(|_| ())
+}
+
+const RETRY_ON: [&str; 8] = [
+    "5xx",
+    "gateway-error",
+    "connect-failure",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+    "reset",
+    "retriable-headers",
+];
+
+fn validate_options(at: &str, o: &RouteOptions, ns: &str, set: &ResourceSet, sink: &mut Sink) {
+    if o.prefix_rewrite.is_some() && o.regex_rewrite.is_some() {
+        sink.error(at, "prefixRewrite and regexRewrite cannot both be set");
+    }
+    if let Some(rr) = &o.regex_rewrite
+        && let Err(e) = regex::Regex::new(&rr.pattern.regex)
+    {
+        sink.error(format!("{at}.regexRewrite.pattern.regex"), format!("invalid regex: {}", e.to_string().lines().last().unwrap_or("").trim()));
+    }
+    if let Some(t) = &o.timeout
+        && let Err(e) = parse_duration(t)
+    {
+        sink.error(format!("{at}.timeout"), e);
+    }
+    if let Some(r) = &o.retries {
+        if let Some(on) = &r.retry_on {
+            for cond in on.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                if !RETRY_ON.contains(&cond) {
+                    sink.warn(format!("{at}.retries.retryOn"), format!("`{cond}` is not a retry condition epoxy knows ({})", RETRY_ON.join(", ")));
+                }
+            }
+        }
+        if let Some(t) = &r.per_try_timeout
+            && let Err(e) = parse_duration(t)
+        {
+            sink.error(format!("{at}.retries.perTryTimeout"), e);
+        }
+        for (i, c) in r.retriable_status_codes.iter().enumerate() {
+            if !(100..=599).contains(c) {
+                sink.error(format!("{at}.retries.retriableStatusCodes[{i}]"), format!("{c} is not an HTTP status"));
+            }
+        }
+    }
+    if let Some(h) = &o.header_manipulation {
+        for (list, name) in [(&h.request_headers_to_add, "requestHeadersToAdd"), (&h.response_headers_to_add, "responseHeadersToAdd")] {
+            for (i, hv) in list.iter().enumerate() {
+                if !is_token(&hv.header.key) {
+                    sink.error(format!("{at}.headerManipulation.{name}[{i}].header.key"), format!("`{}` is not a header name", hv.header.key));
+                }
+                if hv.header.value.contains(['\r', '\n']) {
+                    sink.error(format!("{at}.headerManipulation.{name}[{i}].header.value"), "a header value cannot contain a line break");
+                }
+            }
+        }
+    }
+    if let Some(s) = &o.shadowing {
+        match &s.upstream {
+            Some(u) if lookup(set, Kind::Upstream, u, ns).is_none() => {
+                sink.warn(format!("{at}.shadowing.upstream"), format!("upstream `{}/{}` does not exist (yet)", u.namespace_or(ns), u.name));
+            }
+            None => sink.error(format!("{at}.shadowing.upstream"), "shadowing needs an upstream"),
+            _ => {}
+        }
+        if let Some(p) = s.percentage
+            && !(0.0..=100.0).contains(&p)
+        {
+            sink.error(format!("{at}.shadowing.percentage"), format!("{p} is not in 0-100"));
+        }
+    }
+}
+
+/// Checks every delegation: the child's paths must start with the parent's prefix, and a chain
+/// of delegations must not loop.
+fn validate_delegation(set: &ResourceSet, out: &mut Vec<Problem>) {
+    for (key, r) in set {
+        let (Some(routes), base) = (r.routes(), route_base(r)) else { continue };
+        for (i, route) in routes.iter().enumerate() {
+            let Some(d) = &route.delegate_action else { continue };
+            let Some(child_ref) = d.reference() else { continue };
+            let child_key = ResourceKey::new(Kind::RouteTable, child_ref.namespace_or(&key.namespace), &child_ref.name);
+            let Some(Resource::RouteTable(child)) = set.get(&child_key) else { continue };
+            let parent_prefixes: Vec<&str> = route.matchers.iter().filter_map(|m| m.prefix.as_deref()).collect();
+            let parent_prefixes = if route.matchers.is_empty() { vec!["/"] } else { parent_prefixes };
+            for (k, croute) in child.spec.routes.iter().enumerate() {
+                for (m, cm) in croute.matchers.iter().enumerate() {
+                    let path = match cm.path() {
+                        PathMatch::Prefix(p) | PathMatch::Exact(p) => p,
+                        PathMatch::Regex(_) => continue,
+                    };
+                    if !parent_prefixes.iter().any(|pp| path.starts_with(pp)) {
+                        out.push(Problem {
+                            key: child_key.clone(),
+                            path: format!("spec.routes[{k}].matchers[{m}]"),
+                            reason: format!(
+                                "`{path}` does not start with the prefix `{}` of its parent {key} {base}[{i}]",
+                                parent_prefixes.join("` or `")
+                            ),
+                            severity: Severity::Error,
+                        });
+                    }
+                }
+            }
+            if let Some(cycle) = find_cycle(set, &child_key, key) {
+                out.push(Problem {
+                    key: key.clone(),
+                    path: format!("{base}[{i}].delegateAction"),
+                    reason: format!("delegation loops: {cycle}"),
+                    severity: Severity::Error,
+                });
+            }
+        }
+    }
+}
+
+fn route_base(r: &Resource) -> &'static str {
+    match r {
+        Resource::VirtualService(_) => "spec.virtualHost.routes",
+        _ => "spec.routes",
+    }
+}
+
+/// Follows delegations from `start`; returns a description if they lead back to `origin`.
+fn find_cycle(set: &ResourceSet, start: &ResourceKey, origin: &ResourceKey) -> Option<String> {
+    let mut stack = vec![(start.clone(), vec![origin.to_string(), start.to_string()])];
+    let mut seen = HashSet::new();
+    while let Some((key, trail)) = stack.pop() {
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let Some(routes) = set.get(&key).and_then(Resource::routes) else { continue };
+        for route in routes {
+            let Some(next) = route.delegate_action.as_ref().and_then(DelegateAction::reference) else { continue };
+            let next_key = ResourceKey::new(Kind::RouteTable, next.namespace_or(&key.namespace), &next.name);
+            let mut t = trail.clone();
+            t.push(next_key.to_string());
+            if &next_key == origin {
+                return Some(t.join(" -> "));
+            }
+            stack.push((next_key, t));
+        }
+    }
+    None
+}
+
+/// Problems of one resource, errors first.
+pub fn problems_of<'a>(problems: &'a [Problem], key: &ResourceKey) -> Vec<&'a Problem> {
+    let mut v: Vec<&Problem> = problems.iter().filter(|p| &p.key == key).collect();
+    v.sort_by(|a, b| b.severity.cmp(&a.severity));
+    v
+}

@@ -1,0 +1,192 @@
+//! `epoxy get KIND [NAME]` and `epoxy get vs route [VS]`.
+
+use super::output::{print_values, with_status, Table};
+use super::{Global, OutputFormat};
+use crate::api::status::{statuses, Status};
+use crate::api::{validate, Kind, PathMatch, Resource, ResourceKey, Route};
+use crate::store::Store;
+use anyhow::{bail, Result};
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// upstreams (us), virtualservices (vs), routetables (rt), upstreamgroups (ug)
+    pub kind: String,
+    /// A name; or, after `vs`: `route [VS]` for the route table of a virtual service
+    pub args: Vec<String>,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
+    let Some(kind) = Kind::parse(&a.kind) else {
+        bail!(
+            "unknown kind `{}`: use upstreams (us), virtualservices (vs), routetables (rt) or upstreamgroups (ug)",
+            a.kind
+        );
+    };
+    let store = g.open_store()?;
+    let listing = store.list().await?;
+    for e in &listing.errors {
+        eprintln!("warning: {e} (skipped)");
+    }
+    let problems = validate(&listing.resources);
+    let status_of = statuses(listing.resources.keys(), &problems);
+    let accepted = Status::accepted();
+    let status = |k: &ResourceKey| status_of.get(k).unwrap_or(&accepted).clone();
+
+    if matches!(kind, Kind::VirtualService | Kind::RouteTable)
+        && matches!(a.args.first().map(String::as_str), Some("route" | "routes"))
+    {
+        let name = match a.args.get(1) {
+            Some(n) => n.clone(),
+            None => super::routes::default_vs_name(&listing, &g.namespace)
+                .ok_or_else(|| anyhow::anyhow!("no virtual service in namespace {}; name one", g.namespace))?,
+        };
+        let key = ResourceKey::new(kind, &g.namespace, &name);
+        let Some(r) = listing.resources.get(&key) else {
+            bail!("{key} not found");
+        };
+        let routes = r.routes().cloned().unwrap_or_default();
+        match a.output {
+            OutputFormat::Table => print!("{}", routes_table(&routes)),
+            f => print_values(
+                routes.iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect(),
+                f,
+                false,
+            ),
+        }
+        return Ok(());
+    }
+
+    let name = a.args.first();
+    let selected: Vec<&Resource> = listing
+        .of_kind(kind)
+        .filter(|r| r.namespace() == g.namespace)
+        .filter(|r| name.is_none_or(|n| r.name() == n))
+        .collect();
+    if let Some(n) = name
+        && selected.is_empty()
+    {
+        bail!("{} not found", ResourceKey::new(kind, &g.namespace, n));
+    }
+    match a.output {
+        OutputFormat::Table => {
+            let mut t = match kind {
+                Kind::Upstream => Table::new(&["UPSTREAM", "TYPE", "STATUS", "ADDRESS", "FUNCTIONS"]),
+                Kind::VirtualService => Table::new(&["VIRTUAL SERVICE", "DOMAINS", "ROUTES", "STATUS"]),
+                Kind::RouteTable => Table::new(&["ROUTE TABLE", "ROUTES", "STATUS"]),
+                Kind::UpstreamGroup => Table::new(&["UPSTREAM GROUP", "DESTINATIONS", "STATUS"]),
+            };
+            for r in &selected {
+                let st = status(&r.key()).state.as_str().to_string();
+                t.row(match r {
+                    Resource::Upstream(u) => {
+                        let (ty, addr) = match (&u.spec.kube, &u.spec.static_) {
+                            (Some(k), _) => ("kube", format!("{}.{}:{}", k.service_name, k.service_namespace, k.service_port)),
+                            (None, Some(s)) => (
+                                "static",
+                                s.hosts.iter().map(|h| format!("{}:{}", h.addr, h.port)).collect::<Vec<_>>().join(","),
+                            ),
+                            _ => ("other", String::new()),
+                        };
+                        vec![r.name().into(), ty.into(), st, addr, u.spec.function_names().join(", ")]
+                    }
+                    Resource::VirtualService(vs) => vec![
+                        r.name().into(),
+                        vs.spec.virtual_host.domains.join(", "),
+                        vs.spec.virtual_host.routes.len().to_string(),
+                        st,
+                    ],
+                    Resource::RouteTable(rt) => vec![r.name().into(), rt.spec.routes.len().to_string(), st],
+                    Resource::UpstreamGroup(ug) => vec![
+                        r.name().into(),
+                        ug.spec
+                            .destinations
+                            .iter()
+                            .map(|d| {
+                                format!(
+                                    "{}({})",
+                                    d.destination.upstream.as_ref().map(|u| u.name.as_str()).unwrap_or("?"),
+                                    d.weight.unwrap_or(0)
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        st,
+                    ],
+                });
+            }
+            print!("{}", t.render());
+        }
+        f => print_values(
+            selected.iter().map(|r| with_status(r, &status(&r.key()))).collect(),
+            f,
+            name.is_some(),
+        ),
+    }
+    Ok(())
+}
+
+/// glooctl's route table: index, matcher, type, methods, headers, destination, function.
+pub fn routes_table(routes: &[Route]) -> String {
+    let mut t = Table::new(&["#", "MATCHER", "TYPE", "METHODS", "HEADERS", "DESTINATION", "FUNCTION"]);
+    for (i, r) in routes.iter().enumerate() {
+        let m = r.matchers.first();
+        let (kind, path) = match m.map(|m| m.path()).unwrap_or(PathMatch::Prefix("/")) {
+            PathMatch::Prefix(p) => ("Prefix", p),
+            PathMatch::Exact(p) => ("Exact", p),
+            PathMatch::Regex(p) => ("Regex", p),
+        };
+        let methods = m.map(|m| m.methods.join(",")).unwrap_or_default();
+        let headers = m
+            .map(|m| {
+                m.headers
+                    .iter()
+                    .map(|h| format!("{}{}={}", if h.invert_match == Some(true) { "!" } else { "" }, h.name, h.value.as_deref().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        let (dest, function) = describe_action(r);
+        t.row(vec![i.to_string(), path.to_string(), kind.into(), methods, headers, dest, function]);
+    }
+    t.render()
+}
+
+/// A route's destination and function, in a few words.
+pub fn describe_action(r: &Route) -> (String, String) {
+    if let Some(a) = &r.route_action {
+        if let Some(d) = &a.single {
+            let up = d.upstream.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+            return (up, d.function_name().unwrap_or("").to_string());
+        }
+        if let Some(m) = &a.multi {
+            let parts: Vec<String> = m
+                .destinations
+                .iter()
+                .map(|d| {
+                    let up = d.destination.upstream.as_ref().map(|u| u.name.as_str()).unwrap_or("?");
+                    format!("{up}({})", d.weight.unwrap_or(0))
+                })
+                .collect();
+            return (parts.join(", "), String::new());
+        }
+        if let Some(g) = &a.upstream_group {
+            return (format!("group {}", g.name), String::new());
+        }
+    }
+    if let Some(d) = &r.direct_response_action {
+        return (format!("direct {}", d.status), String::new());
+    }
+    if let Some(d) = &r.redirect_action {
+        let to = d.host_redirect.clone().or(d.path_redirect.clone()).unwrap_or_default();
+        return (format!("redirect {to}"), String::new());
+    }
+    if let Some(d) = &r.delegate_action {
+        let to = d.reference().map(|r| r.name).unwrap_or_else(|| "selector".into());
+        return (format!("delegate {to}"), String::new());
+    }
+    ("-".into(), String::new())
+}

@@ -1,0 +1,98 @@
+//! glooctl-style commands. Each command reads or writes the store; writes go through
+//! `control::writes` so that they are validated like every other change.
+
+mod get;
+mod output;
+mod routes;
+mod write;
+
+use crate::api::DEFAULT_NAMESPACE;
+use crate::store::dir::{default_dir, DirStore};
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "epoxy",
+    version,
+    about = "A function gateway with a terminal console, speaking Gloo's resources",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Store directory [default: $EPOXY_DIR, else $XDG_DATA_HOME/epoxy/store]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Namespace to read and write
+    #[arg(short = 'n', long, global = true, default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+}
+
+impl Global {
+    pub fn open_store(&self) -> Result<DirStore> {
+        let dir = self.dir.clone().unwrap_or_else(default_dir);
+        Ok(DirStore::open(dir)?)
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Yaml,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create or update resources from a YAML or JSON file (`-` for standard input)
+    Apply {
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        file: String,
+    },
+    /// Delete a resource: `epoxy delete upstream NAME`
+    Delete {
+        /// upstream (us), virtualservice (vs), routetable (rt), upstreamgroup (ug)
+        kind: String,
+        name: String,
+    },
+    /// Show resources: upstreams (us), virtualservices (vs), `vs route [VS]`, routetables (rt), upstreamgroups (ug)
+    Get(get::GetArgs),
+    /// Create a resource from flags
+    #[command(subcommand)]
+    Create(write::CreateCommand),
+    /// Add a route to a virtual service (glooctl's `add route`)
+    #[command(subcommand)]
+    Add(routes::AddCommand),
+    /// Remove a route from a virtual service
+    #[command(subcommand)]
+    Remove(routes::RemoveCommand),
+    /// Route commands of the original walkthrough: `route create`, `route sort`
+    #[command(subcommand)]
+    Route(routes::RouteCommand),
+}
+
+/// A refused request: printed as one line (per problem) and exit code 1.
+pub fn run(cli: Cli) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let g = cli.global;
+        match cli.command {
+            Command::Apply { file } => write::apply(&g, &file).await,
+            Command::Delete { kind, name } => write::delete(&g, &kind, &name).await,
+            Command::Get(args) => get::run(&g, args).await,
+            Command::Create(c) => write::create(&g, c).await,
+            Command::Add(c) => routes::add(&g, c).await,
+            Command::Remove(c) => routes::remove(&g, c).await,
+            Command::Route(c) => routes::route(&g, c).await,
+        }
+    })
+}

@@ -1,0 +1,232 @@
+//! `apply`, `delete` and `create`: writes from files and flags.
+
+use super::Global;
+use crate::api::types::collect_unmodelled;
+use crate::api::{
+    parse_resources, Kind, KubeUpstream, Object, Resource, ResourceKey, StaticHost, StaticUpstream, UpstreamSpec,
+    VirtualHost, VirtualServiceSpec,
+};
+use crate::control::writes::{self, WriteError};
+use crate::store::{Precondition, Store, StoreError};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Subcommand;
+use std::io::Read;
+
+#[derive(Subcommand, Debug)]
+pub enum CreateCommand {
+    /// Create an upstream: `create upstream static NAME --static-hosts H:P` or `create upstream kube NAME ...`
+    #[command(subcommand, visible_alias = "us")]
+    Upstream(CreateUpstream),
+    /// Create a virtual service: `create virtualservice NAME --domains a,b`
+    #[command(visible_alias = "vs")]
+    Virtualservice {
+        name: String,
+        /// Domains it serves [default: *]
+        #[arg(long, value_delimiter = ',')]
+        domains: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CreateUpstream {
+    /// An upstream of fixed hosts
+    Static {
+        name: String,
+        /// HOST:PORT,... (round robin)
+        #[arg(long, value_delimiter = ',', required = true)]
+        static_hosts: Vec<String>,
+        /// Connect with TLS
+        #[arg(long)]
+        use_tls: bool,
+    },
+    /// An upstream for a Kubernetes service port
+    Kube {
+        name: String,
+        #[arg(long)]
+        kube_service: String,
+        #[arg(long, default_value = "default")]
+        kube_service_namespace: String,
+        #[arg(long, default_value_t = 80)]
+        kube_service_port: u32,
+    },
+}
+
+/// Prints a write's warnings to stderr.
+pub fn print_warnings(w: &[crate::api::Problem]) {
+    for p in w {
+        eprintln!("warning: {p}");
+    }
+}
+
+/// Turns a write error into the CLI's one-line-per-problem message.
+pub fn refusal(e: WriteError) -> anyhow::Error {
+    match e {
+        WriteError::Invalid(ps) => anyhow!(
+            "refused, {} problem{}:\n{}",
+            ps.len(),
+            if ps.len() == 1 { "" } else { "s" },
+            ps.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+        ),
+        WriteError::Store(s) => anyhow!(s),
+    }
+}
+
+fn read_input(file: &str) -> Result<String> {
+    if file == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).context("reading standard input")?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {file}"))
+    }
+}
+
+fn kind_order(k: Kind) -> u8 {
+    match k {
+        Kind::Upstream => 0,
+        Kind::UpstreamGroup => 1,
+        Kind::RouteTable => 2,
+        Kind::VirtualService => 3,
+    }
+}
+
+pub async fn apply(g: &Global, file: &str) -> Result<()> {
+    let text = read_input(file)?;
+    let origin = if file == "-" { "<stdin>" } else { file };
+    let (parsed, unmodelled) = collect_unmodelled(|| parse_resources(&text, origin));
+    let mut resources = parsed?;
+    if resources.is_empty() {
+        bail!("{origin}: no resources found");
+    }
+    if !unmodelled.is_empty() {
+        let mut u = unmodelled;
+        u.sort();
+        u.dedup();
+        eprintln!("warning: kept fields epoxy does not act on: {}", u.join(", "));
+    }
+    // Targets first, so that references in the same file resolve.
+    resources.sort_by_key(|r| kind_order(r.kind()));
+    let store = g.open_store()?;
+    let mut failed = 0;
+    for mut r in resources {
+        if r.namespace().is_empty() {
+            r.meta_mut().namespace = Some(g.namespace.clone());
+        }
+        // Apply replaces whatever is there; a version in the file is not a precondition.
+        r.meta_mut().resource_version = None;
+        let key = r.key();
+        let existing = store.get(&key).await.ok();
+        let verb = match &existing {
+            None => "created",
+            Some(e) => {
+                let mut e = e.clone();
+                e.meta_mut().resource_version = None;
+                if e == r { "unchanged" } else { "configured" }
+            }
+        };
+        if verb == "unchanged" {
+            println!("{key} unchanged");
+            continue;
+        }
+        match writes::write(&store, r, Precondition::Any).await {
+            Ok(w) => {
+                print_warnings(&w.warnings);
+                println!("{key} {verb}");
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}", refusal(e));
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} resource{} not applied", if failed == 1 { "" } else { "s" });
+    }
+    Ok(())
+}
+
+pub async fn delete(g: &Global, kind: &str, name: &str) -> Result<()> {
+    let kind = Kind::parse(kind).ok_or_else(|| anyhow!("unknown kind `{kind}`"))?;
+    let store = g.open_store()?;
+    let key = ResourceKey::new(kind, &g.namespace, name);
+    let warnings = writes::delete(&store, &key).await.map_err(refusal)?;
+    print_warnings(&warnings);
+    println!("{key} deleted");
+    Ok(())
+}
+
+fn parse_host(h: &str) -> Result<StaticHost> {
+    let (addr, port) = h
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("`{h}`: expected HOST:PORT"))?;
+    let port: u32 = port.parse().map_err(|_| anyhow!("`{h}`: the port is not a number"))?;
+    Ok(StaticHost {
+        addr: addr.trim_start_matches('[').trim_end_matches(']').to_string(),
+        port,
+        extra: Default::default(),
+    })
+}
+
+pub async fn create(g: &Global, c: CreateCommand) -> Result<()> {
+    let ns = &g.namespace;
+    let r = match c {
+        CreateCommand::Upstream(CreateUpstream::Static {
+            name,
+            static_hosts,
+            use_tls,
+        }) => Resource::Upstream(Object::new(
+            Kind::Upstream,
+            ns,
+            &name,
+            UpstreamSpec {
+                static_: Some(StaticUpstream {
+                    hosts: static_hosts.iter().map(|h| parse_host(h)).collect::<Result<_>>()?,
+                    use_tls: use_tls.then_some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )),
+        CreateCommand::Upstream(CreateUpstream::Kube {
+            name,
+            kube_service,
+            kube_service_namespace,
+            kube_service_port,
+        }) => Resource::Upstream(Object::new(
+            Kind::Upstream,
+            ns,
+            &name,
+            UpstreamSpec {
+                kube: Some(KubeUpstream {
+                    service_name: kube_service,
+                    service_namespace: kube_service_namespace,
+                    service_port: kube_service_port,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )),
+        CreateCommand::Virtualservice { name, domains } => Resource::VirtualService(Object::new(
+            Kind::VirtualService,
+            ns,
+            &name,
+            VirtualServiceSpec {
+                virtual_host: VirtualHost {
+                    domains: if domains.is_empty() { vec!["*".into()] } else { domains },
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )),
+    };
+    let key = r.key();
+    let w = writes::write(&g.open_store()?, r, Precondition::Absent)
+        .await
+        .map_err(|e| match e {
+            WriteError::Store(StoreError::AlreadyExists(k)) => anyhow!("{k} already exists"),
+            e => refusal(e),
+        })?;
+    print_warnings(&w.warnings);
+    println!("{key} created");
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! epoxy: a function gateway with a terminal console, speaking Gloo's resources.
+//!
+//! The arrows point one way: `cli` → `control` → `store` → `api` (see DESIGN.md §5).
+
+pub mod api;
+pub mod cli;
+pub mod control;
+pub mod store;

@@ -1,0 +1,348 @@
+//! The directory store: `<dir>/<plural>/<namespace>/<name>.yaml`, one resource per file.
+//!
+//! - resourceVersion is a digest of the file's bytes, so an external edit changes it too;
+//! - writes take an exclusive lock on `<dir>/.epoxy.lock` (across processes), check the
+//!   precondition, write a temp file and rename it over the target (atomic);
+//! - a file that cannot be read is reported in the listing and never rewritten or deleted;
+//! - a watcher (inotify through `notify`, plus a slow rescan as a safety net) republishes the
+//!   whole state whenever a file changes.
+
+use super::{Listing, Precondition, Result, Store, StoreError};
+use crate::api::{parse_one, Kind, ParseError, Resource, ResourceKey, DEFAULT_NAMESPACE};
+use notify::Watcher;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub struct DirStore {
+    root: PathBuf,
+    watch: Mutex<Option<watch::Receiver<Arc<Listing>>>>,
+}
+
+/// Where the CLI's store lives when no `--dir` is given: `EPOXY_DIR`, else
+/// `$XDG_DATA_HOME/epoxy/store`, else `~/.local/share/epoxy/store`.
+pub fn default_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("EPOXY_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data.join("epoxy").join("store")
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The version of a file's content.
+fn version_of(bytes: &[u8]) -> String {
+    format!("{:x}", md5::compute(bytes))[..16].to_string()
+}
+
+impl DirStore {
+    /// Opens (and creates) the store at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(io_err(&root))?;
+        Ok(DirStore {
+            root,
+            watch: Mutex::new(None),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file that holds `key`.
+    pub fn path_of(&self, key: &ResourceKey) -> PathBuf {
+        self.root
+            .join(key.kind.plural())
+            .join(&key.namespace)
+            .join(format!("{}.yaml", key.name))
+    }
+
+    /// Reads one file; the resource's identity comes from its path.
+    fn read_file(&self, kind: Kind, namespace: &str, path: &Path) -> Result<Option<Resource>> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(path)(e)),
+        };
+        let origin = path.display().to_string();
+        let text = String::from_utf8(bytes.clone()).map_err(|_| {
+            StoreError::Unreadable(ParseError {
+                origin: origin.clone(),
+                line: None,
+                reason: "not UTF-8 text".into(),
+            })
+        })?;
+        let mut r = parse_one(&text, &origin).map_err(StoreError::Unreadable)?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let unreadable = |reason: String| {
+            StoreError::Unreadable(ParseError {
+                origin: origin.clone(),
+                line: None,
+                reason,
+            })
+        };
+        if r.kind() != kind {
+            return Err(unreadable(format!(
+                "holds a {} but lies under {}/",
+                r.kind().name(),
+                kind.plural()
+            )));
+        }
+        if r.name() != stem {
+            return Err(unreadable(format!(
+                "metadata.name `{}` does not match the file name `{stem}`",
+                r.name()
+            )));
+        }
+        match r.meta().namespace.as_deref() {
+            None | Some("") => r.meta_mut().namespace = Some(namespace.to_string()),
+            Some(ns) if ns != namespace => {
+                return Err(unreadable(format!(
+                    "metadata.namespace `{ns}` does not match its folder `{namespace}`"
+                )));
+            }
+            _ => {}
+        }
+        r.meta_mut().resource_version = Some(version_of(&bytes));
+        Ok(Some(r))
+    }
+
+    /// Reads the whole directory; unreadable files are listed as errors.
+    pub fn scan(&self) -> Listing {
+        let mut listing = Listing::default();
+        for kind in Kind::ALL {
+            let kdir = self.root.join(kind.plural());
+            let Ok(namespaces) = fs::read_dir(&kdir) else {
+                continue;
+            };
+            for ns in namespaces.flatten() {
+                let ns_name = ns.file_name().to_string_lossy().to_string();
+                if ns_name.starts_with('.') || !ns.path().is_dir() {
+                    continue;
+                }
+                let Ok(files) = fs::read_dir(ns.path()) else {
+                    continue;
+                };
+                for f in files.flatten() {
+                    let name = f.file_name().to_string_lossy().to_string();
+                    if name.starts_with('.') || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+                        continue;
+                    }
+                    match self.read_file(kind, &ns_name, &f.path()) {
+                        Ok(Some(r)) => {
+                            listing.resources.insert(r.key(), r);
+                        }
+                        Ok(None) => {}
+                        Err(StoreError::Unreadable(e)) => listing.errors.push(e),
+                        Err(e) => listing.errors.push(ParseError {
+                            origin: f.path().display().to_string(),
+                            line: None,
+                            reason: e.to_string(),
+                        }),
+                    }
+                }
+            }
+        }
+        listing.errors.sort_by(|a, b| a.origin.cmp(&b.origin));
+        listing
+    }
+
+    /// Runs `f` holding the store's write lock (shared by every process using this directory).
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let lock_path = self.root.join(".epoxy.lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        lock.lock().map_err(io_err(&lock_path))?;
+        let out = f();
+        let _ = lock.unlock();
+        out
+    }
+
+    fn check(&self, key: &ResourceKey, current: Option<&Resource>, pre: &Precondition) -> Result<()> {
+        match (pre, current) {
+            (Precondition::Any, _) => Ok(()),
+            (Precondition::Absent, Some(_)) => Err(StoreError::AlreadyExists(key.clone())),
+            (Precondition::Absent, None) => Ok(()),
+            (Precondition::Version(v), None) => Err(StoreError::Conflict {
+                key: key.clone(),
+                expected: v.clone(),
+                found: "none (deleted)".into(),
+            }),
+            (Precondition::Version(v), Some(c)) => {
+                let found = c.resource_version().unwrap_or("");
+                if found == v {
+                    Ok(())
+                } else {
+                    Err(StoreError::Conflict {
+                        key: key.clone(),
+                        expected: v.clone(),
+                        found: found.to_string(),
+                    })
+                }
+            }
+        }
+    }
+
+    pub fn put_sync(&self, mut resource: Resource, pre: Precondition) -> Result<Resource> {
+        if resource.meta().namespace.as_deref().unwrap_or("").is_empty() {
+            resource.meta_mut().namespace = Some(DEFAULT_NAMESPACE.to_string());
+        }
+        let key = resource.key();
+        if let Some(p) = crate::api::naming::name_problem(&key.name)
+            .or_else(|| crate::api::naming::namespace_problem(&key.namespace))
+        {
+            return Err(StoreError::Invalid(format!("{key}: {p}")));
+        }
+        let path = self.path_of(&key);
+        self.locked(|| {
+            let current = self.read_file(key.kind, &key.namespace, &path)?;
+            self.check(&key, current.as_ref(), &pre)?;
+            // The version is derived from the bytes; it is never stored in the file.
+            resource.meta_mut().resource_version = None;
+            let text = resource.to_yaml();
+            let dir = path.parent().unwrap_or(&self.root);
+            fs::create_dir_all(dir).map_err(io_err(dir))?;
+            let tmp = dir.join(format!(".{}.yaml.tmp-{}", key.name, std::process::id()));
+            let write = || -> std::io::Result<()> {
+                let mut f = fs::File::create(&tmp)?;
+                f.write_all(text.as_bytes())?;
+                f.sync_all()?;
+                fs::rename(&tmp, &path)
+            };
+            if let Err(e) = write() {
+                let _ = fs::remove_file(&tmp);
+                return Err(io_err(&path)(e));
+            }
+            resource.meta_mut().resource_version = Some(version_of(text.as_bytes()));
+            Ok(resource)
+        })
+    }
+
+    pub fn delete_sync(&self, key: &ResourceKey, pre: Precondition) -> Result<()> {
+        let path = self.path_of(key);
+        self.locked(|| {
+            let current = match self.read_file(key.kind, &key.namespace, &path) {
+                Ok(c) => c,
+                // Deleting an unreadable file by name is the user's explicit choice.
+                Err(StoreError::Unreadable(_)) if pre == Precondition::Any => {
+                    fs::remove_file(&path).map_err(io_err(&path))?;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            if current.is_none() {
+                return Err(StoreError::NotFound(key.clone()));
+            }
+            self.check(key, current.as_ref(), &pre)?;
+            fs::remove_file(&path).map_err(io_err(&path))
+        })
+    }
+
+    /// Starts the watcher: file events (debounced) and a rescan every 2 s both republish.
+    fn start_watch(&self) -> watch::Receiver<Arc<Listing>> {
+        let (tx, rx) = watch::channel(Arc::new(self.scan()));
+        let (ev_tx, ev_rx) = std::sync::mpsc::channel::<()>();
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if res.is_ok() {
+                let _ = ev_tx.send(());
+            }
+        });
+        let watcher = match watcher {
+            Ok(mut w) => match w.watch(&self.root, notify::RecursiveMode::Recursive) {
+                Ok(()) => Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "file watching unavailable; rescanning every 2s");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "file watching unavailable; rescanning every 2s");
+                None
+            }
+        };
+        let root = self.root.clone();
+        std::thread::Builder::new()
+            .name("epoxy-dir-watch".into())
+            .spawn(move || {
+                let _keep = watcher;
+                let store = DirStore {
+                    root,
+                    watch: Mutex::new(None),
+                };
+                loop {
+                    match ev_rx.recv_timeout(Duration::from_secs(2)) {
+                        Ok(()) => {
+                            // Let a burst of events (temp file, rename) settle, then rescan once.
+                            std::thread::sleep(Duration::from_millis(30));
+                            while ev_rx.try_recv().is_ok() {}
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                            std::thread::sleep(Duration::from_secs(2))
+                        }
+                    }
+                    let next = store.scan();
+                    if tx.is_closed() {
+                        return;
+                    }
+                    tx.send_if_modified(|cur| {
+                        if **cur == next {
+                            false
+                        } else {
+                            *cur = Arc::new(next);
+                            true
+                        }
+                    });
+                }
+            })
+            .ok();
+        rx
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for DirStore {
+    fn describe(&self) -> String {
+        format!("dir {}", self.root.display())
+    }
+
+    async fn list(&self) -> Result<Listing> {
+        Ok(self.scan())
+    }
+
+    async fn get(&self, key: &ResourceKey) -> Result<Resource> {
+        self.read_file(key.kind, &key.namespace, &self.path_of(key))?
+            .ok_or_else(|| StoreError::NotFound(key.clone()))
+    }
+
+    async fn put(&self, resource: Resource, pre: Precondition) -> Result<Resource> {
+        self.put_sync(resource, pre)
+    }
+
+    async fn delete(&self, key: &ResourceKey, pre: Precondition) -> Result<()> {
+        self.delete_sync(key, pre)
+    }
+
+    fn watch(&self) -> watch::Receiver<Arc<Listing>> {
+        let mut guard = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        guard.get_or_insert_with(|| self.start_watch()).clone()
+    }
+}

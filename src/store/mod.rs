@@ -1,0 +1,89 @@
+//! The single source of truth: a `Store` of resources, with list/get/put/delete and a watch of
+//! the whole state. `dir` keeps YAML files; `kube` (later) keeps CRDs.
+
+pub mod dir;
+
+use crate::api::{Kind, ParseError, Resource, ResourceKey, ResourceSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Everything a store holds at one moment, plus what it could not read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    pub resources: ResourceSet,
+    /// Files or objects that could not be read: reported, skipped, never removed.
+    pub errors: Vec<ParseError>,
+}
+
+impl Listing {
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Resource> {
+        self.resources.values().filter(move |r| r.kind() == kind)
+    }
+}
+
+/// What a write expects to find, so that a write that lost a race is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// Create or replace, whatever is there.
+    Any,
+    /// Create only: refuse if the resource exists.
+    Absent,
+    /// Replace only the version that was read.
+    Version(String),
+}
+
+impl Precondition {
+    /// The precondition a read-modify-write of `r` carries: the version it was read at.
+    pub fn from_read(r: &Resource) -> Self {
+        match r.resource_version() {
+            Some(v) => Precondition::Version(v.to_string()),
+            None => Precondition::Any,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(ResourceKey),
+    #[error("{0} already exists")]
+    AlreadyExists(ResourceKey),
+    #[error("conflict: {key} was changed by another writer (expected version {expected}, found {found}); read it again and retry")]
+    Conflict {
+        key: ResourceKey,
+        expected: String,
+        found: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}; fix or remove the file by hand, epoxy will not overwrite it")]
+    Unreadable(ParseError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Where the data lives, for headers and messages: `dir /home/me/.local/share/epoxy/store`.
+    fn describe(&self) -> String;
+
+    /// The whole state, as of now.
+    async fn list(&self) -> Result<Listing>;
+
+    async fn get(&self, key: &ResourceKey) -> Result<Resource>;
+
+    /// Writes `resource` if `pre` holds; returns it with its new resourceVersion.
+    async fn put(&self, resource: Resource, pre: Precondition) -> Result<Resource>;
+
+    async fn delete(&self, key: &ResourceKey, pre: Precondition) -> Result<()>;
+
+    /// A receiver of the whole state, updated on every change (own writes and external edits).
+    fn watch(&self) -> watch::Receiver<Arc<Listing>>;
+}
