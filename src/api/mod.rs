@@ -9,10 +9,10 @@ pub mod status;
 pub mod types;
 pub mod validate;
 
-pub use parse::{parse_one, parse_resources, ParseError};
+pub use parse::{ParseError, parse_one, parse_resources};
 pub use resource::{Kind, Object, Resource, ResourceKey};
 pub use types::*;
-pub use validate::{validate, Problem, ResourceSet, Severity};
+pub use validate::{Problem, ResourceSet, Severity, validate};
 
 /// The namespace epoxy writes to when none is given: Gloo's, so Gloo's resources apply as they are.
 pub const DEFAULT_NAMESPACE: &str = "gloo-system";

@@ -75,8 +75,14 @@ mod tests {
 
     #[test]
     fn gloo_upstream_names() {
-        assert_eq!(upstream_name("default", "petstore", 8080), "default-petstore-8080");
-        assert_eq!(upstream_name("Default", "pet_store.v1", 80), "default-pet-store-v1-80");
+        assert_eq!(
+            upstream_name("default", "petstore", 8080),
+            "default-petstore-8080"
+        );
+        assert_eq!(
+            upstream_name("Default", "pet_store.v1", 80),
+            "default-pet-store-v1-80"
+        );
         assert_eq!(sanitize_name("a[b]'c\"d"), "abcd");
     }
 

@@ -94,7 +94,10 @@ pub fn parse_values(text: &str, source: &str) -> Result<Vec<(usize, Value)>, Par
         let v: Value = serde_saphyr::from_str(&padded).map_err(|e| ParseError {
             origin: source.to_string(),
             line: error_line(&e.to_string()).or(Some(chunk.start_line)),
-            reason: format!("invalid YAML: {}", first_line(&e.to_string())),
+            reason: format!(
+                "invalid YAML: {}",
+                first_line(&e.to_string()).trim_start_matches("error: ")
+            ),
         })?;
         if v.is_null() {
             continue;
@@ -175,7 +178,9 @@ pub fn parse_resources(text: &str, source: &str) -> Result<Vec<Resource>, ParseE
             reason,
         };
         if !v.is_object() {
-            return Err(err("a document must be a mapping with apiVersion, kind, metadata and spec".into()));
+            return Err(err(
+                "a document must be a mapping with apiVersion, kind, metadata and spec".into(),
+            ));
         }
         let kind = kind_of(&v).map_err(err)?;
         let r = Resource::from_value(kind, v).map_err(err)?;
@@ -200,7 +205,12 @@ pub fn parse_one(text: &str, source: &str) -> Result<Resource, ParseError> {
 /// Writes a JSON value as YAML.
 pub fn value_to_yaml(v: &Value) -> String {
     // Serializing a JSON value cannot fail; fall back to JSON (valid YAML) just in case.
-    serde_saphyr::to_string(v).unwrap_or_else(|_| serde_json::to_string_pretty(v).unwrap_or_default())
+    let mut s = serde_saphyr::to_string(v)
+        .unwrap_or_else(|_| serde_json::to_string_pretty(v).unwrap_or_default());
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
 }
 
 #[cfg(test)]

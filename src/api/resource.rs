@@ -130,6 +130,8 @@ pub type VirtualService = Object<VirtualServiceSpec>;
 pub type RouteTable = Object<RouteTableSpec>;
 
 /// Any resource epoxy stores.
+// Upstreams are the largest kind; resources live in maps, not on hot paths, so no boxing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resource {
     Upstream(Upstream),

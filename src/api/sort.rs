@@ -22,6 +22,9 @@ pub fn sort_routes(routes: &mut [Route]) {
     routes.sort_by(|a, b| {
         let (ma, ka, la) = rank(a);
         let (mb, kb, lb) = rank(b);
-        mb.cmp(&ma).then(ka.cmp(&kb)).then(lb.cmp(&la)).then(Ordering::Equal)
+        mb.cmp(&ma)
+            .then(ka.cmp(&kb))
+            .then(lb.cmp(&la))
+            .then(Ordering::Equal)
     });
 }

@@ -36,7 +36,12 @@ pub struct Status {
 
 impl Status {
     pub fn accepted() -> Self {
-        Status { state: State::Accepted, reason: None, warnings: Vec::new(), reported_by: "epoxy" }
+        Status {
+            state: State::Accepted,
+            reason: None,
+            warnings: Vec::new(),
+            reported_by: "epoxy",
+        }
     }
 
     /// The status a resource gets from its problems.
@@ -44,7 +49,11 @@ impl Status {
         let mut s = Status::accepted();
         let mut errors = Vec::new();
         for p in problems {
-            let line = if p.path.is_empty() { p.reason.clone() } else { format!("{}: {}", p.path, p.reason) };
+            let line = if p.path.is_empty() {
+                p.reason.clone()
+            } else {
+                format!("{}: {}", p.path, p.reason)
+            };
             match p.severity {
                 Severity::Error => errors.push(line),
                 Severity::Warning => s.warnings.push(line),
@@ -61,8 +70,16 @@ impl Status {
 }
 
 /// Statuses of every key named, from a validation's problems.
-pub fn statuses<'a>(keys: impl IntoIterator<Item = &'a ResourceKey>, problems: &[Problem]) -> BTreeMap<ResourceKey, Status> {
+pub fn statuses<'a>(
+    keys: impl IntoIterator<Item = &'a ResourceKey>,
+    problems: &[Problem],
+) -> BTreeMap<ResourceKey, Status> {
     keys.into_iter()
-        .map(|k| (k.clone(), Status::from_problems(problems.iter().filter(|p| &p.key == k))))
+        .map(|k| {
+            (
+                k.clone(),
+                Status::from_problems(problems.iter().filter(|p| &p.key == k)),
+            )
+        })
         .collect()
 }

@@ -34,8 +34,17 @@ thread_local! {
 
 /// Kubernetes bookkeeping that any object may carry; not worth a warning.
 const BOOKKEEPING: [&str; 11] = [
-    "status", "creationTimestamp", "uid", "generation", "managedFields", "ownerReferences",
-    "finalizers", "selfLink", "deletionTimestamp", "generateName", "deletionGracePeriodSeconds",
+    "status",
+    "creationTimestamp",
+    "uid",
+    "generation",
+    "managedFields",
+    "ownerReferences",
+    "finalizers",
+    "selfLink",
+    "deletionTimestamp",
+    "generateName",
+    "deletionGracePeriodSeconds",
 ];
 
 impl<'de> Deserialize<'de> for Extra {
@@ -43,7 +52,11 @@ impl<'de> Deserialize<'de> for Extra {
         let m = Map::<String, Value>::deserialize(d)?;
         UNMODELLED.with(|c| {
             if let Some(keys) = c.borrow_mut().as_mut() {
-                keys.extend(m.keys().filter(|k| !BOOKKEEPING.contains(&k.as_str())).cloned());
+                keys.extend(
+                    m.keys()
+                        .filter(|k| !BOOKKEEPING.contains(&k.as_str()))
+                        .cloned(),
+                );
             }
         });
         Ok(Extra(m))
@@ -54,7 +67,9 @@ impl<'de> Deserialize<'de> for Extra {
 pub fn collect_unmodelled<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
     UNMODELLED.with(|c| *c.borrow_mut() = Some(Vec::new()));
     let out = f();
-    let keys = UNMODELLED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    let keys = UNMODELLED
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_default();
     (out, keys)
 }
 

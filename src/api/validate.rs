@@ -68,18 +68,34 @@ pub fn validate(set: &ResourceSet) -> Vec<Problem> {
         validate_meta(r, &mut sink);
         match r {
             Resource::Upstream(u) => validate_upstream(&u.spec, &mut sink),
-            Resource::UpstreamGroup(g) => {
-                validate_weighted("spec.destinations", &g.spec.destinations, &key.namespace, set, &mut sink)
-            }
+            Resource::UpstreamGroup(g) => validate_weighted(
+                "spec.destinations",
+                &g.spec.destinations,
+                &key.namespace,
+                set,
+                &mut sink,
+            ),
             Resource::VirtualService(vs) => {
                 validate_domains(&vs.spec.virtual_host.domains, &mut sink);
                 for (i, route) in vs.spec.virtual_host.routes.iter().enumerate() {
-                    validate_route(&format!("spec.virtualHost.routes[{i}]"), route, &key.namespace, set, &mut sink);
+                    validate_route(
+                        &format!("spec.virtualHost.routes[{i}]"),
+                        route,
+                        &key.namespace,
+                        set,
+                        &mut sink,
+                    );
                 }
             }
             Resource::RouteTable(rt) => {
                 for (i, route) in rt.spec.routes.iter().enumerate() {
-                    validate_route(&format!("spec.routes[{i}]"), route, &key.namespace, set, &mut sink);
+                    validate_route(
+                        &format!("spec.routes[{i}]"),
+                        route,
+                        &key.namespace,
+                        set,
+                        &mut sink,
+                    );
                 }
             }
         }
@@ -98,30 +114,53 @@ fn validate_meta(r: &Resource, sink: &mut Sink) {
     }
 }
 
-const OTHER_UPSTREAM_TYPES: [&str; 7] = ["aws", "azure", "consul", "pipe", "gcp", "awsEc2", "failover"];
+const OTHER_UPSTREAM_TYPES: [&str; 7] = [
+    "aws", "azure", "consul", "pipe", "gcp", "awsEc2", "failover",
+];
 
 fn validate_upstream(spec: &UpstreamSpec, sink: &mut Sink) {
     match (&spec.kube, &spec.static_) {
-        (Some(_), Some(_)) => sink.error("spec", "an upstream has one type: `kube` or `static`, not both"),
+        (Some(_), Some(_)) => sink.error(
+            "spec",
+            "an upstream has one type: `kube` or `static`, not both",
+        ),
         (None, None) => {
-            if let Some(t) = OTHER_UPSTREAM_TYPES.iter().find(|t| spec.extra.contains_key(**t)) {
-                sink.warn(format!("spec.{t}"), format!("upstream type `{t}` is kept but epoxy does not route to it"));
+            if let Some(t) = OTHER_UPSTREAM_TYPES
+                .iter()
+                .find(|t| spec.extra.contains_key(**t))
+            {
+                sink.warn(
+                    format!("spec.{t}"),
+                    format!("upstream type `{t}` is kept but epoxy does not route to it"),
+                );
             } else {
-                sink.error("spec", "an upstream needs `static` (hosts) or `kube` (a service)");
+                sink.error(
+                    "spec",
+                    "an upstream needs `static` (hosts) or `kube` (a service)",
+                );
             }
         }
         _ => {}
     }
     if let Some(s) = &spec.static_ {
         if s.hosts.is_empty() {
-            sink.error("spec.static.hosts", "a static upstream needs at least one host");
+            sink.error(
+                "spec.static.hosts",
+                "a static upstream needs at least one host",
+            );
         }
         for (i, h) in s.hosts.iter().enumerate() {
             if h.addr.trim().is_empty() {
-                sink.error(format!("spec.static.hosts[{i}].addr"), "an address is required");
+                sink.error(
+                    format!("spec.static.hosts[{i}].addr"),
+                    "an address is required",
+                );
             }
             if h.port == 0 || h.port > 65535 {
-                sink.error(format!("spec.static.hosts[{i}].port"), format!("port {} is not in 1-65535", h.port));
+                sink.error(
+                    format!("spec.static.hosts[{i}].port"),
+                    format!("port {} is not in 1-65535", h.port),
+                );
             }
         }
     }
@@ -130,13 +169,23 @@ fn validate_upstream(spec: &UpstreamSpec, sink: &mut Sink) {
             sink.error("spec.kube.serviceName", "a service name is required");
         }
         if k.service_namespace.is_empty() {
-            sink.error("spec.kube.serviceNamespace", "a service namespace is required");
+            sink.error(
+                "spec.kube.serviceNamespace",
+                "a service namespace is required",
+            );
         }
         if k.service_port == 0 || k.service_port > 65535 {
-            sink.error("spec.kube.servicePort", format!("port {} is not in 1-65535", k.service_port));
+            sink.error(
+                "spec.kube.servicePort",
+                format!("port {} is not in 1-65535", k.service_port),
+            );
         }
     }
-    let base = if spec.kube.is_some() { "spec.kube.serviceSpec" } else { "spec.static.serviceSpec" };
+    let base = if spec.kube.is_some() {
+        "spec.kube.serviceSpec"
+    } else {
+        "spec.static.serviceSpec"
+    };
     if let Some(rest) = spec.service_spec().and_then(|s| s.rest.as_ref()) {
         for (name, t) in &rest.transformations {
             let at = format!("{base}.rest.transformations.{name}");
@@ -174,7 +223,10 @@ fn validate_domains(domains: &[String], sink: &mut Sink) {
         }
         let stars = d.matches('*').count();
         if stars > 1 || (stars == 1 && !(d.starts_with('*') || d.ends_with('*'))) {
-            sink.error(&at, format!("`{d}`: a wildcard may only lead or end a domain (`*`, `*.example.com`)"));
+            sink.error(
+                &at,
+                format!("`{d}`: a wildcard may only lead or end a domain (`*`, `*.example.com`)"),
+            );
         }
         if !seen.insert(d.to_ascii_lowercase()) {
             sink.error(at, format!("domain `{d}` is listed twice"));
@@ -187,7 +239,11 @@ pub fn effective_domains(vs: &VirtualServiceSpec) -> Vec<String> {
     if vs.virtual_host.domains.is_empty() {
         vec!["*".to_string()]
     } else {
-        vs.virtual_host.domains.iter().map(|d| d.to_ascii_lowercase()).collect()
+        vs.virtual_host
+            .domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect()
     }
 }
 
@@ -207,7 +263,11 @@ fn validate_domain_conflicts(set: &ResourceSet, out: &mut Vec<Problem>) {
     domains.sort();
     for (domain, keys) in domains {
         for k in &keys {
-            let others: Vec<String> = keys.iter().filter(|o| *o != k).map(|o| o.to_string()).collect();
+            let others: Vec<String> = keys
+                .iter()
+                .filter(|o| *o != k)
+                .map(|o| o.to_string())
+                .collect();
             out.push(Problem {
                 key: (*k).clone(),
                 path: "spec.virtualHost.domains".into(),
@@ -248,8 +308,15 @@ fn validate_route(at: &str, route: &Route, ns: &str, set: &ResourceSet, sink: &m
         if r.path_redirect.is_some() && r.prefix_rewrite.is_some() {
             sink.error(&at, "pathRedirect and prefixRewrite cannot both be set");
         }
-        if r.host_redirect.is_none() && r.path_redirect.is_none() && r.prefix_rewrite.is_none() && r.https_redirect != Some(true) {
-            sink.error(&at, "a redirect needs hostRedirect, pathRedirect, prefixRewrite or httpsRedirect");
+        if r.host_redirect.is_none()
+            && r.path_redirect.is_none()
+            && r.prefix_rewrite.is_none()
+            && r.https_redirect != Some(true)
+        {
+            sink.error(
+                &at,
+                "a redirect needs hostRedirect, pathRedirect, prefixRewrite or httpsRedirect",
+            );
         }
         if let Some(code) = &r.response_code
             && redirect_status(code).is_none()
@@ -260,7 +327,10 @@ fn validate_route(at: &str, route: &Route, ns: &str, set: &ResourceSet, sink: &m
     if let Some(d) = &route.direct_response_action
         && !(100..=599).contains(&d.status)
     {
-        sink.error(format!("{at}.directResponseAction.status"), format!("status {} is not in 100-599", d.status));
+        sink.error(
+            format!("{at}.directResponseAction.status"),
+            format!("status {} is not in 100-599", d.status),
+        );
     }
     if let Some(d) = &route.delegate_action {
         let dat = format!("{at}.delegateAction");
@@ -270,14 +340,24 @@ fn validate_route(at: &str, route: &Route, ns: &str, set: &ResourceSet, sink: &m
                 if r.name.is_empty() {
                     sink.error(format!("{dat}.ref.name"), "a route table name is required");
                 } else if lookup(set, Kind::RouteTable, &r, ns).is_none() {
-                    sink.warn(format!("{dat}.ref"), format!("route table `{}/{}` does not exist (yet)", r.namespace_or(ns), r.name));
+                    sink.warn(
+                        format!("{dat}.ref"),
+                        format!(
+                            "route table `{}/{}` does not exist (yet)",
+                            r.namespace_or(ns),
+                            r.name
+                        ),
+                    );
                 }
             }
             (None, Some(_)) => {}
         }
         for (j, m) in route.matchers.iter().enumerate() {
             if m.exact.is_some() || m.regex.is_some() {
-                sink.error(format!("{at}.matchers[{j}]"), "a delegating route must match on a path prefix");
+                sink.error(
+                    format!("{at}.matchers[{j}]"),
+                    "a delegating route must match on a path prefix",
+                );
             }
         }
     }
@@ -317,17 +397,25 @@ pub fn compile_full_regex(re: &str) -> Result<regex::Regex, String> {
         .size_limit(1 << 20)
         .build()
         .map_err(|e| match e {
-            regex::Error::Syntax(s) => format!("invalid regex `{re}`: {}", s.lines().last().unwrap_or("syntax error").trim()),
+            regex::Error::Syntax(s) => format!(
+                "invalid regex `{re}`: {}",
+                s.lines().last().unwrap_or("syntax error").trim()
+            ),
             other => format!("invalid regex `{re}`: {other}"),
         })
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn validate_matcher(at: &str, m: &Matcher, sink: &mut Sink) {
-    let kinds = [m.prefix.is_some(), m.exact.is_some(), m.regex.is_some()].iter().filter(|k| **k).count();
+    let kinds = [m.prefix.is_some(), m.exact.is_some(), m.regex.is_some()]
+        .iter()
+        .filter(|k| **k)
+        .count();
     if kinds > 1 {
         sink.error(at, "a matcher has one of prefix, exact or regex");
     }
@@ -336,7 +424,10 @@ fn validate_matcher(at: &str, m: &Matcher, sink: &mut Sink) {
             && !p.is_empty()
             && !p.starts_with('/')
         {
-            sink.error(format!("{at}.{field}"), format!("`{p}` must start with '/'"));
+            sink.error(
+                format!("{at}.{field}"),
+                format!("`{p}` must start with '/'"),
+            );
         }
     }
     if let Some(re) = &m.regex
@@ -347,7 +438,10 @@ fn validate_matcher(at: &str, m: &Matcher, sink: &mut Sink) {
     for (k, h) in m.headers.iter().enumerate() {
         let hat = format!("{at}.headers[{k}]");
         if !is_token(h.name.trim_start_matches(':')) {
-            sink.error(format!("{hat}.name"), format!("`{}` is not a header name", h.name));
+            sink.error(
+                format!("{hat}.name"),
+                format!("`{}` is not a header name", h.name),
+            );
         }
         if h.regex == Some(true) {
             match &h.value {
@@ -356,7 +450,10 @@ fn validate_matcher(at: &str, m: &Matcher, sink: &mut Sink) {
                         sink.error(format!("{hat}.value"), e);
                     }
                 }
-                None => sink.error(format!("{hat}.value"), "a regex header matcher needs a value"),
+                None => sink.error(
+                    format!("{hat}.value"),
+                    "a regex header matcher needs a value",
+                ),
             }
         }
     }
@@ -374,62 +471,128 @@ fn validate_matcher(at: &str, m: &Matcher, sink: &mut Sink) {
     }
     for (k, method) in m.methods.iter().enumerate() {
         if !is_token(method) {
-            sink.error(format!("{at}.methods[{k}]"), format!("`{method}` is not an HTTP method"));
+            sink.error(
+                format!("{at}.methods[{k}]"),
+                format!("`{method}` is not an HTTP method"),
+            );
         } else if method.to_ascii_uppercase() != *method {
-            sink.warn(format!("{at}.methods[{k}]"), format!("methods match exactly; `{method}` will not match `{}`", method.to_ascii_uppercase()));
+            sink.warn(
+                format!("{at}.methods[{k}]"),
+                format!(
+                    "methods match exactly; `{method}` will not match `{}`",
+                    method.to_ascii_uppercase()
+                ),
+            );
         }
     }
 }
 
 fn validate_route_action(at: &str, a: &RouteAction, ns: &str, set: &ResourceSet, sink: &mut Sink) {
-    let n = [a.single.is_some(), a.multi.is_some(), a.upstream_group.is_some()].iter().filter(|k| **k).count();
+    let n = [
+        a.single.is_some(),
+        a.multi.is_some(),
+        a.upstream_group.is_some(),
+    ]
+    .iter()
+    .filter(|k| **k)
+    .count();
     if n != 1 {
-        sink.error(at, "routeAction needs exactly one of single, multi or upstreamGroup");
+        sink.error(
+            at,
+            "routeAction needs exactly one of single, multi or upstreamGroup",
+        );
     }
     if let Some(d) = &a.single {
         validate_destination(&format!("{at}.single"), d, ns, set, sink);
     }
     if let Some(m) = &a.multi {
-        validate_weighted(&format!("{at}.multi.destinations"), &m.destinations, ns, set, sink);
+        validate_weighted(
+            &format!("{at}.multi.destinations"),
+            &m.destinations,
+            ns,
+            set,
+            sink,
+        );
     }
     if let Some(g) = &a.upstream_group {
         if g.name.is_empty() {
-            sink.error(format!("{at}.upstreamGroup.name"), "an upstream group name is required");
+            sink.error(
+                format!("{at}.upstreamGroup.name"),
+                "an upstream group name is required",
+            );
         } else if lookup(set, Kind::UpstreamGroup, g, ns).is_none() {
-            sink.warn(format!("{at}.upstreamGroup"), format!("upstream group `{}/{}` does not exist (yet)", g.namespace_or(ns), g.name));
+            sink.warn(
+                format!("{at}.upstreamGroup"),
+                format!(
+                    "upstream group `{}/{}` does not exist (yet)",
+                    g.namespace_or(ns),
+                    g.name
+                ),
+            );
         }
     }
 }
 
-fn validate_weighted(at: &str, dests: &[WeightedDestination], ns: &str, set: &ResourceSet, sink: &mut Sink) {
+fn validate_weighted(
+    at: &str,
+    dests: &[WeightedDestination],
+    ns: &str,
+    set: &ResourceSet,
+    sink: &mut Sink,
+) {
     if dests.is_empty() {
         sink.error(at, "at least one destination is required");
         return;
     }
     if dests.iter().all(|d| d.weight.unwrap_or(0) == 0) {
-        sink.error(at, "all weights are 0: at least one destination needs a weight above 0");
+        sink.error(
+            at,
+            "all weights are 0: at least one destination needs a weight above 0",
+        );
     }
     for (i, d) in dests.iter().enumerate() {
-        validate_destination(&format!("{at}[{i}].destination"), &d.destination, ns, set, sink);
+        validate_destination(
+            &format!("{at}[{i}].destination"),
+            &d.destination,
+            ns,
+            set,
+            sink,
+        );
     }
 }
 
 fn validate_destination(at: &str, d: &Destination, ns: &str, set: &ResourceSet, sink: &mut Sink) {
     let Some(up) = &d.upstream else {
-        if let Some(k) = ["kube", "consul"].iter().find(|k| d.extra.contains_key(**k)) {
-            sink.warn(format!("{at}.{k}"), format!("`{k}` destinations are kept but epoxy routes only to upstreams"));
+        if let Some(k) = ["kube", "consul"]
+            .iter()
+            .find(|k| d.extra.contains_key(**k))
+        {
+            sink.warn(
+                format!("{at}.{k}"),
+                format!("`{k}` destinations are kept but epoxy routes only to upstreams"),
+            );
         } else {
             sink.error(format!("{at}.upstream"), "a destination needs an upstream");
         }
         return;
     };
     if up.name.is_empty() {
-        sink.error(format!("{at}.upstream.name"), "an upstream name is required");
+        sink.error(
+            format!("{at}.upstream.name"),
+            "an upstream name is required",
+        );
         return;
     }
     let target = lookup(set, Kind::Upstream, up, ns);
     if target.is_none() {
-        sink.warn(format!("{at}.upstream"), format!("upstream `{}/{}` does not exist (yet)", up.namespace_or(ns), up.name));
+        sink.warn(
+            format!("{at}.upstream"),
+            format!(
+                "upstream `{}/{}` does not exist (yet)",
+                up.namespace_or(ns),
+                up.name
+            ),
+        );
     }
     let Some(rest) = d.destination_spec.as_ref().and_then(|s| s.rest.as_ref()) else {
         return;
@@ -438,11 +601,17 @@ fn validate_destination(at: &str, d: &Destination, ns: &str, set: &ResourceSet, 
     if rest.function_name.is_empty() {
         sink.error(format!("{rat}.functionName"), "a function name is required");
     } else if let Some(Resource::Upstream(u)) = target
-        && !u.spec.function_names().contains(&rest.function_name.as_str())
+        && !u
+            .spec
+            .function_names()
+            .contains(&rest.function_name.as_str())
     {
         sink.warn(
             format!("{rat}.functionName"),
-            format!("upstream `{}` has no function `{}` (yet)", up.name, rest.function_name),
+            format!(
+                "upstream `{}` has no function `{}` (yet)",
+                up.name, rest.function_name
+            ),
         );
     }
     if let Some(p) = &rest.parameters {
@@ -468,13 +637,20 @@ pub fn extractor_variables(tpl: &str) -> Result<Vec<String>, String> {
             return Err(format!("`{tpl}`: '}}' without a matching '{{'"));
         }
         let after = &rest[open + 1..];
-        let close = after.find('}').ok_or_else(|| format!("`{tpl}`: unclosed '{{'"))?;
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("`{tpl}`: unclosed '{{'"))?;
         let name = &after[..close];
         if name.contains('{') {
             return Err(format!("`{tpl}`: unclosed '{{'"));
         }
-        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
         if !valid {
             return Err(format!("`{tpl}`: `{{{name}}}` is not a variable name"));
         }
@@ -506,7 +682,13 @@ fn validate_options(at: &str, o: &RouteOptions, ns: &str, set: &ResourceSet, sin
     if let Some(rr) = &o.regex_rewrite
         && let Err(e) = regex::Regex::new(&rr.pattern.regex)
     {
-        sink.error(format!("{at}.regexRewrite.pattern.regex"), format!("invalid regex: {}", e.to_string().lines().last().unwrap_or("").trim()));
+        sink.error(
+            format!("{at}.regexRewrite.pattern.regex"),
+            format!(
+                "invalid regex: {}",
+                e.to_string().lines().last().unwrap_or("").trim()
+            ),
+        );
     }
     if let Some(t) = &o.timeout
         && let Err(e) = parse_duration(t)
@@ -517,7 +699,13 @@ fn validate_options(at: &str, o: &RouteOptions, ns: &str, set: &ResourceSet, sin
         if let Some(on) = &r.retry_on {
             for cond in on.split(',').map(str::trim).filter(|c| !c.is_empty()) {
                 if !RETRY_ON.contains(&cond) {
-                    sink.warn(format!("{at}.retries.retryOn"), format!("`{cond}` is not a retry condition epoxy knows ({})", RETRY_ON.join(", ")));
+                    sink.warn(
+                        format!("{at}.retries.retryOn"),
+                        format!(
+                            "`{cond}` is not a retry condition epoxy knows ({})",
+                            RETRY_ON.join(", ")
+                        ),
+                    );
                 }
             }
         }
@@ -528,18 +716,30 @@ fn validate_options(at: &str, o: &RouteOptions, ns: &str, set: &ResourceSet, sin
         }
         for (i, c) in r.retriable_status_codes.iter().enumerate() {
             if !(100..=599).contains(c) {
-                sink.error(format!("{at}.retries.retriableStatusCodes[{i}]"), format!("{c} is not an HTTP status"));
+                sink.error(
+                    format!("{at}.retries.retriableStatusCodes[{i}]"),
+                    format!("{c} is not an HTTP status"),
+                );
             }
         }
     }
     if let Some(h) = &o.header_manipulation {
-        for (list, name) in [(&h.request_headers_to_add, "requestHeadersToAdd"), (&h.response_headers_to_add, "responseHeadersToAdd")] {
+        for (list, name) in [
+            (&h.request_headers_to_add, "requestHeadersToAdd"),
+            (&h.response_headers_to_add, "responseHeadersToAdd"),
+        ] {
             for (i, hv) in list.iter().enumerate() {
                 if !is_token(&hv.header.key) {
-                    sink.error(format!("{at}.headerManipulation.{name}[{i}].header.key"), format!("`{}` is not a header name", hv.header.key));
+                    sink.error(
+                        format!("{at}.headerManipulation.{name}[{i}].header.key"),
+                        format!("`{}` is not a header name", hv.header.key),
+                    );
                 }
                 if hv.header.value.contains(['\r', '\n']) {
-                    sink.error(format!("{at}.headerManipulation.{name}[{i}].header.value"), "a header value cannot contain a line break");
+                    sink.error(
+                        format!("{at}.headerManipulation.{name}[{i}].header.value"),
+                        "a header value cannot contain a line break",
+                    );
                 }
             }
         }
@@ -547,15 +747,28 @@ fn validate_options(at: &str, o: &RouteOptions, ns: &str, set: &ResourceSet, sin
     if let Some(s) = &o.shadowing {
         match &s.upstream {
             Some(u) if lookup(set, Kind::Upstream, u, ns).is_none() => {
-                sink.warn(format!("{at}.shadowing.upstream"), format!("upstream `{}/{}` does not exist (yet)", u.namespace_or(ns), u.name));
+                sink.warn(
+                    format!("{at}.shadowing.upstream"),
+                    format!(
+                        "upstream `{}/{}` does not exist (yet)",
+                        u.namespace_or(ns),
+                        u.name
+                    ),
+                );
             }
-            None => sink.error(format!("{at}.shadowing.upstream"), "shadowing needs an upstream"),
+            None => sink.error(
+                format!("{at}.shadowing.upstream"),
+                "shadowing needs an upstream",
+            ),
             _ => {}
         }
         if let Some(p) = s.percentage
             && !(0.0..=100.0).contains(&p)
         {
-            sink.error(format!("{at}.shadowing.percentage"), format!("{p} is not in 0-100"));
+            sink.error(
+                format!("{at}.shadowing.percentage"),
+                format!("{p} is not in 0-100"),
+            );
         }
     }
 }
@@ -564,14 +777,34 @@ fn validate_options(at: &str, o: &RouteOptions, ns: &str, set: &ResourceSet, sin
 /// of delegations must not loop.
 fn validate_delegation(set: &ResourceSet, out: &mut Vec<Problem>) {
     for (key, r) in set {
-        let (Some(routes), base) = (r.routes(), route_base(r)) else { continue };
+        let (Some(routes), base) = (r.routes(), route_base(r)) else {
+            continue;
+        };
         for (i, route) in routes.iter().enumerate() {
-            let Some(d) = &route.delegate_action else { continue };
-            let Some(child_ref) = d.reference() else { continue };
-            let child_key = ResourceKey::new(Kind::RouteTable, child_ref.namespace_or(&key.namespace), &child_ref.name);
-            let Some(Resource::RouteTable(child)) = set.get(&child_key) else { continue };
-            let parent_prefixes: Vec<&str> = route.matchers.iter().filter_map(|m| m.prefix.as_deref()).collect();
-            let parent_prefixes = if route.matchers.is_empty() { vec!["/"] } else { parent_prefixes };
+            let Some(d) = &route.delegate_action else {
+                continue;
+            };
+            let Some(child_ref) = d.reference() else {
+                continue;
+            };
+            let child_key = ResourceKey::new(
+                Kind::RouteTable,
+                child_ref.namespace_or(&key.namespace),
+                &child_ref.name,
+            );
+            let Some(Resource::RouteTable(child)) = set.get(&child_key) else {
+                continue;
+            };
+            let parent_prefixes: Vec<&str> = route
+                .matchers
+                .iter()
+                .filter_map(|m| m.prefix.as_deref())
+                .collect();
+            let parent_prefixes = if route.matchers.is_empty() {
+                vec!["/"]
+            } else {
+                parent_prefixes
+            };
             for (k, croute) in child.spec.routes.iter().enumerate() {
                 for (m, cm) in croute.matchers.iter().enumerate() {
                     let path = match cm.path() {
@@ -618,10 +851,22 @@ fn find_cycle(set: &ResourceSet, start: &ResourceKey, origin: &ResourceKey) -> O
         if !seen.insert(key.clone()) {
             continue;
         }
-        let Some(routes) = set.get(&key).and_then(Resource::routes) else { continue };
+        let Some(routes) = set.get(&key).and_then(Resource::routes) else {
+            continue;
+        };
         for route in routes {
-            let Some(next) = route.delegate_action.as_ref().and_then(DelegateAction::reference) else { continue };
-            let next_key = ResourceKey::new(Kind::RouteTable, next.namespace_or(&key.namespace), &next.name);
+            let Some(next) = route
+                .delegate_action
+                .as_ref()
+                .and_then(DelegateAction::reference)
+            else {
+                continue;
+            };
+            let next_key = ResourceKey::new(
+                Kind::RouteTable,
+                next.namespace_or(&key.namespace),
+                &next.name,
+            );
             let mut t = trail.clone();
             t.push(next_key.to_string());
             if &next_key == origin {
@@ -631,11 +876,4 @@ fn find_cycle(set: &ResourceSet, start: &ResourceKey, origin: &ResourceKey) -> O
         }
     }
     None
-}
-
-/// Problems of one resource, errors first.
-pub fn problems_of<'a>(problems: &'a [Problem], key: &ResourceKey) -> Vec<&'a Problem> {
-    let mut v: Vec<&Problem> = problems.iter().filter(|p| &p.key == key).collect();
-    v.sort_by(|a, b| b.severity.cmp(&a.severity));
-    v
 }

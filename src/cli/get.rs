@@ -1,11 +1,11 @@
 //! `epoxy get KIND [NAME]` and `epoxy get vs route [VS]`.
 
-use super::output::{print_values, with_status, Table};
+use super::output::{Table, print_values, with_status};
 use super::{Global, OutputFormat};
-use crate::api::status::{statuses, Status};
-use crate::api::{validate, Kind, PathMatch, Resource, ResourceKey, Route};
+use crate::api::status::{Status, statuses};
+use crate::api::{Kind, PathMatch, Resource, ResourceKey, Route, validate};
 use crate::store::Store;
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use clap::Args;
 
 #[derive(Args, Debug)]
@@ -41,8 +41,9 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
     {
         let name = match a.args.get(1) {
             Some(n) => n.clone(),
-            None => super::routes::default_vs_name(&listing, &g.namespace)
-                .ok_or_else(|| anyhow::anyhow!("no virtual service in namespace {}; name one", g.namespace))?,
+            None => super::routes::default_vs_name(&listing, &g.namespace).ok_or_else(|| {
+                anyhow::anyhow!("no virtual service in namespace {}; name one", g.namespace)
+            })?,
         };
         let key = ResourceKey::new(kind, &g.namespace, &name);
         let Some(r) = listing.resources.get(&key) else {
@@ -52,7 +53,10 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
         match a.output {
             OutputFormat::Table => print!("{}", routes_table(&routes)),
             f => print_values(
-                routes.iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect(),
+                routes
+                    .iter()
+                    .map(|r| serde_json::to_value(r).unwrap_or_default())
+                    .collect(),
                 f,
                 false,
             ),
@@ -74,8 +78,12 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
     match a.output {
         OutputFormat::Table => {
             let mut t = match kind {
-                Kind::Upstream => Table::new(&["UPSTREAM", "TYPE", "STATUS", "ADDRESS", "FUNCTIONS"]),
-                Kind::VirtualService => Table::new(&["VIRTUAL SERVICE", "DOMAINS", "ROUTES", "STATUS"]),
+                Kind::Upstream => {
+                    Table::new(&["UPSTREAM", "TYPE", "STATUS", "ADDRESS", "FUNCTIONS"])
+                }
+                Kind::VirtualService => {
+                    Table::new(&["VIRTUAL SERVICE", "DOMAINS", "ROUTES", "STATUS"])
+                }
                 Kind::RouteTable => Table::new(&["ROUTE TABLE", "ROUTES", "STATUS"]),
                 Kind::UpstreamGroup => Table::new(&["UPSTREAM GROUP", "DESTINATIONS", "STATUS"]),
             };
@@ -84,14 +92,30 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                 t.row(match r {
                     Resource::Upstream(u) => {
                         let (ty, addr) = match (&u.spec.kube, &u.spec.static_) {
-                            (Some(k), _) => ("kube", format!("{}.{}:{}", k.service_name, k.service_namespace, k.service_port)),
+                            (Some(k), _) => (
+                                "kube",
+                                format!(
+                                    "{}.{}:{}",
+                                    k.service_name, k.service_namespace, k.service_port
+                                ),
+                            ),
                             (None, Some(s)) => (
                                 "static",
-                                s.hosts.iter().map(|h| format!("{}:{}", h.addr, h.port)).collect::<Vec<_>>().join(","),
+                                s.hosts
+                                    .iter()
+                                    .map(|h| format!("{}:{}", h.addr, h.port))
+                                    .collect::<Vec<_>>()
+                                    .join(","),
                             ),
                             _ => ("other", String::new()),
                         };
-                        vec![r.name().into(), ty.into(), st, addr, u.spec.function_names().join(", ")]
+                        vec![
+                            r.name().into(),
+                            ty.into(),
+                            st,
+                            addr,
+                            u.spec.function_names().join(", "),
+                        ]
                     }
                     Resource::VirtualService(vs) => vec![
                         r.name().into(),
@@ -99,7 +123,9 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                         vs.spec.virtual_host.routes.len().to_string(),
                         st,
                     ],
-                    Resource::RouteTable(rt) => vec![r.name().into(), rt.spec.routes.len().to_string(), st],
+                    Resource::RouteTable(rt) => {
+                        vec![r.name().into(), rt.spec.routes.len().to_string(), st]
+                    }
                     Resource::UpstreamGroup(ug) => vec![
                         r.name().into(),
                         ug.spec
@@ -108,7 +134,11 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                             .map(|d| {
                                 format!(
                                     "{}({})",
-                                    d.destination.upstream.as_ref().map(|u| u.name.as_str()).unwrap_or("?"),
+                                    d.destination
+                                        .upstream
+                                        .as_ref()
+                                        .map(|u| u.name.as_str())
+                                        .unwrap_or("?"),
                                     d.weight.unwrap_or(0)
                                 )
                             })
@@ -121,7 +151,10 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
             print!("{}", t.render());
         }
         f => print_values(
-            selected.iter().map(|r| with_status(r, &status(&r.key()))).collect(),
+            selected
+                .iter()
+                .map(|r| with_status(r, &status(&r.key())))
+                .collect(),
             f,
             name.is_some(),
         ),
@@ -131,7 +164,15 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
 
 /// glooctl's route table: index, matcher, type, methods, headers, destination, function.
 pub fn routes_table(routes: &[Route]) -> String {
-    let mut t = Table::new(&["#", "MATCHER", "TYPE", "METHODS", "HEADERS", "DESTINATION", "FUNCTION"]);
+    let mut t = Table::new(&[
+        "#",
+        "MATCHER",
+        "TYPE",
+        "METHODS",
+        "HEADERS",
+        "DESTINATION",
+        "FUNCTION",
+    ]);
     for (i, r) in routes.iter().enumerate() {
         let m = r.matchers.first();
         let (kind, path) = match m.map(|m| m.path()).unwrap_or(PathMatch::Prefix("/")) {
@@ -144,13 +185,32 @@ pub fn routes_table(routes: &[Route]) -> String {
             .map(|m| {
                 m.headers
                     .iter()
-                    .map(|h| format!("{}{}={}", if h.invert_match == Some(true) { "!" } else { "" }, h.name, h.value.as_deref().unwrap_or("")))
+                    .map(|h| {
+                        format!(
+                            "{}{}={}",
+                            if h.invert_match == Some(true) {
+                                "!"
+                            } else {
+                                ""
+                            },
+                            h.name,
+                            h.value.as_deref().unwrap_or("")
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(",")
             })
             .unwrap_or_default();
         let (dest, function) = describe_action(r);
-        t.row(vec![i.to_string(), path.to_string(), kind.into(), methods, headers, dest, function]);
+        t.row(vec![
+            i.to_string(),
+            path.to_string(),
+            kind.into(),
+            methods,
+            headers,
+            dest,
+            function,
+        ]);
     }
     t.render()
 }
@@ -159,7 +219,11 @@ pub fn routes_table(routes: &[Route]) -> String {
 pub fn describe_action(r: &Route) -> (String, String) {
     if let Some(a) = &r.route_action {
         if let Some(d) = &a.single {
-            let up = d.upstream.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+            let up = d
+                .upstream
+                .as_ref()
+                .map(|u| u.name.clone())
+                .unwrap_or_default();
             return (up, d.function_name().unwrap_or("").to_string());
         }
         if let Some(m) = &a.multi {
@@ -167,7 +231,12 @@ pub fn describe_action(r: &Route) -> (String, String) {
                 .destinations
                 .iter()
                 .map(|d| {
-                    let up = d.destination.upstream.as_ref().map(|u| u.name.as_str()).unwrap_or("?");
+                    let up = d
+                        .destination
+                        .upstream
+                        .as_ref()
+                        .map(|u| u.name.as_str())
+                        .unwrap_or("?");
                     format!("{up}({})", d.weight.unwrap_or(0))
                 })
                 .collect();
@@ -181,11 +250,18 @@ pub fn describe_action(r: &Route) -> (String, String) {
         return (format!("direct {}", d.status), String::new());
     }
     if let Some(d) = &r.redirect_action {
-        let to = d.host_redirect.clone().or(d.path_redirect.clone()).unwrap_or_default();
+        let to = d
+            .host_redirect
+            .clone()
+            .or(d.path_redirect.clone())
+            .unwrap_or_default();
         return (format!("redirect {to}"), String::new());
     }
     if let Some(d) = &r.delegate_action {
-        let to = d.reference().map(|r| r.name).unwrap_or_else(|| "selector".into());
+        let to = d
+            .reference()
+            .map(|r| r.name)
+            .unwrap_or_else(|| "selector".into());
         return (format!("delegate {to}"), String::new());
     }
     ("-".into(), String::new())

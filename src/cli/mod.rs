@@ -7,7 +7,7 @@ mod routes;
 mod write;
 
 use crate::api::DEFAULT_NAMESPACE;
-use crate::store::dir::{default_dir, DirStore};
+use crate::store::dir::{DirStore, default_dir};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -82,7 +82,9 @@ pub enum Command {
 
 /// A refused request: printed as one line (per problem) and exit code 1.
 pub fn run(cli: Cli) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let g = cli.global;
         match cli.command {

@@ -1,15 +1,18 @@
 //! Printing resources: aligned tables, YAML documents, JSON (a List for several).
 
 use super::OutputFormat;
-use crate::api::status::Status;
 use crate::api::Resource;
-use serde_json::{json, Value};
+use crate::api::status::Status;
+use serde_json::{Value, json};
 
 /// A resource's value with its derived status attached, as `get -o yaml|json` shows it.
 pub fn with_status(r: &Resource, status: &Status) -> Value {
     let mut v = r.to_value();
     if let Value::Object(m) = &mut v {
-        m.insert("status".into(), serde_json::to_value(status).unwrap_or(Value::Null));
+        m.insert(
+            "status".into(),
+            serde_json::to_value(status).unwrap_or(Value::Null),
+        );
     }
     v
 }
@@ -28,13 +31,7 @@ pub fn print_values(values: Vec<Value>, format: OutputFormat, single: bool) {
         _ => {
             let docs: Vec<String> = values
                 .iter()
-                .map(|v| {
-                    let mut d = crate::api::parse::value_to_yaml(v);
-                    if !d.ends_with('\n') {
-                        d.push('\n');
-                    }
-                    d
-                })
+                .map(crate::api::parse::value_to_yaml)
                 .collect();
             print!("{}", docs.join("---\n"));
         }

@@ -1,16 +1,16 @@
 //! Route commands: `add route`, `remove route`, `route create`, `route sort`.
 
-use super::write::{print_warnings, refusal};
 use super::Global;
+use super::write::{print_warnings, refusal};
 use crate::api::sort::sort_routes;
 use crate::api::{
-    Destination, DestinationSpec, HeaderMatcher, Kind, Matcher, Object, Parameters, QueryParameterMatcher,
-    Resource, ResourceKey, ResourceRef, RestDestination, Route, RouteAction, RouteOptions, VirtualHost,
-    VirtualServiceSpec,
+    Destination, DestinationSpec, HeaderMatcher, Kind, Matcher, Object, Parameters,
+    QueryParameterMatcher, Resource, ResourceKey, ResourceRef, RestDestination, Route, RouteAction,
+    RouteOptions, VirtualHost, VirtualServiceSpec,
 };
 use crate::control::writes;
 use crate::store::{Listing, Precondition, Store};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use indexmap::IndexMap;
 
@@ -136,7 +136,8 @@ pub fn default_vs_name(listing: &Listing, ns: &str) -> Option<String> {
         .filter(|r| r.namespace() == ns)
         .find(|r| match r {
             Resource::VirtualService(vs) => {
-                vs.spec.virtual_host.domains.is_empty() || vs.spec.virtual_host.domains.iter().any(|d| d == "*")
+                vs.spec.virtual_host.domains.is_empty()
+                    || vs.spec.virtual_host.domains.iter().any(|d| d == "*")
             }
             _ => false,
         })
@@ -144,12 +145,19 @@ pub fn default_vs_name(listing: &Listing, ns: &str) -> Option<String> {
 }
 
 /// Loads the virtual service to edit, or a new one if `create` allows it.
-async fn target_vs(store: &dyn Store, ns: &str, name: Option<String>, create: bool) -> Result<(Resource, Precondition)> {
+async fn target_vs(
+    store: &dyn Store,
+    ns: &str,
+    name: Option<String>,
+    create: bool,
+) -> Result<(Resource, Precondition)> {
     let listing = store.list().await?;
     let name = match name.or_else(|| default_vs_name(&listing, ns)) {
         Some(n) => n,
         None if create => "default".to_string(),
-        None => bail!("no virtual service in namespace {ns} serves domain `*`; name one with --name"),
+        None => {
+            bail!("no virtual service in namespace {ns} serves domain `*`; name one with --name")
+        }
     };
     let key = ResourceKey::new(Kind::VirtualService, ns, &name);
     match listing.resources.get(&key) {
@@ -173,7 +181,12 @@ async fn target_vs(store: &dyn Store, ns: &str, name: Option<String>, create: bo
     }
 }
 
-fn matcher(path: &PathFlags, methods: &[String], headers: &[String], query: &[String]) -> Result<Matcher> {
+fn matcher(
+    path: &PathFlags,
+    methods: &[String],
+    headers: &[String],
+    query: &[String],
+) -> Result<Matcher> {
     let mut m = Matcher::default();
     match (&path.path_exact, &path.path_prefix, &path.path_regex) {
         (Some(e), _, _) => m.exact = Some(e.clone()),
@@ -181,7 +194,11 @@ fn matcher(path: &PathFlags, methods: &[String], headers: &[String], query: &[St
         (_, _, Some(r)) => m.regex = Some(r.clone()),
         _ => m.prefix = Some("/".into()),
     }
-    m.methods = methods.iter().map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty()).collect();
+    m.methods = methods
+        .iter()
+        .map(|s| s.trim().to_ascii_uppercase())
+        .filter(|s| !s.is_empty())
+        .collect();
     for h in headers {
         let (name, value) = match h.split_once('=') {
             Some((n, v)) => (n, Some(v.to_string())),
@@ -206,7 +223,10 @@ fn matcher(path: &PathFlags, methods: &[String], headers: &[String], query: &[St
     Ok(m)
 }
 
-fn rest_destination(function: Option<String>, parameters: Option<Parameters>) -> Option<DestinationSpec> {
+fn rest_destination(
+    function: Option<String>,
+    parameters: Option<Parameters>,
+) -> Option<DestinationSpec> {
     function.map(|f| DestinationSpec {
         rest: Some(RestDestination {
             function_name: f,
@@ -220,7 +240,10 @@ fn rest_destination(function: Option<String>, parameters: Option<Parameters>) ->
 fn upstream_action(name: String, ns: Option<String>, spec: Option<DestinationSpec>) -> RouteAction {
     RouteAction {
         single: Some(Destination {
-            upstream: Some(ResourceRef { name, namespace: ns }),
+            upstream: Some(ResourceRef {
+                name,
+                namespace: ns,
+            }),
             destination_spec: spec,
             ..Default::default()
         }),
@@ -236,10 +259,18 @@ fn rewrite_options(prefix_rewrite: Option<String>) -> Option<RouteOptions> {
 }
 
 /// Inserts `route` into the virtual service at `index` and writes it.
-async fn insert_route(g: &Global, name: Option<String>, index: usize, route: Route, dry_run: bool) -> Result<()> {
+async fn insert_route(
+    g: &Global,
+    name: Option<String>,
+    index: usize,
+    route: Route,
+    dry_run: bool,
+) -> Result<()> {
     let store = g.open_store()?;
     let (mut vs, pre) = target_vs(&store, &g.namespace, name, true).await?;
-    let routes = vs.routes_mut().ok_or_else(|| anyhow!("not a virtual service"))?;
+    let routes = vs
+        .routes_mut()
+        .ok_or_else(|| anyhow!("not a virtual service"))?;
     if index > routes.len() {
         bail!("--index {index} is past the end ({} routes)", routes.len());
     }
@@ -267,9 +298,11 @@ pub async fn add(g: &Global, c: AddCommand) -> Result<()> {
             ..Default::default()
         }
     } else {
-        let dest = a
-            .dest_name
-            .ok_or_else(|| anyhow!("a destination is required: --dest-name UPSTREAM or --upstream-group-name GROUP"))?;
+        let dest = a.dest_name.ok_or_else(|| {
+            anyhow!(
+                "a destination is required: --dest-name UPSTREAM or --upstream-group-name GROUP"
+            )
+        })?;
         let mut headers = IndexMap::new();
         for p in &a.rest_parameters {
             let (h, t) = p
@@ -320,8 +353,12 @@ pub async fn route(g: &Global, c: RouteCommand) -> Result<()> {
                     let ext: Extensions = if text.trim().is_empty() {
                         Extensions { parameters: None }
                     } else {
-                        serde_saphyr::from_str(&text)
-                            .map_err(|e| anyhow!("--extensions {file}: {}", e.to_string().lines().next().unwrap_or("")))?
+                        serde_saphyr::from_str(&text).map_err(|e| {
+                            anyhow!(
+                                "--extensions {file}: {}",
+                                e.to_string().lines().next().unwrap_or("")
+                            )
+                        })?
                     };
                     ext.parameters
                 }
@@ -362,9 +399,14 @@ pub async fn remove(g: &Global, c: RemoveCommand) -> Result<()> {
     let store = g.open_store()?;
     let (mut vs, pre) = target_vs(&store, &g.namespace, name, false).await?;
     let key = vs.key();
-    let routes = vs.routes_mut().ok_or_else(|| anyhow!("not a virtual service"))?;
+    let routes = vs
+        .routes_mut()
+        .ok_or_else(|| anyhow!("not a virtual service"))?;
     if index >= routes.len() {
-        bail!("{key} has {} routes; there is no route {index}", routes.len());
+        bail!(
+            "{key} has {} routes; there is no route {index}",
+            routes.len()
+        );
     }
     routes.remove(index);
     let w = writes::write(&store, vs, pre).await.map_err(refusal)?;

@@ -3,12 +3,12 @@
 use super::Global;
 use crate::api::types::collect_unmodelled;
 use crate::api::{
-    parse_resources, Kind, KubeUpstream, Object, Resource, ResourceKey, StaticHost, StaticUpstream, UpstreamSpec,
-    VirtualHost, VirtualServiceSpec,
+    Kind, KubeUpstream, Object, Resource, ResourceKey, StaticHost, StaticUpstream, UpstreamSpec,
+    VirtualHost, VirtualServiceSpec, parse_resources,
 };
 use crate::control::writes::{self, WriteError};
 use crate::store::{Precondition, Store, StoreError};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use std::io::Read;
 
@@ -65,7 +65,10 @@ pub fn refusal(e: WriteError) -> anyhow::Error {
             "refused, {} problem{}:\n{}",
             ps.len(),
             if ps.len() == 1 { "" } else { "s" },
-            ps.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+            ps.iter()
+                .map(|p| format!("  {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         ),
         WriteError::Store(s) => anyhow!(s),
     }
@@ -74,7 +77,9 @@ pub fn refusal(e: WriteError) -> anyhow::Error {
 fn read_input(file: &str) -> Result<String> {
     if file == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading standard input")?;
         Ok(s)
     } else {
         std::fs::read_to_string(file).with_context(|| format!("reading {file}"))
@@ -102,7 +107,10 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
         let mut u = unmodelled;
         u.sort();
         u.dedup();
-        eprintln!("warning: kept fields epoxy does not act on: {}", u.join(", "));
+        eprintln!(
+            "warning: kept fields epoxy does not act on: {}",
+            u.join(", ")
+        );
     }
     // Targets first, so that references in the same file resolve.
     resources.sort_by_key(|r| kind_order(r.kind()));
@@ -140,7 +148,10 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
         }
     }
     if failed > 0 {
-        bail!("{failed} resource{} not applied", if failed == 1 { "" } else { "s" });
+        bail!(
+            "{failed} resource{} not applied",
+            if failed == 1 { "" } else { "s" }
+        );
     }
     Ok(())
 }
@@ -159,9 +170,14 @@ fn parse_host(h: &str) -> Result<StaticHost> {
     let (addr, port) = h
         .rsplit_once(':')
         .ok_or_else(|| anyhow!("`{h}`: expected HOST:PORT"))?;
-    let port: u32 = port.parse().map_err(|_| anyhow!("`{h}`: the port is not a number"))?;
+    let port: u32 = port
+        .parse()
+        .map_err(|_| anyhow!("`{h}`: the port is not a number"))?;
     Ok(StaticHost {
-        addr: addr.trim_start_matches('[').trim_end_matches(']').to_string(),
+        addr: addr
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
         port,
         extra: Default::default(),
     })
@@ -180,7 +196,10 @@ pub async fn create(g: &Global, c: CreateCommand) -> Result<()> {
             &name,
             UpstreamSpec {
                 static_: Some(StaticUpstream {
-                    hosts: static_hosts.iter().map(|h| parse_host(h)).collect::<Result<_>>()?,
+                    hosts: static_hosts
+                        .iter()
+                        .map(|h| parse_host(h))
+                        .collect::<Result<_>>()?,
                     use_tls: use_tls.then_some(true),
                     ..Default::default()
                 }),
@@ -212,7 +231,11 @@ pub async fn create(g: &Global, c: CreateCommand) -> Result<()> {
             &name,
             VirtualServiceSpec {
                 virtual_host: VirtualHost {
-                    domains: if domains.is_empty() { vec!["*".into()] } else { domains },
+                    domains: if domains.is_empty() {
+                        vec!["*".into()]
+                    } else {
+                        domains
+                    },
                     ..Default::default()
                 },
                 ..Default::default()

@@ -2,7 +2,7 @@
 //! store, and refused if it brings in an error. Warnings (a reference that a later write or
 //! discovery may satisfy) are returned, not refused, as in Gloo.
 
-use crate::api::{validate, Problem, Resource, ResourceKey, Severity, DEFAULT_NAMESPACE};
+use crate::api::{DEFAULT_NAMESPACE, Problem, Resource, ResourceKey, Severity, validate};
 use crate::store::{Precondition, Store, StoreError};
 use std::collections::HashSet;
 
@@ -55,7 +55,10 @@ pub async fn check_change(
     let own_errors = change.map(|r| r.key());
     let mut refused = new_errors;
     if let Some(k) = &own_errors {
-        for p in after.iter().filter(|p| &p.key == k && p.severity == Severity::Error) {
+        for p in after
+            .iter()
+            .filter(|p| &p.key == k && p.severity == Severity::Error)
+        {
             if !refused.contains(p) {
                 refused.push(p.clone());
             }
@@ -74,7 +77,11 @@ pub async fn check_change(
 }
 
 /// Validates `resource` against the store and writes it if it brings in no error.
-pub async fn write(store: &dyn Store, mut resource: Resource, pre: Precondition) -> Result<Written, WriteError> {
+pub async fn write(
+    store: &dyn Store,
+    mut resource: Resource,
+    pre: Precondition,
+) -> Result<Written, WriteError> {
     if resource.namespace().is_empty() {
         resource.meta_mut().namespace = Some(DEFAULT_NAMESPACE.to_string());
     }
@@ -85,7 +92,9 @@ pub async fn write(store: &dyn Store, mut resource: Resource, pre: Precondition)
 
 /// Deletes `key`; returns the warnings the deletion causes elsewhere (dangling references).
 pub async fn delete(store: &dyn Store, key: &ResourceKey) -> Result<Vec<Problem>, WriteError> {
-    let warnings = check_change(store, None, Some(key)).await.unwrap_or_default();
+    let warnings = check_change(store, None, Some(key))
+        .await
+        .unwrap_or_default();
     store.delete(key, Precondition::Any).await?;
     Ok(warnings)
 }

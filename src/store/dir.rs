@@ -8,7 +8,7 @@
 //!   whole state whenever a file changes.
 
 use super::{Listing, Precondition, Result, Store, StoreError};
-use crate::api::{parse_one, Kind, ParseError, Resource, ResourceKey, DEFAULT_NAMESPACE};
+use crate::api::{DEFAULT_NAMESPACE, Kind, ParseError, Resource, ResourceKey, parse_one};
 use notify::Watcher;
 use std::fs;
 use std::io::Write;
@@ -139,7 +139,8 @@ impl DirStore {
                 };
                 for f in files.flatten() {
                     let name = f.file_name().to_string_lossy().to_string();
-                    if name.starts_with('.') || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+                    if name.starts_with('.') || !(name.ends_with(".yaml") || name.ends_with(".yml"))
+                    {
                         continue;
                     }
                     match self.read_file(kind, &ns_name, &f.path()) {
@@ -176,7 +177,12 @@ impl DirStore {
         out
     }
 
-    fn check(&self, key: &ResourceKey, current: Option<&Resource>, pre: &Precondition) -> Result<()> {
+    fn check(
+        &self,
+        key: &ResourceKey,
+        current: Option<&Resource>,
+        pre: &Precondition,
+    ) -> Result<()> {
         match (pre, current) {
             (Precondition::Any, _) => Ok(()),
             (Precondition::Absent, Some(_)) => Err(StoreError::AlreadyExists(key.clone())),
@@ -202,7 +208,13 @@ impl DirStore {
     }
 
     pub fn put_sync(&self, mut resource: Resource, pre: Precondition) -> Result<Resource> {
-        if resource.meta().namespace.as_deref().unwrap_or("").is_empty() {
+        if resource
+            .meta()
+            .namespace
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+        {
             resource.meta_mut().namespace = Some(DEFAULT_NAMESPACE.to_string());
         }
         let key = resource.key();

@@ -49,7 +49,9 @@ pub enum StoreError {
     NotFound(ResourceKey),
     #[error("{0} already exists")]
     AlreadyExists(ResourceKey),
-    #[error("conflict: {key} was changed by another writer (expected version {expected}, found {found}); read it again and retry")]
+    #[error(
+        "conflict: {key} was changed by another writer (expected version {expected}, found {found}); read it again and retry"
+    )]
     Conflict {
         key: ResourceKey,
         expected: String,

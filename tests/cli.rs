@@ -1,0 +1,794 @@
+//! The CLI, driven as a user would: the real binary against a temporary directory store.
+
+mod common;
+use common::{Epoxy, fixture};
+use serde_json::Value;
+
+const PETSTORE: &str = "default-petstore-8080";
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
+}
+
+fn with_examples() -> Epoxy {
+    let e = Epoxy::new();
+    e.run(&["apply", "-f", fixture("upstreams.yaml").to_str().unwrap()])
+        .ok();
+    e.run(&[
+        "apply",
+        "-f",
+        fixture("virtualservices.yaml").to_str().unwrap(),
+    ])
+    .ok();
+    e
+}
+
+#[test]
+fn applies_gloo_examples_verbatim_and_lists_them() {
+    let e = Epoxy::new();
+    let r = e.run(&["apply", "-f", fixture("upstreams.yaml").to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("upstreams/gloo-system/default-petstore-8080 created")
+    );
+    assert!(
+        r.stdout
+            .contains("upstreamgroups/gloo-system/pets-canary created")
+    );
+    // The unmodelled field is kept, and the user is told.
+    assert!(
+        r.stderr
+            .contains("kept fields epoxy does not act on: circuitBreakers"),
+        "{}",
+        r.stderr
+    );
+    // The group names an upstream that does not exist yet: a warning, not a refusal.
+    assert!(
+        r.stderr
+            .contains("default-petstore-v2-8080` does not exist (yet)"),
+        "{}",
+        r.stderr
+    );
+    e.run(&[
+        "apply",
+        "-f",
+        fixture("virtualservices.yaml").to_str().unwrap(),
+    ])
+    .ok();
+
+    let us = e.run(&["get", "upstreams"]).ok();
+    assert!(us.contains("UPSTREAM") && us.contains("STATUS"), "{us}");
+    assert!(us.contains(PETSTORE) && us.contains("httpbin-local"));
+    assert!(us.contains("findPetById, addPet"), "{us}");
+    let vs = e.run(&["get", "vs"]).ok();
+    assert!(vs.lines().nth(1).unwrap().starts_with("default"), "{vs}");
+    assert!(e.run(&["get", "rt"]).ok().contains("team-routes"));
+    let ug = e.run(&["get", "ug"]).ok();
+    assert!(ug.contains("pets-canary") && ug.contains("Warning"), "{ug}");
+
+    // Applying the same file again changes nothing.
+    let again = e
+        .run(&["apply", "-f", fixture("upstreams.yaml").to_str().unwrap()])
+        .ok();
+    assert!(
+        again.contains("upstreams/gloo-system/httpbin-local unchanged"),
+        "{again}"
+    );
+}
+
+#[test]
+fn route_table_lists_index_matcher_destination_function() {
+    let e = with_examples();
+    let out = e.run(&["get", "vs", "route", "default"]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("#") && lines[0].contains("FUNCTION"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("0")
+            && lines[1].contains("/petstore/list")
+            && lines[1].contains("Exact")
+    );
+    assert!(
+        lines[2].contains("/petstore/findPet") && lines[2].ends_with("findPetById"),
+        "{out}"
+    );
+    assert!(
+        lines[5].contains("GET,POST") && lines[5].contains("x-canary=true"),
+        "{out}"
+    );
+    assert!(lines[7].contains("delegate team-routes"), "{out}");
+    // Without a name, the virtual service with domain `*` is used.
+    assert_eq!(e.run(&["get", "virtualservice", "routes"]).ok(), out);
+    let j = json(&e.run(&["get", "vs", "route", "-o", "json"]).ok());
+    assert_eq!(
+        j["items"][1]["routeAction"]["single"]["destinationSpec"]["rest"]["functionName"],
+        "findPetById"
+    );
+}
+
+#[test]
+fn get_outputs_yaml_and_json_with_status() {
+    let e = with_examples();
+    let y = e.run(&["get", "us", PETSTORE, "-o", "yaml"]).ok();
+    assert!(
+        y.contains("kind: Upstream") && y.contains("state: Accepted"),
+        "{y}"
+    );
+    assert!(y.contains("resourceVersion:"), "{y}");
+    let j = json(&e.run(&["get", "us", "-o", "json"]).ok());
+    assert_eq!(j["kind"], "List");
+    assert_eq!(j["items"].as_array().unwrap().len(), 2);
+    let one = json(
+        &e.run(&["get", "upstream", "httpbin-local", "-o", "json"])
+            .ok(),
+    );
+    assert_eq!(one["spec"]["static"]["hosts"][1]["port"], 9002);
+    assert_eq!(one["status"]["state"], "Accepted");
+    let missing = e.run(&["get", "us", "nope"]).refused();
+    assert!(
+        missing.contains("upstreams/gloo-system/nope not found"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn unknown_fields_survive_read_modify_write() {
+    let e = with_examples();
+    // Editing routes of the virtual service (add, sort, remove) keeps fields epoxy does not model.
+    let vs = e.read("virtualservices/gloo-system/default.yaml");
+    let extended = vs.replace("spec:\n", "spec:\n  sslConfig:\n    secretRef: {name: tls, namespace: gloo-system}\n  displayName: my-vs\n");
+    assert_ne!(extended, vs);
+    std::fs::write(
+        e.file("virtualservices/gloo-system/default.yaml"),
+        &extended,
+    )
+    .unwrap();
+    e.run(&[
+        "add",
+        "route",
+        "--path-prefix",
+        "/x",
+        "--dest-name",
+        "httpbin-local",
+    ])
+    .ok();
+    e.run(&["route", "sort"]).ok();
+    e.run(&["remove", "route", "--index", "0"]).ok();
+    let after = e.read("virtualservices/gloo-system/default.yaml");
+    assert!(
+        after.contains("sslConfig")
+            && after.contains("secretRef")
+            && after.contains("displayName: my-vs"),
+        "{after}"
+    );
+    // The upstream's circuitBreakers survived apply and a re-apply.
+    assert!(
+        e.read("upstreams/gloo-system/httpbin-local.yaml")
+            .contains("maxConnections: 1024")
+    );
+    // A nested unknown field inside a route survives too.
+    let vs2 = after.replacen(
+        "- matchers:",
+        "- someFutureField: {a: 1}\n      matchers:",
+        1,
+    );
+    std::fs::write(e.file("virtualservices/gloo-system/default.yaml"), &vs2).unwrap();
+    e.run(&[
+        "add",
+        "route",
+        "--path-exact",
+        "/y",
+        "--dest-name",
+        "httpbin-local",
+    ])
+    .ok();
+    assert!(
+        e.read("virtualservices/gloo-system/default.yaml")
+            .contains("someFutureField")
+    );
+}
+
+#[test]
+fn create_commands_write_resources() {
+    let e = Epoxy::new();
+    let out = e
+        .run(&[
+            "create",
+            "upstream",
+            "static",
+            "web",
+            "--static-hosts",
+            "127.0.0.1:9001,localhost:9002",
+        ])
+        .ok();
+    assert!(out.contains("upstreams/gloo-system/web created"));
+    e.run(&[
+        "create",
+        "upstream",
+        "kube",
+        "pets",
+        "--kube-service",
+        "petstore",
+        "--kube-service-namespace",
+        "default",
+        "--kube-service-port",
+        "8080",
+    ])
+    .ok();
+    e.run(&[
+        "create",
+        "vs",
+        "site",
+        "--domains",
+        "example.com,www.example.com",
+    ])
+    .ok();
+    let j = json(&e.run(&["get", "us", "pets", "-o", "json"]).ok());
+    assert_eq!(j["spec"]["kube"]["serviceName"], "petstore");
+    assert_eq!(j["spec"]["kube"]["servicePort"], 8080);
+    let w = json(&e.run(&["get", "us", "web", "-o", "json"]).ok());
+    assert_eq!(w["spec"]["static"]["hosts"][1]["addr"], "localhost");
+    let v = json(&e.run(&["get", "vs", "site", "-o", "json"]).ok());
+    assert_eq!(v["spec"]["virtualHost"]["domains"][1], "www.example.com");
+    // Creating again is refused; other namespaces work with -n.
+    assert!(
+        e.run(&["create", "vs", "site"])
+            .refused()
+            .contains("already exists")
+    );
+    e.run(&[
+        "-n",
+        "team-a",
+        "create",
+        "vs",
+        "site",
+        "--domains",
+        "a.example.com",
+    ])
+    .ok();
+    assert!(e.file("virtualservices/team-a/site.yaml").exists());
+    // A bad flag value is refused with the reason.
+    let bad = e
+        .run(&[
+            "create",
+            "upstream",
+            "static",
+            "x",
+            "--static-hosts",
+            "nohost",
+        ])
+        .refused();
+    assert!(bad.contains("expected HOST:PORT"), "{bad}");
+}
+
+#[test]
+fn add_route_with_glooctl_flags() {
+    let e = Epoxy::new();
+    e.run(&[
+        "create",
+        "upstream",
+        "static",
+        PETSTORE,
+        "--static-hosts",
+        "127.0.0.1:8080",
+    ])
+    .ok();
+    // No virtual service yet: a `default` with domain `*` is created.
+    e.run(&[
+        "add",
+        "route",
+        "--path-prefix",
+        "/petstore/findWithId/",
+        "--dest-name",
+        PETSTORE,
+        "--rest-function-name",
+        "findPetById",
+        "--rest-parameters",
+        ":path=/petstore/findWithId/{id}",
+    ])
+    .ok();
+    e.run(&[
+        "add",
+        "route",
+        "--path-exact",
+        "/a",
+        "--method",
+        "GET,post",
+        "--header",
+        "x-canary=true",
+        "--header",
+        "x-debug",
+        "--queryParameter",
+        "v=1",
+        "--dest-name",
+        PETSTORE,
+        "--prefix-rewrite",
+        "/api/pets",
+    ])
+    .ok();
+    e.run(&[
+        "add",
+        "route",
+        "--path-regex",
+        "/r/[0-9]+",
+        "--upstream-group-name",
+        "grp",
+        "--index",
+        "2",
+    ])
+    .ok();
+    let j = json(&e.run(&["get", "vs", "default", "-o", "json"]).ok());
+    assert_eq!(j["spec"]["virtualHost"]["domains"][0], "*");
+    let routes = j["spec"]["virtualHost"]["routes"].as_array().unwrap();
+    assert_eq!(routes.len(), 3);
+    // --index 0 (the default) prepends.
+    let first = &routes[0];
+    assert_eq!(first["matchers"][0]["exact"], "/a");
+    assert_eq!(
+        first["matchers"][0]["methods"],
+        serde_json::json!(["GET", "POST"])
+    );
+    assert_eq!(first["matchers"][0]["headers"][0]["value"], "true");
+    assert!(first["matchers"][0]["headers"][1].get("value").is_none());
+    assert_eq!(first["matchers"][0]["queryParameters"][0]["name"], "v");
+    assert_eq!(first["options"]["prefixRewrite"], "/api/pets");
+    let fun = &routes[1]["routeAction"]["single"];
+    assert_eq!(fun["upstream"]["name"], PETSTORE);
+    assert_eq!(
+        fun["destinationSpec"]["rest"]["functionName"],
+        "findPetById"
+    );
+    assert_eq!(
+        fun["destinationSpec"]["rest"]["parameters"]["headers"][":path"],
+        "/petstore/findWithId/{id}"
+    );
+    assert_eq!(routes[2]["matchers"][0]["regex"], "/r/[0-9]+");
+    assert_eq!(routes[2]["routeAction"]["upstreamGroup"]["name"], "grp");
+    // Usage errors exit 2.
+    assert_eq!(
+        e.run(&["add", "route", "--path-exact", "/a", "--path-prefix", "/b"])
+            .code,
+        2
+    );
+    assert_eq!(e.run(&["get"]).code, 2);
+    assert_eq!(e.run(&["frobnicate"]).code, 2);
+    // --dry-run writes nothing.
+    let before = e.read("virtualservices/gloo-system/default.yaml");
+    let dry = e
+        .run(&[
+            "add",
+            "route",
+            "--path-exact",
+            "/dry",
+            "--dest-name",
+            PETSTORE,
+            "--dry-run",
+        ])
+        .ok();
+    assert!(dry.contains("/dry"));
+    assert_eq!(e.read("virtualservices/gloo-system/default.yaml"), before);
+}
+
+#[test]
+fn route_create_with_extensions_remove_and_sort() {
+    let e = Epoxy::new();
+    e.run(&[
+        "create",
+        "upstream",
+        "static",
+        PETSTORE,
+        "--static-hosts",
+        "127.0.0.1:8080",
+    ])
+    .ok();
+    e.run(&[
+        "route",
+        "create",
+        "--path-exact",
+        "/petstore/list",
+        "--upstream",
+        PETSTORE,
+        "--prefix-rewrite",
+        "/api/pets",
+    ])
+    .ok();
+    e.run(&[
+        "route",
+        "create",
+        "--path-prefix",
+        "/",
+        "--upstream",
+        PETSTORE,
+    ])
+    .ok();
+    let ext = "parameters:\n  headers:\n    x-pet: '{id}'\n";
+    e.run_stdin(
+        &[
+            "route",
+            "create",
+            "--path-exact",
+            "/petstore/findPet",
+            "--upstream",
+            PETSTORE,
+            "--function",
+            "findPetById",
+            "--http-method",
+            "POST",
+            "--extensions",
+            "-",
+        ],
+        ext,
+    )
+    .ok();
+    let j = json(&e.run(&["get", "vs", "route", "-o", "json"]).ok());
+    assert_eq!(j["items"][0]["matchers"][0]["exact"], "/petstore/findPet");
+    assert_eq!(j["items"][0]["matchers"][0]["methods"][0], "POST");
+    assert_eq!(
+        j["items"][0]["routeAction"]["single"]["destinationSpec"]["rest"]["parameters"]["headers"]
+            ["x-pet"],
+        "{id}"
+    );
+    assert_eq!(j["items"][1]["matchers"][0]["prefix"], "/");
+    // An extensions file with a field it does not know is refused.
+    let bad = e.run_stdin(
+        &[
+            "route",
+            "create",
+            "--path-exact",
+            "/z",
+            "--upstream",
+            PETSTORE,
+            "--function",
+            "f",
+            "--extensions",
+            "-",
+        ],
+        "nope: 1\n",
+    );
+    assert!(bad.refused().contains("--extensions -"));
+
+    // Sort: methods first, then exact, regex, prefix; longer paths first.
+    e.run(&[
+        "add",
+        "route",
+        "--path-regex",
+        "/r/.*",
+        "--dest-name",
+        PETSTORE,
+    ])
+    .ok();
+    e.run(&["route", "sort"]).ok();
+    let j = json(&e.run(&["get", "vs", "route", "-o", "json"]).ok());
+    let order: Vec<String> = j["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let m = &r["matchers"][0];
+            m["exact"]
+                .as_str()
+                .or(m["regex"].as_str())
+                .or(m["prefix"].as_str())
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec!["/petstore/findPet", "/petstore/list", "/r/.*", "/"]
+    );
+
+    let out = e.run(&["remove", "route", "--index", "3"]).ok();
+    assert!(out.contains("route 3 removed from virtualservices/gloo-system/default"));
+    let j = json(&e.run(&["get", "vs", "route", "-o", "json"]).ok());
+    assert_eq!(j["items"].as_array().unwrap().len(), 3);
+    assert!(
+        e.run(&["remove", "route", "--index", "9"])
+            .refused()
+            .contains("there is no route 9")
+    );
+}
+
+#[test]
+fn delete_removes_and_warns_about_dangling_references() {
+    let e = with_examples();
+    let r = e.run(&["delete", "upstream", "httpbin-local"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("upstreams/gloo-system/httpbin-local deleted")
+    );
+    assert!(
+        r.stderr
+            .contains("upstream `gloo-system/httpbin-local` does not exist (yet)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!e.file("upstreams/gloo-system/httpbin-local.yaml").exists());
+    assert!(
+        e.run(&["delete", "us", "httpbin-local"])
+            .refused()
+            .contains("not found")
+    );
+    assert!(
+        e.run(&["delete", "pods", "x"])
+            .refused()
+            .contains("unknown kind")
+    );
+}
+
+/// Each validation rule refuses with resource, field path and reason, and writes nothing.
+#[test]
+fn validation_rules_refuse_with_path_and_reason() {
+    let e = with_examples();
+    let vs = |name: &str, domain: &str, route: &str| {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: ['{domain}']\n    routes:\n{route}"
+        )
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            vs("bad-regex", "a.com", "    - matchers: [{regex: '/users/(['}]\n      directResponseAction: {status: 200}\n"),
+            "virtualservices/gloo-system/bad-regex: spec.virtualHost.routes[0].matchers[0].regex: invalid regex",
+        ),
+        (
+            vs("zero", "b.com", "    - routeAction:\n        multi:\n          destinations:\n          - {destination: {upstream: {name: httpbin-local}}, weight: 0}\n"),
+            "spec.virtualHost.routes[0].routeAction.multi.destinations: all weights are 0",
+        ),
+        (
+            vs("dup", "*", "    - directResponseAction: {status: 200}\n"),
+            "virtualservices/gloo-system/dup: spec.virtualHost.domains: domain `*` is also served by virtualservices/gloo-system/default",
+        ),
+        (
+            vs("tpl", "c.com", "    - routeAction:\n        single:\n          upstream: {name: httpbin-local}\n          destinationSpec: {rest: {functionName: f, parameters: {headers: {x-pet: '{id'}}}}\n"),
+            "spec.virtualHost.routes[0].routeAction.single.destinationSpec.rest.parameters.headers.x-pet: `{id`: unclosed '{'",
+        ),
+        (
+            vs("noaction", "d.com", "    - matchers: [{prefix: /}]\n"),
+            "spec.virtualHost.routes[0]: a route needs one action",
+        ),
+        (
+            vs("status", "e.com", "    - directResponseAction: {status: 999}\n"),
+            "spec.virtualHost.routes[0].directResponseAction.status: status 999 is not in 100-599",
+        ),
+        (
+            vs("timeout", "f.com", "    - directResponseAction: {status: 200}\n      options: {timeout: soon}\n"),
+            "spec.virtualHost.routes[0].options.timeout: `soon` is not a duration",
+        ),
+        (
+            vs("slash", "g.com", "    - matchers: [{exact: nope}]\n      directResponseAction: {status: 200}\n"),
+            "spec.virtualHost.routes[0].matchers[0].exact: `nope` must start with '/'",
+        ),
+        (
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: Bad_Name}\nspec: {static: {hosts: [{addr: h, port: 70000}]}}\n".to_string(),
+            "metadata.name: `Bad_Name` is not a valid name",
+        ),
+        (
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: port}\nspec: {static: {hosts: [{addr: h, port: 70000}]}}\n".to_string(),
+            "upstreams/gloo-system/port: spec.static.hosts[0].port: port 70000 is not in 1-65535",
+        ),
+        (
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: untyped}\nspec: {}\n".to_string(),
+            "upstreams/gloo-system/untyped: spec: an upstream needs `static` (hosts) or `kube` (a service)",
+        ),
+        (
+            // The delegated table's routes must start with the parent's prefix `/team`.
+            "apiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata: {name: team-routes, namespace: gloo-system}\nspec:\n  routes:\n  - matchers: [{prefix: /other}]\n    directResponseAction: {status: 200}\n".to_string(),
+            "routetables/gloo-system/team-routes: spec.routes[0].matchers[0]: `/other` does not start with the prefix `/team` of its parent virtualservices/gloo-system/default spec.virtualHost.routes[6]",
+        ),
+    ];
+    let before: Vec<String> = [
+        "virtualservices/gloo-system/default.yaml",
+        "routetables/gloo-system/team-routes.yaml",
+    ]
+    .iter()
+    .map(|f| e.read(f))
+    .collect();
+    for (yaml, expected) in cases {
+        let err = e.apply(&yaml).refused();
+        assert!(err.contains(expected), "expected `{expected}` in:\n{err}");
+    }
+    // Nothing was written.
+    for name in [
+        "bad-regex",
+        "zero",
+        "dup",
+        "tpl",
+        "noaction",
+        "status",
+        "timeout",
+        "slash",
+    ] {
+        assert!(
+            !e.file(&format!("virtualservices/gloo-system/{name}.yaml"))
+                .exists(),
+            "{name} written"
+        );
+    }
+    assert!(!e.file("upstreams/gloo-system/port.yaml").exists());
+    assert_eq!(
+        e.read("routetables/gloo-system/team-routes.yaml"),
+        before[1]
+    );
+    assert_eq!(
+        e.read("virtualservices/gloo-system/default.yaml"),
+        before[0]
+    );
+
+    // Several problems in one resource are all reported at once.
+    let many = e
+        .apply(&vs(
+            "many",
+            "h.com",
+            "    - matchers: [{regex: '('}]\n      directResponseAction: {status: 1}\n",
+        ))
+        .refused();
+    assert!(
+        many.contains("2 problems") && many.contains("regex") && many.contains("status 1"),
+        "{many}"
+    );
+
+    // Missing references are warnings: written, with a Warning status.
+    let w = e.apply(&vs("refs", "i.com", "    - routeAction: {single: {upstream: {name: not-yet}, destinationSpec: {rest: {functionName: f}}}}\n"));
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    assert!(
+        w.stderr
+            .contains("upstream `gloo-system/not-yet` does not exist (yet)"),
+        "{}",
+        w.stderr
+    );
+    let j = json(&e.run(&["get", "vs", "refs", "-o", "json"]).ok());
+    assert_eq!(j["status"]["state"], "Warning");
+    // A function the upstream does not list is a warning too.
+    let f = e.apply(&vs("fn", "j.com", &format!("    - routeAction: {{single: {{upstream: {{name: {PETSTORE}}}, destinationSpec: {{rest: {{functionName: nope}}}}}}}}\n")));
+    assert!(
+        f.stderr.contains(&format!(
+            "upstream `{PETSTORE}` has no function `nope` (yet)"
+        )),
+        "{}",
+        f.stderr
+    );
+}
+
+#[test]
+fn malformed_input_gets_a_clear_error() {
+    let e = Epoxy::new();
+    let r = e
+        .apply("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: a\n")
+        .refused();
+    assert!(r.contains("<stdin>:") && r.contains("invalid YAML"), "{r}");
+    let r = e
+        .apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+        .refused();
+    assert!(r.contains("unsupported kind `ConfigMap`"), "{r}");
+    let r = e.apply("---\n---\n").refused();
+    assert!(r.contains("no resources found"), "{r}");
+    let r = e.apply("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: a}\nspec:\n  static:\n    hosts: nope\n").refused();
+    assert!(r.contains("<stdin>:1: spec.static.hosts"), "{r}");
+    let r = e.run(&["apply", "-f", "/nonexistent.yaml"]).refused();
+    assert!(r.contains("/nonexistent.yaml"), "{r}");
+}
+
+#[test]
+fn corrupt_file_is_reported_and_left_untouched() {
+    let e = with_examples();
+    let path = e.file("upstreams/gloo-system/broken.yaml");
+    let garbage = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: broken\nspec: [\n";
+    std::fs::write(&path, garbage).unwrap();
+    let r = e.run(&["get", "us"]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stderr.contains("broken.yaml:") && r.stderr.contains("(skipped)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains(PETSTORE) && !r.stdout.contains("broken"));
+    // A write to that resource is refused rather than overwriting the file.
+    let w = e.apply("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: broken}\nspec: {static: {hosts: [{addr: h, port: 1}]}}\n").refused();
+    assert!(w.contains("will not overwrite"), "{w}");
+    // Other writes go on, and the file is exactly as it was.
+    e.run(&[
+        "add",
+        "route",
+        "--path-exact",
+        "/still",
+        "--dest-name",
+        PETSTORE,
+    ])
+    .ok();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), garbage);
+}
+
+#[test]
+fn racing_writers_one_wins_one_conflicts_nothing_lost() {
+    let e = Epoxy::new();
+    e.run(&[
+        "create",
+        "upstream",
+        "static",
+        "up",
+        "--static-hosts",
+        "127.0.0.1:1",
+    ])
+    .ok();
+    e.run(&["create", "vs", "default"]).ok();
+    let n = 8;
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            e.command()
+                .args([
+                    "add",
+                    "route",
+                    "--path-exact",
+                    &format!("/r{i}"),
+                    "--dest-name",
+                    "up",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut won = Vec::new();
+    for (i, c) in children.into_iter().enumerate() {
+        let o = c.wait_with_output().unwrap();
+        match o.status.code() {
+            Some(0) => won.push(format!("/r{i}")),
+            Some(1) => assert!(
+                String::from_utf8_lossy(&o.stderr).contains("conflict"),
+                "{}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            other => panic!("unexpected exit {other:?}"),
+        }
+    }
+    assert!(!won.is_empty());
+    let j = json(&e.run(&["get", "vs", "route", "-o", "json"]).ok());
+    let mut paths: Vec<String> = j["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["matchers"][0]["exact"].as_str().unwrap().to_string())
+        .collect();
+    paths.sort();
+    won.sort();
+    // Every route whose writer was told "done" is there; no other.
+    assert_eq!(paths, won);
+}
+
+#[test]
+fn store_directory_comes_from_flag_then_env_then_xdg() {
+    let e = Epoxy::new();
+    let xdg = tempfile::tempdir().unwrap();
+    let flag = tempfile::tempdir().unwrap();
+    let create = |c: &mut std::process::Command| {
+        let o = c.args(["create", "vs", "v"]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    // --dir wins over EPOXY_DIR.
+    create(e.command().arg("--dir").arg(flag.path()));
+    assert!(
+        flag.path()
+            .join("virtualservices/gloo-system/v.yaml")
+            .exists()
+    );
+    assert!(!e.file("virtualservices/gloo-system/v.yaml").exists());
+    // EPOXY_DIR wins over XDG_DATA_HOME.
+    create(e.command().env("XDG_DATA_HOME", xdg.path()));
+    assert!(e.file("virtualservices/gloo-system/v.yaml").exists());
+    // Else $XDG_DATA_HOME/epoxy/store.
+    create(
+        e.command()
+            .env_remove("EPOXY_DIR")
+            .env("XDG_DATA_HOME", xdg.path()),
+    );
+    assert!(
+        xdg.path()
+            .join("epoxy/store/virtualservices/gloo-system/v.yaml")
+            .exists()
+    );
+}
