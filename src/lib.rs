@@ -1,8 +1,9 @@
 //! epoxy: a function gateway with a terminal console, speaking Gloo's resources.
 //!
-//! The arrows point one way: `cli` → `control` → `store` → `api` (see DESIGN.md §5).
+//! The arrows point one way: `cli` → `control` → `gateway`, `store` → `api` (see DESIGN.md §5).
 
 pub mod api;
 pub mod cli;
 pub mod control;
+pub mod gateway;
 pub mod store;

@@ -4,6 +4,7 @@
 mod get;
 mod output;
 mod routes;
+mod serve;
 mod write;
 
 use crate::api::DEFAULT_NAMESPACE;
@@ -78,6 +79,11 @@ pub enum Command {
     /// Route commands of the original walkthrough: `route create`, `route sort`
     #[command(subcommand)]
     Route(routes::RouteCommand),
+    /// Run the control loop and the gateway without a console, until SIGINT or SIGTERM
+    Gateway(serve::GatewayArgs),
+    /// Where the running gateway listens: `proxy url`
+    #[command(subcommand)]
+    Proxy(serve::ProxyCommand),
 }
 
 /// A refused request: printed as one line (per problem) and exit code 1.
@@ -95,6 +101,8 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Add(c) => routes::add(&g, c).await,
             Command::Remove(c) => routes::remove(&g, c).await,
             Command::Route(c) => routes::route(&g, c).await,
+            Command::Gateway(a) => serve::gateway(&g, a).await,
+            Command::Proxy(c) => serve::proxy(&g, c),
         }
     })
 }

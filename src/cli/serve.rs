@@ -1,0 +1,145 @@
+//! `epoxy gateway` (the control loop and the gateway, headless) and `epoxy proxy url`.
+
+use super::Global;
+use crate::control::reconcile;
+use crate::gateway::{Gateway, GatewayConfig};
+use crate::store::dir::DirStore;
+use anyhow::{Context, Result, anyhow};
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    /// Address to serve traffic on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Admin address (/metrics, /ready, /routes); `off` to disable
+    #[arg(long, default_value = "127.0.0.1:9080")]
+    pub admin: String,
+    /// Worker threads [default: one per core]
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Largest request body accepted, in bytes
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_body: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProxyCommand {
+    /// Print the URL of the gateway running on this store
+    Url,
+    /// Print the URL of the running gateway's admin listener
+    AdminUrl,
+}
+
+/// Where a running gateway records its addresses, so that `proxy url` finds it.
+pub fn address_file(store: &Path) -> PathBuf {
+    store.join(".epoxy-gateway.json")
+}
+
+pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
+    let store = g.open_store()?;
+    let root = store.root().to_path_buf();
+    let cfg = GatewayConfig {
+        listen: a.listen,
+        admin: if a.admin == "off" {
+            None
+        } else {
+            Some(
+                a.admin
+                    .parse()
+                    .context("--admin: expected HOST:PORT or off")?,
+            )
+        },
+        workers: a
+            .workers
+            .unwrap_or_else(|| GatewayConfig::default().workers),
+        max_body: a.max_body,
+    };
+    let gw = Gateway::new();
+    let mut reports = reconcile::spawn(Arc::new(store), gw.clone());
+    let handle = gw
+        .start(&cfg)
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let url = handle.url();
+    let admin = handle.admin_addr.map(|a| format!("http://{a}"));
+    let record = serde_json::json!({"url": url, "admin": admin, "pid": std::process::id()});
+    std::fs::write(address_file(&root), record.to_string())
+        .context("recording the gateway's address")?;
+    println!(
+        "epoxy gateway on {url}{}",
+        admin
+            .as_ref()
+            .map(|a| format!(" (admin {a})"))
+            .unwrap_or_default()
+    );
+    // Report rejections as they happen.
+    let reporter = tokio::spawn(async move {
+        while reports.changed().await.is_ok() {
+            let r = reports.borrow_and_update().clone();
+            for (k, s) in &r.statuses {
+                if let Some(reason) = &s.reason {
+                    tracing::warn!(resource = %k, %reason, "rejected");
+                }
+            }
+            for e in &r.store_errors {
+                tracing::warn!(error = %e, "unreadable file skipped");
+            }
+        }
+    });
+    wait_for_signal().await;
+    reporter.abort();
+    eprintln!("epoxy gateway: draining in-flight requests");
+    tokio::task::spawn_blocking(move || handle.shutdown()).await?;
+    let _ = std::fs::remove_file(address_file(&root));
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn pid_alive(pid: u64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+pub fn proxy(g: &Global, c: ProxyCommand) -> Result<()> {
+    let dir = g.dir.clone().unwrap_or_else(crate::store::dir::default_dir);
+    let store = DirStore::open(&dir)?;
+    let path = address_file(store.root());
+    let none = || {
+        anyhow!(
+            "no gateway is running on store {} (start one with `epoxy gateway` or `epoxy demo`)",
+            dir.display()
+        )
+    };
+    let text = std::fs::read_to_string(&path).map_err(|_| none())?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| none())?;
+    if !v["pid"].as_u64().is_some_and(pid_alive) {
+        return Err(none());
+    }
+    let key = match c {
+        ProxyCommand::Url => "url",
+        ProxyCommand::AdminUrl => "admin",
+    };
+    println!("{}", v[key].as_str().ok_or_else(none)?);
+    Ok(())
+}

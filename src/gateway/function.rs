@@ -1,0 +1,410 @@
+//! Function calls: the route's parameters extract variables from the request (headers, path),
+//! the JSON body adds its keys, and the function's templates (Gloo's Inja syntax, rendered by
+//! minijinja) build the upstream request.
+//!
+//! Values taken from the request are escaped for where they land: percent-encoded in the path,
+//! stripped of line breaks in headers, JSON-escaped in the body.
+
+use crate::api::validate::extractor_variables;
+use crate::api::{Parameters, Transformation};
+use http::header::HeaderName;
+use minijinja::Environment;
+use minijinja::value::Value as JValue;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use regex::Regex;
+use std::collections::BTreeMap;
+
+/// Everything but RFC 3986's unreserved characters is encoded, so a value is one path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Where an extractor reads from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Header(HeaderName),
+    /// The request path (`:path`, with the query string as Gloo sees it).
+    Path,
+}
+
+/// One `{var}` template of a route's parameters, as a regex.
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    pub source: Source,
+    regex: Regex,
+    vars: Vec<String>,
+}
+
+impl Extractor {
+    fn compile(source: Source, template: &str) -> Result<Self, String> {
+        let vars = extractor_variables(template)?;
+        let mut re = String::from("^");
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            re.push_str(&regex::escape(&rest[..open]));
+            let close = rest[open..]
+                .find('}')
+                .map(|c| open + c)
+                .unwrap_or(rest.len() - 1);
+            // Gloo's variable class: one path segment.
+            re.push_str(r"([^/?&#]+)");
+            rest = &rest[close + 1..];
+        }
+        re.push_str(&regex::escape(rest));
+        // A path template also matches when a query string follows.
+        if matches!(source, Source::Path) {
+            re.push_str(r"(?:\?.*)?");
+        }
+        re.push('$');
+        let regex = Regex::new(&re).map_err(|e| e.to_string())?;
+        Ok(Extractor {
+            source,
+            regex,
+            vars,
+        })
+    }
+
+    /// Adds the variables this extractor finds in `value` to `out`.
+    fn extract(&self, value: &str, out: &mut BTreeMap<String, String>) {
+        if let Some(c) = self.regex.captures(value) {
+            for (i, var) in self.vars.iter().enumerate() {
+                if let Some(m) = c.get(i + 1) {
+                    let decoded =
+                        percent_encoding::percent_decode_str(m.as_str()).decode_utf8_lossy();
+                    out.insert(var.clone(), decoded.into_owned());
+                }
+            }
+        }
+    }
+}
+
+/// How the function's body is made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyMode {
+    /// `body: {text: ...}`: rendered.
+    Template,
+    /// `body: {}`: no body.
+    Empty,
+    /// No `body` key (or Gloo's `passthrough`): the client's body goes on.
+    Passthrough,
+}
+
+/// A compiled function call: templates plus the route's extractors.
+pub struct FunctionCall {
+    pub name: String,
+    env: Environment<'static>,
+    /// Headers the template sets (`Some` template name) or removes (`None`).
+    headers: Vec<(HeaderName, Option<String>)>,
+    has_method: bool,
+    has_path: bool,
+    pub body: BodyMode,
+    extractors: Vec<Extractor>,
+}
+
+impl std::fmt::Debug for FunctionCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionCall")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Gloo's Inja helper: `default(x, "")` is `x` unless it is undefined or null.
+fn default_fn(v: JValue, fallback: JValue) -> JValue {
+    if v.is_undefined() || v.is_none() {
+        fallback
+    } else {
+        v
+    }
+}
+
+/// The request after the function's templates: what goes upstream.
+#[derive(Debug)]
+pub struct RenderedCall {
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub set_headers: Vec<(HeaderName, String)>,
+    pub remove_headers: Vec<HeaderName>,
+    pub body: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("the request body is not JSON: {0}")]
+    BodyNotJson(String),
+    #[error("function template failed: {0}")]
+    Template(String),
+}
+
+impl FunctionCall {
+    pub fn compile(
+        name: &str,
+        t: &Transformation,
+        params: Option<&Parameters>,
+    ) -> Result<Self, String> {
+        let mut env = Environment::new();
+        env.add_function("default", default_fn);
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        let mut headers = Vec::new();
+        let mut has_method = false;
+        let mut has_path = false;
+        for (h, tpl) in &t.headers {
+            let lower = h.to_ascii_lowercase();
+            match lower.as_str() {
+                ":method" | ":path" => {
+                    if let Some(text) = &tpl.text {
+                        env.add_template_owned(lower.clone(), text.clone())
+                            .map_err(|e| format!("{h}: {e}"))?;
+                        if lower == ":method" {
+                            has_method = true;
+                        } else {
+                            has_path = true;
+                        }
+                    }
+                }
+                // The gateway frames the body itself.
+                "content-length" | "transfer-encoding" => {}
+                _ => {
+                    let hn = HeaderName::from_bytes(lower.as_bytes())
+                        .map_err(|_| format!("`{h}` is not a header name"))?;
+                    match &tpl.text {
+                        Some(text) => {
+                            let tname = format!("h:{lower}");
+                            env.add_template_owned(tname.clone(), text.clone())
+                                .map_err(|e| format!("{h}: {e}"))?;
+                            headers.push((hn, Some(tname)));
+                        }
+                        None => headers.push((hn, None)),
+                    }
+                }
+            }
+        }
+        let body = match &t.body {
+            Some(b) => match &b.text {
+                Some(text) => {
+                    env.add_template_owned("body", text.clone())
+                        .map_err(|e| format!("body: {e}"))?;
+                    BodyMode::Template
+                }
+                None if b.extra.contains_key("passthrough") => BodyMode::Passthrough,
+                None => BodyMode::Empty,
+            },
+            None if t.extra.contains_key("passthrough") => BodyMode::Passthrough,
+            None => BodyMode::Passthrough,
+        };
+        let mut extractors = Vec::new();
+        if let Some(p) = params {
+            for (h, tpl) in &p.headers {
+                let source = if h == ":path" {
+                    Source::Path
+                } else {
+                    Source::Header(
+                        HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
+                            .map_err(|_| format!("`{h}` is not a header name"))?,
+                    )
+                };
+                extractors.push(Extractor::compile(source, tpl)?);
+            }
+            if let Some(path) = &p.path {
+                extractors.push(Extractor::compile(Source::Path, path)?);
+            }
+        }
+        Ok(FunctionCall {
+            name: name.to_string(),
+            env,
+            headers,
+            has_method,
+            has_path,
+            body,
+            extractors,
+        })
+    }
+
+    /// Whether the body template needs the request body to be JSON.
+    pub fn reads_body(&self) -> bool {
+        self.body == BodyMode::Template
+    }
+
+    /// Renders the call for a request: `path_and_query` is the client's `:path`.
+    pub fn render(
+        &self,
+        path_and_query: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<RenderedCall, CallError> {
+        let mut vars: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        // Body keys first; extractors override them (they are the route's explicit choice).
+        // A body that is not a JSON object is an error only where the body template needs it.
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(serde_json::Value::Object(m)) => vars.extend(m),
+                Ok(_) if self.reads_body() => {
+                    return Err(CallError::BodyNotJson("expected a JSON object".into()));
+                }
+                Err(e) if self.reads_body() => return Err(CallError::BodyNotJson(e.to_string())),
+                _ => {}
+            }
+        }
+        let mut extracted = BTreeMap::new();
+        for x in &self.extractors {
+            let value = match &x.source {
+                Source::Path => Some(path_and_query),
+                Source::Header(h) => headers.get(h).and_then(|v| v.to_str().ok()),
+            };
+            if let Some(v) = value {
+                x.extract(v, &mut extracted);
+            }
+        }
+        for (k, v) in extracted {
+            // `{id}` from a header or path is a string; numbers stay numbers in JSON bodies.
+            let value = v
+                .parse::<i64>()
+                .map(serde_json::Value::from)
+                .unwrap_or(serde_json::Value::String(v));
+            vars.insert(k, value);
+        }
+        let ctx = |escape: fn(&str) -> String| -> JValue {
+            let m: BTreeMap<String, JValue> = vars
+                .iter()
+                .map(|(k, v)| {
+                    let jv = match v {
+                        serde_json::Value::String(s) => JValue::from(escape(s)),
+                        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                            (Some(i), _) => JValue::from(i),
+                            (None, Some(f)) => JValue::from(f),
+                            _ => JValue::from(n.to_string()),
+                        },
+                        serde_json::Value::Bool(b) => JValue::from(*b),
+                        serde_json::Value::Null => JValue::from(()),
+                        other => JValue::from(escape(&other.to_string())),
+                    };
+                    (k.clone(), jv)
+                })
+                .collect();
+            JValue::from(m)
+        };
+        let render = |name: &str, c: &JValue| -> Result<String, CallError> {
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(c))
+                .map_err(|e| CallError::Template(e.to_string()))
+        };
+        let header_ctx = ctx(|s| s.replace(['\r', '\n', '\0'], ""));
+        let method = if self.has_method {
+            Some(render(":method", &header_ctx)?.trim().to_string())
+        } else {
+            None
+        };
+        let path = if self.has_path {
+            let path_ctx = ctx(|s| utf8_percent_encode(s, SEGMENT).to_string());
+            Some(render(":path", &path_ctx)?)
+        } else {
+            None
+        };
+        let mut set_headers = Vec::new();
+        let mut remove_headers = Vec::new();
+        for (h, t) in &self.headers {
+            match t {
+                Some(t) => {
+                    let v = render(t, &header_ctx)?;
+                    if v.is_empty() {
+                        remove_headers.push(h.clone());
+                    } else {
+                        set_headers.push((h.clone(), v.replace(['\r', '\n'], "")));
+                    }
+                }
+                None => remove_headers.push(h.clone()),
+            }
+        }
+        let body = match self.body {
+            BodyMode::Template => Some(render("body", &ctx(json_escape))?),
+            BodyMode::Empty => Some(String::new()),
+            BodyMode::Passthrough => None,
+        };
+        Ok(RenderedCall {
+            method,
+            path,
+            set_headers,
+            remove_headers,
+            body,
+        })
+    }
+}
+
+/// A string as it goes between the quotes of a JSON string.
+fn json_escape(s: &str) -> String {
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    quoted[1..quoted.len().saturating_sub(1).max(1)].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Template;
+    use indexmap::IndexMap;
+
+    fn tpl(s: &str) -> Template {
+        Template {
+            text: Some(s.into()),
+            extra: Default::default(),
+        }
+    }
+
+    fn find_pet() -> Transformation {
+        let mut headers = IndexMap::new();
+        headers.insert(":method".into(), tpl("GET"));
+        headers.insert(":path".into(), tpl(r#"/api/pets/{{ default(id, "") }}"#));
+        headers.insert("content-type".into(), Template::default());
+        Transformation {
+            headers,
+            body: Some(Template::default()),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn path_variable_is_percent_encoded() {
+        let mut p = Parameters::default();
+        p.headers
+            .insert(":path".into(), "/petstore/findWithId/{id}".into());
+        let f = FunctionCall::compile("findPetById", &find_pet(), Some(&p)).unwrap();
+        let r = f
+            .render("/petstore/findWithId/1", &http::HeaderMap::new(), b"")
+            .unwrap();
+        assert_eq!(r.path.as_deref(), Some("/api/pets/1"));
+        assert_eq!(r.method.as_deref(), Some("GET"));
+        assert_eq!(r.body.as_deref(), Some(""));
+        let r = f
+            .render(
+                "/petstore/findWithId/..%2F..%2Fadmin%3Fx",
+                &http::HeaderMap::new(),
+                b"",
+            )
+            .unwrap();
+        assert_eq!(r.path.as_deref(), Some("/api/pets/..%2F..%2Fadmin%3Fx"));
+    }
+
+    #[test]
+    fn header_variable_and_body_variable() {
+        let mut p = Parameters::default();
+        p.headers.insert("x-pet".into(), "{id}".into());
+        let mut t = find_pet();
+        t.body = Some(tpl(
+            r#"{"id": {{ default(id, "") }},"name": "{{ default(name, "")}}"}"#,
+        ));
+        let f = FunctionCall::compile("f", &t, Some(&p)).unwrap();
+        let mut h = http::HeaderMap::new();
+        h.insert("x-pet", "7".parse().unwrap());
+        let r = f.render("/x", &h, br#"{"name": "a\"b\nc"}"#).unwrap();
+        assert_eq!(r.path.as_deref(), Some("/api/pets/7"));
+        let body: serde_json::Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
+        assert_eq!(body["id"], 7);
+        assert_eq!(body["name"], "a\"b\nc");
+        assert!(matches!(
+            f.render("/x", &h, b"not json"),
+            Err(CallError::BodyNotJson(_))
+        ));
+    }
+}

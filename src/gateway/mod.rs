@@ -1,0 +1,132 @@
+//! The data plane: a compiled route table swapped in whole, served by hyper.
+
+pub mod admin;
+pub mod function;
+pub mod matcher;
+pub mod proxy;
+pub mod server;
+pub mod table;
+pub mod telemetry;
+
+use arc_swap::ArcSwap;
+use proxy::Shared;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use table::RouteTable;
+use telemetry::{Registry, RequestEvent};
+use tokio::sync::{broadcast, watch};
+
+/// Where and how to serve.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    /// Worker threads (each with its own listener and connection pool); default: one per core.
+    pub workers: usize,
+    pub max_body: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin: Some(SocketAddr::from(([127, 0, 0, 1], 9080))),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            max_body: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// The gateway's shared state: the table the control loop swaps, counters, the event stream.
+#[derive(Clone)]
+pub struct Gateway {
+    pub table: Arc<ArcSwap<RouteTable>>,
+    pub registry: Arc<Registry>,
+    pub events: broadcast::Sender<RequestEvent>,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gateway {
+    pub fn new() -> Self {
+        Gateway {
+            table: Arc::new(ArcSwap::from_pointee(RouteTable::default())),
+            registry: Arc::new(Registry::default()),
+            events: broadcast::channel(4096).0,
+        }
+    }
+
+    /// Binds and starts serving on worker threads.
+    pub fn start(&self, cfg: &GatewayConfig) -> std::io::Result<GatewayHandle> {
+        let workers = cfg.workers.max(1);
+        let (addr, listeners) = server::bind_all(cfg.listen, workers)?;
+        let admin = match cfg.admin {
+            Some(a) => {
+                let l = std::net::TcpListener::bind(a)?;
+                l.set_nonblocking(true)?;
+                Some(l)
+            }
+            None => None,
+        };
+        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+        let (tx, rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            table: self.table.clone(),
+            registry: self.registry.clone(),
+            events: self.events.clone(),
+            max_body: cfg.max_body,
+        });
+        let mut threads = Vec::new();
+        for (i, l) in listeners.into_iter().enumerate() {
+            let shared = shared.clone();
+            let rx = rx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("epoxy-gw-{i}"))
+                    .spawn(move || server::run_worker(l, shared, rx))?,
+            );
+        }
+        if let Some(l) = admin {
+            let (t, r, rx) = (self.table.clone(), self.registry.clone(), rx.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("epoxy-admin".into())
+                    .spawn(move || admin::run_admin(l, t, r, rx))?,
+            );
+        }
+        Ok(GatewayHandle {
+            addr,
+            admin_addr,
+            shutdown: tx,
+            threads,
+        })
+    }
+}
+
+/// A running gateway; `shutdown` stops accepting, drains in-flight requests, and joins.
+pub struct GatewayHandle {
+    pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl GatewayHandle {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops and waits (blocking) until in-flight requests are done.
+    pub fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}

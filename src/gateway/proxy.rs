@@ -1,0 +1,680 @@
+//! One request through the gateway: route, then answer directly, redirect, or forward (with
+//! rewrites, function templates, retries, timeouts, shadowing), and report what happened.
+//!
+//! Errors say who failed: the client (4xx), the upstream (503 refused/reset, 504 timeout), or
+//! epoxy's configuration (503 with the reason), in a small JSON body and `x-epoxy-error`.
+
+use super::function::CallError;
+use super::matcher::{PathCond, RequestHead};
+use super::table::{Action, CompiledRoute, DEFAULT_TIMEOUT, Options, Redirect, RouteTable, Target};
+use super::telemetry::{Registry, RequestEvent};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::{Body, Incoming};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::broadcast;
+
+pub type GatewayBody = Either<Incoming, Full<Bytes>>;
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, GatewayBody>;
+
+/// What every worker shares.
+pub struct Shared {
+    pub table: Arc<ArcSwap<RouteTable>>,
+    pub registry: Arc<Registry>,
+    pub events: broadcast::Sender<RequestEvent>,
+    /// The largest request body the gateway buffers or accepts.
+    pub max_body: usize,
+}
+
+/// A client with pooled keep-alive connections, HTTP/1.1 and HTTP/2, TLS with the ring provider.
+pub fn new_client() -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .map(|b| {
+            b.https_or_http()
+                .enable_all_versions()
+                .wrap_connector(http.clone())
+        });
+    let connector = match https {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "TLS unavailable; upstreams with useTls will fail");
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(
+                    rustls::ClientConfig::builder_with_provider(Arc::new(
+                        rustls::crypto::ring::default_provider(),
+                    ))
+                    .with_safe_default_protocol_versions()
+                    .map(|b| {
+                        b.with_root_certificates(rustls::RootCertStore::empty())
+                            .with_no_client_auth()
+                    })
+                    .unwrap_or_else(|_| unreachable_config()),
+                )
+                .https_or_http()
+                .enable_all_versions()
+                .wrap_connector(http)
+        }
+    };
+    Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
+fn unreachable_config() -> rustls::ClientConfig {
+    // Only reached if the ring provider offers no protocol version, which it always does.
+    rustls::ClientConfig::builder()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+}
+
+/// An error response: `{"error": ..., "route": ..., "upstream": ...}` with `x-epoxy-error`.
+pub fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    route: Option<&str>,
+    upstream: Option<&str>,
+) -> Response<GatewayBody> {
+    let body = serde_json::json!({
+        "error": code,
+        "message": message,
+        "route": route,
+        "upstream": upstream,
+    });
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body.to_string()))));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(code) {
+        h.insert("x-epoxy-error", v);
+    }
+    r
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-authenticate",
+];
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().to_ascii_lowercase().as_bytes()).ok())
+        .collect();
+    for n in HOP_BY_HOP {
+        h.remove(n);
+    }
+    for n in listed {
+        h.remove(n);
+    }
+}
+
+/// What a request did, for the event and the counters.
+struct Outcome {
+    status: u16,
+    route: Option<Arc<str>>,
+    upstream: Option<Arc<str>>,
+    function: Option<String>,
+    error: Option<String>,
+    bytes_out: u64,
+}
+
+/// Handles one request.
+pub async fn handle(
+    shared: &Shared,
+    client: &UpstreamClient,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+) -> Response<GatewayBody> {
+    let started = Instant::now();
+    let table = shared.table.load_full();
+    let method = req.method().clone();
+    let authority: String = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let head = RequestHead {
+        method: method.as_str(),
+        authority: &authority,
+        path: &path,
+        query: query.as_deref(),
+        headers: req.headers(),
+    };
+    let matched = table.route(&head);
+    let bytes_in = req.body().size_hint().exact().unwrap_or(0);
+    let (resp, outcome) = match matched {
+        None => {
+            shared.registry.no_route.record(404, started.elapsed(), 0);
+            let why = if table.vhost(&authority).is_none() {
+                "no virtual host serves this host"
+            } else {
+                "no route matches"
+            };
+            (
+                error_response(StatusCode::NOT_FOUND, "no-route", why, None, None),
+                Outcome {
+                    status: 404,
+                    route: None,
+                    upstream: None,
+                    function: None,
+                    error: Some(why.into()),
+                    bytes_out: 0,
+                },
+            )
+        }
+        Some(m) => {
+            let route = m.route;
+            let (resp, mut outcome) =
+                serve_route(shared, client, route, &m.matcher.path, req, remote).await;
+            outcome.route = Some(route.id.clone());
+            route
+                .stats
+                .record(outcome.status, started.elapsed(), outcome.bytes_out);
+            (resp, outcome)
+        }
+    };
+    let latency = started.elapsed();
+    if shared.events.receiver_count() > 0 {
+        let _ = shared.events.send(RequestEvent {
+            time: SystemTime::now(),
+            method: method.to_string(),
+            host: authority,
+            path: match &query {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            },
+            route: outcome.route.map(|r| r.to_string()),
+            upstream: outcome.upstream.map(|u| u.to_string()),
+            function: outcome.function,
+            status: outcome.status,
+            latency,
+            bytes_in,
+            bytes_out: outcome.bytes_out,
+            error: outcome.error,
+        });
+    }
+    resp
+}
+
+fn outcome(status: u16) -> Outcome {
+    Outcome {
+        status,
+        route: None,
+        upstream: None,
+        function: None,
+        error: None,
+        bytes_out: 0,
+    }
+}
+
+async fn serve_route(
+    shared: &Shared,
+    client: &UpstreamClient,
+    route: &CompiledRoute,
+    matched: &PathCond,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+) -> (Response<GatewayBody>, Outcome) {
+    match &route.action {
+        Action::Direct { status, body } => {
+            let mut r = Response::new(Either::Right(Full::new(body.clone())));
+            *r.status_mut() = *status;
+            apply_response_headers(r.headers_mut(), &route.options);
+            let mut o = outcome(status.as_u16());
+            o.bytes_out = body.len() as u64;
+            (r, o)
+        }
+        Action::Redirect(rd) => {
+            let r = redirect(rd, matched, &req);
+            let o = outcome(r.status().as_u16());
+            (r, o)
+        }
+        Action::Forward(fwd) => {
+            let target = fwd.pick();
+            forward(shared, client, route, target, matched, req, remote).await
+        }
+    }
+}
+
+fn redirect(rd: &Redirect, matched: &PathCond, req: &Request<Incoming>) -> Response<GatewayBody> {
+    let uri = req.uri();
+    let host = rd
+        .host
+        .clone()
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let mut path = match (&rd.path, &rd.prefix_rewrite) {
+        (Some(p), _) => p.clone(),
+        (None, Some(rw)) => rewrite_prefix(uri.path(), matched, rw),
+        _ => uri.path().to_string(),
+    };
+    if !rd.strip_query
+        && let Some(q) = uri.query()
+    {
+        path = format!("{path}?{q}");
+    }
+    let scheme = if rd.https { "https" } else { "http" };
+    let location = format!("{scheme}://{host}{path}");
+    let mut r = Response::new(Either::Right(Full::new(Bytes::new())));
+    *r.status_mut() = rd.status;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// Envoy's prefix rewrite: the matched prefix (or the whole path, for exact and regex) is
+/// replaced by `rewrite`.
+fn rewrite_prefix(path: &str, matched: &PathCond, rewrite: &str) -> String {
+    match matched {
+        PathCond::Prefix(p) if path.len() >= p.len() => format!("{rewrite}{}", &path[p.len()..]),
+        _ => rewrite.to_string(),
+    }
+}
+
+/// Envoy writes `\1` for a capture group; the regex crate writes `${1}`.
+fn envoy_substitution(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            let d = chars.next().unwrap_or('0');
+            out.push_str(&format!("${{{d}}}"));
+        } else if c == '$' {
+            out.push_str("$$");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn apply_response_headers(h: &mut HeaderMap, o: &Options) {
+    for n in &o.response_remove {
+        h.remove(n);
+    }
+    for a in &o.response_add {
+        if a.append {
+            h.append(a.name.clone(), a.value.clone());
+        } else {
+            h.insert(a.name.clone(), a.value.clone());
+        }
+    }
+}
+
+/// The request body, buffered when it must be replayed or read; refused past `max`.
+enum RequestBody {
+    Stream(Incoming),
+    Buffered(Bytes),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    shared: &Shared,
+    client: &UpstreamClient,
+    route: &CompiledRoute,
+    target: &Target,
+    matched: &PathCond,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+) -> (Response<GatewayBody>, Outcome) {
+    let rid = Some(&*route.id);
+    let up_name = target.upstream.as_ref().map(|u| u.name.clone());
+    let mut o = outcome(0);
+    o.upstream = up_name.clone();
+    o.function = target.function.as_ref().map(|f| f.name.clone());
+    let fail = |mut o: Outcome, status: StatusCode, code: &str, msg: &str| {
+        o.status = status.as_u16();
+        o.error = Some(msg.to_string());
+        (
+            error_response(status, code, msg, rid, up_name.as_deref()),
+            o,
+        )
+    };
+    if let Some(p) = &target.problem {
+        return fail(o, StatusCode::SERVICE_UNAVAILABLE, "no-upstream", p);
+    }
+    let Some(upstream) = target.upstream.clone() else {
+        return fail(
+            o,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no-upstream",
+            "no upstream",
+        );
+    };
+    let opts = &route.options;
+    let (parts, body) = req.into_parts();
+    if let Some(len) = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > shared.max_body as u64
+    {
+        return fail(
+            o,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            &format!("the request body is larger than {} bytes", shared.max_body),
+        );
+    }
+    let must_buffer = target.function.is_some()
+        || opts.retry.as_ref().is_some_and(|r| r.num > 0)
+        || opts.shadow.is_some();
+    let body = if must_buffer {
+        match Limited::new(body, shared.max_body).collect().await {
+            Ok(c) => RequestBody::Buffered(c.to_bytes()),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return fail(
+                    o,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    &format!("the request body is larger than {} bytes", shared.max_body),
+                );
+            }
+            Err(e) => {
+                return fail(
+                    o,
+                    StatusCode::BAD_REQUEST,
+                    "bad-request",
+                    &format!("reading the request body: {e}"),
+                );
+            }
+        }
+    } else {
+        RequestBody::Stream(body)
+    };
+
+    // Method, path, headers and body of the upstream request.
+    let mut method = parts.method.clone();
+    let original_pq = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    let mut path_and_query = {
+        let path = parts.uri.path();
+        let mut p = if let Some(rw) = &opts.prefix_rewrite {
+            rewrite_prefix(path, matched, rw)
+        } else if let Some((re, sub)) = &opts.regex_rewrite {
+            re.replace_all(path, envoy_substitution(sub).as_str())
+                .into_owned()
+        } else {
+            path.to_string()
+        };
+        if let Some(q) = parts.uri.query() {
+            p.push('?');
+            p.push_str(q);
+        }
+        p
+    };
+    let mut body = body;
+    if let Some(f) = &target.function {
+        let raw: &[u8] = match &body {
+            RequestBody::Buffered(b) => b,
+            RequestBody::Stream(_) => &[],
+        };
+        match f.render(&original_pq, &headers, raw) {
+            Ok(call) => {
+                if let Some(m) = call
+                    .method
+                    .as_deref()
+                    .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+                {
+                    method = m;
+                }
+                if let Some(p) = call.path {
+                    path_and_query = if p.starts_with('/') {
+                        p
+                    } else {
+                        format!("/{p}")
+                    };
+                }
+                for h in call.remove_headers {
+                    headers.remove(h);
+                }
+                for (h, v) in call.set_headers {
+                    if let Ok(v) = HeaderValue::from_str(&v) {
+                        headers.insert(h, v);
+                    }
+                }
+                if let Some(b) = call.body {
+                    body = RequestBody::Buffered(Bytes::from(b));
+                }
+            }
+            Err(CallError::BodyNotJson(e)) => {
+                return fail(
+                    o,
+                    StatusCode::BAD_REQUEST,
+                    "bad-request",
+                    &format!("function `{}` needs a JSON body: {e}", f.name),
+                );
+            }
+            Err(e) => {
+                return fail(
+                    o,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "function-error",
+                    &e.to_string(),
+                );
+            }
+        }
+    }
+    headers.remove(header::CONTENT_LENGTH);
+    if let RequestBody::Buffered(b) = &body
+        && (!b.is_empty() || method_has_body(&method))
+    {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
+    }
+    if let Some(h) = &opts.host_rewrite {
+        headers.insert(header::HOST, h.clone());
+    }
+    let client_ip = remote.ip().to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {client_ip}"),
+        None => client_ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if !headers.contains_key("x-request-id") {
+        let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            headers.insert("x-request-id", v);
+        }
+    }
+    for n in &opts.request_remove {
+        headers.remove(n);
+    }
+    for a in &opts.request_add {
+        if a.append {
+            headers.append(a.name.clone(), a.value.clone());
+        } else {
+            headers.insert(a.name.clone(), a.value.clone());
+        }
+    }
+
+    // Shadowing: a copy, fire and forget, never affecting the client's answer.
+    if let (Some((shadow, pct)), RequestBody::Buffered(b)) = (&opts.shadow, &body)
+        && fastrand::f64() * 100.0 < *pct
+        && let Some(host) = shadow.pick()
+    {
+        let scheme = if shadow.use_tls { "https" } else { "http" };
+        if let Ok(uri) = format!("{scheme}://{host}{path_and_query}").parse::<Uri>() {
+            let mut sreq = Request::new(Either::Right(Full::new(b.clone())));
+            *sreq.method_mut() = method.clone();
+            *sreq.uri_mut() = uri;
+            *sreq.headers_mut() = headers.clone();
+            let c = client.clone();
+            tokio::spawn(async move {
+                if let Ok(resp) = c.request(sreq).await {
+                    let _ = resp.into_body().collect().await;
+                }
+            });
+        }
+    }
+
+    let retry = opts.retry.clone().unwrap_or_default();
+    let replayable = matches!(body, RequestBody::Buffered(_));
+    let attempts = if replayable { 1 + retry.num } else { 1 };
+    let timeout = opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let (mut stream, buffered) = match body {
+        RequestBody::Stream(s) => (Some(s), None),
+        RequestBody::Buffered(b) => (None, Some(b)),
+    };
+    let mut last_error = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "upstream-unavailable",
+        String::from("no attempt made"),
+    );
+    for attempt in 0..attempts {
+        let Some(host) = upstream.pick() else {
+            return fail(
+                o,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no-upstream",
+                "the upstream has no hosts",
+            );
+        };
+        let scheme = if upstream.use_tls { "https" } else { "http" };
+        let uri: Uri = match format!("{scheme}://{host}{path_and_query}").parse() {
+            Ok(u) => u,
+            Err(e) => {
+                return fail(
+                    o,
+                    StatusCode::BAD_REQUEST,
+                    "bad-request",
+                    &format!("cannot build the upstream URI: {e}"),
+                );
+            }
+        };
+        let b: GatewayBody = match (&buffered, stream.take()) {
+            (Some(b), _) => Either::Right(Full::new(b.clone())),
+            (None, Some(s)) => Either::Left(s),
+            (None, None) => Either::Right(Full::new(Bytes::new())),
+        };
+        let mut ureq = Request::new(b);
+        *ureq.method_mut() = method.clone();
+        *ureq.uri_mut() = uri;
+        *ureq.headers_mut() = headers.clone();
+        let per_try = retry
+            .per_try
+            .map(|p| deadline.min(tokio::time::Instant::now() + p))
+            .unwrap_or(deadline);
+        let last = attempt + 1 == attempts;
+        match tokio::time::timeout_at(per_try, client.request(ureq)).await {
+            Ok(Ok(mut resp)) => {
+                let status = resp.status().as_u16();
+                if !last && retry.retry_status(status) {
+                    last_error = (
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                        "upstream-status",
+                        format!("upstream answered {status}"),
+                    );
+                    continue;
+                }
+                strip_hop_by_hop(resp.headers_mut());
+                apply_response_headers(resp.headers_mut(), opts);
+                o.status = status;
+                o.bytes_out = resp.body().size_hint().exact().unwrap_or(0);
+                upstream.stats.record(status, Duration::ZERO, o.bytes_out);
+                return (resp.map(Either::Left), o);
+            }
+            Ok(Err(e)) => {
+                let connect = e.is_connect();
+                last_error = if connect {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "upstream-connect-failure",
+                        format!("cannot connect to upstream {host}: {}", root_cause(&e)),
+                    )
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "upstream-reset",
+                        format!("upstream {host} reset the request: {}", root_cause(&e)),
+                    )
+                };
+                let retry_it =
+                    (connect && retry.on_connect_failure) || (!connect && retry.on_reset);
+                if !retry_it || last {
+                    break;
+                }
+            }
+            Err(_) => {
+                last_error = (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream-timeout",
+                    format!("upstream {host} did not answer in time"),
+                );
+                if tokio::time::Instant::now() >= deadline || last {
+                    break;
+                }
+            }
+        }
+    }
+    upstream
+        .stats
+        .record(last_error.0.as_u16(), Duration::ZERO, 0);
+    fail(o, last_error.0, last_error.1, &last_error.2)
+}
+
+fn method_has_body(m: &Method) -> bool {
+    matches!(*m, Method::POST | Method::PUT | Method::PATCH)
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,771 @@
+//! The compiled route table: immutable, built from a validated snapshot, swapped in whole.
+//!
+//! Virtual hosts are found by domain (exact, then the longest wildcard suffix, then the longest
+//! wildcard prefix, then `*`). Within a host, routes keep their order and the first match wins,
+//! but a request does not walk every route: exact paths and prefixes are indexed by hash, so
+//! only the routes that can match (plus regex routes) are checked, in order.
+
+use super::function::FunctionCall;
+use super::matcher::{CompiledMatcher, PathCond, RequestHead};
+use super::telemetry::{Registry, Stats};
+use crate::api::duration::parse_duration;
+use crate::api::validate::{effective_domains, redirect_status};
+use crate::api::{
+    Destination, Kind, Resource, ResourceKey, ResourceRef, ResourceSet, Route, WeightedDestination,
+};
+use bytes::Bytes;
+use http::StatusCode;
+use http::header::{HeaderName, HeaderValue};
+use regex::Regex;
+use smallvec::SmallVec;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Envoy's default route timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How the gateway reaches an upstream's hosts.
+#[derive(Debug)]
+pub struct UpstreamTarget {
+    pub name: Arc<str>,
+    /// `host:port` of each endpoint, tried in round robin.
+    pub hosts: Vec<Arc<str>>,
+    pub use_tls: bool,
+    next: AtomicUsize,
+    pub stats: Arc<Stats>,
+}
+
+impl UpstreamTarget {
+    /// The next endpoint, round robin.
+    pub fn pick(&self) -> Option<&Arc<str>> {
+        if self.hosts.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.hosts.len();
+        self.hosts.get(i)
+    }
+}
+
+/// One weighted destination; `problem` says why it cannot be served (answered with 503).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub weight: u32,
+    pub upstream: Option<Arc<UpstreamTarget>>,
+    pub function: Option<Arc<FunctionCall>>,
+    pub problem: Option<Arc<str>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Forward {
+    pub targets: Vec<Target>,
+    pub total_weight: u32,
+}
+
+impl Forward {
+    /// Picks a target by weight (shares of the sum).
+    pub fn pick(&self) -> &Target {
+        if self.targets.len() == 1 || self.total_weight == 0 {
+            return &self.targets[0];
+        }
+        let mut n = fastrand::u32(0..self.total_weight);
+        for t in &self.targets {
+            if n < t.weight {
+                return t;
+            }
+            n -= t.weight;
+        }
+        &self.targets[self.targets.len() - 1]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Redirect {
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub prefix_rewrite: Option<String>,
+    pub https: bool,
+    pub strip_query: bool,
+    pub status: StatusCode,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Forward(Forward),
+    Redirect(Redirect),
+    Direct { status: StatusCode, body: Bytes },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Retry {
+    pub num: u32,
+    pub per_try: Option<Duration>,
+    pub on_connect_failure: bool,
+    pub on_5xx: bool,
+    pub on_gateway_error: bool,
+    pub on_reset: bool,
+    pub statuses: Vec<u16>,
+}
+
+impl Retry {
+    pub fn retry_status(&self, s: u16) -> bool {
+        (self.on_5xx && s >= 500)
+            || (self.on_gateway_error && matches!(s, 502..=504))
+            || self.statuses.contains(&s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HeaderAdd {
+    pub name: HeaderName,
+    pub value: HeaderValue,
+    pub append: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub prefix_rewrite: Option<String>,
+    pub regex_rewrite: Option<(Regex, String)>,
+    pub host_rewrite: Option<HeaderValue>,
+    pub timeout: Option<Duration>,
+    pub retry: Option<Retry>,
+    pub request_add: Vec<HeaderAdd>,
+    pub request_remove: Vec<HeaderName>,
+    pub response_add: Vec<HeaderAdd>,
+    pub response_remove: Vec<HeaderName>,
+    pub shadow: Option<(Arc<UpstreamTarget>, f64)>,
+}
+
+#[derive(Debug)]
+pub struct CompiledRoute {
+    /// `gloo-system/default#3`, or the route's name.
+    pub id: Arc<str>,
+    pub matchers: Vec<CompiledMatcher>,
+    pub action: Action,
+    pub options: Options,
+    pub stats: Arc<Stats>,
+}
+
+#[derive(Debug, Default)]
+struct RouteIndex {
+    /// (route, matcher) in table order.
+    entries: Vec<(u32, u16)>,
+    exact: FastMap<String, SmallVec<[u32; 2]>>,
+    exact_ci: FastMap<String, SmallVec<[u32; 2]>>,
+    prefix: FastMap<String, SmallVec<[u32; 2]>>,
+    prefix_ci: FastMap<String, SmallVec<[u32; 2]>>,
+    /// Distinct prefix lengths, ascending.
+    prefix_lens: Vec<usize>,
+    has_ci: bool,
+    /// Entries that must always be checked (regex).
+    always: Vec<u32>,
+}
+
+#[derive(Debug)]
+pub struct VirtualHostTable {
+    pub key: ResourceKey,
+    pub domains: Vec<String>,
+    pub routes: Vec<CompiledRoute>,
+    index: RouteIndex,
+}
+
+/// The result of routing a request: the route and the matcher that matched.
+pub struct Matched<'t> {
+    pub vhost: &'t VirtualHostTable,
+    pub route: &'t CompiledRoute,
+    pub matcher: &'t CompiledMatcher,
+}
+
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    pub generation: u64,
+    pub vhosts: Vec<VirtualHostTable>,
+    exact_domains: FastMap<String, usize>,
+    /// (`.example.com`, vhost) longest first.
+    suffix_wildcards: Vec<(String, usize)>,
+    /// (`example.`, vhost) longest first.
+    prefix_wildcards: Vec<(String, usize)>,
+    catch_all: Option<usize>,
+    /// What could not be compiled (should be rare: validation comes first).
+    pub problems: Vec<String>,
+}
+
+impl RouteTable {
+    /// The virtual host for a `Host` (with or without the port).
+    pub fn vhost(&self, host: &str) -> Option<&VirtualHostTable> {
+        let host_l;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            host_l = host.to_ascii_lowercase();
+            host_l.as_str()
+        } else {
+            host
+        };
+        let bare = strip_port(host);
+        let i = self
+            .exact_domains
+            .get(host)
+            .or_else(|| self.exact_domains.get(bare))
+            .copied()
+            .or_else(|| {
+                self.suffix_wildcards
+                    .iter()
+                    .find(|(s, _)| bare.ends_with(s.as_str()) && bare.len() > s.len())
+                    .map(|(_, i)| *i)
+            })
+            .or_else(|| {
+                self.prefix_wildcards
+                    .iter()
+                    .find(|(p, _)| bare.starts_with(p.as_str()) && bare.len() > p.len())
+                    .map(|(_, i)| *i)
+            })
+            .or(self.catch_all)?;
+        self.vhosts.get(i)
+    }
+
+    /// Routes a request: the first route (in order) whose matcher accepts it.
+    pub fn route<'t>(&'t self, req: &RequestHead<'_>) -> Option<Matched<'t>> {
+        let vh = self.vhost(req.authority)?;
+        vh.find(req).map(|(route, matcher)| Matched {
+            vhost: vh,
+            route,
+            matcher,
+        })
+    }
+
+    pub fn route_count(&self) -> usize {
+        self.vhosts.iter().map(|v| v.routes.len()).sum()
+    }
+}
+
+/// Host without `:port` (IPv6 literals keep their brackets).
+pub fn strip_port(host: &str) -> &str {
+    if let Some(end) = host.strip_prefix('[').and_then(|h| h.find(']')) {
+        return &host[..end + 2];
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+impl VirtualHostTable {
+    fn find<'t>(
+        &'t self,
+        req: &RequestHead<'_>,
+    ) -> Option<(&'t CompiledRoute, &'t CompiledMatcher)> {
+        let idx = &self.index;
+        let mut cand: SmallVec<[u32; 16]> = SmallVec::new();
+        let path = req.path;
+        if let Some(v) = idx.exact.get(path) {
+            cand.extend_from_slice(v);
+        }
+        let lower_owned;
+        let lower = if idx.has_ci {
+            lower_owned = path.to_ascii_lowercase();
+            Some(lower_owned.as_str())
+        } else {
+            None
+        };
+        if let Some(l) = lower
+            && let Some(v) = idx.exact_ci.get(l)
+        {
+            cand.extend_from_slice(v);
+        }
+        for &len in &idx.prefix_lens {
+            if len > path.len() {
+                break;
+            }
+            if !path.is_char_boundary(len) {
+                continue;
+            }
+            if let Some(v) = idx.prefix.get(&path[..len]) {
+                cand.extend_from_slice(v);
+            }
+            if let Some(l) = lower
+                && let Some(v) = idx.prefix_ci.get(&l[..len])
+            {
+                cand.extend_from_slice(v);
+            }
+        }
+        cand.extend_from_slice(&idx.always);
+        cand.sort_unstable();
+        for e in cand {
+            let (r, m) = idx.entries[e as usize];
+            let route = &self.routes[r as usize];
+            let matcher = &route.matchers[m as usize];
+            if matcher.check(req).is_ok() {
+                return Some((route, matcher));
+            }
+        }
+        None
+    }
+
+    /// For the tester: each route in order, and why it did or did not match.
+    pub fn explain(&self, req: &RequestHead<'_>) -> Vec<(Arc<str>, Result<(), String>)> {
+        let mut out = Vec::new();
+        for r in &self.routes {
+            let verdict = if r.matchers.iter().any(|m| m.check(req).is_ok()) {
+                Ok(())
+            } else {
+                Err(r
+                    .matchers
+                    .iter()
+                    .filter_map(|m| m.check(req).err().map(|e| e.to_string()))
+                    .collect::<Vec<_>>()
+                    .join("; "))
+            };
+            let matched = verdict.is_ok();
+            out.push((r.id.clone(), verdict));
+            if matched {
+                break;
+            }
+        }
+        out
+    }
+
+    fn build_index(&mut self) {
+        let mut idx = RouteIndex::default();
+        let mut lens = std::collections::BTreeSet::new();
+        for (ri, r) in self.routes.iter().enumerate() {
+            for (mi, m) in r.matchers.iter().enumerate() {
+                let e = idx.entries.len() as u32;
+                idx.entries.push((ri as u32, mi as u16));
+                match (&m.path, m.case_sensitive) {
+                    (PathCond::Exact(p), true) => idx.exact.entry(p.clone()).or_default().push(e),
+                    (PathCond::Exact(p), false) => {
+                        idx.has_ci = true;
+                        idx.exact_ci.entry(p.clone()).or_default().push(e)
+                    }
+                    (PathCond::Prefix(p), cs) => {
+                        lens.insert(p.len());
+                        if cs {
+                            idx.prefix.entry(p.clone()).or_default().push(e)
+                        } else {
+                            idx.has_ci = true;
+                            idx.prefix_ci.entry(p.clone()).or_default().push(e)
+                        }
+                    }
+                    (PathCond::Regex(_), _) => idx.always.push(e),
+                }
+            }
+        }
+        idx.prefix_lens = lens.into_iter().collect();
+        self.index = idx;
+    }
+}
+
+/// Compiles a set of (accepted) resources into a table.
+pub fn compile(set: &ResourceSet, registry: &Registry, generation: u64) -> RouteTable {
+    let mut c = Compiler {
+        set,
+        registry,
+        upstreams: HashMap::new(),
+        problems: Vec::new(),
+    };
+    for r in set.values() {
+        if let Resource::Upstream(u) = r {
+            let name: Arc<str> = Arc::from(u.metadata.name.as_str());
+            let (hosts, use_tls) = match (&u.spec.static_, &u.spec.kube) {
+                (Some(s), _) => (
+                    s.hosts
+                        .iter()
+                        .map(|h| Arc::from(host_port(&h.addr, h.port).as_str()))
+                        .collect(),
+                    // Gloo: TLS when asked, or by default when every host listens on 443.
+                    s.use_tls
+                        .unwrap_or(!s.hosts.is_empty() && s.hosts.iter().all(|h| h.port == 443)),
+                ),
+                (None, Some(k)) => (
+                    vec![Arc::from(
+                        format!(
+                            "{}.{}.svc.cluster.local:{}",
+                            k.service_name, k.service_namespace, k.service_port
+                        )
+                        .as_str(),
+                    )],
+                    false,
+                ),
+                _ => (Vec::new(), false),
+            };
+            let stats = registry.upstream(&name);
+            c.upstreams.insert(
+                r.key(),
+                Arc::new(UpstreamTarget {
+                    name,
+                    hosts,
+                    use_tls,
+                    next: AtomicUsize::new(0),
+                    stats,
+                }),
+            );
+        }
+    }
+    let mut table = RouteTable {
+        generation,
+        ..Default::default()
+    };
+    for r in set.values() {
+        let Resource::VirtualService(vs) = r else {
+            continue;
+        };
+        let key = r.key();
+        let mut routes = Vec::new();
+        for (i, route) in vs.spec.virtual_host.routes.iter().enumerate() {
+            let id = route
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}/{}#{i}", key.namespace, key.name));
+            c.add_route(&mut routes, route, &id, &key.namespace, 0, None);
+        }
+        let mut vh = VirtualHostTable {
+            key: key.clone(),
+            domains: effective_domains(&vs.spec),
+            routes,
+            index: RouteIndex::default(),
+        };
+        vh.build_index();
+        let vi = table.vhosts.len();
+        for d in &vh.domains {
+            let d = d.to_ascii_lowercase();
+            if d == "*" {
+                table.catch_all.get_or_insert(vi);
+            } else if let Some(s) = d.strip_prefix('*') {
+                table.suffix_wildcards.push((s.to_string(), vi));
+            } else if let Some(p) = d.strip_suffix('*') {
+                table.prefix_wildcards.push((p.to_string(), vi));
+            } else {
+                table.exact_domains.entry(d).or_insert(vi);
+            }
+        }
+        table.vhosts.push(vh);
+    }
+    table.suffix_wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
+    table.prefix_wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
+    table.problems = c.problems;
+    table
+}
+
+fn host_port(addr: &str, port: u32) -> String {
+    if addr.contains(':') && !addr.starts_with('[') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
+}
+
+struct Compiler<'a> {
+    set: &'a ResourceSet,
+    registry: &'a Registry,
+    upstreams: HashMap<ResourceKey, Arc<UpstreamTarget>>,
+    problems: Vec<String>,
+}
+
+impl Compiler<'_> {
+    fn upstream(&self, r: &ResourceRef, ns: &str) -> Option<Arc<UpstreamTarget>> {
+        self.upstreams
+            .get(&ResourceKey::new(
+                Kind::Upstream,
+                r.namespace_or(ns),
+                &r.name,
+            ))
+            .cloned()
+    }
+
+    fn target(&self, d: &Destination, weight: u32, ns: &str) -> Target {
+        let mut t = Target {
+            weight,
+            upstream: None,
+            function: None,
+            problem: None,
+        };
+        let Some(uref) = &d.upstream else {
+            t.problem = Some(Arc::from("the destination names no upstream"));
+            return t;
+        };
+        t.upstream = self.upstream(uref, ns);
+        if t.upstream.is_none() {
+            t.problem = Some(Arc::from(
+                format!("upstream `{}` does not exist", uref.name).as_str(),
+            ));
+            return t;
+        }
+        if let Some(rest) = d.destination_spec.as_ref().and_then(|s| s.rest.as_ref()) {
+            let key = ResourceKey::new(Kind::Upstream, uref.namespace_or(ns), &uref.name);
+            let transformation = match self.set.get(&key) {
+                Some(Resource::Upstream(u)) => u
+                    .spec
+                    .service_spec()
+                    .and_then(|s| s.rest.as_ref())
+                    .and_then(|r| r.transformations.get(&rest.function_name)),
+                _ => None,
+            };
+            match transformation {
+                None => {
+                    t.problem = Some(Arc::from(
+                        format!(
+                            "upstream `{}` has no function `{}`",
+                            uref.name, rest.function_name
+                        )
+                        .as_str(),
+                    ));
+                }
+                Some(tr) => {
+                    match FunctionCall::compile(&rest.function_name, tr, rest.parameters.as_ref()) {
+                        Ok(f) => t.function = Some(Arc::new(f)),
+                        Err(e) => {
+                            t.problem = Some(Arc::from(
+                                format!("function `{}`: {e}", rest.function_name).as_str(),
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    fn weighted(&self, ds: &[WeightedDestination], ns: &str) -> Forward {
+        let targets: Vec<Target> = ds
+            .iter()
+            .map(|d| self.target(&d.destination, d.weight.unwrap_or(0), ns))
+            .collect();
+        let total_weight = targets.iter().map(|t| t.weight).sum();
+        Forward {
+            targets,
+            total_weight,
+        }
+    }
+
+    fn action(&self, route: &Route, ns: &str) -> Option<Action> {
+        if let Some(a) = &route.route_action {
+            if let Some(d) = &a.single {
+                return Some(Action::Forward(Forward {
+                    targets: vec![self.target(d, 1, ns)],
+                    total_weight: 1,
+                }));
+            }
+            if let Some(m) = &a.multi {
+                return Some(Action::Forward(self.weighted(&m.destinations, ns)));
+            }
+            if let Some(g) = &a.upstream_group {
+                let key = ResourceKey::new(Kind::UpstreamGroup, g.namespace_or(ns), &g.name);
+                return Some(Action::Forward(match self.set.get(&key) {
+                    Some(Resource::UpstreamGroup(ug)) => {
+                        self.weighted(&ug.spec.destinations, &key.namespace)
+                    }
+                    _ => Forward {
+                        targets: vec![Target {
+                            weight: 1,
+                            upstream: None,
+                            function: None,
+                            problem: Some(Arc::from(
+                                format!("upstream group `{}` does not exist", g.name).as_str(),
+                            )),
+                        }],
+                        total_weight: 1,
+                    },
+                }));
+            }
+        }
+        if let Some(d) = &route.direct_response_action {
+            return Some(Action::Direct {
+                status: StatusCode::from_u16(d.status as u16).unwrap_or(StatusCode::OK),
+                body: Bytes::from(d.body.clone().unwrap_or_default()),
+            });
+        }
+        if let Some(r) = &route.redirect_action {
+            let status = r
+                .response_code
+                .as_ref()
+                .and_then(redirect_status)
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            return Some(Action::Redirect(Redirect {
+                host: r.host_redirect.clone(),
+                path: r.path_redirect.clone(),
+                prefix_rewrite: r.prefix_rewrite.clone(),
+                https: r.https_redirect == Some(true),
+                strip_query: r.strip_query == Some(true),
+                status,
+            }));
+        }
+        None
+    }
+
+    fn options(&self, route: &Route, ns: &str) -> Options {
+        let mut o = Options::default();
+        let Some(ro) = &route.options else { return o };
+        o.prefix_rewrite = ro.prefix_rewrite.clone();
+        o.regex_rewrite = ro.regex_rewrite.as_ref().and_then(|r| {
+            Regex::new(&r.pattern.regex)
+                .ok()
+                .map(|re| (re, r.substitution.clone()))
+        });
+        o.host_rewrite = ro
+            .host_rewrite
+            .as_deref()
+            .and_then(|h| HeaderValue::from_str(h).ok());
+        o.timeout = ro.timeout.as_deref().and_then(|t| parse_duration(t).ok());
+        if let Some(r) = &ro.retries {
+            let on = r.retry_on.as_deref().unwrap_or("");
+            let has = |c: &str| on.split(',').any(|x| x.trim() == c);
+            o.retry = Some(Retry {
+                num: r.num_retries.unwrap_or(1),
+                per_try: r
+                    .per_try_timeout
+                    .as_deref()
+                    .and_then(|t| parse_duration(t).ok()),
+                on_connect_failure: has("connect-failure") || has("5xx") || has("gateway-error"),
+                on_5xx: has("5xx"),
+                on_gateway_error: has("gateway-error"),
+                on_reset: has("reset") || has("5xx"),
+                statuses: if has("retriable-status-codes") {
+                    r.retriable_status_codes.iter().map(|c| *c as u16).collect()
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+        if let Some(h) = &ro.header_manipulation {
+            let adds = |list: &[crate::api::HeaderValueOption]| -> Vec<HeaderAdd> {
+                list.iter()
+                    .filter_map(|hv| {
+                        Some(HeaderAdd {
+                            name: HeaderName::from_bytes(
+                                hv.header.key.to_ascii_lowercase().as_bytes(),
+                            )
+                            .ok()?,
+                            value: HeaderValue::from_str(&hv.header.value).ok()?,
+                            append: hv.append.unwrap_or(true),
+                        })
+                    })
+                    .collect()
+            };
+            let names = |list: &[String]| -> Vec<HeaderName> {
+                list.iter()
+                    .filter_map(|n| HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes()).ok())
+                    .collect()
+            };
+            o.request_add = adds(&h.request_headers_to_add);
+            o.request_remove = names(&h.request_headers_to_remove);
+            o.response_add = adds(&h.response_headers_to_add);
+            o.response_remove = names(&h.response_headers_to_remove);
+        }
+        if let Some(s) = &ro.shadowing
+            && let Some(u) = s.upstream.as_ref().and_then(|u| self.upstream(u, ns))
+        {
+            o.shadow = Some((u, s.percentage.unwrap_or(100.0)));
+        }
+        o
+    }
+
+    /// Adds a route (or, for a delegation, the delegated routes in its place).
+    fn add_route(
+        &mut self,
+        out: &mut Vec<CompiledRoute>,
+        route: &Route,
+        id: &str,
+        ns: &str,
+        depth: usize,
+        inherited: Option<&Route>,
+    ) {
+        if let Some(d) = &route.delegate_action {
+            if depth >= 8 {
+                self.problems
+                    .push(format!("{id}: delegation deeper than 8 levels"));
+                return;
+            }
+            for (rt_key, child_routes) in self.delegated(d, ns) {
+                for (j, child) in child_routes.iter().enumerate() {
+                    let cid = child
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("{}/{}#{j}", rt_key.namespace, rt_key.name));
+                    self.add_route(out, child, &cid, &rt_key.namespace, depth + 1, Some(route));
+                }
+            }
+            return;
+        }
+        let mut matchers = Vec::new();
+        for m in &route.matchers {
+            match CompiledMatcher::compile(m) {
+                Ok(cm) => matchers.push(cm),
+                Err(e) => self.problems.push(format!("{id}: {e}")),
+            }
+        }
+        if route.matchers.is_empty() {
+            // No matcher: prefix `/`.
+            if let Ok(cm) = CompiledMatcher::compile(&Default::default()) {
+                matchers.push(cm);
+            }
+        }
+        if matchers.is_empty() {
+            return;
+        }
+        let Some(action) = self.action(route, ns) else {
+            self.problems.push(format!("{id}: no action"));
+            return;
+        };
+        // A delegated route inherits its parent's options where it has none of its own.
+        let options = match (&route.options, inherited) {
+            (None, Some(parent)) => self.options(parent, ns),
+            _ => self.options(route, ns),
+        };
+        out.push(CompiledRoute {
+            id: Arc::from(id),
+            matchers,
+            action,
+            options,
+            stats: self.registry.route(id),
+        });
+    }
+
+    /// The route tables a delegation names: by reference, or by selector (labels, namespaces),
+    /// ordered by weight then name.
+    fn delegated(
+        &self,
+        d: &crate::api::DelegateAction,
+        ns: &str,
+    ) -> Vec<(ResourceKey, Vec<Route>)> {
+        if let Some(r) = d.reference() {
+            let key = ResourceKey::new(Kind::RouteTable, r.namespace_or(ns), &r.name);
+            return match self.set.get(&key) {
+                Some(Resource::RouteTable(rt)) => vec![(key, rt.spec.routes.clone())],
+                _ => Vec::new(),
+            };
+        }
+        let Some(sel) = &d.selector else {
+            return Vec::new();
+        };
+        let mut found: Vec<(i32, ResourceKey, Vec<Route>)> = self
+            .set
+            .iter()
+            .filter_map(|(k, r)| match r {
+                Resource::RouteTable(rt) => {
+                    let ns_ok = if sel.namespaces.is_empty() {
+                        k.namespace == ns
+                    } else {
+                        sel.namespaces.iter().any(|n| n == "*" || *n == k.namespace)
+                    };
+                    let labels_ok = sel
+                        .labels
+                        .iter()
+                        .all(|(lk, lv)| rt.metadata.labels.get(lk) == Some(lv));
+                    (ns_ok && labels_ok).then(|| {
+                        (
+                            rt.spec.weight.unwrap_or(0),
+                            k.clone(),
+                            rt.spec.routes.clone(),
+                        )
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        found.into_iter().map(|(_, k, r)| (k, r)).collect()
+    }
+}

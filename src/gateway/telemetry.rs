@@ -1,0 +1,176 @@
+//! What the gateway reports: one event per request (for the console's access log), and counters
+//! and latency histograms per route and per upstream (for `/metrics`).
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// One request, as the access log shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestEvent {
+    pub time: SystemTime,
+    pub method: String,
+    pub host: String,
+    pub path: String,
+    pub route: Option<String>,
+    pub upstream: Option<String>,
+    pub function: Option<String>,
+    pub status: u16,
+    pub latency: Duration,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub error: Option<String>,
+}
+
+/// Upper bounds of the latency buckets, in seconds (Prometheus style).
+pub const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Counters of one route or upstream; shared by reference with the compiled table, and kept
+/// across reloads so that counts do not reset when a route changes.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub errors_4xx: AtomicU64,
+    pub errors_5xx: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub latency_sum_us: AtomicU64,
+    pub buckets: [AtomicU64; BUCKETS.len()],
+}
+
+impl Stats {
+    pub fn record(&self, status: u16, latency: Duration, bytes_out: u64) {
+        self.requests.fetch_add(1, Relaxed);
+        if (400..500).contains(&status) {
+            self.errors_4xx.fetch_add(1, Relaxed);
+        } else if status >= 500 {
+            self.errors_5xx.fetch_add(1, Relaxed);
+        }
+        self.bytes_out.fetch_add(bytes_out, Relaxed);
+        self.latency_sum_us
+            .fetch_add(latency.as_micros() as u64, Relaxed);
+        let secs = latency.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// All stats by name, so that a recompiled table finds the counters of the same route again.
+#[derive(Debug, Default)]
+pub struct Registry {
+    routes: Mutex<HashMap<String, Arc<Stats>>>,
+    upstreams: Mutex<HashMap<String, Arc<Stats>>>,
+    pub no_route: Stats,
+}
+
+impl Registry {
+    pub fn route(&self, id: &str) -> Arc<Stats> {
+        let mut m = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(id.to_string()).or_default().clone()
+    }
+
+    pub fn upstream(&self, name: &str) -> Arc<Stats> {
+        let mut m = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(name.to_string()).or_default().clone()
+    }
+
+    /// The Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let upstreams = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r: Vec<_> = routes.iter().collect();
+        r.sort_by(|a, b| a.0.cmp(b.0));
+        let mut u: Vec<_> = upstreams.iter().collect();
+        u.sort_by(|a, b| a.0.cmp(b.0));
+        for (metric, label, set) in [("route", "route", &r), ("upstream", "upstream", &u)] {
+            let _ = writeln!(
+                out,
+                "# HELP epoxy_{metric}_requests_total Requests per {metric}."
+            );
+            let _ = writeln!(out, "# TYPE epoxy_{metric}_requests_total counter");
+            for (name, s) in set.iter() {
+                let _ = writeln!(
+                    out,
+                    "epoxy_{metric}_requests_total{{{label}=\"{}\"}} {}",
+                    esc(name),
+                    s.requests.load(Relaxed)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP epoxy_{metric}_responses_total Error responses per {metric} by class."
+            );
+            let _ = writeln!(out, "# TYPE epoxy_{metric}_responses_total counter");
+            for (name, s) in set.iter() {
+                let _ = writeln!(
+                    out,
+                    "epoxy_{metric}_responses_total{{{label}=\"{}\",class=\"4xx\"}} {}",
+                    esc(name),
+                    s.errors_4xx.load(Relaxed)
+                );
+                let _ = writeln!(
+                    out,
+                    "epoxy_{metric}_responses_total{{{label}=\"{}\",class=\"5xx\"}} {}",
+                    esc(name),
+                    s.errors_5xx.load(Relaxed)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP epoxy_{metric}_latency_seconds Request latency per {metric}."
+            );
+            let _ = writeln!(out, "# TYPE epoxy_{metric}_latency_seconds histogram");
+            for (name, s) in set.iter() {
+                let mut cumulative = 0;
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    cumulative += s.buckets[i].load(Relaxed);
+                    let _ = writeln!(
+                        out,
+                        "epoxy_{metric}_latency_seconds_bucket{{{label}=\"{}\",le=\"{b}\"}} {cumulative}",
+                        esc(name)
+                    );
+                }
+                let total = s.requests.load(Relaxed);
+                let _ = writeln!(
+                    out,
+                    "epoxy_{metric}_latency_seconds_bucket{{{label}=\"{}\",le=\"+Inf\"}} {total}",
+                    esc(name)
+                );
+                let _ = writeln!(
+                    out,
+                    "epoxy_{metric}_latency_seconds_sum{{{label}=\"{}\"}} {}",
+                    esc(name),
+                    s.latency_sum_us.load(Relaxed) as f64 / 1e6
+                );
+                let _ = writeln!(
+                    out,
+                    "epoxy_{metric}_latency_seconds_count{{{label}=\"{}\"}} {total}",
+                    esc(name)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP epoxy_no_route_total Requests that matched no virtual host or route."
+        );
+        let _ = writeln!(out, "# TYPE epoxy_no_route_total counter");
+        let _ = writeln!(
+            out,
+            "epoxy_no_route_total {}",
+            self.no_route.requests.load(Relaxed)
+        );
+        out
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
