@@ -99,6 +99,7 @@ fn destination() -> impl Strategy<Value = Destination> {
             upstream: Some(ResourceRef {
                 name: up,
                 namespace: ns,
+                ..Default::default()
             }),
             destination_spec: function.map(|(f, params)| DestinationSpec {
                 rest: Some(RestDestination {
@@ -355,6 +356,7 @@ fn ambiguous_scalars_stay_strings() {
                                 upstream: Some(ResourceRef {
                                     name: "u".into(),
                                     namespace: None,
+                                    ..Default::default()
                                 }),
                                 destination_spec: Some(DestinationSpec {
                                     rest: Some(RestDestination {

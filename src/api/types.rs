@@ -92,12 +92,14 @@ pub struct ObjectMeta {
 }
 
 /// A reference to another resource (`{name, namespace}`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResourceRef {
     #[serde(default)]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 impl ResourceRef {
@@ -539,6 +541,7 @@ impl DelegateAction {
         self.name.as_ref().map(|n| ResourceRef {
             name: n.clone(),
             namespace: self.namespace.clone(),
+            ..Default::default()
         })
     }
 }

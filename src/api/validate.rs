@@ -798,7 +798,11 @@ fn validate_delegation(set: &ResourceSet, out: &mut Vec<Problem>) {
             let parent_prefixes: Vec<&str> = route
                 .matchers
                 .iter()
-                .filter_map(|m| m.prefix.as_deref())
+                // A matcher without a path is prefix `/`.
+                .filter_map(|m| match m.path() {
+                    PathMatch::Prefix(p) => Some(p),
+                    _ => None,
+                })
                 .collect();
             let parent_prefixes = if route.matchers.is_empty() {
                 vec!["/"]

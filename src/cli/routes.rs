@@ -243,6 +243,7 @@ fn upstream_action(name: String, ns: Option<String>, spec: Option<DestinationSpe
             upstream: Some(ResourceRef {
                 name,
                 namespace: ns,
+                ..Default::default()
             }),
             destination_spec: spec,
             ..Default::default()
@@ -294,6 +295,7 @@ pub async fn add(g: &Global, c: AddCommand) -> Result<()> {
             upstream_group: Some(ResourceRef {
                 name: group,
                 namespace: a.upstream_group_namespace.or(Some(g.namespace.clone())),
+                ..Default::default()
             }),
             ..Default::default()
         }

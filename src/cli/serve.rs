@@ -57,6 +57,7 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
             .workers
             .unwrap_or_else(|| GatewayConfig::default().workers),
         max_body: a.max_body,
+        ..GatewayConfig::default()
     };
     let gw = Gateway::new();
     let mut reports = reconcile::spawn(Arc::new(store), gw.clone());

@@ -21,6 +21,9 @@ pub struct Report {
     /// Keys that are rejected but still serve their last accepted version.
     pub serving_last_good: Vec<ResourceKey>,
     pub routes: usize,
+    /// The resourceVersion of every resource this report saw, so that a writer can wait until
+    /// its write is live.
+    pub versions: BTreeMap<ResourceKey, String>,
 }
 
 /// The loop's memory: the last accepted version of every resource.
@@ -57,6 +60,11 @@ impl Reconciler {
             store_errors: listing.errors.clone(),
             serving_last_good,
             routes: 0,
+            versions: listing
+                .resources
+                .iter()
+                .map(|(k, r)| (k.clone(), r.resource_version().unwrap_or("").to_string()))
+                .collect(),
         };
         (effective, report)
     }

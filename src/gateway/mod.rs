@@ -24,6 +24,8 @@ pub struct GatewayConfig {
     /// Worker threads (each with its own listener and connection pool); default: one per core.
     pub workers: usize,
     pub max_body: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: std::time::Duration,
 }
 
 impl Default for GatewayConfig {
@@ -35,6 +37,7 @@ impl Default for GatewayConfig {
                 .map(|n| n.get())
                 .unwrap_or(1),
             max_body: 16 * 1024 * 1024,
+            header_read_timeout: server::HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -81,6 +84,7 @@ impl Gateway {
             registry: self.registry.clone(),
             events: self.events.clone(),
             max_body: cfg.max_body,
+            header_read_timeout: cfg.header_read_timeout,
         });
         let mut threads = Vec::new();
         for (i, l) in listeners.into_iter().enumerate() {
@@ -123,10 +127,17 @@ impl GatewayHandle {
     }
 
     /// Stops and waits (blocking) until in-flight requests are done.
-    pub fn shutdown(self) {
+    pub fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        for t in self.threads {
+        for t in std::mem::take(&mut self.threads) {
             let _ = t.join();
         }
+    }
+}
+
+impl Drop for GatewayHandle {
+    /// A dropped handle stops the gateway (without waiting for the drain).
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
     }
 }

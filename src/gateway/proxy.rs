@@ -32,6 +32,7 @@ pub struct Shared {
     pub events: broadcast::Sender<RequestEvent>,
     /// The largest request body the gateway buffers or accepts.
     pub max_body: usize,
+    pub header_read_timeout: Duration,
 }
 
 /// A client with pooled keep-alive connections, HTTP/1.1 and HTTP/2, TLS with the ring provider.

@@ -72,7 +72,7 @@ pub fn run_worker(
         };
         let client = new_client();
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(shared.header_read_timeout).keep_alive(true);
         builder.http2().timer(TokioTimer::new());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {

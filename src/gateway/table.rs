@@ -442,8 +442,12 @@ pub fn compile(set: &ResourceSet, registry: &Registry, generation: u64) -> Route
         }
         table.vhosts.push(vh);
     }
-    table.suffix_wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
-    table.prefix_wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
+    table
+        .suffix_wildcards
+        .sort_by_key(|w| std::cmp::Reverse(w.0.len()));
+    table
+        .prefix_wildcards
+        .sort_by_key(|w| std::cmp::Reverse(w.0.len()));
     table.problems = c.problems;
     table
 }

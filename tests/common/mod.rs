@@ -1,6 +1,9 @@
 //! Shared helpers for tests that drive the real `epoxy` binary against a temporary store.
 #![allow(dead_code)]
 
+pub mod gw;
+pub mod upstream;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

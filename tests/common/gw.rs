@@ -1,0 +1,134 @@
+//! An in-process gateway on a temporary directory store, driven through the real control loop.
+#![allow(dead_code)]
+
+use epoxy::api::parse_resources;
+use epoxy::control::reconcile::{self, Report};
+use epoxy::control::writes;
+use epoxy::gateway::{Gateway, GatewayConfig, GatewayHandle};
+use epoxy::store::dir::DirStore;
+use epoxy::store::{Precondition, Store};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub store: Arc<DirStore>,
+    pub gw: Gateway,
+    pub handle: GatewayHandle,
+    pub reports: watch::Receiver<Arc<Report>>,
+    pub url: String,
+    pub admin: String,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(tweak: impl FnOnce(&mut GatewayConfig)) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(DirStore::open(dir.path()).unwrap());
+        let gw = Gateway::new();
+        let reports = reconcile::spawn(store.clone(), gw.clone());
+        let mut cfg = GatewayConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin: Some("127.0.0.1:0".parse().unwrap()),
+            workers: 2,
+            ..GatewayConfig::default()
+        };
+        tweak(&mut cfg);
+        let handle = gw.start(&cfg).unwrap();
+        // The first table (of the empty store) is in before any test writes.
+        let mut rx = reports.clone();
+        while rx.borrow_and_update().generation == 0 {
+            rx.changed().await.unwrap();
+        }
+        let url = handle.url();
+        let admin = format!("http://{}", handle.admin_addr.unwrap());
+        Harness {
+            dir,
+            store,
+            gw,
+            handle,
+            reports,
+            url,
+            admin,
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.gw.table.load().generation
+    }
+
+    /// Writes resources (validated, like the CLI) and waits until the gateway serves them.
+    pub async fn apply(&self, yaml: &str) {
+        let mut written = Vec::new();
+        for r in parse_resources(yaml, "test").unwrap() {
+            let w = writes::write(self.store.as_ref(), r, Precondition::Any)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            written.push(w.resource);
+        }
+        self.wait_for(&written).await;
+    }
+
+    /// Writes without validation (as an external edit would) and waits until it is processed.
+    pub async fn put_raw(&self, yaml: &str) {
+        let mut written = Vec::new();
+        for r in parse_resources(yaml, "test").unwrap() {
+            written.push(self.store.put(r, Precondition::Any).await.unwrap());
+        }
+        self.wait_for(&written).await;
+    }
+
+    /// Waits until the control loop has processed these versions (and swapped the table).
+    pub async fn wait_for(&self, written: &[epoxy::api::Resource]) {
+        let mut rx = self.reports.clone();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            {
+                let r = rx.borrow_and_update();
+                if written
+                    .iter()
+                    .all(|w| r.versions.get(&w.key()).map(String::as_str) == w.resource_version())
+                {
+                    return;
+                }
+            }
+            tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .expect("the gateway did not reload")
+                .unwrap();
+        }
+    }
+
+    pub fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+}
+
+/// A static upstream resource for `addr`.
+pub fn static_upstream(name: &str, hosts: &[String]) -> String {
+    let hosts: Vec<String> = hosts
+        .iter()
+        .map(|h| {
+            let (a, p) = h.rsplit_once(':').unwrap();
+            format!("{{addr: '{a}', port: {p}}}")
+        })
+        .collect();
+    format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  static:\n    hosts: [{}]\n",
+        hosts.join(", ")
+    )
+}
+
+/// A virtual service with `domains` and the given routes (YAML list items, indented by 4).
+pub fn vs(name: &str, domains: &str, routes: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: {domains}\n    routes:\n{routes}"
+    )
+}

@@ -1,0 +1,127 @@
+//! A real upstream HTTP server for gateway tests: it echoes what it received as JSON, and has
+//! a few misbehaving paths (`/status/N`, `/slow/MS`, `/reset`, `/flaky/N`).
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub hits: Arc<AtomicU64>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Upstream {
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn host_port(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+/// Starts an upstream named `name` on a free loopback port, on its own thread.
+pub fn start(name: &str) -> Upstream {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicU64::new(0));
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+    let (h, n) = (hits.clone(), name.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let flaky = Arc::new(AtomicU64::new(0));
+            loop {
+                tokio::select! {
+                    _ = &mut rx => return,
+                    Ok((stream, _)) = listener.accept() => {
+                        let (h, n, flaky) = (h.clone(), n.clone(), flaky.clone());
+                        tokio::spawn(async move {
+                            let svc = service_fn(move |req| serve(req, h.clone(), n.clone(), flaky.clone()));
+                            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        });
+                    }
+                }
+            }
+        });
+    });
+    Upstream {
+        addr,
+        name: name.to_string(),
+        hits,
+        _stop: tx,
+    }
+}
+
+async fn serve(
+    req: Request<hyper::body::Incoming>,
+    hits: Arc<AtomicU64>,
+    name: String,
+    flaky: Arc<AtomicU64>,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    hits.fetch_add(1, Ordering::SeqCst);
+    let path = req.uri().path().to_string();
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let method = req.method().to_string();
+    let mut headers = serde_json::Map::new();
+    for (k, v) in req.headers() {
+        headers.insert(
+            k.to_string(),
+            serde_json::Value::String(v.to_str().unwrap_or("").to_string()),
+        );
+    }
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let mut status = 200;
+    if let Some(s) = path.strip_prefix("/status/") {
+        status = s.parse().unwrap_or(500);
+    } else if let Some(ms) = path.strip_prefix("/slow/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(1000))).await;
+    } else if path == "/reset" {
+        return Err(std::io::Error::other("reset on purpose"));
+    } else if let Some(n) = path.strip_prefix("/flaky/") {
+        // Fails the first N requests with 503.
+        if flaky.fetch_add(1, Ordering::SeqCst) < n.parse().unwrap_or(1) {
+            status = 503;
+        }
+    }
+    let echo = serde_json::json!({
+        "server": name,
+        "method": method,
+        "path": pq,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    let mut r = Response::new(Full::new(Bytes::from(echo.to_string())));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut().insert("x-upstream", name.parse().unwrap());
+    r.headers_mut().insert("x-remove-me", "1".parse().unwrap());
+    Ok(r)
+}
