@@ -792,3 +792,40 @@ fn store_directory_comes_from_flag_then_env_then_xdg() {
             .exists()
     );
 }
+
+#[test]
+fn a_route_that_can_never_match_gets_a_warning_naming_the_earlier_one() {
+    let e = Epoxy::new();
+    e.run(&[
+        "create",
+        "upstream",
+        "static",
+        "up",
+        "--static-hosts",
+        "127.0.0.1:1",
+    ])
+    .ok();
+    e.run(&["add", "route", "--path-prefix", "/api", "--dest-name", "up"])
+        .ok();
+    let r = e.run(&[
+        "add",
+        "route",
+        "--path-exact",
+        "/api/x",
+        "--dest-name",
+        "up",
+        "--index",
+        "1",
+    ]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stderr.contains("spec.virtualHost.routes[1]: this route can never match: spec.virtualHost.routes[0] before it"),
+        "{}",
+        r.stderr
+    );
+    assert!(e.run(&["get", "vs"]).ok().contains("Warning"));
+    // Sorting fixes it.
+    let s = e.run(&["route", "sort"]);
+    assert!(!s.stderr.contains("can never match"), "{}", s.stderr);
+    assert!(e.run(&["get", "vs"]).ok().contains("Accepted"));
+}

@@ -4,6 +4,7 @@ pub mod duration;
 pub mod naming;
 pub mod parse;
 pub mod resource;
+pub mod shadow;
 pub mod sort;
 pub mod status;
 pub mod types;

@@ -77,6 +77,11 @@ pub fn validate(set: &ResourceSet) -> Vec<Problem> {
             ),
             Resource::VirtualService(vs) => {
                 validate_domains(&vs.spec.virtual_host.domains, &mut sink);
+                warn_shadowed(
+                    "spec.virtualHost.routes",
+                    &vs.spec.virtual_host.routes,
+                    &mut sink,
+                );
                 for (i, route) in vs.spec.virtual_host.routes.iter().enumerate() {
                     validate_route(
                         &format!("spec.virtualHost.routes[{i}]"),
@@ -88,6 +93,7 @@ pub fn validate(set: &ResourceSet) -> Vec<Problem> {
                 }
             }
             Resource::RouteTable(rt) => {
+                warn_shadowed("spec.routes", &rt.spec.routes, &mut sink);
                 for (i, route) in rt.spec.routes.iter().enumerate() {
                     validate_route(
                         &format!("spec.routes[{i}]"),
@@ -103,6 +109,15 @@ pub fn validate(set: &ResourceSet) -> Vec<Problem> {
     validate_domain_conflicts(set, &mut out);
     validate_delegation(set, &mut out);
     out
+}
+
+fn warn_shadowed(base: &str, routes: &[Route], sink: &mut Sink) {
+    for (j, i) in super::shadow::shadowed_routes(routes) {
+        sink.warn(
+            format!("{base}[{j}]"),
+            format!("this route can never match: {base}[{i}] before it matches every request it would (reorder with `epoxy route sort`)"),
+        );
+    }
 }
 
 fn validate_meta(r: &Resource, sink: &mut Sink) {
