@@ -5,5 +5,6 @@
 pub mod api;
 pub mod cli;
 pub mod control;
+pub mod discovery;
 pub mod gateway;
 pub mod store;

@@ -1,0 +1,3 @@
+//! Discovery: functions from API documents (`openapi`), found by probing or given (`fds`).
+
+pub mod openapi;
