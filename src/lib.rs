@@ -5,6 +5,8 @@
 pub mod api;
 pub mod cli;
 pub mod control;
+pub mod demo;
 pub mod discovery;
 pub mod gateway;
+pub mod net;
 pub mod store;

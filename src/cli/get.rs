@@ -150,14 +150,24 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
             }
             print!("{}", t.render());
         }
-        f => print_values(
-            selected
-                .iter()
-                .map(|r| with_status(r, &status(&r.key())))
-                .collect(),
-            f,
-            name.is_some(),
-        ),
+        f => {
+            let discovery =
+                crate::discovery::fds::load_state(&crate::discovery::fds::state_file(store.root()));
+            print_values(
+                selected
+                    .iter()
+                    .map(|r| {
+                        let mut v = with_status(r, &status(&r.key()));
+                        if let Some(d) = discovery.get(&r.key().to_string()) {
+                            v["status"]["discovery"] = serde_json::to_value(d).unwrap_or_default();
+                        }
+                        v
+                    })
+                    .collect(),
+                f,
+                name.is_some(),
+            )
+        }
     }
     Ok(())
 }

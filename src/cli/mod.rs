@@ -1,6 +1,8 @@
 //! glooctl-style commands. Each command reads or writes the store; writes go through
 //! `control::writes` so that they are validated like every other change.
 
+mod demo;
+mod discover;
 mod get;
 mod output;
 mod routes;
@@ -84,6 +86,11 @@ pub enum Command {
     /// Where the running gateway listens: `proxy url`
     #[command(subcommand)]
     Proxy(serve::ProxyCommand),
+    /// Run everything on this machine: the petstore, discovery, the gateway (and console)
+    Demo(demo::DemoArgs),
+    /// Show what discovery finds, without touching the store: `discover openapi FILE|URL`
+    #[command(subcommand)]
+    Discover(discover::DiscoverCommand),
 }
 
 /// A refused request: printed as one line (per problem) and exit code 1.
@@ -103,6 +110,8 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Route(c) => routes::route(&g, c).await,
             Command::Gateway(a) => serve::gateway(&g, a).await,
             Command::Proxy(c) => serve::proxy(&g, c),
+            Command::Demo(a) => demo::demo(&g, a).await,
+            Command::Discover(c) => discover::run(c).await,
         }
     })
 }

@@ -2,7 +2,9 @@
 
 use super::Global;
 use crate::control::reconcile;
+use crate::discovery::fds;
 use crate::gateway::{Gateway, GatewayConfig};
+use crate::store::Store;
 use crate::store::dir::DirStore;
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
@@ -24,6 +26,33 @@ pub struct GatewayArgs {
     /// Largest request body accepted, in bytes
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body: usize,
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DiscoveryArgs {
+    /// Function discovery mode (Gloo's): blacklist (every upstream unless labelled disabled),
+    /// whitelist (only upstreams labelled enabled), disabled
+    #[arg(long, value_enum, default_value_t = fds::Mode::Blacklist)]
+    pub fds_mode: fds::Mode,
+    /// How often function discovery polls, e.g. 15s
+    #[arg(long, default_value = "15s", value_parser = parse_interval)]
+    pub fds_interval: std::time::Duration,
+}
+
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    crate::api::duration::parse_duration(s)
+}
+
+impl DiscoveryArgs {
+    pub fn config(&self) -> fds::FdsConfig {
+        fds::FdsConfig {
+            mode: self.fds_mode,
+            poll_interval: self.fds_interval,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -41,7 +70,6 @@ pub fn address_file(store: &Path) -> PathBuf {
 
 pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
     let store = g.open_store()?;
-    let root = store.root().to_path_buf();
     let cfg = GatewayConfig {
         listen: a.listen,
         admin: if a.admin == "off" {
@@ -59,8 +87,21 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
         max_body: a.max_body,
         ..GatewayConfig::default()
     };
+    serve(store, cfg, a.discovery.config(), "epoxy gateway").await
+}
+
+/// Runs the control loop, function discovery and the gateway on `store` until a signal.
+pub async fn serve(
+    store: DirStore,
+    cfg: GatewayConfig,
+    fds_cfg: fds::FdsConfig,
+    what: &str,
+) -> Result<()> {
+    let root = store.root().to_path_buf();
+    let store: Arc<dyn Store> = Arc::new(store);
     let gw = Gateway::new();
-    let mut reports = reconcile::spawn(Arc::new(store), gw.clone());
+    let mut reports = reconcile::spawn(store.clone(), gw.clone());
+    let _discovery = fds::spawn(store.clone(), fds_cfg, Some(fds::state_file(&root)));
     let handle = gw
         .start(&cfg)
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -70,12 +111,13 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
     std::fs::write(address_file(&root), record.to_string())
         .context("recording the gateway's address")?;
     println!(
-        "epoxy gateway on {url}{}",
+        "{what} on {url}{}",
         admin
             .as_ref()
             .map(|a| format!(" (admin {a})"))
             .unwrap_or_default()
     );
+    println!("store: {}", root.display());
     // Report rejections as they happen.
     let reporter = tokio::spawn(async move {
         while reports.changed().await.is_ok() {
@@ -92,7 +134,7 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
     });
     wait_for_signal().await;
     reporter.abort();
-    eprintln!("epoxy gateway: draining in-flight requests");
+    eprintln!("{what}: draining in-flight requests");
     tokio::task::spawn_blocking(move || handle.shutdown()).await?;
     let _ = std::fs::remove_file(address_file(&root));
     Ok(())

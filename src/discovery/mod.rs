@@ -1,3 +1,4 @@
 //! Discovery: functions from API documents (`openapi`), found by probing or given (`fds`).
 
+pub mod fds;
 pub mod openapi;

@@ -14,16 +14,13 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body, Incoming};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 
 pub type GatewayBody = Either<Incoming, Full<Bytes>>;
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, GatewayBody>;
+pub type UpstreamClient = crate::net::Client<GatewayBody>;
 
 /// What every worker shares.
 pub struct Shared {
@@ -35,51 +32,9 @@ pub struct Shared {
     pub header_read_timeout: Duration,
 }
 
-/// A client with pooled keep-alive connections, HTTP/1.1 and HTTP/2, TLS with the ring provider.
+/// The gateway's upstream client (see `crate::net::client`).
 pub fn new_client() -> UpstreamClient {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(Duration::from_secs(5)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-        .map(|b| {
-            b.https_or_http()
-                .enable_all_versions()
-                .wrap_connector(http.clone())
-        });
-    let connector = match https {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "TLS unavailable; upstreams with useTls will fail");
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(Arc::new(
-                        rustls::crypto::ring::default_provider(),
-                    ))
-                    .with_safe_default_protocol_versions()
-                    .map(|b| {
-                        b.with_root_certificates(rustls::RootCertStore::empty())
-                            .with_no_client_auth()
-                    })
-                    .unwrap_or_else(|_| unreachable_config()),
-                )
-                .https_or_http()
-                .enable_all_versions()
-                .wrap_connector(http)
-        }
-    };
-    Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .build(connector)
-}
-
-fn unreachable_config() -> rustls::ClientConfig {
-    // Only reached if the ring provider offers no protocol version, which it always does.
-    rustls::ClientConfig::builder()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth()
+    crate::net::client()
 }
 
 /// An error response: `{"error": ..., "route": ..., "upstream": ...}` with `x-epoxy-error`.

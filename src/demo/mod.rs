@@ -1,0 +1,3 @@
+//! The embedded default: a petstore, its upstream, and everything `epoxy demo` starts.
+
+pub mod petstore;

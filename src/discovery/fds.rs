@@ -1,0 +1,461 @@
+//! Function discovery (FDS): for every selected upstream, find its API document (given inline,
+//! at `swaggerInfo.url`, or by probing well-known paths), turn it into functions, and write
+//! them into the upstream when they changed.
+//!
+//! Probes run concurrently with a bound and short timeouts, so one dead upstream never delays
+//! the others. The state of each upstream (document URL, function count, last error, last
+//! poll) is published for the console and saved next to the store for `epoxy get`.
+
+use super::openapi::{ApiDocument, read_document, transformation};
+use crate::api::resource::Upstream;
+use crate::api::{
+    Kind, Resource, ResourceKey, ResourceSet, Severity, SwaggerInfo, Transformation, validate,
+};
+use crate::store::{Precondition, Store};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{Semaphore, watch};
+
+/// The label Gloo reads on upstreams (and their namespaces) to opt in or out.
+pub const FDS_LABEL: &str = "discovery.solo.io/function_discovery";
+
+/// Gloo's probe paths, then the common modern ones.
+pub const PROBE_PATHS: [&str; 10] = [
+    "/swagger.json",
+    "/swagger/docs/v1",
+    "/swagger/docs/v2",
+    "/v1/swagger",
+    "/v2/swagger",
+    "/openapi.json",
+    "/openapi.yaml",
+    "/v3/api-docs",
+    "/swagger/v1/swagger.json",
+    "/api-docs",
+];
+
+/// Gloo's FDS modes: which upstreams are selected when they carry no label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Mode {
+    /// Every upstream unless labelled (or in a namespace labelled) `disabled` (Gloo's default).
+    #[default]
+    Blacklist,
+    /// Only upstreams labelled (or in a namespace labelled) `enabled`.
+    Whitelist,
+    /// No function discovery.
+    Disabled,
+}
+
+#[derive(Debug, Clone)]
+pub struct FdsConfig {
+    pub mode: Mode,
+    pub poll_interval: Duration,
+    pub probe_timeout: Duration,
+    pub concurrency: usize,
+    /// Largest document read.
+    pub max_document: usize,
+    /// Labels of namespaces (kube mode); empty in directory mode.
+    pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Default for FdsConfig {
+    fn default() -> Self {
+        FdsConfig {
+            mode: Mode::Blacklist,
+            poll_interval: Duration::from_secs(15),
+            probe_timeout: Duration::from_secs(2),
+            concurrency: 16,
+            max_document: 32 * 1024 * 1024,
+            namespace_labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// What discovery knows about one upstream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamDiscovery {
+    /// Where the document came from (`inline` for an inline one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document_url: Option<String>,
+    pub functions: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_poll: Option<SystemTime>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll_duration_ms: Option<u64>,
+}
+
+/// Discovery state of every selected upstream, by key.
+pub type DiscoveryState = BTreeMap<ResourceKey, UpstreamDiscovery>;
+
+/// Whether FDS runs on an upstream, by Gloo's rules.
+pub fn selected(u: &Upstream, cfg: &FdsConfig) -> bool {
+    if cfg.mode == Mode::Disabled {
+        return false;
+    }
+    let ns = u.metadata.namespace.as_deref().unwrap_or("");
+    let label = u
+        .metadata
+        .labels
+        .get(FDS_LABEL)
+        .or_else(|| cfg.namespace_labels.get(ns).and_then(|l| l.get(FDS_LABEL)));
+    match label.map(String::as_str) {
+        Some("enabled") => true,
+        Some("disabled") => false,
+        _ => cfg.mode == Mode::Blacklist,
+    }
+}
+
+/// Base URLs to probe an upstream at (its first host).
+fn base_url(u: &Upstream) -> Option<String> {
+    if let Some(s) = &u.spec.static_ {
+        let h = s.hosts.first()?;
+        let tls = s.use_tls.unwrap_or(h.port == 443);
+        let host = if h.addr.contains(':') && !h.addr.starts_with('[') {
+            format!("[{}]", h.addr)
+        } else {
+            h.addr.clone()
+        };
+        return Some(format!(
+            "{}://{}:{}",
+            if tls { "https" } else { "http" },
+            host,
+            h.port
+        ));
+    }
+    if let Some(k) = &u.spec.kube {
+        return Some(format!(
+            "http://{}.{}.svc.cluster.local:{}",
+            k.service_name, k.service_namespace, k.service_port
+        ));
+    }
+    None
+}
+
+type HttpClient = crate::net::Client<Empty<Bytes>>;
+
+#[derive(Debug)]
+enum Fetch {
+    Document(String),
+    /// Not there (404 or similar): try the next path.
+    Missing(String),
+    /// The host cannot be reached: no point trying other paths.
+    Unreachable(String),
+}
+
+async fn fetch(client: &HttpClient, url: &str, cfg: &FdsConfig) -> Fetch {
+    let uri: http::Uri = match url.parse() {
+        Ok(u) => u,
+        Err(e) => return Fetch::Unreachable(format!("{url}: {e}")),
+    };
+    let req = match http::Request::get(uri)
+        .header(
+            "accept",
+            "application/json, application/yaml;q=0.9, */*;q=0.5",
+        )
+        .body(Empty::new())
+    {
+        Ok(r) => r,
+        Err(e) => return Fetch::Unreachable(e.to_string()),
+    };
+    let resp = match tokio::time::timeout(cfg.probe_timeout, client.request(req)).await {
+        Err(_) => {
+            return Fetch::Unreachable(format!("{url}: no answer within {:?}", cfg.probe_timeout));
+        }
+        Ok(Err(e)) if e.is_connect() => {
+            return Fetch::Unreachable(format!("{url}: cannot connect"));
+        }
+        Ok(Err(e)) => return Fetch::Missing(format!("{url}: {e}")),
+        Ok(Ok(r)) => r,
+    };
+    if !resp.status().is_success() {
+        return Fetch::Missing(format!("{url}: {}", resp.status()));
+    }
+    let body = tokio::time::timeout(
+        cfg.probe_timeout * 4,
+        Limited::new(resp.into_body(), cfg.max_document).collect(),
+    )
+    .await;
+    match body {
+        Ok(Ok(b)) => match String::from_utf8(b.to_bytes().to_vec()) {
+            Ok(s) => Fetch::Document(s),
+            Err(_) => Fetch::Missing(format!("{url}: not UTF-8 text")),
+        },
+        Ok(Err(e)) => Fetch::Missing(format!("{url}: {e}")),
+        Err(_) => Fetch::Missing(format!("{url}: the document took too long")),
+    }
+}
+
+/// Finds and reads the document of one upstream: (where it came from, the document).
+async fn discover_one(
+    client: &HttpClient,
+    u: &Upstream,
+    cfg: &FdsConfig,
+) -> Result<(String, ApiDocument), String> {
+    let info: Option<&SwaggerInfo> = u
+        .spec
+        .service_spec()
+        .and_then(|s| s.rest.as_ref())
+        .and_then(|r| r.swagger_info.as_ref());
+    if let Some(inline) = info.and_then(|i| i.inline.as_ref()) {
+        return read_document(inline)
+            .map(|d| ("inline".to_string(), d))
+            .map_err(|e| format!("inline document: {e}"));
+    }
+    if let Some(url) = info.and_then(|i| i.url.as_ref()) {
+        return match fetch(client, url, cfg).await {
+            Fetch::Document(text) => read_document(&text)
+                .map(|d| (url.to_string(), d))
+                .map_err(|e| format!("{url}: {e}")),
+            Fetch::Missing(e) | Fetch::Unreachable(e) => Err(e),
+        };
+    }
+    let base = base_url(u).ok_or_else(|| "the upstream has no address to probe".to_string())?;
+    let mut last = String::new();
+    for path in PROBE_PATHS {
+        let url = format!("{base}{path}");
+        match fetch(client, &url, cfg).await {
+            Fetch::Document(text) => match read_document(&text) {
+                Ok(d) => return Ok((url, d)),
+                Err(e) => last = format!("{url}: {e}"),
+            },
+            Fetch::Missing(e) => last = e,
+            Fetch::Unreachable(e) => return Err(e),
+        }
+    }
+    Err(format!(
+        "no API document found at {base} (tried {}; last: {last})",
+        PROBE_PATHS.join(", ")
+    ))
+}
+
+/// The transformations a document gives, in Gloo's shape.
+fn transformations_of(doc: &ApiDocument) -> Result<IndexMap<String, Transformation>, String> {
+    doc.functions
+        .iter()
+        .map(|f| {
+            serde_json::from_value::<Transformation>(transformation(f))
+                .map(|t| (f.name.clone(), t))
+                .map_err(|e| format!("function {}: {e}", f.name))
+        })
+        .collect()
+}
+
+/// Applies a discovery result to an upstream; returns the new upstream if anything changed.
+fn updated(u: &Upstream, url: &str, doc: &ApiDocument) -> Result<Option<Upstream>, String> {
+    let mut next = u.clone();
+    let transformations = transformations_of(doc)?;
+    let Some(spec) = next.spec.service_spec_mut() else {
+        return Err("the upstream type has no service spec".into());
+    };
+    let rest = spec.rest.get_or_insert_with(Default::default);
+    if url != "inline" {
+        let info = rest.swagger_info.get_or_insert_with(Default::default);
+        info.url = Some(url.to_string());
+    }
+    rest.transformations = transformations;
+    Ok((next != *u).then_some(next))
+}
+
+/// Runs one discovery pass over `set`; writes changed upstreams through `store`.
+pub async fn poll_once(
+    store: &dyn Store,
+    set: &ResourceSet,
+    cfg: &FdsConfig,
+    client: &HttpClient,
+    only: Option<&[ResourceKey]>,
+) -> DiscoveryState {
+    let sem = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let mut tasks = Vec::new();
+    for (key, r) in set {
+        let Resource::Upstream(u) = r else { continue };
+        if !selected(u, cfg) || only.is_some_and(|o| !o.contains(key)) {
+            continue;
+        }
+        let (sem, client, cfg, u, key) = (
+            sem.clone(),
+            client.clone(),
+            cfg.clone(),
+            u.clone(),
+            key.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let started = std::time::Instant::now();
+            let result = discover_one(&client, &u, &cfg).await;
+            (key, u, result, started.elapsed())
+        }));
+    }
+    let mut state = DiscoveryState::new();
+    for t in tasks {
+        let Ok((key, u, result, took)) = t.await else {
+            continue;
+        };
+        let mut s = UpstreamDiscovery {
+            last_poll: Some(SystemTime::now()),
+            poll_duration_ms: Some(took.as_millis() as u64),
+            ..Default::default()
+        };
+        match result {
+            Err(e) => s.last_error = Some(e),
+            Ok((url, doc)) => {
+                s.document_url = Some(url.clone());
+                s.functions = doc.functions.len();
+                s.warnings = doc.all_warnings();
+                match updated(&u, &url, &doc) {
+                    Err(e) => s.last_error = Some(e),
+                    Ok(None) => {}
+                    Ok(Some(next)) => {
+                        if let Err(e) = write_upstream(store, next).await {
+                            s.last_error = Some(e);
+                        }
+                    }
+                }
+            }
+        }
+        state.insert(key, s);
+    }
+    state
+}
+
+/// Writes a discovered upstream if it is valid; a conflict means someone else changed it and
+/// the next poll will try again.
+async fn write_upstream(store: &dyn Store, u: Upstream) -> Result<(), String> {
+    let r = Resource::Upstream(u);
+    let mut one = ResourceSet::new();
+    one.insert(r.key(), r.clone());
+    let errors: Vec<String> = validate(&one)
+        .into_iter()
+        .filter(|p| p.severity == Severity::Error)
+        .map(|p| p.to_string())
+        .collect();
+    if !errors.is_empty() {
+        return Err(format!(
+            "discovered functions are invalid: {}",
+            errors.join("; ")
+        ));
+    }
+    let pre = Precondition::from_read(&r);
+    store
+        .put(r, pre)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// What decides whether an upstream must be probed again before the next timer tick.
+fn probe_identity(u: &Upstream) -> String {
+    let info = u
+        .spec
+        .service_spec()
+        .and_then(|s| s.rest.as_ref())
+        .and_then(|r| r.swagger_info.as_ref());
+    format!(
+        "{:?}|{:?}|{:?}|{:?}",
+        base_url(u),
+        info.and_then(|i| i.url.as_ref()),
+        info.and_then(|i| i.inline.as_ref()).map(|s| s.len()),
+        u.metadata.labels.get(FDS_LABEL)
+    )
+}
+
+/// Runs discovery until the store's watch ends: at every interval for all selected upstreams,
+/// and at once for upstreams that are new or whose address or document changed.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    cfg: FdsConfig,
+    state_file: Option<std::path::PathBuf>,
+) -> watch::Receiver<Arc<DiscoveryState>> {
+    let (tx, rx) = watch::channel(Arc::new(DiscoveryState::new()));
+    if cfg.mode == Mode::Disabled {
+        return rx;
+    }
+    let mut changes = store.watch();
+    tokio::spawn(async move {
+        let client: HttpClient = crate::net::client();
+        let mut seen: BTreeMap<ResourceKey, String> = BTreeMap::new();
+        let mut all = DiscoveryState::new();
+        let mut next_full = tokio::time::Instant::now();
+        loop {
+            let set = changes.borrow_and_update().resources.clone();
+            let now = tokio::time::Instant::now();
+            let full = now >= next_full;
+            let fresh: Vec<ResourceKey> = set
+                .iter()
+                .filter_map(|(k, r)| match r {
+                    Resource::Upstream(u) if seen.get(k) != Some(&probe_identity(u)) => {
+                        Some(k.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            if full || !fresh.is_empty() {
+                let only = if full { None } else { Some(fresh.as_slice()) };
+                let found = poll_once(store.as_ref(), &set, &cfg, &client, only).await;
+                all.retain(|k, _| {
+                    set.contains_key(k)
+                        && set.get(k).is_some_and(
+                            |r| matches!(r, Resource::Upstream(u) if selected(u, &cfg)),
+                        )
+                });
+                all.extend(found);
+                for (k, r) in &set {
+                    if let Resource::Upstream(u) = r {
+                        seen.insert(k.clone(), probe_identity(u));
+                    }
+                }
+                seen.retain(|k, _| set.contains_key(k));
+                if full {
+                    next_full = now + cfg.poll_interval;
+                }
+                if let Some(f) = &state_file {
+                    save_state(f, &all);
+                }
+                let _ = tx.send(Arc::new(all.clone()));
+            }
+            tokio::select! {
+                r = changes.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep_until(next_full) => {}
+            }
+        }
+    });
+    rx
+}
+
+/// Saves the state for other processes (`epoxy get upstream -o yaml`).
+pub fn save_state(path: &std::path::Path, state: &DiscoveryState) {
+    let m: BTreeMap<String, &UpstreamDiscovery> =
+        state.iter().map(|(k, v)| (k.to_string(), v)).collect();
+    if let Ok(text) = serde_json::to_string_pretty(&m) {
+        let tmp = path.with_extension("tmp");
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+}
+
+/// Reads what a running discovery saved, by `upstreams/NS/NAME`.
+pub fn load_state(path: &std::path::Path) -> BTreeMap<String, UpstreamDiscovery> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// The file next to a directory store where discovery state is saved.
+pub fn state_file(store_root: &std::path::Path) -> std::path::PathBuf {
+    store_root.join(".epoxy-discovery.json")
+}
+
+/// Key of an upstream, for callers that have only its name.
+pub fn upstream_key(namespace: &str, name: &str) -> ResourceKey {
+    ResourceKey::new(Kind::Upstream, namespace, name)
+}
