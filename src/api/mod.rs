@@ -7,6 +7,7 @@ pub mod resource;
 pub mod shadow;
 pub mod sort;
 pub mod status;
+pub mod time;
 pub mod types;
 pub mod validate;
 

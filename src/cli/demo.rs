@@ -93,10 +93,14 @@ pub async fn demo(g: &Global, a: DemoArgs) -> Result<()> {
         .await
         .context("starting the petstore")?;
     upsert_demo_upstream(&store, &g.namespace, pets.addr).await?;
-    println!(
-        "petstore on http://{} (upstream {DEMO_UPSTREAM})",
-        pets.addr
-    );
+    {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stdout(),
+            "petstore on http://{} (upstream {DEMO_UPSTREAM})",
+            pets.addr
+        );
+    }
     let cfg = GatewayConfig {
         listen: a
             .listen

@@ -110,14 +110,18 @@ pub async fn serve(
     let record = serde_json::json!({"url": url, "admin": admin, "pid": std::process::id()});
     std::fs::write(address_file(&root), record.to_string())
         .context("recording the gateway's address")?;
-    println!(
-        "{what} on {url}{}",
-        admin
+    // A server must not die because whoever started it closed its output: ignore write errors.
+    {
+        use std::io::Write;
+        let admin_note = admin
             .as_ref()
             .map(|a| format!(" (admin {a})"))
-            .unwrap_or_default()
-    );
-    println!("store: {}", root.display());
+            .unwrap_or_default();
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{what} on {url}{admin_note}");
+        let _ = writeln!(out, "store: {}", root.display());
+        let _ = out.flush();
+    }
     // Report rejections as they happen.
     let reporter = tokio::spawn(async move {
         while reports.changed().await.is_ok() {

@@ -77,7 +77,7 @@ impl Default for FdsConfig {
 
 /// What discovery knows about one upstream.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct UpstreamDiscovery {
     /// Where the document came from (`inline` for an inline one).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,7 +85,10 @@ pub struct UpstreamDiscovery {
     pub functions: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "crate::api::time::opt_rfc3339"
+    )]
     pub last_poll: Option<SystemTime>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,

@@ -1,0 +1,281 @@
+//! The original walkthrough, end to end: the real `epoxy demo --headless`, the real CLI in
+//! "a second terminal", real HTTP.
+
+mod common;
+use common::Epoxy;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Demo {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+fn start_demo(e: &Epoxy) -> Demo {
+    let mut child = e
+        .command()
+        .args([
+            "demo",
+            "--headless",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let mut url = None;
+    for line in out.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split(" on ").nth(1)
+            && line.contains("gateway")
+        {
+            url = Some(rest.split_whitespace().next().unwrap().to_string());
+            break;
+        }
+    }
+    Demo {
+        child,
+        url: url.expect("the demo printed no gateway URL"),
+    }
+}
+
+/// Retries a check for a few seconds (discovery and reloads are asynchronous).
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut r = c.request(method.parse().unwrap(), url);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        if let Some(b) = body {
+            r = r.body(b.to_string());
+        }
+        let resp = r.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    })
+}
+
+#[test]
+fn original_walkthrough_on_epoxy_demo() {
+    let e = Epoxy::new();
+    let demo = start_demo(&e);
+    // `epoxy proxy url` in a second terminal finds the running demo with no flags.
+    assert_eq!(e.run(&["proxy", "url"]).ok().trim(), demo.url);
+
+    // Discovery fills the petstore's functions.
+    let listing = eventually("the petstore's functions", || {
+        let out = e.run(&["get", "upstream", "default-petstore-8080"]).ok();
+        (out.contains("findPetById") && out.contains("findPets")).then_some(out)
+    });
+    for f in ["addPet", "deletePet", "findPetById", "findPets"] {
+        assert!(listing.contains(f), "{listing}");
+    }
+    // `get -o yaml` shows what discovery found (saved by the running demo).
+    eventually("discovery state in get -o yaml", || {
+        let yaml = e
+            .run(&["get", "upstream", "default-petstore-8080", "-o", "yaml"])
+            .ok();
+        (yaml.contains("discovery:")
+            && yaml.contains("/swagger.json")
+            && yaml.contains("functions: 4"))
+        .then_some(())
+    });
+
+    // A route to the whole service, with its path rewritten.
+    e.run(&[
+        "route",
+        "create",
+        "--path-exact",
+        "/petstore/list",
+        "--upstream",
+        "default-petstore-8080",
+        "--prefix-rewrite",
+        "/api/pets",
+    ])
+    .ok();
+    let pets: Value = eventually("GET /petstore/list", || {
+        let (s, b) = http("GET", &format!("{}/petstore/list", demo.url), &[], None);
+        (s == 200).then(|| serde_json::from_str(&b).unwrap())
+    });
+    assert_eq!(
+        pets,
+        serde_json::json!([{"id": 1, "name": "Dog", "status": "available"}, {"id": 2, "name": "Cat", "status": "pending"}])
+    );
+
+    // A function route: the id comes from the JSON body.
+    e.run(&[
+        "route",
+        "create",
+        "--path-exact",
+        "/petstore/findPet",
+        "--upstream",
+        "default-petstore-8080",
+        "--function",
+        "findPetById",
+    ])
+    .ok();
+    let dog: Value = eventually("POST /petstore/findPet", || {
+        let (s, b) = http(
+            "POST",
+            &format!("{}/petstore/findPet", demo.url),
+            &[],
+            Some(r#"{"id": 1}"#),
+        );
+        (s == 200).then(|| serde_json::from_str(&b).unwrap())
+    });
+    assert_eq!(dog["name"], "Dog");
+
+    // The same route with extensions: the id comes from a header.
+    let ext = e.file("ext.yaml");
+    std::fs::write(&ext, "parameters:\n  headers:\n    x-pet: '{id}'\n").unwrap();
+    e.run(&[
+        "route",
+        "create",
+        "--path-exact",
+        "/petstore/findPet",
+        "--upstream",
+        "default-petstore-8080",
+        "--function",
+        "findPetById",
+        "--extensions",
+        ext.to_str().unwrap(),
+    ])
+    .ok();
+    let dog: Value = eventually("x-pet: 1", || {
+        let (s, b) = http(
+            "GET",
+            &format!("{}/petstore/findPet", demo.url),
+            &[("x-pet", "1")],
+            None,
+        );
+        (s == 200)
+            .then(|| serde_json::from_str::<Value>(&b).unwrap())
+            .filter(|v| v["name"] == "Dog")
+    });
+    assert_eq!(dog["id"], 1);
+    let (_, cat) = http(
+        "GET",
+        &format!("{}/petstore/findPet", demo.url),
+        &[("x-pet", "2")],
+        None,
+    );
+    assert!(cat.contains("Cat"), "{cat}");
+
+    // glooctl's `add route` with a path parameter.
+    e.run(&[
+        "add",
+        "route",
+        "--path-prefix",
+        "/petstore/findWithId/",
+        "--dest-name",
+        "default-petstore-8080",
+        "--rest-function-name",
+        "findPetById",
+        "--rest-parameters",
+        ":path=/petstore/findWithId/{id}",
+    ])
+    .ok();
+    let dog: Value = eventually("GET /petstore/findWithId/1", || {
+        let (s, b) = http(
+            "GET",
+            &format!("{}/petstore/findWithId/1", demo.url),
+            &[],
+            None,
+        );
+        (s == 200).then(|| serde_json::from_str(&b).unwrap())
+    });
+    assert_eq!(dog["name"], "Dog");
+    // An unknown pet: the petstore's 404 comes through with its message.
+    let (s, b) = http(
+        "GET",
+        &format!("{}/petstore/findWithId/9", demo.url),
+        &[],
+        None,
+    );
+    assert_eq!(s, 404);
+    assert!(b.contains("pet 9 not found"), "{b}");
+}
+
+#[test]
+fn demo_restart_keeps_user_routes_and_refreshes_the_petstore_address() {
+    let e = Epoxy::new();
+    let first = start_demo(&e);
+    eventually("functions", || {
+        e.run(&["get", "us"])
+            .ok()
+            .contains("findPetById")
+            .then_some(())
+    });
+    e.run(&[
+        "route",
+        "create",
+        "--path-exact",
+        "/petstore/list",
+        "--upstream",
+        "default-petstore-8080",
+        "--prefix-rewrite",
+        "/api/pets",
+    ])
+    .ok();
+    let addr1 = e
+        .run(&["get", "us", "default-petstore-8080", "-o", "json"])
+        .ok();
+    drop(first);
+    // The address file is gone with the demo.
+    assert_eq!(e.run(&["proxy", "url"]).code, 1);
+    let second = start_demo(&e);
+    let addr2 = e
+        .run(&["get", "us", "default-petstore-8080", "-o", "json"])
+        .ok();
+    let host = |s: &str| {
+        serde_json::from_str::<Value>(s).unwrap()["spec"]["static"]["hosts"][0]["port"].clone()
+    };
+    assert_ne!(
+        host(&addr1),
+        host(&addr2),
+        "the demo upstream follows the new petstore"
+    );
+    let (s, _) = eventually("route after restart", || {
+        let r = http("GET", &format!("{}/petstore/list", second.url), &[], None);
+        (r.0 == 200).then_some(r)
+    });
+    assert_eq!(s, 200);
+}
