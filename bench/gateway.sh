@@ -1,0 +1,357 @@
+#!/usr/bin/env bash
+# Gateway benchmark: epoxy vs nginx as a reverse proxy, plus the route-matching micro-benchmark.
+#
+#   bash bench/gateway.sh            # DURATION=10 by default (seconds of load per target)
+#   DURATION=30 bash bench/gateway.sh
+#
+# Needs: nginx, wrk, curl (apt-get install -y nginx wrk curl). Everything runs on 127.0.0.1:
+#   :9100  upstream   nginx, 1 worker, `return 200 "ok"`
+#   :9200  nginx      reverse proxy to :9100 (keepalive 64, HTTP/1.1), 2 workers
+#   :9300  epoxy      `epoxy gateway --workers 2` (admin :9301), routes / and /fn/ (REST function)
+# Load: `wrk -t2 -c64 -d${DURATION}s --latency`, after a ${WARMUP}s warm-up, one target at a time.
+# Then `cargo bench --bench matching`. Results go to stdout and to docs/benchmarks.md (the
+# "## Gateway benchmark" section is replaced; other sections are kept).
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-64}
+WORKERS=2
+UP_PORT=9100 NGX_PORT=9200 EPX_PORT=9300 EPX_ADMIN=9301
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+DOC=$ROOT/docs/benchmarks.md
+
+for tool in nginx wrk curl; do
+    command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y nginx wrk curl" >&2; exit 1; }
+done
+
+TMP=$(mktemp -d /tmp/epoxy-bench.XXXXXX)
+chmod 755 "$TMP"
+PIDS=()
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    for p in "${PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    if [[ $rc -ne 0 && -n ${KEEP_LOGS:-} ]]; then
+        echo "logs kept in $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log() { printf '== %s\n' "$*" >&2; }
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in $UP_PORT $NGX_PORT $EPX_PORT $EPX_ADMIN; do
+    if port_busy "$p"; then echo "127.0.0.1:$p is already in use" >&2; exit 1; fi
+done
+
+wait_http() { # URL NAME PID
+    for _ in $(seq 100); do
+        if [[ $(curl -s -o /dev/null -w '%{http_code}' "$1" || true) == 200 ]]; then return 0; fi
+        kill -0 "$3" 2>/dev/null || { echo "$2 exited; log:" >&2; cat "$TMP/$2.log" >&2 || true; exit 1; }
+        sleep 0.1
+    done
+    echo "$2 did not answer 200 on $1; log:" >&2
+    cat "$TMP/$2.log" >&2 || true
+    exit 1
+}
+
+# ---------------------------------------------------------------------------------------- build
+log "building (cargo build --release)"
+nice -n 10 cargo build --release --quiet
+EPOXY=$ROOT/target/release/epoxy
+
+# ------------------------------------------------------------------------------------- servers
+nginx_conf() { # NAME WORKERS SERVER-BLOCK [HTTP-EXTRA]
+    local dir=$TMP/$1
+    mkdir -p "$dir/logs" "$dir/tmp"
+    cat >"$dir/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes $2;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    keepalive_requests 1000000;
+    ${4:-}
+    server {
+$3
+    }
+}
+EOF
+}
+
+nginx_conf upstream 1 "        listen 127.0.0.1:$UP_PORT reuseport backlog=4096;
+        location / { return 200 \"ok\"; }"
+nginx_conf nginx $WORKERS "        listen 127.0.0.1:$NGX_PORT reuseport backlog=4096;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }" "upstream backend { server 127.0.0.1:$UP_PORT; keepalive 64; keepalive_requests 1000000; }"
+
+start_nginx() { # NAME
+    nginx -t -q -p "$TMP/$1" -e "$TMP/$1/logs/error.log" -c "$TMP/$1/nginx.conf"
+    nginx -p "$TMP/$1" -e "$TMP/$1/logs/error.log" -c "$TMP/$1/nginx.conf" >"$TMP/$1.log" 2>&1 &
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$2/x" "$1" $!
+}
+log "starting upstream nginx :$UP_PORT and proxy nginx :$NGX_PORT"
+start_nginx upstream $UP_PORT
+start_nginx nginx $NGX_PORT
+
+cat >"$TMP/resources.yaml" <<EOF
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {name: fast, namespace: gloo-system}
+spec:
+  static:
+    hosts: [{addr: 127.0.0.1, port: $UP_PORT}]
+    serviceSpec:
+      rest:
+        transformations:
+          getItem:
+            body: {}
+            headers:
+              ':method': {text: GET}
+              ':path': {text: '/items/{{ default(id, "") }}'}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {name: default, namespace: gloo-system}
+spec:
+  virtualHost:
+    domains: ['*']
+    routes:
+    - matchers: [{prefix: /fn/}]
+      routeAction: {single: {upstream: {name: fast}, destinationSpec: {rest: {functionName: getItem, parameters: {headers: {':path': '/fn/{id}'}}}}}}
+    - matchers: [{prefix: /}]
+      routeAction: {single: {upstream: {name: fast}}}
+EOF
+log "starting epoxy gateway :$EPX_PORT ($WORKERS workers)"
+"$EPOXY" --dir "$TMP/store" apply -f "$TMP/resources.yaml" >"$TMP/apply.log" 2>&1 \
+    || { cat "$TMP/apply.log" >&2; exit 1; }
+# Function discovery is off so that it does not poll the upstream during the measurements.
+RUST_LOG=${RUST_LOG:-warn} "$EPOXY" --dir "$TMP/store" gateway \
+    --listen "127.0.0.1:$EPX_PORT" --admin "127.0.0.1:$EPX_ADMIN" \
+    --workers $WORKERS --fds-mode disabled >"$TMP/epoxy.log" 2>&1 &
+EPX_PID=$!
+PIDS+=($EPX_PID)
+wait_http "http://127.0.0.1:$EPX_PORT/x" epoxy $EPX_PID
+wait_http "http://127.0.0.1:$EPX_PORT/fn/7" epoxy $EPX_PID
+
+# ----------------------------------------------------------------------------------------- load
+# wrk prints latencies as 1.23us / 4.56ms / 1.20s; normalise to microseconds.
+to_us() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") f = 1; else if (u == "ms") f = 1000; else if (u == "s") f = 1000000;
+        else if (u == "m") f = 60000000; else f = 1
+        printf "%.0f", n * f }'
+}
+
+declare -A RPS P50 P99 ERRS
+run_wrk() { # KEY URL
+    local out=$TMP/wrk-$1.txt
+    wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "$2" >/dev/null 2>&1 || true
+    log "load $1: wrk -t$THREADS -c$CONNS -d${DURATION}s --latency $2"
+    wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$2" >"$out" 2>&1
+    RPS[$1]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+    P50[$1]=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
+    P99[$1]=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
+    local non2xx sock
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
+    sock=$(sed -n 's/^ *Socket errors: *//p' "$out")
+    local errs=()
+    [[ -z $non2xx ]] || errs+=("non-2xx: $non2xx")
+    [[ -z $sock ]] || errs+=("socket errors: $sock")
+    ERRS[$1]=none
+    if [[ ${#errs[@]} -gt 0 ]]; then ERRS[$1]=$(IFS=';'; echo "${errs[*]}"); fi
+    if ! kill -0 "$EPX_PID" 2>/dev/null; then
+        echo "epoxy died during the $1 run; log:" >&2
+        cat "$TMP/epoxy.log" >&2
+        exit 1
+    fi
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+KEYS=(upstream nginx epoxy epoxy_fn)
+declare -A URL=(
+    [upstream]="http://127.0.0.1:$UP_PORT/x"
+    [nginx]="http://127.0.0.1:$NGX_PORT/x"
+    [epoxy]="http://127.0.0.1:$EPX_PORT/x"
+    [epoxy_fn]="http://127.0.0.1:$EPX_PORT/fn/7"
+)
+declare -A LABEL=(
+    [upstream]="direct upstream (nginx :$UP_PORT) /x"
+    [nginx]="nginx proxy /x"
+    [epoxy]="epoxy /x (plain route)"
+    [epoxy_fn]="epoxy /fn/7 (function route)"
+)
+for k in "${KEYS[@]}"; do run_wrk "$k" "${URL[$k]}"; done
+EPX_RSS=$(awk '/^VmHWM/ {print $2 " " $3}' "/proc/$EPX_PID/status" 2>/dev/null || echo "?")
+EPX_WARN=$(grep -ciE 'warn|error' "$TMP/epoxy.log" || true)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+verdict() { if "$@"; then echo "met"; else echo "NOT met"; fi; }
+
+R_RPS=$(ratio "${RPS[epoxy]}" "${RPS[nginx]}")
+R_P99=$(ratio "${P99[epoxy]}" "${P99[nginx]}")
+R_FN=$(ratio "${RPS[epoxy_fn]}" "${RPS[epoxy]}")
+R_FN_P99=$(ratio "${P99[epoxy_fn]}" "${P99[epoxy]}")
+
+LOAD_TABLE=$(
+    echo "| target | req/s | p50 (µs) | p99 (µs) | errors |"
+    echo "|---|---:|---:|---:|---|"
+    for k in "${KEYS[@]}"; do
+        echo "| ${LABEL[$k]} | ${RPS[$k]} | ${P50[$k]} | ${P99[$k]} | ${ERRS[$k]} |"
+    done
+)
+
+# --------------------------------------------------------------------------------- stop servers
+# The matching benchmark should not share the CPUs with idle-but-running servers.
+cleanup_servers() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    PIDS=()
+}
+EPX_LOG_TAIL=$(tail -n 5 "$TMP/epoxy.log")
+cleanup_servers
+
+# ------------------------------------------------------------------------------------ matching
+log "route matching: nice -n 10 cargo bench --bench matching"
+nice -n 10 cargo bench --quiet --bench matching >"$TMP/matching.txt" 2>&1 \
+    || { cat "$TMP/matching.txt" >&2; exit 1; }
+# Criterion prints `name  time: [low est high]`, the name sometimes on the line before.
+declare -A MNS
+while read -r name est; do MNS[$name]=$est; done < <(awk '
+    function ns(v, u) { return u == "ps" ? v / 1000 : u == "ns" ? v : u == "µs" || u == "us" ? v * 1000 : u == "ms" ? v * 1e6 : v * 1e9 }
+    /^Benchmarking / { next }
+    /time:/ {
+        if ($1 != "time:") name = $1
+        for (i = 1; i <= NF; i++) if ($i == "time:") { printf "%s %.1f\n", name, ns($(i + 3) + 0, $(i + 4)) }
+        next
+    }
+    NF == 1 { name = $1 }
+' "$TMP/matching.txt")
+[[ ${#MNS[@]} -gt 0 ]] || { echo "could not parse the matching benchmark:" >&2; cat "$TMP/matching.txt" >&2; exit 1; }
+
+MATCH_TABLE=$(
+    echo "| table | lookup | 10 routes (ns) | 1,000 routes (ns) | 10,000 routes (ns) | 10,000 / 10 |"
+    echo "|---|---|---:|---:|---:|---:|"
+    for kind in exact prefix; do
+        for look in last miss; do
+            a=${MNS[$kind/$look/10]:-?} b=${MNS[$kind/$look/1000]:-?} c=${MNS[$kind/$look/10000]:-?}
+            desc=$([[ $look == last ]] && echo "path of the last route" || echo "no route matches")
+            echo "| $kind | $desc | $a | $b | $c | $(ratio "$c" "$a") |"
+        done
+    done
+)
+MIXED_TABLE=$(
+    echo "| 7-route mixed table: request | ns |"
+    echo "|---|---:|"
+    for c in exact prefix regex fallthrough; do echo "| $c | ${MNS[mixed/$c/7]:-?} |"; done
+)
+MATCH_VERDICT=met
+MATCH_DETAIL=()
+for kind in exact prefix; do
+    for look in last miss; do
+        r=$(ratio "${MNS[$kind/$look/10000]:-0}" "${MNS[$kind/$look/10]:-0}")
+        MATCH_DETAIL+=("$kind/$look ${r}x")
+        le "$r" 2 || MATCH_VERDICT="NOT met"
+    done
+done
+
+# -------------------------------------------------------------------------------------- report
+CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+NGINX_V=$(nginx -v 2>&1 | sed 's/^nginx version: //')
+WRK_V=$(wrk -v 2>&1 | head -1 | awk '{print $2}')
+EPX_REV=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
+EPX_DIRTY=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (with uncommitted changes)" || true)
+RUSTC_V=$(rustc --version 2>/dev/null || echo "?")
+
+SECTION=$(cat <<EOF
+## Gateway benchmark
+
+Command: \`bash bench/gateway.sh\` (DURATION=$DURATION). Run on $(date -u '+%Y-%m-%d %H:%M UTC'),
+$(nproc) CPUs ($CPU), load average before the run $LOAD_BEFORE; nginx $NGINX_V, wrk $WRK_V,
+$RUSTC_V, epoxy $EPX_REV$EPX_DIRTY.
+
+Setup, all on 127.0.0.1: the upstream is nginx with 1 worker answering \`return 200 "ok"\` on
+:$UP_PORT; nginx (:$NGX_PORT, $WORKERS workers, \`keepalive 64\` to the upstream, HTTP/1.1,
+\`access_log off\`) and epoxy (:$EPX_PORT, \`epoxy gateway --workers $WORKERS --fds-mode disabled\`)
+proxy to it. \`/fn/7\` goes through the REST function \`getItem\` (a \`:path\` template,
+\`/items/7\`). Load: \`wrk -t$THREADS -c$CONNS -d${DURATION}s --latency\` after a ${WARMUP}s warm-up,
+one target at a time. Load generator, proxy and upstream share the same $(nproc) CPUs, so the
+figures compare the proxies with each other on this machine, not absolute capacity.
+
+### Load
+
+$LOAD_TABLE
+
+epoxy peak RSS: $EPX_RSS; warning/error lines in its log: $EPX_WARN.
+
+| ratio | value | target | verdict |
+|---|---:|---|---|
+| epoxy / nginx, req/s | ${R_RPS}x | ≥ 1.0x | $(verdict ge "$R_RPS" 1.0) |
+| epoxy / nginx, p99 | ${R_P99}x | ≤ 1.2x | $(verdict le "$R_P99" 1.2) |
+| function / plain route, req/s | ${R_FN}x | ≥ 0.8x | $(verdict ge "$R_FN" 0.8) |
+| function / plain route, p99 | ${R_FN_P99}x | — | — |
+
+### Route matching
+
+\`cargo bench --bench matching\` (benches/matching.rs): \`RouteTable::route\` on a table compiled
+beforehand, one virtual host with \`domains: ['*']\`; exact tables have routes \`exact: /svc{i}/item\`,
+prefix tables \`prefix: /svc{i}/\`. Criterion's point estimate, nanoseconds per lookup.
+
+$MATCH_TABLE
+
+$MIXED_TABLE
+
+Target: a 10,000-route lookup within 2x of the 10-route one (exact and prefix tables):
+**$MATCH_VERDICT** (${MATCH_DETAIL[*]}).
+EOF
+)
+
+echo
+echo "$SECTION"
+
+mkdir -p "$(dirname "$DOC")"
+[[ -f $DOC ]] || printf '# Benchmarks\n' >"$DOC"
+# Replace the "## Gateway benchmark" section (up to the next "## " heading), or append it.
+printf '%s\n' "$SECTION" >"$TMP/section.md"
+awk -v secfile="$TMP/section.md" '
+    function emit() { while ((getline l < secfile) > 0) print l; print ""; done = 1 }
+    /^## Gateway benchmark[[:space:]]*$/ { emit(); skip = 1; next }
+    skip && /^## / { skip = 0 }
+    skip { next }
+    { print }
+    END { if (!done) { print ""; emit() } }
+' "$DOC" | cat -s >"$TMP/doc.md"
+# Drop a trailing blank line.
+sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$TMP/doc.md" >"$DOC"
+log "wrote $DOC"
