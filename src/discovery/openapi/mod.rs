@@ -10,7 +10,7 @@
 //! a warning), and never panics: every access is a checked `get`/`as_*`.
 //!
 //! # Layout
-//! - `lib.rs`: public types, parsing (JSON then YAML), version detection, parameter merging,
+//! - `mod.rs`: public types, parsing (JSON then YAML), version detection, parameter merging,
 //!   building and naming functions, [`transformation`].
 //! - `swagger2.rs` / `openapi3.rs`: walk one version's document into operations.
 //! - `refs.rs`: local `$ref` resolution with a hop limit.
