@@ -30,10 +30,12 @@ pub struct DemoArgs {
     pub admin: Option<SocketAddr>,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
+    #[command(flatten)]
+    pub console: super::console::ConsoleArgs,
 }
 
 /// `preferred` if it can be bound now, else a free port on the same host.
-fn free_or(preferred: SocketAddr) -> SocketAddr {
+pub fn free_or(preferred: SocketAddr) -> SocketAddr {
     match std::net::TcpListener::bind(preferred) {
         Ok(_) => preferred,
         Err(_) => SocketAddr::new(preferred.ip(), 0),
@@ -112,7 +114,15 @@ pub async fn demo(g: &Global, a: DemoArgs) -> Result<()> {
         ..GatewayConfig::default()
     };
     if !a.headless {
-        eprintln!("The console is not part of this build yet; running headless (Ctrl-C stops).");
+        let hosting = super::console::Hosting {
+            listen: cfg.listen,
+            admin: cfg.admin,
+            source: "demo",
+            fds: a.discovery.config(),
+        };
+        let result = super::console::run(g, a.console, hosting).await;
+        drop(pets);
+        return result;
     }
     let result = serve(store, cfg, a.discovery.config(), "epoxy demo: gateway").await;
     drop(pets);

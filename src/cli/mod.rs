@@ -1,6 +1,7 @@
 //! glooctl-style commands. Each command reads or writes the store; writes go through
 //! `control::writes` so that they are validated like every other change.
 
+mod console;
 mod demo;
 mod discover;
 mod get;
@@ -26,7 +27,9 @@ pub struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub console: console::ConsoleArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -100,7 +103,17 @@ pub fn run(cli: Cli) -> Result<()> {
         .build()?;
     rt.block_on(async move {
         let g = cli.global;
-        match cli.command {
+        let Some(command) = cli.command else {
+            // No subcommand: the console on the store.
+            let hosting = console::Hosting {
+                listen: demo::free_or("127.0.0.1:8080".parse()?),
+                admin: Some(demo::free_or("127.0.0.1:9080".parse()?)),
+                source: "dir",
+                fds: Default::default(),
+            };
+            return console::run(&g, cli.console, hosting).await;
+        };
+        match command {
             Command::Apply { file } => write::apply(&g, &file).await,
             Command::Delete { kind, name } => write::delete(&g, &kind, &name).await,
             Command::Get(args) => get::run(&g, args).await,
