@@ -8,5 +8,6 @@ pub mod control;
 pub mod demo;
 pub mod discovery;
 pub mod gateway;
+pub mod kube;
 pub mod net;
 pub mod store;

@@ -11,6 +11,7 @@ use crate::store::{Precondition, Store, StoreError};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The label that marks the demo's own upstream (its address is refreshed at each start).
 pub const DEMO_LABEL: &str = "epoxy.dev/demo";
@@ -90,6 +91,11 @@ async fn upsert_demo_upstream(store: &dyn Store, ns: &str, addr: SocketAddr) -> 
 }
 
 pub async fn demo(g: &Global, a: DemoArgs) -> Result<()> {
+    if g.kube_target().is_some() {
+        bail!(
+            "the demo runs on this machine with a directory store; drop --kube/--context/--kubeconfig"
+        );
+    }
     let store = g.open_store()?;
     let pets = petstore::start("127.0.0.1:0".parse()?)
         .await
@@ -124,7 +130,15 @@ pub async fn demo(g: &Global, a: DemoArgs) -> Result<()> {
         drop(pets);
         return result;
     }
-    let result = serve(store, cfg, a.discovery.config(), "epoxy demo: gateway").await;
+    let state_dir = store.root().to_path_buf();
+    let result = serve(
+        Arc::new(store),
+        &state_dir,
+        cfg,
+        a.discovery.config(),
+        "epoxy demo: gateway",
+    )
+    .await;
     drop(pets);
     result
 }

@@ -4,7 +4,7 @@ use super::output::{Table, print_values, with_status};
 use super::{Global, OutputFormat};
 use crate::api::status::{Status, statuses};
 use crate::api::{Kind, PathMatch, Resource, ResourceKey, Route, validate};
-use crate::store::Store;
+
 use anyhow::{Result, bail};
 use clap::Args;
 
@@ -26,7 +26,7 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
             a.kind
         );
     };
-    let store = g.open_store()?;
+    let store = g.store().await?;
     let listing = store.list().await?;
     for e in &listing.errors {
         eprintln!("warning: {e} (skipped)");
@@ -151,8 +151,9 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
             print!("{}", t.render());
         }
         f => {
-            let discovery =
-                crate::discovery::fds::load_state(&crate::discovery::fds::state_file(store.root()));
+            let discovery = crate::discovery::fds::load_state(&crate::discovery::fds::state_file(
+                &g.state_dir(),
+            ));
             print_values(
                 selected
                     .iter()

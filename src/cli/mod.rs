@@ -5,16 +5,19 @@ mod console;
 mod demo;
 mod discover;
 mod get;
+mod install;
 mod output;
 mod routes;
 mod serve;
 mod write;
 
 use crate::api::DEFAULT_NAMESPACE;
+use crate::store::Store;
 use crate::store::dir::{DirStore, default_dir};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,12 +43,77 @@ pub struct Global {
     /// Namespace to read and write
     #[arg(short = 'n', long, global = true, default_value = DEFAULT_NAMESPACE)]
     pub namespace: String,
+    /// Use the Kubernetes cluster (Gloo's CRDs) as the store
+    #[arg(long, global = true)]
+    pub kube: bool,
+    /// Kubernetes context to use (implies --kube)
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Kubeconfig file to use (implies --kube)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl Global {
+    /// The directory store (the embedded default).
     pub fn open_store(&self) -> Result<DirStore> {
         let dir = self.dir.clone().unwrap_or_else(default_dir);
         Ok(DirStore::open(dir)?)
+    }
+
+    /// The cluster to use, when `--kube`, `--context` or `--kubeconfig` says so.
+    pub fn kube_target(&self) -> Option<crate::kube::Target> {
+        (self.kube || self.context.is_some() || self.kubeconfig.is_some()).then(|| {
+            crate::kube::Target {
+                kubeconfig: self.kubeconfig.clone(),
+                context: self.context.clone(),
+            }
+        })
+    }
+
+    /// The store commands read and write: the cluster's CRDs in kube mode, else the directory.
+    pub async fn store(&self) -> Result<Arc<dyn Store>> {
+        match self.kube_target() {
+            Some(t) => {
+                let client = t.client().await?;
+                Ok(Arc::new(crate::store::kube::KubeStore::new(
+                    client,
+                    t.describe(),
+                )))
+            }
+            None => Ok(Arc::new(self.open_store()?)),
+        }
+    }
+
+    /// Where this machine keeps state next to the store (the running gateway's address,
+    /// discovery state): the store directory, or a folder per cluster context in kube mode.
+    pub fn state_dir(&self) -> PathBuf {
+        match self.kube_target() {
+            Some(t) => {
+                let name: String = t
+                    .context
+                    .clone()
+                    .unwrap_or_else(|| "current".into())
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                let base = default_dir();
+                let dir = base.parent().unwrap_or(&base).join("kube").join(name);
+                let _ = std::fs::create_dir_all(&dir);
+                dir
+            }
+            None => {
+                let dir = self.dir.clone().unwrap_or_else(default_dir);
+                let _ = std::fs::create_dir_all(&dir);
+                dir
+            }
+        }
     }
 }
 
@@ -94,6 +162,9 @@ pub enum Command {
     /// Show what discovery finds, without touching the store: `discover openapi FILE|URL`
     #[command(subcommand)]
     Discover(discover::DiscoverCommand),
+    /// Install into a cluster: `install crds [--dry-run]`
+    #[command(subcommand)]
+    Install(install::InstallCommand),
 }
 
 /// A refused request: printed as one line (per problem) and exit code 1.
@@ -125,6 +196,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Proxy(c) => serve::proxy(&g, c),
             Command::Demo(a) => demo::demo(&g, a).await,
             Command::Discover(c) => discover::run(c).await,
+            Command::Install(c) => install::run(&g, c).await,
         }
     })
 }

@@ -267,8 +267,8 @@ async fn insert_route(
     route: Route,
     dry_run: bool,
 ) -> Result<()> {
-    let store = g.open_store()?;
-    let (mut vs, pre) = target_vs(&store, &g.namespace, name, true).await?;
+    let store = g.store().await?;
+    let (mut vs, pre) = target_vs(store.as_ref(), &g.namespace, name, true).await?;
     let routes = vs
         .routes_mut()
         .ok_or_else(|| anyhow!("not a virtual service"))?;
@@ -281,7 +281,9 @@ async fn insert_route(
         print!("{}", vs.to_yaml());
         return Ok(());
     }
-    let w = writes::write(&store, vs, pre).await.map_err(refusal)?;
+    let w = writes::write(store.as_ref(), vs, pre)
+        .await
+        .map_err(refusal)?;
     print_warnings(&w.warnings);
     println!("route {index} added to {key}");
     Ok(())
@@ -382,13 +384,15 @@ pub async fn route(g: &Global, c: RouteCommand) -> Result<()> {
             insert_route(g, a.name, a.index, route, false).await
         }
         RouteCommand::Sort { name } => {
-            let store = g.open_store()?;
-            let (mut vs, pre) = target_vs(&store, &g.namespace, name, false).await?;
+            let store = g.store().await?;
+            let (mut vs, pre) = target_vs(store.as_ref(), &g.namespace, name, false).await?;
             let key = vs.key();
             if let Some(routes) = vs.routes_mut() {
                 sort_routes(routes);
             }
-            let w = writes::write(&store, vs, pre).await.map_err(refusal)?;
+            let w = writes::write(store.as_ref(), vs, pre)
+                .await
+                .map_err(refusal)?;
             print_warnings(&w.warnings);
             println!("routes of {key} sorted");
             Ok(())
@@ -398,8 +402,8 @@ pub async fn route(g: &Global, c: RouteCommand) -> Result<()> {
 
 pub async fn remove(g: &Global, c: RemoveCommand) -> Result<()> {
     let RemoveCommand::Route { index, name } = c;
-    let store = g.open_store()?;
-    let (mut vs, pre) = target_vs(&store, &g.namespace, name, false).await?;
+    let store = g.store().await?;
+    let (mut vs, pre) = target_vs(store.as_ref(), &g.namespace, name, false).await?;
     let key = vs.key();
     let routes = vs
         .routes_mut()
@@ -411,7 +415,9 @@ pub async fn remove(g: &Global, c: RemoveCommand) -> Result<()> {
         );
     }
     routes.remove(index);
-    let w = writes::write(&store, vs, pre).await.map_err(refusal)?;
+    let w = writes::write(store.as_ref(), vs, pre)
+        .await
+        .map_err(refusal)?;
     print_warnings(&w.warnings);
     println!("route {index} removed from {key}");
     Ok(())

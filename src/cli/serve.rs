@@ -5,7 +5,6 @@ use crate::control::reconcile;
 use crate::discovery::fds;
 use crate::gateway::{Gateway, GatewayConfig};
 use crate::store::Store;
-use crate::store::dir::DirStore;
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
@@ -69,7 +68,7 @@ pub fn address_file(store: &Path) -> PathBuf {
 }
 
 pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
-    let store = g.open_store()?;
+    let store = g.store().await?;
     let cfg = GatewayConfig {
         listen: a.listen,
         admin: if a.admin == "off" {
@@ -87,18 +86,25 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
         max_body: a.max_body,
         ..GatewayConfig::default()
     };
-    serve(store, cfg, a.discovery.config(), "epoxy gateway").await
+    serve(
+        store,
+        &g.state_dir(),
+        cfg,
+        a.discovery.config(),
+        "epoxy gateway",
+    )
+    .await
 }
 
 /// Runs the control loop, function discovery and the gateway on `store` until a signal.
 pub async fn serve(
-    store: DirStore,
+    store: Arc<dyn Store>,
+    state_dir: &Path,
     cfg: GatewayConfig,
     fds_cfg: fds::FdsConfig,
     what: &str,
 ) -> Result<()> {
-    let root = store.root().to_path_buf();
-    let store: Arc<dyn Store> = Arc::new(store);
+    let root = state_dir.to_path_buf();
     let gw = Gateway::new();
     let mut reports = reconcile::spawn(store.clone(), gw.clone());
     let _discovery = fds::spawn(store.clone(), fds_cfg, Some(fds::state_file(&root)));
@@ -169,9 +175,8 @@ fn pid_alive(pid: u64) -> bool {
 }
 
 pub fn proxy(g: &Global, c: ProxyCommand) -> Result<()> {
-    let dir = g.dir.clone().unwrap_or_else(crate::store::dir::default_dir);
-    let store = DirStore::open(&dir)?;
-    let path = address_file(store.root());
+    let dir = g.state_dir();
+    let path = address_file(&dir);
     let none = || {
         anyhow!(
             "no gateway is running on store {} (start one with `epoxy gateway` or `epoxy demo`)",

@@ -7,7 +7,7 @@ use crate::api::{
     VirtualHost, VirtualServiceSpec, parse_resources,
 };
 use crate::control::writes::{self, WriteError};
-use crate::store::{Precondition, Store, StoreError};
+use crate::store::{Precondition, StoreError};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use std::io::Read;
@@ -114,7 +114,7 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
     }
     // Targets first, so that references in the same file resolve.
     resources.sort_by_key(|r| kind_order(r.kind()));
-    let store = g.open_store()?;
+    let store = g.store().await?;
     let mut failed = 0;
     for mut r in resources {
         if r.namespace().is_empty() {
@@ -136,7 +136,7 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
             println!("{key} unchanged");
             continue;
         }
-        match writes::write(&store, r, Precondition::Any).await {
+        match writes::write(store.as_ref(), r, Precondition::Any).await {
             Ok(w) => {
                 print_warnings(&w.warnings);
                 println!("{key} {verb}");
@@ -158,9 +158,11 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
 
 pub async fn delete(g: &Global, kind: &str, name: &str) -> Result<()> {
     let kind = Kind::parse(kind).ok_or_else(|| anyhow!("unknown kind `{kind}`"))?;
-    let store = g.open_store()?;
+    let store = g.store().await?;
     let key = ResourceKey::new(kind, &g.namespace, name);
-    let warnings = writes::delete(&store, &key).await.map_err(refusal)?;
+    let warnings = writes::delete(store.as_ref(), &key)
+        .await
+        .map_err(refusal)?;
     print_warnings(&warnings);
     println!("{key} deleted");
     Ok(())
@@ -243,7 +245,7 @@ pub async fn create(g: &Global, c: CreateCommand) -> Result<()> {
         )),
     };
     let key = r.key();
-    let w = writes::write(&g.open_store()?, r, Precondition::Absent)
+    let w = writes::write(g.store().await?.as_ref(), r, Precondition::Absent)
         .await
         .map_err(|e| match e {
             WriteError::Store(StoreError::AlreadyExists(k)) => anyhow!("{k} already exists"),

@@ -2,6 +2,7 @@
 //! the whole state. `dir` keeps YAML files; `kube` (later) keeps CRDs.
 
 pub mod dir;
+pub mod kube;
 
 use crate::api::{Kind, ParseError, Resource, ResourceKey, ResourceSet};
 use std::path::PathBuf;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod gw;
+pub mod kube;
 pub mod upstream;
 
 use std::io::Write;

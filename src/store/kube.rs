@@ -1,0 +1,281 @@
+//! The Kubernetes store: Gloo's kinds as CRDs through kube-rs. Reads and watches come from
+//! watchers (kube-runtime), writes replace objects with their resourceVersion, so a write that
+//! lost a race is refused, and every field of the object (including ones epoxy does not model,
+//! and the cluster's own bookkeeping) is sent back as it was read.
+//!
+//! When the API server goes away, the watchers retry with backoff and the last complete state
+//! stays published: the gateway keeps serving it, then reconverges when the server is back.
+
+use super::{Listing, Precondition, Result, Store, StoreError};
+use crate::api::{Kind, ParseError, Resource, ResourceKey};
+use futures_util::StreamExt;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams, Preconditions,
+};
+use kube::core::GroupVersionKind;
+use kube::runtime::{WatchStreamExt, watcher};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+pub struct KubeStore {
+    client: kube::Client,
+    describe: String,
+    watch: Mutex<Option<watch::Receiver<Arc<Listing>>>>,
+}
+
+/// kube-rs's description of one of Gloo's kinds.
+pub fn api_resource(kind: Kind) -> ApiResource {
+    let (group, version) = kind.api_version().split_once('/').unwrap_or(("", "v1"));
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind.name()),
+        kind.plural(),
+    )
+}
+
+fn origin(kind: Kind, obj: &DynamicObject) -> String {
+    format!(
+        "{}/{}/{}",
+        kind.plural(),
+        obj.metadata.namespace.as_deref().unwrap_or(""),
+        obj.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+/// A cluster object as a resource; an object epoxy cannot read is reported, not dropped silently.
+fn to_resource(kind: Kind, obj: &DynamicObject) -> std::result::Result<Resource, ParseError> {
+    let mut v = serde_json::to_value(obj).map_err(|e| ParseError {
+        origin: origin(kind, obj),
+        line: None,
+        reason: e.to_string(),
+    })?;
+    // The list API may omit apiVersion/kind on items.
+    if let Some(m) = v.as_object_mut() {
+        m.entry("apiVersion")
+            .or_insert_with(|| kind.api_version().into());
+        m.entry("kind").or_insert_with(|| kind.name().into());
+    }
+    Resource::from_value(kind, v).map_err(|reason| ParseError {
+        origin: origin(kind, obj),
+        line: None,
+        reason,
+    })
+}
+
+fn to_object(r: &Resource) -> Result<DynamicObject> {
+    serde_json::from_value(r.to_value())
+        .map_err(|e| StoreError::Invalid(format!("{}: {e}", r.key())))
+}
+
+fn api_error(key: &ResourceKey, e: kube::Error, expected: Option<&str>) -> StoreError {
+    match &e {
+        kube::Error::Api(s) if s.code == 404 => StoreError::NotFound(key.clone()),
+        kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists" => {
+            StoreError::AlreadyExists(key.clone())
+        }
+        kube::Error::Api(s) if s.code == 409 => StoreError::Conflict {
+            key: key.clone(),
+            expected: expected.unwrap_or("?").to_string(),
+            found: "a newer version".into(),
+        },
+        _ => StoreError::Invalid(format!("{key}: the Kubernetes API answered: {e}")),
+    }
+}
+
+impl KubeStore {
+    pub fn new(client: kube::Client, describe: String) -> Self {
+        KubeStore {
+            client,
+            describe,
+            watch: Mutex::new(None),
+        }
+    }
+
+    fn api(&self, kind: Kind, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), ns, &api_resource(kind))
+    }
+
+    /// Starts one watcher per kind; publishes the whole state once every kind is listed, then
+    /// on every change.
+    fn start_watch(&self) -> watch::Receiver<Arc<Listing>> {
+        let (tx, rx) = watch::channel(Arc::new(Listing::default()));
+        let (ev_tx, mut ev_rx) =
+            tokio::sync::mpsc::unbounded_channel::<(Kind, watcher::Event<DynamicObject>)>();
+        for kind in Kind::ALL {
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &api_resource(kind));
+            let ev_tx = ev_tx.clone();
+            tokio::spawn(async move {
+                let mut stream = watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .boxed();
+                while let Some(ev) = stream.next().await {
+                    match ev {
+                        Ok(ev) => {
+                            if ev_tx.send((kind, ev)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(kind = %kind, error = %e, "watch failed; retrying (the last state keeps serving)")
+                        }
+                    }
+                }
+            });
+        }
+        tokio::spawn(async move {
+            let mut current: BTreeMap<Kind, BTreeMap<String, DynamicObject>> = BTreeMap::new();
+            let mut pending: BTreeMap<Kind, BTreeMap<String, DynamicObject>> = BTreeMap::new();
+            let mut ready: std::collections::BTreeSet<Kind> = Default::default();
+            let id = |o: &DynamicObject| {
+                format!(
+                    "{}/{}",
+                    o.metadata.namespace.as_deref().unwrap_or(""),
+                    o.metadata.name.as_deref().unwrap_or("")
+                )
+            };
+            while let Some((kind, ev)) = ev_rx.recv().await {
+                match ev {
+                    watcher::Event::Init => {
+                        pending.insert(kind, BTreeMap::new());
+                        continue;
+                    }
+                    watcher::Event::InitApply(o) => {
+                        pending.entry(kind).or_default().insert(id(&o), o);
+                        continue;
+                    }
+                    watcher::Event::InitDone => {
+                        // A relist replaces the kind's state whole (objects deleted meanwhile go).
+                        current.insert(kind, pending.remove(&kind).unwrap_or_default());
+                        ready.insert(kind);
+                    }
+                    watcher::Event::Apply(o) => {
+                        current.entry(kind).or_default().insert(id(&o), o);
+                    }
+                    watcher::Event::Delete(o) => {
+                        current.entry(kind).or_default().remove(&id(&o));
+                    }
+                }
+                if ready.len() < Kind::ALL.len() {
+                    continue;
+                }
+                let mut listing = Listing::default();
+                for (kind, objs) in &current {
+                    for o in objs.values() {
+                        match to_resource(*kind, o) {
+                            Ok(r) => {
+                                listing.resources.insert(r.key(), r);
+                            }
+                            Err(e) => listing.errors.push(e),
+                        }
+                    }
+                }
+                tx.send_if_modified(|cur| {
+                    if **cur == listing {
+                        false
+                    } else {
+                        *cur = Arc::new(listing);
+                        true
+                    }
+                });
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for KubeStore {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    async fn list(&self) -> Result<Listing> {
+        let mut listing = Listing::default();
+        for kind in Kind::ALL {
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &api_resource(kind));
+            let objs = api.list(&ListParams::default()).await.map_err(|e| {
+                StoreError::Invalid(format!("listing {kind}: the Kubernetes API answered: {e}"))
+            })?;
+            for o in &objs.items {
+                match to_resource(kind, o) {
+                    Ok(r) => {
+                        listing.resources.insert(r.key(), r);
+                    }
+                    Err(e) => listing.errors.push(e),
+                }
+            }
+        }
+        Ok(listing)
+    }
+
+    async fn get(&self, key: &ResourceKey) -> Result<Resource> {
+        let o = self
+            .api(key.kind, &key.namespace)
+            .get(&key.name)
+            .await
+            .map_err(|e| api_error(key, e, None))?;
+        to_resource(key.kind, &o).map_err(StoreError::Unreadable)
+    }
+
+    async fn put(&self, mut resource: Resource, pre: Precondition) -> Result<Resource> {
+        if resource.namespace().is_empty() {
+            resource.meta_mut().namespace = Some(crate::api::DEFAULT_NAMESPACE.to_string());
+        }
+        let key = resource.key();
+        let api = self.api(key.kind, &key.namespace);
+        let pp = PostParams::default();
+        let version = match &pre {
+            Precondition::Absent => None,
+            Precondition::Version(v) => Some(v.clone()),
+            Precondition::Any => match api
+                .get_opt(&key.name)
+                .await
+                .map_err(|e| api_error(&key, e, None))?
+            {
+                Some(current) => Some(current.metadata.resource_version.unwrap_or_default()),
+                None => None,
+            },
+        };
+        let written = match version {
+            None => {
+                resource.meta_mut().resource_version = None;
+                api.create(&pp, &to_object(&resource)?)
+                    .await
+                    .map_err(|e| api_error(&key, e, None))?
+            }
+            Some(v) => {
+                resource.meta_mut().resource_version = Some(v.clone());
+                api.replace(&key.name, &pp, &to_object(&resource)?)
+                    .await
+                    .map_err(|e| api_error(&key, e, Some(&v)))?
+            }
+        };
+        to_resource(key.kind, &written).map_err(StoreError::Unreadable)
+    }
+
+    async fn delete(&self, key: &ResourceKey, pre: Precondition) -> Result<()> {
+        let dp = match &pre {
+            Precondition::Version(v) => DeleteParams {
+                preconditions: Some(Preconditions {
+                    resource_version: Some(v.clone()),
+                    uid: None,
+                }),
+                ..Default::default()
+            },
+            _ => DeleteParams::default(),
+        };
+        self.api(key.kind, &key.namespace)
+            .delete(&key.name, &dp)
+            .await
+            .map(|_| ())
+            .map_err(|e| api_error(key, e, None))
+    }
+
+    fn watch(&self) -> watch::Receiver<Arc<Listing>> {
+        let mut guard = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        guard.get_or_insert_with(|| self.start_watch()).clone()
+    }
+}

@@ -1,0 +1,332 @@
+//! Kube mode against a Kubernetes API emulator (kmock, extended in tests/kube/emulator.py):
+//! the CRD store through kube-rs, the CLI, and the gateway serving from the cluster.
+
+mod common;
+use common::kube::Emulator;
+use common::{Epoxy, fixture, upstream};
+use epoxy::api::{Kind, Resource, ResourceKey, parse_one};
+use epoxy::control::reconcile;
+use epoxy::gateway::{Gateway, GatewayConfig};
+use epoxy::store::kube::KubeStore;
+use epoxy::store::{Precondition, Store, StoreError};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn cli(emu: &Emulator, e: &Epoxy, args: &[&str]) -> common::Run {
+    let mut all = vec!["--kubeconfig", emu.kubeconfig.to_str().unwrap()];
+    all.extend_from_slice(args);
+    e.run(&all)
+}
+
+async fn store(emu: &Emulator) -> KubeStore {
+    let t = epoxy::kube::Target {
+        kubeconfig: Some(emu.kubeconfig.clone()),
+        context: None,
+    };
+    KubeStore::new(t.client().await.unwrap(), t.describe())
+}
+
+#[test]
+fn install_crds_dry_run_prints_gloos_crds() {
+    let e = Epoxy::new();
+    let out = e.run(&["install", "crds", "--dry-run"]).ok();
+    for name in [
+        "upstreams.gloo.solo.io",
+        "upstreamgroups.gloo.solo.io",
+        "virtualservices.gateway.solo.io",
+        "routetables.gateway.solo.io",
+    ] {
+        assert!(out.contains(&format!("name: {name}")), "{name}\n{out}");
+    }
+    assert!(out.contains("x-kubernetes-preserve-unknown-fields: true"));
+    assert_eq!(out.matches("kind: CustomResourceDefinition").count(), 4);
+}
+
+#[test]
+fn cli_get_apply_and_add_route_work_the_same_in_kube_mode() {
+    let emu = Emulator::start();
+    let e = Epoxy::new();
+    let out = cli(&emu, &e, &["install", "crds"]).ok();
+    assert_eq!(out.matches("created").count(), 4, "{out}");
+    let r = cli(
+        &emu,
+        &e,
+        &["apply", "-f", fixture("upstreams.yaml").to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli(
+        &emu,
+        &e,
+        &[
+            "apply",
+            "-f",
+            fixture("virtualservices.yaml").to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let us = cli(&emu, &e, &["get", "us"]).ok();
+    assert!(
+        us.contains("default-petstore-8080") && us.contains("httpbin-local"),
+        "{us}"
+    );
+    // The objects are in the cluster, not in the local directory.
+    let (s, list) = emu.request(
+        "GET",
+        "/apis/gloo.solo.io/v1/namespaces/gloo-system/upstreams",
+        None,
+    );
+    assert_eq!(s, 200);
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert!(!e.file("upstreams").exists());
+    // A field epoxy does not model, written by another client, survives epoxy's edits.
+    let (_, mut vs) = emu.request(
+        "GET",
+        "/apis/gateway.solo.io/v1/namespaces/gloo-system/virtualservices/default",
+        None,
+    );
+    vs["spec"]["sslConfig"] = json!({"secretRef": {"name": "tls", "namespace": "gloo-system"}});
+    let (s, _) = emu.request(
+        "PUT",
+        "/apis/gateway.solo.io/v1/namespaces/gloo-system/virtualservices/default",
+        Some(vs),
+    );
+    assert_eq!(s, 200);
+    cli(
+        &emu,
+        &e,
+        &[
+            "add",
+            "route",
+            "--path-exact",
+            "/kube",
+            "--dest-name",
+            "httpbin-local",
+        ],
+    )
+    .ok();
+    let (_, vs) = emu.request(
+        "GET",
+        "/apis/gateway.solo.io/v1/namespaces/gloo-system/virtualservices/default",
+        None,
+    );
+    assert_eq!(
+        vs["spec"]["virtualHost"]["routes"][0]["matchers"][0]["exact"],
+        "/kube"
+    );
+    assert_eq!(vs["spec"]["sslConfig"]["secretRef"]["name"], "tls");
+    let (_, us) = emu.request(
+        "GET",
+        "/apis/gloo.solo.io/v1/namespaces/gloo-system/upstreams/httpbin-local",
+        None,
+    );
+    assert_eq!(us["spec"]["circuitBreakers"]["maxConnections"], 1024);
+    let routes = cli(&emu, &e, &["get", "vs", "route", "-o", "json"]).ok();
+    let j: Value = serde_json::from_str(&routes).unwrap();
+    assert_eq!(j["items"].as_array().unwrap().len(), 8);
+    // Validation applies as in dir mode.
+    let bad = cli(
+        &emu,
+        &e,
+        &[
+            "add",
+            "route",
+            "--path-regex",
+            "/x/([",
+            "--dest-name",
+            "httpbin-local",
+        ],
+    )
+    .refused();
+    assert!(bad.contains("invalid regex"), "{bad}");
+    cli(&emu, &e, &["delete", "us", "httpbin-local"]).ok();
+    assert_eq!(
+        emu.request(
+            "GET",
+            "/apis/gloo.solo.io/v1/namespaces/gloo-system/upstreams/httpbin-local",
+            None
+        )
+        .0,
+        404
+    );
+}
+
+#[test]
+fn an_unreachable_cluster_is_a_clear_error() {
+    let e = Epoxy::new();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kc");
+    std::fs::write(&kc, "apiVersion: v1\nkind: Config\nclusters:\n- name: x\n  cluster: {server: 'http://127.0.0.1:9'}\ncontexts:\n- name: x\n  context: {cluster: x, user: x}\ncurrent-context: x\nusers:\n- name: x\n  user: {}\n").unwrap();
+    let err = e
+        .run(&["--kubeconfig", kc.to_str().unwrap(), "get", "us"])
+        .refused();
+    assert!(err.contains("listing upstreams"), "{err}");
+    let err = e
+        .run(&["--kubeconfig", "/nonexistent/kc", "get", "us"])
+        .refused();
+    assert!(err.contains("/nonexistent/kc"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writers_get_a_conflict_in_the_cluster_too() {
+    let emu = Emulator::start();
+    let one = store(&emu).await;
+    let two = store(&emu).await;
+    let up = |port: u32| {
+        parse_one(&format!("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: a, namespace: gloo-system}}\nspec: {{static: {{hosts: [{{addr: h, port: {port}}}]}}}}\n"), "t").unwrap()
+    };
+    one.put(up(1), Precondition::Absent).await.unwrap();
+    assert!(matches!(
+        two.put(up(1), Precondition::Absent).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let key = ResourceKey::new(Kind::Upstream, "gloo-system", "a");
+    let r1 = one.get(&key).await.unwrap();
+    let r2 = two.get(&key).await.unwrap();
+    let mut w1 = up(10);
+    w1.meta_mut().extra = r1.meta().extra.clone();
+    let mut w2 = up(20);
+    w2.meta_mut().extra = r2.meta().extra.clone();
+    one.put(w1, Precondition::from_read(&r1)).await.unwrap();
+    match two.put(w2, Precondition::from_read(&r2)).await {
+        Err(StoreError::Conflict { .. }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let Resource::Upstream(u) = two.get(&key).await.unwrap() else {
+        unreachable!()
+    };
+    assert_eq!(u.spec.static_.unwrap().hosts[0].port, 10);
+}
+
+async fn gateway_on(
+    emu: &Emulator,
+) -> (
+    Gateway,
+    epoxy::gateway::GatewayHandle,
+    tokio::sync::watch::Receiver<Arc<reconcile::Report>>,
+) {
+    let s: Arc<dyn Store> = Arc::new(store(emu).await);
+    let gw = Gateway::new();
+    let reports = reconcile::spawn(s, gw.clone());
+    let cfg = GatewayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin: None,
+        workers: 1,
+        ..Default::default()
+    };
+    let h = gw.start(&cfg).unwrap();
+    (gw, h, reports)
+}
+
+async fn eventually_body(url: &str, want: &str) -> Duration {
+    let c = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = c.get(url).send().await
+            && r.text().await.unwrap_or_default().contains(want)
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{url} never answered {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_serve_from_the_cluster_converge_and_survive_an_api_outage() {
+    let emu = Emulator::start();
+    let backend = upstream::start("backend");
+    let writer = store(&emu).await;
+    let up = format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: backend, namespace: gloo-system}}\nspec: {{static: {{hosts: [{{addr: '127.0.0.1', port: {}}}]}}}}\n",
+        backend.addr.port()
+    );
+    writer
+        .put(parse_one(&up, "t").unwrap(), Precondition::Any)
+        .await
+        .unwrap();
+    let vs = |body: &str| {
+        parse_one(&format!("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: default, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{{exact: /v}}]\n      directResponseAction: {{status: 200, body: '{body}'}}\n    - matchers: [{{prefix: /}}]\n      routeAction: {{single: {{upstream: {{name: backend}}}}}}\n"), "t").unwrap()
+    };
+    writer.put(vs("one"), Precondition::Any).await.unwrap();
+
+    // Two gateways on one API server converge on the same table.
+    let (_g1, h1, _r1) = gateway_on(&emu).await;
+    let (_g2, h2, _r2) = gateway_on(&emu).await;
+    for h in [&h1, &h2] {
+        eventually_body(&format!("{}/v", h.url()), "one").await;
+        eventually_body(&format!("{}/through", h.url()), "\"server\":\"backend\"").await;
+    }
+    let r = writer
+        .get(&ResourceKey::new(
+            Kind::VirtualService,
+            "gloo-system",
+            "default",
+        ))
+        .await
+        .unwrap();
+    writer
+        .put(vs("two"), Precondition::from_read(&r))
+        .await
+        .unwrap();
+    for h in [&h1, &h2] {
+        let took = eventually_body(&format!("{}/v", h.url()), "two").await;
+        eprintln!("change seen by a gateway after {took:?}");
+    }
+
+    // The API server goes away for a while: the gateways keep serving their last table.
+    let c = reqwest::Client::new();
+    let paused = c
+        .post(format!("{}/epoxy-test/pause", emu.url))
+        .json(&json!({"seconds": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status(), 200);
+    let until = Instant::now() + Duration::from_millis(2500);
+    let mut served = 0;
+    while Instant::now() < until {
+        for h in [&h1, &h2] {
+            let body = c
+                .get(format!("{}/v", h.url()))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(body, "two");
+            served += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served > 20);
+    // It comes back; a change made after that reaches both gateways (they reconverge).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = writer
+            .get(&ResourceKey::new(
+                Kind::VirtualService,
+                "gloo-system",
+                "default",
+            ))
+            .await;
+        if let Ok(r) = r
+            && writer
+                .put(vs("three"), Precondition::from_read(&r))
+                .await
+                .is_ok()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the emulator did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for h in [&h1, &h2] {
+        eventually_body(&format!("{}/v", h.url()), "three").await;
+    }
+}
