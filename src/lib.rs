@@ -11,3 +11,4 @@ pub mod gateway;
 pub mod kube;
 pub mod net;
 pub mod store;
+pub mod tui;

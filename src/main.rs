@@ -9,7 +9,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("EPOXY_LOG")
                 .unwrap_or_else(|_| "warn".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(epoxy::tui::logfile::writer)
         .init();
     match epoxy::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,1208 @@
+//! The console's state and its one update function: every input (a key, a mouse event, a new
+//! store listing, a request event, the end of a write) is a `Msg`; `update` changes the state and
+//! marks it dirty; `draw` renders it. No terminal here, so tests drive it directly.
+
+use super::action::Action;
+use super::data::{Data, route_id};
+use super::keymap::{Keymap, Scope};
+use super::theme::Theme;
+use super::views::editor::Editor;
+use super::views::tester::{Tester, TesterResponse};
+use super::views::{self, ItemId};
+use super::widgets::input::LineInput;
+use crate::api::{Kind, Object, Resource, ResourceKey, Route, VirtualHost, VirtualServiceSpec};
+use crate::control::reconcile::Report;
+use crate::control::writes;
+use crate::discovery::fds::DiscoveryState;
+use crate::gateway::Gateway;
+use crate::gateway::telemetry::RequestEvent;
+use crate::store::{Listing, Precondition, Store};
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+
+/// Everything that can change the console.
+#[derive(Debug)]
+pub enum Msg {
+    Term(Event),
+    Listing(Arc<Listing>),
+    Report(Arc<Report>),
+    Discovery(Arc<DiscoveryState>),
+    Request(Box<RequestEvent>),
+    /// A write finished: what it was, and the undo of it (or why it was refused).
+    Written(Box<Result<Written, String>>),
+    Response(Box<Result<TesterResponse, String>>),
+    Tick,
+}
+
+/// A write that went through.
+#[derive(Debug)]
+pub struct Written {
+    pub label: String,
+    pub undo: Option<Undo>,
+    pub warnings: Vec<String>,
+    /// Where the list selection should go afterwards (route index).
+    pub select: Option<usize>,
+    pub from_editor: bool,
+}
+
+/// How to take back the last apply: restore `before` (or delete, if it did not exist), provided
+/// nobody changed the resource since (`after_version`).
+#[derive(Debug, Clone)]
+pub struct Undo {
+    pub key: ResourceKey,
+    pub before: Option<Resource>,
+    pub after_version: String,
+    pub label: String,
+}
+
+/// What the console runs against.
+pub struct Ctx {
+    pub store: Arc<dyn Store>,
+    pub gateway: Gateway,
+    pub gateway_url: String,
+    /// `demo` or `dir`.
+    pub source: String,
+    /// Where the store lives (`dir /home/me/...`).
+    pub store_desc: String,
+    pub namespace: String,
+    pub readonly: bool,
+    /// The tester's history file.
+    pub history_file: Option<PathBuf>,
+    /// A fixed clock, for snapshot tests.
+    pub clock: Option<SystemTime>,
+}
+
+impl Ctx {
+    pub fn now(&self) -> SystemTime {
+        self.clock.unwrap_or_else(SystemTime::now)
+    }
+}
+
+/// The views.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum View {
+    Upstreams,
+    Functions { upstream: Option<String> },
+    Function { upstream: String, name: String },
+    VirtualServices,
+    Routes { vs: ResourceKey },
+    Editor,
+    Tester,
+    Log,
+    Discovery,
+    Help,
+}
+
+impl View {
+    pub fn title(&self) -> String {
+        match self {
+            View::Upstreams => "upstreams".into(),
+            View::Functions { upstream: None } => "functions".into(),
+            View::Functions { upstream: Some(u) } => format!("{u} > functions"),
+            View::Function { name, .. } => name.clone(),
+            View::VirtualServices => "virtualservices".into(),
+            View::Routes { vs } => format!("{} > routes", vs.name),
+            View::Editor => "edit".into(),
+            View::Tester => "test".into(),
+            View::Log => "log".into(),
+            View::Discovery => "discovery".into(),
+            View::Help => "help".into(),
+        }
+    }
+
+    /// The key scopes of the view, most specific first.
+    pub fn scopes(&self) -> Vec<Scope> {
+        match self {
+            View::Upstreams => vec![Scope::Upstreams, Scope::List, Scope::Global],
+            View::Functions { .. } => vec![Scope::Functions, Scope::List, Scope::Global],
+            View::Function { .. } => vec![Scope::Function, Scope::List, Scope::Global],
+            View::VirtualServices => vec![Scope::VirtualServices, Scope::List, Scope::Global],
+            View::Routes { .. } => vec![Scope::Routes, Scope::List, Scope::Global],
+            View::Editor => vec![Scope::Editor],
+            View::Tester => vec![Scope::Tester],
+            View::Log => vec![Scope::Log, Scope::List, Scope::Global],
+            View::Discovery => vec![Scope::List, Scope::Global],
+            View::Help => vec![Scope::List, Scope::Global],
+        }
+    }
+
+    /// Views whose keys go to a text input unless the view binds them.
+    pub fn takes_text(&self) -> bool {
+        matches!(self, View::Editor | View::Tester)
+    }
+}
+
+/// A view on the navigation stack, with its selection and filter.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub view: View,
+    pub selected: usize,
+    pub offset: usize,
+    pub filter: String,
+}
+
+impl Page {
+    pub fn new(view: View) -> Self {
+        Page {
+            view,
+            selected: 0,
+            offset: 0,
+            filter: String::new(),
+        }
+    }
+}
+
+/// A question before something irreversible-ish: apply (with its diff), delete.
+#[derive(Debug, Clone)]
+pub struct Confirm {
+    pub title: String,
+    pub lines: Vec<super::widgets::diff::DiffLine>,
+    pub op: WriteOp,
+    pub scroll: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Normal,
+    Command(LineInput),
+    Filter(LineInput),
+    Confirm(Box<Confirm>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub text: String,
+    pub error: bool,
+    pub at: SystemTime,
+}
+
+/// How long an information message stays (errors stay until dismissed).
+pub const INFO_TTL: Duration = Duration::from_secs(6);
+
+/// A write the console asks for.
+#[derive(Debug, Clone)]
+pub struct WriteOp {
+    pub label: String,
+    pub resource: Option<Resource>,
+    pub delete: Option<ResourceKey>,
+    pub pre: Precondition,
+    /// What the resource was before (for undo); None if it did not exist.
+    pub before: Option<Resource>,
+    pub select: Option<usize>,
+    pub from_editor: bool,
+    /// An undo does not make itself undoable.
+    pub is_undo: bool,
+}
+
+pub const COMMANDS: [(&str, &[&str], &str); 10] = [
+    ("upstreams", &["us", "upstream"], "the upstreams"),
+    (
+        "functions",
+        &["fn", "function"],
+        "every function of every upstream",
+    ),
+    (
+        "virtualservices",
+        &["vs", "virtualservice"],
+        "the virtual services",
+    ),
+    (
+        "routes",
+        &["route", "rt"],
+        "the routes of a virtual service: routes [NAME]",
+    ),
+    ("test", &["tester", "t"], "the request tester"),
+    ("log", &["logs", "accesslog"], "the live access log"),
+    (
+        "discovery",
+        &["fds", "disc"],
+        "function discovery, per upstream",
+    ),
+    ("help", &["h"], "the keys of the current view"),
+    ("theme", &[], "switch the colour theme: theme NAME"),
+    ("quit", &["q", "q!", "exit"], "leave the console"),
+];
+
+pub struct App {
+    pub ctx: Ctx,
+    pub data: Data,
+    pub theme: Theme,
+    pub keymap: Keymap,
+    pub stack: Vec<Page>,
+    pub mode: Mode,
+    pub message: Option<Message>,
+    pub editor: Option<Editor>,
+    pub tester: Tester,
+    pub follow: bool,
+    pub undo: Option<Undo>,
+    pub quit: bool,
+    pub dirty: bool,
+    /// The last text copied (as curl); `osc52` is the escape sequence still to write out.
+    pub clipboard: Option<String>,
+    pub osc52: Option<String>,
+    pub command_history: Vec<String>,
+    /// Where the list rows were drawn (for mouse clicks).
+    pub list_area: Rect,
+    pub writes_in_flight: usize,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl App {
+    /// A console on `ctx`; the receiver gets what background work (writes, requests) reports.
+    pub fn new(ctx: Ctx, theme: Theme, keymap: Keymap) -> (App, mpsc::UnboundedReceiver<Msg>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let tester = Tester::new(ctx.history_file.as_deref());
+        let app = App {
+            ctx,
+            data: Data::default(),
+            theme,
+            keymap,
+            stack: vec![Page::new(View::Upstreams)],
+            mode: Mode::Normal,
+            message: None,
+            editor: None,
+            tester,
+            follow: true,
+            undo: None,
+            quit: false,
+            dirty: true,
+            clipboard: None,
+            osc52: None,
+            command_history: Vec::new(),
+            list_area: Rect::default(),
+            writes_in_flight: 0,
+            tx,
+        };
+        (app, rx)
+    }
+
+    pub fn now(&self) -> SystemTime {
+        self.ctx.now()
+    }
+
+    pub fn page(&self) -> &Page {
+        // The stack always holds at least the root page.
+        &self.stack[self.stack.len() - 1]
+    }
+
+    pub fn page_mut(&mut self) -> &mut Page {
+        let n = self.stack.len();
+        &mut self.stack[n - 1]
+    }
+
+    pub fn view(&self) -> &View {
+        &self.page().view
+    }
+
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            text: text.into(),
+            error: false,
+            at: self.now(),
+        });
+    }
+
+    pub fn error(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            text: text.into(),
+            error: true,
+            at: self.now(),
+        });
+    }
+
+    /// Whether the loop should tick (something on screen changes with time alone).
+    pub fn animating(&self) -> bool {
+        let now = self.now();
+        self.data.animating(now)
+            || self.message.as_ref().is_some_and(|m| {
+                !m.error && now.duration_since(m.at).unwrap_or_default() < INFO_TTL
+            })
+    }
+
+    pub fn push(&mut self, view: View) {
+        if self.view() != &view {
+            self.stack.push(Page::new(view));
+        }
+    }
+
+    /// Replaces the stack with a top-level view (command mode, tab).
+    pub fn goto(&mut self, view: View) {
+        self.stack.truncate(1);
+        if self.stack[0].view != view {
+            self.stack[0] = Page::new(view);
+        }
+    }
+
+    pub fn back(&mut self) {
+        if !self.page().filter.is_empty() {
+            let p = self.page_mut();
+            p.filter.clear();
+            p.selected = 0;
+            return;
+        }
+        if self.stack.len() > 1 {
+            if self.view() == &View::Editor {
+                self.editor = None;
+            }
+            self.stack.pop();
+        }
+    }
+
+    // ----- messages in -----
+
+    pub fn update(&mut self, msg: Msg) {
+        match msg {
+            Msg::Term(Event::Key(k)) => {
+                if k.kind != KeyEventKind::Release {
+                    self.dirty = true;
+                    self.on_key(k);
+                }
+            }
+            Msg::Term(Event::Mouse(m)) => self.on_mouse(m),
+            Msg::Term(Event::Resize(..)) => self.dirty = true,
+            Msg::Term(_) => {}
+            Msg::Listing(l) => {
+                self.data.listing = l;
+                if let Some(e) = &mut self.editor {
+                    e.revalidate(&self.data);
+                }
+                self.clamp();
+                self.dirty = true;
+            }
+            Msg::Report(r) => {
+                self.data.report = r;
+                self.dirty = true;
+            }
+            Msg::Discovery(d) => {
+                self.data.discovery = d;
+                self.dirty = true;
+            }
+            Msg::Request(e) => {
+                self.data.push_event(*e);
+                self.dirty = true;
+            }
+            Msg::Written(r) => {
+                self.writes_in_flight = self.writes_in_flight.saturating_sub(1);
+                self.on_written(*r);
+                self.dirty = true;
+            }
+            Msg::Response(r) => {
+                self.tester.on_response(*r);
+                self.dirty = true;
+            }
+            Msg::Tick => {
+                if let Some(m) = &self.message
+                    && !m.error
+                    && self.now().duration_since(m.at).unwrap_or_default() >= INFO_TTL
+                {
+                    self.message = None;
+                }
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn on_written(&mut self, r: Result<Written, String>) {
+        match r {
+            Ok(w) => {
+                let mut text = w.label.clone();
+                if w.undo.is_some() {
+                    text.push_str(" (u undoes)");
+                }
+                if !w.warnings.is_empty() {
+                    text.push_str(&format!(" · warning: {}", w.warnings.join("; ")));
+                }
+                if let Some(u) = w.undo {
+                    self.undo = Some(u);
+                }
+                if w.from_editor && self.view() == &View::Editor {
+                    self.editor = None;
+                    self.stack.pop();
+                }
+                if let Some(i) = w.select
+                    && matches!(self.view(), View::Routes { .. })
+                {
+                    self.page_mut().selected = i;
+                }
+                if w.warnings.is_empty() {
+                    self.info(text);
+                } else {
+                    self.error(text);
+                }
+            }
+            Err(e) => self.error(e),
+        }
+    }
+
+    /// Keeps selections inside their lists after the data changed.
+    fn clamp(&mut self) {
+        let n = views::item_count(self);
+        let p = self.page_mut();
+        if n > 0 && p.selected >= n {
+            p.selected = n - 1;
+        }
+    }
+
+    fn on_mouse(&mut self, m: MouseEvent) {
+        match m.kind {
+            MouseEventKind::ScrollDown => {
+                for _ in 0..3 {
+                    self.act(Action::Down);
+                }
+                self.dirty = true;
+            }
+            MouseEventKind::ScrollUp => {
+                for _ in 0..3 {
+                    self.act(Action::Up);
+                }
+                self.dirty = true;
+            }
+            MouseEventKind::Down(MouseButton::Left) => {
+                let a = self.list_area;
+                if m.row >= a.y
+                    && m.row < a.y + a.height
+                    && m.column >= a.x
+                    && m.column < a.x + a.width
+                {
+                    let i = self.page().offset + (m.row - a.y) as usize;
+                    if i < views::item_count(self) {
+                        if self.page().selected == i {
+                            self.act(Action::Open);
+                        } else {
+                            self.page_mut().selected = i;
+                        }
+                        self.follow = false;
+                        self.dirty = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_key(&mut self, k: KeyEvent) {
+        if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
+            self.quit = true;
+            return;
+        }
+        match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Normal => {}
+            Mode::Command(mut input) => {
+                match k.code {
+                    KeyCode::Esc => {}
+                    KeyCode::Enter => {
+                        let line = input.text.trim().to_string();
+                        if !line.is_empty() {
+                            self.command_history.retain(|c| *c != line);
+                            self.command_history.push(line.clone());
+                        }
+                        self.run_command(&line);
+                    }
+                    KeyCode::Tab => {
+                        input.set(complete(&input.text));
+                        self.mode = Mode::Command(input);
+                    }
+                    KeyCode::Up => {
+                        let pos = self
+                            .command_history
+                            .iter()
+                            .rposition(|c| *c == input.text)
+                            .unwrap_or(self.command_history.len());
+                        if pos > 0 {
+                            input.set(self.command_history[pos - 1].clone());
+                        }
+                        self.mode = Mode::Command(input);
+                    }
+                    _ => {
+                        input.handle(&k);
+                        self.mode = Mode::Command(input);
+                    }
+                }
+                return;
+            }
+            Mode::Filter(mut input) => {
+                match k.code {
+                    KeyCode::Esc => {
+                        let p = self.page_mut();
+                        p.filter.clear();
+                        p.selected = 0;
+                    }
+                    KeyCode::Enter => {}
+                    _ => {
+                        input.handle(&k);
+                        let p = self.page_mut();
+                        p.filter = input.text.clone();
+                        p.selected = 0;
+                        p.offset = 0;
+                        self.mode = Mode::Filter(input);
+                    }
+                }
+                return;
+            }
+            Mode::Confirm(mut c) => {
+                match self.keymap.lookup(&[Scope::Confirm], &k) {
+                    Some(Action::Confirm) => self.spawn_write(c.op),
+                    Some(Action::Cancel) => self.info("cancelled"),
+                    _ => {
+                        match k.code {
+                            KeyCode::Down | KeyCode::Char('j') => c.scroll += 1,
+                            KeyCode::Up | KeyCode::Char('k') => {
+                                c.scroll = c.scroll.saturating_sub(1)
+                            }
+                            _ => {}
+                        }
+                        self.mode = Mode::Confirm(c);
+                    }
+                }
+                return;
+            }
+        }
+        let view = self.view().clone();
+        let scopes = view.scopes();
+        if view.takes_text() {
+            let yaml = self.editor.as_ref().is_some_and(|e| e.yaml_mode());
+            let on_choice = self.editor.as_ref().is_some_and(|e| e.on_choice());
+            let a = self.keymap.lookup(&scopes, &k).filter(|a| {
+                // In YAML mode the textarea keeps its own navigation keys.
+                let nav = matches!(
+                    a,
+                    Action::NextField | Action::PrevField | Action::PickPrev | Action::PickNext
+                );
+                !(yaml && nav && view == View::Editor)
+            });
+            if let Some(a) = a {
+                self.act(a);
+                return;
+            }
+            // Function keys and ctrl combinations reach the global keys; text goes to the input.
+            let special =
+                k.modifiers.contains(KeyModifiers::CONTROL) || matches!(k.code, KeyCode::F(_));
+            if special && let Some(a) = self.keymap.lookup(&[Scope::Global], &k) {
+                self.act(a);
+                return;
+            }
+            if view == View::Editor && on_choice && !yaml {
+                match k.code {
+                    KeyCode::Left => return self.act(Action::PickPrev),
+                    KeyCode::Right | KeyCode::Char(' ') => return self.act(Action::PickNext),
+                    _ => {}
+                }
+            }
+            match view {
+                View::Editor => {
+                    if let Some(e) = &mut self.editor {
+                        e.input(&k, &self.data);
+                    }
+                }
+                View::Tester => self.tester.input(&k),
+                _ => {}
+            }
+            return;
+        }
+        if let Some(a) = self.keymap.lookup(&scopes, &k) {
+            self.act(a);
+        }
+    }
+
+    pub fn run_command(&mut self, line: &str) {
+        let mut words = line.split_whitespace();
+        let Some(cmd) = words.next() else { return };
+        let arg = words.next();
+        let Some((name, _, _)) = COMMANDS
+            .iter()
+            .find(|(n, aliases, _)| *n == cmd || aliases.contains(&cmd))
+        else {
+            self.error(format!(
+                "unknown command `{cmd}` (tab completes; :help lists them)"
+            ));
+            return;
+        };
+        match *name {
+            "upstreams" => self.goto(View::Upstreams),
+            "functions" => self.goto(View::Functions { upstream: None }),
+            "virtualservices" => self.goto(View::VirtualServices),
+            "routes" => {
+                let vs = match arg {
+                    Some(n) => ResourceKey::new(Kind::VirtualService, &self.ctx.namespace, n),
+                    None => self.default_vs(),
+                };
+                self.goto(View::Routes { vs });
+            }
+            "test" => self.goto(View::Tester),
+            "log" => self.goto(View::Log),
+            "discovery" => self.goto(View::Discovery),
+            "help" => self.push(View::Help),
+            "theme" => match arg.map(Theme::load) {
+                Some(Ok(t)) => {
+                    let color = self.theme.color;
+                    self.theme = if color { t } else { t.without_color() };
+                    self.info(format!("theme {}", self.theme.name));
+                }
+                Some(Err(e)) => self.error(e),
+                None => self.info(format!("themes: {}", Theme::names().join(", "))),
+            },
+            "quit" => self.quit = true,
+            _ => {}
+        }
+    }
+
+    /// The virtual service route commands act on: the first serving `*` in the namespace.
+    pub fn default_vs(&self) -> ResourceKey {
+        let ns = &self.ctx.namespace;
+        let name = self
+            .data
+            .virtual_services()
+            .find(|r| match r {
+                Resource::VirtualService(vs) => {
+                    r.namespace() == ns
+                        && (vs.spec.virtual_host.domains.is_empty()
+                            || vs.spec.virtual_host.domains.iter().any(|d| d == "*"))
+                }
+                _ => false,
+            })
+            .map(|r| r.name().to_string())
+            .or_else(|| {
+                self.data
+                    .virtual_services()
+                    .find(|r| r.namespace() == self.ctx.namespace)
+                    .map(|r| r.name().to_string())
+            })
+            .unwrap_or_else(|| "default".into());
+        ResourceKey::new(Kind::VirtualService, &self.ctx.namespace, name)
+    }
+
+    /// Does what an action asks, in the current view.
+    pub fn act(&mut self, a: Action) {
+        self.dirty = true;
+        if a.writes() && self.ctx.readonly {
+            self.error("read-only console (--readonly): writes are disabled");
+            return;
+        }
+        let view = self.view().clone();
+        match a {
+            Action::Quit => self.quit = true,
+            Action::Back => {
+                if view == View::Tester && self.stack.len() == 1 {
+                    return;
+                }
+                self.back()
+            }
+            Action::Help => self.push(View::Help),
+            Action::Command => self.mode = Mode::Command(LineInput::default()),
+            Action::Filter => {
+                if views::is_list(&view) {
+                    self.mode = Mode::Filter(LineInput::new(self.page().filter.clone()));
+                }
+            }
+            Action::Dismiss => self.message = None,
+            Action::Up
+            | Action::Down
+            | Action::Top
+            | Action::Bottom
+            | Action::PageUp
+            | Action::PageDown => self.move_selection(a),
+            Action::NextPane => {
+                let next = match view {
+                    View::Upstreams => View::Functions { upstream: None },
+                    View::Functions { .. } | View::Function { .. } => View::VirtualServices,
+                    View::VirtualServices => View::Routes {
+                        vs: self.default_vs(),
+                    },
+                    View::Routes { .. } => View::Tester,
+                    View::Tester => View::Log,
+                    View::Log => View::Discovery,
+                    _ => View::Upstreams,
+                };
+                self.goto(next);
+            }
+            Action::Open => self.open(),
+            Action::Test => self.test_selected(),
+            Action::Edit => {
+                if let Some(ItemId::Route(vs, i)) = views::selected_item(self) {
+                    let routes = self.data.routes_of(&vs);
+                    if let Some(r) = routes.get(i) {
+                        self.editor = Some(Editor::new(vs, Some(i), Some(r.clone()), &self.data));
+                        self.push(View::Editor);
+                    }
+                }
+            }
+            Action::New => {
+                let vs = match &view {
+                    View::Routes { vs } => vs.clone(),
+                    _ => self.default_vs(),
+                };
+                let n = self.data.routes_of(&vs).len();
+                let at = if n == 0 {
+                    0
+                } else {
+                    (self.page().selected + 1).min(n)
+                };
+                self.editor = Some(Editor::new_at(vs, at, None, &self.data));
+                self.push(View::Editor);
+            }
+            Action::RouteTo => {
+                if let Some(ItemId::Function(up, name)) = views::selected_item(self) {
+                    let vs = self.default_vs();
+                    let n = self.data.routes_of(&vs).len();
+                    let mut e = Editor::new_at(vs, n, None, &self.data);
+                    e.prefill_function(&up, &name, &self.data);
+                    self.editor = Some(e);
+                    self.push(View::Editor);
+                }
+            }
+            Action::Delete => {
+                if let Some(ItemId::Route(vs, i)) = views::selected_item(self) {
+                    let mut routes = self.data.routes_of(&vs);
+                    if i < routes.len() {
+                        let removed = routes.remove(i);
+                        let old = views::editor::route_yaml(&removed);
+                        let label = format!("route #{i} of {vs} deleted");
+                        if let Some(op) =
+                            self.vs_write(&vs, routes, label, Some(i.saturating_sub(1)))
+                        {
+                            self.mode = Mode::Confirm(Box::new(Confirm {
+                                title: format!("Delete route #{i} of {}?", vs.name),
+                                lines: super::widgets::diff::diff_lines(&old, ""),
+                                op,
+                                scroll: 0,
+                            }));
+                        }
+                    }
+                }
+            }
+            Action::MoveUp | Action::MoveDown => {
+                if let Some(ItemId::Route(vs, i)) = views::selected_item(self) {
+                    let mut routes = self.data.routes_of(&vs);
+                    let j = if a == Action::MoveUp {
+                        i.checked_sub(1)
+                    } else {
+                        Some(i + 1).filter(|j| *j < routes.len())
+                    };
+                    if let Some(j) = j {
+                        routes.swap(i, j);
+                        let label = format!("route #{i} of {} moved to #{j}", vs.name);
+                        if let Some(op) = self.vs_write(&vs, routes, label, Some(j)) {
+                            self.spawn_write(op);
+                        }
+                    }
+                }
+            }
+            Action::Undo => match self.undo.take() {
+                Some(u) => {
+                    let op = WriteOp {
+                        label: format!("undone: {}", u.label),
+                        resource: u.before.clone(),
+                        delete: if u.before.is_none() {
+                            Some(u.key.clone())
+                        } else {
+                            None
+                        },
+                        pre: Precondition::Version(u.after_version.clone()),
+                        before: None,
+                        select: None,
+                        from_editor: false,
+                        is_undo: true,
+                    };
+                    self.spawn_write(op);
+                }
+                None => self.info("nothing to undo"),
+            },
+            Action::Apply => self.apply_editor(),
+            Action::ToggleYaml
+            | Action::NextField
+            | Action::PrevField
+            | Action::PickPrev
+            | Action::PickNext => {
+                if view == View::Editor {
+                    if let Some(e) = &mut self.editor
+                        && let Err(m) = e.action(a, &self.data)
+                    {
+                        self.error(m);
+                    }
+                } else if view == View::Tester {
+                    self.tester.action(a);
+                }
+            }
+            Action::Cancel => {
+                if view == View::Editor {
+                    self.editor = None;
+                    self.back();
+                    self.info("edit cancelled; nothing written");
+                }
+            }
+            Action::Send => {
+                if view == View::Tester {
+                    let tx = self.tx.clone();
+                    let url = self.ctx.gateway_url.clone();
+                    let table = self.ctx.gateway.table.load_full();
+                    let data = &self.data;
+                    if let Err(e) = self.tester.send(&url, &table, data, tx) {
+                        self.error(e);
+                    }
+                }
+            }
+            Action::CopyCurl => {
+                if view == View::Tester {
+                    let curl = self.tester.curl(&self.ctx.gateway_url);
+                    self.osc52 = Some(osc52(&curl));
+                    self.clipboard = Some(curl);
+                    self.info("copied the request as curl (OSC 52)");
+                }
+            }
+            Action::History => {
+                if view == View::Tester {
+                    match self.tester.history_prev() {
+                        Some(n) => self.info(format!("history: {n}")),
+                        None => self.info("no history yet"),
+                    }
+                }
+            }
+            Action::EditField => {}
+            Action::Follow => {
+                if view == View::Log {
+                    self.follow = !self.follow;
+                    let n = views::item_count(self);
+                    if self.follow && n > 0 {
+                        self.page_mut().selected = n - 1;
+                    }
+                    self.info(if self.follow { "following" } else { "paused" });
+                }
+            }
+            Action::Confirm => {}
+        }
+    }
+
+    fn move_selection(&mut self, a: Action) {
+        let n = views::item_count(self);
+        let page = self.list_area.height.max(1) as usize;
+        let view = self.view().clone();
+        let p = self.page_mut();
+        let max = n.saturating_sub(1);
+        p.selected = match a {
+            Action::Up => p.selected.saturating_sub(1),
+            Action::Down => (p.selected + 1).min(max),
+            Action::Top => 0,
+            Action::Bottom => max,
+            Action::PageUp => p.selected.saturating_sub(page),
+            Action::PageDown => (p.selected + page).min(max),
+            _ => p.selected,
+        };
+        if view == View::Log {
+            self.follow = a == Action::Bottom || (a == Action::Down && self.page().selected == max);
+        }
+    }
+
+    fn open(&mut self) {
+        match views::selected_item(self) {
+            Some(ItemId::Upstream(u)) => self.push(View::Functions { upstream: Some(u) }),
+            Some(ItemId::Function(upstream, name)) => self.push(View::Function { upstream, name }),
+            Some(ItemId::Vs(vs)) => self.push(View::Routes { vs }),
+            Some(ItemId::Route(..)) => self.act(Action::Edit),
+            Some(ItemId::Discovery(u)) => self.push(View::Functions { upstream: Some(u) }),
+            _ => {}
+        }
+    }
+
+    fn test_selected(&mut self) {
+        match views::selected_item(self) {
+            Some(ItemId::Route(vs, i)) => {
+                let routes = self.data.routes_of(&vs);
+                if let Some(r) = routes.get(i) {
+                    self.tester.load_route(r, &self.data);
+                    self.push(View::Tester);
+                }
+            }
+            Some(ItemId::Function(up, name)) => self.test_function(&up, &name),
+            Some(ItemId::Upstream(up)) => {
+                match self
+                    .data
+                    .functions(Some(&up))
+                    .first()
+                    .map(|f| f.name.clone())
+                {
+                    Some(name) => self.test_function(&up, &name),
+                    None => self.info(format!(
+                        "{up} has no functions; t works on a route or a function"
+                    )),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The tester, loaded with a route that reaches the function.
+    pub fn test_function(&mut self, up: &str, name: &str) {
+        let found = self.data.virtual_services().find_map(|vs| {
+            vs.routes()?.iter().find(|r| {
+                r.route_action
+                    .as_ref()
+                    .and_then(|a| a.single.as_ref())
+                    .is_some_and(|d| {
+                        d.function_name() == Some(name)
+                            && d.upstream.as_ref().is_some_and(|u| u.name == up)
+                    })
+            })
+        });
+        match found.cloned() {
+            Some(r) => {
+                self.tester.load_route(&r, &self.data);
+                self.push(View::Tester);
+                self.info(format!("fill the variables of {name}, then enter sends"));
+            }
+            None => self.info(format!(
+                "no route reaches {name} yet: press r on it to create one, then t to call it"
+            )),
+        }
+    }
+
+    /// A write of the virtual service `vs` with `routes` (created with domain `*` if missing).
+    pub fn vs_write(
+        &self,
+        vs: &ResourceKey,
+        routes: Vec<Route>,
+        label: String,
+        select: Option<usize>,
+    ) -> Option<WriteOp> {
+        let before = self.data.listing.resources.get(vs).cloned();
+        let (mut res, pre) = match &before {
+            Some(r) => (r.clone(), Precondition::from_read(r)),
+            None => (
+                Resource::VirtualService(Object::new(
+                    Kind::VirtualService,
+                    &vs.namespace,
+                    &vs.name,
+                    VirtualServiceSpec {
+                        virtual_host: VirtualHost {
+                            domains: vec!["*".into()],
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    },
+                )),
+                Precondition::Absent,
+            ),
+        };
+        *res.routes_mut()? = routes;
+        Some(WriteOp {
+            label,
+            resource: Some(res),
+            delete: None,
+            pre,
+            before,
+            select,
+            from_editor: false,
+            is_undo: false,
+        })
+    }
+
+    fn apply_editor(&mut self) {
+        let Some(e) = &self.editor else { return };
+        let route = match e.route() {
+            Ok(r) => r,
+            Err(err) => {
+                self.error(format!("not applied: {err}"));
+                return;
+            }
+        };
+        if let Some(p) = e.problems.first() {
+            self.error(format!("not applied: {p}"));
+            return;
+        }
+        let vs = e.vs.clone();
+        let mut routes = self.data.routes_of(&vs);
+        let (i, verb) = match e.index {
+            Some(i) if i < routes.len() => {
+                routes[i] = route.clone();
+                (i, "changed")
+            }
+            _ => {
+                let at = e.insert_at.min(routes.len());
+                routes.insert(at, route.clone());
+                (at, "added")
+            }
+        };
+        let old = e
+            .original
+            .as_ref()
+            .map(views::editor::route_yaml)
+            .unwrap_or_default();
+        let new = views::editor::route_yaml(&route);
+        let lines = super::widgets::diff::diff_lines(&old, &new);
+        if !super::widgets::diff::changes(&lines) {
+            self.info("no change to apply");
+            return;
+        }
+        let label = format!("route #{i} {verb} in {vs}; live now");
+        if let Some(mut op) = self.vs_write(&vs, routes, label, Some(i)) {
+            op.from_editor = true;
+            self.mode = Mode::Confirm(Box::new(Confirm {
+                title: format!("Apply route #{i} to {}?", vs.name),
+                lines,
+                op,
+                scroll: 0,
+            }));
+        }
+    }
+
+    /// Runs a write in the background; its end comes back as `Msg::Written`.
+    pub fn spawn_write(&mut self, op: WriteOp) {
+        if self.ctx.readonly {
+            self.error("read-only console (--readonly): writes are disabled");
+            return;
+        }
+        self.writes_in_flight += 1;
+        let store = self.ctx.store.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let r = do_write(store.as_ref(), op).await;
+            let _ = tx.send(Msg::Written(Box::new(r)));
+        });
+    }
+
+    // ----- drawing -----
+
+    pub fn draw(&mut self, f: &mut Frame) {
+        views::frame::draw(self, f);
+    }
+}
+
+async fn do_write(store: &dyn Store, op: WriteOp) -> Result<Written, String> {
+    let refuse = |e: writes::WriteError| match e {
+        writes::WriteError::Invalid(p) => format!(
+            "refused: {}",
+            p.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        writes::WriteError::Store(s) => format!("refused: {s}"),
+    };
+    if let Some(key) = &op.delete {
+        writes::check_change(store, None, Some(key))
+            .await
+            .map_err(refuse)?;
+        store
+            .delete(key, op.pre.clone())
+            .await
+            .map_err(|e| format!("refused: {e}"))?;
+        return Ok(Written {
+            label: op.label,
+            undo: None,
+            warnings: Vec::new(),
+            select: op.select,
+            from_editor: op.from_editor,
+        });
+    }
+    let Some(res) = op.resource else {
+        return Err("nothing to write".into());
+    };
+    let key = res.key();
+    let w = writes::write(store, res, op.pre).await.map_err(refuse)?;
+    let undo = (!op.is_undo).then(|| Undo {
+        key,
+        before: op.before,
+        after_version: w.resource.resource_version().unwrap_or("").to_string(),
+        label: op.label.clone(),
+    });
+    Ok(Written {
+        label: op.label,
+        undo,
+        warnings: w.warnings.iter().map(|p| p.to_string()).collect(),
+        select: op.select,
+        from_editor: op.from_editor,
+    })
+}
+
+/// Completes a command: the first command or alias that starts with what was typed.
+pub fn complete(text: &str) -> String {
+    let t = text.trim_start();
+    if t.contains(' ') {
+        if let Some(rest) = t.strip_prefix("theme ")
+            && let Some(n) = Theme::names()
+                .into_iter()
+                .find(|n| n.starts_with(rest.trim()))
+        {
+            return format!("theme {n}");
+        }
+        return text.to_string();
+    }
+    COMMANDS
+        .iter()
+        .find(|(n, _, _)| n.starts_with(t))
+        .map(|(n, _, _)| n.to_string())
+        .unwrap_or_else(|| text.to_string())
+}
+
+/// The candidates for what was typed so far (shown while typing a command).
+pub fn candidates(text: &str) -> Vec<&'static str> {
+    let t = text.trim();
+    COMMANDS
+        .iter()
+        .filter(|(n, a, _)| n.starts_with(t) || a.iter().any(|a| a.starts_with(t)))
+        .map(|(n, _, _)| *n)
+        .collect()
+}
+
+/// The OSC 52 sequence that puts `text` on the terminal's clipboard.
+pub fn osc52(text: &str) -> String {
+    format!("\x1b]52;c;{}\x07", base64(text.as_bytes()))
+}
+
+fn base64(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
+/// For route ids in traces and the log: `ns/vs#i` → (vs key, index, route).
+pub fn find_route<'d>(data: &'d Data, id: &str) -> Option<(ResourceKey, usize, &'d Route)> {
+    for vs in data.virtual_services() {
+        let key = vs.key();
+        for (i, r) in vs.routes()?.iter().enumerate() {
+            if route_id(&key, i, r) == id {
+                return Some((key, i, r));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_the_rfc_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(super::base64(i.as_bytes()), o);
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! What the console hosts in its process: the control loop, function discovery and the gateway
+//! on a store (the same pieces as `epoxy gateway`).
+
+use super::app::{Ctx, Msg};
+use super::feeds::Feeds;
+use crate::control::reconcile::{self, Report};
+use crate::discovery::fds::{self, DiscoveryState, FdsConfig};
+use crate::gateway::{Gateway, GatewayConfig, GatewayHandle};
+use crate::store::Store;
+use crate::store::dir::DirStore;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+pub struct Host {
+    pub store: Arc<dyn Store>,
+    pub root: PathBuf,
+    pub describe: String,
+    pub gateway: Gateway,
+    pub handle: GatewayHandle,
+    pub reports: watch::Receiver<Arc<Report>>,
+    pub discovery: watch::Receiver<Arc<DiscoveryState>>,
+}
+
+impl Host {
+    /// Starts everything on the current tokio runtime.
+    pub fn start(
+        store: DirStore,
+        cfg: &GatewayConfig,
+        fds_cfg: FdsConfig,
+    ) -> std::io::Result<Host> {
+        let root = store.root().to_path_buf();
+        let describe = store.describe();
+        let store: Arc<dyn Store> = Arc::new(store);
+        let gateway = Gateway::new();
+        let reports = reconcile::spawn(store.clone(), gateway.clone());
+        let discovery = fds::spawn(store.clone(), fds_cfg, Some(fds::state_file(&root)));
+        let handle = gateway.start(cfg)?;
+        Ok(Host {
+            store,
+            root,
+            describe,
+            gateway,
+            handle,
+            reports,
+            discovery,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        self.handle.url()
+    }
+
+    /// The console's context on this host.
+    pub fn ctx(&self, source: &str, namespace: &str, readonly: bool) -> Ctx {
+        Ctx {
+            store: self.store.clone(),
+            gateway: self.gateway.clone(),
+            gateway_url: self.url(),
+            source: source.to_string(),
+            store_desc: self.describe.clone(),
+            namespace: namespace.to_string(),
+            readonly,
+            history_file: Some(self.root.join(".epoxy-tester-history.json")),
+            clock: None,
+        }
+    }
+
+    /// The feeds of this host, with the receiver of the app's background work.
+    pub fn feeds(&self, internal: mpsc::UnboundedReceiver<Msg>) -> Feeds {
+        Feeds::new(
+            self.store.watch(),
+            self.reports.clone(),
+            self.discovery.clone(),
+            self.gateway.events.subscribe(),
+            internal,
+        )
+    }
+}

@@ -1,0 +1,111 @@
+//! The terminal console: one async event loop over the terminal's events, the store's listing,
+//! the control loop's reports, discovery and the gateway's request events. Components follow
+//! ratatui's template: keys become `Action`s, `App::update` changes state, `App::draw` renders.
+//! The state needs no terminal: tests drive `App` through `harness::Harness`.
+
+pub mod action;
+pub mod app;
+pub mod data;
+pub mod feeds;
+pub mod harness;
+pub mod host;
+pub mod keymap;
+pub mod logfile;
+pub mod theme;
+pub mod views;
+pub mod widgets;
+
+use app::{App, Msg};
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, EventStream};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use feeds::Feeds;
+use futures_util::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use std::io::Write;
+use std::time::Duration;
+
+/// How often the loop ticks while something animates (rates, fading messages). Idle: never.
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// Gives the terminal back: raw mode off, main screen, mouse released, cursor shown.
+pub fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let mut out = std::io::stdout();
+    let _ = execute!(
+        out,
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+    let _ = out.flush();
+}
+
+/// Runs the console on the terminal until it quits; the terminal is restored on every exit
+/// path, panics included.
+pub async fn run(mut app: App, mut feeds: Feeds) -> anyhow::Result<()> {
+    enable_raw_mode()?;
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        prev(info);
+    }));
+    let result = async {
+        execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+        let mut term = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+        term.clear()?;
+        event_loop(&mut app, &mut feeds, &mut term).await
+    }
+    .await;
+    restore_terminal();
+    let _ = std::panic::take_hook();
+    result
+}
+
+async fn event_loop(
+    app: &mut App,
+    feeds: &mut Feeds,
+    term: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
+) -> anyhow::Result<()> {
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for m in feeds.initial() {
+        app.update(m);
+    }
+    loop {
+        if app.dirty {
+            term.draw(|f| app.draw(f))?;
+            app.dirty = false;
+            if let Some(seq) = app.osc52.take() {
+                let mut out = std::io::stdout();
+                let _ = out.write_all(seq.as_bytes());
+                let _ = out.flush();
+            }
+        }
+        if app.quit {
+            return Ok(());
+        }
+        let animating = app.animating();
+        let msg = tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(e)) => Msg::Term(e),
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(()),
+            },
+            m = feeds.next() => m,
+            _ = tick.tick(), if animating => Msg::Tick,
+        };
+        app.update(msg);
+        // Whatever else is ready goes into the same frame.
+        for _ in 0..4096 {
+            match feeds.try_next() {
+                Some(m) => app.update(m),
+                None => break,
+            }
+        }
+    }
+}

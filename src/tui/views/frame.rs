@@ -1,0 +1,318 @@
+//! The frame around every view: header, breadcrumbs, the view, the message line, the footer
+//! (the keys that work here, from the keymap), and the confirm dialog on top.
+
+use super::{ListTable, help};
+use crate::tui::app::{App, INFO_TTL, Mode, View, candidates};
+use crate::tui::widgets::diff::DiffLine;
+use crate::tui::widgets::table::{self, TableView};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph};
+
+pub fn draw(app: &mut App, f: &mut Frame) {
+    let area = f.area();
+    f.render_widget(Block::default().style(app.theme.base()), area);
+    let [header, crumbs, body, message, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(app, f, header);
+    draw_crumbs(app, f, crumbs);
+    draw_view(app, f, body);
+    draw_message(app, f, message);
+    draw_footer(app, f, footer);
+    if let Mode::Confirm(c) = &app.mode {
+        draw_confirm(app, f, body, c);
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let c = s.chars().count();
+    if c <= n {
+        s.to_string()
+    } else {
+        format!("…{}", s.chars().skip(c + 1 - n).collect::<String>())
+    }
+}
+
+fn draw_header(app: &App, f: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let now = app.now();
+    let w = area.width as usize;
+    let rate = app.data.rate(now);
+    let routes = app.data.route_count();
+    let long = format!(
+        "gw {} · {routes} routes · {rate:.1} req/s ",
+        app.ctx.gateway_url
+    );
+    let short = format!(
+        "{} · {routes} rt · {rate:.1}/s ",
+        app.ctx.gateway_url.trim_start_matches("http://")
+    );
+    let ro = if app.ctx.readonly {
+        " · read-only"
+    } else {
+        ""
+    };
+    let base = format!(" {}", app.ctx.source);
+    let ns = format!(" · ns {}{ro}", app.ctx.namespace);
+    // Room for the store's description, if any is left.
+    let fixed = 7 + base.chars().count() + ns.chars().count() + 2;
+    let (right, room) = if fixed + long.chars().count() + 12 <= w {
+        (long.clone(), w - fixed - long.chars().count())
+    } else {
+        (
+            short.clone(),
+            w.saturating_sub(fixed + short.chars().count()),
+        )
+    };
+    let store = if room >= 12 {
+        format!(" · {}", tail(&app.ctx.store_desc, room - 3))
+    } else {
+        String::new()
+    };
+    let left = format!("{base}{store}{ns}");
+    let used = 7 + left.chars().count() + right.chars().count();
+    let pad = w.saturating_sub(used).max(1);
+    let line = Line::from(vec![
+        Span::styled(
+            " epoxy ",
+            t.header().add_modifier(ratatui::style::Modifier::BOLD),
+        ),
+        Span::raw(left),
+        Span::raw(" ".repeat(pad)),
+        Span::styled(right, t.accent()),
+    ]);
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_crumbs(app: &App, f: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let crumbs: Vec<String> = app.stack.iter().map(|p| p.view.title()).collect();
+    f.render_widget(
+        Paragraph::new(Line::styled(format!(" {}", crumbs.join(" > ")), t.muted())),
+        area,
+    );
+}
+
+fn draw_view(app: &mut App, f: &mut Frame, area: Rect) {
+    let view = app.view().clone();
+    match view {
+        View::Editor => super::editor::draw(app, f, area),
+        View::Tester => super::tester::draw(app, f, area),
+        View::Help => draw_lines(app, f, area, " Help ", help::lines(app)),
+        View::Function { upstream, name } => {
+            let lines = super::functions::detail_lines(app, &upstream, &name);
+            draw_lines(
+                app,
+                f,
+                area,
+                &format!(" Function · {upstream} · {name} "),
+                lines,
+            )
+        }
+        View::Log => {
+            let strip_h = if area.height >= 16 { 6 } else { 4 };
+            let [strip, list] =
+                Layout::vertical([Constraint::Length(strip_h), Constraint::Min(3)]).areas(area);
+            super::log::draw_strip(app, f, strip);
+            if app.follow {
+                let n = super::item_count(app);
+                if n > 0 {
+                    app.page_mut().selected = n - 1;
+                }
+            }
+            draw_list(app, f, list);
+        }
+        _ => draw_list(app, f, area),
+    }
+}
+
+fn draw_list(app: &mut App, f: &mut Frame, area: Rect) {
+    let Some(ListTable {
+        title,
+        header,
+        widths,
+        rows,
+        empty,
+        ..
+    }) = super::table(app)
+    else {
+        return;
+    };
+    let filter = app.page().filter.clone();
+    let selected = app.page().selected;
+    let mut offset = app.page().offset;
+    let tv = TableView {
+        title,
+        filter: &filter,
+        header: &header,
+        widths: &widths,
+        rows: &rows,
+        empty: &empty,
+    };
+    let rows_area = table::render(f, area, &app.theme, &tv, selected, &mut offset, true);
+    app.page_mut().offset = offset;
+    app.list_area = rows_area;
+}
+
+fn draw_lines(
+    app: &mut App,
+    f: &mut Frame,
+    area: Rect,
+    title: &str,
+    lines: Vec<(String, ratatui::style::Style)>,
+) {
+    let t = &app.theme;
+    let block = Block::bordered()
+        .border_style(t.border())
+        .title(Span::styled(title.to_string(), t.accent()));
+    let inner = block.inner(area);
+    let h = inner.height as usize;
+    let max_top = lines.len().saturating_sub(h);
+    let sel = app.page().selected.min(lines.len().saturating_sub(1));
+    // The selection is a scroll position here: keep it on screen.
+    let top = sel.saturating_sub(h.saturating_sub(1)).min(max_top);
+    let shown: Vec<Line> = lines
+        .into_iter()
+        .skip(top)
+        .take(h)
+        .map(|(s, st)| Line::styled(s, st))
+        .collect();
+    f.render_widget(Paragraph::new(shown).block(block), area);
+    app.list_area = Rect::default();
+}
+
+fn draw_message(app: &App, f: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let line = match &app.mode {
+        Mode::Command(input) => {
+            let (a, c, b) = input.with_cursor();
+            let cands = candidates(&input.text);
+            let hint = if input.text.trim().is_empty() || cands.is_empty() {
+                String::new()
+            } else {
+                format!("   {}", cands.join(" "))
+            };
+            Line::from(vec![
+                Span::styled(":", t.accent()),
+                Span::raw(a),
+                Span::styled(c, t.selection()),
+                Span::raw(b),
+                Span::styled(hint, t.muted()),
+            ])
+        }
+        Mode::Filter(input) => {
+            let (a, c, b) = input.with_cursor();
+            Line::from(vec![
+                Span::styled("/", t.accent()),
+                Span::raw(a),
+                Span::styled(c, t.selection()),
+                Span::raw(b),
+                Span::styled("   enter keeps · esc clears", t.muted()),
+            ])
+        }
+        _ => match &app.message {
+            Some(m) if m.error => Line::from(vec![
+                Span::styled(format!(" ✗ {}", m.text), t.error()),
+                Span::styled("  [x] dismiss", t.muted()),
+            ]),
+            Some(m) if app.now().duration_since(m.at).unwrap_or_default() < INFO_TTL => {
+                Line::styled(format!(" {}", m.text), t.ok())
+            }
+            _ => Line::raw(""),
+        },
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_footer(app: &App, f: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let scopes = match &app.mode {
+        Mode::Confirm(_) => vec![crate::tui::keymap::Scope::Confirm],
+        _ => {
+            let mut s = app.view().scopes();
+            if app.view().takes_text() {
+                s.retain(|x| *x != crate::tui::keymap::Scope::Global);
+            }
+            s
+        }
+    };
+    let yaml = app.editor.as_ref().is_some_and(|e| e.yaml_mode());
+    let mut spans = Vec::new();
+    let mut width = 0usize;
+    for b in app.keymap.bindings_for(&scopes) {
+        if !b.footer || (app.ctx.readonly && b.action.writes()) {
+            continue;
+        }
+        if yaml
+            && app.view() == &View::Editor
+            && matches!(
+                b.action,
+                crate::tui::action::Action::NextField | crate::tui::action::Action::PickNext
+            )
+        {
+            continue;
+        }
+        let Some(k) = b.keys.first() else { continue };
+        let help = if b.help.is_empty() {
+            b.action.name()
+        } else {
+            b.help.to_string()
+        };
+        let item = format!("<{k}> {help}  ");
+        width += item.chars().count();
+        if width > area.width as usize {
+            break;
+        }
+        spans.push(Span::styled(format!("<{k}>"), t.accent()));
+        spans.push(Span::styled(format!(" {help}  "), t.muted()));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_confirm(app: &App, f: &mut Frame, body: Rect, c: &crate::tui::app::Confirm) {
+    let t = &app.theme;
+    let w = body.width.saturating_sub(4).min(100);
+    let h = body
+        .height
+        .saturating_sub(2)
+        .min(c.lines.len() as u16 + 4)
+        .max(5);
+    let area = Rect {
+        x: body.x + (body.width - w) / 2,
+        y: body.y + (body.height.saturating_sub(h)) / 2,
+        width: w,
+        height: h,
+    };
+    f.render_widget(Clear, area);
+    let compact = crate::tui::widgets::diff::compact(&c.lines, 2);
+    let mut lines: Vec<Line> = compact
+        .iter()
+        .skip(c.scroll)
+        .map(|d| match d {
+            DiffLine::Same(l) => Line::styled(format!("  {l}"), t.muted()),
+            DiffLine::Added(l) => Line::styled(format!("+ {l}"), t.new_style()),
+            DiffLine::Removed(l) => Line::styled(format!("- {l}"), t.error()),
+        })
+        .collect();
+    lines.truncate(h.saturating_sub(3) as usize);
+    lines.push(Line::from(vec![
+        Span::styled("<y> apply  ", t.accent()),
+        Span::styled("<n> cancel  ", t.muted()),
+        Span::styled("<j/k> scroll", t.muted()),
+    ]));
+    f.render_widget(
+        Paragraph::new(lines).style(t.base()).block(
+            Block::bordered()
+                .border_style(t.warn())
+                .title(Span::styled(format!(" {} ", c.title), t.warn())),
+        ),
+        area,
+    );
+}

@@ -1,0 +1,128 @@
+//! The live access log: a strip with requests per second, per-route counts and a latency
+//! sparkline, then the requests (newest last), following or paused.
+
+use super::{ItemId, ListTable};
+use crate::tui::app::App;
+use crate::tui::widgets::table::TRow;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Sparkline};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `HH:MM:SS.mmm` (UTC).
+pub fn clock(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let s = d.as_secs() % 86400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        d.subsec_millis()
+    )
+}
+
+pub fn latency(d: std::time::Duration) -> String {
+    let us = d.as_micros();
+    if us < 1000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.1}ms", us as f64 / 1000.0)
+    } else {
+        format!("{:.2}s", us as f64 / 1e6)
+    }
+}
+
+pub fn table(app: &App) -> ListTable {
+    let t = &app.theme;
+    let mut rows = Vec::new();
+    let mut ids = Vec::new();
+    for (i, e) in app.data.log.iter().enumerate() {
+        let st = match e.status {
+            0..=299 => t.ok(),
+            300..=399 => t.accent(),
+            400..=499 => t.warn(),
+            _ => t.error(),
+        };
+        let route = e.route.clone().unwrap_or_else(|| "(no route)".into());
+        rows.push(
+            TRow::new()
+                .styled(clock(e.time), t.muted())
+                .styled(e.status.to_string(), st)
+                .cell(e.method.clone())
+                .cell(e.path.clone())
+                .cell(route)
+                .cell(e.upstream.clone().unwrap_or_default())
+                .styled(e.function.clone().unwrap_or_default(), t.accent())
+                .cell(latency(e.latency))
+                .styled(e.error.clone().unwrap_or_default(), t.error()),
+        );
+        ids.push(ItemId::Event(i));
+    }
+    ListTable {
+        title: format!(
+            "Access log ({}) · {}",
+            ids.len(),
+            if app.follow { "following" } else { "paused" }
+        ),
+        header: vec![
+            "TIME", "CODE", "METHOD", "PATH", "ROUTE", "UPSTREAM", "FUNCTION", "LATENCY", "ERROR",
+        ],
+        widths: vec![
+            Constraint::Length(12),
+            Constraint::Length(4),
+            Constraint::Length(6),
+            Constraint::Min(12),
+            Constraint::Min(10),
+            Constraint::Min(8),
+            Constraint::Min(8),
+            Constraint::Length(7),
+            Constraint::Min(5),
+        ],
+        rows,
+        ids,
+        empty: "no requests yet: :test sends one".into(),
+    }
+}
+
+/// The strip above the log: totals, the busiest routes, and a latency sparkline.
+pub fn draw_strip(app: &App, f: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let now = app.now();
+    let block = Block::bordered()
+        .border_style(t.border())
+        .title(Span::styled(" Traffic ", t.accent()));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let [text, spark] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(inner);
+    let mut counts: Vec<(&String, &u64)> = app.data.route_counts.iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let mut lines = vec![Line::from(vec![
+        Span::styled(format!("{:.1} req/s", app.data.rate(now)), t.accent()),
+        Span::raw(format!(" · {} total", app.data.total)),
+    ])];
+    for (r, n) in counts.iter().take(inner.height.saturating_sub(1) as usize) {
+        lines.push(Line::from(vec![
+            Span::raw(format!("{n:>5} ")),
+            Span::styled(r.to_string(), t.muted()),
+            Span::raw(format!(" {:.1}/s", app.data.route_rate(now, r))),
+        ]));
+    }
+    f.render_widget(Paragraph::new(lines), text);
+    let data = app.data.latencies(None, spark.width as usize);
+    let max = data.iter().copied().max().unwrap_or(0);
+    let [label, bars] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(spark);
+    f.render_widget(
+        Paragraph::new(Line::styled(
+            format!(
+                "latency (max {})",
+                latency(std::time::Duration::from_micros(max))
+            ),
+            t.muted(),
+        )),
+        label,
+    );
+    f.render_widget(Sparkline::default().data(&data).style(t.ok()), bars);
+}

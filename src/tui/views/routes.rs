@@ -1,0 +1,278 @@
+//! Virtual services, and the ordered routes of one: match, destination, function, options,
+//! status, requests per second; routes that can never match are flagged.
+
+use super::{ItemId, ListTable};
+use crate::api::status::State;
+use crate::api::{Kind, Matcher, PathMatch, Resource, ResourceKey, Route};
+use crate::tui::app::App;
+use crate::tui::data::route_id;
+use crate::tui::widgets::table::TRow;
+use ratatui::layout::Constraint;
+
+pub fn vs_table(app: &App) -> ListTable {
+    let t = &app.theme;
+    let mut rows = Vec::new();
+    let mut ids = Vec::new();
+    for r in app.data.virtual_services() {
+        let Resource::VirtualService(vs) = r else {
+            continue;
+        };
+        let key = r.key();
+        let domains = if vs.spec.virtual_host.domains.is_empty() {
+            "*".to_string()
+        } else {
+            vs.spec.virtual_host.domains.join(", ")
+        };
+        let (status, st) = status_of(app, &key);
+        rows.push(
+            TRow::new()
+                .cell(key.name.clone())
+                .styled(key.namespace.clone(), t.muted())
+                .cell(domains)
+                .cell(vs.spec.virtual_host.routes.len().to_string())
+                .styled(status, st),
+        );
+        ids.push(ItemId::Vs(key));
+    }
+    ListTable {
+        title: format!("Virtual services ({})", ids.len()),
+        header: vec!["NAME", "NAMESPACE", "DOMAINS", "ROUTES", "STATUS"],
+        widths: vec![
+            Constraint::Min(14),
+            Constraint::Min(12),
+            Constraint::Min(10),
+            Constraint::Length(6),
+            Constraint::Min(10),
+        ],
+        rows,
+        ids,
+        empty: "no virtual services yet: :routes then n creates the default one".into(),
+    }
+}
+
+fn status_of(app: &App, key: &ResourceKey) -> (String, ratatui::style::Style) {
+    let t = &app.theme;
+    match app.data.report.statuses.get(key) {
+        Some(s) => match s.state {
+            State::Accepted => ("Accepted".into(), t.ok()),
+            State::Warning => (
+                format!(
+                    "Warning: {}",
+                    s.warnings.first().cloned().unwrap_or_default()
+                ),
+                t.warn(),
+            ),
+            State::Rejected => (
+                format!("Rejected: {}", s.reason.clone().unwrap_or_default()),
+                t.error(),
+            ),
+        },
+        None => ("Pending".into(), t.muted()),
+    }
+}
+
+pub fn matcher_text(m: &Matcher) -> String {
+    let mut s = String::new();
+    if !m.methods.is_empty() {
+        s.push_str(&m.methods.join(","));
+        s.push(' ');
+    }
+    match m.path() {
+        PathMatch::Prefix(p) => s.push_str(&format!("prefix {p}")),
+        PathMatch::Exact(p) => s.push_str(&format!("exact {p}")),
+        PathMatch::Regex(p) => s.push_str(&format!("regex {p}")),
+    }
+    if m.case_sensitive == Some(false) {
+        s.push_str(" (any case)");
+    }
+    for h in &m.headers {
+        let neg = if h.invert_match == Some(true) {
+            "!"
+        } else {
+            ""
+        };
+        match &h.value {
+            Some(v) => s.push_str(&format!(" {neg}{}={v}", h.name)),
+            None => s.push_str(&format!(" {neg}{}", h.name)),
+        }
+    }
+    for q in &m.query_parameters {
+        s.push_str(&format!(
+            " ?{}={}",
+            q.name,
+            q.value.clone().unwrap_or_default()
+        ));
+    }
+    s
+}
+
+pub fn match_text(r: &Route) -> String {
+    if r.matchers.is_empty() {
+        return "prefix /".into();
+    }
+    r.matchers
+        .iter()
+        .map(matcher_text)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// (destination, function) of a route.
+pub fn destination(r: &Route) -> (String, String) {
+    if let Some(a) = &r.route_action {
+        if let Some(d) = &a.single {
+            let up = d
+                .upstream
+                .as_ref()
+                .map(|u| u.name.clone())
+                .unwrap_or_default();
+            return (up, d.function_name().unwrap_or("").to_string());
+        }
+        if let Some(m) = &a.multi {
+            let parts: Vec<String> = m
+                .destinations
+                .iter()
+                .map(|d| {
+                    let up = d
+                        .destination
+                        .upstream
+                        .as_ref()
+                        .map(|u| u.name.as_str())
+                        .unwrap_or("?");
+                    format!("{up}({})", d.weight.unwrap_or(0))
+                })
+                .collect();
+            return (parts.join(", "), String::new());
+        }
+        if let Some(g) = &a.upstream_group {
+            return (format!("group {}", g.name), String::new());
+        }
+    }
+    if let Some(d) = &r.direct_response_action {
+        return (format!("direct {}", d.status), String::new());
+    }
+    if let Some(d) = &r.redirect_action {
+        let to = d
+            .host_redirect
+            .clone()
+            .or(d.path_redirect.clone())
+            .unwrap_or_default();
+        return (format!("redirect {to}"), String::new());
+    }
+    if let Some(d) = &r.delegate_action {
+        let to = d
+            .reference()
+            .map(|r| r.name)
+            .unwrap_or_else(|| "selector".into());
+        return (format!("delegate {to}"), String::new());
+    }
+    ("—".into(), String::new())
+}
+
+pub fn options_text(r: &Route) -> String {
+    let mut v = Vec::new();
+    if let Some(o) = &r.options {
+        if let Some(p) = &o.prefix_rewrite {
+            v.push(format!("rewrite {p}"));
+        }
+        if o.regex_rewrite.is_some() {
+            v.push("regex rewrite".into());
+        }
+        if let Some(t) = &o.timeout {
+            v.push(format!("timeout {t}"));
+        }
+        if let Some(r) = &o.retries {
+            v.push(format!("retries {}", r.num_retries.unwrap_or(1)));
+        }
+    }
+    if let Some(p) = r
+        .route_action
+        .as_ref()
+        .and_then(|a| a.single.as_ref())
+        .and_then(|d| d.destination_spec.as_ref())
+        .and_then(|s| s.rest.as_ref())
+        .and_then(|r| r.parameters.as_ref())
+    {
+        for (h, tpl) in &p.headers {
+            v.push(format!("{tpl}←{h}"));
+        }
+        if let Some(path) = &p.path {
+            v.push(format!("{path}←path"));
+        }
+    }
+    v.join(" ")
+}
+
+pub fn table(app: &App, vs: &ResourceKey) -> ListTable {
+    let t = &app.theme;
+    let now = app.now();
+    let routes = app.data.routes_of(vs);
+    let shadowed = crate::api::shadow::shadowed_routes(&routes);
+    let (status, st) = status_of(app, vs);
+    let mut rows = Vec::new();
+    let mut ids = Vec::new();
+    for (i, r) in routes.iter().enumerate() {
+        let (dest, func) = destination(r);
+        let id = route_id(vs, i, r);
+        let rate = app.data.route_rate(now, &id);
+        let shadow = shadowed.iter().find(|(j, _)| *j == i).map(|(_, by)| *by);
+        let (stext, sst) = match shadow {
+            Some(by) => (format!("⚠ never matches: #{by} wins"), t.warn()),
+            None => (status.split(':').next().unwrap_or("").to_string(), st),
+        };
+        rows.push(
+            TRow::new()
+                .cell(format!("{i}"))
+                .cell(match_text(r))
+                .cell(dest)
+                .styled(if func.is_empty() { "—".into() } else { func }, t.accent())
+                .styled(options_text(r), t.muted())
+                .styled(stext, sst)
+                .cell(if rate > 0.0 {
+                    format!("{rate:.1}")
+                } else {
+                    "·".into()
+                }),
+        );
+        ids.push(ItemId::Route(vs.clone(), i));
+    }
+    let exists = app.data.listing.resources.contains_key(vs);
+    ListTable {
+        title: format!(
+            "Routes · {}{} ({})",
+            vs.name,
+            if exists { "" } else { " (new)" },
+            ids.len()
+        ),
+        header: vec![
+            "#",
+            "MATCH",
+            "DESTINATION",
+            "FUNCTION",
+            "OPTIONS",
+            "STATUS",
+            "REQ/S",
+        ],
+        widths: vec![
+            Constraint::Length(3),
+            Constraint::Fill(3),
+            Constraint::Fill(2),
+            Constraint::Fill(2),
+            Constraint::Fill(2),
+            Constraint::Fill(2),
+            Constraint::Length(5),
+        ],
+        rows,
+        ids,
+        empty: if app.ctx.readonly {
+            "no routes".into()
+        } else {
+            "no routes yet: n creates one (or r on a function)".into()
+        },
+    }
+}
+
+/// For `:routes` without a name when nothing exists: the key of the default one.
+pub fn default_key(ns: &str) -> ResourceKey {
+    ResourceKey::new(Kind::VirtualService, ns, "default")
+}

@@ -1,0 +1,661 @@
+//! The request tester: a request (method, path, headers, body, and one field per variable of a
+//! function route) fired at the embedded gateway; the response; the match trace (which route
+//! matched, and why each earlier one did not); curl export; a history kept across runs.
+
+use crate::api::Route;
+use crate::gateway::matcher::RequestHead;
+use crate::gateway::table::RouteTable;
+use crate::tui::action::Action;
+use crate::tui::app::{App, Msg, find_route};
+use crate::tui::data::Data;
+use crate::tui::widgets::input::LineInput;
+use bytes::Bytes;
+use crossterm::event::KeyEvent;
+use http_body_util::{BodyExt, Full};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How many requests the history keeps.
+pub const HISTORY_LEN: usize = 100;
+/// The largest response body kept for display.
+const MAX_BODY: usize = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum VarSource {
+    Body,
+    /// The header that carries it, and the route's template for that header (`{id}`).
+    Header(String, String),
+    /// The route's `:path` template.
+    Path,
+}
+
+#[derive(Debug, Clone)]
+pub struct Var {
+    pub name: String,
+    pub source: VarSource,
+    pub input: LineInput,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Saved {
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub headers: String,
+    #[serde(default)]
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TesterResponse {
+    pub status: u16,
+    pub reason: String,
+    pub elapsed: Duration,
+    pub size: usize,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// One line of the match trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    pub text: String,
+    /// Some(true) matched, Some(false) did not, None a note.
+    pub ok: Option<bool>,
+}
+
+pub struct Tester {
+    pub method: LineInput,
+    pub path: LineInput,
+    pub headers: LineInput,
+    pub body: LineInput,
+    pub vars: Vec<Var>,
+    pub focus: usize,
+    pub response: Option<Result<TesterResponse, String>>,
+    pub trace: Vec<Trace>,
+    pub sending: bool,
+    pub history: Vec<Saved>,
+    history_pos: Option<usize>,
+    history_file: Option<PathBuf>,
+}
+
+fn brace_vars() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+            .unwrap_or_else(|_| unreachable!("a literal regex"))
+    })
+}
+
+fn fill(tpl: &str, vars: &[Var]) -> String {
+    brace_vars()
+        .replace_all(tpl, |c: &regex::Captures| {
+            vars.iter()
+                .find(|v| v.name == c[1])
+                .map(|v| v.input.text.clone())
+                .unwrap_or_else(|| c[0].to_string())
+        })
+        .into_owned()
+}
+
+/// Shell quoting for curl.
+fn sq(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+impl Tester {
+    pub fn new(history_file: Option<&Path>) -> Tester {
+        let history = history_file
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| serde_json::from_str::<Vec<Saved>>(&t).ok())
+            .unwrap_or_default();
+        Tester {
+            method: LineInput::new("GET"),
+            path: LineInput::new("/"),
+            headers: LineInput::default(),
+            body: LineInput::default(),
+            vars: Vec::new(),
+            focus: 1,
+            response: None,
+            trace: Vec::new(),
+            sending: false,
+            history,
+            history_pos: None,
+            history_file: history_file.map(Path::to_path_buf),
+        }
+    }
+
+    fn fields(&self) -> usize {
+        4 + self.vars.len()
+    }
+
+    fn focused(&mut self) -> &mut LineInput {
+        match self.focus {
+            0 => &mut self.method,
+            1 => &mut self.path,
+            2 => &mut self.headers,
+            3 => &mut self.body,
+            i => match self.vars.get_mut(i - 4) {
+                Some(v) => &mut v.input,
+                None => &mut self.path,
+            },
+        }
+    }
+
+    pub fn input(&mut self, k: &KeyEvent) {
+        self.focused().handle(k);
+    }
+
+    pub fn action(&mut self, a: Action) {
+        let n = self.fields();
+        match a {
+            Action::NextField => self.focus = (self.focus + 1) % n,
+            Action::PrevField => self.focus = (self.focus + n - 1) % n,
+            _ => {}
+        }
+    }
+
+    /// Loads a route: its method and path; for a function route, one field per variable.
+    pub fn load_route(&mut self, r: &Route, data: &Data) {
+        let m = r.matchers.first();
+        let path = m
+            .map(|m| match m.path() {
+                crate::api::PathMatch::Exact(p) | crate::api::PathMatch::Prefix(p) => p.to_string(),
+                crate::api::PathMatch::Regex(_) => "/".to_string(),
+            })
+            .unwrap_or_else(|| "/".into());
+        self.vars.clear();
+        self.headers.set("");
+        self.body.set("");
+        self.response = None;
+        self.trace.clear();
+        let mut path = path;
+        let dest = r.route_action.as_ref().and_then(|a| a.single.as_ref());
+        if let Some(d) = dest
+            && let Some(f) = d.function_name()
+        {
+            let up = d.upstream.as_ref().map(|u| u.name.as_str()).unwrap_or("");
+            let params = d
+                .destination_spec
+                .as_ref()
+                .and_then(|s| s.rest.as_ref())
+                .and_then(|r| r.parameters.clone())
+                .unwrap_or_default();
+            for (h, tpl) in &params.headers {
+                for c in brace_vars().captures_iter(tpl) {
+                    self.add_var(&c[1], VarSource::Header(h.clone(), tpl.clone()));
+                }
+            }
+            if let Some(tpl) = &params.path {
+                path = tpl.clone();
+                for c in brace_vars().captures_iter(tpl) {
+                    self.add_var(&c[1], VarSource::Path);
+                }
+            }
+            if let Some(info) = data.functions(Some(up)).into_iter().find(|x| x.name == f) {
+                for (v, _) in &info.params {
+                    self.add_var(v, VarSource::Body);
+                }
+            }
+        }
+        let method = m
+            .and_then(|m| m.methods.first().cloned())
+            .unwrap_or_else(|| {
+                if self.vars.iter().any(|v| v.source == VarSource::Body) {
+                    "POST".into()
+                } else {
+                    "GET".into()
+                }
+            });
+        self.method.set(method);
+        self.path.set(path);
+        self.focus = if self.vars.is_empty() { 1 } else { 4 };
+    }
+
+    fn add_var(&mut self, name: &str, source: VarSource) {
+        if !self.vars.iter().any(|v| v.name == name) {
+            self.vars.push(Var {
+                name: name.to_string(),
+                source,
+                input: LineInput::default(),
+            });
+        }
+    }
+
+    /// The request as it will be sent: variables filled in.
+    pub fn composed(&self) -> Saved {
+        let path = if self.vars.iter().any(|v| v.source == VarSource::Path) {
+            fill(&self.path.text, &self.vars)
+        } else {
+            self.path.text.clone()
+        };
+        let mut headers: Vec<String> = self
+            .headers
+            .text
+            .split(';')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+            .collect();
+        for v in &self.vars {
+            if let VarSource::Header(h, tpl) = &v.source {
+                let line = format!("{h}: {}", fill(tpl, &self.vars));
+                if !headers.contains(&line) {
+                    headers.push(line);
+                }
+            }
+        }
+        let body = if !self.body.text.trim().is_empty() {
+            self.body.text.clone()
+        } else {
+            let m: serde_json::Map<String, serde_json::Value> = self
+                .vars
+                .iter()
+                .filter(|v| v.source == VarSource::Body)
+                .map(|v| {
+                    let t = v.input.text.trim();
+                    let val = serde_json::from_str::<serde_json::Value>(t)
+                        .ok()
+                        .filter(|x| x.is_number() || x.is_boolean())
+                        .unwrap_or_else(|| serde_json::Value::String(t.to_string()));
+                    (v.name.clone(), val)
+                })
+                .collect();
+            if m.is_empty() {
+                String::new()
+            } else {
+                serde_json::Value::Object(m).to_string()
+            }
+        };
+        Saved {
+            method: self.method.text.trim().to_ascii_uppercase(),
+            path,
+            headers: headers.join("; "),
+            body,
+        }
+    }
+
+    fn header_pairs(s: &Saved) -> Vec<(String, String)> {
+        s.headers
+            .split(';')
+            .filter_map(|h| {
+                let (k, v) = h.split_once(':')?;
+                Some((k.trim().to_string(), v.trim().to_string()))
+            })
+            .filter(|(k, _)| !k.is_empty())
+            .collect()
+    }
+
+    pub fn curl(&self, base: &str) -> String {
+        let s = self.composed();
+        let mut out = format!(
+            "curl -sS -X {} {}",
+            s.method,
+            sq(&format!("{base}{}", s.path))
+        );
+        for (k, v) in Self::header_pairs(&s) {
+            out.push_str(&format!(" -H {}", sq(&format!("{k}: {v}"))));
+        }
+        if !s.body.is_empty() {
+            out.push_str(&format!(" --data {}", sq(&s.body)));
+        }
+        out
+    }
+
+    /// Loads the previous entry of the history (cycling); returns a description.
+    pub fn history_prev(&mut self) -> Option<String> {
+        if self.history.is_empty() {
+            return None;
+        }
+        let n = self.history.len();
+        let pos = match self.history_pos {
+            Some(0) | None => n - 1,
+            Some(p) => p - 1,
+        };
+        self.history_pos = Some(pos);
+        let h = self.history[pos].clone();
+        self.vars.clear();
+        self.method.set(h.method.clone());
+        self.path.set(h.path.clone());
+        self.headers.set(h.headers.clone());
+        self.body.set(h.body.clone());
+        Some(format!("{} {} ({}/{n})", h.method, h.path, n - pos))
+    }
+
+    fn remember(&mut self, s: Saved) {
+        self.history.retain(|h| *h != s);
+        self.history.push(s);
+        if self.history.len() > HISTORY_LEN {
+            let drop = self.history.len() - HISTORY_LEN;
+            self.history.drain(..drop);
+        }
+        self.history_pos = None;
+        if let Some(p) = &self.history_file
+            && let Ok(text) = serde_json::to_string_pretty(&self.history)
+        {
+            let tmp = p.with_extension("tmp");
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, p);
+            }
+        }
+    }
+
+    /// Traces the request through the current table and fires it at the gateway.
+    pub fn send(
+        &mut self,
+        base: &str,
+        table: &Arc<RouteTable>,
+        data: &Data,
+        tx: mpsc::UnboundedSender<Msg>,
+    ) -> Result<(), String> {
+        let s = self.composed();
+        let method = http::Method::from_bytes(s.method.as_bytes())
+            .map_err(|_| format!("`{}` is not an HTTP method", s.method))?;
+        if !s.path.starts_with('/') {
+            return Err("the path must start with /".into());
+        }
+        let uri: http::Uri = format!("{base}{}", s.path)
+            .parse()
+            .map_err(|e| format!("path: {e}"))?;
+        let mut hm = http::HeaderMap::new();
+        for (k, v) in Self::header_pairs(&s) {
+            let name = http::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("header name `{k}` is not valid"))?;
+            let value = http::HeaderValue::from_str(&v)
+                .map_err(|_| format!("header `{k}`: value not valid"))?;
+            hm.append(name, value);
+        }
+        let authority = hm
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| uri.authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        self.trace = trace(table, data, &s, &authority, &hm);
+        self.remember(s.clone());
+        self.sending = true;
+        self.response = None;
+        let body = s.body.clone();
+        tokio::spawn(async move {
+            let r = fire(method, uri, hm, body).await;
+            let _ = tx.send(Msg::Response(Box::new(r)));
+        });
+        Ok(())
+    }
+
+    pub fn on_response(&mut self, r: Result<TesterResponse, String>) {
+        self.sending = false;
+        self.response = Some(r);
+    }
+}
+
+async fn fire(
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    body: String,
+) -> Result<TesterResponse, String> {
+    let client = crate::net::client::<Full<Bytes>>();
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    *req.headers_mut() = headers;
+    let start = Instant::now();
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+        .await
+        .map_err(|_| "no response within 30s".to_string())?
+        .map_err(|e| format!("request failed: {e}"))?;
+    let status = resp.status();
+    let headers: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("reading the response: {e}"))?
+        .to_bytes();
+    let elapsed = start.elapsed();
+    let size = bytes.len();
+    let shown = &bytes[..size.min(MAX_BODY)];
+    let body = match serde_json::from_slice::<serde_json::Value>(shown) {
+        Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),
+        Err(_) => String::from_utf8_lossy(shown).into_owned(),
+    };
+    Ok(TesterResponse {
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or("").to_string(),
+        elapsed,
+        size,
+        headers,
+        body,
+    })
+}
+
+/// Which route the request meets, and why each earlier route did not match.
+pub fn trace(
+    table: &RouteTable,
+    data: &Data,
+    s: &Saved,
+    authority: &str,
+    headers: &http::HeaderMap,
+) -> Vec<Trace> {
+    let (path, query) = match s.path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (s.path.as_str(), None),
+    };
+    let mut out = vec![Trace {
+        text: format!("{} {}  host {authority}", s.method, s.path),
+        ok: None,
+    }];
+    let Some(vh) = table.vhost(authority) else {
+        out.push(Trace {
+            text: format!("no virtual service serves host {authority} (404)"),
+            ok: Some(false),
+        });
+        return out;
+    };
+    let head = RequestHead {
+        method: &s.method,
+        authority,
+        path,
+        query,
+        headers,
+    };
+    let verdicts = vh.explain(&head);
+    let mut matched = false;
+    for (i, (id, v)) in verdicts.iter().enumerate() {
+        let found = find_route(data, id).map(|(_, _, r)| r);
+        let what = found.map(super::routes::match_text).unwrap_or_default();
+        match v {
+            Ok(()) => {
+                matched = true;
+                let dest = found
+                    .map(|r| {
+                        let (d, f) = super::routes::destination(r);
+                        if f.is_empty() {
+                            d
+                        } else {
+                            format!("{d} · {f}")
+                        }
+                    })
+                    .unwrap_or_default();
+                out.push(Trace {
+                    text: format!("#{i} {what}  ✓ → {dest}"),
+                    ok: Some(true),
+                });
+            }
+            Err(why) => out.push(Trace {
+                text: format!("#{i} {what}  ✗ {why}"),
+                ok: Some(false),
+            }),
+        }
+    }
+    if !matched {
+        out.push(Trace {
+            text: format!(
+                "no route of {} matches (404); {} routes checked",
+                vh.key.name,
+                verdicts.len()
+            ),
+            ok: Some(false),
+        });
+    }
+    out
+}
+
+fn field_line<'a>(
+    app: &App,
+    label: &str,
+    input: &'a LineInput,
+    focused: bool,
+    hint: &str,
+) -> Line<'a> {
+    let t = &app.theme;
+    let mut spans = vec![Span::styled(format!("{label:<8}"), t.muted())];
+    if focused {
+        let (a, c, b) = input.with_cursor();
+        spans.push(Span::raw(a));
+        spans.push(Span::styled(c, t.selection()));
+        spans.push(Span::raw(b));
+    } else if input.text.is_empty() {
+        spans.push(Span::styled(hint.to_string(), t.muted()));
+    } else {
+        spans.push(Span::raw(input.text.clone()));
+    }
+    Line::from(spans)
+}
+
+pub fn draw(app: &App, f: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let tr = &app.tester;
+    let trace_h = (tr.trace.len() as u16 + 2).clamp(4, area.height / 3 + 1);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Min(6), Constraint::Length(trace_h)]).areas(area);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(48), Constraint::Percentage(52)]).areas(top);
+    // The request.
+    let mut lines = vec![
+        field_line(app, "method", &tr.method, tr.focus == 0, "GET"),
+        field_line(app, "path", &tr.path, tr.focus == 1, "/"),
+        field_line(
+            app,
+            "headers",
+            &tr.headers,
+            tr.focus == 2,
+            "name: value; ...",
+        ),
+        field_line(app, "body", &tr.body, tr.focus == 3, "(none)"),
+    ];
+    if !tr.vars.is_empty() {
+        lines.push(Line::styled("variables", t.accent()));
+        for (i, v) in tr.vars.iter().enumerate() {
+            let from = match &v.source {
+                VarSource::Body => "body".to_string(),
+                VarSource::Header(h, _) => format!("header {h}"),
+                VarSource::Path => "path".to_string(),
+            };
+            let mut l = field_line(app, &v.name, &v.input, tr.focus == 4 + i, "…");
+            l.spans.push(Span::styled(format!("  → {from}"), t.muted()));
+            lines.push(l);
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .border_style(t.border())
+                .title(Span::styled(" Request ", t.accent())),
+        ),
+        left,
+    );
+    // The response.
+    let mut rl: Vec<Line> = Vec::new();
+    match &tr.response {
+        None if tr.sending => rl.push(Line::styled("sending…", t.muted())),
+        None => rl.push(Line::styled("enter sends the request", t.muted())),
+        Some(Err(e)) => rl.push(Line::styled(e.clone(), t.error())),
+        Some(Ok(r)) => {
+            let st = match r.status {
+                0..=299 => t.ok(),
+                300..=399 => t.accent(),
+                400..=499 => t.warn(),
+                _ => t.error(),
+            };
+            rl.push(Line::from(vec![
+                Span::styled(format!("{} {}", r.status, r.reason), st),
+                Span::styled(
+                    format!(
+                        " · {} · {} B",
+                        if app.ctx.clock.is_some() {
+                            "—".to_string()
+                        } else {
+                            super::log::latency(r.elapsed)
+                        },
+                        r.size
+                    ),
+                    t.muted(),
+                ),
+            ]));
+            for (k, v) in r.headers.iter().filter(|(k, _)| k != "date").take(3) {
+                rl.push(Line::styled(format!("{k}: {v}"), t.muted()));
+            }
+            for l in r.body.lines() {
+                rl.push(Line::raw(l.to_string()));
+            }
+        }
+    }
+    f.render_widget(
+        Paragraph::new(rl).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .border_style(t.border())
+                .title(Span::styled(" Response ", t.accent())),
+        ),
+        right,
+    );
+    // The trace.
+    let tl: Vec<Line> = if tr.trace.is_empty() {
+        vec![Line::styled(
+            "after a send: which route matched, and why each earlier one did not",
+            t.muted(),
+        )]
+    } else {
+        tr.trace
+            .iter()
+            .map(|x| {
+                Line::styled(
+                    x.text.clone(),
+                    match x.ok {
+                        Some(true) => t.ok(),
+                        Some(false) => t.warn(),
+                        None => Style::default(),
+                    },
+                )
+            })
+            .collect()
+    };
+    f.render_widget(
+        Paragraph::new(tl).block(
+            Block::bordered()
+                .border_style(t.border())
+                .title(Span::styled(" Match trace ", t.accent())),
+        ),
+        bottom,
+    );
+}

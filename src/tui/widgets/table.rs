@@ -1,0 +1,143 @@
+//! The list table every list view uses: a titled box, a header, rows, one selected, scrolled so
+//! that the selection is visible.
+
+use crate::tui::theme::Theme;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Row, Table};
+
+/// One row: cells with optional styles.
+#[derive(Debug, Clone, Default)]
+pub struct TRow {
+    pub cells: Vec<(String, Style)>,
+}
+
+impl TRow {
+    pub fn new() -> Self {
+        TRow::default()
+    }
+    pub fn cell(mut self, s: impl Into<String>) -> Self {
+        self.cells.push((s.into(), Style::default()));
+        self
+    }
+    pub fn styled(mut self, s: impl Into<String>, st: Style) -> Self {
+        self.cells.push((s.into(), st));
+        self
+    }
+    pub fn text(&self) -> String {
+        self.cells
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+pub struct TableView<'a> {
+    pub title: String,
+    pub filter: &'a str,
+    pub header: &'a [&'a str],
+    pub widths: &'a [Constraint],
+    pub rows: &'a [TRow],
+    pub empty: &'a str,
+}
+
+/// Draws the table; returns the area of the first row (for mouse clicks) and the rows shown.
+pub fn render(
+    f: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    t: &TableView<'_>,
+    selected: usize,
+    offset: &mut usize,
+    focused: bool,
+) -> Rect {
+    let mut title = vec![Span::styled(format!(" {} ", t.title), theme.accent())];
+    if !t.filter.is_empty() {
+        title.push(Span::styled(format!(" /{} ", t.filter), theme.warn()));
+    }
+    let block = Block::bordered()
+        .border_style(if focused {
+            theme.border().add_modifier(Modifier::BOLD)
+        } else {
+            theme.border()
+        })
+        .title(Line::from(title));
+    let inner = block.inner(area);
+    let visible = inner.height.saturating_sub(1) as usize;
+    if visible > 0 {
+        if selected < *offset {
+            *offset = selected;
+        } else if selected >= *offset + visible {
+            *offset = selected + 1 - visible;
+        }
+        if *offset + visible > t.rows.len() {
+            *offset = t.rows.len().saturating_sub(visible);
+        }
+    }
+    let rows: Vec<Row> = t
+        .rows
+        .iter()
+        .enumerate()
+        .skip(*offset)
+        .take(visible)
+        .map(|(i, r)| {
+            let sel = i == selected;
+            let cells: Vec<Cell> = r
+                .cells
+                .iter()
+                .enumerate()
+                .map(|(ci, (s, st))| {
+                    let text = if ci == 0 {
+                        format!("{}{s}", if sel { "▶" } else { " " })
+                    } else {
+                        s.clone()
+                    };
+                    Cell::from(text).style(if sel { theme.selection() } else { *st })
+                })
+                .collect();
+            let row = Row::new(cells);
+            if sel {
+                row.style(theme.selection())
+            } else {
+                row
+            }
+        })
+        .collect();
+    let header = Row::new(t.header.iter().enumerate().map(|(i, h)| {
+        Cell::from(if i == 0 {
+            format!(" {h}")
+        } else {
+            h.to_string()
+        })
+    }))
+    .style(theme.muted().add_modifier(Modifier::BOLD));
+    f.render_widget(block, area);
+    if t.rows.is_empty() {
+        let [h, rest] =
+            ratatui::layout::Layout::vertical([Constraint::Length(1), Constraint::Min(0)])
+                .areas(inner);
+        f.render_widget(
+            Table::new(Vec::<Row>::new(), t.widths.to_vec()).header(header),
+            h,
+        );
+        f.render_widget(
+            ratatui::widgets::Paragraph::new(Line::styled(format!(" {}", t.empty), theme.muted())),
+            rest,
+        );
+    } else {
+        f.render_widget(
+            Table::new(rows, t.widths.to_vec())
+                .header(header)
+                .column_spacing(1),
+            inner,
+        );
+    }
+    Rect {
+        y: inner.y + 1,
+        height: inner.height.saturating_sub(1),
+        ..inner
+    }
+}

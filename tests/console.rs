@@ -1,0 +1,461 @@
+//! The console's views with demo data, rendered to a `TestBackend` and snapshotted (insta), at
+//! 80x24 and 160x48; and the pieces (keys, themes, commands) that need no running gateway.
+
+use epoxy::api::{Kind, Resource, ResourceKey, parse_one};
+use epoxy::control::reconcile::Reconciler;
+use epoxy::discovery::fds::UpstreamDiscovery;
+use epoxy::gateway::Gateway;
+use epoxy::gateway::table::compile;
+use epoxy::gateway::telemetry::RequestEvent;
+use epoxy::store::Listing;
+use epoxy::store::dir::DirStore;
+use epoxy::tui::app::{App, Ctx, Msg};
+use epoxy::tui::feeds::Feeds;
+use epoxy::tui::harness::Harness;
+use epoxy::tui::keymap::{Key, Keymap, Scope};
+use epoxy::tui::theme::Theme;
+use epoxy::tui::views::tester::{Saved, TesterResponse, trace};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{broadcast, watch};
+
+const SWAGGER: &str = include_str!("../src/demo/swagger.json");
+
+fn upstream_yaml() -> String {
+    let doc = epoxy::discovery::openapi::read_document(SWAGGER).unwrap();
+    let mut v = serde_json::json!({
+        "apiVersion": "gloo.solo.io/v1",
+        "kind": "Upstream",
+        "metadata": {"name": "default-petstore-8080", "namespace": "gloo-system",
+                     "labels": {"epoxy.dev/demo": "true"}},
+        "spec": {"static": {"hosts": [{"addr": "127.0.0.1", "port": 8081}],
+                 "serviceSpec": {"rest": {"transformations": {}}}}}
+    });
+    v["spec"]["static"]["serviceSpec"]["rest"]["transformations"] = doc.transformations();
+    serde_json::to_string(&v).unwrap()
+}
+
+const VS: &str = r#"
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {name: default, namespace: gloo-system}
+spec:
+  virtualHost:
+    domains: ['*']
+    routes:
+    - matchers: [{exact: /petstore/list}]
+      routeAction: {single: {upstream: {name: default-petstore-8080, namespace: gloo-system}}}
+      options: {prefixRewrite: /api/pets}
+    - matchers: [{exact: /petstore/findPet, methods: [GET]}]
+      routeAction:
+        single:
+          upstream: {name: default-petstore-8080, namespace: gloo-system}
+          destinationSpec:
+            rest:
+              functionName: findPetById
+              parameters: {headers: {x-pet: '{id}'}}
+    - matchers: [{prefix: /petstore}]
+      routeAction: {single: {upstream: {name: default-petstore-8080, namespace: gloo-system}}}
+    - matchers: [{prefix: /petstore/old}]
+      directResponseAction: {status: 410, body: gone}
+"#;
+
+/// 2024-05-01 12:00:00 UTC.
+fn clock() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_714_564_800)
+}
+
+/// Kept alive so that the feeds stay open.
+type Senders = (
+    watch::Sender<Arc<Listing>>,
+    watch::Sender<Arc<epoxy::control::reconcile::Report>>,
+    watch::Sender<Arc<epoxy::discovery::fds::DiscoveryState>>,
+    broadcast::Sender<RequestEvent>,
+);
+
+struct Fixture {
+    h: Harness,
+    _dir: tempfile::TempDir,
+    _senders: Senders,
+}
+
+fn fixture(readonly: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DirStore::open(dir.path()).unwrap();
+    let mut listing = Listing::default();
+    for text in [upstream_yaml(), VS.to_string()] {
+        let r = parse_one(&text, "fixture").unwrap();
+        listing.resources.insert(r.key(), r);
+    }
+    let (_, report) = Reconciler::default().reconcile(&listing);
+    let mut report = report;
+    report.routes = 4;
+    let gateway = Gateway::new();
+    gateway
+        .table
+        .store(Arc::new(compile(&listing.resources, &gateway.registry, 1)));
+    let mut disc = epoxy::discovery::fds::DiscoveryState::new();
+    disc.insert(
+        ResourceKey::new(Kind::Upstream, "gloo-system", "default-petstore-8080"),
+        UpstreamDiscovery {
+            document_url: Some("http://127.0.0.1:8081/swagger.json".into()),
+            functions: 4,
+            last_poll: Some(clock() - Duration::from_secs(3)),
+            poll_duration_ms: Some(12),
+            ..Default::default()
+        },
+    );
+    let ctx = Ctx {
+        store: Arc::new(store),
+        gateway: gateway.clone(),
+        gateway_url: "http://127.0.0.1:8080".into(),
+        source: "demo".into(),
+        store_desc: "dir /home/me/.local/share/epoxy/demo".into(),
+        namespace: "gloo-system".into(),
+        readonly,
+        history_file: None,
+        clock: Some(clock()),
+    };
+    let (app, rx) = App::new(ctx, Theme::default(), Keymap::default());
+    let (ls, lr) = watch::channel(Arc::new(listing));
+    let (rs, rr) = watch::channel(Arc::new(report));
+    let (ds, dr) = watch::channel(Arc::new(disc));
+    let (es, er) = broadcast::channel(64);
+    let mut h = Harness::new(app, Feeds::new(lr, rr, dr, er, rx));
+    for (i, (status, path, route, func, ms)) in [
+        (
+            200,
+            "/petstore/list",
+            Some("gloo-system/default#0"),
+            None,
+            3,
+        ),
+        (
+            200,
+            "/petstore/findPet",
+            Some("gloo-system/default#1"),
+            Some("findPetById"),
+            5,
+        ),
+        (404, "/nothing", None, None, 0),
+        (
+            200,
+            "/petstore/findPet",
+            Some("gloo-system/default#1"),
+            Some("findPetById"),
+            4,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        h.app.update(Msg::Request(Box::new(RequestEvent {
+            time: clock() - Duration::from_millis(1500 - i as u64 * 300),
+            method: "GET".into(),
+            host: "127.0.0.1:8080".into(),
+            path: path.into(),
+            route: route.map(str::to_string),
+            upstream: route.map(|_| "default-petstore-8080".to_string()),
+            function: func.map(str::to_string),
+            status,
+            latency: Duration::from_micros(ms * 1000 + 250),
+            bytes_in: 0,
+            bytes_out: 60,
+            error: None,
+        })));
+    }
+    Fixture {
+        h,
+        _dir: dir,
+        _senders: (ls, rs, ds, es),
+    }
+}
+
+fn snap(f: &mut Fixture, name: &str) {
+    for (w, h) in [(80, 24), (160, 48)] {
+        let screen = f.h.screen(w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), screen);
+    }
+}
+
+#[test]
+fn snapshot_upstreams() {
+    let mut f = fixture(false);
+    f.h.app
+        .info("press r on findPetById to route to it, t to call it");
+    snap(&mut f, "upstreams");
+}
+
+#[test]
+fn snapshot_functions_of_an_upstream_and_all() {
+    let mut f = fixture(false);
+    f.h.key("enter");
+    snap(&mut f, "functions_of_upstream");
+    f.h.command("fn");
+    f.h.key("/");
+    f.h.type_text("pet");
+    snap(&mut f, "functions_filtered");
+}
+
+#[test]
+fn snapshot_function_details() {
+    let mut f = fixture(false);
+    f.h.command("fn");
+    f.h.key("/");
+    f.h.type_text("findPetById");
+    f.h.key("enter");
+    f.h.key("enter");
+    snap(&mut f, "function_details");
+}
+
+#[test]
+fn snapshot_virtual_services_and_routes() {
+    let mut f = fixture(false);
+    f.h.command("vs");
+    snap(&mut f, "virtualservices");
+    f.h.key("enter");
+    f.h.key("j");
+    snap(&mut f, "routes");
+}
+
+#[test]
+fn snapshot_editor_form_yaml_and_confirm() {
+    let mut f = fixture(false);
+    f.h.command("routes");
+    f.h.key("j");
+    f.h.key("e");
+    snap(&mut f, "editor_form");
+    f.h.key("f2");
+    snap(&mut f, "editor_yaml");
+    f.h.key("f2");
+    // Change the header the id comes from, then ask to apply: the diff shows.
+    for _ in 0..5 {
+        f.h.key("tab");
+    }
+    f.h.key("ctrl-u");
+    f.h.type_text("x-id={id}");
+    f.h.key("ctrl-s");
+    snap(&mut f, "editor_confirm");
+}
+
+#[test]
+fn snapshot_tester_with_trace() {
+    let mut f = fixture(false);
+    f.h.command("routes");
+    f.h.key("j");
+    f.h.key("t");
+    f.h.type_text("1");
+    let saved = Saved {
+        method: "GET".into(),
+        path: "/petstore/findPet".into(),
+        headers: "x-pet: 1".into(),
+        body: String::new(),
+    };
+    let table = f.h.app.ctx.gateway.table.load_full();
+    let mut hm = http::HeaderMap::new();
+    hm.insert("x-pet", "1".parse().unwrap());
+    f.h.app.tester.trace = trace(&table, &f.h.app.data, &saved, "127.0.0.1:8080", &hm);
+    f.h.app.tester.response = Some(Ok(TesterResponse {
+        status: 200,
+        reason: "OK".into(),
+        elapsed: Duration::from_millis(3),
+        size: 50,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: serde_json::to_string_pretty(
+            &serde_json::json!({"id": 1, "name": "Dog", "status": "available"}),
+        )
+        .unwrap(),
+    }));
+    snap(&mut f, "tester");
+    assert_eq!(
+        f.h.app.tester.curl("http://127.0.0.1:8080"),
+        "curl -sS -X GET 'http://127.0.0.1:8080/petstore/findPet' -H 'x-pet: 1'"
+    );
+}
+
+#[test]
+fn snapshot_log_discovery_help_command() {
+    let mut f = fixture(false);
+    f.h.command("log");
+    snap(&mut f, "log");
+    f.h.command("discovery");
+    snap(&mut f, "discovery");
+    f.h.command("routes");
+    f.h.key("?");
+    snap(&mut f, "help_routes");
+    f.h.key("esc");
+    f.h.key(":");
+    f.h.type_text("v");
+    snap(&mut f, "command_completion");
+}
+
+#[test]
+fn shadowed_route_is_flagged() {
+    let mut f = fixture(false);
+    f.h.command("routes");
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("never matches: #2 wins"), "{s}");
+}
+
+#[test]
+fn errors_stay_until_dismissed_information_fades() {
+    let mut f = fixture(false);
+    f.h.command("nonsense");
+    assert!(f.h.screen(80, 24).contains("unknown command `nonsense`"));
+    // Time passes: the error stays.
+    f.h.app.ctx.clock = Some(clock() + Duration::from_secs(60));
+    f.h.app.update(Msg::Tick);
+    assert!(f.h.screen(80, 24).contains("unknown command"));
+    f.h.key("x");
+    assert!(!f.h.screen(80, 24).contains("unknown command"));
+    f.h.app.ctx.clock = Some(clock());
+    f.h.app.info("hello");
+    assert!(f.h.screen(80, 24).contains("hello"));
+    f.h.app.ctx.clock = Some(clock() + Duration::from_secs(60));
+    f.h.app.update(Msg::Tick);
+    assert!(!f.h.screen(80, 24).contains("hello"));
+}
+
+#[test]
+fn command_mode_completes_and_navigates() {
+    let mut f = fixture(false);
+    f.h.key(":");
+    f.h.type_text("disc");
+    f.h.key("tab");
+    f.h.key("enter");
+    assert_eq!(f.h.app.view(), &epoxy::tui::app::View::Discovery);
+    f.h.command("us");
+    assert_eq!(f.h.app.view(), &epoxy::tui::app::View::Upstreams);
+    f.h.key("enter");
+    assert!(
+        f.h.screen(80, 24)
+            .contains("upstreams > default-petstore-8080 > functions")
+    );
+    f.h.key("esc");
+    assert_eq!(f.h.app.view(), &epoxy::tui::app::View::Upstreams);
+    f.h.command("q");
+    assert!(f.h.app.quit);
+}
+
+#[test]
+fn list_keys_move_the_selection_and_the_filter_narrows() {
+    let mut f = fixture(false);
+    f.h.command("fn");
+    assert_eq!(f.h.app.page().selected, 0);
+    f.h.key("G");
+    assert_eq!(f.h.app.page().selected, 3);
+    f.h.key("k");
+    f.h.key("up");
+    assert_eq!(f.h.app.page().selected, 1);
+    f.h.key("g");
+    assert_eq!(f.h.app.page().selected, 0);
+    f.h.key("/");
+    f.h.type_text("^add");
+    f.h.key("enter");
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("addPet") && !s.contains("findPets"), "{s}");
+    f.h.key("esc");
+    assert!(f.h.screen(160, 48).contains("findPets"));
+}
+
+#[test]
+fn mouse_wheel_and_click_select() {
+    use crossterm::event::{Event, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    let mut f = fixture(false);
+    f.h.command("fn");
+    f.h.screen(80, 24);
+    let ev = |kind, row| {
+        Msg::Term(Event::Mouse(MouseEvent {
+            kind,
+            column: 5,
+            row,
+            modifiers: KeyModifiers::NONE,
+        }))
+    };
+    f.h.app.update(ev(MouseEventKind::ScrollDown, 5));
+    assert_eq!(f.h.app.page().selected, 3);
+    // Rows start under the header (1), crumbs (1), the border (1) and the table header (1).
+    f.h.app
+        .update(ev(MouseEventKind::Down(MouseButton::Left), 5));
+    assert_eq!(f.h.app.page().selected, 1);
+    f.h.app
+        .update(ev(MouseEventKind::Down(MouseButton::Left), 5));
+    assert!(matches!(
+        f.h.app.view(),
+        epoxy::tui::app::View::Function { .. }
+    ));
+}
+
+#[test]
+fn keymap_overrides_only_what_it_names() {
+    let mut k = Keymap::default();
+    let notes = k
+        .apply_toml("[routes]\nedit = [\"E\"]\n[global]\nquit = \"ctrl-q\"\nbogus = \"z\"\n")
+        .unwrap();
+    assert_eq!(
+        notes,
+        vec!["unknown action `bogus` in [global]".to_string()]
+    );
+    let ev = |s: &str| Key::parse(s).unwrap().event();
+    use epoxy::tui::action::Action;
+    assert_eq!(k.lookup(&[Scope::Routes], &ev("E")), Some(Action::Edit));
+    assert_eq!(k.lookup(&[Scope::Routes], &ev("e")), None);
+    assert_eq!(k.lookup(&[Scope::Routes], &ev("n")), Some(Action::New));
+    assert_eq!(
+        k.lookup(&[Scope::Global], &ev("ctrl-q")),
+        Some(Action::Quit)
+    );
+    // The footer shows the new key.
+    let mut f = fixture(false);
+    f.h.app.keymap = k;
+    f.h.command("routes");
+    assert!(f.h.screen(160, 48).contains("<E> edit"));
+    f.h.key("E");
+    assert_eq!(f.h.app.view(), &epoxy::tui::app::View::Editor);
+}
+
+#[test]
+fn themes_load_and_no_color_strips_colour() {
+    for n in ["dark", "light", "gruvbox", "high-contrast"] {
+        let t = Theme::load(n).unwrap();
+        assert!(t.color);
+    }
+    assert!(Theme::load("nope").unwrap_err().contains("no theme `nope`"));
+    assert!(Theme::load("../etc/passwd").is_err());
+    let t = Theme::load("gruvbox").unwrap().without_color();
+    assert_eq!(t.accent, ratatui::style::Color::Reset);
+    let mut f = fixture(false);
+    f.h.command("theme light");
+    assert_eq!(f.h.app.theme.name, "light");
+}
+
+#[test]
+fn readonly_hides_writes_from_the_footer_and_help() {
+    let mut f = fixture(true);
+    f.h.command("routes");
+    let s = f.h.screen(160, 48);
+    assert!(!s.contains("<n> new") && !s.contains("<d> delete"), "{s}");
+    assert!(s.contains("read-only"), "{s}");
+    f.h.key("e");
+    assert!(f.h.screen(160, 48).contains("read-only console"));
+    assert_eq!(
+        f.h.app.view(),
+        &epoxy::tui::app::View::Routes {
+            vs: ResourceKey::new(Kind::VirtualService, "gloo-system", "default")
+        }
+    );
+    let _ = Resource::kind;
+}
+
+#[test]
+fn yaml_errors_point_at_their_line() {
+    use epoxy::tui::views::editor::{line_of_path, parse_route};
+    let text = "matchers:\n- exact: /a\n  methods: [GET]\n- regex: /b\nrouteAction:\n  single:\n    upstream: {name: x}\n";
+    assert_eq!(line_of_path(text, "matchers[1].regex"), Some(4));
+    assert_eq!(line_of_path(text, "matchers[0].methods"), Some(3));
+    assert_eq!(line_of_path(text, "routeAction.single.upstream"), Some(7));
+    let (l, m) = parse_route("matchers:\n- exact: /a\n  methods: 7\n").unwrap_err();
+    assert_eq!(l, Some(3), "{m}");
+    let (l, _) = parse_route("matchers:\n  - exact: [\n").unwrap_err();
+    assert!(l.is_some());
+}
