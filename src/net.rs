@@ -44,3 +44,29 @@ where
         .pool_max_idle_per_host(256)
         .build(https)
 }
+
+/// How to reach a Kubernetes service from outside the cluster: the API server's service proxy
+/// (`/api/v1/namespaces/NS/services/NAME:PORT/proxy/...`) with the API server's credentials.
+#[derive(Debug, Clone)]
+pub struct ApiserverProxy {
+    /// `host:port` of the API server.
+    pub authority: String,
+    pub tls: bool,
+    pub authorization: Option<http::HeaderValue>,
+}
+
+impl ApiserverProxy {
+    pub fn service_path(&self, namespace: &str, service: &str, port: u32) -> String {
+        format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy")
+    }
+
+    /// The base URL a client uses for a service.
+    pub fn service_url(&self, namespace: &str, service: &str, port: u32) -> String {
+        format!(
+            "{}://{}{}",
+            if self.tls { "https" } else { "http" },
+            self.authority,
+            self.service_path(namespace, service, port)
+        )
+    }
+}

@@ -330,3 +330,174 @@ async fn gateways_serve_from_the_cluster_converge_and_survive_an_api_outage() {
         eventually_body(&format!("{}/v", h.url()), "three").await;
     }
 }
+
+/// `epoxy gateway --kube` as the controller: a Service appears → its Upstream appears; its
+/// functions are discovered through the `apiserver` connector from a document served on the
+/// service proxy path; a request through the gateway reaches the service through the same
+/// connector; the port changes → the Upstream follows; the Service goes → the Upstream goes.
+#[test]
+fn upstream_and_function_discovery_through_the_apiserver_connector() {
+    let emu = Emulator::start();
+    let e = Epoxy::new();
+    let proxy = "/api/v1/namespaces/default/services/petstore:8080/proxy";
+    let swagger = include_str!("../src/demo/swagger.json");
+    emu.request(
+        "POST",
+        "/epoxy-test/proxy",
+        Some(json!({"path": format!("{proxy}/swagger.json"), "body": swagger})),
+    );
+    emu.request("POST", "/epoxy-test/proxy", Some(json!({"path": format!("{proxy}/api/pets/1"), "body": "{\"id\":1,\"name\":\"Dog\",\"status\":\"available\"}"})));
+    let svc = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "petstore", "namespace": "default", "labels": {"app": "petstore"}},
+        "spec": {"selector": {"app": "petstore"}, "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}});
+    assert_eq!(
+        emu.request(
+            "POST",
+            "/api/v1/namespaces/default/services",
+            Some(svc.clone())
+        )
+        .0,
+        200
+    );
+
+    let mut gw = e
+        .command()
+        .args([
+            "--kubeconfig",
+            emu.kubeconfig.to_str().unwrap(),
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "off",
+            "--fds-interval",
+            "300ms",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(gw.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split(" on ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+        }
+    }
+    let _gw = Kill(gw);
+
+    let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out: {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let ups = "/apis/gloo.solo.io/v1/namespaces/gloo-system/upstreams";
+    wait("the upstream and its functions", &mut || {
+        let (s, u) = emu.request("GET", &format!("{ups}/default-petstore-8080"), None);
+        s == 200
+            && u["spec"]["kube"]["serviceSpec"]["rest"]["transformations"]["findPetById"]
+                .is_object()
+    });
+    let (_, u) = emu.request("GET", &format!("{ups}/default-petstore-8080"), None);
+    assert_eq!(u["metadata"]["labels"]["discovered_by"], "kubernetesplugin");
+    assert_eq!(u["spec"]["discoveryMetadata"]["labels"]["app"], "petstore");
+    assert_eq!(u["spec"]["kube"]["selector"]["app"], "petstore");
+    assert_eq!(
+        u["spec"]["kube"]["serviceSpec"]["rest"]["transformations"]
+            .as_object()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    cli(
+        &emu,
+        &e,
+        &[
+            "add",
+            "route",
+            "--path-prefix",
+            "/petstore/findWithId/",
+            "--dest-name",
+            "default-petstore-8080",
+            "--rest-function-name",
+            "findPetById",
+            "--rest-parameters",
+            ":path=/petstore/findWithId/{id}",
+        ],
+    )
+    .ok();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dog = rt.block_on(async {
+        let c = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(r) = c.get(format!("{url}/petstore/findWithId/1")).send().await
+                && r.status() == 200
+            {
+                return r.text().await.unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the route through the apiserver connector never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(dog.contains("Dog"), "{dog}");
+
+    // The service's port changes: the upstream follows (a new name, as Gloo's).
+    let (_, mut current) = emu.request("GET", "/api/v1/namespaces/default/services/petstore", None);
+    current["spec"]["ports"][0]["port"] = json!(9090);
+    assert_eq!(
+        emu.request(
+            "PUT",
+            "/api/v1/namespaces/default/services/petstore",
+            Some(current)
+        )
+        .0,
+        200
+    );
+    wait("the upstream follows the port", &mut || {
+        emu.request("GET", &format!("{ups}/default-petstore-9090"), None)
+            .0
+            == 200
+            && emu
+                .request("GET", &format!("{ups}/default-petstore-8080"), None)
+                .0
+                == 404
+    });
+    // The service goes: so does its upstream.
+    assert_eq!(
+        emu.request(
+            "DELETE",
+            "/api/v1/namespaces/default/services/petstore",
+            None
+        )
+        .0,
+        200
+    );
+    wait("the upstream goes with its service", &mut || {
+        emu.request("GET", &format!("{ups}/default-petstore-9090"), None)
+            .0
+            == 404
+    });
+}

@@ -27,6 +27,23 @@ pub struct GatewayArgs {
     pub max_body: usize,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
+    /// How to reach kube upstreams: auto (direct in a cluster, else apiserver), direct
+    /// (service DNS), apiserver (the API server's service proxy)
+    #[arg(long, value_enum, default_value_t = Connect::Auto)]
+    pub connect: Connect,
+    /// In kube mode: do not discover upstreams from Services
+    #[arg(long)]
+    pub no_upstream_discovery: bool,
+    /// In kube mode: namespaces whose Services are discovered (repeat or comma-separate) [default: all]
+    #[arg(long, value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connect {
+    Auto,
+    Direct,
+    Apiserver,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -69,6 +86,20 @@ pub fn address_file(store: &Path) -> PathBuf {
 
 pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
     let store = g.store().await?;
+    // In a cluster, the gateway is the controller: it discovers upstreams from Services and
+    // writes them (as Gloo's discovery pod does).
+    let _uds = match g.kube_target() {
+        Some(t) if !a.no_upstream_discovery => {
+            let client = t.client().await?;
+            Some(crate::discovery::uds::spawn(
+                client,
+                store.clone(),
+                g.namespace.clone(),
+                a.watch_namespaces.clone(),
+            ))
+        }
+        _ => None,
+    };
     let cfg = GatewayConfig {
         listen: a.listen,
         admin: if a.admin == "off" {
@@ -86,14 +117,14 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
         max_body: a.max_body,
         ..GatewayConfig::default()
     };
-    serve(
-        store,
-        &g.state_dir(),
-        cfg,
-        a.discovery.config(),
-        "epoxy gateway",
-    )
-    .await
+    let mut fds_cfg = a.discovery.config();
+    if let Some(t) = g.kube_target() {
+        let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+        if a.connect == Connect::Apiserver || (a.connect == Connect::Auto && !in_cluster) {
+            fds_cfg.apiserver = Some(t.apiserver_proxy().await?);
+        }
+    }
+    serve(store, &g.state_dir(), cfg, fds_cfg, "epoxy gateway").await
 }
 
 /// Runs the control loop, function discovery and the gateway on `store` until a signal.
@@ -105,7 +136,8 @@ pub async fn serve(
     what: &str,
 ) -> Result<()> {
     let root = state_dir.to_path_buf();
-    let gw = Gateway::new();
+    let mut gw = Gateway::new();
+    gw.apiserver = fds_cfg.apiserver.clone();
     let mut reports = reconcile::spawn(store.clone(), gw.clone());
     let _discovery = fds::spawn(store.clone(), fds_cfg, Some(fds::state_file(&root)));
     let handle = gw

@@ -5,7 +5,7 @@
 use crate::api::status::{Status, statuses};
 use crate::api::{ParseError, ResourceKey, ResourceSet, Severity, validate};
 use crate::gateway::Gateway;
-use crate::gateway::table::compile;
+use crate::gateway::table::compile_with;
 use crate::store::{Listing, Store};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -79,7 +79,12 @@ pub fn spawn(store: Arc<dyn Store>, gateway: Gateway) -> watch::Receiver<Arc<Rep
         loop {
             let listing = changes.borrow_and_update().clone();
             let (set, mut report) = r.reconcile(&listing);
-            let table = compile(&set, &gateway.registry, report.generation);
+            let table = compile_with(
+                &set,
+                &gateway.registry,
+                report.generation,
+                gateway.apiserver.as_ref(),
+            );
             report.routes = table.route_count();
             for p in &table.problems {
                 tracing::warn!(problem = %p, "route not compiled");

@@ -60,6 +60,8 @@ pub struct FdsConfig {
     pub max_document: usize,
     /// Labels of namespaces (kube mode); empty in directory mode.
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// Reach kube upstreams through the API server's service proxy (epoxy outside the cluster).
+    pub apiserver: Option<crate::net::ApiserverProxy>,
 }
 
 impl Default for FdsConfig {
@@ -71,6 +73,7 @@ impl Default for FdsConfig {
             concurrency: 16,
             max_document: 32 * 1024 * 1024,
             namespace_labels: BTreeMap::new(),
+            apiserver: None,
         }
     }
 }
@@ -118,7 +121,7 @@ pub fn selected(u: &Upstream, cfg: &FdsConfig) -> bool {
 }
 
 /// Base URLs to probe an upstream at (its first host).
-fn base_url(u: &Upstream) -> Option<String> {
+fn base_url(u: &Upstream, cfg: &FdsConfig) -> Option<String> {
     if let Some(s) = &u.spec.static_ {
         let h = s.hosts.first()?;
         let tls = s.use_tls.unwrap_or(h.port == 443);
@@ -135,6 +138,9 @@ fn base_url(u: &Upstream) -> Option<String> {
         ));
     }
     if let Some(k) = &u.spec.kube {
+        if let Some(api) = &cfg.apiserver {
+            return Some(api.service_url(&k.service_namespace, &k.service_name, k.service_port));
+        }
         return Some(format!(
             "http://{}.{}.svc.cluster.local:{}",
             k.service_name, k.service_namespace, k.service_port
@@ -159,13 +165,18 @@ async fn fetch(client: &HttpClient, url: &str, cfg: &FdsConfig) -> Fetch {
         Ok(u) => u,
         Err(e) => return Fetch::Unreachable(format!("{url}: {e}")),
     };
-    let req = match http::Request::get(uri)
-        .header(
-            "accept",
-            "application/json, application/yaml;q=0.9, */*;q=0.5",
-        )
-        .body(Empty::new())
+    let mut builder = http::Request::get(uri).header(
+        "accept",
+        "application/json, application/yaml;q=0.9, */*;q=0.5",
+    );
+    // The API server's credentials go only to the API server.
+    if let Some(api) = &cfg.apiserver
+        && let Some(auth) = &api.authorization
+        && url.contains(api.authority.as_str())
     {
+        builder = builder.header(http::header::AUTHORIZATION, auth.clone());
+    }
+    let req = match builder.body(Empty::new()) {
         Ok(r) => r,
         Err(e) => return Fetch::Unreachable(e.to_string()),
     };
@@ -221,7 +232,8 @@ async fn discover_one(
             Fetch::Missing(e) | Fetch::Unreachable(e) => Err(e),
         };
     }
-    let base = base_url(u).ok_or_else(|| "the upstream has no address to probe".to_string())?;
+    let base =
+        base_url(u, cfg).ok_or_else(|| "the upstream has no address to probe".to_string())?;
     let mut last = String::new();
     for path in PROBE_PATHS {
         let url = format!("{base}{path}");
@@ -355,7 +367,7 @@ async fn write_upstream(store: &dyn Store, u: Upstream) -> Result<(), String> {
 }
 
 /// What decides whether an upstream must be probed again before the next timer tick.
-fn probe_identity(u: &Upstream) -> String {
+fn probe_identity(u: &Upstream, cfg: &FdsConfig) -> String {
     let info = u
         .spec
         .service_spec()
@@ -363,7 +375,7 @@ fn probe_identity(u: &Upstream) -> String {
         .and_then(|r| r.swagger_info.as_ref());
     format!(
         "{:?}|{:?}|{:?}|{:?}",
-        base_url(u),
+        base_url(u, cfg),
         info.and_then(|i| i.url.as_ref()),
         info.and_then(|i| i.inline.as_ref()).map(|s| s.len()),
         u.metadata.labels.get(FDS_LABEL)
@@ -394,7 +406,7 @@ pub fn spawn(
             let fresh: Vec<ResourceKey> = set
                 .iter()
                 .filter_map(|(k, r)| match r {
-                    Resource::Upstream(u) if seen.get(k) != Some(&probe_identity(u)) => {
+                    Resource::Upstream(u) if seen.get(k) != Some(&probe_identity(u, &cfg)) => {
                         Some(k.clone())
                     }
                     _ => None,
@@ -412,7 +424,7 @@ pub fn spawn(
                 all.extend(found);
                 for (k, r) in &set {
                     if let Resource::Upstream(u) = r {
-                        seen.insert(k.clone(), probe_identity(u));
+                        seen.insert(k.clone(), probe_identity(u, &cfg));
                     }
                 }
                 seen.retain(|k, _| set.contains_key(k));

@@ -2,3 +2,4 @@
 
 pub mod fds;
 pub mod openapi;
+pub mod uds;

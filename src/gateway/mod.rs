@@ -48,6 +48,8 @@ pub struct Gateway {
     pub table: Arc<ArcSwap<RouteTable>>,
     pub registry: Arc<Registry>,
     pub events: broadcast::Sender<RequestEvent>,
+    /// Set when kube upstreams are reached through the API server (epoxy outside the cluster).
+    pub apiserver: Option<crate::net::ApiserverProxy>,
 }
 
 impl Default for Gateway {
@@ -62,6 +64,7 @@ impl Gateway {
             table: Arc::new(ArcSwap::from_pointee(RouteTable::default())),
             registry: Arc::new(Registry::default()),
             events: broadcast::channel(4096).0,
+            apiserver: None,
         }
     }
 

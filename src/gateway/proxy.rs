@@ -541,7 +541,8 @@ async fn forward(
             );
         };
         let scheme = if upstream.use_tls { "https" } else { "http" };
-        let uri: Uri = match format!("{scheme}://{host}{path_and_query}").parse() {
+        let prefix = upstream.path_prefix.as_deref().unwrap_or("");
+        let uri: Uri = match format!("{scheme}://{host}{prefix}{path_and_query}").parse() {
             Ok(u) => u,
             Err(e) => {
                 return fail(
@@ -561,6 +562,10 @@ async fn forward(
         *ureq.method_mut() = method.clone();
         *ureq.uri_mut() = uri;
         *ureq.headers_mut() = headers.clone();
+        if let Some(auth) = &upstream.authorization {
+            ureq.headers_mut()
+                .insert(header::AUTHORIZATION, auth.clone());
+        }
         let per_try = retry
             .per_try
             .map(|p| deadline.min(tokio::time::Instant::now() + p))

@@ -13,6 +13,7 @@ use crate::api::validate::{effective_domains, redirect_status};
 use crate::api::{
     Destination, Kind, Resource, ResourceKey, ResourceRef, ResourceSet, Route, WeightedDestination,
 };
+use crate::net::ApiserverProxy;
 use bytes::Bytes;
 use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
@@ -35,6 +36,11 @@ pub struct UpstreamTarget {
     /// `host:port` of each endpoint, tried in round robin.
     pub hosts: Vec<Arc<str>>,
     pub use_tls: bool,
+    /// Prepended to every path (the API server's service proxy path for kube upstreams
+    /// reached from outside the cluster).
+    pub path_prefix: Option<Arc<str>>,
+    /// Sent with every request (the API server's credentials, for the same case).
+    pub authorization: Option<HeaderValue>,
     next: AtomicUsize,
     pub stats: Arc<Stats>,
 }
@@ -359,6 +365,17 @@ impl VirtualHostTable {
 
 /// Compiles a set of (accepted) resources into a table.
 pub fn compile(set: &ResourceSet, registry: &Registry, generation: u64) -> RouteTable {
+    compile_with(set, registry, generation, None)
+}
+
+/// Compiles, reaching kube upstreams through the API server's service proxy when `apiserver`
+/// is given (epoxy outside the cluster), else directly by their cluster DNS name.
+pub fn compile_with(
+    set: &ResourceSet,
+    registry: &Registry,
+    generation: u64,
+    apiserver: Option<&ApiserverProxy>,
+) -> RouteTable {
     let mut c = Compiler {
         set,
         registry,
@@ -368,6 +385,8 @@ pub fn compile(set: &ResourceSet, registry: &Registry, generation: u64) -> Route
     for r in set.values() {
         if let Resource::Upstream(u) = r {
             let name: Arc<str> = Arc::from(u.metadata.name.as_str());
+            let mut path_prefix = None;
+            let mut authorization = None;
             let (hosts, use_tls) = match (&u.spec.static_, &u.spec.kube) {
                 (Some(s), _) => (
                     s.hosts
@@ -378,16 +397,26 @@ pub fn compile(set: &ResourceSet, registry: &Registry, generation: u64) -> Route
                     s.use_tls
                         .unwrap_or(!s.hosts.is_empty() && s.hosts.iter().all(|h| h.port == 443)),
                 ),
-                (None, Some(k)) => (
-                    vec![Arc::from(
-                        format!(
-                            "{}.{}.svc.cluster.local:{}",
-                            k.service_name, k.service_namespace, k.service_port
-                        )
-                        .as_str(),
-                    )],
-                    false,
-                ),
+                (None, Some(k)) => match apiserver {
+                    Some(api) => {
+                        path_prefix = Some(Arc::from(
+                            api.service_path(&k.service_namespace, &k.service_name, k.service_port)
+                                .as_str(),
+                        ));
+                        authorization = api.authorization.clone();
+                        (vec![Arc::from(api.authority.as_str())], api.tls)
+                    }
+                    None => (
+                        vec![Arc::from(
+                            format!(
+                                "{}.{}.svc.cluster.local:{}",
+                                k.service_name, k.service_namespace, k.service_port
+                            )
+                            .as_str(),
+                        )],
+                        false,
+                    ),
+                },
                 _ => (Vec::new(), false),
             };
             let stats = registry.upstream(&name);
@@ -397,6 +426,8 @@ pub fn compile(set: &ResourceSet, registry: &Registry, generation: u64) -> Route
                     name,
                     hosts,
                     use_tls,
+                    path_prefix,
+                    authorization,
                     next: AtomicUsize::new(0),
                     stats,
                 }),

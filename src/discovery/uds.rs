@@ -1,0 +1,230 @@
+//! Upstream discovery (UDS) from Kubernetes Services, as Gloo's discovery does it: one
+//! Upstream per service port, named `NAMESPACE-SERVICE-PORT`, labelled
+//! `discovered_by: kubernetesplugin`, with the service's labels in `discoveryMetadata.labels`.
+//! Functions found later (FDS) are kept when the service changes; the upstream goes with its
+//! service.
+//!
+//! This writes to the store, so it runs only where epoxy is the cluster's controller
+//! (`epoxy gateway --kube`) or is told to: no surprise writes to a cluster.
+
+use crate::api::naming::upstream_name;
+use crate::api::resource::Upstream;
+use crate::api::{
+    DiscoveryMetadata, Kind, KubeUpstream, Object, Resource, ResourceKey, UpstreamSpec,
+};
+use crate::store::{Precondition, Store};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub const DISCOVERED_BY: &str = "discovered_by";
+pub const KUBERNETES_PLUGIN: &str = "kubernetesplugin";
+
+/// The upstreams Gloo's discovery makes of one service, in `namespace` (the write namespace).
+pub fn upstreams_for(svc: &Service, namespace: &str) -> Vec<Upstream> {
+    let ns = svc
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let labels: indexmap::IndexMap<String, String> = svc
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let selector: indexmap::IndexMap<String, String> = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let ports = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.clone())
+        .unwrap_or_default();
+    ports
+        .iter()
+        .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+        .map(|p| {
+            let port = p.port.max(0) as u32;
+            let mut u = Object::new(
+                Kind::Upstream,
+                namespace,
+                &upstream_name(&ns, &name, port),
+                UpstreamSpec {
+                    kube: Some(KubeUpstream {
+                        service_name: name.clone(),
+                        service_namespace: ns.clone(),
+                        service_port: port,
+                        selector: selector.clone(),
+                        ..Default::default()
+                    }),
+                    discovery_metadata: Some(DiscoveryMetadata {
+                        labels: labels.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            );
+            u.metadata
+                .labels
+                .insert(DISCOVERED_BY.into(), KUBERNETES_PLUGIN.into());
+            u
+        })
+        .collect()
+}
+
+/// Brings a discovered upstream's service fields into the stored one, keeping its functions
+/// and anything else users or FDS added. None when nothing changes.
+fn merged(existing: &Upstream, discovered: &Upstream) -> Option<Upstream> {
+    let mut next = existing.clone();
+    let d = discovered.spec.kube.as_ref()?;
+    let k = next.spec.kube.get_or_insert_with(Default::default);
+    k.service_name = d.service_name.clone();
+    k.service_namespace = d.service_namespace.clone();
+    k.service_port = d.service_port;
+    k.selector = d.selector.clone();
+    next.spec.discovery_metadata = discovered.spec.discovery_metadata.clone();
+    next.metadata
+        .labels
+        .insert(DISCOVERED_BY.into(), KUBERNETES_PLUGIN.into());
+    (next != *existing).then_some(next)
+}
+
+/// One reconcile: make the store's discovered upstreams match the services.
+pub async fn reconcile(
+    store: &dyn Store,
+    services: &[Service],
+    namespace: &str,
+) -> Result<usize, String> {
+    let listing = store.list().await.map_err(|e| e.to_string())?;
+    let mut desired: BTreeMap<ResourceKey, Upstream> = BTreeMap::new();
+    for s in services {
+        for u in upstreams_for(s, namespace) {
+            desired.insert(
+                ResourceKey::new(Kind::Upstream, namespace, &u.metadata.name),
+                u,
+            );
+        }
+    }
+    let mut changes = 0;
+    for (key, want) in &desired {
+        match listing.resources.get(key) {
+            Some(Resource::Upstream(have)) => {
+                if let Some(next) = merged(have, want) {
+                    let pre = Precondition::from_read(&Resource::Upstream(have.clone()));
+                    store
+                        .put(Resource::Upstream(next), pre)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    changes += 1;
+                }
+            }
+            _ => {
+                store
+                    .put(Resource::Upstream(want.clone()), Precondition::Absent)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                changes += 1;
+            }
+        }
+    }
+    // Upstreams this discovery made whose service (or port) is gone.
+    for (key, r) in &listing.resources {
+        if let Resource::Upstream(u) = r
+            && key.namespace == namespace
+            && u.metadata.labels.get(DISCOVERED_BY).map(String::as_str) == Some(KUBERNETES_PLUGIN)
+            && !desired.contains_key(key)
+        {
+            store
+                .delete(key, Precondition::from_read(r))
+                .await
+                .map_err(|e| e.to_string())?;
+            changes += 1;
+        }
+    }
+    Ok(changes)
+}
+
+/// Watches services (in `watch_namespaces`, or all) and keeps the discovered upstreams in
+/// `namespace` in step, until the task is dropped.
+pub fn spawn(
+    client: kube::Client,
+    store: Arc<dyn Store>,
+    namespace: String,
+    watch_namespaces: Vec<String>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let apis: Vec<Api<Service>> = if watch_namespaces.is_empty() {
+            vec![Api::all(client.clone())]
+        } else {
+            watch_namespaces
+                .iter()
+                .map(|n| Api::namespaced(client.clone(), n))
+                .collect()
+        };
+        let streams = apis.into_iter().map(|api| {
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed()
+        });
+        let mut events = futures_util::stream::select_all(streams);
+        let mut services: BTreeMap<String, Service> = BTreeMap::new();
+        let mut pending: Option<BTreeMap<String, Service>> = None;
+        let id = |s: &Service| {
+            format!(
+                "{}/{}",
+                s.metadata.namespace.as_deref().unwrap_or(""),
+                s.metadata.name.as_deref().unwrap_or("")
+            )
+        };
+        let mut synced = false;
+        while let Some(ev) = events.next().await {
+            match ev {
+                Err(e) => {
+                    tracing::warn!(error = %e, "watching services failed; retrying");
+                    continue;
+                }
+                Ok(watcher::Event::Init) => {
+                    pending = Some(BTreeMap::new());
+                    continue;
+                }
+                Ok(watcher::Event::InitApply(s)) => {
+                    pending.get_or_insert_with(BTreeMap::new).insert(id(&s), s);
+                    continue;
+                }
+                Ok(watcher::Event::InitDone) => {
+                    let fresh = pending.take().unwrap_or_default();
+                    // With several namespaces, each stream relists its own: keep the others.
+                    if watch_namespaces.len() <= 1 {
+                        services = fresh;
+                    } else {
+                        services.extend(fresh);
+                    }
+                    synced = true;
+                }
+                Ok(watcher::Event::Apply(s)) => {
+                    services.insert(id(&s), s);
+                }
+                Ok(watcher::Event::Delete(s)) => {
+                    services.remove(&id(&s));
+                }
+            }
+            if !synced {
+                continue;
+            }
+            let list: Vec<Service> = services.values().cloned().collect();
+            if let Err(e) = reconcile(store.as_ref(), &list, &namespace).await {
+                tracing::warn!(error = %e, "upstream discovery could not write; will retry on the next change");
+            }
+        }
+    })
+}
