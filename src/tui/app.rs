@@ -689,7 +689,9 @@ impl App {
         match a {
             Action::Quit => self.quit = true,
             Action::Back => {
-                if view == View::Tester && self.stack.len() == 1 {
+                // A text view at the root has nowhere to go back to: leave it for the upstreams.
+                if view.takes_text() && self.stack.len() == 1 {
+                    self.goto(View::Upstreams);
                     return;
                 }
                 self.back()

@@ -1,0 +1,317 @@
+//! Scripted console sessions against the real thing: the embedded petstore, a directory store,
+//! function discovery, the control loop and the gateway on real sockets; keys go into the app.
+
+use epoxy::api::{Kind, Object, Resource, ResourceKey, StaticHost, StaticUpstream, UpstreamSpec};
+use epoxy::discovery::fds::FdsConfig;
+use epoxy::gateway::GatewayConfig;
+use epoxy::store::Precondition;
+use epoxy::store::dir::DirStore;
+use epoxy::tui::app::{App, View};
+use epoxy::tui::harness::Harness;
+use epoxy::tui::host::Host;
+use epoxy::tui::keymap::Keymap;
+use epoxy::tui::theme::Theme;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Session {
+    h: Harness,
+    host: Host,
+    dir: tempfile::TempDir,
+    _pets: epoxy::demo::petstore::Petstore,
+}
+
+async fn session(readonly: bool) -> Session {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DirStore::open(dir.path()).unwrap();
+    let pets = epoxy::demo::petstore::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let up = Object::new(
+        Kind::Upstream,
+        "gloo-system",
+        "default-petstore-8080",
+        UpstreamSpec {
+            static_: Some(StaticUpstream {
+                hosts: vec![StaticHost {
+                    addr: "127.0.0.1".into(),
+                    port: pets.addr.port() as u32,
+                    extra: Default::default(),
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    store
+        .put_sync(Resource::Upstream(up), Precondition::Absent)
+        .unwrap();
+    let cfg = GatewayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin: None,
+        workers: 1,
+        ..GatewayConfig::default()
+    };
+    let host = Host::start(store, &cfg, FdsConfig::default()).unwrap();
+    let mut ctx = host.ctx("demo", "gloo-system", readonly);
+    ctx.history_file = Some(dir.path().join(".epoxy-tester-history.json"));
+    let (app, rx) = App::new(ctx, Theme::default(), Keymap::default());
+    let feeds = host.feeds(rx);
+    let mut h = Harness::new(app, feeds);
+    h.until("the petstore's functions", WAIT, |a| {
+        a.data.functions(Some("default-petstore-8080")).len() == 4
+    })
+    .await
+    .unwrap();
+    Session {
+        h,
+        host,
+        dir,
+        _pets: pets,
+    }
+}
+
+fn vs_file(s: &Session) -> Option<String> {
+    std::fs::read_to_string(
+        s.dir
+            .path()
+            .join("virtualservices/gloo-system/default.yaml"),
+    )
+    .ok()
+}
+
+fn routes_live(s: &Session) -> usize {
+    s.host.gateway.table.load().route_count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_route_from_the_editor_then_tester_then_access_log() {
+    let mut s = session(false).await;
+    // Functions, filtered to findPetById; r opens the editor with upstream and function picked.
+    s.h.command("fn");
+    s.h.key("/");
+    s.h.type_text("findPetById");
+    s.h.key("enter");
+    s.h.key("r");
+    assert_eq!(s.h.app.view(), &View::Editor);
+    let screen = s.h.screen(120, 30);
+    assert!(screen.contains("[findPetById ▾]"), "{screen}");
+    assert!(screen.contains("/petstore/findPetById"), "{screen}");
+    // Apply: the diff first, then the write.
+    s.h.key("ctrl-s");
+    let screen = s.h.screen(120, 30);
+    assert!(screen.contains("Apply route #0 to default?"), "{screen}");
+    assert!(
+        screen.contains("+ - exact: /petstore/findPetById"),
+        "{screen}"
+    );
+    s.h.key("y");
+    s.h.until("the route is live", WAIT, |a| {
+        a.message
+            .as_ref()
+            .is_some_and(|m| m.text.contains("live now"))
+    })
+    .await
+    .unwrap();
+    assert!(vs_file(&s).unwrap().contains("functionName: findPetById"));
+    s.h.until("the gateway has the route", WAIT, |a| {
+        a.ctx.gateway.table.load().route_count() == 1 && a.data.route_count() == 1
+    })
+    .await
+    .unwrap();
+    assert_eq!(routes_live(&s), 1);
+    // The routes view shows it.
+    s.h.command("routes");
+    let screen = s.h.screen(160, 40);
+    assert!(screen.contains("exact /petstore/findPetById"), "{screen}");
+
+    // The tester, from the function: one field per variable; id = 1; send.
+    s.h.command("fn");
+    s.h.key("/");
+    s.h.type_text("findPetById");
+    s.h.key("enter");
+    s.h.key("t");
+    assert_eq!(s.h.app.view(), &View::Tester);
+    s.h.type_text("1");
+    s.h.key("enter");
+    s.h.until("the response", WAIT, |a| a.tester.response.is_some())
+        .await
+        .unwrap();
+    let screen = s.h.screen(120, 36);
+    assert!(screen.contains("200 OK"), "{screen}");
+    assert!(screen.contains("\"name\": \"Dog\""), "{screen}");
+    assert!(
+        screen.contains("✓ → default-petstore-8080 · findPetById"),
+        "{screen}"
+    );
+    // Copy as curl.
+    s.h.key("ctrl-o");
+    let curl = s.h.app.clipboard.clone().unwrap();
+    assert!(
+        curl.contains("/petstore/findPetById") && curl.contains(r#"{"id":1}"#),
+        "{curl}"
+    );
+    assert!(s.h.app.osc52.as_deref().unwrap().starts_with("\x1b]52;c;"));
+
+    // The access log has the request (esc leaves the tester's fields first).
+    s.h.key("esc");
+    s.h.command("log");
+    s.h.until("the request in the log", WAIT, |a| {
+        a.data
+            .log
+            .iter()
+            .any(|e| e.path == "/petstore/findPetById" && e.status == 200)
+    })
+    .await
+    .unwrap();
+    let screen = s.h.screen(160, 40);
+    assert!(screen.contains("/petstore/findPetById"), "{screen}");
+    assert!(screen.contains("findPetById"), "{screen}");
+
+    // History survives a restart: a new tester reads the file.
+    let t = epoxy::tui::views::tester::Tester::new(Some(
+        &s.dir.path().join(".epoxy-tester-history.json"),
+    ));
+    assert_eq!(t.history.last().unwrap().path, "/petstore/findPetById");
+
+    // Undo the apply: the route is gone again.
+    s.h.command("routes");
+    s.h.key("u");
+    let r =
+        s.h.until("the undo", WAIT, |a| a.data.route_count() == 0)
+            .await;
+    assert!(r.is_ok(), "{:?}", s.h.app.message);
+    assert!(!vs_file(&s).unwrap_or_default().contains("findPetById"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_yaml_edit_shows_its_line_and_changes_nothing() {
+    let mut s = session(false).await;
+    s.h.command("routes");
+    s.h.key("n");
+    s.h.key("f2");
+    // `- prefix: /` on line 2 becomes `- regex: /(`: an invalid regex.
+    s.h.keys(&["down", "home", "right", "right"]);
+    for _ in 0..6 {
+        s.h.key("delete");
+    }
+    s.h.type_text("regex");
+    s.h.key("end");
+    s.h.type_text("(");
+    let e = s.h.app.editor.as_ref().unwrap();
+    assert_eq!(e.error_line, Some(2), "{:?}", e.problems);
+    let screen = s.h.screen(120, 30);
+    assert!(screen.contains("✗ line 2: matchers[0].regex"), "{screen}");
+    s.h.key("ctrl-s");
+    let screen = s.h.screen(120, 30);
+    assert!(screen.contains("not applied"), "{screen}");
+    assert_eq!(s.h.app.view(), &View::Editor);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.h.pump();
+    assert!(vs_file(&s).is_none(), "nothing was written");
+    // Esc cancels; still nothing.
+    s.h.key("esc");
+    assert!(matches!(s.h.app.view(), View::Routes { .. }));
+    assert!(vs_file(&s).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_reorder_and_delete_routes() {
+    let mut s = session(false).await;
+    s.h.command("routes");
+    // Two routes from the form: prefix /a and prefix /b (each new one goes after the selection).
+    for p in ["/a", "/b"] {
+        s.h.key("n");
+        s.h.key("ctrl-u");
+        s.h.type_text(p);
+        s.h.keys(&["tab", "tab", "tab", "right"]);
+        s.h.key("ctrl-s");
+        s.h.key("y");
+        let want = if p == "/a" { 1 } else { 2 };
+        s.h.until("the write", WAIT, move |a| {
+            a.writes_in_flight == 0 && a.data.route_count() == want
+        })
+        .await
+        .unwrap();
+    }
+    let order = |s: &Session| {
+        let f = vs_file(s).unwrap();
+        (f.find("prefix: /a").unwrap(), f.find("prefix: /b").unwrap())
+    };
+    let (a, b) = order(&s);
+    assert!(a < b);
+    // Move /b up.
+    s.h.key("G");
+    s.h.key("K");
+    s.h.until("the move", WAIT, |a| a.writes_in_flight == 0)
+        .await
+        .unwrap();
+    s.h.until("the listing", WAIT, |a| {
+        a.data
+            .routes_of(&ResourceKey::new(
+                Kind::VirtualService,
+                "gloo-system",
+                "default",
+            ))
+            .first()
+            .is_some_and(|r| r.matchers[0].prefix.as_deref() == Some("/b"))
+    })
+    .await
+    .unwrap();
+    let (a, b) = order(&s);
+    assert!(b < a);
+    // Delete the selected (/b, now first): confirm with y.
+    assert_eq!(s.h.app.page().selected, 0);
+    s.h.key("d");
+    assert!(s.h.screen(120, 30).contains("Delete route #0 of default?"));
+    s.h.key("y");
+    s.h.until("the delete", WAIT, |a| a.data.route_count() == 1)
+        .await
+        .unwrap();
+    let f = vs_file(&s).unwrap();
+    assert!(f.contains("prefix: /a") && !f.contains("prefix: /b"), "{f}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readonly_refuses_every_write() {
+    let mut s = session(true).await;
+    s.h.command("routes");
+    for k in ["n", "e", "d", "K", "J", "u"] {
+        s.h.key(k);
+        assert!(
+            s.h.app
+                .message
+                .as_ref()
+                .is_some_and(|m| m.error && m.text.contains("read-only")),
+            "{k}"
+        );
+        assert!(matches!(s.h.app.view(), View::Routes { .. }), "{k}");
+    }
+    s.h.command("fn");
+    s.h.key("r");
+    assert!(s.h.app.message.as_ref().unwrap().text.contains("read-only"));
+    // Even a write asked for directly is refused.
+    let op =
+        s.h.app
+            .vs_write(
+                &ResourceKey::new(Kind::VirtualService, "gloo-system", "default"),
+                vec![Default::default()],
+                "x".into(),
+                None,
+            )
+            .unwrap();
+    s.h.app.spawn_write(op);
+    assert_eq!(s.h.app.writes_in_flight, 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(vs_file(&s).is_none());
+    // Looking and testing still work.
+    s.h.command("test");
+    s.h.key("ctrl-u");
+    s.h.type_text("/nothing");
+    s.h.key("enter");
+    s.h.until("the response", WAIT, |a| a.tester.response.is_some())
+        .await
+        .unwrap();
+    assert!(s.h.screen(120, 30).contains("404"));
+}
