@@ -464,6 +464,65 @@ fn upstream_and_function_discovery_through_the_apiserver_connector() {
     });
     assert!(dog.contains("Dog"), "{dog}");
 
+    // An Ingress of class epoxy becomes routes: Prefix honoured element-wise.
+    let ing = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "pets", "namespace": "default"},
+        "spec": {"ingressClassName": "epoxy", "rules": [{"host": "pets.example.com", "http": {"paths": [
+            {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "petstore", "port": {"number": 8080}}}}]}}]}});
+    assert_eq!(
+        emu.request(
+            "POST",
+            "/apis/networking.k8s.io/v1/namespaces/default/ingresses",
+            Some(ing)
+        )
+        .0,
+        200
+    );
+    let (status, body) = rt.block_on(async {
+        let c = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(r) = c
+                .get(format!("{url}/api/pets/1"))
+                .header("host", "pets.example.com")
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return (200, r.text().await.unwrap());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the ingress route never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert_eq!(status, 200);
+    assert!(body.contains("Dog"));
+    let not_element = rt.block_on(async {
+        let c = reqwest::Client::new();
+        c.get(format!("{url}/apifoo"))
+            .header("host", "pets.example.com")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(not_element, 404, "Prefix /api must not match /apifoo");
+    wait(
+        "the ingress status carries the gateway's address",
+        &mut || {
+            let (_, i) = emu.request(
+                "GET",
+                "/apis/networking.k8s.io/v1/namespaces/default/ingresses/pets",
+                None,
+            );
+            i["status"]["loadBalancer"]["ingress"][0]["ip"] == "127.0.0.1"
+        },
+    );
+
     // The service's port changes: the upstream follows (a new name, as Gloo's).
     let (_, mut current) = emu.request("GET", "/api/v1/namespaces/default/services/petstore", None);
     current["spec"]["ports"][0]["port"] = json!(9090);

@@ -34,6 +34,13 @@ pub struct GatewayArgs {
     /// In kube mode: do not discover upstreams from Services
     #[arg(long)]
     pub no_upstream_discovery: bool,
+    /// In kube mode: the Ingress class this gateway serves (spec.ingressClassName or the
+    /// kubernetes.io/ingress.class annotation); `none` to ignore Ingresses
+    #[arg(long, default_value = "epoxy")]
+    pub ingress_class: String,
+    /// The address written into the status of the Ingresses served [default: the listen IP]
+    #[arg(long)]
+    pub ingress_address: Option<String>,
     /// In kube mode: namespaces whose Services are discovered (repeat or comma-separate) [default: all]
     #[arg(long, value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,
@@ -116,6 +123,24 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
             .unwrap_or_else(|| GatewayConfig::default().workers),
         max_body: a.max_body,
         ..GatewayConfig::default()
+    };
+    // Ingresses of our class become routes, kept in memory over the cluster's resources.
+    let store: Arc<dyn Store> = match g.kube_target() {
+        Some(t) if a.ingress_class != "none" => {
+            let client = t.client().await?;
+            let address = a
+                .ingress_address
+                .clone()
+                .or_else(|| (!a.listen.ip().is_unspecified()).then(|| a.listen.ip().to_string()));
+            let routes = crate::discovery::ingress::spawn(
+                client,
+                a.ingress_class.clone(),
+                g.namespace.clone(),
+                address,
+            );
+            Arc::new(crate::store::overlay::OverlayStore::new(store, routes))
+        }
+        _ => store,
     };
     let mut fds_cfg = a.discovery.config();
     if let Some(t) = g.kube_target() {

@@ -1,5 +1,6 @@
 //! Discovery: functions from API documents (`openapi`), found by probing or given (`fds`).
 
 pub mod fds;
+pub mod ingress;
 pub mod openapi;
 pub mod uds;

@@ -3,6 +3,7 @@
 
 pub mod dir;
 pub mod kube;
+pub mod overlay;
 
 use crate::api::{Kind, ParseError, Resource, ResourceKey, ResourceSet};
 use std::path::PathBuf;
