@@ -45,7 +45,14 @@ pub fn table(app: &App) -> ListTable {
             400..=499 => t.warn(),
             _ => t.error(),
         };
-        let route = e.route.clone().unwrap_or_else(|| "(no route)".into());
+        // `gloo-system/default#1` reads as `default#1` (the namespace is in the header).
+        let route = match &e.route {
+            Some(r) => r
+                .strip_prefix(&format!("{}/", app.ctx.namespace))
+                .unwrap_or(r)
+                .to_string(),
+            None => "(no route)".into(),
+        };
         rows.push(
             TRow::new()
                 .styled(clock(e.time), t.muted())
@@ -73,12 +80,12 @@ pub fn table(app: &App) -> ListTable {
             Constraint::Length(12),
             Constraint::Length(4),
             Constraint::Length(6),
-            Constraint::Min(12),
-            Constraint::Min(10),
-            Constraint::Min(8),
-            Constraint::Min(8),
+            Constraint::Fill(4),
+            Constraint::Fill(3),
+            Constraint::Fill(3),
+            Constraint::Fill(2),
             Constraint::Length(7),
-            Constraint::Min(5),
+            Constraint::Fill(1),
         ],
         rows,
         ids,
