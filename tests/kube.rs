@@ -560,3 +560,102 @@ fn upstream_and_function_discovery_through_the_apiserver_connector() {
             == 404
     });
 }
+
+/// Two replicas: one (the Lease holder) writes discovery results; when it dies, the other
+/// takes the lease over and discovery goes on.
+#[test]
+fn one_replica_leads_discovery_and_another_takes_over() {
+    let emu = Emulator::start();
+    let e = Epoxy::new();
+    let spawn = |tag: &str| {
+        e.command()
+            .env("HOSTNAME", tag)
+            .args([
+                "--kubeconfig",
+                emu.kubeconfig.to_str().unwrap(),
+                "gateway",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                "off",
+                "--lease-duration",
+                "1s",
+                "--fds-mode",
+                "disabled",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut replicas = vec![spawn("replica-a"), spawn("replica-b")];
+    let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out: {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let service = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"ports": [{"port": 80, "protocol": "TCP"}]}})
+    };
+    let lease = "/apis/coordination.k8s.io/v1/namespaces/gloo-system/leases/epoxy-discovery";
+    let mut holder = String::new();
+    wait("a replica holds the lease", &mut || {
+        let (s, l) = emu.request("GET", lease, None);
+        holder = l["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        s == 200 && !holder.is_empty()
+    });
+    assert_eq!(
+        emu.request(
+            "POST",
+            "/api/v1/namespaces/default/services",
+            Some(service("one"))
+        )
+        .0,
+        200
+    );
+    let ups = "/apis/gloo.solo.io/v1/namespaces/gloo-system/upstreams";
+    wait("the leader writes the upstream", &mut || {
+        emu.request("GET", &format!("{ups}/default-one-80"), None).0 == 200
+    });
+
+    // Kill the leader: the other replica takes over and discovery goes on.
+    let pos = replicas
+        .iter()
+        .position(|c| holder.ends_with(&format!("-{}", c.id())))
+        .expect("the holder is one of ours");
+    let mut dead = replicas.remove(pos);
+    dead.kill().unwrap();
+    dead.wait().unwrap();
+    let survivor = format!("-{}", replicas[0].id());
+    wait("the survivor takes the lease over", &mut || {
+        let (_, l) = emu.request("GET", lease, None);
+        l["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(&survivor)
+    });
+    let (_, l) = emu.request("GET", lease, None);
+    assert!(l["spec"]["leaseTransitions"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        emu.request(
+            "POST",
+            "/api/v1/namespaces/default/services",
+            Some(service("two"))
+        )
+        .0,
+        200
+    );
+    wait("the new leader writes", &mut || {
+        emu.request("GET", &format!("{ups}/default-two-80"), None).0 == 200
+    });
+    for mut r in replicas {
+        let _ = r.kill();
+        let _ = r.wait();
+    }
+}

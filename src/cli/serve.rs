@@ -41,6 +41,9 @@ pub struct GatewayArgs {
     /// The address written into the status of the Ingresses served [default: the listen IP]
     #[arg(long)]
     pub ingress_address: Option<String>,
+    /// In kube mode: how long a replica leads (writes discovery results) without renewing
+    #[arg(long, default_value = "15s", value_parser = parse_interval)]
+    pub lease_duration: std::time::Duration,
     /// In kube mode: namespaces whose Services are discovered (repeat or comma-separate) [default: all]
     #[arg(long, value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,
@@ -95,6 +98,16 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
     let store = g.store().await?;
     // In a cluster, the gateway is the controller: it discovers upstreams from Services and
     // writes them (as Gloo's discovery pod does).
+    // With several replicas, one (the holder of a Lease) writes discovery results.
+    let leader = match g.kube_target() {
+        Some(t) => Some(crate::kube::lease::spawn(
+            t.client().await?,
+            &g.namespace,
+            "epoxy-discovery",
+            a.lease_duration,
+        )),
+        None => None,
+    };
     let _uds = match g.kube_target() {
         Some(t) if !a.no_upstream_discovery => {
             let client = t.client().await?;
@@ -103,6 +116,7 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
                 store.clone(),
                 g.namespace.clone(),
                 a.watch_namespaces.clone(),
+                leader.clone(),
             ))
         }
         _ => None,
@@ -143,6 +157,7 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
         _ => store,
     };
     let mut fds_cfg = a.discovery.config();
+    fds_cfg.leader = leader;
     if let Some(t) = g.kube_target() {
         let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
         if a.connect == Connect::Apiserver || (a.connect == Connect::Auto && !in_cluster) {

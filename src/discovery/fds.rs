@@ -62,6 +62,8 @@ pub struct FdsConfig {
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
     /// Reach kube upstreams through the API server's service proxy (epoxy outside the cluster).
     pub apiserver: Option<crate::net::ApiserverProxy>,
+    /// With several replicas: whether this one leads (only the leader writes results).
+    pub leader: Option<watch::Receiver<bool>>,
 }
 
 impl Default for FdsConfig {
@@ -74,6 +76,7 @@ impl Default for FdsConfig {
             max_document: 32 * 1024 * 1024,
             namespace_labels: BTreeMap::new(),
             apiserver: None,
+            leader: None,
         }
     }
 }
@@ -328,6 +331,9 @@ pub async fn poll_once(
                 match updated(&u, &url, &doc) {
                     Err(e) => s.last_error = Some(e),
                     Ok(None) => {}
+                    Ok(Some(_)) if cfg.leader.as_ref().is_some_and(|l| !*l.borrow()) => {
+                        // Another replica leads and writes; this one only serves.
+                    }
                     Ok(Some(next)) => {
                         if let Err(e) = write_upstream(store, next).await {
                             s.last_error = Some(e);

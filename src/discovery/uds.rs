@@ -161,6 +161,7 @@ pub fn spawn(
     store: Arc<dyn Store>,
     namespace: String,
     watch_namespaces: Vec<String>,
+    mut leader: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let apis: Vec<Api<Service>> = if watch_namespaces.is_empty() {
@@ -187,7 +188,25 @@ pub fn spawn(
             )
         };
         let mut synced = false;
-        while let Some(ev) = events.next().await {
+        loop {
+            // A change of leadership is a reason to reconcile too.
+            let ev = match &mut leader {
+                Some(l) => tokio::select! {
+                    ev = events.next() => ev,
+                    r = l.changed() => {
+                        if r.is_err() { return; }
+                        if synced && *l.borrow_and_update() {
+                            let list: Vec<Service> = services.values().cloned().collect();
+                            if let Err(e) = reconcile(store.as_ref(), &list, &namespace).await {
+                                tracing::warn!(error = %e, "upstream discovery could not write; will retry on the next change");
+                            }
+                        }
+                        continue;
+                    }
+                },
+                None => events.next().await,
+            };
+            let Some(ev) = ev else { return };
             match ev {
                 Err(e) => {
                     tracing::warn!(error = %e, "watching services failed; retrying");
@@ -218,7 +237,7 @@ pub fn spawn(
                     services.remove(&id(&s));
                 }
             }
-            if !synced {
+            if !synced || leader.as_ref().is_some_and(|l| !*l.borrow()) {
                 continue;
             }
             let list: Vec<Service> = services.values().cloned().collect();

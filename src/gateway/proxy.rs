@@ -91,12 +91,12 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// What a request did, for the event and the counters.
-struct Outcome {
+/// What a request did, for the event and the counters (borrowed from the route table).
+struct Outcome<'t> {
     status: u16,
-    route: Option<Arc<str>>,
-    upstream: Option<Arc<str>>,
-    function: Option<String>,
+    route: Option<&'t str>,
+    upstream: Option<&'t str>,
+    function: Option<&'t str>,
     error: Option<String>,
     bytes_out: u64,
 }
@@ -109,76 +109,82 @@ pub async fn handle(
     remote: SocketAddr,
 ) -> Response<GatewayBody> {
     let started = Instant::now();
-    let table = shared.table.load_full();
-    let method = req.method().clone();
-    let authority: String = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().map(str::to_string);
-    let head = RequestHead {
-        method: method.as_str(),
-        authority: &authority,
-        path: &path,
-        query: query.as_deref(),
-        headers: req.headers(),
+    // A guard, not a clone: no reference count touched on the hot path.
+    let table = shared.table.load();
+    // What the access log needs is copied only when someone is listening.
+    let want_event = shared.events.receiver_count() > 0;
+    let (matched, no_vhost, info) = {
+        let authority = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| {
+                req.headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            })
+            .unwrap_or("");
+        let head = RequestHead {
+            method: req.method().as_str(),
+            authority,
+            path: req.uri().path(),
+            query: req.uri().query(),
+            headers: req.headers(),
+        };
+        let matched = table.route(&head);
+        let no_vhost = matched.is_none() && table.vhost(authority).is_none();
+        let info = want_event.then(|| {
+            let pq = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            (
+                req.method().to_string(),
+                authority.to_string(),
+                pq.to_string(),
+            )
+        });
+        (matched, no_vhost, info)
     };
-    let matched = table.route(&head);
     let bytes_in = req.body().size_hint().exact().unwrap_or(0);
     let (resp, outcome) = match matched {
         None => {
             shared.registry.no_route.record(404, started.elapsed(), 0);
-            let why = if table.vhost(&authority).is_none() {
+            let why = if no_vhost {
                 "no virtual host serves this host"
             } else {
                 "no route matches"
             };
+            let mut o = outcome(404);
+            o.error = Some(why.into());
             (
                 error_response(StatusCode::NOT_FOUND, "no-route", why, None, None),
-                Outcome {
-                    status: 404,
-                    route: None,
-                    upstream: None,
-                    function: None,
-                    error: Some(why.into()),
-                    bytes_out: 0,
-                },
+                o,
             )
         }
         Some(m) => {
             let route = m.route;
             let (resp, mut outcome) =
                 serve_route(shared, client, route, &m.matcher.path, req, remote).await;
-            outcome.route = Some(route.id.clone());
+            outcome.route = Some(&route.id);
             route
                 .stats
                 .record(outcome.status, started.elapsed(), outcome.bytes_out);
             (resp, outcome)
         }
     };
-    let latency = started.elapsed();
-    if shared.events.receiver_count() > 0 {
+    if let Some((method, host, path)) = info {
         let _ = shared.events.send(RequestEvent {
             time: SystemTime::now(),
-            method: method.to_string(),
-            host: authority,
-            path: match &query {
-                Some(q) => format!("{path}?{q}"),
-                None => path,
-            },
-            route: outcome.route.map(|r| r.to_string()),
-            upstream: outcome.upstream.map(|u| u.to_string()),
-            function: outcome.function,
+            method,
+            host,
+            path,
+            route: outcome.route.map(str::to_string),
+            upstream: outcome.upstream.map(str::to_string),
+            function: outcome.function.map(str::to_string),
             status: outcome.status,
-            latency,
+            latency: started.elapsed(),
             bytes_in,
             bytes_out: outcome.bytes_out,
             error: outcome.error,
@@ -187,7 +193,7 @@ pub async fn handle(
     resp
 }
 
-fn outcome(status: u16) -> Outcome {
+fn outcome<'t>(status: u16) -> Outcome<'t> {
     Outcome {
         status,
         route: None,
@@ -198,14 +204,14 @@ fn outcome(status: u16) -> Outcome {
     }
 }
 
-async fn serve_route(
+async fn serve_route<'t>(
     shared: &Shared,
     client: &UpstreamClient,
-    route: &CompiledRoute,
+    route: &'t CompiledRoute,
     matched: &PathCond,
     req: Request<Incoming>,
     remote: SocketAddr,
-) -> (Response<GatewayBody>, Outcome) {
+) -> (Response<GatewayBody>, Outcome<'t>) {
     match &route.action {
         Action::Direct { status, body } => {
             let mut r = Response::new(Either::Right(Full::new(body.clone())));
@@ -305,27 +311,24 @@ enum RequestBody {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn forward(
+async fn forward<'t>(
     shared: &Shared,
     client: &UpstreamClient,
-    route: &CompiledRoute,
-    target: &Target,
+    route: &'t CompiledRoute,
+    target: &'t Target,
     matched: &PathCond,
     req: Request<Incoming>,
     remote: SocketAddr,
-) -> (Response<GatewayBody>, Outcome) {
+) -> (Response<GatewayBody>, Outcome<'t>) {
     let rid = Some(&*route.id);
-    let up_name = target.upstream.as_ref().map(|u| u.name.clone());
+    let up_name: Option<&'t str> = target.upstream.as_ref().map(|u| &*u.name);
     let mut o = outcome(0);
-    o.upstream = up_name.clone();
-    o.function = target.function.as_ref().map(|f| f.name.clone());
-    let fail = |mut o: Outcome, status: StatusCode, code: &str, msg: &str| {
+    o.upstream = up_name;
+    o.function = target.function.as_ref().map(|f| f.name.as_str());
+    let fail = |mut o: Outcome<'t>, status: StatusCode, code: &str, msg: &str| {
         o.status = status.as_u16();
         o.error = Some(msg.to_string());
-        (
-            error_response(status, code, msg, rid, up_name.as_deref()),
-            o,
-        )
+        (error_response(status, code, msg, rid, up_name), o)
     };
     if let Some(p) = &target.problem {
         return fail(o, StatusCode::SERVICE_UNAVAILABLE, "no-upstream", p);
@@ -561,7 +564,13 @@ async fn forward(
         let mut ureq = Request::new(b);
         *ureq.method_mut() = method.clone();
         *ureq.uri_mut() = uri;
-        *ureq.headers_mut() = headers.clone();
+        let last = attempt + 1 == attempts;
+        // The last (usually the only) attempt takes the headers instead of copying them.
+        *ureq.headers_mut() = if last {
+            std::mem::take(&mut headers)
+        } else {
+            headers.clone()
+        };
         if let Some(auth) = &upstream.authorization {
             ureq.headers_mut()
                 .insert(header::AUTHORIZATION, auth.clone());
@@ -570,7 +579,6 @@ async fn forward(
             .per_try
             .map(|p| deadline.min(tokio::time::Instant::now() + p))
             .unwrap_or(deadline);
-        let last = attempt + 1 == attempts;
         match tokio::time::timeout_at(per_try, client.request(ureq)).await {
             Ok(Ok(mut resp)) => {
                 let status = resp.status().as_u16();

@@ -30,33 +30,79 @@ pub const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// One worker's share of a route's or upstream's counters (on its own cache lines, so that
+/// workers never write to the same line).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard {
+    requests: AtomicU64,
+    errors_4xx: AtomicU64,
+    errors_5xx: AtomicU64,
+    bytes_out: AtomicU64,
+    latency_sum_us: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len()],
+}
+
+const SHARDS: usize = 8;
+
+thread_local! {
+    static SHARD: usize = {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        (NEXT.fetch_add(1, Relaxed) as usize) % SHARDS
+    };
+}
+
 /// Counters of one route or upstream; shared by reference with the compiled table, and kept
-/// across reloads so that counts do not reset when a route changes.
+/// across reloads so that counts do not reset when a route changes. Sharded per thread.
 #[derive(Debug, Default)]
 pub struct Stats {
-    pub requests: AtomicU64,
-    pub errors_4xx: AtomicU64,
-    pub errors_5xx: AtomicU64,
-    pub bytes_out: AtomicU64,
-    pub latency_sum_us: AtomicU64,
-    pub buckets: [AtomicU64; BUCKETS.len()],
+    shards: [Shard; SHARDS],
+}
+
+/// A point-in-time sum of a `Stats`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Totals {
+    pub requests: u64,
+    pub errors_4xx: u64,
+    pub errors_5xx: u64,
+    pub bytes_out: u64,
+    pub latency_sum_us: u64,
+    pub buckets: [u64; BUCKETS.len()],
 }
 
 impl Stats {
     pub fn record(&self, status: u16, latency: Duration, bytes_out: u64) {
-        self.requests.fetch_add(1, Relaxed);
+        let s = &self.shards[SHARD.with(|i| *i)];
+        s.requests.fetch_add(1, Relaxed);
         if (400..500).contains(&status) {
-            self.errors_4xx.fetch_add(1, Relaxed);
+            s.errors_4xx.fetch_add(1, Relaxed);
         } else if status >= 500 {
-            self.errors_5xx.fetch_add(1, Relaxed);
+            s.errors_5xx.fetch_add(1, Relaxed);
         }
-        self.bytes_out.fetch_add(bytes_out, Relaxed);
-        self.latency_sum_us
+        if bytes_out > 0 {
+            s.bytes_out.fetch_add(bytes_out, Relaxed);
+        }
+        s.latency_sum_us
             .fetch_add(latency.as_micros() as u64, Relaxed);
         let secs = latency.as_secs_f64();
         if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Relaxed);
+            s.buckets[i].fetch_add(1, Relaxed);
         }
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for s in &self.shards {
+            t.requests += s.requests.load(Relaxed);
+            t.errors_4xx += s.errors_4xx.load(Relaxed);
+            t.errors_5xx += s.errors_5xx.load(Relaxed);
+            t.bytes_out += s.bytes_out.load(Relaxed);
+            t.latency_sum_us += s.latency_sum_us.load(Relaxed);
+            for (i, b) in s.buckets.iter().enumerate() {
+                t.buckets[i] += b.load(Relaxed);
+            }
+        }
+        t
     }
 }
 
@@ -84,9 +130,11 @@ impl Registry {
         let mut out = String::new();
         let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let upstreams = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
-        let mut r: Vec<_> = routes.iter().collect();
+        // Sum the shards once per series.
+        let mut r: Vec<(&String, Totals)> = routes.iter().map(|(k, v)| (k, v.totals())).collect();
         r.sort_by(|a, b| a.0.cmp(b.0));
-        let mut u: Vec<_> = upstreams.iter().collect();
+        let mut u: Vec<(&String, Totals)> =
+            upstreams.iter().map(|(k, v)| (k, v.totals())).collect();
         u.sort_by(|a, b| a.0.cmp(b.0));
         for (metric, label, set) in [("route", "route", &r), ("upstream", "upstream", &u)] {
             let _ = writeln!(
@@ -99,7 +147,7 @@ impl Registry {
                     out,
                     "epoxy_{metric}_requests_total{{{label}=\"{}\"}} {}",
                     esc(name),
-                    s.requests.load(Relaxed)
+                    s.requests
                 );
             }
             let _ = writeln!(
@@ -112,13 +160,13 @@ impl Registry {
                     out,
                     "epoxy_{metric}_responses_total{{{label}=\"{}\",class=\"4xx\"}} {}",
                     esc(name),
-                    s.errors_4xx.load(Relaxed)
+                    s.errors_4xx
                 );
                 let _ = writeln!(
                     out,
                     "epoxy_{metric}_responses_total{{{label}=\"{}\",class=\"5xx\"}} {}",
                     esc(name),
-                    s.errors_5xx.load(Relaxed)
+                    s.errors_5xx
                 );
             }
             let _ = writeln!(
@@ -129,14 +177,14 @@ impl Registry {
             for (name, s) in set.iter() {
                 let mut cumulative = 0;
                 for (i, b) in BUCKETS.iter().enumerate() {
-                    cumulative += s.buckets[i].load(Relaxed);
+                    cumulative += s.buckets[i];
                     let _ = writeln!(
                         out,
                         "epoxy_{metric}_latency_seconds_bucket{{{label}=\"{}\",le=\"{b}\"}} {cumulative}",
                         esc(name)
                     );
                 }
-                let total = s.requests.load(Relaxed);
+                let total = s.requests;
                 let _ = writeln!(
                     out,
                     "epoxy_{metric}_latency_seconds_bucket{{{label}=\"{}\",le=\"+Inf\"}} {total}",
@@ -146,7 +194,7 @@ impl Registry {
                     out,
                     "epoxy_{metric}_latency_seconds_sum{{{label}=\"{}\"}} {}",
                     esc(name),
-                    s.latency_sum_us.load(Relaxed) as f64 / 1e6
+                    s.latency_sum_us as f64 / 1e6
                 );
                 let _ = writeln!(
                     out,
@@ -163,7 +211,7 @@ impl Registry {
         let _ = writeln!(
             out,
             "epoxy_no_route_total {}",
-            self.no_route.requests.load(Relaxed)
+            self.no_route.totals().requests
         );
         out
     }

@@ -1,6 +1,7 @@
 //! Kubernetes: client setup and the CRDs of Gloo's kinds.
 
 pub mod crds;
+pub mod lease;
 
 use anyhow::{Context, Result};
 use kube::config::{KubeConfigOptions, Kubeconfig};

@@ -273,7 +273,9 @@ impl DirStore {
         let (tx, rx) = watch::channel(Arc::new(self.scan()));
         let (ev_tx, ev_rx) = std::sync::mpsc::channel::<()>();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok() {
+            if let Ok(ev) = res
+                && is_relevant(&ev)
+            {
                 let _ = ev_tx.send(());
             }
         });
@@ -328,6 +330,21 @@ impl DirStore {
             .ok();
         rx
     }
+}
+
+/// Whether a file event can change the store: a write, create, rename or removal of a
+/// resource file or folder. Reads (our own rescans cause them) and dotfiles (temp files, the
+/// lock, state files kept next to the store) are not.
+fn is_relevant(ev: &notify::Event) -> bool {
+    use notify::EventKind;
+    if matches!(ev.kind, EventKind::Access(_) | EventKind::Other) {
+        return false;
+    }
+    ev.paths.iter().any(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| !n.starts_with('.'))
+    })
 }
 
 #[async_trait::async_trait]

@@ -279,3 +279,87 @@ impl Store for KubeStore {
         guard.get_or_insert_with(|| self.start_watch()).clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Watch edge cases on a `tower-test` mock of the API server.
+    use super::*;
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::Full;
+    use std::time::Duration;
+
+    fn upstream(name: &str, rv: u32) -> serde_json::Value {
+        serde_json::json!({"apiVersion": "gloo.solo.io/v1", "kind": "Upstream",
+            "metadata": {"name": name, "namespace": "gloo-system", "resourceVersion": rv.to_string()},
+            "spec": {"static": {"hosts": [{"addr": "127.0.0.1", "port": 80}]}}})
+    }
+
+    /// A watch that expires with 410 Gone makes the store relist, and the relisted state
+    /// replaces the old one whole: an object deleted meanwhile is gone, a new one is there.
+    #[tokio::test]
+    async fn watch_expired_with_410_relists_and_replaces_the_state() {
+        let (mock, mut handle) =
+            tower_test::mock::pair::<Request<kube::client::Body>, Response<Full<Bytes>>>();
+        tokio::spawn(async move {
+            let mut upstream_lists = 0;
+            let mut upstream_watches = 0;
+            let mut parked = Vec::new();
+            while let Some((req, send)) = handle.next_request().await {
+                let uri = req.uri().to_string();
+                let watch = uri.contains("watch=true");
+                let body = match (uri.contains("/upstreams"), watch) {
+                    (true, false) => {
+                        upstream_lists += 1;
+                        let items = if upstream_lists == 1 {
+                            vec![upstream("a", 1), upstream("b", 2)]
+                        } else {
+                            vec![upstream("b", 2), upstream("c", 5)]
+                        };
+                        serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": upstream_lists.to_string()}, "items": items}).to_string()
+                    }
+                    (true, true) if upstream_watches == 0 => {
+                        upstream_watches += 1;
+                        let gone = serde_json::json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                            "status": "Failure", "message": "too old resource version", "reason": "Expired", "code": 410}});
+                        format!("{gone}\n")
+                    }
+                    (_, true) => {
+                        // Other watches stay open with nothing to say.
+                        parked.push(send);
+                        continue;
+                    }
+                    (false, false) => serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": []}).to_string(),
+                };
+                send.send_response(Response::new(Full::new(Bytes::from(body))));
+            }
+        });
+        let store = KubeStore::new(kube::Client::new(mock, "default"), "mock".into());
+        let mut rx = store.watch();
+        let names = |l: &Listing| {
+            l.resources
+                .keys()
+                .map(|k| k.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut seen_first = false;
+        loop {
+            tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .expect("no relist after 410 Gone")
+                .unwrap();
+            let now = names(&rx.borrow_and_update());
+            if now == ["a", "b"] {
+                seen_first = true;
+            }
+            if now == ["b", "c"] {
+                break;
+            }
+        }
+        assert!(
+            seen_first,
+            "the first complete state was published before the relist"
+        );
+    }
+}
