@@ -175,6 +175,11 @@ pub fn run(cli: Cli) -> Result<()> {
     rt.block_on(async move {
         let g = cli.global;
         let Some(command) = cli.command else {
+            if g.kube_target().is_some() {
+                anyhow::bail!(
+                    "the console runs on a directory store for now; in a cluster use the commands (`epoxy --kube get upstreams`, ...) or `epoxy --kube gateway`"
+                );
+            }
             // No subcommand: the console on the store.
             let hosting = console::Hosting {
                 listen: demo::free_or("127.0.0.1:8080".parse()?),
