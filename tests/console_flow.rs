@@ -53,7 +53,8 @@ async fn session(readonly: bool) -> Session {
         workers: 1,
         ..GatewayConfig::default()
     };
-    let host = Host::start(store, &cfg, FdsConfig::default()).unwrap();
+    let root = store.root().to_path_buf();
+    let host = Host::start(std::sync::Arc::new(store), root, &cfg, FdsConfig::default()).unwrap();
     let mut ctx = host.ctx("demo", "gloo-system", readonly);
     ctx.history_file = Some(dir.path().join(".epoxy-tester-history.json"));
     let (app, rx) = App::new(ctx, Theme::default(), Keymap::default());

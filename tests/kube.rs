@@ -659,3 +659,97 @@ fn one_replica_leads_discovery_and_another_takes_over() {
         let _ = r.wait();
     }
 }
+
+/// What the console does on a cluster: upstreams discovered from Services and their functions
+/// are kept in memory (listed, routable by its embedded gateway) and nothing is written to the
+/// cluster, while a user's edit is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_in_memory_writes_nothing_to_the_cluster() {
+    use epoxy::discovery::{fds, uds};
+    use epoxy::store::overlay::OverlayStore;
+    let emu = Emulator::start();
+    let c = reqwest::Client::new();
+    let proxy = "/api/v1/namespaces/default/services/petstore:8080/proxy";
+    let post = |path: String, body: Value| {
+        let c = c.clone();
+        let url = format!("{}{path}", emu.url);
+        async move {
+            c.post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    post("/epoxy-test/proxy".into(), json!({"path": format!("{proxy}/swagger.json"), "body": include_str!("../src/demo/swagger.json")})).await;
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "petstore", "namespace": "default"},
+        "spec": {"ports": [{"port": 8080, "protocol": "TCP"}]}});
+    assert_eq!(
+        post("/api/v1/namespaces/default/services".into(), svc).await,
+        200
+    );
+
+    let t = epoxy::kube::Target {
+        kubeconfig: Some(emu.kubeconfig.clone()),
+        context: None,
+    };
+    let client = t.client().await.unwrap();
+    let kube: Arc<dyn Store> = Arc::new(KubeStore::new(client.clone(), t.describe()));
+    let discovered = uds::spawn_in_memory(client, "gloo-system".into(), Vec::new());
+    let store: Arc<dyn Store> = Arc::new(OverlayStore::new(kube.clone(), discovered));
+    let cfg = fds::FdsConfig {
+        apiserver: Some(t.apiserver_proxy().await.unwrap()),
+        poll_interval: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let _fds = fds::spawn(store.clone(), cfg, None);
+    let mut rx = store.watch();
+    let key = ResourceKey::new(Kind::Upstream, "gloo-system", "default-petstore-8080");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let functions = match rx.borrow_and_update().resources.get(&key) {
+            Some(Resource::Upstream(u)) => u.spec.function_names().len(),
+            _ => 0,
+        };
+        if functions == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "functions were not discovered in memory"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(500), rx.changed()).await;
+    }
+    // Nothing of it is in the cluster.
+    let list: Value = c
+        .get(format!("{}/apis/gloo.solo.io/v1/upstreams", emu.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+    // A user's edit goes to the cluster.
+    let vs = parse_one("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: default, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: default-petstore-8080}}}\n", "t").unwrap();
+    epoxy::control::writes::write(store.as_ref(), vs, Precondition::Any)
+        .await
+        .unwrap();
+    let got: Value = c
+        .get(format!(
+            "{}/apis/gateway.solo.io/v1/namespaces/gloo-system/virtualservices/default",
+            emu.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        got["spec"]["virtualHost"]["routes"][0]["routeAction"]["single"]["upstream"]["name"],
+        "default-petstore-8080"
+    );
+}

@@ -2,12 +2,18 @@
 //! and the gateway in the same process.
 
 use super::Global;
+use crate::discovery::uds;
 use crate::gateway::GatewayConfig;
+use crate::store::Store;
+use crate::store::kube::KubeStore;
+use crate::store::overlay::OverlayStore;
 use crate::tui;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct ConsoleArgs {
@@ -27,6 +33,8 @@ pub struct Hosting {
     /// `demo`, or `dir` for a plain store.
     pub source: &'static str,
     pub fds: crate::discovery::fds::FdsConfig,
+    /// Shown on the message line at start (e.g. why the console is not on a cluster).
+    pub note: Option<String>,
 }
 
 pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> {
@@ -38,22 +46,47 @@ pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> 
         );
     }
     let (keymap, notes) = tui::keymap::Keymap::load();
-    let store = g.open_store()?;
+    let mut fds_cfg = hosting.fds;
+    let (store, root, source): (Arc<dyn Store>, PathBuf, &str) = match g.kube_target() {
+        // On a cluster: read and edit its resources; keep what discovery finds in memory
+        // (shown and routable here, never written to the cluster).
+        Some(t) => {
+            let client = t.client().await?;
+            let kube: Arc<dyn Store> = Arc::new(KubeStore::new(client.clone(), t.describe()));
+            let discovered = uds::spawn_in_memory(client, g.namespace.clone(), Vec::new());
+            if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
+                fds_cfg.apiserver = Some(t.apiserver_proxy().await?);
+            }
+            (
+                Arc::new(OverlayStore::new(kube, discovered)),
+                g.state_dir(),
+                "kube",
+            )
+        }
+        None => {
+            let dir = g.open_store()?;
+            let root = dir.root().to_path_buf();
+            (Arc::new(dir), root, hosting.source)
+        }
+    };
     let cfg = GatewayConfig {
         listen: hosting.listen,
         admin: hosting.admin,
         ..GatewayConfig::default()
     };
-    let host = tui::host::Host::start(store, &cfg, hosting.fds)
+    let host = tui::host::Host::start(store, root, &cfg, fds_cfg)
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let address_file = super::serve::address_file(&host.root);
     let admin = host.handle.admin_addr.map(|a| format!("http://{a}"));
     let record = serde_json::json!({"url": host.url(), "admin": admin, "pid": std::process::id()});
     std::fs::write(&address_file, record.to_string()).context("recording the gateway's address")?;
     let _ = tui::logfile::to_file(&host.root.join(".epoxy-console.log"));
-    let ctx = host.ctx(hosting.source, &g.namespace, args.readonly);
+    let ctx = host.ctx(source, &g.namespace, args.readonly);
     let (mut app, rx) = tui::app::App::new(ctx, theme, keymap);
-    if hosting.source == "demo" {
+    if let Some(note) = &hosting.note {
+        app.info(note.clone());
+    }
+    if source == "demo" {
         app.info("welcome: :fn lists the petstore's functions; r on findPetById routes to it, t calls it");
     }
     if !notes.is_empty() {

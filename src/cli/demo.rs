@@ -125,6 +125,7 @@ pub async fn demo(g: &Global, a: DemoArgs) -> Result<()> {
             admin: cfg.admin,
             source: "demo",
             fds: a.discovery.config(),
+            note: None,
         };
         let result = super::console::run(g, a.console, hosting).await;
         drop(pets);

@@ -167,6 +167,31 @@ pub enum Command {
     Install(install::InstallCommand),
 }
 
+/// Whether the kubeconfig's current context answers, within two seconds.
+async fn reachable_context() -> Result<(), String> {
+    let has_config = std::env::var_os("KUBECONFIG").is_some()
+        || std::env::var_os("HOME").is_some_and(|h| PathBuf::from(h).join(".kube/config").exists());
+    if !has_config {
+        return Err("no Kubernetes context is configured".into());
+    }
+    let client = crate::kube::Target::default()
+        .client()
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        client.apiserver_version(),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!(
+            "the current Kubernetes context is not reachable ({e})"
+        )),
+        Err(_) => Err("the current Kubernetes context did not answer within 2s".into()),
+    }
+}
+
 /// A refused request: printed as one line (per problem) and exit code 1.
 pub fn run(cli: Cli) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -175,17 +200,25 @@ pub fn run(cli: Cli) -> Result<()> {
     rt.block_on(async move {
         let g = cli.global;
         let Some(command) = cli.command else {
-            if g.kube_target().is_some() {
-                anyhow::bail!(
-                    "the console runs on a directory store for now; in a cluster use the commands (`epoxy --kube get upstreams`, ...) or `epoxy --kube gateway`"
-                );
+            // No subcommand: the console, on the current cluster context when one is
+            // configured and reachable (and no store directory was asked for), else on the store.
+            let mut g = g;
+            let mut note = None;
+            if g.kube_target().is_none()
+                && g.dir.is_none()
+                && std::env::var_os("EPOXY_DIR").is_none()
+            {
+                match reachable_context().await {
+                    Ok(()) => g.kube = true,
+                    Err(why) => note = Some(format!("on the store directory: {why}")),
+                }
             }
-            // No subcommand: the console on the store.
             let hosting = console::Hosting {
                 listen: demo::free_or("127.0.0.1:8080".parse()?),
                 admin: Some(demo::free_or("127.0.0.1:9080".parse()?)),
                 source: "dir",
                 fds: Default::default(),
+                note,
             };
             return console::run(&g, cli.console, hosting).await;
         };

@@ -19,6 +19,7 @@ use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 pub const DISCOVERED_BY: &str = "discovered_by";
 pub const KUBERNETES_PLUGIN: &str = "kubernetesplugin";
@@ -154,15 +155,13 @@ pub async fn reconcile(
     Ok(changes)
 }
 
-/// Watches services (in `watch_namespaces`, or all) and keeps the discovered upstreams in
-/// `namespace` in step, until the task is dropped.
-pub fn spawn(
+/// The services in `watch_namespaces` (or all), published whole after every change once the
+/// first list is complete (None until then).
+pub fn watch_services(
     client: kube::Client,
-    store: Arc<dyn Store>,
-    namespace: String,
     watch_namespaces: Vec<String>,
-    mut leader: Option<tokio::sync::watch::Receiver<bool>>,
-) -> tokio::task::JoinHandle<()> {
+) -> watch::Receiver<Option<Arc<Vec<Service>>>> {
+    let (tx, rx) = watch::channel(None);
     tokio::spawn(async move {
         let apis: Vec<Api<Service>> = if watch_namespaces.is_empty() {
             vec![Api::all(client.clone())]
@@ -188,25 +187,7 @@ pub fn spawn(
             )
         };
         let mut synced = false;
-        loop {
-            // A change of leadership is a reason to reconcile too.
-            let ev = match &mut leader {
-                Some(l) => tokio::select! {
-                    ev = events.next() => ev,
-                    r = l.changed() => {
-                        if r.is_err() { return; }
-                        if synced && *l.borrow_and_update() {
-                            let list: Vec<Service> = services.values().cloned().collect();
-                            if let Err(e) = reconcile(store.as_ref(), &list, &namespace).await {
-                                tracing::warn!(error = %e, "upstream discovery could not write; will retry on the next change");
-                            }
-                        }
-                        continue;
-                    }
-                },
-                None => events.next().await,
-            };
-            let Some(ev) = ev else { return };
+        while let Some(ev) = events.next().await {
             match ev {
                 Err(e) => {
                     tracing::warn!(error = %e, "watching services failed; retrying");
@@ -237,13 +218,74 @@ pub fn spawn(
                     services.remove(&id(&s));
                 }
             }
-            if !synced || leader.as_ref().is_some_and(|l| !*l.borrow()) {
-                continue;
+            if synced
+                && tx
+                    .send(Some(Arc::new(services.values().cloned().collect())))
+                    .is_err()
+            {
+                return;
             }
-            let list: Vec<Service> = services.values().cloned().collect();
-            if let Err(e) = reconcile(store.as_ref(), &list, &namespace).await {
+        }
+    });
+    rx
+}
+
+/// Keeps the discovered upstreams in `namespace` of the store in step with the services,
+/// writing only while this replica leads (when `leader` is given).
+pub fn spawn(
+    client: kube::Client,
+    store: Arc<dyn Store>,
+    namespace: String,
+    watch_namespaces: Vec<String>,
+    leader: Option<watch::Receiver<bool>>,
+) -> tokio::task::JoinHandle<()> {
+    let mut services = watch_services(client, watch_namespaces);
+    // Without an election this replica always leads (the sender stays alive with the task).
+    let (always, leads_alone) = watch::channel(true);
+    let mut leader = leader.unwrap_or(leads_alone);
+    tokio::spawn(async move {
+        let _always = always;
+        loop {
+            tokio::select! {
+                r = services.changed() => if r.is_err() { return },
+                r = leader.changed() => if r.is_err() { return },
+            }
+            let list = services.borrow_and_update().clone();
+            let leads = *leader.borrow_and_update();
+            if let (Some(list), true) = (list, leads)
+                && let Err(e) = reconcile(store.as_ref(), &list, &namespace).await
+            {
                 tracing::warn!(error = %e, "upstream discovery could not write; will retry on the next change");
             }
         }
     })
+}
+
+/// Discovered upstreams kept in memory (for a console on a cluster: no surprise writes).
+pub fn spawn_in_memory(
+    client: kube::Client,
+    namespace: String,
+    watch_namespaces: Vec<String>,
+) -> watch::Receiver<Arc<crate::api::ResourceSet>> {
+    let mut services = watch_services(client, watch_namespaces);
+    let (tx, rx) = watch::channel(Arc::new(crate::api::ResourceSet::new()));
+    tokio::spawn(async move {
+        while services.changed().await.is_ok() {
+            let Some(list) = services.borrow_and_update().clone() else {
+                continue;
+            };
+            let set: crate::api::ResourceSet = list
+                .iter()
+                .flat_map(|s| upstreams_for(s, &namespace))
+                .map(|u| {
+                    let r = Resource::Upstream(u);
+                    (r.key(), r)
+                })
+                .collect();
+            if tx.send(Arc::new(set)).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }

@@ -7,7 +7,6 @@ use crate::control::reconcile::{self, Report};
 use crate::discovery::fds::{self, DiscoveryState, FdsConfig};
 use crate::gateway::{Gateway, GatewayConfig, GatewayHandle};
 use crate::store::Store;
-use crate::store::dir::DirStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -23,16 +22,17 @@ pub struct Host {
 }
 
 impl Host {
-    /// Starts everything on the current tokio runtime.
+    /// Starts everything on the current tokio runtime, on `store`; `root` is where local
+    /// state (tester history, discovery state) is kept.
     pub fn start(
-        store: DirStore,
+        store: Arc<dyn Store>,
+        root: PathBuf,
         cfg: &GatewayConfig,
         fds_cfg: FdsConfig,
     ) -> std::io::Result<Host> {
-        let root = store.root().to_path_buf();
         let describe = store.describe();
-        let store: Arc<dyn Store> = Arc::new(store);
-        let gateway = Gateway::new();
+        let mut gateway = Gateway::new();
+        gateway.apiserver = fds_cfg.apiserver.clone();
         let reports = reconcile::spawn(store.clone(), gateway.clone());
         let discovery = fds::spawn(store.clone(), fds_cfg, Some(fds::state_file(&root)));
         let handle = gateway.start(cfg)?;
