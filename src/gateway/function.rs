@@ -144,9 +144,13 @@ impl FunctionCall {
         t: &Transformation,
         params: Option<&Parameters>,
     ) -> Result<Self, String> {
-        let mut env = Environment::new();
+        // An empty environment (no builtin filter tables per function: a table of thousands of
+        // function routes stays small) with Inja's functions that templates use.
+        let mut env = Environment::empty();
         env.add_function("default", default_fn);
-        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.add_function("upper", |s: String| s.to_uppercase());
+        env.add_function("lower", |s: String| s.to_lowercase());
+        env.add_function("length", |v: JValue| v.len().unwrap_or(0));
         let mut headers = Vec::new();
         let mut has_method = false;
         let mut has_path = false;
