@@ -251,6 +251,8 @@ pub struct App {
     /// Where the list rows were drawn (for mouse clicks).
     pub list_area: Rect,
     pub writes_in_flight: usize,
+    /// The list views' derived data (see `views::Cache`).
+    pub(crate) cache: views::Cache,
     tx: mpsc::UnboundedSender<Msg>,
 }
 
@@ -278,6 +280,7 @@ impl App {
             command_history: Vec::new(),
             list_area: Rect::default(),
             writes_in_flight: 0,
+            cache: views::Cache::default(),
             tx,
         };
         (app, rx)
@@ -358,6 +361,8 @@ impl App {
     // ----- messages in -----
 
     pub fn update(&mut self, msg: Msg) {
+        let now = self.now();
+        self.data.advance(now);
         match msg {
             Msg::Term(Event::Key(k)) => {
                 if k.kind != KeyEventKind::Release {
@@ -369,7 +374,7 @@ impl App {
             Msg::Term(Event::Resize(..)) => self.dirty = true,
             Msg::Term(_) => {}
             Msg::Listing(l) => {
-                self.data.listing = l;
+                self.data.set_listing(l);
                 if let Some(e) = &mut self.editor {
                     e.revalidate(&self.data);
                 }
@@ -377,11 +382,11 @@ impl App {
                 self.dirty = true;
             }
             Msg::Report(r) => {
-                self.data.report = r;
+                self.data.set_report(r);
                 self.dirty = true;
             }
             Msg::Discovery(d) => {
-                self.data.discovery = d;
+                self.data.set_discovery(d);
                 self.dirty = true;
             }
             Msg::Request(e) => {
@@ -727,12 +732,11 @@ impl App {
             Action::Open => self.open(),
             Action::Test => self.test_selected(),
             Action::Edit => {
-                if let Some(ItemId::Route(vs, i)) = views::selected_item(self) {
-                    let routes = self.data.routes_of(&vs);
-                    if let Some(r) = routes.get(i) {
-                        self.editor = Some(Editor::new(vs, Some(i), Some(r.clone()), &self.data));
-                        self.push(View::Editor);
-                    }
+                if let Some(ItemId::Route(vs, i)) = views::selected_item(self)
+                    && let Some(r) = self.data.routes_ref(&vs).get(i).cloned()
+                {
+                    self.editor = Some(Editor::new(vs, Some(i), Some(r), &self.data));
+                    self.push(View::Editor);
                 }
             }
             Action::New => {
@@ -740,7 +744,7 @@ impl App {
                     View::Routes { vs } => vs.clone(),
                     _ => self.default_vs(),
                 };
-                let n = self.data.routes_of(&vs).len();
+                let n = self.data.routes_ref(&vs).len();
                 let at = if n == 0 {
                     0
                 } else {
@@ -752,7 +756,7 @@ impl App {
             Action::RouteTo => {
                 if let Some(ItemId::Function(up, name)) = views::selected_item(self) {
                     let vs = self.default_vs();
-                    let n = self.data.routes_of(&vs).len();
+                    let n = self.data.routes_ref(&vs).len();
                     let mut e = Editor::new_at(vs, n, None, &self.data);
                     e.prefill_function(&up, &name, &self.data);
                     self.editor = Some(e);
@@ -915,9 +919,8 @@ impl App {
     fn test_selected(&mut self) {
         match views::selected_item(self) {
             Some(ItemId::Route(vs, i)) => {
-                let routes = self.data.routes_of(&vs);
-                if let Some(r) = routes.get(i) {
-                    self.tester.load_route(r, &self.data);
+                if let Some(r) = self.data.routes_ref(&vs).get(i).cloned() {
+                    self.tester.load_route(&r, &self.data);
                     self.push(View::Tester);
                 }
             }
@@ -1071,6 +1074,8 @@ impl App {
     // ----- drawing -----
 
     pub fn draw(&mut self, f: &mut Frame) {
+        let now = self.now();
+        self.data.advance(now);
         views::frame::draw(self, f);
     }
 }

@@ -7,7 +7,7 @@ use crate::control::reconcile::Report;
 use crate::discovery::fds::DiscoveryState;
 use crate::gateway::telemetry::RequestEvent;
 use crate::store::Listing;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -16,6 +16,9 @@ pub const LOG_CAPACITY: usize = 2000;
 /// The window requests per second are measured over.
 pub const RATE_WINDOW: Duration = Duration::from_secs(5);
 
+/// The live data. `listing`, `report` and `discovery` are replaced through `set_listing`,
+/// `set_report` and `set_discovery` (each bumps its generation, which the views' caches key on);
+/// events arrive through `push_event`.
 #[derive(Default)]
 pub struct Data {
     pub listing: Arc<Listing>,
@@ -25,6 +28,132 @@ pub struct Data {
     /// Requests seen per route id (the route's name, or `ns/vs#i`), since the console started.
     pub route_counts: BTreeMap<String, u64>,
     pub total: u64,
+    generations: Generations,
+    window: Window,
+}
+
+/// How many times each input has been replaced (derived data is recomputed when these move).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Generations {
+    pub listing: u64,
+    pub report: u64,
+    pub discovery: u64,
+}
+
+/// The requests of the rate window, kept as events arrive and expire: the events of the log
+/// from `start` on (by sequence number, the count of events pushed before) are the log's newest
+/// events not older than `RATE_WINDOW` at `now`, exactly the run `Data::recent` walks.
+#[derive(Default)]
+struct Window {
+    /// The time the window was last brought to (None: never; every event counts).
+    now: Option<SystemTime>,
+    /// Sequence number of the window's first event.
+    start: u64,
+    /// Events in the window.
+    len: usize,
+    /// Events in the window per route id.
+    counts: HashMap<String, u64>,
+    /// The window's events older than every event after them (sequence number, time), oldest
+    /// first: the newest event that has expired is always one of them.
+    minima: VecDeque<(u64, SystemTime)>,
+    /// Bumped whenever the window changes.
+    version: u64,
+}
+
+fn expired(now: SystemTime, t: SystemTime) -> bool {
+    now.duration_since(t).is_ok_and(|d| d > RATE_WINDOW)
+}
+
+impl Window {
+    fn add(&mut self, seq: u64, e: &RequestEvent) {
+        self.version += 1;
+        if self.now.is_some_and(|now| expired(now, e.time)) {
+            // The newest event is already out of the window: nothing before it counts.
+            self.clear(seq + 1);
+            return;
+        }
+        while self.minima.back().is_some_and(|(_, t)| *t >= e.time) {
+            self.minima.pop_back();
+        }
+        self.minima.push_back((seq, e.time));
+        self.len += 1;
+        if let Some(r) = &e.route {
+            *self.counts.entry(r.clone()).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, e: &RequestEvent) {
+        self.len -= 1;
+        if let Some(r) = &e.route
+            && let Some(n) = self.counts.get_mut(r)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(r);
+            }
+        }
+    }
+
+    fn clear(&mut self, start: u64) {
+        self.start = start;
+        self.len = 0;
+        self.counts.clear();
+        self.minima.clear();
+    }
+
+    /// The log dropped its oldest event (sequence number `seq`).
+    fn dropped(&mut self, seq: u64, e: &RequestEvent) {
+        if seq >= self.start {
+            self.version += 1;
+            self.remove(e);
+            self.start = seq + 1;
+        }
+        while self.minima.front().is_some_and(|(s, _)| *s < self.start) {
+            self.minima.pop_front();
+        }
+    }
+
+    /// Brings the window to `now`; `first` is the sequence number of `log[0]`.
+    fn advance(&mut self, now: SystemTime, log: &VecDeque<RequestEvent>, first: u64) {
+        match self.now {
+            Some(prev) if prev == now => {}
+            Some(prev) if prev < now => {
+                let mut last = None;
+                while let Some(&(s, t)) = self.minima.front() {
+                    if !expired(now, t) {
+                        break;
+                    }
+                    last = Some(s);
+                    self.minima.pop_front();
+                }
+                if let Some(last) = last {
+                    self.version += 1;
+                    for s in self.start..=last {
+                        if let Some(e) = log.get((s - first) as usize) {
+                            self.remove(e);
+                        }
+                    }
+                    self.start = last + 1;
+                }
+                self.now = Some(now);
+            }
+            // First use, or the clock went back: count again.
+            _ => {
+                self.version += 1;
+                self.now = Some(now);
+                let n = log
+                    .iter()
+                    .rev()
+                    .take_while(|e| !expired(now, e.time))
+                    .count();
+                let end = first + log.len() as u64;
+                self.clear(end - n as u64);
+                for (i, e) in log.iter().enumerate().skip(log.len() - n) {
+                    self.add(first + i as u64, e);
+                }
+            }
+        }
+    }
 }
 
 /// A function of an upstream, flattened for tables.
@@ -159,11 +288,52 @@ impl Data {
     }
 
     pub fn routes_of(&self, key: &ResourceKey) -> Vec<Route> {
+        self.routes_ref(key).to_vec()
+    }
+
+    /// The routes of a virtual service, borrowed (none if it does not exist).
+    pub fn routes_ref(&self, key: &ResourceKey) -> &[Route] {
         self.listing
             .resources
             .get(key)
-            .and_then(|r| r.routes().cloned())
-            .unwrap_or_default()
+            .and_then(|r| r.routes())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    pub fn set_listing(&mut self, l: Arc<Listing>) {
+        self.listing = l;
+        self.generations.listing += 1;
+    }
+
+    pub fn set_report(&mut self, r: Arc<Report>) {
+        self.report = r;
+        self.generations.report += 1;
+    }
+
+    pub fn set_discovery(&mut self, d: Arc<DiscoveryState>) {
+        self.discovery = d;
+        self.generations.discovery += 1;
+    }
+
+    /// How many times the listing, report and discovery have been replaced.
+    pub fn generations(&self) -> Generations {
+        self.generations
+    }
+
+    /// Changes whenever the rate window does (an event in, an event expired).
+    pub fn window_version(&self) -> u64 {
+        self.window.version
+    }
+
+    /// Brings the per-route rates to `now` (events older than the window expire).
+    pub fn advance(&mut self, now: SystemTime) {
+        let first = self.total - self.log.len() as u64;
+        self.window.advance(now, &self.log, first);
+    }
+
+    /// Requests per second of `route` as of the last `advance` (or event).
+    pub fn window_route_rate(&self, route: &str) -> f64 {
+        self.window.counts.get(route).copied().unwrap_or(0) as f64 / RATE_WINDOW.as_secs_f64()
     }
 
     pub fn route_count(&self) -> usize {
@@ -177,13 +347,18 @@ impl Data {
     }
 
     pub fn push_event(&mut self, e: RequestEvent) {
+        let seq = self.total;
         self.total += 1;
         if let Some(r) = &e.route {
             *self.route_counts.entry(r.clone()).or_default() += 1;
         }
-        if self.log.len() >= LOG_CAPACITY {
-            self.log.pop_front();
+        let first = seq - self.log.len() as u64;
+        if self.log.len() >= LOG_CAPACITY
+            && let Some(old) = self.log.pop_front()
+        {
+            self.window.dropped(first, &old);
         }
+        self.window.add(seq, &e);
         self.log.push_back(e);
     }
 
@@ -197,10 +372,16 @@ impl Data {
 
     /// Requests per second over the last few seconds.
     pub fn rate(&self, now: SystemTime) -> f64 {
+        if self.window.now == Some(now) {
+            return self.window.len as f64 / RATE_WINDOW.as_secs_f64();
+        }
         self.recent(now).count() as f64 / RATE_WINDOW.as_secs_f64()
     }
 
     pub fn route_rate(&self, now: SystemTime, route: &str) -> f64 {
+        if self.window.now == Some(now) {
+            return self.window_route_rate(route);
+        }
         self.recent(now)
             .filter(|e| e.route.as_deref() == Some(route))
             .count() as f64
@@ -258,4 +439,69 @@ pub fn readable_template(t: &str) -> String {
     })
     .replace_all(t, "{{ $1 }}")
     .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(ms: u64, route: usize) -> RequestEvent {
+        RequestEvent {
+            time: SystemTime::UNIX_EPOCH + Duration::from_millis(ms),
+            method: "GET".into(),
+            host: "h".into(),
+            path: "/".into(),
+            route: (route % 5 != 4).then(|| format!("r{route}")),
+            upstream: None,
+            function: None,
+            status: 200,
+            latency: Duration::from_micros(1),
+            bytes_in: 0,
+            bytes_out: 0,
+            error: None,
+        }
+    }
+
+    /// The rates the window keeps are the ones a scan of the log gives, whatever the order of
+    /// the events' times, the log's overflow, or the clock going back.
+    #[test]
+    fn the_rate_window_matches_a_scan_of_the_log() {
+        let mut d = Data::default();
+        let mut seed = 7u64;
+        let mut rnd = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut now = 100_000u64;
+        for step in 0..6000 {
+            // Mostly forward, sometimes out of order, now and then the clock goes back.
+            // (Now and then one already out of the window.)
+            let back = if rnd(60) == 0 { 6000 } else { rnd(300) };
+            let t = now.saturating_sub(back) + rnd(50);
+            d.push_event(event(t, rnd(7) as usize));
+            if step % 7 == 0 {
+                now = if rnd(40) == 0 {
+                    now.saturating_sub(rnd(8000))
+                } else {
+                    // Later on, more events than the log keeps within the window.
+                    now + rnd(if step > 3000 { 5 } else { 200 })
+                };
+                let at = SystemTime::UNIX_EPOCH + Duration::from_millis(now);
+                d.advance(at);
+                let scan = |route: &str| {
+                    d.recent(at)
+                        .filter(|e| e.route.as_deref() == Some(route))
+                        .count() as f64
+                        / RATE_WINDOW.as_secs_f64()
+                };
+                assert_eq!(d.rate(at), d.recent(at).count() as f64 / 5.0, "step {step}");
+                for r in 0..7 {
+                    let id = format!("r{r}");
+                    assert_eq!(d.window_route_rate(&id), scan(&id), "step {step} {id}");
+                }
+            }
+        }
+    }
 }

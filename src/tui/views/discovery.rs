@@ -1,53 +1,53 @@
 //! Discovery: per upstream, the document found, function count, last poll, last error.
 
-use super::{ItemId, ListTable};
+use super::ListMeta;
+use crate::api::ResourceKey;
 use crate::tui::app::App;
 use crate::tui::data::ago;
 use crate::tui::widgets::table::TRow;
 use ratatui::layout::Constraint;
 
-pub fn table(app: &App) -> ListTable {
+pub fn row(app: &App, k: &ResourceKey) -> Option<TRow> {
     let t = &app.theme;
     let now = app.now();
-    let mut rows = Vec::new();
-    let mut ids = Vec::new();
-    for (k, d) in app.data.discovery.iter() {
-        let doc = d.document_url.as_deref().map(|u| u.to_string());
-        rows.push(
-            TRow::new()
-                .cell(k.name.clone())
-                .styled(
-                    doc.clone().unwrap_or_else(|| "not found".into()),
-                    if doc.is_some() { t.ok() } else { t.warn() },
-                )
-                .cell(d.functions.to_string())
-                .cell(
-                    d.last_poll
-                        .map(|p| ago(now, p))
-                        .unwrap_or_else(|| "never".into()),
-                )
-                .styled(
-                    d.poll_duration_ms
-                        .map(|ms| format!("{ms}ms"))
-                        .unwrap_or_default(),
-                    t.muted(),
-                )
-                .styled(
-                    d.last_error
-                        .clone()
-                        .or_else(|| d.warnings.first().map(|w| format!("warning: {w}")))
-                        .unwrap_or_else(|| "—".into()),
-                    if d.last_error.is_some() {
-                        t.error()
-                    } else {
-                        t.muted()
-                    },
-                ),
-        );
-        ids.push(ItemId::Discovery(k.name.clone()));
-    }
-    ListTable {
-        title: format!("Discovery ({})", ids.len()),
+    let d = app.data.discovery.get(k)?;
+    let doc = d.document_url.as_deref().map(|u| u.to_string());
+    Some(
+        TRow::new()
+            .cell(k.name.clone())
+            .styled(
+                doc.clone().unwrap_or_else(|| "not found".into()),
+                if doc.is_some() { t.ok() } else { t.warn() },
+            )
+            .cell(d.functions.to_string())
+            .cell(
+                d.last_poll
+                    .map(|p| ago(now, p))
+                    .unwrap_or_else(|| "never".into()),
+            )
+            .styled(
+                d.poll_duration_ms
+                    .map(|ms| format!("{ms}ms"))
+                    .unwrap_or_default(),
+                t.muted(),
+            )
+            .styled(
+                d.last_error
+                    .clone()
+                    .or_else(|| d.warnings.first().map(|w| format!("warning: {w}")))
+                    .unwrap_or_else(|| "—".into()),
+                if d.last_error.is_some() {
+                    t.error()
+                } else {
+                    t.muted()
+                },
+            ),
+    )
+}
+
+pub fn meta(n: usize) -> ListMeta {
+    ListMeta {
+        title: format!("Discovery ({n})"),
         header: vec![
             "UPSTREAM",
             "DOCUMENT",
@@ -64,8 +64,6 @@ pub fn table(app: &App) -> ListTable {
             Constraint::Length(6),
             Constraint::Min(10),
         ],
-        rows,
-        ids,
         empty: "discovery has not polled yet (or is disabled: --fds-mode)".into(),
     }
 }

@@ -1,10 +1,10 @@
 //! The frame around every view: header, breadcrumbs, the view, the message line, the footer
 //! (the keys that work here, from the keymap), and the confirm dialog on top.
 
-use super::{ListTable, help};
+use super::help;
 use crate::tui::app::{App, INFO_TTL, Mode, View, candidates};
 use crate::tui::widgets::diff::DiffLine;
-use crate::tui::widgets::table::{self, TableView};
+use crate::tui::widgets::table::{self, TRow, TableView};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -121,43 +121,45 @@ fn draw_view(app: &mut App, f: &mut Frame, area: Rect) {
             let [strip, list] =
                 Layout::vertical([Constraint::Length(strip_h), Constraint::Min(3)]).areas(area);
             super::log::draw_strip(app, f, strip);
-            if app.follow {
-                let n = super::item_count(app);
-                if n > 0 {
-                    app.page_mut().selected = n - 1;
-                }
-            }
-            draw_list(app, f, list);
+            let follow = app.follow;
+            draw_list(app, f, list, follow);
         }
-        _ => draw_list(app, f, area),
+        _ => draw_list(app, f, area, false),
     }
 }
 
-fn draw_list(app: &mut App, f: &mut Frame, area: Rect) {
-    let Some(ListTable {
-        title,
-        header,
-        widths,
-        rows,
-        empty,
-        ..
-    }) = super::table(app)
-    else {
-        return;
+/// Draws the current list view, building only the rows on screen; `to_last` selects the last
+/// row first (the log, following).
+fn draw_list(app: &mut App, f: &mut Frame, area: Rect, to_last: bool) {
+    let mut selected = app.page().selected;
+    let mut offset = app.page().offset;
+    let (meta, rows, shown, total) = {
+        let Some(list) = super::list(app) else {
+            return;
+        };
+        let total = list.len();
+        if to_last && total > 0 {
+            selected = total - 1;
+        }
+        let shown = table::scroll(area, selected, &mut offset, total);
+        let rows: Vec<TRow> = shown.clone().filter_map(|i| list.row(i)).collect();
+        (list.meta(), rows, shown, total)
     };
     let filter = app.page().filter.clone();
-    let selected = app.page().selected;
-    let mut offset = app.page().offset;
     let tv = TableView {
-        title,
+        title: meta.title,
         filter: &filter,
-        header: &header,
-        widths: &widths,
+        header: &meta.header,
+        widths: &meta.widths,
         rows: &rows,
-        empty: &empty,
+        first: shown.start,
+        total,
+        empty: &meta.empty,
     };
-    let rows_area = table::render(f, area, &app.theme, &tv, selected, &mut offset, true);
-    app.page_mut().offset = offset;
+    let rows_area = table::render(f, area, &app.theme, &tv, selected, true);
+    let page = app.page_mut();
+    page.selected = selected;
+    page.offset = offset;
     app.list_area = rows_area;
 }
 

@@ -1,28 +1,51 @@
 //! Functions: every function of every upstream (or of one), and one function's template.
 
-use super::{ItemId, ListTable};
+use super::ListMeta;
 use crate::tui::app::App;
 use crate::tui::widgets::table::TRow;
 use ratatui::layout::Constraint;
 use ratatui::style::Style;
 
-pub fn table(app: &App, upstream: Option<&str>) -> ListTable {
-    let fns = app.data.functions(upstream);
-    let mut rows = Vec::new();
-    let mut ids = Vec::new();
-    for f in &fns {
-        let mut r = TRow::new().cell(f.name.clone());
-        if upstream.is_none() {
-            r = r.styled(f.upstream.clone(), app.theme.muted());
-        }
-        r = r
-            .styled(f.method.clone(), app.theme.accent())
-            .cell(crate::tui::data::readable_template(&f.path))
-            .cell(f.params_text())
-            .cell(if f.body.is_some() { "json" } else { "—" });
-        rows.push(r);
-        ids.push(ItemId::Function(f.upstream.clone(), f.name.clone()));
+/// A function as its table row shows it (derived once per listing).
+#[derive(Debug, Clone)]
+pub struct FnRow {
+    pub upstream: String,
+    pub name: String,
+    pub method: String,
+    /// The path template, readable (`{{ id }}`).
+    pub path: String,
+    pub params: String,
+    pub body: bool,
+}
+
+/// Every function of every upstream (or of one), in store order.
+pub fn rows(app: &App, upstream: Option<&str>) -> Vec<FnRow> {
+    app.data
+        .functions(upstream)
+        .into_iter()
+        .map(|f| FnRow {
+            path: crate::tui::data::readable_template(&f.path),
+            params: f.params_text(),
+            body: f.body.is_some(),
+            method: f.method,
+            upstream: f.upstream,
+            name: f.name,
+        })
+        .collect()
+}
+
+pub fn row(app: &App, f: &FnRow, all: bool) -> TRow {
+    let mut r = TRow::new().cell(f.name.clone());
+    if all {
+        r = r.styled(f.upstream.clone(), app.theme.muted());
     }
+    r.styled(f.method.clone(), app.theme.accent())
+        .cell(f.path.clone())
+        .cell(f.params.clone())
+        .cell(if f.body { "json" } else { "—" })
+}
+
+pub fn meta(upstream: Option<&str>, n: usize) -> ListMeta {
     let (header, widths) = if upstream.is_none() {
         (
             vec!["NAME", "UPSTREAM", "METHOD", "PATH", "PARAMETERS", "BODY"],
@@ -47,15 +70,13 @@ pub fn table(app: &App, upstream: Option<&str>) -> ListTable {
             ],
         )
     };
-    ListTable {
+    ListMeta {
         title: match upstream {
-            Some(u) => format!("Functions · {u} ({})", ids.len()),
-            None => format!("Functions ({})", ids.len()),
+            Some(u) => format!("Functions · {u} ({n})"),
+            None => format!("Functions ({n})"),
         },
         header,
         widths,
-        rows,
-        ids,
         empty: "no functions discovered yet (see :discovery)".into(),
     }
 }

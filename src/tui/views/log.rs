@@ -1,7 +1,8 @@
 //! The live access log: a strip with requests per second, per-route counts and a latency
 //! sparkline, then the requests (newest last), following or paused.
 
-use super::{ItemId, ListTable};
+use super::ListMeta;
+use crate::gateway::telemetry::RequestEvent;
 use crate::tui::app::App;
 use crate::tui::widgets::table::TRow;
 use ratatui::Frame;
@@ -34,43 +35,39 @@ pub fn latency(d: std::time::Duration) -> String {
     }
 }
 
-pub fn table(app: &App) -> ListTable {
+pub fn row(app: &App, e: &RequestEvent) -> TRow {
     let t = &app.theme;
-    let mut rows = Vec::new();
-    let mut ids = Vec::new();
-    for (i, e) in app.data.log.iter().enumerate() {
-        let st = match e.status {
-            0..=299 => t.ok(),
-            300..=399 => t.accent(),
-            400..=499 => t.warn(),
-            _ => t.error(),
-        };
-        // `gloo-system/default#1` reads as `default#1` (the namespace is in the header).
-        let route = match &e.route {
-            Some(r) => r
-                .strip_prefix(&format!("{}/", app.ctx.namespace))
-                .unwrap_or(r)
-                .to_string(),
-            None => "(no route)".into(),
-        };
-        rows.push(
-            TRow::new()
-                .styled(clock(e.time), t.muted())
-                .styled(e.status.to_string(), st)
-                .cell(e.method.clone())
-                .cell(e.path.clone())
-                .cell(route)
-                .cell(e.upstream.clone().unwrap_or_default())
-                .styled(e.function.clone().unwrap_or_default(), t.accent())
-                .cell(latency(e.latency))
-                .styled(e.error.clone().unwrap_or_default(), t.error()),
-        );
-        ids.push(ItemId::Event(i));
-    }
-    ListTable {
+    let st = match e.status {
+        0..=299 => t.ok(),
+        300..=399 => t.accent(),
+        400..=499 => t.warn(),
+        _ => t.error(),
+    };
+    // `gloo-system/default#1` reads as `default#1` (the namespace is in the header).
+    let route = match &e.route {
+        Some(r) => r
+            .strip_prefix(&app.ctx.namespace)
+            .and_then(|r| r.strip_prefix('/'))
+            .unwrap_or(r)
+            .to_string(),
+        None => "(no route)".into(),
+    };
+    TRow::new()
+        .styled(clock(e.time), t.muted())
+        .styled(e.status.to_string(), st)
+        .cell(e.method.clone())
+        .cell(e.path.clone())
+        .cell(route)
+        .cell(e.upstream.clone().unwrap_or_default())
+        .styled(e.function.clone().unwrap_or_default(), t.accent())
+        .cell(latency(e.latency))
+        .styled(e.error.clone().unwrap_or_default(), t.error())
+}
+
+pub fn meta(app: &App, n: usize) -> ListMeta {
+    ListMeta {
         title: format!(
-            "Access log ({}) · {}",
-            ids.len(),
+            "Access log ({n}) · {}",
             if app.follow { "following" } else { "paused" }
         ),
         header: vec![
@@ -87,8 +84,6 @@ pub fn table(app: &App) -> ListTable {
             Constraint::Length(7),
             Constraint::Fill(1),
         ],
-        rows,
-        ids,
         empty: "no requests yet: :test sends one".into(),
     }
 }

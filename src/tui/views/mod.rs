@@ -1,5 +1,6 @@
-//! The views: each list view turns the live data into a table with an identity per row; the
-//! others (editor, tester, log, help) have their own state and drawing.
+//! The views: each list view gives its rows one at a time, with an identity per row, from data
+//! derived once per change of what it is made from (see `Cache`); the others (editor, tester,
+//! log strip, help) have their own state and drawing.
 
 pub mod discovery;
 pub mod editor;
@@ -12,9 +13,14 @@ pub mod tester;
 pub mod upstreams;
 
 use super::app::{App, View};
+use super::data::Generations;
 use super::widgets::table::TRow;
 use crate::api::ResourceKey;
 use ratatui::layout::Constraint;
+use ratatui::style::Style;
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
 
 /// What a row stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,12 +34,11 @@ pub enum ItemId {
     Line(usize),
 }
 
-pub struct ListTable {
+/// What a list view shows around its rows.
+pub struct ListMeta {
     pub title: String,
     pub header: Vec<&'static str>,
     pub widths: Vec<Constraint>,
-    pub rows: Vec<TRow>,
-    pub ids: Vec<ItemId>,
     pub empty: String,
 }
 
@@ -44,60 +49,264 @@ pub fn is_list(v: &View) -> bool {
     )
 }
 
-/// The table of a list view, before filtering.
-fn raw_table(app: &App, view: &View) -> Option<ListTable> {
-    Some(match view {
-        View::Upstreams => upstreams::table(app),
-        View::Functions { upstream } => functions::table(app, upstream.as_deref()),
-        View::VirtualServices => routes::vs_table(app),
-        View::Routes { vs } => routes::table(app, vs),
-        View::Log => log::table(app),
-        View::Discovery => discovery::table(app),
-        _ => return None,
-    })
+/// One derived value and the key (the generations of its inputs) it was computed for.
+pub struct Slot<K, V>(RefCell<Option<(K, V)>>);
+
+impl<K, V> Default for Slot<K, V> {
+    fn default() -> Self {
+        Slot(RefCell::new(None))
+    }
 }
 
-/// The table of the current view, filtered by its `/` filter (a case-insensitive regex; plain
-/// text when it is not a valid regex).
-pub fn table(app: &App) -> Option<ListTable> {
-    let page = app.page();
-    let mut t = raw_table(app, &page.view)?;
-    if !page.filter.is_empty() {
-        let re = regex::RegexBuilder::new(&page.filter)
+impl<K: PartialEq, V: Clone> Slot<K, V> {
+    /// The value for `key`: the kept one if it was made for the same key, else `make()`'s.
+    pub fn get(&self, key: K, make: impl FnOnce() -> V) -> V {
+        if let Some((k, v)) = &*self.0.borrow()
+            && *k == key
+        {
+            return v.clone();
+        }
+        let v = make();
+        *self.0.borrow_mut() = Some((key, v.clone()));
+        v
+    }
+}
+
+/// The list views' derived data, recomputed only when its inputs change (the listing's,
+/// report's or discovery's generation; for the filter also the filter and what moves with
+/// time), never per frame.
+#[derive(Default)]
+pub struct Cache {
+    upstreams: Slot<u64, Arc<Vec<ResourceKey>>>,
+    virtual_services: Slot<u64, Arc<Vec<ResourceKey>>>,
+    discovery: Slot<u64, Arc<Vec<ResourceKey>>>,
+    functions: Slot<(u64, Option<String>), Arc<Vec<functions::FnRow>>>,
+    routes: Slot<(u64, ResourceKey), Arc<routes::RouteRows>>,
+    filter: Slot<FilterKey, Arc<Vec<usize>>>,
+}
+
+/// What the rows a filter keeps depend on.
+#[derive(PartialEq)]
+struct FilterKey {
+    view: View,
+    filter: String,
+    generations: Generations,
+    /// What else the rows' text moves with: the clock (ages), the rate window, the log.
+    stamp: u128,
+}
+
+/// The rows of a list view, before filtering.
+enum Rows {
+    Upstreams(Arc<Vec<ResourceKey>>),
+    Functions {
+        all: bool,
+        upstream: Option<String>,
+        fns: Arc<Vec<functions::FnRow>>,
+    },
+    VirtualServices(Arc<Vec<ResourceKey>>),
+    Routes {
+        vs: ResourceKey,
+        rows: Arc<routes::RouteRows>,
+        status: (String, Style),
+    },
+    Log,
+    Discovery(Arc<Vec<ResourceKey>>),
+}
+
+/// A list view: its rows are built on demand (only the visible ones are, when drawing).
+pub struct List<'a> {
+    app: &'a App,
+    rows: Rows,
+    /// The rows the `/` filter keeps (indices into the view's rows); None: every row.
+    shown: Option<Arc<Vec<usize>>>,
+}
+
+impl List<'_> {
+    fn raw_len(&self) -> usize {
+        match &self.rows {
+            Rows::Upstreams(k) | Rows::VirtualServices(k) | Rows::Discovery(k) => k.len(),
+            Rows::Functions { fns, .. } => fns.len(),
+            Rows::Routes { rows, .. } => rows.rows.len(),
+            Rows::Log => self.app.data.log.len(),
+        }
+    }
+
+    fn raw_id(&self, i: usize) -> Option<ItemId> {
+        let app = self.app;
+        Some(match &self.rows {
+            Rows::Upstreams(k) => upstreams::id(app, k.get(i)?)?,
+            Rows::Functions { fns, .. } => {
+                let f = fns.get(i)?;
+                ItemId::Function(f.upstream.clone(), f.name.clone())
+            }
+            Rows::VirtualServices(k) => ItemId::Vs(k.get(i)?.clone()),
+            Rows::Routes { vs, rows, .. } => {
+                rows.rows.get(i)?;
+                ItemId::Route(vs.clone(), i)
+            }
+            Rows::Log => {
+                app.data.log.get(i)?;
+                ItemId::Event(i)
+            }
+            Rows::Discovery(k) => ItemId::Discovery(k.get(i)?.name.clone()),
+        })
+    }
+
+    fn raw_row(&self, i: usize) -> Option<TRow> {
+        let app = self.app;
+        Some(match &self.rows {
+            Rows::Upstreams(k) => upstreams::row(app, k.get(i)?)?,
+            Rows::Functions { fns, all, .. } => functions::row(app, fns.get(i)?, *all),
+            Rows::VirtualServices(k) => routes::vs_row(app, k.get(i)?)?,
+            Rows::Routes { rows, status, .. } => routes::row(app, i, rows.rows.get(i)?, status),
+            Rows::Log => log::row(app, app.data.log.get(i)?),
+            Rows::Discovery(k) => discovery::row(app, k.get(i)?)?,
+        })
+    }
+
+    /// The index in the view's rows of the `i`th row shown.
+    fn index(&self, i: usize) -> Option<usize> {
+        match &self.shown {
+            Some(s) => s.get(i).copied(),
+            None => (i < self.raw_len()).then_some(i),
+        }
+    }
+
+    /// How many rows are shown (after the filter).
+    pub fn len(&self) -> usize {
+        match &self.shown {
+            Some(s) => s.len(),
+            None => self.raw_len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What the `i`th row shown stands for.
+    pub fn id(&self, i: usize) -> Option<ItemId> {
+        self.raw_id(self.index(i)?)
+    }
+
+    /// The `i`th row shown.
+    pub fn row(&self, i: usize) -> Option<TRow> {
+        self.raw_row(self.index(i)?)
+    }
+
+    pub fn meta(&self) -> ListMeta {
+        let app = self.app;
+        let n = self.len();
+        match &self.rows {
+            Rows::Upstreams(_) => upstreams::meta(n),
+            Rows::Functions { upstream, .. } => functions::meta(upstream.as_deref(), n),
+            Rows::VirtualServices(_) => routes::vs_meta(n),
+            Rows::Routes { vs, .. } => routes::meta(app, vs, n),
+            Rows::Log => log::meta(app, n),
+            Rows::Discovery(_) => discovery::meta(n),
+        }
+    }
+
+    /// The indices of the rows whose text `filter` matches (a case-insensitive regex; plain
+    /// text when it is not a valid regex).
+    fn matching(&self, filter: &str) -> Vec<usize> {
+        let re = regex::RegexBuilder::new(filter)
             .case_insensitive(true)
             .build()
             .ok();
-        let needle = page.filter.to_lowercase();
-        let keep: Vec<bool> = t
-            .rows
-            .iter()
-            .map(|r| {
-                let text = r.text();
+        let needle = filter.to_lowercase();
+        (0..self.raw_len())
+            .filter(|&i| {
+                let text = self.raw_row(i).map(|r| r.text()).unwrap_or_default();
                 match &re {
                     Some(re) => re.is_match(&text),
                     None => text.to_lowercase().contains(&needle),
                 }
             })
-            .collect();
-        let mut k = keep.iter();
-        t.rows.retain(|_| *k.next().unwrap_or(&false));
-        let mut k = keep.iter();
-        t.ids.retain(|_| *k.next().unwrap_or(&false));
+            .collect()
     }
-    Some(t)
+}
+
+fn rows_of(app: &App, view: &View) -> Option<Rows> {
+    let cache = &app.cache;
+    let g = app.data.generations();
+    Some(match view {
+        View::Upstreams => Rows::Upstreams(
+            cache
+                .upstreams
+                .get(g.listing, || Arc::new(upstreams::keys(app))),
+        ),
+        View::Functions { upstream } => Rows::Functions {
+            all: upstream.is_none(),
+            upstream: upstream.clone(),
+            fns: cache.functions.get((g.listing, upstream.clone()), || {
+                Arc::new(functions::rows(app, upstream.as_deref()))
+            }),
+        },
+        View::VirtualServices => {
+            Rows::VirtualServices(cache.virtual_services.get(g.listing, || {
+                Arc::new(app.data.virtual_services().map(|r| r.key()).collect())
+            }))
+        }
+        View::Routes { vs } => Rows::Routes {
+            vs: vs.clone(),
+            rows: cache
+                .routes
+                .get((g.listing, vs.clone()), || Arc::new(routes::rows(app, vs))),
+            status: routes::status_of(app, vs),
+        },
+        View::Log => Rows::Log,
+        View::Discovery => Rows::Discovery(cache.discovery.get(g.discovery, || {
+            Arc::new(app.data.discovery.keys().cloned().collect())
+        })),
+        _ => return None,
+    })
+}
+
+/// The current list view, filtered by its `/` filter.
+pub fn list(app: &App) -> Option<List<'_>> {
+    let page = app.page();
+    let mut list = List {
+        app,
+        rows: rows_of(app, &page.view)?,
+        shown: None,
+    };
+    if !page.filter.is_empty() {
+        let stamp = match page.view {
+            View::Upstreams | View::Discovery => app
+                .now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+            View::Routes { .. } => app.data.window_version() as u128,
+            View::Log => app.data.total as u128,
+            _ => 0,
+        };
+        let key = FilterKey {
+            view: page.view.clone(),
+            filter: page.filter.clone(),
+            generations: app.data.generations(),
+            stamp,
+        };
+        list.shown = Some(
+            app.cache
+                .filter
+                .get(key, || Arc::new(list.matching(&page.filter))),
+        );
+    }
+    Some(list)
 }
 
 pub fn item_count(app: &App) -> usize {
     match app.view() {
         View::Help => help::lines(app).len(),
         View::Function { upstream, name } => functions::detail_lines(app, upstream, name).len(),
-        _ => table(app).map(|t| t.ids.len()).unwrap_or(0),
+        _ => list(app).map_or(0, |l| l.len()),
     }
 }
 
 pub fn selected_item(app: &App) -> Option<ItemId> {
     match app.view() {
         View::Function { upstream, name } => Some(ItemId::Function(upstream.clone(), name.clone())),
-        _ => table(app)?.ids.get(app.page().selected).cloned(),
+        _ => list(app)?.id(app.page().selected),
     }
 }

@@ -1,41 +1,39 @@
 //! Virtual services, and the ordered routes of one: match, destination, function, options,
 //! status, requests per second; routes that can never match are flagged.
 
-use super::{ItemId, ListTable};
+use super::ListMeta;
 use crate::api::status::State;
 use crate::api::{Kind, Matcher, PathMatch, Resource, ResourceKey, Route};
 use crate::tui::app::App;
 use crate::tui::data::route_id;
 use crate::tui::widgets::table::TRow;
 use ratatui::layout::Constraint;
+use ratatui::style::Style;
 
-pub fn vs_table(app: &App) -> ListTable {
+pub fn vs_row(app: &App, key: &ResourceKey) -> Option<TRow> {
     let t = &app.theme;
-    let mut rows = Vec::new();
-    let mut ids = Vec::new();
-    for r in app.data.virtual_services() {
-        let Resource::VirtualService(vs) = r else {
-            continue;
-        };
-        let key = r.key();
-        let domains = if vs.spec.virtual_host.domains.is_empty() {
-            "*".to_string()
-        } else {
-            vs.spec.virtual_host.domains.join(", ")
-        };
-        let (status, st) = status_of(app, &key);
-        rows.push(
-            TRow::new()
-                .cell(key.name.clone())
-                .styled(key.namespace.clone(), t.muted())
-                .cell(domains)
-                .cell(vs.spec.virtual_host.routes.len().to_string())
-                .styled(status, st),
-        );
-        ids.push(ItemId::Vs(key));
-    }
-    ListTable {
-        title: format!("Virtual services ({})", ids.len()),
+    let Some(Resource::VirtualService(vs)) = app.data.listing.resources.get(key) else {
+        return None;
+    };
+    let domains = if vs.spec.virtual_host.domains.is_empty() {
+        "*".to_string()
+    } else {
+        vs.spec.virtual_host.domains.join(", ")
+    };
+    let (status, st) = status_of(app, key);
+    Some(
+        TRow::new()
+            .cell(key.name.clone())
+            .styled(key.namespace.clone(), t.muted())
+            .cell(domains)
+            .cell(vs.spec.virtual_host.routes.len().to_string())
+            .styled(status, st),
+    )
+}
+
+pub fn vs_meta(n: usize) -> ListMeta {
+    ListMeta {
+        title: format!("Virtual services ({n})"),
         header: vec!["NAME", "NAMESPACE", "DOMAINS", "ROUTES", "STATUS"],
         widths: vec![
             Constraint::Min(14),
@@ -44,13 +42,11 @@ pub fn vs_table(app: &App) -> ListTable {
             Constraint::Length(6),
             Constraint::Min(10),
         ],
-        rows,
-        ids,
         empty: "no virtual services yet: :routes then n creates the default one".into(),
     }
 }
 
-fn status_of(app: &App, key: &ResourceKey) -> (String, ratatui::style::Style) {
+pub fn status_of(app: &App, key: &ResourceKey) -> (String, ratatui::style::Style) {
     let t = &app.theme;
     match app.data.report.statuses.get(key) {
         Some(s) => match s.state {
@@ -203,46 +199,87 @@ pub fn options_text(r: &Route) -> String {
     v.join(" ")
 }
 
-pub fn table(app: &App, vs: &ResourceKey) -> ListTable {
-    let t = &app.theme;
-    let now = app.now();
-    let routes = app.data.routes_of(vs);
-    let shadowed = crate::api::shadow::shadowed_routes(&routes);
-    let (status, st) = status_of(app, vs);
-    let mut rows = Vec::new();
-    let mut ids = Vec::new();
-    for (i, r) in routes.iter().enumerate() {
-        let (dest, func) = destination(r);
-        let id = route_id(vs, i, r);
-        let rate = app.data.route_rate(now, &id);
-        let shadow = shadowed.iter().find(|(j, _)| *j == i).map(|(_, by)| *by);
-        let (stext, sst) = match shadow {
-            Some(by) => (format!("⚠ never matches: #{by} wins"), t.warn()),
-            None => (status.split(':').next().unwrap_or("").to_string(), st),
-        };
-        rows.push(
-            TRow::new()
-                .cell(format!("{i}"))
-                .cell(match_text(r))
-                .cell(dest)
-                .styled(if func.is_empty() { "—".into() } else { func }, t.accent())
-                .styled(options_text(r), t.muted())
-                .styled(stext, sst)
-                .cell(if rate > 0.0 {
-                    format!("{rate:.1}")
-                } else {
-                    "·".into()
-                }),
-        );
-        ids.push(ItemId::Route(vs.clone(), i));
+/// A route as its row shows it, but for what moves (status, rate): derived once per listing.
+#[derive(Debug, Clone)]
+pub struct RouteRow {
+    pub matcher: String,
+    pub destination: String,
+    /// The function, `—` if none.
+    pub function: String,
+    pub options: String,
+    /// The earlier route that always wins over this one, if any.
+    pub shadowed_by: Option<usize>,
+    /// The gateway's id of the route (what request events name).
+    pub id: String,
+}
+
+/// The routes of a virtual service, as rows.
+#[derive(Debug, Clone, Default)]
+pub struct RouteRows {
+    pub rows: Vec<RouteRow>,
+}
+
+pub fn rows(app: &App, vs: &ResourceKey) -> RouteRows {
+    let routes = app.data.routes_ref(vs);
+    let mut shadowed = vec![None; routes.len()];
+    for (j, by) in crate::api::shadow::shadowed_routes(routes) {
+        // The first finding of a route, as a search in order would give.
+        if let Some(s) = shadowed.get_mut(j)
+            && s.is_none()
+        {
+            *s = Some(by);
+        }
     }
+    let rows = routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (destination, func) = destination(r);
+            RouteRow {
+                matcher: match_text(r),
+                destination,
+                function: if func.is_empty() { "—".into() } else { func },
+                options: options_text(r),
+                shadowed_by: shadowed[i],
+                id: route_id(vs, i, r),
+            }
+        })
+        .collect();
+    RouteRows { rows }
+}
+
+/// The row of route `i`; `status` is the virtual service's.
+pub fn row(app: &App, i: usize, r: &RouteRow, status: &(String, Style)) -> TRow {
+    let t = &app.theme;
+    let rate = app.data.window_route_rate(&r.id);
+    let (stext, sst) = match r.shadowed_by {
+        Some(by) => (format!("⚠ never matches: #{by} wins"), t.warn()),
+        None => (
+            status.0.split(':').next().unwrap_or("").to_string(),
+            status.1,
+        ),
+    };
+    TRow::new()
+        .cell(format!("{i}"))
+        .cell(r.matcher.clone())
+        .cell(r.destination.clone())
+        .styled(r.function.clone(), t.accent())
+        .styled(r.options.clone(), t.muted())
+        .styled(stext, sst)
+        .cell(if rate > 0.0 {
+            format!("{rate:.1}")
+        } else {
+            "·".into()
+        })
+}
+
+pub fn meta(app: &App, vs: &ResourceKey, n: usize) -> ListMeta {
     let exists = app.data.listing.resources.contains_key(vs);
-    ListTable {
+    ListMeta {
         title: format!(
-            "Routes · {}{} ({})",
+            "Routes · {}{} ({n})",
             vs.name,
             if exists { "" } else { " (new)" },
-            ids.len()
         ),
         header: vec![
             "#",
@@ -262,8 +299,6 @@ pub fn table(app: &App, vs: &ResourceKey) -> ListTable {
             Constraint::Fill(2),
             Constraint::Length(5),
         ],
-        rows,
-        ids,
         empty: if app.ctx.readonly {
             "no routes".into()
         } else {

@@ -1,80 +1,103 @@
 //! Upstreams: name, type, address, functions, discovery, status.
 
-use super::{ItemId, ListTable};
+use super::{ItemId, ListMeta};
+use crate::api::resource::Upstream;
 use crate::api::status::State;
+use crate::api::{Kind, Resource, ResourceKey};
 use crate::tui::app::App;
 use crate::tui::data::ago;
 use crate::tui::widgets::table::TRow;
 use ratatui::layout::Constraint;
 
-pub fn table(app: &App) -> ListTable {
+/// The upstreams, in store order (the keys of the listing).
+pub fn keys(app: &App) -> Vec<ResourceKey> {
+    app.data
+        .listing
+        .resources
+        .iter()
+        .filter(|(_, r)| matches!(r, Resource::Upstream(_)))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+fn upstream<'a>(app: &'a App, key: &ResourceKey) -> Option<&'a Upstream> {
+    match app.data.listing.resources.get(key)? {
+        Resource::Upstream(u) => Some(u),
+        _ => None,
+    }
+}
+
+pub fn id(app: &App, key: &ResourceKey) -> Option<ItemId> {
+    Some(ItemId::Upstream(upstream(app, key)?.metadata.name.clone()))
+}
+
+pub fn row(app: &App, key: &ResourceKey) -> Option<TRow> {
+    let u = upstream(app, key)?;
     let now = app.now();
     let t = &app.theme;
-    let mut rows = Vec::new();
-    let mut ids = Vec::new();
-    for u in app.data.upstreams() {
-        let key = crate::api::ResourceKey::new(
-            crate::api::Kind::Upstream,
-            u.metadata.namespace.clone().unwrap_or_default(),
-            &u.metadata.name,
-        );
-        let (kind, addr) = if let Some(k) = &u.spec.kube {
-            (
-                "kube",
+    let key = ResourceKey::new(
+        Kind::Upstream,
+        u.metadata.namespace.clone().unwrap_or_default(),
+        &u.metadata.name,
+    );
+    let (kind, addr) = if let Some(k) = &u.spec.kube {
+        (
+            "kube",
+            format!(
+                "{}.{}:{}",
+                k.service_name, k.service_namespace, k.service_port
+            ),
+        )
+    } else if let Some(s) = &u.spec.static_ {
+        let hosts: Vec<String> = s
+            .hosts
+            .iter()
+            .map(|h| format!("{}:{}", h.addr, h.port))
+            .collect();
+        ("static", hosts.join(", "))
+    } else {
+        ("?", String::new())
+    };
+    let nfun = u.spec.function_names().len();
+    let (disc, dstyle) = match app.data.discovery.get(&key) {
+        Some(d) => match (&d.last_error, &d.document_url) {
+            (Some(e), _) => (format!("✗ {e}"), t.error()),
+            (None, Some(url)) => (
                 format!(
-                    "{}.{}:{}",
-                    k.service_name, k.service_namespace, k.service_port
+                    "✓ {}{}",
+                    short_url(url),
+                    d.last_poll
+                        .map(|p| format!(" · {}", ago(now, p)))
+                        .unwrap_or_default()
                 ),
-            )
-        } else if let Some(s) = &u.spec.static_ {
-            let hosts: Vec<String> = s
-                .hosts
-                .iter()
-                .map(|h| format!("{}:{}", h.addr, h.port))
-                .collect();
-            ("static", hosts.join(", "))
-        } else {
-            ("?", String::new())
-        };
-        let nfun = u.spec.function_names().len();
-        let (disc, dstyle) = match app.data.discovery.get(&key) {
-            Some(d) => match (&d.last_error, &d.document_url) {
-                (Some(e), _) => (format!("✗ {e}"), t.error()),
-                (None, Some(url)) => (
-                    format!(
-                        "✓ {}{}",
-                        short_url(url),
-                        d.last_poll
-                            .map(|p| format!(" · {}", ago(now, p)))
-                            .unwrap_or_default()
-                    ),
-                    t.ok(),
-                ),
-                (None, None) => ("no document".into(), t.muted()),
-            },
-            None => ("—".into(), t.muted()),
-        };
-        let (status, sstyle) = match app.data.report.statuses.get(&key) {
-            Some(s) => match s.state {
-                State::Accepted => ("Accepted".to_string(), t.ok()),
-                State::Warning => ("Warning".to_string(), t.warn()),
-                State::Rejected => ("Rejected".to_string(), t.error()),
-            },
-            None => ("Pending".into(), t.muted()),
-        };
-        rows.push(
-            TRow::new()
-                .cell(u.metadata.name.clone())
-                .cell(kind)
-                .cell(addr)
-                .cell(nfun.to_string())
-                .styled(disc, dstyle)
-                .styled(status, sstyle),
-        );
-        ids.push(ItemId::Upstream(u.metadata.name.clone()));
-    }
-    ListTable {
-        title: format!("Upstreams ({})", ids.len()),
+                t.ok(),
+            ),
+            (None, None) => ("no document".into(), t.muted()),
+        },
+        None => ("—".into(), t.muted()),
+    };
+    let (status, sstyle) = match app.data.report.statuses.get(&key) {
+        Some(s) => match s.state {
+            State::Accepted => ("Accepted".to_string(), t.ok()),
+            State::Warning => ("Warning".to_string(), t.warn()),
+            State::Rejected => ("Rejected".to_string(), t.error()),
+        },
+        None => ("Pending".into(), t.muted()),
+    };
+    Some(
+        TRow::new()
+            .cell(u.metadata.name.clone())
+            .cell(kind)
+            .cell(addr)
+            .cell(nfun.to_string())
+            .styled(disc, dstyle)
+            .styled(status, sstyle),
+    )
+}
+
+pub fn meta(n: usize) -> ListMeta {
+    ListMeta {
+        title: format!("Upstreams ({n})"),
         header: vec!["NAME", "TYPE", "ADDRESS", "FNS", "DISCOVERY", "STATUS"],
         widths: vec![
             Constraint::Min(22),
@@ -84,8 +107,6 @@ pub fn table(app: &App) -> ListTable {
             Constraint::Min(16),
             Constraint::Length(8),
         ],
-        rows,
-        ids,
         empty: "no upstreams yet: `epoxy create upstream static NAME --static-hosts HOST:PORT`"
             .into(),
     }

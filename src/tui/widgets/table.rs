@@ -7,6 +7,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table};
+use std::ops::Range;
 
 /// One row: cells with optional styles.
 #[derive(Debug, Clone, Default)]
@@ -40,18 +41,37 @@ pub struct TableView<'a> {
     pub filter: &'a str,
     pub header: &'a [&'a str],
     pub widths: &'a [Constraint],
+    /// The rows on screen only: `rows[0]` is row `first` of `total`.
     pub rows: &'a [TRow],
+    pub first: usize,
+    pub total: usize,
     pub empty: &'a str,
 }
 
-/// Draws the table; returns the area of the first row (for mouse clicks) and the rows shown.
+/// Scrolls a table of `total` rows drawn in `area` so that `selected` is visible (updating
+/// `offset`, the first row shown); returns the rows on screen.
+pub fn scroll(area: Rect, selected: usize, offset: &mut usize, total: usize) -> Range<usize> {
+    let visible = Block::bordered().inner(area).height.saturating_sub(1) as usize;
+    if visible > 0 {
+        if selected < *offset {
+            *offset = selected;
+        } else if selected >= *offset + visible {
+            *offset = selected + 1 - visible;
+        }
+        if *offset + visible > total {
+            *offset = total.saturating_sub(visible);
+        }
+    }
+    *offset..(*offset + visible).min(total)
+}
+
+/// Draws the table (scrolled with `scroll`); returns the area of the rows (for mouse clicks).
 pub fn render(
     f: &mut Frame,
     area: Rect,
     theme: &Theme,
     t: &TableView<'_>,
     selected: usize,
-    offset: &mut usize,
     focused: bool,
 ) -> Rect {
     let mut title = vec![Span::styled(format!(" {} ", t.title), theme.accent())];
@@ -67,24 +87,13 @@ pub fn render(
         .title(Line::from(title));
     let inner = block.inner(area);
     let visible = inner.height.saturating_sub(1) as usize;
-    if visible > 0 {
-        if selected < *offset {
-            *offset = selected;
-        } else if selected >= *offset + visible {
-            *offset = selected + 1 - visible;
-        }
-        if *offset + visible > t.rows.len() {
-            *offset = t.rows.len().saturating_sub(visible);
-        }
-    }
     let rows: Vec<Row> = t
         .rows
         .iter()
-        .enumerate()
-        .skip(*offset)
         .take(visible)
-        .map(|(i, r)| {
-            let sel = i == selected;
+        .enumerate()
+        .map(|(k, r)| {
+            let sel = t.first + k == selected;
             let cells: Vec<Cell> = r
                 .cells
                 .iter()
@@ -115,7 +124,7 @@ pub fn render(
     }))
     .style(theme.muted().add_modifier(Modifier::BOLD));
     f.render_widget(block, area);
-    if t.rows.is_empty() {
+    if t.total == 0 {
         let [h, rest] =
             ratatui::layout::Layout::vertical([Constraint::Length(1), Constraint::Min(0)])
                 .areas(inner);
