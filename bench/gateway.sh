@@ -8,7 +8,9 @@
 #   :9100  upstream   nginx, 1 worker, `return 200 "ok"`
 #   :9200  nginx      reverse proxy to :9100 (keepalive 64, HTTP/1.1), 2 workers
 #   :9300  epoxy      `epoxy gateway --workers 2` (admin :9301), routes / and /fn/ (REST function)
-# Load: `wrk -t2 -c64 -d${DURATION}s --latency`, after a ${WARMUP}s warm-up, one target at a time.
+# Load: `wrk -t2 -c64 -d${DURATION}s --latency`, after a ${WARMUP}s warm-up, one target at a time,
+# ${REPEAT:-3} interleaved rounds (the median round is reported). The load waits (up to QUIET_WAIT=120
+# tries) for the machine to be >= 90% idle. KEEP_LOGS=1 keeps the temp dir when the script fails.
 # Then `cargo bench --bench matching`. Results go to stdout and to docs/benchmarks.md (the
 # "## Gateway benchmark" section is replaced; other sections are kept).
 set -euo pipefail
@@ -17,6 +19,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
+REPEAT=${REPEAT:-3}
 WORKERS=2
 UP_PORT=9100 NGX_PORT=9200 EPX_PORT=9300 EPX_ADMIN=9301
 
@@ -172,30 +175,70 @@ to_us() {
         printf "%.0f", n * f }'
 }
 
-declare -A RPS P50 P99 ERRS
-run_wrk() { # KEY URL
-    local out=$TMP/wrk-$1.txt
-    wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "$2" >/dev/null 2>&1 || true
-    log "load $1: wrk -t$THREADS -c$CONNS -d${DURATION}s --latency $2"
-    wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$2" >"$out" 2>&1
-    RPS[$1]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
-    P50[$1]=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
-    P99[$1]=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
-    local non2xx sock
+# CPU accounting, to tell how much of the machine something else used during a measurement.
+CLK_TCK=$(getconf CLK_TCK)
+# user + nice + system + irq + softirq: per-process times include the softirq work done for them.
+sys_busy() { local a; a=($(head -1 /proc/stat)); echo $((a[1] + a[2] + a[3] + a[6] + a[7])); }
+proc_ticks() {
+    local s=0 p
+    for p in "$@"; do
+        [[ -r /proc/$p/stat ]] && s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo $s
+}
+ours() { local p; for p in "${PIDS[@]}"; do echo "$p"; pgrep -P "$p" || true; done; }
+
+declare -A RPS P50 P99 ERRS OTHER
+WIN=$((DURATION > 3 ? DURATION - 2 : 1))
+run_wrk() { # KEY URL ROUND
+    local key=$1 url=$2 r=$3 out=$TMP/wrk-$1-$3.txt
+    wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+    log "load $key (round $r/$REPEAT): wrk -t$THREADS -c$CONNS -d${DURATION}s --latency $url"
+    wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$out" 2>&1 &
+    local wpid=$! mine a0 a1 b0 b1
+    sleep 1
+    mine=($(ours) "$wpid")
+    a0=$(sys_busy) a1=$(proc_ticks "${mine[@]}")
+    sleep "$WIN"
+    b0=$(sys_busy) b1=$(proc_ticks "${mine[@]}")
+    wait "$wpid" || { cat "$out" >&2; exit 1; }
+    # CPU used by everything but the servers and wrk, in % of the whole machine.
+    OTHER[$key,$r]=$(awk -v o=$(((b0 - a0) - (b1 - a1))) -v w="$WIN" -v hz="$CLK_TCK" -v n="$(nproc)" \
+        'BEGIN { v = 100 * o / w / hz / n; printf "%.0f", (v < 0 ? 0 : v) }')
+    RPS[$key,$r]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+    P50[$key,$r]=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
+    P99[$key,$r]=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
+    local non2xx sock errs=()
     non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
     sock=$(sed -n 's/^ *Socket errors: *//p' "$out")
-    local errs=()
     [[ -z $non2xx ]] || errs+=("non-2xx: $non2xx")
     [[ -z $sock ]] || errs+=("socket errors: $sock")
-    ERRS[$1]=none
-    if [[ ${#errs[@]} -gt 0 ]]; then ERRS[$1]=$(IFS=';'; echo "${errs[*]}"); fi
+    ERRS[$key,$r]=
+    if [[ ${#errs[@]} -gt 0 ]]; then ERRS[$key,$r]="round $r: $(IFS=';'; echo "${errs[*]}")"; fi
     if ! kill -0 "$EPX_PID" 2>/dev/null; then
-        echo "epoxy died during the $1 run; log:" >&2
+        echo "epoxy died during the $key run; log:" >&2
         cat "$TMP/epoxy.log" >&2
         exit 1
     fi
 }
 
+# Share of the CPUs that were idle over one second (other work on the machine skews the results).
+idle_pct() {
+    local a b
+    a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
+    awk -v i=$((b[4] + b[5] - a[4] - a[5])) \
+        -v t=$((b[1] + b[2] + b[3] + b[4] + b[5] + b[6] + b[7] + b[8] - a[1] - a[2] - a[3] - a[4] - a[5] - a[6] - a[7] - a[8])) \
+        'BEGIN { printf "%.0f", (t > 0 ? 100 * i / t : 100) }'
+}
+# Wait (up to QUIET_WAIT seconds) for the machine to be mostly idle before loading it.
+IDLE=$(idle_pct)
+for _ in $(seq "${QUIET_WAIT:-120}"); do
+    [[ $IDLE -lt 90 ]] || break
+    log "machine busy ($IDLE% idle), waiting"
+    sleep 4
+    IDLE=$(idle_pct)
+done
+[[ $IDLE -ge 90 ]] || log "machine still busy ($IDLE% idle): results will be noisy"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 KEYS=(upstream nginx epoxy epoxy_fn)
 declare -A URL=(
@@ -210,7 +253,20 @@ declare -A LABEL=(
     [epoxy]="epoxy /x (plain route)"
     [epoxy_fn]="epoxy /fn/7 (function route)"
 )
-for k in "${KEYS[@]}"; do run_wrk "$k" "${URL[$k]}"; done
+# REPEAT interleaved rounds; for each target the round with the median req/s is reported.
+for r in $(seq "$REPEAT"); do
+    for k in "${KEYS[@]}"; do run_wrk "$k" "${URL[$k]}" "$r"; done
+done
+declare -A SPREAD
+for k in "${KEYS[@]}"; do
+    mapfile -t order < <(for r in $(seq "$REPEAT"); do echo "${RPS[$k,$r]} $r"; done | sort -n)
+    m=${order[$(((REPEAT - 1) / 2))]##* }
+    SPREAD[$k]="${order[0]%% *}–${order[$((REPEAT - 1))]%% *}"
+    RPS[$k]=${RPS[$k,$m]} P50[$k]=${P50[$k,$m]} P99[$k]=${P99[$k,$m]} OTHER[$k]=${OTHER[$k,$m]}
+    e=""
+    for r in $(seq "$REPEAT"); do [[ -z ${ERRS[$k,$r]} ]] || e+="${e:+; }${ERRS[$k,$r]}"; done
+    ERRS[$k]=${e:-none}
+done
 EPX_RSS=$(awk '/^VmHWM/ {print $2 " " $3}' "/proc/$EPX_PID/status" 2>/dev/null || echo "?")
 EPX_WARN=$(grep -ciE 'warn|error' "$TMP/epoxy.log" || true)
 
@@ -225,10 +281,10 @@ R_FN=$(ratio "${RPS[epoxy_fn]}" "${RPS[epoxy]}")
 R_FN_P99=$(ratio "${P99[epoxy_fn]}" "${P99[epoxy]}")
 
 LOAD_TABLE=$(
-    echo "| target | req/s | p50 (µs) | p99 (µs) | errors |"
-    echo "|---|---:|---:|---:|---|"
+    echo "| target | req/s | req/s, all rounds | p50 (µs) | p99 (µs) | errors | other CPU |"
+    echo "|---|---:|---:|---:|---:|---|---:|"
     for k in "${KEYS[@]}"; do
-        echo "| ${LABEL[$k]} | ${RPS[$k]} | ${P50[$k]} | ${P99[$k]} | ${ERRS[$k]} |"
+        echo "| ${LABEL[$k]} | ${RPS[$k]} | ${SPREAD[$k]} | ${P50[$k]} | ${P99[$k]} | ${ERRS[$k]} | ${OTHER[$k]}% |"
     done
 )
 
@@ -288,8 +344,8 @@ done
 
 # -------------------------------------------------------------------------------------- report
 CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-NGINX_V=$(nginx -v 2>&1 | sed 's/^nginx version: //')
-WRK_V=$(wrk -v 2>&1 | head -1 | awk '{print $2}')
+NGINX_V=$( (nginx -v 2>&1 || true) | sed 's/^nginx version: nginx\///')
+WRK_V=$( (wrk -v 2>&1 || true) | head -1 | awk '{print $2}')
 EPX_REV=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
 EPX_DIRTY=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (with uncommitted changes)" || true)
 RUSTC_V=$(rustc --version 2>/dev/null || echo "?")
@@ -298,7 +354,7 @@ SECTION=$(cat <<EOF
 ## Gateway benchmark
 
 Command: \`bash bench/gateway.sh\` (DURATION=$DURATION). Run on $(date -u '+%Y-%m-%d %H:%M UTC'),
-$(nproc) CPUs ($CPU), load average before the run $LOAD_BEFORE; nginx $NGINX_V, wrk $WRK_V,
+$(nproc) CPUs ($CPU), ${IDLE}% idle just before the load (load average $LOAD_BEFORE); nginx $NGINX_V, wrk $WRK_V,
 $RUSTC_V, epoxy $EPX_REV$EPX_DIRTY.
 
 Setup, all on 127.0.0.1: the upstream is nginx with 1 worker answering \`return 200 "ok"\` on
@@ -306,8 +362,11 @@ Setup, all on 127.0.0.1: the upstream is nginx with 1 worker answering \`return 
 \`access_log off\`) and epoxy (:$EPX_PORT, \`epoxy gateway --workers $WORKERS --fds-mode disabled\`)
 proxy to it. \`/fn/7\` goes through the REST function \`getItem\` (a \`:path\` template,
 \`/items/7\`). Load: \`wrk -t$THREADS -c$CONNS -d${DURATION}s --latency\` after a ${WARMUP}s warm-up,
-one target at a time. Load generator, proxy and upstream share the same $(nproc) CPUs, so the
-figures compare the proxies with each other on this machine, not absolute capacity.
+one target at a time, $REPEAT interleaved rounds; each row is the round with the median req/s
+(its p50/p99), with the range of req/s over the rounds. "Other CPU" is what the rest of the machine
+used during that round (% of all CPUs): above a few %, the row is disturbed. Load generator,
+proxy and upstream share the same $(nproc) CPUs, so the figures compare the proxies with each other
+on this machine, not absolute capacity.
 
 ### Load
 
@@ -333,7 +392,7 @@ $MATCH_TABLE
 $MIXED_TABLE
 
 Target: a 10,000-route lookup within 2x of the 10-route one (exact and prefix tables):
-**$MATCH_VERDICT** (${MATCH_DETAIL[*]}).
+**$MATCH_VERDICT** ($(IFS=,; echo "${MATCH_DETAIL[*]}" | sed "s/,/, /g")).
 EOF
 )
 
