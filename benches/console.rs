@@ -379,6 +379,35 @@ fn main() {
             );
         }
     }
+    // What the caches cost when their inputs change: a new listing (the routes' rows and the
+    // shadowing are derived again), and a filter typed in the routes view (every row's text
+    // is matched, once per change of the filter).
+    println!();
+    h.app.ctx.clock = Some(clock());
+    h.command("routes default");
+    let mut term = Terminal::new(TestBackend::new(160, 48)).expect("a test terminal");
+    let new_listing = measure(|| {
+        let l = h.app.data.listing.clone();
+        h.app.update(Msg::Listing(l));
+        term.draw(|f| h.app.draw(f)).expect("draw");
+    });
+    let mut n = 0;
+    let filter = measure(|| {
+        h.key("/");
+        // A filter that differs each time: `fn/1`, `fn/2`, ...
+        n += 1;
+        h.type_text(&format!("fn/{}", n % 9 + 1));
+        term.draw(|f| h.app.draw(f)).expect("draw");
+        h.key("esc");
+    });
+    println!(
+        "routes (10000) 160x48, new listing + draw: med {:.2}ms p99 {:.2}ms (n={})",
+        new_listing.median, new_listing.p99, new_listing.n
+    );
+    println!(
+        "routes (10000) 160x48, type a 4-char filter + draw: med {:.2}ms p99 {:.2}ms (n={})",
+        filter.median, filter.p99, filter.n
+    );
     println!();
     let rss = rss_stage("after rendering every view");
     let (_, hwm) = rss_mb();

@@ -126,7 +126,7 @@ impl List<'_> {
         match &self.rows {
             Rows::Upstreams(k) | Rows::VirtualServices(k) | Rows::Discovery(k) => k.len(),
             Rows::Functions { fns, .. } => fns.len(),
-            Rows::Routes { rows, .. } => rows.rows.len(),
+            Rows::Routes { rows, .. } => rows.shadowed_by.len(),
             Rows::Log => self.app.data.log.len(),
         }
     }
@@ -141,7 +141,7 @@ impl List<'_> {
             }
             Rows::VirtualServices(k) => ItemId::Vs(k.get(i)?.clone()),
             Rows::Routes { vs, rows, .. } => {
-                rows.rows.get(i)?;
+                rows.shadowed_by.get(i)?;
                 ItemId::Route(vs.clone(), i)
             }
             Rows::Log => {
@@ -158,7 +158,9 @@ impl List<'_> {
             Rows::Upstreams(k) => upstreams::row(app, k.get(i)?)?,
             Rows::Functions { fns, all, .. } => functions::row(app, fns.get(i)?, *all),
             Rows::VirtualServices(k) => routes::vs_row(app, k.get(i)?)?,
-            Rows::Routes { rows, status, .. } => routes::row(app, i, rows.rows.get(i)?, status),
+            Rows::Routes { vs, rows, status } => {
+                routes::row(app, vs, i, *rows.shadowed_by.get(i)?, status)?
+            }
             Rows::Log => log::row(app, app.data.log.get(i)?),
             Rows::Discovery(k) => discovery::row(app, k.get(i)?)?,
         })

@@ -199,78 +199,61 @@ pub fn options_text(r: &Route) -> String {
     v.join(" ")
 }
 
-/// A route as its row shows it, but for what moves (status, rate): derived once per listing.
-#[derive(Debug, Clone)]
-pub struct RouteRow {
-    pub matcher: String,
-    pub destination: String,
-    /// The function, `—` if none.
-    pub function: String,
-    pub options: String,
-    /// The earlier route that always wins over this one, if any.
-    pub shadowed_by: Option<usize>,
-    /// The gateway's id of the route (what request events name).
-    pub id: String,
-}
-
-/// The routes of a virtual service, as rows.
+/// What a virtual service's route rows need beyond each route: which routes can never match
+/// (derived once per listing; the rest of a row is built only when it is shown).
 #[derive(Debug, Clone, Default)]
 pub struct RouteRows {
-    pub rows: Vec<RouteRow>,
+    /// Per route, the earlier route that always wins over it, if any.
+    pub shadowed_by: Vec<Option<usize>>,
 }
 
 pub fn rows(app: &App, vs: &ResourceKey) -> RouteRows {
     let routes = app.data.routes_ref(vs);
-    let mut shadowed = vec![None; routes.len()];
+    let mut shadowed_by = vec![None; routes.len()];
     for (j, by) in crate::api::shadow::shadowed_routes(routes) {
         // The first finding of a route, as a search in order would give.
-        if let Some(s) = shadowed.get_mut(j)
+        if let Some(s) = shadowed_by.get_mut(j)
             && s.is_none()
         {
             *s = Some(by);
         }
     }
-    let rows = routes
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let (destination, func) = destination(r);
-            RouteRow {
-                matcher: match_text(r),
-                destination,
-                function: if func.is_empty() { "—".into() } else { func },
-                options: options_text(r),
-                shadowed_by: shadowed[i],
-                id: route_id(vs, i, r),
-            }
-        })
-        .collect();
-    RouteRows { rows }
+    RouteRows { shadowed_by }
 }
 
-/// The row of route `i`; `status` is the virtual service's.
-pub fn row(app: &App, i: usize, r: &RouteRow, status: &(String, Style)) -> TRow {
+/// The row of route `i` of `vs`; `status` is the virtual service's.
+pub fn row(
+    app: &App,
+    vs: &ResourceKey,
+    i: usize,
+    shadowed_by: Option<usize>,
+    status: &(String, Style),
+) -> Option<TRow> {
     let t = &app.theme;
-    let rate = app.data.window_route_rate(&r.id);
-    let (stext, sst) = match r.shadowed_by {
+    let r = app.data.routes_ref(vs).get(i)?;
+    let (dest, func) = destination(r);
+    let rate = app.data.window_route_rate(&route_id(vs, i, r));
+    let (stext, sst) = match shadowed_by {
         Some(by) => (format!("⚠ never matches: #{by} wins"), t.warn()),
         None => (
             status.0.split(':').next().unwrap_or("").to_string(),
             status.1,
         ),
     };
-    TRow::new()
-        .cell(format!("{i}"))
-        .cell(r.matcher.clone())
-        .cell(r.destination.clone())
-        .styled(r.function.clone(), t.accent())
-        .styled(r.options.clone(), t.muted())
-        .styled(stext, sst)
-        .cell(if rate > 0.0 {
-            format!("{rate:.1}")
-        } else {
-            "·".into()
-        })
+    Some(
+        TRow::new()
+            .cell(format!("{i}"))
+            .cell(match_text(r))
+            .cell(dest)
+            .styled(if func.is_empty() { "—".into() } else { func }, t.accent())
+            .styled(options_text(r), t.muted())
+            .styled(stext, sst)
+            .cell(if rate > 0.0 {
+                format!("{rate:.1}")
+            } else {
+                "·".into()
+            }),
+    )
 }
 
 pub fn meta(app: &App, vs: &ResourceKey, n: usize) -> ListMeta {
