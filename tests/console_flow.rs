@@ -223,6 +223,8 @@ async fn create_reorder_and_delete_routes() {
     s.h.command("routes");
     // Two routes from the form: prefix /a and prefix /b (each new one goes after the selection).
     for p in ["/a", "/b"] {
+        // Select the last route (if any), so the new one goes after it whatever the timing.
+        s.h.key("G");
         s.h.key("n");
         s.h.key("ctrl-u");
         s.h.type_text(p);
@@ -230,8 +232,18 @@ async fn create_reorder_and_delete_routes() {
         s.h.key("ctrl-s");
         s.h.key("y");
         let want = if p == "/a" { 1 } else { 2 };
+        // The listing (what the next key acts on), not only the compiled table, has the route.
         s.h.until("the write", WAIT, move |a| {
-            a.writes_in_flight == 0 && a.data.route_count() == want
+            a.writes_in_flight == 0
+                && a.data.route_count() == want
+                && a.data
+                    .routes_of(&ResourceKey::new(
+                        Kind::VirtualService,
+                        "gloo-system",
+                        "default",
+                    ))
+                    .len()
+                    == want
         })
         .await
         .unwrap();
@@ -267,9 +279,19 @@ async fn create_reorder_and_delete_routes() {
     s.h.key("d");
     assert!(s.h.screen(120, 30).contains("Delete route #0 of default?"));
     s.h.key("y");
-    s.h.until("the delete", WAIT, |a| a.data.route_count() == 1)
-        .await
-        .unwrap();
+    s.h.until("the delete", WAIT, |a| {
+        a.data.route_count() == 1
+            && a.data
+                .routes_of(&ResourceKey::new(
+                    Kind::VirtualService,
+                    "gloo-system",
+                    "default",
+                ))
+                .len()
+                == 1
+    })
+    .await
+    .unwrap();
     let f = vs_file(&s).unwrap();
     assert!(f.contains("prefix: /a") && !f.contains("prefix: /b"), "{f}");
 }

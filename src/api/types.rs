@@ -394,6 +394,61 @@ pub struct Route {
     pub extra: Extra,
 }
 
+impl Route {
+    /// Where the route sends a request, in a few words, and the function it calls (empty when
+    /// none); None for a route without an action. Shared by `get vs route` and the console.
+    pub fn describe_destination(&self) -> Option<(String, String)> {
+        if let Some(a) = &self.route_action {
+            if let Some(d) = &a.single {
+                let up = d
+                    .upstream
+                    .as_ref()
+                    .map(|u| u.name.clone())
+                    .unwrap_or_default();
+                return Some((up, d.function_name().unwrap_or("").to_string()));
+            }
+            if let Some(m) = &a.multi {
+                let parts: Vec<String> = m
+                    .destinations
+                    .iter()
+                    .map(|d| {
+                        let up = d
+                            .destination
+                            .upstream
+                            .as_ref()
+                            .map(|u| u.name.as_str())
+                            .unwrap_or("?");
+                        format!("{up}({})", d.weight.unwrap_or(0))
+                    })
+                    .collect();
+                return Some((parts.join(", "), String::new()));
+            }
+            if let Some(g) = &a.upstream_group {
+                return Some((format!("group {}", g.name), String::new()));
+            }
+        }
+        if let Some(d) = &self.direct_response_action {
+            return Some((format!("direct {}", d.status), String::new()));
+        }
+        if let Some(d) = &self.redirect_action {
+            let to = d
+                .host_redirect
+                .clone()
+                .or(d.path_redirect.clone())
+                .unwrap_or_default();
+            return Some((format!("redirect {to}"), String::new()));
+        }
+        if let Some(d) = &self.delegate_action {
+            let to = d
+                .reference()
+                .map(|r| r.name)
+                .unwrap_or_else(|| "selector".into());
+            return Some((format!("delegate {to}"), String::new()));
+        }
+        None
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Matcher {

@@ -115,54 +115,8 @@ pub fn match_text(r: &Route) -> String {
 
 /// (destination, function) of a route.
 pub fn destination(r: &Route) -> (String, String) {
-    if let Some(a) = &r.route_action {
-        if let Some(d) = &a.single {
-            let up = d
-                .upstream
-                .as_ref()
-                .map(|u| u.name.clone())
-                .unwrap_or_default();
-            return (up, d.function_name().unwrap_or("").to_string());
-        }
-        if let Some(m) = &a.multi {
-            let parts: Vec<String> = m
-                .destinations
-                .iter()
-                .map(|d| {
-                    let up = d
-                        .destination
-                        .upstream
-                        .as_ref()
-                        .map(|u| u.name.as_str())
-                        .unwrap_or("?");
-                    format!("{up}({})", d.weight.unwrap_or(0))
-                })
-                .collect();
-            return (parts.join(", "), String::new());
-        }
-        if let Some(g) = &a.upstream_group {
-            return (format!("group {}", g.name), String::new());
-        }
-    }
-    if let Some(d) = &r.direct_response_action {
-        return (format!("direct {}", d.status), String::new());
-    }
-    if let Some(d) = &r.redirect_action {
-        let to = d
-            .host_redirect
-            .clone()
-            .or(d.path_redirect.clone())
-            .unwrap_or_default();
-        return (format!("redirect {to}"), String::new());
-    }
-    if let Some(d) = &r.delegate_action {
-        let to = d
-            .reference()
-            .map(|r| r.name)
-            .unwrap_or_else(|| "selector".into());
-        return (format!("delegate {to}"), String::new());
-    }
-    ("—".into(), String::new())
+    r.describe_destination()
+        .unwrap_or_else(|| ("—".into(), String::new()))
 }
 
 pub fn options_text(r: &Route) -> String {
