@@ -191,6 +191,7 @@ type Senders = (
 
 fn load(dir: &std::path::Path, listing: Listing) -> (Harness, Senders) {
     let t = Instant::now();
+    let listing = std::sync::Arc::new(listing);
     let (accepted, mut report) = Reconciler::default().reconcile(&listing);
     let vs = ResourceKey::new(Kind::VirtualService, NS, "default");
     println!(
@@ -241,7 +242,7 @@ fn load(dir: &std::path::Path, listing: Listing) -> (Harness, Senders) {
         clock: Some(clock()),
     };
     let (app, rx) = App::new(ctx, Theme::default(), Keymap::default());
-    let (ls, lr) = watch::channel(Arc::new(listing));
+    let (ls, lr) = watch::channel(listing);
     let (rs, rr) = watch::channel(Arc::new(report));
     let (ds, dr) = watch::channel(Arc::new(disc));
     let (es, er) = broadcast::channel(64);

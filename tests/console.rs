@@ -87,6 +87,7 @@ fn fixture(readonly: bool) -> Fixture {
         let r = parse_one(&text, "fixture").unwrap();
         listing.resources.insert(r.key(), r);
     }
+    let listing = std::sync::Arc::new(listing);
     let (_, report) = Reconciler::default().reconcile(&listing);
     let mut report = report;
     report.routes = 4;
@@ -117,7 +118,7 @@ fn fixture(readonly: bool) -> Fixture {
         clock: Some(clock()),
     };
     let (app, rx) = App::new(ctx, Theme::default(), Keymap::default());
-    let (ls, lr) = watch::channel(Arc::new(listing));
+    let (ls, lr) = watch::channel(listing);
     let (rs, rr) = watch::channel(Arc::new(report));
     let (ds, dr) = watch::channel(Arc::new(disc));
     let (es, er) = broadcast::channel(64);

@@ -3,10 +3,11 @@
 //! version (or nothing, if it never had one), and its status says why.
 
 use crate::api::status::{Status, statuses};
-use crate::api::{ParseError, ResourceKey, ResourceSet, Severity, validate};
+use crate::api::{ParseError, Resource, ResourceKey, ResourceSet, Severity, validate};
 use crate::gateway::Gateway;
 use crate::gateway::table::compile_with;
 use crate::store::{Listing, Store};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -26,33 +27,58 @@ pub struct Report {
     pub versions: BTreeMap<ResourceKey, String>,
 }
 
-/// The loop's memory: the last accepted version of every resource.
+/// The loop's memory of what was accepted: the previous listing (shared, not copied) with the
+/// keys it rejected, and the last accepted versions of keys rejected since.
 #[derive(Default)]
 pub struct Reconciler {
-    last_good: ResourceSet,
+    prev: Option<Arc<Listing>>,
+    prev_rejected: HashSet<ResourceKey>,
+    fallback: ResourceSet,
     generation: u64,
 }
 
 impl Reconciler {
-    /// One pass: returns the set to compile and the report.
-    pub fn reconcile(&mut self, listing: &Listing) -> (ResourceSet, Report) {
+    /// The last accepted version of `key`, if it ever had one.
+    fn last_good(&self, key: &ResourceKey) -> Option<&Resource> {
+        self.fallback.get(key).or_else(|| {
+            self.prev
+                .as_ref()
+                .filter(|_| !self.prev_rejected.contains(key))
+                .and_then(|p| p.resources.get(key))
+        })
+    }
+
+    /// One pass: returns the set to compile (the listing itself when nothing is rejected, so
+    /// a large store is not copied on every change) and the report.
+    pub fn reconcile<'a>(&mut self, listing: &'a Arc<Listing>) -> (Cow<'a, ResourceSet>, Report) {
         let problems = validate(&listing.resources);
-        let rejected: HashSet<&ResourceKey> = problems
+        let rejected: HashSet<ResourceKey> = problems
             .iter()
             .filter(|p| p.severity == Severity::Error)
-            .map(|p| &p.key)
+            .map(|p| p.key.clone())
             .collect();
-        let mut effective = ResourceSet::new();
+        let mut fallback = ResourceSet::new();
         let mut serving_last_good = Vec::new();
-        for (k, r) in &listing.resources {
-            if !rejected.contains(k) {
-                effective.insert(k.clone(), r.clone());
-            } else if let Some(prev) = self.last_good.get(k) {
-                effective.insert(k.clone(), prev.clone());
+        for k in &rejected {
+            if let Some(prev) = self.last_good(k) {
+                fallback.insert(k.clone(), prev.clone());
                 serving_last_good.push(k.clone());
             }
         }
-        self.last_good = effective.clone();
+        serving_last_good.sort();
+        let effective = if rejected.is_empty() {
+            Cow::Borrowed(&listing.resources)
+        } else {
+            let mut e = listing.resources.clone();
+            for k in &rejected {
+                e.remove(k);
+            }
+            e.extend(fallback.iter().map(|(k, r)| (k.clone(), r.clone())));
+            Cow::Owned(e)
+        };
+        self.prev = Some(listing.clone());
+        self.prev_rejected = rejected;
+        self.fallback = fallback;
         self.generation += 1;
         let report = Report {
             generation: self.generation,
@@ -100,4 +126,60 @@ pub fn spawn(store: Arc<dyn Store>, gateway: Gateway) -> watch::Receiver<Arc<Rep
         }
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::parse_one;
+
+    fn vs(regex: &str) -> Resource {
+        parse_one(
+            &format!("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: v, namespace: ns}}\nspec:\n  virtualHost:\n    routes:\n    - matchers: [{{regex: '{regex}'}}]\n      directResponseAction: {{status: 200}}\n"),
+            "t",
+        )
+        .unwrap()
+    }
+
+    fn listing(r: Resource) -> Arc<Listing> {
+        let mut l = Listing::default();
+        l.resources.insert(r.key(), r);
+        Arc::new(l)
+    }
+
+    fn regex_of(set: &ResourceSet) -> Option<String> {
+        set.values()
+            .next()
+            .and_then(|r| r.routes()?.first()?.matchers.first()?.regex.clone())
+    }
+
+    #[test]
+    fn a_rejected_resource_keeps_serving_its_last_accepted_version() {
+        let mut r = Reconciler::default();
+        let l1 = listing(vs("/one"));
+        let (set, rep) = r.reconcile(&l1);
+        assert!(
+            matches!(set, Cow::Borrowed(_)),
+            "nothing rejected: the listing is not copied"
+        );
+        assert_eq!(regex_of(&set).as_deref(), Some("/one"));
+        assert!(rep.serving_last_good.is_empty());
+        // Broken twice in a row: the first version keeps serving.
+        for bad in ["/two(", "/three("] {
+            let l = listing(vs(bad));
+            let (set, rep) = r.reconcile(&l);
+            assert_eq!(regex_of(&set).as_deref(), Some("/one"), "after {bad}");
+            assert_eq!(rep.serving_last_good.len(), 1);
+        }
+        // Fixed: the new version serves.
+        let l4 = listing(vs("/four"));
+        let (set, rep) = r.reconcile(&l4);
+        assert_eq!(regex_of(&set).as_deref(), Some("/four"));
+        assert!(rep.serving_last_good.is_empty());
+        // A resource that never had an accepted version serves nothing.
+        let mut fresh = Reconciler::default();
+        let bad = listing(vs("/x("));
+        let (set, _) = fresh.reconcile(&bad);
+        assert!(set.is_empty());
+    }
 }
