@@ -11,10 +11,8 @@ use crate::api::{
     Destination, Kind, Matcher, Object, Resource, ResourceRef, ResourceSet, Route, RouteAction,
     VirtualHost, VirtualServiceSpec,
 };
-use futures_util::StreamExt;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -173,13 +171,8 @@ pub fn spawn(
     address: Option<String>,
 ) -> watch::Receiver<Arc<ResourceSet>> {
     let (tx, rx) = watch::channel(Arc::new(ResourceSet::new()));
+    let mut ingresses = crate::kube::state::watch_state(vec![Api::<Ingress>::all(client.clone())]);
     tokio::spawn(async move {
-        let api: Api<Ingress> = Api::all(client.clone());
-        let mut stream = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        let mut all: BTreeMap<String, Ingress> = BTreeMap::new();
-        let mut pending: Option<BTreeMap<String, Ingress>> = None;
         let id = |i: &Ingress| {
             format!(
                 "{}/{}",
@@ -188,29 +181,10 @@ pub fn spawn(
             )
         };
         let mut reported: BTreeMap<String, String> = BTreeMap::new();
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Err(e) => {
-                    tracing::warn!(error = %e, "watching ingresses failed; retrying");
-                    continue;
-                }
-                Ok(watcher::Event::Init) => {
-                    pending = Some(BTreeMap::new());
-                    continue;
-                }
-                Ok(watcher::Event::InitApply(i)) => {
-                    pending.get_or_insert_with(BTreeMap::new).insert(id(&i), i);
-                    continue;
-                }
-                Ok(watcher::Event::InitDone) => all = pending.take().unwrap_or_default(),
-                Ok(watcher::Event::Apply(i)) => {
-                    all.insert(id(&i), i);
-                }
-                Ok(watcher::Event::Delete(i)) => {
-                    all.remove(&id(&i));
-                }
-            }
-            let list: Vec<Ingress> = all.values().cloned().collect();
+        while ingresses.changed().await.is_ok() {
+            let Some(list) = ingresses.borrow_and_update().clone() else {
+                continue;
+            };
             let _ = tx.send(Arc::new(translate(&list, &class, &write_ns)));
             if let Some(addr) = &address {
                 for ing in list.iter().filter(|i| is_ours(i, &class)) {

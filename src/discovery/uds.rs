@@ -13,10 +13,8 @@ use crate::api::{
     DiscoveryMetadata, Kind, KubeUpstream, Object, Resource, ResourceKey, UpstreamSpec,
 };
 use crate::store::{Precondition, Store};
-use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
-use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -161,73 +159,15 @@ pub fn watch_services(
     client: kube::Client,
     watch_namespaces: Vec<String>,
 ) -> watch::Receiver<Option<Arc<Vec<Service>>>> {
-    let (tx, rx) = watch::channel(None);
-    tokio::spawn(async move {
-        let apis: Vec<Api<Service>> = if watch_namespaces.is_empty() {
-            vec![Api::all(client.clone())]
-        } else {
-            watch_namespaces
-                .iter()
-                .map(|n| Api::namespaced(client.clone(), n))
-                .collect()
-        };
-        let streams = apis.into_iter().map(|api| {
-            watcher(api, watcher::Config::default())
-                .default_backoff()
-                .boxed()
-        });
-        let mut events = futures_util::stream::select_all(streams);
-        let mut services: BTreeMap<String, Service> = BTreeMap::new();
-        let mut pending: Option<BTreeMap<String, Service>> = None;
-        let id = |s: &Service| {
-            format!(
-                "{}/{}",
-                s.metadata.namespace.as_deref().unwrap_or(""),
-                s.metadata.name.as_deref().unwrap_or("")
-            )
-        };
-        let mut synced = false;
-        while let Some(ev) = events.next().await {
-            match ev {
-                Err(e) => {
-                    tracing::warn!(error = %e, "watching services failed; retrying");
-                    continue;
-                }
-                Ok(watcher::Event::Init) => {
-                    pending = Some(BTreeMap::new());
-                    continue;
-                }
-                Ok(watcher::Event::InitApply(s)) => {
-                    pending.get_or_insert_with(BTreeMap::new).insert(id(&s), s);
-                    continue;
-                }
-                Ok(watcher::Event::InitDone) => {
-                    let fresh = pending.take().unwrap_or_default();
-                    // With several namespaces, each stream relists its own: keep the others.
-                    if watch_namespaces.len() <= 1 {
-                        services = fresh;
-                    } else {
-                        services.extend(fresh);
-                    }
-                    synced = true;
-                }
-                Ok(watcher::Event::Apply(s)) => {
-                    services.insert(id(&s), s);
-                }
-                Ok(watcher::Event::Delete(s)) => {
-                    services.remove(&id(&s));
-                }
-            }
-            if synced
-                && tx
-                    .send(Some(Arc::new(services.values().cloned().collect())))
-                    .is_err()
-            {
-                return;
-            }
-        }
-    });
-    rx
+    let apis: Vec<Api<Service>> = if watch_namespaces.is_empty() {
+        vec![Api::all(client)]
+    } else {
+        watch_namespaces
+            .iter()
+            .map(|n| Api::namespaced(client.clone(), n))
+            .collect()
+    };
+    crate::kube::state::watch_state(apis)
 }
 
 /// Keeps the discovered upstreams in `namespace` of the store in step with the services,

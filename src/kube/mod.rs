@@ -2,6 +2,7 @@
 
 pub mod crds;
 pub mod lease;
+pub mod state;
 
 use anyhow::{Context, Result};
 use kube::config::{KubeConfigOptions, Kubeconfig};
