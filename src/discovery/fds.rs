@@ -9,7 +9,7 @@
 use super::openapi::{ApiDocument, read_document, transformation};
 use crate::api::resource::Upstream;
 use crate::api::{
-    Kind, Resource, ResourceKey, ResourceSet, Severity, SwaggerInfo, Transformation, validate,
+    Resource, ResourceKey, ResourceSet, Severity, SwaggerInfo, Transformation, validate,
 };
 use crate::store::{Precondition, Store};
 use bytes::Bytes;
@@ -474,9 +474,4 @@ pub fn load_state(path: &std::path::Path) -> BTreeMap<String, UpstreamDiscovery>
 /// The file next to a directory store where discovery state is saved.
 pub fn state_file(store_root: &std::path::Path) -> std::path::PathBuf {
     store_root.join(".epoxy-discovery.json")
-}
-
-/// Key of an upstream, for callers that have only its name.
-pub fn upstream_key(namespace: &str, name: &str) -> ResourceKey {
-    ResourceKey::new(Kind::Upstream, namespace, name)
 }
