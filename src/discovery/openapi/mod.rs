@@ -441,6 +441,49 @@ fn version_text(v: &Value) -> String {
 }
 
 /// A word for a JSON value's kind, for messages.
+/// A document path and its (resolved) path item.
+pub(crate) type PathItem<'a> = (&'a String, &'a Map<String, Value>);
+
+/// The path items of a document (`paths`), `$ref`s resolved; an item that cannot be read is
+/// skipped with a warning. Shared by the Swagger 2.0 and OpenAPI 3 readers.
+pub(crate) fn path_items<'a>(
+    root: &'a Value,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<PathItem<'a>>, DocError> {
+    let paths = match root.get("paths") {
+        None => return Ok(Vec::new()),
+        Some(Value::Object(p)) => p,
+        Some(other) => {
+            return Err(DocError::Invalid {
+                at: "/paths".to_string(),
+                message: format!("must be a mapping, found {}", kind(other)),
+            });
+        }
+    };
+    let mut out = Vec::new();
+    for (path, item) in paths {
+        if path.starts_with("x-") {
+            continue;
+        }
+        let item = match refs::resolve(root, item) {
+            Ok(r) => r.value,
+            Err(e) => {
+                push_once(warnings, format!("path '{path}' skipped: {e}"));
+                continue;
+            }
+        };
+        let Some(item_obj) = item.as_object() else {
+            push_once(
+                warnings,
+                format!("path '{path}' is {}, not a mapping; skipped", kind(item)),
+            );
+            continue;
+        };
+        out.push((path, item_obj));
+    }
+    Ok(out)
+}
+
 pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",

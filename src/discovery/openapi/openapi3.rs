@@ -11,7 +11,7 @@ use super::swagger2::is_json_media_type;
 use super::template::{normalize_base, push_once};
 use super::{
     DocBuilder, DocError, METHODS, ParamLocation, Parameter, RawOperation, collect_parameters,
-    kind, refs,
+    kind, path_items, refs,
 };
 
 /// Walks the document; returns the normalized base path of the first server.
@@ -32,35 +32,7 @@ pub(crate) fn read<'a>(root: &'a Value, doc: &mut DocBuilder<'a>) -> Result<Stri
         );
     }
 
-    let paths = match root.get("paths") {
-        None => return Ok(base_path),
-        Some(Value::Object(p)) => p,
-        Some(other) => {
-            return Err(DocError::Invalid {
-                at: "/paths".to_string(),
-                message: format!("must be a mapping, found {}", kind(other)),
-            });
-        }
-    };
-
-    for (path, item) in paths {
-        if path.starts_with("x-") {
-            continue;
-        }
-        let item = match refs::resolve(root, item) {
-            Ok(r) => r.value,
-            Err(e) => {
-                push_once(&mut doc.warnings, format!("path '{path}' skipped: {e}"));
-                continue;
-            }
-        };
-        let Some(item_obj) = item.as_object() else {
-            push_once(
-                &mut doc.warnings,
-                format!("path '{path}' is {}, not a mapping; skipped", kind(item)),
-            );
-            continue;
-        };
+    for (path, item_obj) in path_items(root, &mut doc.warnings)? {
         let mut path_warnings = Vec::new();
         let path_base = servers_base(
             item_obj.get("servers"),

@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::template::{normalize_base, push_once};
 use super::{
-    DocBuilder, DocError, METHODS, ParamLocation, RawOperation, collect_parameters, kind, refs,
+    DocBuilder, DocError, METHODS, ParamLocation, RawOperation, collect_parameters, kind,
+    path_items,
 };
 
 /// Walks the document; returns the normalized base path.
@@ -36,35 +37,7 @@ pub(crate) fn read<'a>(root: &'a Value, doc: &mut DocBuilder<'a>) -> Result<Stri
         );
     }
 
-    let paths = match root.get("paths") {
-        None => return Ok(base_path),
-        Some(Value::Object(p)) => p,
-        Some(other) => {
-            return Err(DocError::Invalid {
-                at: "/paths".to_string(),
-                message: format!("must be a mapping, found {}", kind(other)),
-            });
-        }
-    };
-
-    for (path, item) in paths {
-        if path.starts_with("x-") {
-            continue;
-        }
-        let item = match refs::resolve(root, item) {
-            Ok(r) => r.value,
-            Err(e) => {
-                push_once(&mut doc.warnings, format!("path '{path}' skipped: {e}"));
-                continue;
-            }
-        };
-        let Some(item_obj) = item.as_object() else {
-            push_once(
-                &mut doc.warnings,
-                format!("path '{path}' is {}, not a mapping; skipped", kind(item)),
-            );
-            continue;
-        };
+    for (path, item_obj) in path_items(root, &mut doc.warnings)? {
         for (key, op) in item_obj {
             let Some(&(_, method)) = METHODS.iter().find(|(k, _)| *k == key) else {
                 continue;
