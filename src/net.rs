@@ -45,28 +45,55 @@ where
         .build(https)
 }
 
-/// How to reach a Kubernetes service from outside the cluster: the API server's service proxy
-/// (`/api/v1/namespaces/NS/services/NAME:PORT/proxy/...`) with the API server's credentials.
-#[derive(Debug, Clone)]
-pub struct ApiserverProxy {
-    /// `host:port` of the API server.
+/// Where requests for one Kubernetes service port go. Connectors that need credentials or a
+/// tunnel (the API server's proxy, port-forward) hand out a local relay's address, so the
+/// gateway and discovery never carry the cluster's credentials themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceAddress {
+    /// `host:port` to connect to.
     pub authority: String,
     pub tls: bool,
-    pub authorization: Option<http::HeaderValue>,
 }
 
-impl ApiserverProxy {
-    pub fn service_path(&self, namespace: &str, service: &str, port: u32) -> String {
-        format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy")
-    }
-
-    /// The base URL a client uses for a service.
-    pub fn service_url(&self, namespace: &str, service: &str, port: u32) -> String {
+impl ServiceAddress {
+    /// The base URL a client uses, without a trailing slash.
+    pub fn base_url(&self) -> String {
         format!(
-            "{}://{}{}",
+            "{}://{}",
             if self.tls { "https" } else { "http" },
-            self.authority,
-            self.service_path(namespace, service, port)
+            self.authority
         )
     }
+}
+
+/// How the gateway and function discovery reach a Kubernetes service (`kube` upstreams):
+/// directly by cluster DNS, through the API server's service proxy, or through a port-forward
+/// to a pod. The implementations that need a cluster live in `crate::kube::connect`.
+pub trait Connector: Send + Sync + std::fmt::Debug {
+    /// `direct`, `apiserver` or `port-forward`, for messages.
+    fn name(&self) -> &'static str;
+    /// Where requests for `namespace/service:port` go, or why they cannot go anywhere.
+    fn service(&self, namespace: &str, service: &str, port: u32) -> Result<ServiceAddress, String>;
+}
+
+/// In the cluster: the service's cluster DNS name (`NAME.NS.svc.cluster.local:PORT`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClusterDns;
+
+impl Connector for ClusterDns {
+    fn name(&self) -> &'static str {
+        "direct"
+    }
+
+    fn service(&self, namespace: &str, service: &str, port: u32) -> Result<ServiceAddress, String> {
+        Ok(ServiceAddress {
+            authority: format!("{service}.{namespace}.svc.cluster.local:{port}"),
+            tls: false,
+        })
+    }
+}
+
+/// The connector used when none is chosen: cluster DNS.
+pub fn default_connector() -> Arc<dyn Connector> {
+    Arc::new(ClusterDns)
 }

@@ -561,6 +561,168 @@ fn upstream_and_function_discovery_through_the_apiserver_connector() {
     });
 }
 
+/// `epoxy gateway --connect port-forward`: functions are discovered and requests served
+/// through port-forward streams (the emulator plays the kubelet) to the one ready pod behind
+/// the service, found by the service's selector and its named targetPort.
+#[test]
+fn discovery_and_traffic_through_the_port_forward_connector() {
+    let emu = Emulator::start();
+    let e = Epoxy::new();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // The pod's server: the real petstore on a local port.
+    let pets = rt
+        .block_on(epoxy::demo::petstore::start("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    // A port nothing listens on, for the pods that must not be chosen.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let svc = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "petstore", "namespace": "default"},
+        "spec": {"selector": {"app": "petstore"},
+                 "ports": [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]}});
+    assert_eq!(
+        emu.request("POST", "/api/v1/namespaces/default/services", Some(svc))
+            .0,
+        200
+    );
+    let pod = |name: &str, app: &str, port: u16, ready: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
+            "spec": {"containers": [{"name": "petstore", "image": "petstore",
+                "ports": [{"name": "http", "containerPort": port}]}]},
+            "status": {"phase": "Running", "podIP": "127.0.0.1",
+                "conditions": [{"type": "Ready", "status": ready}]}})
+    };
+    for p in [
+        pod("petstore-unready", "petstore", dead_port, "False"),
+        pod("other-app", "other", dead_port, "True"),
+        pod("petstore-ready", "petstore", pets.addr.port(), "True"),
+    ] {
+        assert_eq!(
+            emu.request("POST", "/api/v1/namespaces/default/pods", Some(p))
+                .0,
+            200
+        );
+    }
+
+    let mut gw = e
+        .command()
+        .args([
+            "--kubeconfig",
+            emu.kubeconfig.to_str().unwrap(),
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "off",
+            "--fds-interval",
+            "300ms",
+            "--connect",
+            "port-forward",
+            "--ingress-class",
+            "none",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(gw.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split(" on ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+        }
+    }
+    let _gw = Kill(gw);
+
+    let ups = "/apis/gloo.solo.io/v1/namespaces/gloo-system/upstreams";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, u) = emu.request("GET", &format!("{ups}/default-petstore-8080"), None);
+        if s == 200
+            && u["spec"]["kube"]["serviceSpec"]["rest"]["transformations"]["findPetById"]
+                .is_object()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "functions were never discovered through the port-forward: {u}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    cli(
+        &emu,
+        &e,
+        &[
+            "add",
+            "route",
+            "--path-prefix",
+            "/petstore/findWithId/",
+            "--dest-name",
+            "default-petstore-8080",
+            "--rest-function-name",
+            "findPetById",
+            "--rest-parameters",
+            ":path=/petstore/findWithId/{id}",
+        ],
+    )
+    .ok();
+    let bodies = rt.block_on(async {
+        let c = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(r) = c.get(format!("{url}/petstore/findWithId/1")).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the route through the port-forward connector never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Several requests, over pooled and fresh connections alike.
+        let mut bodies = Vec::new();
+        for id in [1, 2, 1] {
+            let r = reqwest::Client::new()
+                .get(format!("{url}/petstore/findWithId/{id}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            bodies.push(r.text().await.unwrap());
+        }
+        bodies
+    });
+    assert!(bodies[0].contains("Dog"), "{bodies:?}");
+    assert!(bodies[1].contains("Cat"), "{bodies:?}");
+    assert!(bodies[2].contains("Dog"), "{bodies:?}");
+    drop(pets);
+}
+
 /// Two replicas: one (the Lease holder) writes discovery results; when it dies, the other
 /// takes the lease over and discovery goes on.
 #[test]
@@ -697,10 +859,10 @@ async fn discovery_in_memory_writes_nothing_to_the_cluster() {
     };
     let client = t.client().await.unwrap();
     let kube: Arc<dyn Store> = Arc::new(KubeStore::new(client.clone(), t.describe()));
-    let discovered = uds::spawn_in_memory(client, "gloo-system".into(), Vec::new());
+    let discovered = uds::spawn_in_memory(client.clone(), "gloo-system".into(), Vec::new());
     let store: Arc<dyn Store> = Arc::new(OverlayStore::new(kube.clone(), discovered));
     let cfg = fds::FdsConfig {
-        apiserver: Some(t.apiserver_proxy().await.unwrap()),
+        connector: Arc::new(epoxy::kube::connect::ApiserverProxy::new(client)),
         poll_interval: Duration::from_millis(300),
         ..Default::default()
     };

@@ -24,6 +24,10 @@ pub struct ConsoleArgs {
     /// Refuse every write (look, test, but do not touch)
     #[arg(long)]
     pub readonly: bool,
+    /// On a cluster, how to reach its services: auto (direct in a cluster, else apiserver),
+    /// direct, apiserver, port-forward
+    #[arg(long, value_enum, default_value_t = super::serve::Connect::Auto)]
+    pub connect: super::serve::Connect,
 }
 
 /// What the console hosts: where its gateway listens, and how the header names the source.
@@ -54,9 +58,7 @@ pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> 
             let client = t.client().await?;
             let kube: Arc<dyn Store> = Arc::new(KubeStore::new(client.clone(), t.describe()));
             let discovered = uds::spawn_in_memory(client, g.namespace.clone(), Vec::new());
-            if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
-                fds_cfg.apiserver = Some(t.apiserver_proxy().await?);
-            }
+            fds_cfg.connector = super::serve::connector(&t, args.connect).await?;
             (
                 Arc::new(OverlayStore::new(kube, discovered)),
                 g.state_dir(),

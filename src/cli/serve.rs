@@ -28,7 +28,7 @@ pub struct GatewayArgs {
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
     /// How to reach kube upstreams: auto (direct in a cluster, else apiserver), direct
-    /// (service DNS), apiserver (the API server's service proxy)
+    /// (service DNS), apiserver (the API server's service proxy), port-forward (to a ready pod)
     #[arg(long, value_enum, default_value_t = Connect::Auto)]
     pub connect: Connect,
     /// In kube mode: do not discover upstreams from Services
@@ -49,11 +49,28 @@ pub struct GatewayArgs {
     pub watch_namespaces: Vec<String>,
 }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Connect {
+    #[default]
     Auto,
     Direct,
     Apiserver,
+    PortForward,
+}
+
+/// The connector that reaches kube upstreams of cluster `t`.
+pub async fn connector(
+    t: &crate::kube::Target,
+    choice: Connect,
+) -> Result<Arc<dyn crate::net::Connector>> {
+    use crate::kube::connect::{ApiserverProxy, PortForward};
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    Ok(match choice {
+        Connect::Direct => Arc::new(crate::net::ClusterDns),
+        Connect::Auto if in_cluster => Arc::new(crate::net::ClusterDns),
+        Connect::Auto | Connect::Apiserver => Arc::new(ApiserverProxy::new(t.client().await?)),
+        Connect::PortForward => Arc::new(PortForward::new(t.client().await?)),
+    })
 }
 
 #[derive(Args, Debug, Clone)]
@@ -159,10 +176,8 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
     let mut fds_cfg = a.discovery.config();
     fds_cfg.leader = leader;
     if let Some(t) = g.kube_target() {
-        let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
-        if a.connect == Connect::Apiserver || (a.connect == Connect::Auto && !in_cluster) {
-            fds_cfg.apiserver = Some(t.apiserver_proxy().await?);
-        }
+        fds_cfg.connector = connector(&t, a.connect).await?;
+        tracing::info!(connector = fds_cfg.connector.name(), "kube upstreams");
     }
     serve(store, &g.state_dir(), cfg, fds_cfg, "epoxy gateway").await
 }
@@ -177,7 +192,7 @@ pub async fn serve(
 ) -> Result<()> {
     let root = state_dir.to_path_buf();
     let mut gw = Gateway::new();
-    gw.apiserver = fds_cfg.apiserver.clone();
+    gw.connector = fds_cfg.connector.clone();
     let mut reports = reconcile::spawn(store.clone(), gw.clone());
     let _discovery = fds::spawn(store.clone(), fds_cfg, Some(fds::state_file(&root)));
     let handle = gw

@@ -109,7 +109,7 @@ pub fn spawn(store: Arc<dyn Store>, gateway: Gateway) -> watch::Receiver<Arc<Rep
                 &set,
                 &gateway.registry,
                 report.generation,
-                gateway.apiserver.as_ref(),
+                &*gateway.connector,
             );
             report.routes = table.route_count();
             for p in &table.problems {

@@ -60,8 +60,8 @@ pub struct FdsConfig {
     pub max_document: usize,
     /// Labels of namespaces (kube mode); empty in directory mode.
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
-    /// Reach kube upstreams through the API server's service proxy (epoxy outside the cluster).
-    pub apiserver: Option<crate::net::ApiserverProxy>,
+    /// How kube upstreams are reached (the gateway's connector).
+    pub connector: std::sync::Arc<dyn crate::net::Connector>,
     /// With several replicas: whether this one leads (only the leader writes results).
     pub leader: Option<watch::Receiver<bool>>,
 }
@@ -75,7 +75,7 @@ impl Default for FdsConfig {
             concurrency: 16,
             max_document: 32 * 1024 * 1024,
             namespace_labels: BTreeMap::new(),
-            apiserver: None,
+            connector: crate::net::default_connector(),
             leader: None,
         }
     }
@@ -123,17 +123,18 @@ pub fn selected(u: &Upstream, cfg: &FdsConfig) -> bool {
     }
 }
 
-/// Base URLs to probe an upstream at (its first host).
-fn base_url(u: &Upstream, cfg: &FdsConfig) -> Option<String> {
+/// The base URL to probe an upstream at (its first host).
+fn probe_base(u: &Upstream, cfg: &FdsConfig) -> Result<String, String> {
+    let no_address = || "the upstream has no address to probe".to_string();
     if let Some(s) = &u.spec.static_ {
-        let h = s.hosts.first()?;
+        let h = s.hosts.first().ok_or_else(no_address)?;
         let tls = s.use_tls.unwrap_or(h.port == 443);
         let host = if h.addr.contains(':') && !h.addr.starts_with('[') {
             format!("[{}]", h.addr)
         } else {
             h.addr.clone()
         };
-        return Some(format!(
+        return Ok(format!(
             "{}://{}:{}",
             if tls { "https" } else { "http" },
             host,
@@ -141,15 +142,12 @@ fn base_url(u: &Upstream, cfg: &FdsConfig) -> Option<String> {
         ));
     }
     if let Some(k) = &u.spec.kube {
-        if let Some(api) = &cfg.apiserver {
-            return Some(api.service_url(&k.service_namespace, &k.service_name, k.service_port));
-        }
-        return Some(format!(
-            "http://{}.{}.svc.cluster.local:{}",
-            k.service_name, k.service_namespace, k.service_port
-        ));
+        let a = cfg
+            .connector
+            .service(&k.service_namespace, &k.service_name, k.service_port)?;
+        return Ok(a.base_url());
     }
-    None
+    Err(no_address())
 }
 
 type HttpClient = crate::net::Client<Empty<Bytes>>;
@@ -168,17 +166,10 @@ async fn fetch(client: &HttpClient, url: &str, cfg: &FdsConfig) -> Fetch {
         Ok(u) => u,
         Err(e) => return Fetch::Unreachable(format!("{url}: {e}")),
     };
-    let mut builder = http::Request::get(uri).header(
+    let builder = http::Request::get(uri).header(
         "accept",
         "application/json, application/yaml;q=0.9, */*;q=0.5",
     );
-    // The API server's credentials go only to the API server.
-    if let Some(api) = &cfg.apiserver
-        && let Some(auth) = &api.authorization
-        && url.contains(api.authority.as_str())
-    {
-        builder = builder.header(http::header::AUTHORIZATION, auth.clone());
-    }
     let req = match builder.body(Empty::new()) {
         Ok(r) => r,
         Err(e) => return Fetch::Unreachable(e.to_string()),
@@ -235,8 +226,7 @@ async fn discover_one(
             Fetch::Missing(e) | Fetch::Unreachable(e) => Err(e),
         };
     }
-    let base =
-        base_url(u, cfg).ok_or_else(|| "the upstream has no address to probe".to_string())?;
+    let base = probe_base(u, cfg)?;
     let mut last = String::new();
     for path in PROBE_PATHS {
         let url = format!("{base}{path}");
@@ -381,7 +371,7 @@ fn probe_identity(u: &Upstream, cfg: &FdsConfig) -> String {
         .and_then(|r| r.swagger_info.as_ref());
     format!(
         "{:?}|{:?}|{:?}|{:?}",
-        base_url(u, cfg),
+        probe_base(u, cfg),
         info.and_then(|i| i.url.as_ref()),
         info.and_then(|i| i.inline.as_ref()).map(|s| s.len()),
         u.metadata.labels.get(FDS_LABEL)

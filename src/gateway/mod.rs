@@ -48,8 +48,8 @@ pub struct Gateway {
     pub table: Arc<ArcSwap<RouteTable>>,
     pub registry: Arc<Registry>,
     pub events: broadcast::Sender<RequestEvent>,
-    /// Set when kube upstreams are reached through the API server (epoxy outside the cluster).
-    pub apiserver: Option<crate::net::ApiserverProxy>,
+    /// How kube upstreams are reached (cluster DNS unless told otherwise).
+    pub connector: Arc<dyn crate::net::Connector>,
 }
 
 impl Default for Gateway {
@@ -64,7 +64,7 @@ impl Gateway {
             table: Arc::new(ArcSwap::from_pointee(RouteTable::default())),
             registry: Arc::new(Registry::default()),
             events: broadcast::channel(4096).0,
-            apiserver: None,
+            connector: crate::net::default_connector(),
         }
     }
 

@@ -544,8 +544,7 @@ async fn forward<'t>(
             );
         };
         let scheme = if upstream.use_tls { "https" } else { "http" };
-        let prefix = upstream.path_prefix.as_deref().unwrap_or("");
-        let uri: Uri = match format!("{scheme}://{host}{prefix}{path_and_query}").parse() {
+        let uri: Uri = match format!("{scheme}://{host}{path_and_query}").parse() {
             Ok(u) => u,
             Err(e) => {
                 return fail(
@@ -571,10 +570,6 @@ async fn forward<'t>(
         } else {
             headers.clone()
         };
-        if let Some(auth) = &upstream.authorization {
-            ureq.headers_mut()
-                .insert(header::AUTHORIZATION, auth.clone());
-        }
         let per_try = retry
             .per_try
             .map(|p| deadline.min(tokio::time::Instant::now() + p))

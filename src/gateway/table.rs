@@ -13,7 +13,7 @@ use crate::api::validate::{effective_domains, redirect_status};
 use crate::api::{
     Destination, Kind, Resource, ResourceKey, ResourceRef, ResourceSet, Route, WeightedDestination,
 };
-use crate::net::ApiserverProxy;
+use crate::net::{ClusterDns, Connector};
 use bytes::Bytes;
 use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
@@ -36,11 +36,6 @@ pub struct UpstreamTarget {
     /// `host:port` of each endpoint, tried in round robin.
     pub hosts: Vec<Arc<str>>,
     pub use_tls: bool,
-    /// Prepended to every path (the API server's service proxy path for kube upstreams
-    /// reached from outside the cluster).
-    pub path_prefix: Option<Arc<str>>,
-    /// Sent with every request (the API server's credentials, for the same case).
-    pub authorization: Option<HeaderValue>,
     next: AtomicUsize,
     pub stats: Arc<Stats>,
 }
@@ -365,16 +360,15 @@ impl VirtualHostTable {
 
 /// Compiles a set of (accepted) resources into a table.
 pub fn compile(set: &ResourceSet, registry: &Registry, generation: u64) -> RouteTable {
-    compile_with(set, registry, generation, None)
+    compile_with(set, registry, generation, &ClusterDns)
 }
 
-/// Compiles, reaching kube upstreams through the API server's service proxy when `apiserver`
-/// is given (epoxy outside the cluster), else directly by their cluster DNS name.
+/// Compiles, reaching kube upstreams through `connector`.
 pub fn compile_with(
     set: &ResourceSet,
     registry: &Registry,
     generation: u64,
-    apiserver: Option<&ApiserverProxy>,
+    connector: &dyn Connector,
 ) -> RouteTable {
     let mut c = Compiler {
         set,
@@ -385,8 +379,6 @@ pub fn compile_with(
     for r in set.values() {
         if let Resource::Upstream(u) = r {
             let name: Arc<str> = Arc::from(u.metadata.name.as_str());
-            let mut path_prefix = None;
-            let mut authorization = None;
             let (hosts, use_tls) = match (&u.spec.static_, &u.spec.kube) {
                 (Some(s), _) => (
                     s.hosts
@@ -397,26 +389,16 @@ pub fn compile_with(
                     s.use_tls
                         .unwrap_or(!s.hosts.is_empty() && s.hosts.iter().all(|h| h.port == 443)),
                 ),
-                (None, Some(k)) => match apiserver {
-                    Some(api) => {
-                        path_prefix = Some(Arc::from(
-                            api.service_path(&k.service_namespace, &k.service_name, k.service_port)
-                                .as_str(),
-                        ));
-                        authorization = api.authorization.clone();
-                        (vec![Arc::from(api.authority.as_str())], api.tls)
+                (None, Some(k)) => {
+                    match connector.service(&k.service_namespace, &k.service_name, k.service_port) {
+                        Ok(a) => (vec![Arc::from(a.authority.as_str())], a.tls),
+                        // No hosts: requests get 503 naming the upstream; the reason is logged.
+                        Err(e) => {
+                            c.problems.push(format!("upstream {}: {e}", r.key()));
+                            (Vec::new(), false)
+                        }
                     }
-                    None => (
-                        vec![Arc::from(
-                            format!(
-                                "{}.{}.svc.cluster.local:{}",
-                                k.service_name, k.service_namespace, k.service_port
-                            )
-                            .as_str(),
-                        )],
-                        false,
-                    ),
-                },
+                }
                 _ => (Vec::new(), false),
             };
             let stats = registry.upstream(&name);
@@ -426,8 +408,6 @@ pub fn compile_with(
                     name,
                     hosts,
                     use_tls,
-                    path_prefix,
-                    authorization,
                     next: AtomicUsize::new(0),
                     stats,
                 }),

@@ -1,5 +1,6 @@
 //! Kubernetes: client setup and the CRDs of Gloo's kinds.
 
+pub mod connect;
 pub mod crds;
 pub mod lease;
 pub mod state;
@@ -42,28 +43,6 @@ impl Target {
     pub async fn client(&self) -> Result<kube::Client> {
         let config = self.config().await?;
         kube::Client::try_from(config).context("creating the Kubernetes client")
-    }
-
-    /// How to reach services from outside the cluster: the API server's service proxy, with
-    /// the kubeconfig's bearer token when it has one.
-    pub async fn apiserver_proxy(&self) -> Result<crate::net::ApiserverProxy> {
-        let config = self.config().await?;
-        let url = &config.cluster_url;
-        let tls = url.scheme_str() == Some("https");
-        let authority = match url.authority() {
-            Some(a) if a.port().is_some() => a.to_string(),
-            Some(a) => format!("{}:{}", a.host(), if tls { 443 } else { 80 }),
-            None => anyhow::bail!("the cluster URL {url} has no host"),
-        };
-        let authorization = config.auth_info.token.as_ref().and_then(|t| {
-            use secrecy::ExposeSecret;
-            http::HeaderValue::from_str(&format!("Bearer {}", t.expose_secret())).ok()
-        });
-        Ok(crate::net::ApiserverProxy {
-            authority,
-            tls,
-            authorization,
-        })
     }
 
     /// The context name, for headers and messages.

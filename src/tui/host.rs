@@ -32,7 +32,7 @@ impl Host {
     ) -> std::io::Result<Host> {
         let describe = store.describe();
         let mut gateway = Gateway::new();
-        gateway.apiserver = fds_cfg.apiserver.clone();
+        gateway.connector = fds_cfg.connector.clone();
         let reports = reconcile::spawn(store.clone(), gateway.clone());
         let discovery = fds::spawn(store.clone(), fds_cfg, Some(fds::state_file(&root)));
         let handle = gateway.start(cfg)?;

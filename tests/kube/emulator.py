@@ -12,7 +12,10 @@ Extensions:
 - `/api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH` answers from documents registered
   through `POST /epoxy-test/proxy` (the `apiserver` connector's path);
 - `POST /epoxy-test/pause` with `{"seconds": N}` makes every API request fail with 503 for N
-  seconds (an API server that goes away and comes back).
+  seconds (an API server that goes away and comes back);
+- `/api/v1/namespaces/NS/pods/NAME/portforward?ports=P` speaks the kubelet's port-forward
+  protocol (WebSocket, subprotocol v4.channel.k8s.io) and connects to the pod's
+  `status.podIP` (a local address in tests) on port P, as a kubelet would.
 
 Run: `python3 emulator.py [PORT]`; prints the port on the first line of stdout.
 """
@@ -77,6 +80,8 @@ class Emulator(KubernetesEmulator):
             return aiohttp.web.json_response({"ok": True})
         if time.monotonic() < self._paused_until:
             return status(503, "ServiceUnavailable", "the emulator is paused")
+        if path.startswith("/api/v1/namespaces/") and path.endswith("/portforward"):
+            return await self._portforward(raw)
         if "/proxy/" in path and path.startswith("/api/v1/namespaces/") and "/services/" in path:
             # /api/v1/namespaces/NS/services/NAME:PORT/proxy/REST
             head, _, rest = path.partition("/proxy")
@@ -87,6 +92,57 @@ class Emulator(KubernetesEmulator):
             code, text = found
             return aiohttp.web.Response(status=code, text=text, content_type="application/json")
         return await super().__call__(raw)
+
+    def _find(self, plural, namespace, name):
+        for (resource, ns, n), obj in self._objects.items():
+            if resource.plural == plural and ns == namespace and n == name and not obj.deleted:
+                return obj.raw
+        return None
+
+    async def _portforward(self, raw):
+        """The kubelet's port-forward stream for one port: channel 0 carries data, channel 1
+        errors; each channel opens with the port number (little-endian u16)."""
+        parts = raw.path.split("/")  # ['', 'api', 'v1', 'namespaces', NS, 'pods', NAME, 'portforward']
+        namespace, name = parts[4], parts[6]
+        pod = self._find("pods", namespace, name)
+        if pod is None:
+            return status(404, "NotFound", f'pods "{name}" not found')
+        ports = [int(p) for p in raw.query.get("ports", "").split(",") if p]
+        if len(ports) != 1:
+            return status(400, "BadRequest", "the emulator forwards exactly one port")
+        port = ports[0]
+        ws = aiohttp.web.WebSocketResponse(protocols=("v4.channel.k8s.io",))
+        await ws.prepare(raw)
+        head = port.to_bytes(2, "little")
+        await ws.send_bytes(b"\x00" + head)
+        await ws.send_bytes(b"\x01" + head)
+        host = pod.get("status", {}).get("podIP", "127.0.0.1")
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError as e:
+            await ws.send_bytes(b"\x01" + f"error forwarding port {port} to pod {name}: {e}".encode())
+            await ws.close()
+            return ws
+
+        async def from_pod():
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                await ws.send_bytes(b"\x00" + data)
+            await ws.close()
+
+        pump = asyncio.ensure_future(from_pod())
+        try:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.BINARY or len(msg.data) < 2 or msg.data[0] != 0:
+                    continue
+                writer.write(msg.data[1:])
+                await writer.drain()
+        finally:
+            pump.cancel()
+            writer.close()
+        return ws
 
     async def _replace(self, request):
         """PUT on a named object: replace it whole, refusing a stale resourceVersion."""
