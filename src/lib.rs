@@ -9,6 +9,7 @@ pub mod demo;
 pub mod discovery;
 pub mod gateway;
 pub mod kube;
+pub mod memory;
 pub mod net;
 pub mod store;
 pub mod tui;

@@ -30,6 +30,18 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    client_keeping(256)
+}
+
+/// A client that keeps at most `idle_per_host` idle connections per host. Function discovery
+/// keeps none: it polls every upstream once in a while, and a pooled connection to each of
+/// a thousand upstreams would hold a thousand sockets and their buffers between polls.
+pub fn client_keeping<B>(idle_per_host: usize) -> Client<B>
+where
+    B: hyper::body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -41,7 +53,7 @@ where
         .wrap_connector(http);
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
+        .pool_max_idle_per_host(idle_per_host)
         .build(https)
 }
 

@@ -160,12 +160,14 @@ fn route() -> impl Strategy<Value = Route> {
     )
         .prop_map(|(matchers, (route_action, direct), options, extra)| Route {
             matchers,
-            route_action,
-            direct_response_action: direct,
-            options: options.map(|(prefix_rewrite, timeout)| RouteOptions {
-                prefix_rewrite,
-                timeout,
-                ..Default::default()
+            route_action: route_action.map(Box::new),
+            direct_response_action: direct.map(Box::new),
+            options: options.map(|(prefix_rewrite, timeout)| {
+                Box::new(RouteOptions {
+                    prefix_rewrite,
+                    timeout,
+                    ..Default::default()
+                })
             }),
             extra,
             ..Default::default()
@@ -351,7 +353,7 @@ fn ambiguous_scalars_stay_strings() {
                             exact: Some(t.to_string()),
                             ..Default::default()
                         }],
-                        route_action: Some(RouteAction {
+                        route_action: Some(Box::new(RouteAction {
                             single: Some(Destination {
                                 upstream: Some(ResourceRef {
                                     name: "u".into(),
@@ -372,7 +374,7 @@ fn ambiguous_scalars_stay_strings() {
                                 ..Default::default()
                             }),
                             ..Default::default()
-                        }),
+                        })),
                         ..Default::default()
                     }],
                     ..Default::default()

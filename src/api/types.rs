@@ -372,22 +372,24 @@ pub struct RouteTableSpec {
     pub extra: Extra,
 }
 
-/// One route: matchers, exactly one action, options.
+/// One route: matchers, exactly one action, options. The rarer and larger parts are boxed:
+/// a route is a pointer each for what it does not use, which keeps a listing of 10,000 routes
+/// small.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Route {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matchers: Vec<Matcher>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route_action: Option<RouteAction>,
+    pub route_action: Option<Box<RouteAction>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redirect_action: Option<RedirectAction>,
+    pub redirect_action: Option<Box<RedirectAction>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direct_response_action: Option<DirectResponseAction>,
+    pub direct_response_action: Option<Box<DirectResponseAction>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delegate_action: Option<DelegateAction>,
+    pub delegate_action: Option<Box<DelegateAction>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub options: Option<RouteOptions>,
+    pub options: Option<Box<RouteOptions>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(flatten)]

@@ -874,11 +874,7 @@ fn find_cycle(set: &ResourceSet, start: &ResourceKey, origin: &ResourceKey) -> O
             continue;
         };
         for route in routes {
-            let Some(next) = route
-                .delegate_action
-                .as_ref()
-                .and_then(DelegateAction::reference)
-            else {
+            let Some(next) = route.delegate_action.as_ref().and_then(|d| d.reference()) else {
                 continue;
             };
             let next_key = ResourceKey::new(

@@ -252,10 +252,12 @@ fn upstream_action(name: String, ns: Option<String>, spec: Option<DestinationSpe
     }
 }
 
-fn rewrite_options(prefix_rewrite: Option<String>) -> Option<RouteOptions> {
-    prefix_rewrite.map(|p| RouteOptions {
-        prefix_rewrite: Some(p),
-        ..Default::default()
+fn rewrite_options(prefix_rewrite: Option<String>) -> Option<Box<RouteOptions>> {
+    prefix_rewrite.map(|p| {
+        Box::new(RouteOptions {
+            prefix_rewrite: Some(p),
+            ..Default::default()
+        })
     })
 }
 
@@ -326,7 +328,7 @@ pub async fn add(g: &Global, c: AddCommand) -> Result<()> {
     };
     let route = Route {
         matchers: vec![m],
-        route_action: Some(action),
+        route_action: Some(Box::new(action)),
         options: rewrite_options(a.prefix_rewrite),
         ..Default::default()
     };
@@ -373,11 +375,11 @@ pub async fn route(g: &Global, c: RouteCommand) -> Result<()> {
             let m = matcher(&a.path, &a.http_method, &[], &[])?;
             let route = Route {
                 matchers: vec![m],
-                route_action: Some(upstream_action(
+                route_action: Some(Box::new(upstream_action(
                     a.upstream,
                     Some(g.namespace.clone()),
                     rest_destination(a.function, params),
-                )),
+                ))),
                 options: rewrite_options(a.prefix_rewrite),
                 ..Default::default()
             };

@@ -119,7 +119,10 @@ pub fn spawn(store: Arc<dyn Store>, gateway: Gateway) -> watch::Receiver<Arc<Rep
                 tracing::warn!(resource = %k, "rejected; serving its last accepted version");
             }
             gateway.table.store(Arc::new(table));
+            drop(set);
+            drop(listing);
             let _ = tx.send(Arc::new(report));
+            crate::memory::give_back();
             if changes.changed().await.is_err() {
                 return;
             }

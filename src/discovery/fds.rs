@@ -391,12 +391,15 @@ pub fn spawn(
     }
     let mut changes = store.watch();
     tokio::spawn(async move {
-        let client: HttpClient = crate::net::client();
+        let client: HttpClient = crate::net::client_keeping(0);
         let mut seen: BTreeMap<ResourceKey, String> = BTreeMap::new();
         let mut all = DiscoveryState::new();
         let mut next_full = tokio::time::Instant::now();
         loop {
-            let set = changes.borrow_and_update().resources.clone();
+            // The listing is shared, not copied: a store of 10,000 routes is not duplicated
+            // at every change.
+            let listing = changes.borrow_and_update().clone();
+            let set = &listing.resources;
             let now = tokio::time::Instant::now();
             let full = now >= next_full;
             let fresh: Vec<ResourceKey> = set
@@ -410,7 +413,7 @@ pub fn spawn(
                 .collect();
             if full || !fresh.is_empty() {
                 let only = if full { None } else { Some(fresh.as_slice()) };
-                let found = poll_once(store.as_ref(), &set, &cfg, &client, only).await;
+                let found = poll_once(store.as_ref(), set, &cfg, &client, only).await;
                 all.retain(|k, _| {
                     set.contains_key(k)
                         && set.get(k).is_some_and(
@@ -418,7 +421,7 @@ pub fn spawn(
                         )
                 });
                 all.extend(found);
-                for (k, r) in &set {
+                for (k, r) in set {
                     if let Resource::Upstream(u) = r {
                         seen.insert(k.clone(), probe_identity(u, &cfg));
                     }
@@ -431,6 +434,8 @@ pub fn spawn(
                     save_state(f, &all);
                 }
                 let _ = tx.send(Arc::new(all.clone()));
+                drop(listing);
+                crate::memory::give_back();
             }
             tokio::select! {
                 r = changes.changed() => if r.is_err() { return },

@@ -99,7 +99,7 @@ pub fn translate(ingresses: &[Ingress], class: &str, write_ns: &str) -> Resource
                     prefix: Some("/".into()),
                     ..Default::default()
                 }],
-                route_action: Some(a),
+                route_action: Some(Box::new(a)),
                 name: Some(format!("{id}#default")),
                 ..Default::default()
             });
@@ -119,7 +119,7 @@ pub fn translate(ingresses: &[Ingress], class: &str, write_ns: &str) -> Resource
                 };
                 entry.0.push(Route {
                     matchers: matchers(p.path.as_deref().unwrap_or("/"), &p.path_type),
-                    route_action: Some(action),
+                    route_action: Some(Box::new(action)),
                     name: Some(format!("{id}#{ri}.{pi}")),
                     ..Default::default()
                 });

@@ -13,6 +13,7 @@ use minijinja::value::Value as JValue;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use regex::Regex;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Everything but RFC 3986's unreserved characters is encoded, so a value is one path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -33,12 +34,15 @@ pub enum Source {
 #[derive(Debug, Clone)]
 pub struct Extractor {
     pub source: Source,
-    regex: Regex,
+    regex: Arc<Regex>,
     vars: Vec<String>,
 }
 
+/// Compiles a regex, or hands out one compiled before.
+pub type RegexCache<'a> = &'a dyn Fn(&str) -> Result<Arc<Regex>, String>;
+
 impl Extractor {
-    fn compile(source: Source, template: &str) -> Result<Self, String> {
+    fn compile(source: Source, template: &str, regexes: RegexCache) -> Result<Self, String> {
         let vars = extractor_variables(template)?;
         let mut re = String::from("^");
         let mut rest = template;
@@ -58,7 +62,7 @@ impl Extractor {
             re.push_str(r"(?:\?.*)?");
         }
         re.push('$');
-        let regex = Regex::new(&re).map_err(|e| e.to_string())?;
+        let regex = regexes(&re)?;
         Ok(Extractor {
             source,
             regex,
@@ -91,15 +95,22 @@ pub enum BodyMode {
     Passthrough,
 }
 
-/// A compiled function call: templates plus the route's extractors.
-pub struct FunctionCall {
-    pub name: String,
+/// A function's compiled templates. Shared by every route that calls an identical function
+/// (one document served by many upstreams compiles once), so a table of thousands of function
+/// routes holds a handful of template environments.
+pub struct Templates {
     env: Environment<'static>,
     /// Headers the template sets (`Some` template name) or removes (`None`).
     headers: Vec<(HeaderName, Option<String>)>,
     has_method: bool,
     has_path: bool,
-    pub body: BodyMode,
+    body: BodyMode,
+}
+
+/// A compiled function call: the function's templates plus the route's extractors.
+pub struct FunctionCall {
+    pub name: String,
+    templates: Arc<Templates>,
     extractors: Vec<Extractor>,
 }
 
@@ -138,12 +149,8 @@ pub enum CallError {
     Template(String),
 }
 
-impl FunctionCall {
-    pub fn compile(
-        name: &str,
-        t: &Transformation,
-        params: Option<&Parameters>,
-    ) -> Result<Self, String> {
+impl Templates {
+    pub fn compile(t: &Transformation) -> Result<Self, String> {
         // An empty environment (no builtin filter tables per function: a table of thousands of
         // function routes stays small) with Inja's functions that templates use.
         let mut env = Environment::empty();
@@ -198,6 +205,36 @@ impl FunctionCall {
             None if t.extra.contains_key("passthrough") => BodyMode::Passthrough,
             None => BodyMode::Passthrough,
         };
+        Ok(Templates {
+            env,
+            headers,
+            has_method,
+            has_path,
+            body,
+        })
+    }
+}
+
+impl FunctionCall {
+    /// Compiles the function's templates and the route's parameters.
+    pub fn compile(
+        name: &str,
+        t: &Transformation,
+        params: Option<&Parameters>,
+    ) -> Result<Self, String> {
+        let regexes = |p: &str| Regex::new(p).map(Arc::new).map_err(|e| e.to_string());
+        Self::with_templates(name, Arc::new(Templates::compile(t)?), params, &regexes)
+    }
+
+    /// A call of already compiled templates, with the route's parameters; the extractors'
+    /// regexes come from `regexes` (a table of thousands of function routes with the same
+    /// parameters holds one compiled regex, not thousands).
+    pub fn with_templates(
+        name: &str,
+        templates: Arc<Templates>,
+        params: Option<&Parameters>,
+        regexes: RegexCache,
+    ) -> Result<Self, String> {
         let mut extractors = Vec::new();
         if let Some(p) = params {
             for (h, tpl) in &p.headers {
@@ -209,26 +246,22 @@ impl FunctionCall {
                             .map_err(|_| format!("`{h}` is not a header name"))?,
                     )
                 };
-                extractors.push(Extractor::compile(source, tpl)?);
+                extractors.push(Extractor::compile(source, tpl, regexes)?);
             }
             if let Some(path) = &p.path {
-                extractors.push(Extractor::compile(Source::Path, path)?);
+                extractors.push(Extractor::compile(Source::Path, path, regexes)?);
             }
         }
         Ok(FunctionCall {
             name: name.to_string(),
-            env,
-            headers,
-            has_method,
-            has_path,
-            body,
+            templates,
             extractors,
         })
     }
 
     /// Whether the body template needs the request body to be JSON.
     pub fn reads_body(&self) -> bool {
-        self.body == BodyMode::Template
+        self.templates.body == BodyMode::Template
     }
 
     /// Renders the call for a request: `path_and_query` is the client's `:path`.
@@ -290,18 +323,20 @@ impl FunctionCall {
             JValue::from(m)
         };
         let render = |name: &str, c: &JValue| -> Result<String, CallError> {
-            self.env
+            self.templates
+                .env
                 .get_template(name)
                 .and_then(|t| t.render(c))
                 .map_err(|e| CallError::Template(e.to_string()))
         };
         let header_ctx = ctx(|s| s.replace(['\r', '\n', '\0'], ""));
-        let method = if self.has_method {
+        let t = &*self.templates;
+        let method = if t.has_method {
             Some(render(":method", &header_ctx)?.trim().to_string())
         } else {
             None
         };
-        let path = if self.has_path {
+        let path = if t.has_path {
             let path_ctx = ctx(|s| utf8_percent_encode(s, SEGMENT).to_string());
             Some(render(":path", &path_ctx)?)
         } else {
@@ -309,10 +344,10 @@ impl FunctionCall {
         };
         let mut set_headers = Vec::new();
         let mut remove_headers = Vec::new();
-        for (h, t) in &self.headers {
-            match t {
-                Some(t) => {
-                    let v = render(t, &header_ctx)?;
+        for (h, name) in &t.headers {
+            match name {
+                Some(template) => {
+                    let v = render(template, &header_ctx)?;
                     if v.is_empty() {
                         remove_headers.push(h.clone());
                     } else {
@@ -322,7 +357,7 @@ impl FunctionCall {
                 None => remove_headers.push(h.clone()),
             }
         }
-        let body = match self.body {
+        let body = match t.body {
             BodyMode::Template => Some(render("body", &ctx(json_escape))?),
             BodyMode::Empty => Some(String::new()),
             BodyMode::Passthrough => None,

@@ -5,13 +5,14 @@
 //! but a request does not walk every route: exact paths and prefixes are indexed by hash, so
 //! only the routes that can match (plus regex routes) are checked, in order.
 
-use super::function::FunctionCall;
+use super::function::{FunctionCall, Templates};
 use super::matcher::{CompiledMatcher, PathCond, RequestHead};
 use super::telemetry::{Registry, Stats};
 use crate::api::duration::parse_duration;
 use crate::api::validate::{effective_domains, redirect_status};
 use crate::api::{
-    Destination, Kind, Resource, ResourceKey, ResourceRef, ResourceSet, Route, WeightedDestination,
+    Destination, Kind, Resource, ResourceKey, ResourceRef, ResourceSet, Route, Transformation,
+    WeightedDestination,
 };
 use crate::net::{ClusterDns, Connector};
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
 use regex::Regex;
 use smallvec::SmallVec;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -375,6 +377,8 @@ pub fn compile_with(
         registry,
         upstreams: HashMap::new(),
         problems: Vec::new(),
+        templates: RefCell::default(),
+        regexes: RefCell::default(),
     };
     for r in set.values() {
         if let Resource::Upstream(u) = r {
@@ -476,9 +480,33 @@ struct Compiler<'a> {
     registry: &'a Registry,
     upstreams: HashMap<ResourceKey, Arc<UpstreamTarget>>,
     problems: Vec<String>,
+    /// Compiled templates by the function's content: identical functions share one.
+    templates: RefCell<HashMap<String, Result<Arc<Templates>, String>>>,
+    /// Compiled extractor regexes by pattern, shared the same way.
+    regexes: RefCell<HashMap<String, Arc<Regex>>>,
 }
 
 impl Compiler<'_> {
+    fn templates(&self, t: &Transformation) -> Result<Arc<Templates>, String> {
+        let key = serde_json::to_string(t).map_err(|e| e.to_string())?;
+        self.templates
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| Templates::compile(t).map(Arc::new))
+            .clone()
+    }
+
+    fn regex(&self, pattern: &str) -> Result<Arc<Regex>, String> {
+        if let Some(r) = self.regexes.borrow().get(pattern) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(Regex::new(pattern).map_err(|e| e.to_string())?);
+        self.regexes
+            .borrow_mut()
+            .insert(pattern.to_string(), r.clone());
+        Ok(r)
+    }
+
     fn upstream(&self, r: &ResourceRef, ns: &str) -> Option<Arc<UpstreamTarget>> {
         self.upstreams
             .get(&ResourceKey::new(
@@ -528,7 +556,15 @@ impl Compiler<'_> {
                     ));
                 }
                 Some(tr) => {
-                    match FunctionCall::compile(&rest.function_name, tr, rest.parameters.as_ref()) {
+                    let call = self.templates(tr).and_then(|templates| {
+                        FunctionCall::with_templates(
+                            &rest.function_name,
+                            templates,
+                            rest.parameters.as_ref(),
+                            &|p| self.regex(p),
+                        )
+                    });
+                    match call {
                         Ok(f) => t.function = Some(Arc::new(f)),
                         Err(e) => {
                             t.problem = Some(Arc::from(

@@ -14,7 +14,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 pub struct DirStore {
@@ -119,6 +119,34 @@ impl DirStore {
         }
         r.meta_mut().resource_version = Some(version_of(&bytes));
         Ok(Some(r))
+    }
+
+    /// What the resource files look like from outside (path, size, modification time, inode),
+    /// without reading them: the safety-net rescan re-reads only when this changes, so a
+    /// store of megabytes costs a few directory reads every 2 s, not a parse.
+    fn fingerprint(&self) -> Vec<(PathBuf, u64, Option<SystemTime>, u64)> {
+        let mut out = Vec::new();
+        for kind in Kind::ALL {
+            let Ok(namespaces) = fs::read_dir(self.root.join(kind.plural())) else {
+                continue;
+            };
+            for ns in namespaces.flatten() {
+                let Ok(files) = fs::read_dir(ns.path()) else {
+                    continue;
+                };
+                for f in files.flatten() {
+                    if f.file_name().to_string_lossy().starts_with('.') {
+                        continue;
+                    }
+                    if let Ok(m) = f.metadata() {
+                        use std::os::unix::fs::MetadataExt;
+                        out.push((f.path(), m.len(), m.modified().ok(), m.ino()));
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
     }
 
     /// Reads the whole directory; unreadable files are listed as errors.
@@ -301,17 +329,31 @@ impl DirStore {
                     root,
                     watch: Mutex::new(None),
                 };
+                let mut seen = store.fingerprint();
                 loop {
-                    match ev_rx.recv_timeout(Duration::from_secs(2)) {
-                        Ok(()) => {
-                            // Let a burst of events (temp file, rename) settle, then rescan once.
-                            std::thread::sleep(Duration::from_millis(30));
-                            while ev_rx.try_recv().is_ok() {}
-                        }
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    let event = match ev_rx.recv_timeout(Duration::from_secs(2)) {
+                        Ok(()) => true,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
                         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                            std::thread::sleep(Duration::from_secs(2))
+                            std::thread::sleep(Duration::from_secs(2));
+                            false
                         }
+                    };
+                    if event {
+                        // Let a burst of events (temp file, rename) settle, then rescan once.
+                        std::thread::sleep(Duration::from_millis(30));
+                        while ev_rx.try_recv().is_ok() {}
+                        seen = store.fingerprint();
+                    } else {
+                        // No event (or no watcher): rescan only when the files look different.
+                        let now = store.fingerprint();
+                        if now == seen {
+                            if tx.is_closed() {
+                                return;
+                            }
+                            continue;
+                        }
+                        seen = now;
                     }
                     let next = store.scan();
                     if tx.is_closed() {
@@ -373,5 +415,42 @@ impl Store for DirStore {
     fn watch(&self) -> watch::Receiver<Arc<Listing>> {
         let mut guard = self.watch.lock().unwrap_or_else(|p| p.into_inner());
         guard.get_or_insert_with(|| self.start_watch()).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The safety-net rescan re-reads only when the fingerprint moves: it must move for every
+    /// kind of change a missed event could hide, and stay put otherwise.
+    #[test]
+    fn the_fingerprint_moves_with_every_change_to_a_resource_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::open(dir.path()).unwrap();
+        let empty = store.fingerprint();
+        let ns = dir.path().join("upstreams").join("default");
+        fs::create_dir_all(&ns).unwrap();
+        let file = ns.join("a.yaml");
+        fs::write(&file, "spec: {}\n").unwrap();
+        let one = store.fingerprint();
+        assert_ne!(one, empty, "a new file");
+        assert_eq!(store.fingerprint(), one, "nothing changed");
+        // A rewrite of the same size (a new modification time).
+        std::thread::sleep(Duration::from_millis(20));
+        fs::write(&file, "spec: []\n").unwrap();
+        let rewritten = store.fingerprint();
+        assert_ne!(rewritten, one, "rewritten in place");
+        // Replaced by rename, as epoxy and editors write (a new inode).
+        let tmp = ns.join(".a.yaml.tmp");
+        fs::write(&tmp, "spec: []\n").unwrap();
+        fs::rename(&tmp, &file).unwrap();
+        assert_ne!(store.fingerprint(), rewritten, "replaced by rename");
+        // Dotfiles (temp files, state kept next to the store) are not resources.
+        let before = store.fingerprint();
+        fs::write(ns.join(".scratch"), "x").unwrap();
+        assert_eq!(store.fingerprint(), before, "a dotfile");
+        fs::remove_file(&file).unwrap();
+        assert_eq!(store.fingerprint(), empty, "removed");
     }
 }

@@ -5,8 +5,8 @@
 
 use crate::api::{
     Destination, DestinationSpec, HeaderMatcher, Kind, Matcher, Object, Parameters, PathMatch,
-    Resource, ResourceKey, ResourceRef, RestDestination, Route, RouteAction, RouteOptions,
-    Severity, VirtualHost, VirtualServiceSpec, validate,
+    Resource, ResourceKey, ResourceRef, RestDestination, Route, RouteOptions, Severity,
+    VirtualHost, VirtualServiceSpec, validate,
 };
 use crate::tui::action::Action;
 use crate::tui::app::App;
@@ -442,7 +442,7 @@ impl Editor {
         let up = self.fields[F_UPSTREAM].value();
         if up != NONE {
             let func = self.fields[F_FUNCTION].value();
-            let action = r.route_action.get_or_insert_with(RouteAction::default);
+            let action = r.route_action.get_or_insert_with(Box::default);
             action.multi = None;
             action.upstream_group = None;
             let d = action.single.get_or_insert_with(Destination::default);
@@ -495,13 +495,13 @@ impl Editor {
             r.delegate_action = None;
         }
         let rw = self.fields[F_REWRITE].value();
-        let o = r.options.get_or_insert_with(RouteOptions::default);
+        let o = r.options.get_or_insert_with(Box::default);
         o.prefix_rewrite = if rw.trim().is_empty() {
             None
         } else {
             Some(rw.trim().to_string())
         };
-        if r.options.as_ref() == Some(&RouteOptions::default()) {
+        if r.options.as_deref() == Some(&RouteOptions::default()) {
             r.options = None;
         }
         Ok(r)
