@@ -915,3 +915,105 @@ async fn discovery_in_memory_writes_nothing_to_the_cluster() {
         "default-petstore-8080"
     );
 }
+
+/// A raw JSON POST through kube-rs's client (its TLS and credentials).
+async fn post_through(client: &kube::Client, path: &str, body: Value) -> u16 {
+    let req = http::Request::post(path)
+        .header("content-type", "application/json")
+        .body(kube::client::Body::from(body.to_string().into_bytes()))
+        .unwrap();
+    client.send(req).await.unwrap().status().as_u16()
+}
+
+/// A cluster like most real ones: HTTPS with a certificate of its own private CA, and a bearer
+/// token, both from the kubeconfig. The store, upstream and function discovery, and the
+/// traffic of the `apiserver` connector's relay all get through; without the token nothing does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_with_a_private_ca_and_a_token_carries_traffic_too() {
+    use epoxy::discovery::{fds, uds};
+    use epoxy::store::overlay::OverlayStore;
+    let emu = Emulator::start_tls("s3cret");
+    let t = epoxy::kube::Target {
+        kubeconfig: Some(emu.kubeconfig.clone()),
+        context: None,
+    };
+    let client = t.client().await.unwrap();
+    let proxy = "/api/v1/namespaces/default/services/petstore:8080/proxy";
+    for (path, body) in [
+        ("swagger.json", include_str!("../src/demo/swagger.json")),
+        (
+            "api/pets/1",
+            "{\"id\":1,\"name\":\"Dog\",\"status\":\"available\"}",
+        ),
+    ] {
+        let reg = json!({"path": format!("{proxy}/{path}"), "body": body});
+        assert_eq!(post_through(&client, "/epoxy-test/proxy", reg).await, 200);
+    }
+    let svc = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "petstore", "namespace": "default"},
+        "spec": {"ports": [{"port": 8080, "protocol": "TCP"}]}});
+    assert_eq!(
+        post_through(&client, "/api/v1/namespaces/default/services", svc).await,
+        200
+    );
+    // The token is what lets us in.
+    let mut anonymous = t.config().await.unwrap();
+    anonymous.auth_info.token = None;
+    let anonymous = kube::Client::try_from(anonymous).unwrap();
+    let refused =
+        kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(anonymous, "default")
+            .list(&Default::default())
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(
+        refused.contains("401") || refused.contains("Unauthorized"),
+        "{refused}"
+    );
+
+    let connector: Arc<dyn epoxy::net::Connector> =
+        Arc::new(epoxy::kube::connect::ApiserverProxy::new(client.clone()));
+    let kube_store: Arc<dyn Store> = Arc::new(KubeStore::new(client.clone(), t.describe()));
+    let discovered = uds::spawn_in_memory(client.clone(), "gloo-system".into(), Vec::new());
+    let store: Arc<dyn Store> = Arc::new(OverlayStore::new(kube_store, discovered));
+    let cfg = fds::FdsConfig {
+        connector: connector.clone(),
+        poll_interval: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let _fds = fds::spawn(store.clone(), cfg, None);
+    let mut gw = Gateway::new();
+    gw.connector = connector;
+    let _reports = reconcile::spawn(store.clone(), gw.clone());
+    let h = gw
+        .start(&GatewayConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin: None,
+            workers: 1,
+            ..Default::default()
+        })
+        .unwrap();
+
+    let mut rx = store.watch();
+    let key = ResourceKey::new(Kind::Upstream, "gloo-system", "default-petstore-8080");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let functions = match rx.borrow_and_update().resources.get(&key) {
+            Some(Resource::Upstream(u)) => u.spec.function_names().len(),
+            _ => 0,
+        };
+        if functions == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "functions were not discovered over TLS"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(500), rx.changed()).await;
+    }
+    let vs = parse_one("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: default, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: default-petstore-8080}}}\n", "t").unwrap();
+    epoxy::control::writes::write(store.as_ref(), vs, Precondition::Any)
+        .await
+        .unwrap();
+    eventually_body(&format!("{}/api/pets/1", h.url()), "Dog").await;
+}

@@ -28,10 +28,36 @@ impl Emulator {
     }
 
     pub fn start_on(port: u16) -> Emulator {
+        Self::launch(port, None)
+    }
+
+    /// An emulator that speaks HTTPS with a certificate of its own private CA and wants a
+    /// bearer token, as most real clusters do; the kubeconfig carries the CA and the token.
+    pub fn start_tls(token: &str) -> Emulator {
+        Self::launch(0, Some(token))
+    }
+
+    fn launch(port: u16, tls_token: Option<&str>) -> Emulator {
+        let dir = tempfile::tempdir().unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kube/emulator.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
+        let mut command = Command::new("python3");
+        command.arg(script).arg(port.to_string());
+        let ca_path = dir.path().join("ca.pem");
+        if let Some(token) = tls_token {
+            let (ca, cert, key) = private_ca_and_server_cert();
+            std::fs::write(&ca_path, ca).unwrap();
+            let cert_path = dir.path().join("server.pem");
+            let key_path = dir.path().join("server-key.pem");
+            std::fs::write(&cert_path, cert).unwrap();
+            std::fs::write(&key_path, key).unwrap();
+            command
+                .env(
+                    "EPOXY_EMULATOR_TLS",
+                    format!("{}:{}", cert_path.display(), key_path.display()),
+                )
+                .env("EPOXY_EMULATOR_TOKEN", token);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -43,13 +69,29 @@ impl Emulator {
         let port: u16 = line.trim().parse().unwrap_or_else(|_| {
             panic!("the emulator did not start (is kmock installed? `pip install kmock`): {line:?}")
         });
-        let url = format!("http://127.0.0.1:{port}");
-        let dir = tempfile::tempdir().unwrap();
+        let (url, cluster, user) = match tls_token {
+            Some(token) => {
+                let url = format!("https://127.0.0.1:{port}");
+                let cluster = format!(
+                    "{{server: '{url}', certificate-authority: '{}'}}",
+                    ca_path.display()
+                );
+                (url, cluster, format!("{{token: '{token}'}}"))
+            }
+            None => {
+                let url = format!("http://127.0.0.1:{port}");
+                (
+                    url.clone(),
+                    format!("{{server: '{url}'}}"),
+                    "{}".to_string(),
+                )
+            }
+        };
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(
             &kubeconfig,
             format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: emu\n  cluster: {{server: '{url}'}}\ncontexts:\n- name: emu\n  context: {{cluster: emu, user: emu, namespace: default}}\ncurrent-context: emu\nusers:\n- name: emu\n  user: {{}}\n"
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: emu\n  cluster: {cluster}\ncontexts:\n- name: emu\n  context: {{cluster: emu, user: emu, namespace: default}}\ncurrent-context: emu\nusers:\n- name: emu\n  user: {user}\n"
             ),
         )
         .unwrap();
@@ -68,7 +110,8 @@ impl Emulator {
         let _ = self.child.wait();
     }
 
-    /// A raw JSON request to the emulator (for seeding objects as another client would).
+    /// A raw JSON request to the emulator (for seeding objects as another client would); not
+    /// for an emulator started with `start_tls`.
     pub fn request(
         &self,
         method: &str,
@@ -96,4 +139,28 @@ impl Emulator {
             )
         })
     }
+}
+
+/// A private CA, and a certificate it signed for 127.0.0.1 and its key (PEM each).
+fn private_ca_and_server_cert() -> (String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "epoxy test cluster CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::CrlSign,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
 }

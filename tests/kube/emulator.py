@@ -17,12 +17,18 @@ Extensions:
   protocol (WebSocket, subprotocol v4.channel.k8s.io) and connects to the pod's
   `status.podIP` (a local address in tests) on port P, as a kubelet would.
 
+- with `EPOXY_EMULATOR_TLS=CERT:KEY` it serves HTTPS with that certificate (a private CA's,
+  as most clusters have), and with `EPOXY_EMULATOR_TOKEN=T` it refuses (401) every request
+  without `Authorization: Bearer T`, as an API server with token authentication does.
+
 Run: `python3 emulator.py [PORT]`; prints the port on the first line of stdout.
 """
 
 import asyncio
 import itertools
 import json
+import os
+import ssl
 import sys
 import time
 
@@ -69,6 +75,9 @@ class Emulator(KubernetesEmulator):
         return str(self._last_rv)
 
     async def __call__(self, raw):
+        token = os.environ.get("EPOXY_EMULATOR_TOKEN")
+        if token and raw.headers.get("Authorization") != f"Bearer {token}":
+            return status(401, "Unauthorized", "Unauthorized")
         path = raw.path
         if path == "/epoxy-test/proxy" and raw.method == "POST":
             body = await raw.json()
@@ -210,6 +219,18 @@ class Emulator(KubernetesEmulator):
 
 async def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    tls = os.environ.get("EPOXY_EMULATOR_TLS")
+    if tls:
+        cert, key = tls.split(":", 1)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        async with Emulator() as emulator:
+            runner = aiohttp.web.ServerRunner(aiohttp.web.Server(emulator))
+            await runner.setup()
+            site = aiohttp.web.TCPSite(runner, "127.0.0.1", port, ssl_context=context)
+            await site.start()
+            print(site._server.sockets[0].getsockname()[1], flush=True)
+            await asyncio.Event().wait()
     async with Emulator() as emulator, Server(emulator, port=port) as server:
         print(server.port, flush=True)
         await asyncio.Event().wait()
