@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod function;
 pub mod matcher;
+pub mod pool;
 pub mod proxy;
 pub mod server;
 pub mod table;

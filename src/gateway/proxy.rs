@@ -6,6 +6,7 @@
 
 use super::function::CallError;
 use super::matcher::{PathCond, RequestHead};
+use super::pool::{OutBody, Pool, UpstreamBody};
 use super::table::{Action, CompiledRoute, DEFAULT_TIMEOUT, Options, Redirect, RouteTable, Target};
 use super::telemetry::{Registry, RequestEvent};
 use arc_swap::ArcSwap;
@@ -19,8 +20,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 
-pub type GatewayBody = Either<Incoming, Full<Bytes>>;
-pub type UpstreamClient = crate::net::Client<GatewayBody>;
+/// What the gateway answers with: an upstream's body, or one it made.
+pub type GatewayBody = Either<UpstreamBody, Full<Bytes>>;
+/// The general client: TLS upstreams (HTTP/1.1 or HTTP/2 by ALPN) and shadow copies.
+pub type UpstreamClient = crate::net::Client<OutBody>;
+
+/// One worker's ways to reach upstreams.
+#[derive(Clone)]
+pub struct Clients {
+    /// Cleartext HTTP/1.1, the common case: this worker's own pool.
+    pub pool: Arc<Pool>,
+    pub general: UpstreamClient,
+}
 
 /// What every worker shares.
 pub struct Shared {
@@ -32,9 +43,12 @@ pub struct Shared {
     pub header_read_timeout: Duration,
 }
 
-/// The gateway's upstream client (see `crate::net::client`).
-pub fn new_client() -> UpstreamClient {
-    crate::net::client()
+/// A worker's upstream clients (see `pool` and `crate::net::client`).
+pub fn new_client() -> Clients {
+    Clients {
+        pool: Pool::new(),
+        general: crate::net::client(),
+    }
 }
 
 /// An error response: `{"error": ..., "route": ..., "upstream": ...}` with `x-epoxy-error`.
@@ -59,23 +73,35 @@ pub fn error_response(
         HeaderValue::from_static("application/json"),
     );
     if let Ok(v) = HeaderValue::from_str(code) {
-        h.insert("x-epoxy-error", v);
+        h.insert(X_EPOXY_ERROR, v);
     }
     r
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-    "trailer",
-    "proxy-authenticate",
+// Header names as constants: a name given as a string is parsed and hashed at every use,
+// and these are used on every request.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::TE,
+    header::TRAILER,
+    header::PROXY_AUTHENTICATE,
 ];
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_EPOXY_ERROR: HeaderName = HeaderName::from_static("x-epoxy-error");
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if !h.contains_key(header::CONNECTION) {
+        for n in &HOP_BY_HOP[1..] {
+            h.remove(n);
+        }
+        return;
+    }
     let listed: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -83,7 +109,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().to_ascii_lowercase().as_bytes()).ok())
         .collect();
-    for n in HOP_BY_HOP {
+    for n in &HOP_BY_HOP {
         h.remove(n);
     }
     for n in listed {
@@ -104,7 +130,7 @@ struct Outcome<'t> {
 /// Handles one request.
 pub async fn handle(
     shared: &Shared,
-    client: &UpstreamClient,
+    client: &Clients,
     req: Request<Incoming>,
     remote: SocketAddr,
 ) -> Response<GatewayBody> {
@@ -206,7 +232,7 @@ fn outcome<'t>(status: u16) -> Outcome<'t> {
 
 async fn serve_route<'t>(
     shared: &Shared,
-    client: &UpstreamClient,
+    client: &Clients,
     route: &'t CompiledRoute,
     matched: &PathCond,
     req: Request<Incoming>,
@@ -313,7 +339,7 @@ enum RequestBody {
 #[allow(clippy::too_many_arguments)]
 async fn forward<'t>(
     shared: &Shared,
-    client: &UpstreamClient,
+    client: &Clients,
     route: &'t CompiledRoute,
     target: &'t Target,
     matched: &PathCond,
@@ -343,6 +369,8 @@ async fn forward<'t>(
     };
     let opts = &route.options;
     let (parts, body) = req.into_parts();
+    // An HTTP/2 client names the host in `:authority` (an HTTP/1.1 one in `Host`, kept below).
+    let parts_authority = parts.uri.authority().map(|a| a.to_string());
     if let Some(len) = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -475,18 +503,18 @@ async fn forward<'t>(
         headers.insert(header::HOST, h.clone());
     }
     let client_ip = remote.ip().to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {client_ip}"),
         None => client_ip,
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    if !headers.contains_key("x-request-id") {
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if !headers.contains_key(&X_REQUEST_ID) {
         let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         if let Ok(v) = HeaderValue::from_str(&id) {
-            headers.insert("x-request-id", v);
+            headers.insert(X_REQUEST_ID, v);
         }
     }
     for n in &opts.request_remove {
@@ -511,7 +539,7 @@ async fn forward<'t>(
             *sreq.method_mut() = method.clone();
             *sreq.uri_mut() = uri;
             *sreq.headers_mut() = headers.clone();
-            let c = client.clone();
+            let c = client.general.clone();
             tokio::spawn(async move {
                 if let Ok(resp) = c.request(sreq).await {
                     let _ = resp.into_body().collect().await;
@@ -543,8 +571,14 @@ async fn forward<'t>(
                 "the upstream has no hosts",
             );
         };
-        let scheme = if upstream.use_tls { "https" } else { "http" };
-        let uri: Uri = match format!("{scheme}://{host}{path_and_query}").parse() {
+        // Cleartext upstreams get the origin form (`/path?query`) on this worker's pool; TLS
+        // ones an absolute URI on the general client.
+        let uri: Result<Uri, _> = if upstream.use_tls {
+            format!("https://{host}{path_and_query}").parse()
+        } else {
+            Uri::try_from(path_and_query.as_str())
+        };
+        let uri = match uri {
             Ok(u) => u,
             Err(e) => {
                 return fail(
@@ -555,7 +589,7 @@ async fn forward<'t>(
                 );
             }
         };
-        let b: GatewayBody = match (&buffered, stream.take()) {
+        let b: OutBody = match (&buffered, stream.take()) {
             (Some(b), _) => Either::Right(Full::new(b.clone())),
             (None, Some(s)) => Either::Left(s),
             (None, None) => Either::Right(Full::new(Bytes::new())),
@@ -574,7 +608,29 @@ async fn forward<'t>(
             .per_try
             .map(|p| deadline.min(tokio::time::Instant::now() + p))
             .unwrap_or(deadline);
-        match tokio::time::timeout_at(per_try, client.request(ureq)).await {
+        if !upstream.use_tls && !ureq.headers().contains_key(header::HOST) {
+            // An HTTP/2 client gives `:authority`, not `Host`; HTTP/1.1 needs one.
+            if let Ok(v) = HeaderValue::from_str(parts_authority.as_deref().unwrap_or(host)) {
+                ureq.headers_mut().insert(header::HOST, v);
+            }
+        }
+        let sent = async {
+            if upstream.use_tls {
+                client
+                    .general
+                    .request(ureq)
+                    .await
+                    .map(|r| r.map(UpstreamBody::unpooled))
+                    .map_err(|e| (e.is_connect(), root_cause(&e)))
+            } else {
+                client
+                    .pool
+                    .send(host, ureq)
+                    .await
+                    .map_err(|e| (e.is_connect(), root_cause(&e)))
+            }
+        };
+        match tokio::time::timeout_at(per_try, sent).await {
             Ok(Ok(mut resp)) => {
                 let status = resp.status().as_u16();
                 if !last && retry.retry_status(status) {
@@ -592,19 +648,18 @@ async fn forward<'t>(
                 upstream.stats.record(status, Duration::ZERO, o.bytes_out);
                 return (resp.map(Either::Left), o);
             }
-            Ok(Err(e)) => {
-                let connect = e.is_connect();
+            Ok(Err((connect, cause))) => {
                 last_error = if connect {
                     (
                         StatusCode::SERVICE_UNAVAILABLE,
                         "upstream-connect-failure",
-                        format!("cannot connect to upstream {host}: {}", root_cause(&e)),
+                        format!("cannot connect to upstream {host}: {cause}"),
                     )
                 } else {
                     (
                         StatusCode::SERVICE_UNAVAILABLE,
                         "upstream-reset",
-                        format!("upstream {host} reset the request: {}", root_cause(&e)),
+                        format!("upstream {host} reset the request: {cause}"),
                     )
                 };
                 let retry_it =
