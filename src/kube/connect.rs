@@ -180,6 +180,9 @@ async fn accept_loop(listener: tokio::net::TcpListener, target: Target, via: Via
 
 type RelayBody = http_body_util::combinators::UnsyncBoxBody<Bytes, kube::Error>;
 
+/// The largest request body the API server relay buffers (the gateway's own default limit).
+const MAX_RELAYED_BODY: usize = 16 * 1024 * 1024;
+
 /// Serves HTTP/1 on one local connection, sending each request to the service through the
 /// API server's proxy path with kube-rs's client (its TLS and credentials).
 async fn relay_http(socket: tokio::net::TcpStream, target: &Target) -> Result<(), String> {
@@ -198,8 +201,18 @@ async fn relay_request(
     target: &Target,
 ) -> http::Response<RelayBody> {
     let (parts, body) = req.into_parts();
-    let body = match body.collect().await {
+    // kube-rs's client takes a whole body; a bound keeps one request from taking the memory.
+    let body = match http_body_util::Limited::new(body, MAX_RELAYED_BODY)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return relay_error(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the API server's proxy relays bodies up to {MAX_RELAYED_BODY} bytes"),
+            );
+        }
         Err(e) => return relay_error(http::StatusCode::BAD_REQUEST, format!("request body: {e}")),
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
