@@ -70,7 +70,9 @@ pub fn run_worker(
                 return;
             }
         };
-        let client = new_client();
+        // What a request needs, behind one reference count: a request clones one Arc, not the
+        // shared state and each client's handles one by one.
+        let worker = Arc::new((shared.clone(), new_client()));
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(shared.header_read_timeout).keep_alive(true);
         builder.http2().timer(TokioTimer::new());
@@ -89,12 +91,10 @@ pub fn run_worker(
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    let shared = shared.clone();
-                    let client = client.clone();
+                    let worker = worker.clone();
                     let svc = service_fn(move |req| {
-                        let shared = shared.clone();
-                        let client = client.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(&shared, &client, req, remote).await) }
+                        let worker = worker.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(&worker.0, &worker.1, req, remote).await) }
                     });
                     let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
                     let conn = graceful.watch(conn);
