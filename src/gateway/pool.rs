@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The body of a request sent upstream: the client's, streamed, or one the gateway made.
 pub type OutBody = http_body_util::Either<Incoming, http_body_util::Full<Bytes>>;
@@ -25,6 +25,9 @@ pub type OutBody = http_body_util::Either<Incoming, http_body_util::Full<Bytes>>
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept per upstream host.
 const MAX_IDLE_PER_HOST: usize = 256;
+/// How long a connection may sit idle before the pool closes it (as hyper-util's client does):
+/// upstreams that left the configuration do not keep sockets open forever.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -43,7 +46,8 @@ impl SendError {
     }
 }
 
-type Idle = HashMap<Arc<str>, Vec<SendRequest<OutBody>>>;
+/// Idle connections by `host:port`, each with the time it went idle.
+type Idle = HashMap<Arc<str>, Vec<(SendRequest<OutBody>, Instant)>>;
 
 /// One worker's idle upstream connections.
 #[derive(Default)]
@@ -52,14 +56,44 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// A pool, and (on a tokio runtime) a task that closes connections idle for longer than
+    /// `IDLE_TIMEOUT`; the task ends with the pool.
     pub fn new() -> Arc<Pool> {
-        Arc::new(Pool::default())
+        let pool = Arc::new(Pool::default());
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let weak = Arc::downgrade(&pool);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(IDLE_TIMEOUT / 3);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(pool) = weak.upgrade() else { return };
+                    pool.close_idle_since(Instant::now() - IDLE_TIMEOUT);
+                }
+            });
+        }
+        pool
+    }
+
+    /// Closes the connections idle since before `cutoff`, and those the upstream closed.
+    pub fn close_idle_since(&self, cutoff: Instant) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.retain(|_, list| {
+            list.retain(|(s, since)| *since >= cutoff && !s.is_closed());
+            !list.is_empty()
+        });
+    }
+
+    /// Idle connections, all hosts together.
+    pub fn idle_count(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.values().map(Vec::len).sum()
     }
 
     fn take(&self, host: &str) -> Option<SendRequest<OutBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(host)?;
-        while let Some(s) = list.pop() {
+        while let Some((s, _)) = list.pop() {
             if !s.is_closed() {
                 return Some(s);
             }
@@ -71,10 +105,11 @@ impl Pool {
         if sender.is_closed() {
             return;
         }
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(host).or_default();
         if list.len() < MAX_IDLE_PER_HOST {
-            list.push(sender);
+            list.push((sender, now));
         }
     }
 
@@ -196,5 +231,62 @@ impl Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An upstream answering `ok` on every request of every connection.
+    async fn upstream() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(
+                            Bytes::from_static(b"ok"),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn get() -> Request<OutBody> {
+        let mut r = Request::new(http_body_util::Either::Right(http_body_util::Full::new(
+            Bytes::new(),
+        )));
+        *r.uri_mut() = "/".parse().unwrap();
+        r.headers_mut()
+            .insert(http::header::HOST, http::HeaderValue::from_static("x"));
+        r
+    }
+
+    #[tokio::test]
+    async fn a_connection_read_to_the_end_is_kept_and_closed_once_idle_too_long() {
+        use http_body_util::BodyExt;
+        let host: Arc<str> = Arc::from(upstream().await.as_str());
+        let pool = Pool::new();
+        let body = pool.send(&host, get()).await.unwrap().into_body();
+        assert_eq!(pool.idle_count(), 0, "in use until its body is read");
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "ok");
+        assert_eq!(pool.idle_count(), 1, "back once read to the end");
+        // A response dropped before its end takes its connection with it.
+        let unread = pool.send(&host, get()).await.unwrap();
+        drop(unread);
+        let read = pool.send(&host, get()).await.unwrap();
+        let _ = read.into_body().collect().await.unwrap();
+        assert_eq!(pool.idle_count(), 1);
+        pool.close_idle_since(Instant::now() - IDLE_TIMEOUT);
+        assert_eq!(pool.idle_count(), 1, "idle for less than the timeout: kept");
+        pool.close_idle_since(Instant::now() + Duration::from_millis(1));
+        assert_eq!(pool.idle_count(), 0, "idle for longer: closed");
     }
 }
