@@ -123,7 +123,9 @@ impl DirStore {
 
     /// What the resource files look like from outside (path, size, modification time, inode),
     /// without reading them: the safety-net rescan re-reads only when this changes, so a
-    /// store of megabytes costs a few directory reads every 2 s, not a parse.
+    /// store of megabytes costs a few directory reads every 2 s, not a parse. (What it cannot
+    /// see: a rewrite in place to the same size within one tick of the filesystem's clock and
+    /// without an inotify event; local filesystems keep nanoseconds, and inotify reports it.)
     fn fingerprint(&self) -> Vec<(PathBuf, u64, Option<SystemTime>, u64)> {
         let mut out = Vec::new();
         for kind in Kind::ALL {
