@@ -1028,4 +1028,17 @@ async fn upstream_connections_are_reused_and_one_closed_while_idle_costs_no_requ
         6,
         "one new connection after each hang-up"
     );
+    // The admin listener counts them too.
+    let m = c
+        .get(format!("{}/metrics", h.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("epoxy_upstream_connections_opened_total 6\n"),
+        "{m}"
+    );
 }

@@ -53,13 +53,23 @@ type Idle = HashMap<Arc<str>, Vec<(SendRequest<OutBody>, Instant)>>;
 #[derive(Default)]
 pub struct Pool {
     idle: Mutex<Idle>,
+    /// Connections opened, for the metrics (shared by every worker's pool).
+    opened: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Pool {
     /// A pool, and (on a tokio runtime) a task that closes connections idle for longer than
     /// `IDLE_TIMEOUT`; the task ends with the pool.
     pub fn new() -> Arc<Pool> {
-        let pool = Arc::new(Pool::default());
+        Self::counting(Arc::default())
+    }
+
+    /// A pool that counts the connections it opens in `opened`.
+    pub fn counting(opened: Arc<std::sync::atomic::AtomicU64>) -> Arc<Pool> {
+        let pool = Arc::new(Pool {
+            idle: Mutex::default(),
+            opened,
+        });
         if tokio::runtime::Handle::try_current().is_ok() {
             let weak = Arc::downgrade(&pool);
             tokio::spawn(async move {
@@ -162,6 +172,8 @@ impl Pool {
             }
         }
         let mut sender = Self::connect(host).await?;
+        self.opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let resp = sender.send_request(req).await.map_err(SendError::Request)?;
         Ok(self.wrap(host, sender, resp))
     }

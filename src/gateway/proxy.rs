@@ -43,10 +43,11 @@ pub struct Shared {
     pub header_read_timeout: Duration,
 }
 
-/// A worker's upstream clients (see `pool` and `crate::net::client`).
-pub fn new_client() -> Clients {
+/// A worker's upstream clients (see `pool` and `crate::net::client`); the connections its pool
+/// opens are counted in `registry`.
+pub fn new_client(registry: &Registry) -> Clients {
     Clients {
-        pool: Pool::new(),
+        pool: Pool::counting(registry.upstream_connections.clone()),
         general: crate::net::client(),
     }
 }

@@ -72,7 +72,7 @@ pub fn run_worker(
         };
         // What a request needs, behind one reference count: a request clones one Arc, not the
         // shared state and each client's handles one by one.
-        let worker = Arc::new((shared.clone(), new_client()));
+        let worker = Arc::new((shared.clone(), new_client(&shared.registry)));
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(shared.header_read_timeout).keep_alive(true);
         builder.http2().timer(TokioTimer::new());

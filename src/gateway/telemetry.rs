@@ -113,6 +113,9 @@ pub struct Registry {
     routes: Mutex<HashMap<String, Arc<Stats>>>,
     upstreams: Mutex<HashMap<String, Arc<Stats>>>,
     pub no_route: Stats,
+    /// Cleartext connections the workers opened to upstreams: it grows with traffic only when
+    /// keep-alive fails (upstreams closing connections, bodies left unread).
+    pub upstream_connections: Arc<AtomicU64>,
 }
 
 impl Registry {
@@ -213,6 +216,19 @@ impl Registry {
             out,
             "epoxy_no_route_total {}",
             self.no_route.totals().requests
+        );
+        let _ = writeln!(
+            out,
+            "# HELP epoxy_upstream_connections_opened_total Cleartext connections opened to upstreams."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE epoxy_upstream_connections_opened_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "epoxy_upstream_connections_opened_total {}",
+            self.upstream_connections.load(Relaxed)
         );
         out
     }
