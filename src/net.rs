@@ -57,35 +57,17 @@ where
         .build(https)
 }
 
-/// Where requests for one Kubernetes service port go. Connectors that need credentials or a
-/// tunnel (the API server's proxy, port-forward) hand out a local relay's address, so the
-/// gateway and discovery never carry the cluster's credentials themselves.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceAddress {
-    /// `host:port` to connect to.
-    pub authority: String,
-    pub tls: bool,
-}
-
-impl ServiceAddress {
-    /// The base URL a client uses, without a trailing slash.
-    pub fn base_url(&self) -> String {
-        format!(
-            "{}://{}",
-            if self.tls { "https" } else { "http" },
-            self.authority
-        )
-    }
-}
-
 /// How the gateway and function discovery reach a Kubernetes service (`kube` upstreams):
 /// directly by cluster DNS, through the API server's service proxy, or through a port-forward
-/// to a pod. The implementations that need a cluster live in `crate::kube::connect`.
+/// to a pod. The implementations that need a cluster live in `crate::kube::connect`; they hand
+/// out a local relay's address, so the gateway and discovery always speak cleartext HTTP to the
+/// address they get and never carry the cluster's credentials themselves.
 pub trait Connector: Send + Sync + std::fmt::Debug {
     /// `direct`, `apiserver` or `port-forward`, for messages.
     fn name(&self) -> &'static str;
-    /// Where requests for `namespace/service:port` go, or why they cannot go anywhere.
-    fn service(&self, namespace: &str, service: &str, port: u32) -> Result<ServiceAddress, String>;
+    /// The `host:port` where requests for `namespace/service:port` go (cleartext HTTP), or
+    /// why they cannot go anywhere.
+    fn service(&self, namespace: &str, service: &str, port: u32) -> Result<String, String>;
 }
 
 /// In the cluster: the service's cluster DNS name (`NAME.NS.svc.cluster.local:PORT`).
@@ -97,11 +79,8 @@ impl Connector for ClusterDns {
         "direct"
     }
 
-    fn service(&self, namespace: &str, service: &str, port: u32) -> Result<ServiceAddress, String> {
-        Ok(ServiceAddress {
-            authority: format!("{service}.{namespace}.svc.cluster.local:{port}"),
-            tls: false,
-        })
+    fn service(&self, namespace: &str, service: &str, port: u32) -> Result<String, String> {
+        Ok(format!("{service}.{namespace}.svc.cluster.local:{port}"))
     }
 }
 

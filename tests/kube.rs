@@ -27,6 +27,72 @@ async fn store(emu: &Emulator) -> KubeStore {
     KubeStore::new(t.client().await.unwrap(), t.describe())
 }
 
+/// A running `epoxy gateway` on the emulator; killed when the guard drops.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+/// Starts `epoxy --kubeconfig EMU gateway` on a free port (admin off, discovery every 300 ms)
+/// with `extra` flags; returns its URL, read from its first line of output.
+fn start_gateway(emu: &Emulator, e: &Epoxy, extra: &[&str]) -> (String, Kill) {
+    let mut args = vec![
+        "--kubeconfig",
+        emu.kubeconfig.to_str().unwrap(),
+        "gateway",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "off",
+        "--fds-interval",
+        "300ms",
+    ];
+    args.extend_from_slice(extra);
+    let mut gw = e
+        .command()
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(gw.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split(" on ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    (url, Kill(gw))
+}
+
+/// Waits (10 s at most) until `store` shows the petstore upstream with its 4 functions.
+async fn wait_for_petstore_functions(store: &dyn Store, failure: &str) {
+    let mut rx = store.watch();
+    let key = ResourceKey::new(Kind::Upstream, "gloo-system", "default-petstore-8080");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let functions = match rx.borrow_and_update().resources.get(&key) {
+            Some(Resource::Upstream(u)) => u.spec.function_names().len(),
+            _ => 0,
+        };
+        if functions == 4 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{failure}");
+        let _ = tokio::time::timeout(Duration::from_millis(500), rx.changed()).await;
+    }
+}
+
 #[test]
 fn install_crds_dry_run_prints_gloos_crds() {
     let e = Epoxy::new();
@@ -360,44 +426,7 @@ fn upstream_and_function_discovery_through_the_apiserver_connector() {
         200
     );
 
-    let mut gw = e
-        .command()
-        .args([
-            "--kubeconfig",
-            emu.kubeconfig.to_str().unwrap(),
-            "gateway",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "off",
-            "--fds-interval",
-            "300ms",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(gw.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .split(" on ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-        }
-    }
-    let _gw = Kill(gw);
+    let (url, _gw) = start_gateway(&emu, &e, &[]);
 
     let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -612,48 +641,11 @@ fn discovery_and_traffic_through_the_port_forward_connector() {
         );
     }
 
-    let mut gw = e
-        .command()
-        .args([
-            "--kubeconfig",
-            emu.kubeconfig.to_str().unwrap(),
-            "gateway",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "off",
-            "--fds-interval",
-            "300ms",
-            "--connect",
-            "port-forward",
-            "--ingress-class",
-            "none",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(gw.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .split(" on ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-        }
-    }
-    let _gw = Kill(gw);
+    let (url, _gw) = start_gateway(
+        &emu,
+        &e,
+        &["--connect", "port-forward", "--ingress-class", "none"],
+    );
 
     let ups = "/apis/gloo.solo.io/v1/namespaces/gloo-system/upstreams";
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -867,23 +859,7 @@ async fn discovery_in_memory_writes_nothing_to_the_cluster() {
         ..Default::default()
     };
     let _fds = fds::spawn(store.clone(), cfg, None);
-    let mut rx = store.watch();
-    let key = ResourceKey::new(Kind::Upstream, "gloo-system", "default-petstore-8080");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let functions = match rx.borrow_and_update().resources.get(&key) {
-            Some(Resource::Upstream(u)) => u.spec.function_names().len(),
-            _ => 0,
-        };
-        if functions == 4 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "functions were not discovered in memory"
-        );
-        let _ = tokio::time::timeout(Duration::from_millis(500), rx.changed()).await;
-    }
+    wait_for_petstore_functions(store.as_ref(), "functions were not discovered in memory").await;
     // Nothing of it is in the cluster.
     let list: Value = c
         .get(format!("{}/apis/gloo.solo.io/v1/upstreams", emu.url))
@@ -994,23 +970,7 @@ async fn a_cluster_with_a_private_ca_and_a_token_carries_traffic_too() {
         })
         .unwrap();
 
-    let mut rx = store.watch();
-    let key = ResourceKey::new(Kind::Upstream, "gloo-system", "default-petstore-8080");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let functions = match rx.borrow_and_update().resources.get(&key) {
-            Some(Resource::Upstream(u)) => u.spec.function_names().len(),
-            _ => 0,
-        };
-        if functions == 4 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "functions were not discovered over TLS"
-        );
-        let _ = tokio::time::timeout(Duration::from_millis(500), rx.changed()).await;
-    }
+    wait_for_petstore_functions(store.as_ref(), "functions were not discovered over TLS").await;
     let vs = parse_one("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: default, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: default-petstore-8080}}}\n", "t").unwrap();
     epoxy::control::writes::write(store.as_ref(), vs, Precondition::Any)
         .await

@@ -145,7 +145,7 @@ fn probe_base(u: &Upstream, cfg: &FdsConfig) -> Result<String, String> {
         let a = cfg
             .connector
             .service(&k.service_namespace, &k.service_name, k.service_port)?;
-        return Ok(a.base_url());
+        return Ok(format!("http://{a}"));
     }
     Err(no_address())
 }

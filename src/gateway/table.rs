@@ -395,7 +395,7 @@ pub fn compile_with(
                 ),
                 (None, Some(k)) => {
                     match connector.service(&k.service_namespace, &k.service_name, k.service_port) {
-                        Ok(a) => (vec![Arc::from(a.authority.as_str())], a.tls),
+                        Ok(authority) => (vec![Arc::from(authority.as_str())], false),
                         // No hosts: requests get 503 naming the upstream; the reason is logged.
                         Err(e) => {
                             c.problems.push(format!("upstream {}: {e}", r.key()));

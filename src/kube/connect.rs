@@ -7,7 +7,7 @@
 //! CA, client certificates, tokens, exec plugins) works for traffic too, and the cluster's
 //! credentials never enter the gateway's own connection pool.
 
-use crate::net::{Connector, ServiceAddress};
+use crate::net::Connector;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::service::service_fn;
@@ -37,7 +37,7 @@ impl Connector for ApiserverProxy {
         "apiserver"
     }
 
-    fn service(&self, namespace: &str, service: &str, port: u32) -> Result<ServiceAddress, String> {
+    fn service(&self, namespace: &str, service: &str, port: u32) -> Result<String, String> {
         self.0.address(namespace, service, port)
     }
 }
@@ -61,7 +61,7 @@ impl Connector for PortForward {
         "port-forward"
     }
 
-    fn service(&self, namespace: &str, service: &str, port: u32) -> Result<ServiceAddress, String> {
+    fn service(&self, namespace: &str, service: &str, port: u32) -> Result<String, String> {
         self.0.address(namespace, service, port)
     }
 }
@@ -99,7 +99,7 @@ impl Relays {
         }
     }
 
-    fn address(&self, namespace: &str, service: &str, port: u32) -> Result<ServiceAddress, String> {
+    fn address(&self, namespace: &str, service: &str, port: u32) -> Result<String, String> {
         let key = (namespace.to_string(), service.to_string(), port);
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
         let addr = match listeners.get(&key) {
@@ -112,10 +112,7 @@ impl Relays {
                 a
             }
         };
-        Ok(ServiceAddress {
-            authority: addr.to_string(),
-            tls: false,
-        })
+        Ok(addr.to_string())
     }
 
     fn listen(&self, namespace: &str, service: &str, port: u32) -> std::io::Result<SocketAddr> {
