@@ -73,7 +73,7 @@ fn lookup<'t>(t: &'t RouteTable, headers: &HeaderMap, path: &str) -> Option<&'t 
         authority: "example.com",
         path,
         query: None,
-        headers,
+        headers: headers.into(),
     };
     t.route(&req).map(|m| &*m.route.id)
 }

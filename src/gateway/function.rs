@@ -268,7 +268,7 @@ impl FunctionCall {
     pub fn render(
         &self,
         path_and_query: &str,
-        headers: &http::HeaderMap,
+        headers: super::matcher::Headers<'_>,
         body: &[u8],
     ) -> Result<RenderedCall, CallError> {
         let mut vars: BTreeMap<String, serde_json::Value> = BTreeMap::new();
@@ -288,7 +288,7 @@ impl FunctionCall {
         for x in &self.extractors {
             let value = match &x.source {
                 Source::Path => Some(path_and_query),
-                Source::Header(h) => headers.get(h).and_then(|v| v.to_str().ok()),
+                Source::Header(h) => headers.get(h.as_str()),
             };
             if let Some(v) = value {
                 x.extract(v, &mut extracted);
@@ -410,7 +410,11 @@ mod tests {
             .insert(":path".into(), "/petstore/findWithId/{id}".into());
         let f = FunctionCall::compile("findPetById", &find_pet(), Some(&p)).unwrap();
         let r = f
-            .render("/petstore/findWithId/1", &http::HeaderMap::new(), b"")
+            .render(
+                "/petstore/findWithId/1",
+                (&http::HeaderMap::new()).into(),
+                b"",
+            )
             .unwrap();
         assert_eq!(r.path.as_deref(), Some("/api/pets/1"));
         assert_eq!(r.method.as_deref(), Some("GET"));
@@ -418,7 +422,7 @@ mod tests {
         let r = f
             .render(
                 "/petstore/findWithId/..%2F..%2Fadmin%3Fx",
-                &http::HeaderMap::new(),
+                (&http::HeaderMap::new()).into(),
                 b"",
             )
             .unwrap();
@@ -436,13 +440,15 @@ mod tests {
         let f = FunctionCall::compile("f", &t, Some(&p)).unwrap();
         let mut h = http::HeaderMap::new();
         h.insert("x-pet", "7".parse().unwrap());
-        let r = f.render("/x", &h, br#"{"name": "a\"b\nc"}"#).unwrap();
+        let r = f
+            .render("/x", (&h).into(), br#"{"name": "a\"b\nc"}"#)
+            .unwrap();
         assert_eq!(r.path.as_deref(), Some("/api/pets/7"));
         let body: serde_json::Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
         assert_eq!(body["id"], 7);
         assert_eq!(body["name"], "a\"b\nc");
         assert!(matches!(
-            f.render("/x", &h, b"not json"),
+            f.render("/x", (&h).into(), b"not json"),
             Err(CallError::BodyNotJson(_))
         ));
     }

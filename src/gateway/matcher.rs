@@ -15,7 +15,42 @@ pub struct RequestHead<'a> {
     /// Path without the query string.
     pub path: &'a str,
     pub query: Option<&'a str>,
-    pub headers: &'a HeaderMap,
+    pub headers: Headers<'a>,
+}
+
+/// A request's headers, as hyper parsed them or as the HTTP/1.1 fast path read them off the
+/// wire (`super::h1`), so that matching needs no `HeaderMap` built for it.
+#[derive(Clone, Copy)]
+pub enum Headers<'a> {
+    Map(&'a HeaderMap),
+    Raw(&'a [httparse::Header<'a>]),
+}
+
+impl<'a> From<&'a HeaderMap> for Headers<'a> {
+    fn from(h: &'a HeaderMap) -> Self {
+        Headers::Map(h)
+    }
+}
+
+impl<'a> Headers<'a> {
+    /// The first value of `name` (lower-case), if it is visible ASCII (as `HeaderValue::to_str`).
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        match self {
+            Headers::Map(m) => m.get(name).and_then(|v| v.to_str().ok()),
+            Headers::Raw(raw) => raw
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .and_then(|h| visible_ascii(h.value)),
+        }
+    }
+}
+
+fn visible_ascii(v: &[u8]) -> Option<&str> {
+    if v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        std::str::from_utf8(v).ok()
+    } else {
+        None
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -203,7 +238,7 @@ fn header_value<'a>(req: &RequestHead<'a>, name: &str) -> Option<&'a str> {
         ":authority" | "host" => Some(req.authority),
         ":method" => Some(req.method),
         ":path" => Some(req.path),
-        _ => req.headers.get(name).and_then(|v| v.to_str().ok()),
+        _ => req.headers.get(name),
     }
 }
 

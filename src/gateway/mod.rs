@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod function;
+pub mod h1;
 pub mod matcher;
 pub mod pool;
 pub mod proxy;

@@ -60,13 +60,8 @@ pub fn error_response(
     route: Option<&str>,
     upstream: Option<&str>,
 ) -> Response<GatewayBody> {
-    let body = serde_json::json!({
-        "error": code,
-        "message": message,
-        "route": route,
-        "upstream": upstream,
-    });
-    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body.to_string()))));
+    let body = error_body(code, message, route, upstream);
+    let mut r = Response::new(Either::Right(Full::new(body)));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(
@@ -77,6 +72,17 @@ pub fn error_response(
         h.insert(X_EPOXY_ERROR, v);
     }
     r
+}
+
+/// The JSON body of an error response.
+pub fn error_body(code: &str, message: &str, route: Option<&str>, upstream: Option<&str>) -> Bytes {
+    let body = serde_json::json!({
+        "error": code,
+        "message": message,
+        "route": route,
+        "upstream": upstream,
+    });
+    Bytes::from(body.to_string())
 }
 
 // Header names as constants: a name given as a string is parsed and hashed at every use,
@@ -119,13 +125,13 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 }
 
 /// What a request did, for the event and the counters (borrowed from the route table).
-struct Outcome<'t> {
-    status: u16,
-    route: Option<&'t str>,
-    upstream: Option<&'t str>,
-    function: Option<&'t str>,
-    error: Option<String>,
-    bytes_out: u64,
+pub(super) struct Outcome<'t> {
+    pub status: u16,
+    pub route: Option<&'t str>,
+    pub upstream: Option<&'t str>,
+    pub function: Option<&'t str>,
+    pub error: Option<String>,
+    pub bytes_out: u64,
 }
 
 /// Handles one request.
@@ -156,7 +162,7 @@ pub async fn handle(
             authority,
             path: req.uri().path(),
             query: req.uri().query(),
-            headers: req.headers(),
+            headers: req.headers().into(),
         };
         let matched = table.route(&head);
         let no_vhost = matched.is_none() && table.vhost(authority).is_none();
@@ -220,7 +226,7 @@ pub async fn handle(
     resp
 }
 
-fn outcome<'t>(status: u16) -> Outcome<'t> {
+pub(super) fn outcome<'t>(status: u16) -> Outcome<'t> {
     Outcome {
         status,
         route: None,
@@ -294,7 +300,7 @@ fn redirect(rd: &Redirect, matched: &PathCond, req: &Request<Incoming>) -> Respo
 
 /// Envoy's prefix rewrite: the matched prefix (or the whole path, for exact and regex) is
 /// replaced by `rewrite`.
-fn rewrite_prefix(path: &str, matched: &PathCond, rewrite: &str) -> String {
+pub(super) fn rewrite_prefix(path: &str, matched: &PathCond, rewrite: &str) -> String {
     match matched {
         PathCond::Prefix(p) if path.len() >= p.len() => format!("{rewrite}{}", &path[p.len()..]),
         _ => rewrite.to_string(),
@@ -302,7 +308,7 @@ fn rewrite_prefix(path: &str, matched: &PathCond, rewrite: &str) -> String {
 }
 
 /// Envoy writes `\1` for a capture group; the regex crate writes `${1}`.
-fn envoy_substitution(s: &str) -> String {
+pub(super) fn envoy_substitution(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
@@ -448,7 +454,7 @@ async fn forward<'t>(
             RequestBody::Buffered(b) => b,
             RequestBody::Stream(_) => &[],
         };
-        match f.render(&original_pq, &headers, raw) {
+        match f.render(&original_pq, (&headers).into(), raw) {
             Ok(call) => {
                 if let Some(m) = call
                     .method

@@ -2,7 +2,8 @@
 //! `SO_REUSEPORT` listener and its own upstream connection pool, so that workers share nothing
 //! on the hot path but the route table (read through `ArcSwap`) and atomic counters.
 
-use super::proxy::{Shared, handle, new_client};
+use super::h1::{self, Rewind, UpstreamConns};
+use super::proxy::{Clients, Shared, handle, new_client};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -70,12 +71,16 @@ pub fn run_worker(
                 return;
             }
         };
-        // What a request needs, behind one reference count: a request clones one Arc, not the
-        // shared state and each client's handles one by one.
-        let worker = Arc::new((shared.clone(), new_client(&shared.registry)));
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(shared.header_read_timeout).keep_alive(true);
         builder.http2().timer(TokioTimer::new());
+        // What a connection needs, behind one reference count.
+        let worker = Arc::new(Worker {
+            clients: new_client(&shared.registry),
+            conns: UpstreamConns::counting(shared.registry.upstream_connections.clone()),
+            shared: shared.clone(),
+            builder,
+        });
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             tokio::select! {
@@ -92,14 +97,26 @@ pub fn run_worker(
                     };
                     let _ = stream.set_nodelay(true);
                     let worker = worker.clone();
-                    let svc = service_fn(move |req| {
-                        let worker = worker.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(&worker.0, &worker.1, req, remote).await) }
-                    });
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                    let conn = graceful.watch(conn);
+                    let watcher = graceful.watcher();
+                    let mut shutdown = shutdown.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = conn.await {
+                        let mut stream = stream;
+                        let w = &*worker;
+                        let Some(read) = h1::serve(&mut stream, remote, &w.shared, &w.conns, &mut shutdown).await else {
+                            return;
+                        };
+                        drop(shutdown);
+                        // The fast path left this request to hyper: it serves the rest.
+                        let svc = {
+                            let worker = worker.clone();
+                            service_fn(move |req| {
+                                let worker = worker.clone();
+                                async move { Ok::<_, std::convert::Infallible>(handle(&worker.shared, &worker.clients, req, remote).await) }
+                            })
+                        };
+                        let io = TokioIo::new(Rewind::new(read, stream));
+                        let conn = worker.builder.serve_connection(io, svc).into_owned();
+                        if let Err(e) = watcher.watch(conn).await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
                     });
@@ -109,4 +126,14 @@ pub fn run_worker(
         drop(listener);
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
     });
+}
+
+/// One worker's state, shared by its connections.
+struct Worker {
+    shared: Arc<Shared>,
+    clients: Clients,
+    /// The fast path's upstream connections (`h1`).
+    conns: Arc<UpstreamConns>,
+    /// Serves what the fast path leaves: HTTP/2, upgrades, and the rest (see `h1`).
+    builder: auto::Builder<TokioExecutor>,
 }

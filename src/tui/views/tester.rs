@@ -477,7 +477,7 @@ pub fn trace(
         authority,
         path,
         query,
-        headers,
+        headers: headers.into(),
     };
     let verdicts = vh.explain(&head);
     let mut matched = false;
