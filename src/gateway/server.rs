@@ -106,6 +106,7 @@ pub fn run_worker(
                             return;
                         };
                         drop(shutdown);
+                        w.shared.registry.handoffs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         // The fast path left this request to hyper: it serves the rest.
                         let svc = {
                             let worker = worker.clone();

@@ -116,6 +116,8 @@ pub struct Registry {
     /// Cleartext connections the workers opened to upstreams: it grows with traffic only when
     /// keep-alive fails (upstreams closing connections, bodies left unread).
     pub upstream_connections: Arc<AtomicU64>,
+    /// Client connections the HTTP/1.1 fast path handed to hyper (see `gateway::h1`).
+    pub handoffs: AtomicU64,
 }
 
 impl Registry {
@@ -229,6 +231,16 @@ impl Registry {
             out,
             "epoxy_upstream_connections_opened_total {}",
             self.upstream_connections.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP epoxy_http1_handoffs_total Client connections the HTTP/1.1 fast path left to the general server (HTTP/2, HTTP/1.0, upgrades, redirects, direct responses, ...)."
+        );
+        let _ = writeln!(out, "# TYPE epoxy_http1_handoffs_total counter");
+        let _ = writeln!(
+            out,
+            "epoxy_http1_handoffs_total {}",
+            self.handoffs.load(Relaxed)
         );
         out
     }
