@@ -354,3 +354,75 @@ async fn shutdown_finishes_requests_in_flight_and_closes_idle_connections() {
     assert_eq!(a.hits(), 2);
     drop(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_at_every_stage() {
+    let a = upstream::start("a");
+    let h = Harness::with(|c| c.header_read_timeout = Duration::from_millis(300)).await;
+    h.apply(&format!(
+        "{}---\n{}",
+        static_upstream("a", &[a.host_port()]),
+        vs(
+            "default",
+            "['*']",
+            "    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: a}}}\n"
+        )
+    ))
+    .await;
+    // Closed within `limit`, having answered `answers` requests first.
+    async fn cut_off(addr: SocketAddr, first: &[u8], then: &[u8], answers: usize) {
+        let started = std::time::Instant::now();
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(first).await.unwrap();
+        if !then.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            s.write_all(then).await.unwrap();
+        }
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the gateway kept a slow client: {:?}",
+                    String::from_utf8_lossy(first)
+                )
+            })
+            .unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(responses(&text).len(), answers, "{text}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "cut off too early"
+        );
+    }
+    // Nothing at all; half a head; half a head after a first request; half a body.
+    cut_off(h.handle.addr, b"", b"", 0).await;
+    cut_off(h.handle.addr, b"GET / HTTP/1.1\r\nHo", b"", 0).await;
+    cut_off(
+        h.handle.addr,
+        b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /2 HTTP/1.1\r\n",
+        1,
+    )
+    .await;
+    cut_off(
+        h.handle.addr,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nabc",
+        b"de",
+        0,
+    )
+    .await;
+    // A keep-alive connection idle between requests is not cut off by the header timeout.
+    let mut s = TcpStream::connect(h.handle.addr).await.unwrap();
+    for i in 0..2 {
+        s.write_all(b"GET /k HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200", "request {i}");
+        let mut rest = vec![0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_millis(200), s.read(&mut rest)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

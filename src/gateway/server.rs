@@ -98,14 +98,13 @@ pub fn run_worker(
                     let _ = stream.set_nodelay(true);
                     let worker = worker.clone();
                     let watcher = graceful.watcher();
-                    let mut shutdown = shutdown.clone();
+                    let shutdown = shutdown.clone();
                     tokio::spawn(async move {
                         let mut stream = stream;
                         let w = &*worker;
-                        let Some(read) = h1::serve(&mut stream, remote, &w.shared, &w.conns, &mut shutdown).await else {
+                        let Some(read) = h1::serve(&mut stream, remote, &w.shared, &w.conns, shutdown).await else {
                             return;
                         };
-                        drop(shutdown);
                         w.shared.registry.handoffs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         // The fast path left this request to hyper: it serves the rest.
                         let svc = {

@@ -25,8 +25,10 @@ use super::telemetry::RequestEvent;
 use bytes::{Buf, Bytes, BytesMut};
 use chunked::ChunkScanner;
 use std::borrow::Cow;
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -152,51 +154,71 @@ enum Read {
     NotFast,
 }
 
-/// Reads until `buf` holds a whole request (head and body). The first request's head must
-/// come within `header_timeout` of the connection; a later one's within `header_timeout` of
-/// its first byte (a connection may idle `KEEP_ALIVE_IDLE` between requests).
-async fn read_request(
+/// A connection's waits: one timer and one shutdown notification for its whole life, not one
+/// of each per request (re-armed only when the timer fires before the deadline it enforces).
+struct Waits<'a, S: Future> {
+    timer: Pin<&'a mut tokio::time::Sleep>,
+    shutdown: Pin<&'a mut S>,
+    /// The shutdown future completed (it must not be polled again).
+    stopping: bool,
+}
+
+/// Reads until `buf` holds a whole request (head and body). The request must start before
+/// `deadline`; once it has started, its head must come within `header_timeout` of its first
+/// byte, and each piece of its body within `header_timeout` of the one before.
+async fn read_request<S: Future>(
     io: &mut TcpStream,
     buf: &mut BytesMut,
+    waits: &mut Waits<'_, S>,
+    mut deadline: tokio::time::Instant,
     header_timeout: Duration,
     max_body: usize,
-    first: bool,
-    shutdown: &mut watch::Receiver<bool>,
 ) -> Read {
-    let mut deadline = first.then(|| tokio::time::Instant::now() + header_timeout);
+    let mut started = false;
     loop {
         let mut want = 4096;
+        let mut in_body = false;
         if !buf.is_empty() {
             match probe(buf, max_body) {
                 Probe::Ready { head, body } if buf.len() >= head + body => {
                     return Read::Request { head, body };
                 }
                 Probe::Ready { head, body } => {
-                    // The body is coming: each read gets a fresh allowance.
-                    deadline = Some(tokio::time::Instant::now() + header_timeout);
+                    in_body = true;
                     want = want.max(head + body - buf.len());
                 }
-                Probe::Partial => {
-                    deadline.get_or_insert_with(|| tokio::time::Instant::now() + header_timeout);
-                }
+                Probe::Partial => {}
                 Probe::NotFast => return Read::NotFast,
             }
+            if !started {
+                deadline = deadline.min(tokio::time::Instant::now() + header_timeout);
+                started = true;
+            }
+        }
+        if waits.timer.deadline() > deadline {
+            waits.timer.as_mut().reset(deadline);
         }
         buf.reserve(want);
         let idle = buf.is_empty();
-        let read = match deadline {
-            Some(d) if !idle => tokio::time::timeout_at(d, io.read_buf(buf)).await,
-            _ => {
-                let d = deadline.unwrap_or_else(|| tokio::time::Instant::now() + KEEP_ALIVE_IDLE);
-                tokio::select! {
-                    biased;
-                    _ = shutdown.changed() => return Read::Closed,
-                    r = tokio::time::timeout_at(d, io.read_buf(buf)) => r,
-                }
+        let read = tokio::select! {
+            biased;
+            _ = waits.shutdown.as_mut(), if idle && !waits.stopping => {
+                waits.stopping = true;
+                return Read::Closed;
             }
+            _ = waits.timer.as_mut() => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Read::Closed;
+                }
+                waits.timer.as_mut().reset(deadline);
+                continue;
+            }
+            r = io.read_buf(buf) => r,
         };
         match read {
-            Ok(Ok(n)) if n > 0 => {}
+            // Each piece of a body gets a fresh allowance.
+            Ok(n) if n > 0 && in_body => deadline = tokio::time::Instant::now() + header_timeout,
+            Ok(n) if n > 0 => {}
             _ => return Read::Closed,
         }
     }
@@ -209,28 +231,30 @@ pub async fn serve(
     remote: SocketAddr,
     shared: &Shared,
     conns: &UpstreamConns,
-    shutdown: &mut watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) -> Option<Bytes> {
     let mut buf = BytesMut::with_capacity(4096);
     let mut out = Vec::with_capacity(1024);
-    let mut first = true;
     let max_body = shared.max_body.min(MAX_FAST_BODY);
+    let header_timeout = shared.header_read_timeout;
+    // The first request must come within `header_timeout` of the connection.
+    let mut deadline = tokio::time::Instant::now() + header_timeout;
+    let draining = shutdown.clone();
+    let timer = tokio::time::sleep_until(deadline);
+    let stop = shutdown.changed();
+    let (timer, stop) = (std::pin::pin!(timer), std::pin::pin!(stop));
+    let mut waits = Waits {
+        timer,
+        shutdown: stop,
+        stopping: false,
+    };
     loop {
-        let (head_len, body_len) = match read_request(
-            io,
-            &mut buf,
-            shared.header_read_timeout,
-            max_body,
-            first,
-            shutdown,
-        )
-        .await
-        {
+        let read = read_request(io, &mut buf, &mut waits, deadline, header_timeout, max_body);
+        let (head_len, body_len) = match read.await {
             Read::Request { head, body } => (head, body),
             Read::Closed => return None,
             Read::NotFast => return Some(buf.freeze()),
         };
-        first = false;
         let total = head_len + body_len;
         let flow = {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -238,7 +262,7 @@ pub async fn serve(
             let parsed = matches!(req.parse(&buf), Ok(httparse::Status::Complete(_)));
             match inspect(&req) {
                 Some(head) if parsed => {
-                    let closing = head.close || *shutdown.borrow();
+                    let closing = head.close || *draining.borrow();
                     let r = Request {
                         head,
                         headers: req.headers,
@@ -251,8 +275,10 @@ pub async fn serve(
                 _ => Flow::HandOff,
             }
         };
+        // The next request may idle this long first.
+        deadline = tokio::time::Instant::now() + KEEP_ALIVE_IDLE;
         match flow {
-            Flow::KeepAlive if !*shutdown.borrow() => buf.advance(total),
+            Flow::KeepAlive if !*draining.borrow() => buf.advance(total),
             Flow::KeepAlive | Flow::Close => return None,
             Flow::HandOff => return Some(buf.freeze()),
         }
