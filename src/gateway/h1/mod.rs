@@ -236,6 +236,7 @@ pub async fn serve(
     let mut buf = BytesMut::with_capacity(4096);
     let mut out = Vec::with_capacity(1024);
     let max_body = shared.max_body.min(MAX_FAST_BODY);
+    let client_ip = remote.ip().to_string();
     let header_timeout = shared.header_read_timeout;
     // The first request must come within `header_timeout` of the connection.
     let mut deadline = tokio::time::Instant::now() + header_timeout;
@@ -267,7 +268,7 @@ pub async fn serve(
                         head,
                         headers: req.headers,
                         body: &buf[head_len..total],
-                        remote,
+                        client_ip: &client_ip,
                         closing,
                     };
                     handle(io, &r, shared, conns, &mut out).await
@@ -297,7 +298,8 @@ struct Request<'a, 'b> {
     head: Head<'b>,
     headers: &'a [httparse::Header<'b>],
     body: &'a [u8],
-    remote: SocketAddr,
+    /// The client's address as `x-forwarded-for` gives it (formatted once per connection).
+    client_ip: &'a str,
     /// The response says `connection: close` and the connection ends after it.
     closing: bool,
 }
@@ -425,6 +427,34 @@ async fn fail<'t>(
         Err(_) => Flow::Close,
     };
     (o, latency, flow)
+}
+
+/// Writes `n` in decimal (what `write!` does, without the formatting machinery).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Writes a new request id: 128 random bits in hex.
+fn push_request_id(out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for mut word in [fastrand::u64(..), fastrand::u64(..)] {
+        let mut digits = [0u8; 16];
+        for d in digits.iter_mut().rev() {
+            *d = HEX[(word & 0xf) as usize];
+            word >>= 4;
+        }
+        out.extend_from_slice(&digits);
+    }
 }
 
 fn method_has_body(m: &str) -> bool {
@@ -664,7 +694,9 @@ fn write_request_head(
     host: &str,
     body_len: usize,
 ) {
-    let _ = write!(out, "{method} {path_and_query} HTTP/1.1\r\n");
+    for part in [method, " ", path_and_query, " HTTP/1.1\r\n"] {
+        out.extend_from_slice(part.as_bytes());
+    }
     // Replaced by the route (removed, or set anew rather than appended).
     let by_route = |name: &str| {
         opts.request_remove.iter().any(|n| is(name, n.as_str()))
@@ -709,7 +741,9 @@ fn write_request_head(
         ..
     } = w;
     if body_len > 0 || method_has_body(method) {
-        let _ = write!(out, "content-length: {body_len}\r\n");
+        out.extend_from_slice(b"content-length: ");
+        push_decimal(out, body_len as u64);
+        out.extend_from_slice(b"\r\n");
     }
     if let Some(h) = &opts.host_rewrite
         && !by_route("host")
@@ -725,18 +759,16 @@ fn write_request_head(
             out.extend_from_slice(prev.as_bytes());
             out.extend_from_slice(b", ");
         }
-        let _ = write!(out, "{}\r\n", req.remote.ip());
+        out.extend_from_slice(req.client_ip.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if !by_route("x-forwarded-proto") {
         out.extend_from_slice(b"x-forwarded-proto: http\r\n");
     }
     if !has_request_id && !by_route("x-request-id") {
-        let _ = write!(
-            out,
-            "x-request-id: {:016x}{:016x}\r\n",
-            fastrand::u64(..),
-            fastrand::u64(..)
-        );
+        out.extend_from_slice(b"x-request-id: ");
+        push_request_id(out);
+        out.extend_from_slice(b"\r\n");
     }
     for a in &opts.request_add {
         has_host |= a.name == http::header::HOST;
@@ -747,7 +779,9 @@ fn write_request_head(
     }
     if !has_host {
         // Every HTTP/1.1 request names a host; the route removed the client's.
-        let _ = write!(out, "host: {host}\r\n");
+        for part in ["host: ", host, "\r\n"] {
+            out.extend_from_slice(part.as_bytes());
+        }
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -1076,7 +1110,11 @@ fn write_response_head(out: &mut Vec<u8>, raw: &[u8], head: &UpHead, opts: &Opti
             .and_then(|s| s.canonical_reason())
             .unwrap_or(""),
     };
-    let _ = write!(out, "HTTP/1.1 {} {reason}\r\n", head.status);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, head.status as u64);
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
     let listed: smallvec::SmallVec<[&str; 4]> = resp
         .headers
         .iter()
@@ -1253,5 +1291,21 @@ mod tests {
         assert_eq!(b.take(b"0\r\n\r\n", &mut out), (true, true));
         assert_eq!(out, b"2\r\nok\r\n0\r\n\r\n");
         assert!(b.reusable);
+    }
+
+    #[test]
+    fn numbers_and_ids_as_format_would_write_them() {
+        for n in [0u64, 7, 10, 204, 65_536, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+        let mut out = Vec::new();
+        push_request_id(&mut out);
+        assert_eq!(out.len(), 32);
+        assert!(
+            out.iter()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
     }
 }
