@@ -213,6 +213,10 @@ async fn framing_upstream() -> (String, Arc<AtomicU64>) {
                             ],
                             false,
                         ),
+                        "/te" => (
+                            vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 99\r\n\r\n3\r\nabc\r\n0\r\n\r\n".to_vec()],
+                            false,
+                        ),
                         "/short" => (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec()], true),
                         "/garbage" => (vec![b"NOT HTTP AT ALL\r\n\r\n".to_vec()], true),
                         _ => (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()], false),
@@ -425,4 +429,31 @@ async fn slow_clients_are_cut_off_at_every_stage() {
         let _ = tokio::time::timeout(Duration::from_millis(200), s.read(&mut rest)).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_that_is_no_request_target_is_refused_not_sent() {
+    let (h, a) = echo_gateway().await;
+    let routes = r#"    - matchers: [{prefix: /space/}]
+      options: {prefixRewrite: '/a b/'}
+      routeAction: {single: {upstream: {name: a}}}
+"#;
+    h.apply(&format!(
+        "{}---\n{}",
+        static_upstream("a", &[a.host_port()]),
+        vs("default", "['*']", routes)
+    ))
+    .await;
+    let text = raw(
+        h.handle.addr,
+        b"GET /space/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("x-epoxy-error: bad-request"),
+        "{text}"
+    );
+    assert_eq!(a.hits(), 0, "nothing reached the upstream");
 }

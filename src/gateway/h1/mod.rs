@@ -534,6 +534,14 @@ async fn forward<'t>(
         Some(p) => Cow::Owned(format!("/{p}")),
         None => rewritten(call, opts).map_or(Cow::Borrowed(req.head.target), Cow::Owned),
     };
+    // A rewritten or rendered target goes on the request line as it is: it must be one.
+    if (matches!(path_and_query, Cow::Owned(_)) || rendered.is_some())
+        && let Some(bad) = path_and_query.bytes().find(|b| !(0x21..0x7f).contains(b))
+    {
+        let msg = format!("cannot build the upstream URI: byte {bad:#04x} in the path");
+        let why = (StatusCode::BAD_REQUEST, "bad-request", msg.as_str());
+        return fail(io, req, call, o, why, out).await;
+    }
     let body: &[u8] = match rendered.as_ref().and_then(|c| c.body.as_deref()) {
         Some(b) => b.as_bytes(),
         None => req.body,
@@ -727,8 +735,10 @@ fn write_request_head(
         w.header(h.name, h.value);
     }
     if let Some(c) = call {
+        // Values `HeaderValue` would refuse are left out, as the general path does.
+        let valid = |v: &str| v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
         for (n, v) in &c.set_headers {
-            if !managed(n.as_str()) {
+            if !managed(n.as_str()) && valid(v) {
                 w.header(n.as_str(), v.as_bytes());
             }
         }
@@ -1098,7 +1108,8 @@ impl Body {
 }
 
 /// The client's response head: the upstream's status and headers, hop-by-hop headers dropped
-/// (and those its `connection` header lists), the route's response headers applied.
+/// (and those its `connection` header lists) but for `transfer-encoding`, which describes the
+/// body as relayed, and the route's response headers applied.
 fn write_response_head(out: &mut Vec<u8>, raw: &[u8], head: &UpHead, opts: &Options, close: bool) {
     let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
@@ -1125,7 +1136,8 @@ fn write_response_head(out: &mut Vec<u8>, raw: &[u8], head: &UpHead, opts: &Opti
         .collect();
     for h in resp.headers.iter() {
         let n = h.name;
-        if hop_by_hop(n)
+        // The body is relayed as the upstream framed it, so its `transfer-encoding` stays.
+        if (hop_by_hop(n) && !is(n, "transfer-encoding"))
             || listed.iter().any(|t| is(n, t))
             || (is(n, "content-length")
                 && matches!(head.framing, Framing::Chunked | Framing::Close))
@@ -1141,9 +1153,6 @@ fn write_response_head(out: &mut Vec<u8>, raw: &[u8], head: &UpHead, opts: &Opti
         out.extend_from_slice(b": ");
         out.extend_from_slice(h.value);
         out.extend_from_slice(b"\r\n");
-    }
-    if head.framing == Framing::Chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
