@@ -70,9 +70,11 @@ async fn a_proxied_request_costs_few_allocations() {
     eprintln!(
         "allocations per request: direct {direct}, through the gateway {through}; the gateway's {gateway}"
     );
-    // 20-22 when written (the previous general client was not counted); twice that is a regression.
+    // 20-22 through hyper's server and client; 5 on the HTTP/1.1 fast path (`gateway::h1`), some
+    // of which are the in-process upstream's own, for the headers the gateway adds. Past 12,
+    // something on the hot path allocates again.
     assert!(
-        gateway <= 40,
+        gateway <= 12,
         "the gateway makes {gateway} allocations per request"
     );
 }
