@@ -217,6 +217,11 @@ async fn framing_upstream() -> (String, Arc<AtomicU64>) {
                             vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 99\r\n\r\n3\r\nabc\r\n0\r\n\r\n".to_vec()],
                             false,
                         ),
+                        "/conn-cl" => (
+                            vec![b"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello".to_vec()],
+                            false,
+                        ),
+                        "/status42" => (vec![b"HTTP/1.1 042 Odd\r\nContent-Length: 0\r\n\r\n".to_vec()], false),
                         "/short" => (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec()], true),
                         "/garbage" => (vec![b"NOT HTTP AT ALL\r\n\r\n".to_vec()], true),
                         _ => (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()], false),
@@ -304,6 +309,9 @@ async fn every_response_framing_is_relayed() {
         r.bytes().await.is_err(),
         "a body shorter than its length must not look whole"
     );
+    // A status line HTTP does not allow: 503, as for any response that is not HTTP.
+    let r = get("/status42").await.unwrap();
+    assert_eq!(r.status(), 503);
     // Not HTTP: 503 naming the upstream.
     let r = get("/garbage").await.unwrap();
     assert_eq!(r.status(), 503);
@@ -456,4 +464,88 @@ async fn a_rewrite_that_is_no_request_target_is_refused_not_sent() {
         "{text}"
     );
     assert_eq!(a.hits(), 0, "nothing reached the upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn framing_is_the_gateways_whatever_functions_and_routes_do() {
+    let a = upstream::start("a");
+    let h = Harness::start().await;
+    let upstream = format!(
+        r#"{}    serviceSpec:
+      rest:
+        transformations:
+          asPost:
+            headers:
+              ':method': {{text: POST}}
+              ':path': {{text: '/as-post'}}
+          asHead:
+            headers:
+              ':method': {{text: HEAD}}
+              ':path': {{text: '/as-head'}}
+"#,
+        static_upstream("a", &[a.host_port()])
+    );
+    let routes = r#"    - matchers: [{prefix: /fn-post}]
+      routeAction: {single: {upstream: {name: a}, destinationSpec: {rest: {functionName: asPost}}}}
+    - matchers: [{prefix: /fn-head}]
+      routeAction: {single: {upstream: {name: a}, destinationSpec: {rest: {functionName: asHead}}}}
+    - matchers: [{prefix: /strip}]
+      options:
+        headerManipulation:
+          responseHeadersToRemove: [content-length]
+          requestHeadersToAdd: [{header: {key: transfer-encoding, value: chunked}}]
+      routeAction: {single: {upstream: {name: a}}}
+    - matchers: [{prefix: /}]
+      routeAction: {single: {upstream: {name: a}}}
+"#;
+    h.apply(&format!(
+        "{upstream}---\n{}",
+        vs("default", "['*']", routes)
+    ))
+    .await;
+    let next = "GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // HEAD from the client, POST upstream: the client gets the head only.
+    let text = raw(
+        h.handle.addr,
+        format!("HEAD /fn-post HTTP/1.1\r\nHost: x\r\n\r\n{next}").as_bytes(),
+    )
+    .await;
+    let rs = responses(&text);
+    assert_eq!(rs.len(), 2, "{text}");
+    assert_eq!(rs[0].2, "", "no body after a response to HEAD: {text}");
+    assert_eq!(echoed_path(&rs[1].2), "/next");
+    // GET from the client, HEAD upstream: an empty body, said so.
+    let text = raw(
+        h.handle.addr,
+        format!("GET /fn-head HTTP/1.1\r\nHost: x\r\n\r\n{next}").as_bytes(),
+    )
+    .await;
+    let rs = responses(&text);
+    assert_eq!(rs.len(), 2, "{text}");
+    assert!(rs[0].1.contains("content-length: 0"), "{text}");
+    assert_eq!(echoed_path(&rs[1].2), "/next");
+    // A route that removes `content-length` from responses and adds `transfer-encoding` to
+    // requests changes neither framing.
+    let text = raw(
+        h.handle.addr,
+        format!("POST /strip HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello{next}")
+            .as_bytes(),
+    )
+    .await;
+    let rs = responses(&text);
+    assert_eq!(rs.len(), 2, "{text}");
+    assert!(rs[0].1.contains("content-length: "), "{text}");
+    let v: Value = serde_json::from_str(&rs[0].2).unwrap();
+    assert_eq!(v["body"], "hello");
+    assert!(v["headers"].get("transfer-encoding").is_none(), "{v}");
+    assert_eq!(echoed_path(&rs[1].2), "/next");
+    assert_eq!(handoffs(&h).await, 0);
+    // A target the `http` crate refuses goes to hyper, which answers 400.
+    let text = raw(
+        h.handle.addr,
+        b"GET /a<b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert_eq!(handoffs(&h).await, 1);
 }

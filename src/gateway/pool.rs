@@ -78,7 +78,10 @@ impl Pool {
                 loop {
                     tick.tick().await;
                     let Some(pool) = weak.upgrade() else { return };
-                    pool.close_idle_since(Instant::now() - IDLE_TIMEOUT);
+                    // `checked_sub`: the monotonic clock starts at boot, and a process may start sooner.
+                    if let Some(cutoff) = Instant::now().checked_sub(IDLE_TIMEOUT) {
+                        pool.close_idle_since(cutoff);
+                    }
                 }
             });
         }

@@ -557,7 +557,11 @@ async fn forward<'t>(
 
     let retry = opts.retry.clone().unwrap_or_default();
     let replayable = matches!(body, RequestBody::Buffered(_));
-    let attempts = if replayable { 1 + retry.num } else { 1 };
+    let attempts = if replayable {
+        retry.num.saturating_add(1)
+    } else {
+        1
+    };
     let timeout = opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let deadline = tokio::time::Instant::now() + timeout;
     let (mut stream, buffered) = match body {

@@ -579,11 +579,22 @@ impl Compiler<'_> {
     }
 
     fn weighted(&self, ds: &[WeightedDestination], ns: &str) -> Forward {
-        let targets: Vec<Target> = ds
+        let mut targets: Vec<Target> = ds
             .iter()
             .map(|d| self.target(&d.destination, d.weight.unwrap_or(0), ns))
             .collect();
-        let total_weight = targets.iter().map(|t| t.weight).sum();
+        if targets.is_empty() {
+            // Validation refuses this; a table never holds a forward with nowhere to go.
+            targets.push(Target {
+                weight: 1,
+                upstream: None,
+                function: None,
+                problem: Some(Arc::from("no destinations")),
+            });
+        }
+        let total_weight = targets
+            .iter()
+            .fold(0u32, |sum, t| sum.saturating_add(t.weight));
         Forward {
             targets,
             total_weight,

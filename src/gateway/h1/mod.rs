@@ -66,6 +66,23 @@ fn visible(v: &[u8]) -> Option<&str> {
     }
 }
 
+/// Whether `t` is an origin-form request target the `http` crate would take as it is: ASCII,
+/// the same bytes allowed in the path and in the query, no fragment, under its length limit.
+/// (Anything else goes to hyper, which refuses it or drops the fragment.)
+fn request_target(t: &str) -> bool {
+    fn path_byte(b: u8) -> bool {
+        matches!(b, 0x21..=0x22 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7E) && b != b'`'
+    }
+    fn query_byte(b: u8) -> bool {
+        matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E)
+    }
+    let (path, query) = t.split_once('?').unwrap_or((t, ""));
+    t.starts_with('/')
+        && t.len() < u16::MAX as usize
+        && path.bytes().all(path_byte)
+        && query.bytes().all(query_byte)
+}
+
 fn is(name: &str, lower: &str) -> bool {
     name.eq_ignore_ascii_case(lower)
 }
@@ -77,12 +94,7 @@ fn inspect<'b>(req: &httparse::Request<'_, 'b>) -> Option<Head<'b>> {
     }
     let method = req.method?;
     let target = req.path?;
-    if method == "CONNECT"
-        || !target.starts_with('/')
-        || !target
-            .bytes()
-            .all(|b| (0x21..0x7f).contains(&b) && b != b'#')
-    {
+    if method == "CONNECT" || !request_target(target) {
         return None;
     }
     let (mut host, mut body_len, mut close) = (None, None, false);
@@ -263,13 +275,12 @@ pub async fn serve(
             let parsed = matches!(req.parse(&buf), Ok(httparse::Status::Complete(_)));
             match inspect(&req) {
                 Some(head) if parsed => {
-                    let closing = head.close || *draining.borrow();
                     let r = Request {
                         head,
                         headers: req.headers,
                         body: &buf[head_len..total],
                         client_ip: &client_ip,
-                        closing,
+                        draining: &draining,
                     };
                     handle(io, &r, shared, conns, &mut out).await
                 }
@@ -280,10 +291,34 @@ pub async fn serve(
         deadline = tokio::time::Instant::now() + KEEP_ALIVE_IDLE;
         match flow {
             Flow::KeepAlive if !*draining.borrow() => buf.advance(total),
-            Flow::KeepAlive | Flow::Close => return None,
+            Flow::KeepAlive | Flow::Close => {
+                linger(io).await;
+                return None;
+            }
             Flow::HandOff => return Some(buf.freeze()),
         }
     }
+}
+
+/// How long a closing connection waits for the client to close its side.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Closes after a last response without cutting it off: closing a socket with unread bytes
+/// from the client (a request it pipelined) sends a reset, which can destroy the response still
+/// on its way. So: end our side, then read and drop what comes until the client closes too.
+async fn linger(io: &mut TcpStream) {
+    let _ = io.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let mut left: usize = 64 * 1024;
+    let drain = async {
+        while left > 0 {
+            match io.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// What happens to the connection after a request.
@@ -300,13 +335,19 @@ struct Request<'a, 'b> {
     body: &'a [u8],
     /// The client's address as `x-forwarded-for` gives it (formatted once per connection).
     client_ip: &'a str,
-    /// The response says `connection: close` and the connection ends after it.
-    closing: bool,
+    /// Turns true when the gateway shuts down: the response then closes the connection.
+    draining: &'a watch::Receiver<bool>,
 }
 
 impl Request<'_, '_> {
+    /// Whether the response says `connection: close` and the connection ends after it: the
+    /// client asked, or the gateway is shutting down.
+    fn closing(&self) -> bool {
+        self.head.close || *self.draining.borrow()
+    }
+
     fn flow(&self) -> Flow {
-        if self.closing {
+        if self.closing() {
             Flow::Close
         } else {
             Flow::KeepAlive
@@ -412,9 +453,10 @@ async fn fail<'t>(
         status.canonical_reason().unwrap_or(""),
         body.len()
     );
-    if req.closing {
+    if req.closing() {
         out.extend_from_slice(b"connection: close\r\n");
     }
+    push_date(out);
     out.extend_from_slice(b"\r\n");
     if req.head.method != "HEAD" {
         out.extend_from_slice(&body);
@@ -536,9 +578,12 @@ async fn forward<'t>(
     };
     // A rewritten or rendered target goes on the request line as it is: it must be one.
     if (matches!(path_and_query, Cow::Owned(_)) || rendered.is_some())
-        && let Some(bad) = path_and_query.bytes().find(|b| !(0x21..0x7f).contains(b))
+        && !request_target(&path_and_query)
     {
-        let msg = format!("cannot build the upstream URI: byte {bad:#04x} in the path");
+        let msg = format!(
+            "cannot build the upstream URI from `{}`",
+            path_and_query.escape_debug()
+        );
         let why = (StatusCode::BAD_REQUEST, "bad-request", msg.as_str());
         return fail(io, req, call, o, why, out).await;
     }
@@ -549,8 +594,9 @@ async fn forward<'t>(
 
     let no_retry = Retry::default();
     let retry = opts.retry.as_ref().unwrap_or(&no_retry);
-    let attempts = 1 + retry.num;
+    let attempts = retry.num.saturating_add(1);
     let deadline = tokio::time::Instant::now() + opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    // The upstream's response is framed by the method it was sent (a function may change it).
     let is_head = method == "HEAD";
     let mut last_error = (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -606,7 +652,8 @@ async fn forward<'t>(
                 upstream
                     .stats
                     .record(head.status, Duration::ZERO, o.bytes_out);
-                let (latency, flow) = relay(io, req, call, conn, &head, host, conns, out).await;
+                let (latency, flow) =
+                    relay(io, req, call, conn, &head, host, is_head, conns, out).await;
                 return (o, latency, flow);
             }
             Ok(Err(UpError::Connect(cause))) => {
@@ -713,13 +760,19 @@ fn write_request_head(
                 .iter()
                 .any(|a| !a.append && is(name, a.name.as_str()))
     };
+    // Values `HeaderValue` would refuse are left out, as the general path does.
+    let valid = |v: &str| v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
     let by_function = |name: &str| {
         call.is_some_and(|c| {
             c.remove_headers.iter().any(|n| is(name, n.as_str()))
-                || c.set_headers.iter().any(|(n, _)| is(name, n.as_str()))
+                || c.set_headers
+                    .iter()
+                    .any(|(n, v)| is(name, n.as_str()) && valid(v))
         })
     };
-    let managed = |name: &str| is(name, "content-length") || is(name, "x-forwarded-proto");
+    // Framing is the gateway's to write: neither the client, a function nor the route sets it.
+    let framing = |name: &str| hop_by_hop(name) || is(name, "content-length");
+    let managed = |name: &str| framing(name) || is(name, "x-forwarded-proto");
     let mut w = HeaderWriter {
         out,
         by_route: &by_route,
@@ -729,14 +782,12 @@ fn write_request_head(
         has_request_id: false,
     };
     for h in req.headers {
-        if hop_by_hop(h.name) || managed(h.name) || by_function(h.name) {
+        if managed(h.name) || by_function(h.name) {
             continue;
         }
         w.header(h.name, h.value);
     }
     if let Some(c) = call {
-        // Values `HeaderValue` would refuse are left out, as the general path does.
-        let valid = |v: &str| v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
         for (n, v) in &c.set_headers {
             if !managed(n.as_str()) && valid(v) {
                 w.header(n.as_str(), v.as_bytes());
@@ -780,7 +831,11 @@ fn write_request_head(
         push_request_id(out);
         out.extend_from_slice(b"\r\n");
     }
-    for a in &opts.request_add {
+    for a in opts
+        .request_add
+        .iter()
+        .filter(|a| !framing(a.name.as_str()))
+    {
         has_host |= a.name == http::header::HOST;
         out.extend_from_slice(a.name.as_str().as_bytes());
         out.extend_from_slice(b": ");
@@ -869,6 +924,9 @@ fn parse_response(buf: &[u8], is_head: bool) -> Result<Option<UpHead>, String> {
         Err(e) => return Err(format!("invalid response: {e}")),
     };
     let status = resp.code.unwrap_or(0);
+    if status < 100 {
+        return Err(format!("invalid status code {status}"));
+    }
     let (mut chunked, mut other_coding, mut length, mut close) = (false, false, None, false);
     for h in resp.headers.iter() {
         if is(h.name, "transfer-encoding") {
@@ -1006,13 +1064,33 @@ async fn relay(
     mut conn: UpConn,
     head: &UpHead,
     host: &std::sync::Arc<str>,
+    upstream_head: bool,
     conns: &UpstreamConns,
     out: &mut Vec<u8>,
 ) -> (Duration, Flow) {
-    let close = req.closing || head.framing == Framing::Close;
+    let shape = client_body(req.head.method, upstream_head, head);
+    let close = req.closing() || (head.framing == Framing::Close && shape == ClientBody::Relayed);
     out.clear();
-    write_response_head(out, &conn.buf[..head.len], head, &call.route.options, close);
+    write_response_head(
+        out,
+        &conn.buf[..head.len],
+        head,
+        shape,
+        &call.route.options,
+        close,
+    );
     let latency = call.started.elapsed();
+    if shape == ClientBody::HeadOnly {
+        // The upstream's body is not the client's: the head goes, and the connection with
+        // its unread body is not kept.
+        if io.write_all(out).await.is_err() {
+            return (latency, Flow::Close);
+        }
+        if head.framing == Framing::Empty && head.keep_alive && conn.buf.len() == head.len {
+            conns.put(host, conn);
+        }
+        return (latency, if close { Flow::Close } else { Flow::KeepAlive });
+    }
     let mut body = Body {
         framing: head.framing,
         left: match head.framing {
@@ -1107,10 +1185,39 @@ impl Body {
     }
 }
 
+/// What the client's response says about its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientBody {
+    /// The body as the upstream framed it.
+    Relayed,
+    /// The client asked with HEAD and a function sent another method: the head only.
+    HeadOnly,
+    /// A function sent HEAD for a client that did not: an empty body, `content-length: 0`.
+    Empty,
+}
+
+/// How the client's response is framed, given the methods on both sides.
+fn client_body(client_method: &str, upstream_head: bool, head: &UpHead) -> ClientBody {
+    let bodiless_status = head.status == 204 || head.status == 304;
+    match (client_method == "HEAD", upstream_head) {
+        (true, false) => ClientBody::HeadOnly,
+        (false, true) if !bodiless_status => ClientBody::Empty,
+        _ => ClientBody::Relayed,
+    }
+}
+
 /// The client's response head: the upstream's status and headers, hop-by-hop headers dropped
-/// (and those its `connection` header lists) but for `transfer-encoding`, which describes the
-/// body as relayed, and the route's response headers applied.
-fn write_response_head(out: &mut Vec<u8>, raw: &[u8], head: &UpHead, opts: &Options, close: bool) {
+/// (and those its `connection` header lists), the route's response headers applied, and a
+/// `date` when the upstream sent none. The framing headers (`content-length`,
+/// `transfer-encoding`) describe the body as relayed: no list or route rule touches them.
+fn write_response_head(
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    head: &UpHead,
+    body: ClientBody,
+    opts: &Options,
+    close: bool,
+) {
     let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let _ = resp.parse(raw);
@@ -1134,35 +1241,59 @@ fn write_response_head(out: &mut Vec<u8>, raw: &[u8], head: &UpHead, opts: &Opti
         .flat_map(|v| v.split(',').map(str::trim))
         .filter(|t| !t.is_empty())
         .collect();
+    let framing = |n: &str| is(n, "content-length") || is(n, "transfer-encoding");
+    let mut has_date = false;
     for h in resp.headers.iter() {
         let n = h.name;
-        // The body is relayed as the upstream framed it, so its `transfer-encoding` stays.
-        if (hop_by_hop(n) && !is(n, "transfer-encoding"))
-            || listed.iter().any(|t| is(n, t))
-            || (is(n, "content-length")
-                && matches!(head.framing, Framing::Chunked | Framing::Close))
-            || opts.response_remove.iter().any(|r| is(n, r.as_str()))
-            || opts
-                .response_add
-                .iter()
-                .any(|a| !a.append && is(n, a.name.as_str()))
-        {
+        let keep = if framing(n) {
+            body != ClientBody::Empty
+                && (is(n, "transfer-encoding")
+                    || !matches!(head.framing, Framing::Chunked | Framing::Close))
+        } else {
+            !(hop_by_hop(n)
+                || listed.iter().any(|t| is(n, t))
+                || opts.response_remove.iter().any(|r| is(n, r.as_str()))
+                || opts
+                    .response_add
+                    .iter()
+                    .any(|a| !a.append && is(n, a.name.as_str())))
+        };
+        if !keep {
             continue;
         }
+        has_date |= is(n, "date");
         out.extend_from_slice(n.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(h.value);
         out.extend_from_slice(b"\r\n");
     }
+    if body == ClientBody::Empty {
+        out.extend_from_slice(b"content-length: 0\r\n");
+    }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
     for a in &opts.response_add {
-        out.extend_from_slice(a.name.as_str().as_bytes());
+        let n = a.name.as_str();
+        if framing(n) || hop_by_hop(n) {
+            continue;
+        }
+        has_date |= n == "date";
+        out.extend_from_slice(n.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(a.value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    if !has_date {
+        // A proxy adds the date a response lacks (RFC 9110, 6.6.1), as hyper's server does.
+        push_date(out);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_date(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"date: ");
+    out.extend_from_slice(httpdate::fmt_http_date(SystemTime::now()).as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 

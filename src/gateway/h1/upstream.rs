@@ -60,7 +60,10 @@ impl UpstreamConns {
                 loop {
                     tick.tick().await;
                     let Some(conns) = weak.upgrade() else { return };
-                    conns.close_idle_since(Instant::now() - idle_timeout);
+                    // `checked_sub`: the monotonic clock starts at boot, and a process may start sooner.
+                    if let Some(cutoff) = Instant::now().checked_sub(idle_timeout) {
+                        conns.close_idle_since(cutoff);
+                    }
                 }
             });
         }
