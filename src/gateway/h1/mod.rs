@@ -83,6 +83,7 @@ fn request_target(t: &str) -> bool {
         && query.bytes().all(query_byte)
 }
 
+#[inline]
 fn is(name: &str, lower: &str) -> bool {
     name.eq_ignore_ascii_case(lower)
 }
@@ -730,6 +731,7 @@ const HOP_BY_HOP: [&str; 8] = [
     "proxy-authenticate",
 ];
 
+#[inline]
 fn hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| is(name, h))
 }
