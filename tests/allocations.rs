@@ -4,7 +4,7 @@
 //! machine, so it can guard the hot path against regressions.
 
 mod common;
-use common::gw::{Harness, static_upstream, vs};
+use common::gw::Harness;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -53,16 +53,7 @@ async fn a_proxied_request_costs_few_allocations() {
         .await
         .unwrap();
     let h = Harness::with(|c| c.workers = 1).await;
-    h.apply(&format!(
-        "{}---\n{}",
-        static_upstream("pets", &[pets.addr.to_string()]),
-        vs(
-            "default",
-            "['*']",
-            "    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: pets}}}\n"
-        )
-    ))
-    .await;
+    h.forward_all("pets", &[pets.addr.to_string()]).await;
     let client = Harness::client();
     let direct = allocations_for(&client, &format!("http://{}/api/pets/1", pets.addr)).await;
     let through = allocations_for(&client, &format!("{}/api/pets/1", h.url)).await;

@@ -164,28 +164,8 @@ async fn request_bodies_small_ones_read_whole_large_ones_streamed_by_hyper() {
 /// An upstream on raw sockets answering each path with a fixed response, to see every way a
 /// response can be framed. It counts connections.
 async fn framing_upstream() -> (String, Arc<AtomicU64>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let connections = Arc::new(AtomicU64::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                loop {
-                    let mut chunk = [0u8; 4096];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                    buf.drain(..end);
-                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    let (parts, then_close): (Vec<Vec<u8>>, bool) = match path.as_str() {
+    upstream::raw(|path| {
+        match path {
                         "/until-close" => (
                             vec![b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil ".to_vec(), b"the end".to_vec()],
                             true,
@@ -225,38 +205,16 @@ async fn framing_upstream() -> (String, Arc<AtomicU64>) {
                         "/short" => (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec()], true),
                         "/garbage" => (vec![b"NOT HTTP AT ALL\r\n\r\n".to_vec()], true),
                         _ => (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()], false),
-                    };
-                    for p in parts {
-                        if s.write_all(&p).await.is_err() {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
                     }
-                    if then_close {
-                        let _ = s.shutdown().await;
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, connections)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_framing_is_relayed() {
     let (addr, connections) = framing_upstream().await;
     let h = Harness::with(|c| c.workers = 1).await;
-    h.apply(&format!(
-        "{}---\n{}",
-        static_upstream("raw", &[addr]),
-        vs(
-            "default",
-            "['*']",
-            "    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: raw}}}\n"
-        )
-    ))
-    .await;
+    h.forward_all("raw", &[addr]).await;
     let c = Harness::client();
     let get = |p: &str| c.get(format!("{}{p}", h.url)).send();
 
@@ -371,16 +329,7 @@ async fn shutdown_finishes_requests_in_flight_and_closes_idle_connections() {
 async fn slow_clients_are_cut_off_at_every_stage() {
     let a = upstream::start("a");
     let h = Harness::with(|c| c.header_read_timeout = Duration::from_millis(300)).await;
-    h.apply(&format!(
-        "{}---\n{}",
-        static_upstream("a", &[a.host_port()]),
-        vs(
-            "default",
-            "['*']",
-            "    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: a}}}\n"
-        )
-    ))
-    .await;
+    h.forward_all("a", &[a.host_port()]).await;
     // Closed within `limit`, having answered `answers` requests first.
     async fn cut_off(addr: SocketAddr, first: &[u8], then: &[u8], answers: usize) {
         let started = std::time::Instant::now();

@@ -930,51 +930,19 @@ async fn http2_clients_and_slow_clients() {
     assert!(read.is_ok(), "the gateway kept a half-open client");
 }
 
-/// A bare HTTP/1.1 upstream written on raw sockets, to see the gateway's connections as they
-/// are: it counts connections, answers `/chunked` with a chunked body, and after `/close` hangs
-/// up without saying so first (no `Connection: close`), as a server ending an idle keep-alive
-/// connection does.
+/// A bare HTTP/1.1 upstream on raw sockets: it answers `/chunked` with a chunked body, and
+/// after `/close` hangs up without saying so first (no `Connection: close`), as a server ending
+/// an idle keep-alive connection does.
 async fn raw_upstream() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let connections = std::sync::Arc::new(AtomicU64::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                loop {
-                    let mut chunk = [0u8; 4096];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                    buf.drain(..end);
-                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    let answer: &[u8] = match path.as_str() {
-                        "/chunked" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-                        "/close" => b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nclosed",
-                        _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-                    };
-                    if s.write_all(answer).await.is_err() {
-                        return;
-                    }
-                    if path == "/close" {
-                        let _ = s.shutdown().await;
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, connections)
+    upstream::raw(|path| {
+        let answer: &[u8] = match path {
+            "/chunked" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+            "/close" => b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nclosed",
+            _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        };
+        (vec![answer.to_vec()], path == "/close")
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -982,16 +950,7 @@ async fn upstream_connections_are_reused_and_one_closed_while_idle_costs_no_requ
     use std::sync::atomic::Ordering;
     let (addr, connections) = raw_upstream().await;
     let h = Harness::with(|c| c.workers = 1).await;
-    h.apply(&format!(
-        "{}---\n{}",
-        static_upstream("raw", &[addr]),
-        vs(
-            "default",
-            "['*']",
-            "    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: raw}}}\n"
-        )
-    ))
-    .await;
+    h.forward_all("raw", &[addr]).await;
     let c = Harness::client();
     for _ in 0..20 {
         assert_eq!(get(&c, &format!("{}/x", h.url)).await, (200, "ok".into()));

@@ -29,6 +29,30 @@ const MAX_IDLE_PER_HOST: usize = 256;
 /// upstreams that left the configuration do not keep sockets open forever.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// On a tokio runtime, spawns a task that every `IDLE_TIMEOUT / 3` has `close` drop the
+/// connections of `pool` idle since before `IDLE_TIMEOUT` ago; the task ends with the pool.
+pub(super) fn close_idle_regularly<P: Send + Sync + 'static>(
+    pool: &Arc<P>,
+    close: fn(&P, Instant),
+) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    let weak = Arc::downgrade(pool);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(IDLE_TIMEOUT / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(pool) = weak.upgrade() else { return };
+            // `checked_sub`: the monotonic clock starts at boot, and a process may start sooner.
+            if let Some(cutoff) = Instant::now().checked_sub(IDLE_TIMEOUT) {
+                close(&pool, cutoff);
+            }
+        }
+    });
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("{0}")]
@@ -70,21 +94,7 @@ impl Pool {
             idle: Mutex::default(),
             opened,
         });
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let weak = Arc::downgrade(&pool);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(IDLE_TIMEOUT / 3);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let Some(pool) = weak.upgrade() else { return };
-                    // `checked_sub`: the monotonic clock starts at boot, and a process may start sooner.
-                    if let Some(cutoff) = Instant::now().checked_sub(IDLE_TIMEOUT) {
-                        pool.close_idle_since(cutoff);
-                    }
-                }
-            });
-        }
+        close_idle_regularly(&pool, Pool::close_idle_since);
         pool
     }
 

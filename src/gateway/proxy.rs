@@ -568,11 +568,7 @@ async fn forward<'t>(
         RequestBody::Stream(s) => (Some(s), None),
         RequestBody::Buffered(b) => (None, Some(b)),
     };
-    let mut last_error = (
-        StatusCode::SERVICE_UNAVAILABLE,
-        "upstream-unavailable",
-        String::from("no attempt made"),
-    );
+    let mut last_error = no_attempt();
     for attempt in 0..attempts {
         let Some(host) = upstream.pick() else {
             return fail(
@@ -645,11 +641,7 @@ async fn forward<'t>(
             Ok(Ok(mut resp)) => {
                 let status = resp.status().as_u16();
                 if !last && retry.retry_status(status) {
-                    last_error = (
-                        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-                        "upstream-status",
-                        format!("upstream answered {status}"),
-                    );
+                    last_error = failure(host, Failure::Status(status));
                     continue;
                 }
                 strip_hop_by_hop(resp.headers_mut());
@@ -661,17 +653,9 @@ async fn forward<'t>(
             }
             Ok(Err((connect, cause))) => {
                 last_error = if connect {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "upstream-connect-failure",
-                        format!("cannot connect to upstream {host}: {cause}"),
-                    )
+                    failure(host, Failure::Connect(&cause))
                 } else {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "upstream-reset",
-                        format!("upstream {host} reset the request: {cause}"),
-                    )
+                    failure(host, Failure::Reset(&cause))
                 };
                 let retry_it =
                     (connect && retry.on_connect_failure) || (!connect && retry.on_reset);
@@ -680,11 +664,7 @@ async fn forward<'t>(
                 }
             }
             Err(_) => {
-                last_error = (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream-timeout",
-                    format!("upstream {host} did not answer in time"),
-                );
+                last_error = failure(host, Failure::Timeout);
                 if tokio::time::Instant::now() >= deadline || last {
                     break;
                 }
@@ -695,6 +675,53 @@ async fn forward<'t>(
         .stats
         .record(last_error.0.as_u16(), Duration::ZERO, 0);
     fail(o, last_error.0, last_error.1, &last_error.2)
+}
+
+/// The error before any attempt (never answered: there is always at least one attempt).
+pub(super) fn no_attempt() -> (StatusCode, &'static str, String) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "upstream-unavailable",
+        "no attempt made".into(),
+    )
+}
+
+/// How an attempt to reach an upstream failed.
+pub(super) enum Failure<'a> {
+    /// No connection (nothing was sent); the cause.
+    Connect(&'a str),
+    /// The connection failed, or the answer was no HTTP; the cause.
+    Reset(&'a str),
+    Timeout,
+    /// The upstream answered with a status the route retries on.
+    Status(u16),
+}
+
+/// What a failed attempt answers with, if it is the last: status, `x-epoxy-error`, message.
+/// Both paths (this one and `h1`) answer alike.
+pub(super) fn failure(host: &str, f: Failure<'_>) -> (StatusCode, &'static str, String) {
+    match f {
+        Failure::Connect(cause) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream-connect-failure",
+            format!("cannot connect to upstream {host}: {cause}"),
+        ),
+        Failure::Reset(cause) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream-reset",
+            format!("upstream {host} reset the request: {cause}"),
+        ),
+        Failure::Timeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream-timeout",
+            format!("upstream {host} did not answer in time"),
+        ),
+        Failure::Status(s) => (
+            StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_GATEWAY),
+            "upstream-status",
+            format!("upstream answered {s}"),
+        ),
+    }
 }
 
 fn method_has_body(m: &Method) -> bool {

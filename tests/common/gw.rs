@@ -73,6 +73,19 @@ impl Harness {
         self.wait_for(&written).await;
     }
 
+    /// Serves everything from one static upstream: `upstream` on `hosts`, every path to it.
+    pub async fn forward_all(&self, upstream: &str, hosts: &[String]) {
+        let route = format!(
+            "    - matchers: [{{prefix: /}}]\n      routeAction: {{single: {{upstream: {{name: {upstream}}}}}}}\n"
+        );
+        self.apply(&format!(
+            "{}---\n{}",
+            static_upstream(upstream, hosts),
+            vs("default", "['*']", &route)
+        ))
+        .await;
+    }
+
     /// Writes without validation (as an external edit would) and waits until it is processed.
     pub async fn put_raw(&self, yaml: &str) {
         let mut written = Vec::new();

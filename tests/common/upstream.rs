@@ -125,3 +125,52 @@ async fn serve(
     r.headers_mut().insert("x-remove-me", "1".parse().unwrap());
     Ok(r)
 }
+
+/// What a raw upstream writes for one request: the pieces (with a short pause between them, so
+/// that the gateway reads them apart) and whether it hangs up afterwards.
+pub type RawAnswer = (Vec<Vec<u8>>, bool);
+
+/// An HTTP/1.1 upstream written on raw sockets, to see the gateway's connections as they are:
+/// for each request head, `answer(path)` says what to write. It counts connections.
+pub async fn raw(answer: fn(&str) -> RawAnswer) -> (String, Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let connections = Arc::new(AtomicU64::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    buf.drain(..end);
+                    let path = head.split_whitespace().nth(1).unwrap_or("/");
+                    let (pieces, hang_up) = answer(path);
+                    for (i, p) in pieces.iter().enumerate() {
+                        if i > 0 {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        if s.write_all(p).await.is_err() {
+                            return;
+                        }
+                    }
+                    if hang_up {
+                        let _ = s.shutdown().await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, connections)
+}

@@ -19,7 +19,10 @@ pub use upstream::UpstreamConns;
 
 use super::function::{CallError, RenderedCall};
 use super::matcher::{Headers, PathCond, RequestHead};
-use super::proxy::{Outcome, Shared, envoy_substitution, error_body, outcome, rewrite_prefix};
+use super::proxy::{
+    Failure, Outcome, Shared, envoy_substitution, error_body, failure, no_attempt, outcome,
+    rewrite_prefix,
+};
 use super::table::{Action, CompiledRoute, DEFAULT_TIMEOUT, Options, Retry, Target};
 use super::telemetry::RequestEvent;
 use bytes::{Buf, Bytes, BytesMut};
@@ -599,11 +602,7 @@ async fn forward<'t>(
     let deadline = tokio::time::Instant::now() + opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
     // The upstream's response is framed by the method it was sent (a function may change it).
     let is_head = method == "HEAD";
-    let mut last_error = (
-        StatusCode::SERVICE_UNAVAILABLE,
-        "upstream-unavailable",
-        String::from("no attempt made"),
-    );
+    let mut last_error = no_attempt();
     for attempt in 0..attempts {
         let Some(host) = upstream.pick() else {
             let msg = "the upstream has no hosts";
@@ -638,11 +637,7 @@ async fn forward<'t>(
         match tokio::time::timeout_at(per_try, sent).await {
             Ok(Ok((conn, head))) => {
                 if !last && retry.retry_status(head.status) {
-                    last_error = (
-                        StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY),
-                        "upstream-status",
-                        format!("upstream answered {}", head.status),
-                    );
+                    last_error = failure(host, Failure::Status(head.status));
                     continue;
                 }
                 o.status = head.status;
@@ -658,31 +653,19 @@ async fn forward<'t>(
                 return (o, latency, flow);
             }
             Ok(Err(UpError::Connect(cause))) => {
-                last_error = (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "upstream-connect-failure",
-                    format!("cannot connect to upstream {host}: {cause}"),
-                );
+                last_error = failure(host, Failure::Connect(&cause.to_string()));
                 if !retry.on_connect_failure || last {
                     break;
                 }
             }
             Ok(Err(UpError::Reset(cause))) => {
-                last_error = (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "upstream-reset",
-                    format!("upstream {host} reset the request: {cause}"),
-                );
+                last_error = failure(host, Failure::Reset(&cause));
                 if !retry.on_reset || last {
                     break;
                 }
             }
             Err(_) => {
-                last_error = (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream-timeout",
-                    format!("upstream {host} did not answer in time"),
-                );
+                last_error = failure(host, Failure::Timeout);
                 if tokio::time::Instant::now() >= deadline || last {
                     break;
                 }

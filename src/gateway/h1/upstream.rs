@@ -51,22 +51,7 @@ impl UpstreamConns {
             idle: Mutex::default(),
             opened,
         });
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let weak = Arc::downgrade(&conns);
-            let idle_timeout = super::super::pool::IDLE_TIMEOUT;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(idle_timeout / 3);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let Some(conns) = weak.upgrade() else { return };
-                    // `checked_sub`: the monotonic clock starts at boot, and a process may start sooner.
-                    if let Some(cutoff) = Instant::now().checked_sub(idle_timeout) {
-                        conns.close_idle_since(cutoff);
-                    }
-                }
-            });
-        }
+        super::super::pool::close_idle_regularly(&conns, UpstreamConns::close_idle_since);
         conns
     }
 
