@@ -1,0 +1,465 @@
+//! One request upstream: its head written with the same header rules as the general path,
+//! sent on a pooled (or new) connection, and the response head read, with the retries and
+//! timeouts of the route.
+
+use super::super::function::{CallError, RenderedCall};
+use super::super::matcher::Headers;
+use super::super::proxy::{
+    Failure, envoy_substitution, failure, no_attempt, outcome, rewrite_prefix,
+};
+use super::super::table::{DEFAULT_TIMEOUT, Options, Retry};
+use super::response::{Framing, UpHead, parse_response, relay};
+use super::upstream::{READ_SIZE, UpConn, UpstreamConns};
+use super::{
+    Call, Request, Served, fail, hop_by_hop, is, push_decimal, push_request_id, request_target,
+    visible,
+};
+use bytes::Buf;
+use std::borrow::Cow;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn method_has_body(m: &str) -> bool {
+    matches!(m, "POST" | "PUT" | "PATCH")
+}
+
+/// Methods a request may be sent again for when a kept-alive connection turned out closed.
+fn idempotent(m: &str) -> bool {
+    matches!(m, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE")
+}
+
+pub(super) async fn forward<'t>(
+    io: &mut TcpStream,
+    req: &Request<'_, '_>,
+    call: &Call<'t, '_>,
+    conns: &UpstreamConns,
+    out: &mut Vec<u8>,
+) -> Served<'t> {
+    use http::StatusCode;
+    let dest = call.dest;
+    let mut o = outcome(0);
+    o.upstream = dest.upstream.as_ref().map(|u| &*u.name);
+    o.function = dest.function.as_ref().map(|f| f.name.as_str());
+    let Some(upstream) = dest.upstream.as_deref() else {
+        let msg = "no upstream";
+        return fail(
+            io,
+            req,
+            call,
+            o,
+            (StatusCode::SERVICE_UNAVAILABLE, "no-upstream", msg),
+            out,
+        )
+        .await;
+    };
+    let opts = &call.route.options;
+
+    // A function renders the method, path, headers and body of its call.
+    let rendered = match &dest.function {
+        None => None,
+        Some(f) => match f.render(req.head.target, Headers::Raw(req.headers), req.body) {
+            Ok(c) => Some(c),
+            Err(CallError::BodyNotJson(e)) => {
+                let msg = format!("function `{}` needs a JSON body: {e}", f.name);
+                return fail(
+                    io,
+                    req,
+                    call,
+                    o,
+                    (StatusCode::BAD_REQUEST, "bad-request", &msg),
+                    out,
+                )
+                .await;
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let code = "function-error";
+                return fail(
+                    io,
+                    req,
+                    call,
+                    o,
+                    (StatusCode::INTERNAL_SERVER_ERROR, code, &msg),
+                    out,
+                )
+                .await;
+            }
+        },
+    };
+    let method = rendered
+        .as_ref()
+        .and_then(|c| c.method.as_deref())
+        .filter(|m| http::Method::from_bytes(m.as_bytes()).is_ok())
+        .unwrap_or(req.head.method);
+    let path_and_query: Cow<'_, str> = match rendered.as_ref().and_then(|c| c.path.as_deref()) {
+        Some(p) if p.starts_with('/') => Cow::Borrowed(p),
+        Some(p) => Cow::Owned(format!("/{p}")),
+        None => rewritten(call, opts).map_or(Cow::Borrowed(req.head.target), Cow::Owned),
+    };
+    // A rewritten or rendered target goes on the request line as it is: it must be one.
+    if (matches!(path_and_query, Cow::Owned(_)) || rendered.is_some())
+        && !request_target(&path_and_query)
+    {
+        let msg = format!(
+            "cannot build the upstream URI from `{}`",
+            path_and_query.escape_debug()
+        );
+        let why = (StatusCode::BAD_REQUEST, "bad-request", msg.as_str());
+        return fail(io, req, call, o, why, out).await;
+    }
+    let body: &[u8] = match rendered.as_ref().and_then(|c| c.body.as_deref()) {
+        Some(b) => b.as_bytes(),
+        None => req.body,
+    };
+
+    let no_retry = Retry::default();
+    let retry = opts.retry.as_ref().unwrap_or(&no_retry);
+    let attempts = retry.num.saturating_add(1);
+    let deadline = tokio::time::Instant::now() + opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    // The upstream's response is framed by the method it was sent (a function may change it).
+    let is_head = method == "HEAD";
+    let mut last_error = no_attempt();
+    for attempt in 0..attempts {
+        let Some(host) = upstream.pick() else {
+            let msg = "the upstream has no hosts";
+            return fail(
+                io,
+                req,
+                call,
+                o,
+                (StatusCode::SERVICE_UNAVAILABLE, "no-upstream", msg),
+                out,
+            )
+            .await;
+        };
+        let last = attempt + 1 == attempts;
+        out.clear();
+        write_request_head(
+            out,
+            req,
+            method,
+            &path_and_query,
+            opts,
+            rendered.as_ref(),
+            host,
+            body.len(),
+        );
+        out.extend_from_slice(body);
+        let per_try = retry
+            .per_try
+            .map(|p| deadline.min(tokio::time::Instant::now() + p))
+            .unwrap_or(deadline);
+        let sent = exchange(conns, host, out, is_head, idempotent(method));
+        match tokio::time::timeout_at(per_try, sent).await {
+            Ok(Ok((conn, head))) => {
+                if !last && retry.retry_status(head.status) {
+                    last_error = failure(host, Failure::Status(head.status));
+                    continue;
+                }
+                o.status = head.status;
+                o.bytes_out = match head.framing {
+                    Framing::Length(n) => n,
+                    _ => 0,
+                };
+                upstream
+                    .stats
+                    .record(head.status, Duration::ZERO, o.bytes_out);
+                let (latency, flow) =
+                    relay(io, req, call, conn, &head, host, is_head, conns, out).await;
+                return (o, latency, flow);
+            }
+            Ok(Err(UpError::Connect(cause))) => {
+                last_error = failure(host, Failure::Connect(&cause.to_string()));
+                if !retry.on_connect_failure || last {
+                    break;
+                }
+            }
+            Ok(Err(UpError::Reset(cause))) => {
+                last_error = failure(host, Failure::Reset(&cause));
+                if !retry.on_reset || last {
+                    break;
+                }
+            }
+            Err(_) => {
+                last_error = failure(host, Failure::Timeout);
+                if tokio::time::Instant::now() >= deadline || last {
+                    break;
+                }
+            }
+        }
+    }
+    upstream
+        .stats
+        .record(last_error.0.as_u16(), Duration::ZERO, 0);
+    fail(
+        io,
+        req,
+        call,
+        o,
+        (last_error.0, last_error.1, &last_error.2),
+        out,
+    )
+    .await
+}
+
+/// The path and query after the route's prefix or regex rewrite, if it has one.
+fn rewritten(call: &Call<'_, '_>, opts: &Options) -> Option<String> {
+    let mut p = if let Some(rw) = &opts.prefix_rewrite {
+        rewrite_prefix(call.path, call.matched, rw)
+    } else if let Some((re, sub)) = &opts.regex_rewrite {
+        re.replace_all(call.path, envoy_substitution(sub).as_str())
+            .into_owned()
+    } else {
+        return None;
+    };
+    if let Some(q) = call.query {
+        p.push('?');
+        p.push_str(q);
+    }
+    Some(p)
+}
+
+/// Writes the upstream request's head, with the same header rules as the general path
+/// (`proxy::forward`): hop-by-hop headers dropped, the function's headers, `content-length`
+/// for the body sent, `hostRewrite`, `x-forwarded-for` / `-proto`, `x-request-id`, then the
+/// route's removals and additions.
+#[allow(clippy::too_many_arguments)]
+fn write_request_head(
+    out: &mut Vec<u8>,
+    req: &Request<'_, '_>,
+    method: &str,
+    path_and_query: &str,
+    opts: &Options,
+    call: Option<&RenderedCall>,
+    host: &str,
+    body_len: usize,
+) {
+    for part in [method, " ", path_and_query, " HTTP/1.1\r\n"] {
+        out.extend_from_slice(part.as_bytes());
+    }
+    // Replaced by the route (removed, or set anew rather than appended).
+    let by_route = |name: &str| {
+        opts.request_remove.iter().any(|n| is(name, n.as_str()))
+            || opts
+                .request_add
+                .iter()
+                .any(|a| !a.append && is(name, a.name.as_str()))
+    };
+    // Values `HeaderValue` would refuse are left out, as the general path does.
+    let valid = |v: &str| v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+    let by_function = |name: &str| {
+        call.is_some_and(|c| {
+            c.remove_headers.iter().any(|n| is(name, n.as_str()))
+                || c.set_headers
+                    .iter()
+                    .any(|(n, v)| is(name, n.as_str()) && valid(v))
+        })
+    };
+    // Framing is the gateway's to write: neither the client, a function nor the route sets it.
+    let framing = |name: &str| hop_by_hop(name) || is(name, "content-length");
+    let managed = |name: &str| framing(name) || is(name, "x-forwarded-proto");
+    let mut w = HeaderWriter {
+        out,
+        by_route: &by_route,
+        host_rewritten: opts.host_rewrite.is_some(),
+        prev_xff: None,
+        has_host: false,
+        has_request_id: false,
+    };
+    for h in req.headers {
+        if managed(h.name) || by_function(h.name) {
+            continue;
+        }
+        w.header(h.name, h.value);
+    }
+    if let Some(c) = call {
+        for (n, v) in &c.set_headers {
+            if !managed(n.as_str()) && valid(v) {
+                w.header(n.as_str(), v.as_bytes());
+            }
+        }
+    }
+    let HeaderWriter {
+        out,
+        prev_xff,
+        mut has_host,
+        has_request_id,
+        ..
+    } = w;
+    if body_len > 0 || method_has_body(method) {
+        out.extend_from_slice(b"content-length: ");
+        push_decimal(out, body_len as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(h) = &opts.host_rewrite
+        && !by_route("host")
+    {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        has_host = true;
+    }
+    if !by_route("x-forwarded-for") {
+        out.extend_from_slice(b"x-forwarded-for: ");
+        if let Some(prev) = prev_xff {
+            out.extend_from_slice(prev.as_bytes());
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(req.client_ip.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !by_route("x-forwarded-proto") {
+        out.extend_from_slice(b"x-forwarded-proto: http\r\n");
+    }
+    if !has_request_id && !by_route("x-request-id") {
+        out.extend_from_slice(b"x-request-id: ");
+        push_request_id(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    for a in opts
+        .request_add
+        .iter()
+        .filter(|a| !framing(a.name.as_str()))
+    {
+        has_host |= a.name == http::header::HOST;
+        out.extend_from_slice(a.name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(a.value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !has_host {
+        // Every HTTP/1.1 request names a host; the route removed the client's.
+        for part in ["host: ", host, "\r\n"] {
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Copies request headers, remembering what the later steps need to know.
+struct HeaderWriter<'o, 'v, F: Fn(&str) -> bool> {
+    out: &'o mut Vec<u8>,
+    by_route: &'o F,
+    host_rewritten: bool,
+    prev_xff: Option<&'v str>,
+    has_host: bool,
+    has_request_id: bool,
+}
+
+impl<'v, F: Fn(&str) -> bool> HeaderWriter<'_, 'v, F> {
+    fn header(&mut self, name: &str, value: &'v [u8]) {
+        if is(name, "host") {
+            if self.host_rewritten {
+                return;
+            }
+            self.has_host |= !(self.by_route)(name);
+        }
+        if is(name, "x-forwarded-for") {
+            if self.prev_xff.is_none() {
+                self.prev_xff = visible(value);
+            }
+            return;
+        }
+        if is(name, "x-request-id") {
+            self.has_request_id = true;
+        }
+        if (self.by_route)(name) {
+            return;
+        }
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b": ");
+        self.out.extend_from_slice(value);
+        self.out.extend_from_slice(b"\r\n");
+    }
+}
+
+enum UpError {
+    Connect(std::io::Error),
+    Reset(String),
+}
+
+/// Sends a request (head and body in `request`) and reads the response head. A kept-alive
+/// connection the upstream closed before answering is replaced by a new one, and the request
+/// sent again, when that is safe: the method is idempotent, or nothing could be written.
+async fn exchange(
+    conns: &UpstreamConns,
+    host: &str,
+    request: &[u8],
+    is_head: bool,
+    idempotent: bool,
+) -> Result<(UpConn, UpHead), UpError> {
+    let (mut conn, mut reused) = match conns.take(host) {
+        Some(c) => (c, true),
+        None => (conns.connect(host).await.map_err(UpError::Connect)?, false),
+    };
+    loop {
+        match send(&mut conn, request, is_head).await {
+            Ok(head) => return Ok((conn, head)),
+            Err(Failed::Closed { written }) if reused && (idempotent || !written) => {
+                conn = conns.connect(host).await.map_err(UpError::Connect)?;
+                reused = false;
+            }
+            Err(Failed::Closed { .. }) => {
+                return Err(UpError::Reset(
+                    "the connection closed before a response".into(),
+                ));
+            }
+            Err(Failed::Io(e)) => return Err(UpError::Reset(e.to_string())),
+            Err(Failed::Invalid(e)) => return Err(UpError::Reset(e)),
+        }
+    }
+}
+
+enum Failed {
+    /// The connection closed (or was reset) before any byte of a response.
+    Closed {
+        written: bool,
+    },
+    Io(std::io::Error),
+    Invalid(String),
+}
+
+async fn send(conn: &mut UpConn, request: &[u8], is_head: bool) -> Result<UpHead, Failed> {
+    conn.buf.clear();
+    if conn.stream.write_all(request).await.is_err() {
+        return Err(Failed::Closed { written: false });
+    }
+    let mut received = false;
+    loop {
+        if !conn.buf.is_empty() {
+            match parse_response(&conn.buf, is_head).map_err(Failed::Invalid)? {
+                Some(h) if (100..200).contains(&h.status) && h.status != 101 => {
+                    // An interim response (102, 103): the final one follows.
+                    conn.buf.advance(h.len);
+                    continue;
+                }
+                Some(h) if h.status == 101 => {
+                    return Err(Failed::Invalid("the upstream switched protocols".into()));
+                }
+                Some(h) => return Ok(h),
+                None => {}
+            }
+        }
+        if conn.buf.capacity() - conn.buf.len() < 1024 {
+            conn.buf.reserve(READ_SIZE);
+        }
+        match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(0) if !received => return Err(Failed::Closed { written: true }),
+            Err(e) if !received && is_reset(&e) => return Err(Failed::Closed { written: true }),
+            Ok(0) => {
+                return Err(Failed::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the connection closed in the middle of the response head",
+                )));
+            }
+            Err(e) => return Err(Failed::Io(e)),
+            Ok(_) => received = true,
+        }
+    }
+}
+
+fn is_reset(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
+}
