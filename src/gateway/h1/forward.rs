@@ -24,11 +24,15 @@ fn method_has_body(m: &str) -> bool {
     matches!(m, "POST" | "PUT" | "PATCH")
 }
 
-/// Methods a request may be sent again for when a kept-alive connection turned out closed.
+/// Methods a request may be sent again for when a kept-alive connection turned out closed
+/// before any answer (RFC 9110, 9.2.2, allows it; nginx does it too). A request of another
+/// method is sent again only when nothing of it could be written.
 fn idempotent(m: &str) -> bool {
     matches!(m, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE")
 }
 
+/// Forwards a request to its destination: the function's call rendered, the head written, the
+/// attempts the route allows, and the answer relayed (or an error answered).
 pub(super) async fn forward<'t>(
     io: &mut TcpStream,
     req: &Request<'_, '_>,

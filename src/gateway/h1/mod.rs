@@ -74,7 +74,7 @@ fn visible(v: &[u8]) -> Option<&str> {
 /// (Anything else goes to hyper, which refuses it or drops the fragment.)
 fn request_target(t: &str) -> bool {
     fn path_byte(b: u8) -> bool {
-        matches!(b, 0x21..=0x22 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7E) && b != b'`'
+        matches!(b, 0x21..=0x22 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7E)
     }
     fn query_byte(b: u8) -> bool {
         matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E)
