@@ -27,15 +27,9 @@ async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
 
 /// The gateway's count of connections the fast path handed to hyper.
 async fn handoffs(h: &Harness) -> u64 {
-    let m = Harness::client()
-        .get(format!("{}/metrics", h.admin))
-        .send()
+    h.metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    m.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("epoxy_http1_handoffs_total "))
         .and_then(|v| v.parse().ok())
         .expect("epoxy_http1_handoffs_total in /metrics")
@@ -66,12 +60,7 @@ async fn echo_gateway() -> (Harness, upstream::Upstream) {
     - matchers: [{prefix: /}]
       routeAction: {single: {upstream: {name: a}}}
 "#;
-    h.apply(&format!(
-        "{}---\n{}",
-        static_upstream("a", &[a.host_port()]),
-        vs("default", "['*']", routes)
-    ))
-    .await;
+    h.serve("a", &[a.host_port()], routes).await;
     (h, a)
 }
 
@@ -395,12 +384,7 @@ async fn a_rewrite_that_is_no_request_target_is_refused_not_sent() {
       options: {prefixRewrite: '/a b/'}
       routeAction: {single: {upstream: {name: a}}}
 "#;
-    h.apply(&format!(
-        "{}---\n{}",
-        static_upstream("a", &[a.host_port()]),
-        vs("default", "['*']", routes)
-    ))
-    .await;
+    h.serve("a", &[a.host_port()], routes).await;
     let text = raw(
         h.handle.addr,
         b"GET /space/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",

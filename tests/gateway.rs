@@ -866,14 +866,7 @@ async fn metrics_ready_routes_and_events() {
     );
     assert_eq!(e.route.as_deref(), Some("catch-all"));
     assert_eq!(e.upstream.as_deref(), Some("a"));
-    let m = c
-        .get(format!("{}/metrics", h.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = h.metrics().await;
     assert!(
         m.contains("epoxy_route_requests_total{route=\"catch-all\"} 3"),
         "{m}"
@@ -988,14 +981,7 @@ async fn upstream_connections_are_reused_and_one_closed_while_idle_costs_no_requ
         "one new connection after each hang-up"
     );
     // The admin listener counts them too.
-    let m = c
-        .get(format!("{}/metrics", h.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = h.metrics().await;
     assert!(
         m.contains("epoxy_upstream_connections_opened_total 6\n"),
         "{m}"

@@ -209,41 +209,33 @@ impl Registry {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP epoxy_no_route_total Requests that matched no virtual host or route."
+        counter(
+            &mut out,
+            "epoxy_no_route_total",
+            "Requests that matched no virtual host or route.",
+            self.no_route.totals().requests,
         );
-        let _ = writeln!(out, "# TYPE epoxy_no_route_total counter");
-        let _ = writeln!(
-            out,
-            "epoxy_no_route_total {}",
-            self.no_route.totals().requests
+        counter(
+            &mut out,
+            "epoxy_upstream_connections_opened_total",
+            "Cleartext connections opened to upstreams.",
+            self.upstream_connections.load(Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "# HELP epoxy_upstream_connections_opened_total Cleartext connections opened to upstreams."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE epoxy_upstream_connections_opened_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "epoxy_upstream_connections_opened_total {}",
-            self.upstream_connections.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP epoxy_http1_handoffs_total Client connections the HTTP/1.1 fast path left to the general server (HTTP/2, HTTP/1.0, upgrades, redirects, direct responses, ...)."
-        );
-        let _ = writeln!(out, "# TYPE epoxy_http1_handoffs_total counter");
-        let _ = writeln!(
-            out,
-            "epoxy_http1_handoffs_total {}",
-            self.handoffs.load(Relaxed)
+        counter(
+            &mut out,
+            "epoxy_http1_handoffs_total",
+            "Client connections the HTTP/1.1 fast path left to the general server (HTTP/2, HTTP/1.0, upgrades, redirects, direct responses, ...).",
+            self.handoffs.load(Relaxed),
         );
         out
     }
+}
+
+/// A counter without labels, with its HELP and TYPE lines.
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {value}");
 }
 
 fn esc(s: &str) -> String {

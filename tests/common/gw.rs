@@ -73,17 +73,35 @@ impl Harness {
         self.wait_for(&written).await;
     }
 
+    /// Applies a static upstream `upstream` on `hosts` and the virtual service `default` (all
+    /// domains) with `routes`.
+    pub async fn serve(&self, upstream: &str, hosts: &[String], routes: &str) {
+        self.apply(&format!(
+            "{}---\n{}",
+            static_upstream(upstream, hosts),
+            vs("default", "['*']", routes)
+        ))
+        .await;
+    }
+
     /// Serves everything from one static upstream: `upstream` on `hosts`, every path to it.
     pub async fn forward_all(&self, upstream: &str, hosts: &[String]) {
         let route = format!(
             "    - matchers: [{{prefix: /}}]\n      routeAction: {{single: {{upstream: {{name: {upstream}}}}}}}\n"
         );
-        self.apply(&format!(
-            "{}---\n{}",
-            static_upstream(upstream, hosts),
-            vs("default", "['*']", &route)
-        ))
-        .await;
+        self.serve(upstream, hosts, &route).await;
+    }
+
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        Self::client()
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Writes without validation (as an external edit would) and waits until it is processed.
