@@ -45,7 +45,8 @@ impl<'a> Headers<'a> {
     }
 }
 
-fn visible_ascii(v: &[u8]) -> Option<&str> {
+/// A header value as text, if it is visible ASCII (or tabs), as `HeaderValue::to_str` takes it.
+pub(super) fn visible_ascii(v: &[u8]) -> Option<&str> {
     if v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
         std::str::from_utf8(v).ok()
     } else {

@@ -23,7 +23,7 @@ mod upstream;
 pub use rewind::Rewind;
 pub use upstream::UpstreamConns;
 
-use super::matcher::{Headers, PathCond, RequestHead};
+use super::matcher::{Headers, PathCond, RequestHead, visible_ascii as visible};
 use super::proxy::{Outcome, Shared, error_body};
 use super::table::{Action, CompiledRoute, Target};
 use super::telemetry::RequestEvent;
@@ -59,14 +59,6 @@ struct Head<'b> {
     body_len: usize,
     /// The client asked to close the connection after this request.
     close: bool,
-}
-
-fn visible(v: &[u8]) -> Option<&str> {
-    if v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
-        std::str::from_utf8(v).ok()
-    } else {
-        None
-    }
 }
 
 /// Whether `t` is an origin-form request target the `http` crate would take as it is: ASCII,
