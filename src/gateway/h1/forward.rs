@@ -12,13 +12,15 @@ use super::response::{Framing, UpHead, parse_response, relay};
 use super::upstream::{READ_SIZE, UpConn, UpstreamConns};
 use super::{
     Call, Request, Served, fail, hop_by_hop, is, push_decimal, push_request_id, request_target,
-    visible,
+    until, visible,
 };
 use bytes::Buf;
 use std::borrow::Cow;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 fn method_has_body(m: &str) -> bool {
     matches!(m, "POST" | "PUT" | "PATCH")
@@ -39,6 +41,7 @@ pub(super) async fn forward<'t>(
     call: &Call<'t, '_>,
     conns: &UpstreamConns,
     out: &mut Vec<u8>,
+    mut timer: Pin<&mut Sleep>,
 ) -> Served<'t> {
     use http::StatusCode;
     let dest = call.dest;
@@ -120,7 +123,7 @@ pub(super) async fn forward<'t>(
     let no_retry = Retry::default();
     let retry = opts.retry.as_ref().unwrap_or(&no_retry);
     let attempts = retry.num.saturating_add(1);
-    let deadline = tokio::time::Instant::now() + opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let deadline = Instant::from_std(call.started) + opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
     // The upstream's response is framed by the method it was sent (a function may change it).
     let is_head = method == "HEAD";
     let mut last_error = no_attempt();
@@ -152,11 +155,11 @@ pub(super) async fn forward<'t>(
         out.extend_from_slice(body);
         let per_try = retry
             .per_try
-            .map(|p| deadline.min(tokio::time::Instant::now() + p))
+            .map(|p| deadline.min(Instant::now() + p))
             .unwrap_or(deadline);
         let sent = exchange(conns, host, out, is_head, idempotent(method));
-        match tokio::time::timeout_at(per_try, sent).await {
-            Ok(Ok((conn, head))) => {
+        match until(timer.as_mut(), per_try, sent).await {
+            Some(Ok((conn, head))) => {
                 if !last && retry.retry_status(head.status) {
                     last_error = failure(host, Failure::Status(head.status));
                     continue;
@@ -173,21 +176,21 @@ pub(super) async fn forward<'t>(
                     relay(io, req, call, conn, &head, host, is_head, conns, out).await;
                 return (o, latency, flow);
             }
-            Ok(Err(UpError::Connect(cause))) => {
+            Some(Err(UpError::Connect(cause))) => {
                 last_error = failure(host, Failure::Connect(&cause.to_string()));
                 if !retry.on_connect_failure || last {
                     break;
                 }
             }
-            Ok(Err(UpError::Reset(cause))) => {
+            Some(Err(UpError::Reset(cause))) => {
                 last_error = failure(host, Failure::Reset(&cause));
                 if !retry.on_reset || last {
                     break;
                 }
             }
-            Err(_) => {
+            None => {
                 last_error = failure(host, Failure::Timeout);
-                if tokio::time::Instant::now() >= deadline || last {
+                if Instant::now() >= deadline || last {
                     break;
                 }
             }
@@ -432,7 +435,7 @@ async fn send(conn: &mut UpConn, request: &[u8], is_head: bool) -> Result<UpHead
     let mut received = false;
     loop {
         if !conn.buf.is_empty() {
-            match parse_response(&conn.buf, is_head).map_err(Failed::Invalid)? {
+            match parse_response(&conn.buf, is_head, &mut conn.headers).map_err(Failed::Invalid)? {
                 Some(h) if (100..200).contains(&h.status) && h.status != 101 => {
                     // An interim response (102, 103): the final one follows.
                     conn.buf.advance(h.len);

@@ -31,12 +31,14 @@ use bytes::{Buf, Bytes, BytesMut};
 use response::push_date;
 use std::future::Future;
 use std::io::Write;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Sleep;
 
 /// Request headers the fast path parses; a request with more goes to hyper.
 const MAX_HEADERS: usize = 64;
@@ -78,9 +80,10 @@ fn request_target(t: &str) -> bool {
         && query.bytes().all(query_byte)
 }
 
+/// Whether a header name (or token) is `lower`, ignoring ASCII case.
 #[inline]
-fn is(name: &str, lower: &str) -> bool {
-    name.eq_ignore_ascii_case(lower)
+fn is<N: AsRef<[u8]> + ?Sized>(name: &N, lower: &str) -> bool {
+    name.as_ref().eq_ignore_ascii_case(lower.as_bytes())
 }
 
 /// The request's head if the fast path serves it, `None` to leave it to hyper.
@@ -132,108 +135,135 @@ fn inspect<'b>(req: &httparse::Request<'_, 'b>) -> Option<Head<'b>> {
     })
 }
 
-enum Probe {
-    Partial,
-    Ready { head: usize, body: usize },
+/// A connection's buffered bytes, parsed.
+enum Parsed<'b> {
+    /// A whole request the fast path serves, head and body.
+    Whole { head: Head<'b>, head_len: usize },
+    /// More bytes are needed (`want` of them at least, when the head is whole and the body is
+    /// not).
+    More { in_body: bool, want: usize },
+    /// Hyper serves this request (and the rest of the connection).
     NotFast,
 }
 
-/// Whether `buf` starts with a whole head the fast path serves, with a body of at most
-/// `max_body` bytes (larger ones go to hyper, which streams them or answers 413).
-fn probe(buf: &[u8], max_body: usize) -> Probe {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
-        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => Probe::Partial,
-        Ok(httparse::Status::Complete(n)) => match inspect(&req) {
-            Some(h) if h.body_len <= max_body => Probe::Ready {
-                head: n,
-                body: h.body_len,
-            },
-            _ => Probe::NotFast,
+/// Parses the request at the start of `buf` into `req`. A body over `max_body` bytes is left
+/// to hyper, which streams it or answers 413.
+fn parse<'h, 'b>(
+    req: &mut httparse::Request<'h, 'b>,
+    headers: &'h mut [MaybeUninit<httparse::Header<'b>>],
+    buf: &'b [u8],
+    max_body: usize,
+) -> Parsed<'b> {
+    match req.parse_with_uninit_headers(buf, headers) {
+        Ok(httparse::Status::Complete(head_len)) => match inspect(req) {
+            Some(head) if head.body_len <= max_body => {
+                let total = head_len + head.body_len;
+                if buf.len() >= total {
+                    Parsed::Whole { head, head_len }
+                } else {
+                    Parsed::More {
+                        in_body: true,
+                        want: total - buf.len(),
+                    }
+                }
+            }
+            _ => Parsed::NotFast,
         },
-        _ => Probe::NotFast,
+        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => Parsed::More {
+            in_body: false,
+            want: 0,
+        },
+        _ => Parsed::NotFast,
     }
 }
 
-enum Read {
-    Request { head: usize, body: usize },
-    Closed,
+/// What became of the bytes buffered on a connection.
+enum Step {
+    /// A request was served: what becomes of the connection, and the bytes it took.
+    Served(Flow, usize),
+    More {
+        in_body: bool,
+        want: usize,
+    },
     NotFast,
 }
 
 /// A connection's waits: one timer and one shutdown notification for its whole life, not one
 /// of each per request (re-armed only when the timer fires before the deadline it enforces).
 struct Waits<'a, S: Future> {
-    timer: Pin<&'a mut tokio::time::Sleep>,
+    timer: Pin<&'a mut Sleep>,
     shutdown: Pin<&'a mut S>,
     /// The shutdown future completed (it must not be polled again).
     stopping: bool,
 }
 
-/// Reads until `buf` holds a whole request (head and body). The request must start before
-/// `deadline`; once it has started, its head must come within `header_timeout` of its first
-/// byte, and each piece of its body within `header_timeout` of the one before.
-async fn read_request<S: Future>(
+/// Reads more of a request into `buf`, before `deadline`: `false` when the connection closed,
+/// the deadline passed, or the gateway shuts down while nothing of a request has come.
+async fn read_more<S: Future>(
     io: &mut TcpStream,
     buf: &mut BytesMut,
     waits: &mut Waits<'_, S>,
-    mut deadline: tokio::time::Instant,
-    header_timeout: Duration,
-    max_body: usize,
-) -> Read {
-    let mut started = false;
+    deadline: tokio::time::Instant,
+    want: usize,
+) -> bool {
+    if waits.timer.deadline() > deadline {
+        waits.timer.as_mut().reset(deadline);
+    }
+    buf.reserve(want);
+    let idle = buf.is_empty();
     loop {
-        let mut want = 4096;
-        let mut in_body = false;
-        if !buf.is_empty() {
-            match probe(buf, max_body) {
-                Probe::Ready { head, body } if buf.len() >= head + body => {
-                    return Read::Request { head, body };
-                }
-                Probe::Ready { head, body } => {
-                    in_body = true;
-                    want = want.max(head + body - buf.len());
-                }
-                Probe::Partial => {}
-                Probe::NotFast => return Read::NotFast,
-            }
-            if !started {
-                deadline = deadline.min(tokio::time::Instant::now() + header_timeout);
-                started = true;
-            }
-        }
-        if waits.timer.deadline() > deadline {
-            waits.timer.as_mut().reset(deadline);
-        }
-        buf.reserve(want);
-        let idle = buf.is_empty();
         let read = tokio::select! {
             biased;
             _ = waits.shutdown.as_mut(), if idle && !waits.stopping => {
                 waits.stopping = true;
-                return Read::Closed;
+                return false;
             }
             _ = waits.timer.as_mut() => {
                 if tokio::time::Instant::now() >= deadline {
-                    return Read::Closed;
+                    return false;
                 }
                 waits.timer.as_mut().reset(deadline);
                 continue;
             }
             r = io.read_buf(buf) => r,
         };
-        match read {
-            // Each piece of a body gets a fresh allowance.
-            Ok(n) if n > 0 && in_body => deadline = tokio::time::Instant::now() + header_timeout,
-            Ok(n) if n > 0 => {}
-            _ => return Read::Closed,
+        return matches!(read, Ok(n) if n > 0);
+    }
+}
+
+/// Runs `work` until `deadline` on a connection's timer: `None` when the deadline came first.
+/// (The timer is moved earlier only when it is set later than `deadline`; when it fires early,
+/// it is set again.)
+async fn until<F: Future>(
+    mut timer: Pin<&mut Sleep>,
+    deadline: tokio::time::Instant,
+    work: F,
+) -> Option<F::Output> {
+    if timer.deadline() > deadline {
+        timer.as_mut().reset(deadline);
+    }
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut work => return Some(done),
+            _ = timer.as_mut() => {
+                if tokio::time::Instant::now() >= deadline {
+                    return None;
+                }
+                timer.as_mut().reset(deadline);
+            }
         }
     }
 }
 
 /// Serves a connection until it closes (`None`), or until a request the fast path leaves to
 /// hyper: then the bytes read and not served (that request first) are returned.
+///
+/// A request must start before its deadline (`KEEP_ALIVE_IDLE` after the previous one); once
+/// it has started, its head must come within `header_timeout` of its first byte, and each piece
+/// of its body within `header_timeout` of the one before. Each request's head is parsed once,
+/// when it is whole.
 pub async fn serve(
     io: &mut TcpStream,
     remote: SocketAddr,
@@ -248,6 +278,7 @@ pub async fn serve(
     let header_timeout = shared.header_read_timeout;
     // The first request must come within `header_timeout` of the connection.
     let mut deadline = tokio::time::Instant::now() + header_timeout;
+    let mut started = false;
     let draining = shutdown.clone();
     let timer = tokio::time::sleep_until(deadline);
     let stop = shutdown.changed();
@@ -258,19 +289,12 @@ pub async fn serve(
         stopping: false,
     };
     loop {
-        let read = read_request(io, &mut buf, &mut waits, deadline, header_timeout, max_body);
-        let (head_len, body_len) = match read.await {
-            Read::Request { head, body } => (head, body),
-            Read::Closed => return None,
-            Read::NotFast => return Some(buf.freeze()),
-        };
-        let total = head_len + body_len;
-        let flow = {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut req = httparse::Request::new(&mut headers);
-            let parsed = matches!(req.parse(&buf), Ok(httparse::Status::Complete(_)));
-            match inspect(&req) {
-                Some(head) if parsed => {
+        let step = {
+            let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut []);
+            match parse(&mut req, &mut headers, &buf, max_body) {
+                Parsed::Whole { head, head_len } => {
+                    let total = head_len + head.body_len;
                     let r = Request {
                         head,
                         headers: req.headers,
@@ -278,20 +302,41 @@ pub async fn serve(
                         client_ip: &client_ip,
                         draining: &draining,
                     };
-                    handle(io, &r, shared, conns, &mut out).await
+                    let timer = waits.timer.as_mut();
+                    Step::Served(handle(io, &r, shared, conns, &mut out, timer).await, total)
                 }
-                _ => Flow::HandOff,
+                Parsed::More { in_body, want } => Step::More { in_body, want },
+                Parsed::NotFast => Step::NotFast,
             }
         };
-        // The next request may idle this long first.
-        deadline = tokio::time::Instant::now() + KEEP_ALIVE_IDLE;
-        match flow {
-            Flow::KeepAlive if !*draining.borrow() => buf.advance(total),
-            Flow::KeepAlive | Flow::Close => {
-                linger(io).await;
-                return None;
+        match step {
+            Step::More { in_body, want } => {
+                if !buf.is_empty() && !started {
+                    deadline = deadline.min(tokio::time::Instant::now() + header_timeout);
+                    started = true;
+                }
+                if !read_more(io, &mut buf, &mut waits, deadline, want.max(4096)).await {
+                    return None;
+                }
+                if in_body {
+                    // Each piece of a body gets a fresh allowance.
+                    deadline = tokio::time::Instant::now() + header_timeout;
+                }
             }
-            Flow::HandOff => return Some(buf.freeze()),
+            Step::NotFast => return Some(buf.freeze()),
+            Step::Served(flow, total) => {
+                // The next request may idle this long first.
+                deadline = tokio::time::Instant::now() + KEEP_ALIVE_IDLE;
+                started = false;
+                match flow {
+                    Flow::KeepAlive if !*draining.borrow() => buf.advance(total),
+                    Flow::KeepAlive | Flow::Close => {
+                        linger(io).await;
+                        return None;
+                    }
+                    Flow::HandOff => return Some(buf.freeze()),
+                }
+            }
         }
     }
 }
@@ -366,6 +411,7 @@ async fn handle(
     shared: &Shared,
     conns: &UpstreamConns,
     out: &mut Vec<u8>,
+    timer: Pin<&mut Sleep>,
 ) -> Flow {
     let started = Instant::now();
     let table = shared.table.load();
@@ -398,7 +444,7 @@ async fn handle(
         query,
         started,
     };
-    let (mut o, latency, flow) = forward::forward(io, req, &call, conns, out).await;
+    let (mut o, latency, flow) = forward::forward(io, req, &call, conns, out, timer).await;
     o.route = Some(&route.id);
     route.stats.record(o.status, latency, o.bytes_out);
     if want_event {
@@ -507,7 +553,7 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 #[inline]
-fn hop_by_hop(name: &str) -> bool {
+fn hop_by_hop<N: AsRef<[u8]> + ?Sized>(name: &N) -> bool {
     HOP_BY_HOP.iter().any(|h| is(name, h))
 }
 
@@ -555,20 +601,28 @@ mod tests {
         ] {
             assert_eq!(head_of(raw), None, "{raw:?}");
         }
-        assert!(matches!(
-            probe(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 10),
-            Probe::NotFast
-        ));
-        assert!(matches!(probe(b"GET / HTTP/1.1\r\nHo", 10), Probe::Partial));
+        let parsed = |raw: &[u8], max_body| {
+            let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut []);
+            match parse(&mut req, &mut headers, raw, max_body) {
+                Parsed::Whole { head, head_len } => format!("whole {head_len}+{}", head.body_len),
+                Parsed::More { in_body, want } => format!("more {in_body} {want}"),
+                Parsed::NotFast => "hyper".to_string(),
+            }
+        };
+        assert_eq!(parsed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 10), "hyper");
+        assert_eq!(parsed(b"", 10), "more false 0");
+        assert_eq!(parsed(b"GET / HTTP/1.1\r\nHo", 10), "more false 0");
         let post = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n";
-        assert!(
-            matches!(probe(post, 10), Probe::NotFast),
-            "a body past the limit"
+        assert_eq!(parsed(post, 10), "hyper", "a body past the limit");
+        assert_eq!(parsed(post, 11), "more true 11");
+        assert_eq!(parsed(&[&post[..], b"hello"].concat(), 11), "more true 6");
+        assert_eq!(
+            parsed(&[&post[..], b"hello world"].concat(), 11),
+            "whole 48+11"
         );
-        assert!(matches!(
-            probe(post, 11),
-            Probe::Ready { head: 48, body: 11 }
-        ));
+        let big = vec![b'a'; MAX_HEAD + 1];
+        assert_eq!(parsed(&big, 10), "hyper", "a head past the limit");
     }
 
     #[test]

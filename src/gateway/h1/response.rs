@@ -3,10 +3,11 @@
 
 use super::super::table::Options;
 use super::chunked::ChunkScanner;
-use super::upstream::{READ_SIZE, UpConn, UpstreamConns};
+use super::upstream::{HeaderAt, READ_SIZE, UpConn, UpstreamConns};
 use super::{
     Call, Flow, MAX_HEAD, MAX_RESPONSE_HEADERS, Request, hop_by_hop, is, push_decimal, visible,
 };
+use std::mem::MaybeUninit;
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,20 +23,52 @@ pub(super) enum Framing {
     Close,
 }
 
-/// An upstream response head, parsed.
+/// An upstream response head, parsed once: its headers' places are kept in the connection
+/// ([`UpConn::headers`]), and the head is rewritten from them.
 pub(super) struct UpHead {
     pub(super) len: usize,
     pub(super) status: u16,
+    /// The reason phrase (byte range), when the upstream sent one.
+    reason: (u32, u32),
+    /// A `connection` header lists header names (beyond `close` and `keep-alive`) that are
+    /// hop-by-hop for this response.
+    lists_headers: bool,
     pub(super) framing: Framing,
     /// The upstream keeps the connection open after this response.
     pub(super) keep_alive: bool,
 }
 
-/// Parses a response head at the start of `buf`: `Ok(None)` when more is needed.
-pub(super) fn parse_response(buf: &[u8], is_head: bool) -> Result<Option<UpHead>, String> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf) {
+/// The headers as (name, value), over the head they were parsed from.
+fn header_pairs<'r>(
+    raw: &'r [u8],
+    headers: &'r [HeaderAt],
+) -> impl Iterator<Item = (&'r [u8], &'r [u8])> {
+    let at = |(a, b): (u32, u32)| raw.get(a as usize..b as usize).unwrap_or_default();
+    headers.iter().map(move |h| (at(h.name), at(h.value)))
+}
+
+/// The byte range of `part` within `buf` (which it was parsed from).
+fn range_in(buf: &[u8], part: &[u8]) -> (u32, u32) {
+    let start = (part.as_ptr() as usize).saturating_sub(buf.as_ptr() as usize);
+    (start as u32, (start + part.len()) as u32)
+}
+
+/// Parses a response head at the start of `buf`: `Ok(None)` when more is needed. Where its
+/// headers lie goes to `places`.
+pub(super) fn parse_response(
+    buf: &[u8],
+    is_head: bool,
+    places: &mut Vec<HeaderAt>,
+) -> Result<Option<UpHead>, String> {
+    let mut headers =
+        [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut headers,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Ok(None),
         Ok(httparse::Status::Partial) => return Err("response head too large".into()),
@@ -46,6 +79,7 @@ pub(super) fn parse_response(buf: &[u8], is_head: bool) -> Result<Option<UpHead>
         return Err(format!("invalid status code {status}"));
     }
     let (mut chunked, mut other_coding, mut length, mut close) = (false, false, None, false);
+    let mut lists_headers = false;
     for h in resp.headers.iter() {
         if is(h.name, "transfer-encoding") {
             let last = visible(h.value)
@@ -64,7 +98,10 @@ pub(super) fn parse_response(buf: &[u8], is_head: bool) -> Result<Option<UpHead>
             }
             length = Some(n);
         } else if is(h.name, "connection") {
-            close |= visible(h.value).is_some_and(|v| v.split(',').any(|t| is(t.trim(), "close")));
+            for token in connection_tokens(h.value) {
+                close |= is(token, "close");
+                lists_headers |= !(is(token, "close") || is(token, "keep-alive"));
+            }
         }
     }
     let framing = if is_head || status == 204 || status == 304 || (100..200).contains(&status) {
@@ -78,12 +115,28 @@ pub(super) fn parse_response(buf: &[u8], is_head: bool) -> Result<Option<UpHead>
     } else {
         Framing::Close
     };
+    places.clear();
+    places.extend(resp.headers.iter().map(|h| HeaderAt {
+        name: range_in(buf, h.name.as_bytes()),
+        value: range_in(buf, h.value),
+    }));
     Ok(Some(UpHead {
         len,
         status,
+        reason: resp.reason.map_or((0, 0), |r| range_in(buf, r.as_bytes())),
+        lists_headers,
         framing,
         keep_alive: resp.version == Some(1) && !close && framing != Framing::Close,
     }))
+}
+
+/// The names a `connection` header value lists (not empty).
+fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &str> {
+    visible(value)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// Writes the response head (rewritten) and relays the body; returns the latency to the head
@@ -107,6 +160,7 @@ pub(super) async fn relay(
     write_response_head(
         out,
         &conn.buf[..head.len],
+        &conn.headers,
         head,
         shape,
         &call.route.options,
@@ -120,7 +174,7 @@ pub(super) async fn relay(
             return (latency, Flow::Close);
         }
         if head.framing == Framing::Empty && head.keep_alive && conn.buf.len() == head.len {
-            conns.put(host, conn);
+            conns.put(host, conn, call.started);
         }
         return (latency, if close { Flow::Close } else { Flow::KeepAlive });
     }
@@ -166,7 +220,7 @@ pub(super) async fn relay(
         return (latency, Flow::Close);
     }
     if body.reusable {
-        conns.put(host, conn);
+        conns.put(host, conn, call.started);
     }
     (latency, flow)
 }
@@ -246,38 +300,37 @@ fn client_body(client_method: &str, upstream_head: bool, head: &UpHead) -> Clien
 fn write_response_head(
     out: &mut Vec<u8>,
     raw: &[u8],
+    places: &[HeaderAt],
     head: &UpHead,
     body: ClientBody,
     opts: &Options,
     close: bool,
 ) {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let _ = resp.parse(raw);
-    let reason = match resp.reason {
+    let reason = match raw.get(head.reason.0 as usize..head.reason.1 as usize) {
         Some(r) if !r.is_empty() => r,
         _ => http::StatusCode::from_u16(head.status)
             .ok()
             .and_then(|s| s.canonical_reason())
-            .unwrap_or(""),
+            .unwrap_or("")
+            .as_bytes(),
     };
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, head.status as u64);
     out.extend_from_slice(b" ");
-    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(reason);
     out.extend_from_slice(b"\r\n");
-    let listed: smallvec::SmallVec<[&str; 4]> = resp
-        .headers
-        .iter()
-        .filter(|h| is(h.name, "connection"))
-        .filter_map(|h| visible(h.value))
-        .flat_map(|v| v.split(',').map(str::trim))
-        .filter(|t| !t.is_empty())
-        .collect();
-    let framing = |n: &str| is(n, "content-length") || is(n, "transfer-encoding");
+    // Names the upstream's `connection` header lists: hop-by-hop too (RFC 9110, 7.6.1).
+    let mut listed: smallvec::SmallVec<[&str; 4]> = smallvec::SmallVec::new();
+    if head.lists_headers {
+        for (n, v) in header_pairs(raw, places) {
+            if is(n, "connection") {
+                listed.extend(connection_tokens(v));
+            }
+        }
+    }
+    let framing = |n: &[u8]| is(n, "content-length") || is(n, "transfer-encoding");
     let mut has_date = false;
-    for h in resp.headers.iter() {
-        let n = h.name;
+    for (n, value) in header_pairs(raw, places) {
         let keep = if framing(n) {
             body != ClientBody::Empty
                 && (is(n, "transfer-encoding")
@@ -295,9 +348,9 @@ fn write_response_head(
             continue;
         }
         has_date |= is(n, "date");
-        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(n);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     if body == ClientBody::Empty {
@@ -308,7 +361,7 @@ fn write_response_head(
     }
     for a in &opts.response_add {
         let n = a.name.as_str();
-        if framing(n) || hop_by_hop(n) {
+        if framing(n.as_bytes()) || hop_by_hop(n) {
             continue;
         }
         has_date |= n == "date";
@@ -337,7 +390,8 @@ mod tests {
     #[test]
     fn response_framing() {
         let f = |raw: &str, head: bool| {
-            parse_response(raw.as_bytes(), head).map(|h| h.map(|h| (h.framing, h.keep_alive)))
+            parse_response(raw.as_bytes(), head, &mut Vec::new())
+                .map(|h| h.map(|h| (h.framing, h.keep_alive)))
         };
         assert_eq!(
             f("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
@@ -382,6 +436,41 @@ mod tests {
             .is_err()
         );
         assert!(f("SSH-2.0\r\n\r\n", false).is_err());
+    }
+
+    #[test]
+    fn the_head_is_rewritten_from_one_parse() {
+        let raw = "HTTP/1.1 201 \r\nServer: s\r\nConnection: keep-alive, X-Secret\r\n\
+                   X-Secret: 1\r\nKeep-Alive: timeout=5\r\nDate: d\r\nContent-Length: 2\r\n\r\nok";
+        let mut places = Vec::new();
+        let head = parse_response(raw.as_bytes(), false, &mut places)
+            .unwrap()
+            .unwrap();
+        assert!(head.lists_headers);
+        assert_eq!(places.len(), 6);
+        let rewrite = |body, close| {
+            let mut out = Vec::new();
+            let opts = Options::default();
+            write_response_head(
+                &mut out,
+                &raw.as_bytes()[..head.len],
+                &places,
+                &head,
+                body,
+                &opts,
+                close,
+            );
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            rewrite(ClientBody::Relayed, false),
+            "HTTP/1.1 201 Created\r\nServer: s\r\nDate: d\r\nContent-Length: 2\r\n\r\n",
+            "hop-by-hop and listed headers dropped, a missing reason filled in"
+        );
+        assert_eq!(
+            rewrite(ClientBody::Empty, true),
+            "HTTP/1.1 201 Created\r\nServer: s\r\nDate: d\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
     }
 
     #[test]

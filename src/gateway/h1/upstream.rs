@@ -24,6 +24,16 @@ pub const READ_SIZE: usize = 16 * 1024;
 pub struct UpConn {
     pub stream: TcpStream,
     pub buf: BytesMut,
+    /// Where the headers of the last response head lie in `buf` (kept with the connection so
+    /// that parsing a head allocates nothing).
+    pub headers: Vec<HeaderAt>,
+}
+
+/// Where a header's name and value lie in a response head (byte ranges).
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderAt {
+    pub name: (u32, u32),
+    pub value: (u32, u32),
 }
 
 impl UpConn {
@@ -34,7 +44,8 @@ impl UpConn {
     }
 }
 
-type Idle = HashMap<Arc<str>, Vec<(UpConn, Instant)>>;
+/// Keyed by the configured `host:port` (not by anything a client sends): a fast hash will do.
+type Idle = HashMap<Arc<str>, Vec<(UpConn, Instant)>, foldhash::fast::RandomState>;
 
 /// One worker's idle upstream connections.
 pub struct UpstreamConns {
@@ -84,10 +95,10 @@ impl UpstreamConns {
         None
     }
 
-    /// Keeps a connection whose last response was read to its end.
-    pub fn put(&self, host: &Arc<str>, mut conn: UpConn) {
+    /// Keeps a connection whose last response was read to its end; `now` need not be exact
+    /// (the time the request came will do): it only ages the connection for the idle reaper.
+    pub fn put(&self, host: &Arc<str>, mut conn: UpConn, now: Instant) {
         conn.buf.clear();
-        let now = Instant::now();
         let mut idle = self.lock();
         match idle.get_mut(&**host) {
             Some(list) if list.len() < MAX_IDLE_PER_HOST => list.push((conn, now)),
@@ -114,6 +125,7 @@ impl UpstreamConns {
         Ok(UpConn {
             stream,
             buf: BytesMut::with_capacity(READ_SIZE),
+            headers: Vec::with_capacity(16),
         })
     }
 }
