@@ -9,7 +9,8 @@
 #   :9200  nginx      reverse proxy to :9100 (keepalive 64, HTTP/1.1), 2 workers
 #   :9300  epoxy      `epoxy gateway --workers 2` (admin :9301), routes / and /fn/ (REST function)
 # Load: `wrk -t2 -c64 -d${DURATION}s --latency`, after a ${WARMUP}s warm-up, one target at a time,
-# ${REPEAT:-3} interleaved rounds (the median round is reported). The load waits (up to QUIET_WAIT=120
+# ${REPEAT:-3} interleaved rounds, every other one in reverse order (the median round is reported,
+# and each ratio is the median of the rounds' own ratios). The load waits (up to QUIET_WAIT=120
 # tries) for the machine to be >= 90% idle. KEEP_LOGS=1 keeps the temp dir when the script fails.
 # Then `cargo bench --bench matching`. Results go to stdout and to docs/benchmarks.md (the
 # "## Gateway benchmark" section is replaced; other sections are kept).
@@ -253,9 +254,12 @@ declare -A LABEL=(
     [epoxy]="epoxy /x (plain route)"
     [epoxy_fn]="epoxy /fn/7 (function route)"
 )
-# REPEAT interleaved rounds; for each target the round with the median req/s is reported.
+# REPEAT interleaved rounds, every other one in reverse order (so that a drift in the machine's
+# speed during a round favours neither proxy); for each target the round with the median req/s
+# is reported, and each ratio is the median of the rounds' own ratios (paired, round by round).
 for r in $(seq "$REPEAT"); do
-    for k in "${KEYS[@]}"; do run_wrk "$k" "${URL[$k]}" "$r"; done
+    if ((r % 2)); then order=("${KEYS[@]}"); else order=(epoxy_fn epoxy nginx upstream); fi
+    for k in "${order[@]}"; do run_wrk "$k" "${URL[$k]}" "$r"; done
 done
 declare -A SPREAD
 for k in "${KEYS[@]}"; do
@@ -275,10 +279,19 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 verdict() { if "$@"; then echo "met"; else echo "NOT met"; fi; }
 
-R_RPS=$(ratio "${RPS[epoxy]}" "${RPS[nginx]}")
-R_P99=$(ratio "${P99[epoxy]}" "${P99[nginx]}")
-R_FN=$(ratio "${RPS[epoxy_fn]}" "${RPS[epoxy]}")
-R_FN_P99=$(ratio "${P99[epoxy_fn]}" "${P99[epoxy]}")
+# The median over the rounds of A/B (FIELD of each), then the lowest and highest round, and in
+# how many rounds the ratio was >= 1: "median min max count".
+paired() { # FIELD A B
+    local -n field=$1
+    local r
+    for r in $(seq "$REPEAT"); do ratio "${field[$2,$r]}" "${field[$3,$r]}"; echo; done | sort -n |
+        awk '{ v[NR] = $1; if ($1 >= 1) n++ }
+             END { printf "%s %s %s %d\n", v[int((NR + 1) / 2)], v[1], v[NR], n }'
+}
+read -r R_RPS R_RPS_MIN R_RPS_MAX R_RPS_WINS < <(paired RPS epoxy nginx)
+read -r R_P99 R_P99_MIN R_P99_MAX _ < <(paired P99 epoxy nginx)
+read -r R_FN R_FN_MIN R_FN_MAX _ < <(paired RPS epoxy_fn epoxy)
+read -r R_FN_P99 R_FN_P99_MIN R_FN_P99_MAX _ < <(paired P99 epoxy_fn epoxy)
 
 LOAD_TABLE=$(
     echo "| target | req/s | req/s, all rounds | p50 (µs) | p99 (µs) | errors | other CPU |"
@@ -362,7 +375,8 @@ Setup, all on 127.0.0.1: the upstream is nginx with 1 worker answering \`return 
 \`access_log off\`) and epoxy (:$EPX_PORT, \`epoxy gateway --workers $WORKERS --fds-mode disabled\`)
 proxy to it. \`/fn/7\` goes through the REST function \`getItem\` (a \`:path\` template,
 \`/items/7\`). Load: \`wrk -t$THREADS -c$CONNS -d${DURATION}s --latency\` after a ${WARMUP}s warm-up,
-one target at a time, $REPEAT interleaved rounds; each row is the round with the median req/s
+one target at a time, $REPEAT interleaved rounds (every other one in reverse order); each row is
+the round with the median req/s
 (its p50/p99), with the range of req/s over the rounds. "Other CPU" is what the rest of the machine
 used during that round (% of all CPUs): above a few %, the row is disturbed. Load generator,
 proxy and upstream share the same $(nproc) CPUs, so the figures compare the proxies with each other
@@ -374,12 +388,15 @@ $LOAD_TABLE
 
 epoxy peak RSS: $EPX_RSS; warning/error lines in its log: $EPX_WARN.
 
-| ratio | value | target | verdict |
-|---|---:|---|---|
-| epoxy / nginx, req/s | ${R_RPS}x | ≥ 1.0x | $(verdict ge "$R_RPS" 1.0) |
-| epoxy / nginx, p99 | ${R_P99}x | ≤ 1.2x | $(verdict le "$R_P99" 1.2) |
-| function / plain route, req/s | ${R_FN}x | ≥ 0.8x | $(verdict ge "$R_FN" 0.8) |
-| function / plain route, p99 | ${R_FN_P99}x | — | — |
+Ratios are paired: each round's own ratio (the two targets ran back to back), the median over
+the $REPEAT rounds, and the lowest and highest round.
+
+| ratio | median | rounds | target | verdict |
+|---|---:|---:|---|---|
+| epoxy / nginx, req/s | ${R_RPS}x | ${R_RPS_MIN}–${R_RPS_MAX}x (≥ 1.0 in $R_RPS_WINS of $REPEAT) | ≥ 1.0x | $(verdict ge "$R_RPS" 1.0) |
+| epoxy / nginx, p99 | ${R_P99}x | ${R_P99_MIN}–${R_P99_MAX}x | ≤ 1.2x | $(verdict le "$R_P99" 1.2) |
+| function / plain route, req/s | ${R_FN}x | ${R_FN_MIN}–${R_FN_MAX}x | ≥ 0.8x | $(verdict ge "$R_FN" 0.8) |
+| function / plain route, p99 | ${R_FN_P99}x | ${R_FN_P99_MIN}–${R_FN_P99_MAX}x | — | — |
 
 ### Route matching
 
