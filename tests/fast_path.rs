@@ -415,6 +415,9 @@ async fn framing_is_the_gateways_whatever_functions_and_routes_do() {
             headers:
               ':method': {{text: HEAD}}
               ':path': {{text: '/as-head'}}
+          byHeaders:
+            headers:
+              ':path': {{text: '/by/{{{{ default(hop, "none") }}}}/{{{{ default(pet, "none") }}}}'}}
 "#,
         static_upstream("a", &[a.host_port()])
     );
@@ -422,6 +425,14 @@ async fn framing_is_the_gateways_whatever_functions_and_routes_do() {
       routeAction: {single: {upstream: {name: a}, destinationSpec: {rest: {functionName: asPost}}}}
     - matchers: [{prefix: /fn-head}]
       routeAction: {single: {upstream: {name: a}, destinationSpec: {rest: {functionName: asHead}}}}
+    - matchers: [{prefix: /by-headers}]
+      routeAction:
+        single:
+          upstream: {name: a}
+          destinationSpec:
+            rest:
+              functionName: byHeaders
+              parameters: {headers: {keep-alive: '{hop}', x-pet: '{pet}'}}
     - matchers: [{prefix: /strip}]
       options:
         headerManipulation:
@@ -457,6 +468,24 @@ async fn framing_is_the_gateways_whatever_functions_and_routes_do() {
     assert_eq!(rs.len(), 2, "{text}");
     assert!(rs[0].1.contains("content-length: 0"), "{text}");
     assert_eq!(echoed_path(&rs[1].2), "/next");
+    // The same through hyper (HTTP/1.0 goes there): `content-length: 0` too (hyper's server
+    // frames the body it is given, whatever length the upstream's head said).
+    let text = raw(h.handle.addr, b"GET /fn-head HTTP/1.0\r\nHost: x\r\n\r\n").await;
+    assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+    let head = text.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    assert!(head.contains("content-length: 0"), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "no body: {text}");
+    // A function's extractors see no hop-by-hop header, on either path.
+    let ask = |version: &str| {
+        format!(
+            "GET /by-headers HTTP/{version}\r\nHost: x\r\nKeep-Alive: 5\r\nX-Pet: 7\r\nConnection: close\r\n\r\n"
+        )
+    };
+    for version in ["1.1", "1.0"] {
+        let text = raw(h.handle.addr, ask(version).as_bytes()).await;
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        assert_eq!(echoed_path(body), "/by/none/7", "HTTP/{version}: {text}");
+    }
     // A route that removes `content-length` from responses and adds `transfer-encoding` to
     // requests changes neither framing.
     let text = raw(
@@ -472,7 +501,8 @@ async fn framing_is_the_gateways_whatever_functions_and_routes_do() {
     assert_eq!(v["body"], "hello");
     assert!(v["headers"].get("transfer-encoding").is_none(), "{v}");
     assert_eq!(echoed_path(&rs[1].2), "/next");
-    assert_eq!(handoffs(&h).await, 0);
+    // Two HTTP/1.0 requests above went to hyper; nothing else did.
+    assert_eq!(handoffs(&h).await, 2);
     // A target the `http` crate refuses goes to hyper, which answers 400.
     let text = raw(
         h.handle.addr,
@@ -480,5 +510,5 @@ async fn framing_is_the_gateways_whatever_functions_and_routes_do() {
     )
     .await;
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
-    assert_eq!(handoffs(&h).await, 1);
+    assert_eq!(handoffs(&h).await, 3);
 }

@@ -62,10 +62,24 @@ pub(super) async fn forward<'t>(
     };
     let opts = &call.route.options;
 
-    // A function renders the method, path, headers and body of its call.
+    // A function renders the method, path, headers and body of its call. Its extractors see
+    // the headers that go upstream: not the hop-by-hop ones (the general path strips them
+    // first, too; a `connection` header listing other names sends a request to hyper).
+    let end_to_end: smallvec::SmallVec<[httparse::Header<'_>; 16]>;
+    let fn_headers = if dest.function.is_some() && req.headers.iter().any(|h| hop_by_hop(h.name)) {
+        end_to_end = req
+            .headers
+            .iter()
+            .filter(|h| !hop_by_hop(h.name))
+            .copied()
+            .collect();
+        &end_to_end[..]
+    } else {
+        req.headers
+    };
     let rendered = match &dest.function {
         None => None,
-        Some(f) => match f.render(req.head.target, Headers::Raw(req.headers), req.body) {
+        Some(f) => match f.render(req.head.target, Headers::Raw(fn_headers), req.body) {
             Ok(c) => Some(c),
             Err(CallError::BodyNotJson(e)) => {
                 let msg = format!("function `{}` needs a JSON body: {e}", f.name);
