@@ -12,6 +12,7 @@ use minijinja::Environment;
 use minijinja::value::Value as JValue;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use regex::Regex;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -100,6 +101,9 @@ pub enum BodyMode {
 /// routes holds a handful of template environments.
 pub struct Templates {
     env: Environment<'static>,
+    /// Templates without tags (`GET`, `/api/pets`), by name: their text is what they render,
+    /// with no template engine (nor variables) involved.
+    literals: Vec<(String, String)>,
     /// Headers the template sets (`Some` template name) or removes (`None`).
     headers: Vec<(HeaderName, Option<String>)>,
     has_method: bool,
@@ -154,6 +158,15 @@ impl Templates {
         // An empty environment (no builtin filter tables per function: a table of thousands of
         // function routes stays small) with Inja's functions that templates use.
         let mut env = Environment::empty();
+        let mut literals = Vec::new();
+        let mut add = |name: String, text: &str, env: &mut Environment<'static>| {
+            if is_literal(text) {
+                literals.push((name, text.to_string()));
+                Ok(())
+            } else {
+                env.add_template_owned(name, text.to_string())
+            }
+        };
         env.add_function("default", default_fn);
         env.add_function("upper", |s: String| s.to_uppercase());
         env.add_function("lower", |s: String| s.to_lowercase());
@@ -166,8 +179,7 @@ impl Templates {
             match lower.as_str() {
                 ":method" | ":path" => {
                     if let Some(text) = &tpl.text {
-                        env.add_template_owned(lower.clone(), text.clone())
-                            .map_err(|e| format!("{h}: {e}"))?;
+                        add(lower.clone(), text, &mut env).map_err(|e| format!("{h}: {e}"))?;
                         if lower == ":method" {
                             has_method = true;
                         } else {
@@ -183,8 +195,7 @@ impl Templates {
                     match &tpl.text {
                         Some(text) => {
                             let tname = format!("h:{lower}");
-                            env.add_template_owned(tname.clone(), text.clone())
-                                .map_err(|e| format!("{h}: {e}"))?;
+                            add(tname.clone(), text, &mut env).map_err(|e| format!("{h}: {e}"))?;
                             headers.push((hn, Some(tname)));
                         }
                         None => headers.push((hn, None)),
@@ -195,8 +206,7 @@ impl Templates {
         let body = match &t.body {
             Some(b) => match &b.text {
                 Some(text) => {
-                    env.add_template_owned("body", text.clone())
-                        .map_err(|e| format!("body: {e}"))?;
+                    add("body".into(), text, &mut env).map_err(|e| format!("body: {e}"))?;
                     BodyMode::Template
                 }
                 None if b.extra.contains_key("passthrough") => BodyMode::Passthrough,
@@ -207,6 +217,7 @@ impl Templates {
         };
         Ok(Templates {
             env,
+            literals,
             headers,
             has_method,
             has_path,
@@ -322,23 +333,32 @@ impl FunctionCall {
                 .collect();
             JValue::from(m)
         };
-        let render = |name: &str, c: &JValue| -> Result<String, CallError> {
-            self.templates
-                .env
+        // The variables escaped for where they go (header values, the path, a JSON body),
+        // built only for the places a template (not a literal) renders into.
+        let contexts: [OnceCell<JValue>; 3] = Default::default();
+        let escapes: [fn(&str) -> String; 3] = [
+            |s| s.replace(['\r', '\n', '\0'], ""),
+            |s| utf8_percent_encode(s, SEGMENT).to_string(),
+            json_escape,
+        ];
+        let t = &*self.templates;
+        let render = |name: &str, into: Place| -> Result<String, CallError> {
+            if let Some((_, text)) = t.literals.iter().find(|(n, _)| n == name) {
+                return Ok(text.clone());
+            }
+            let c = contexts[into as usize].get_or_init(|| ctx(escapes[into as usize]));
+            t.env
                 .get_template(name)
                 .and_then(|t| t.render(c))
                 .map_err(|e| CallError::Template(e.to_string()))
         };
-        let header_ctx = ctx(|s| s.replace(['\r', '\n', '\0'], ""));
-        let t = &*self.templates;
         let method = if t.has_method {
-            Some(render(":method", &header_ctx)?.trim().to_string())
+            Some(render(":method", Place::Header)?.trim().to_string())
         } else {
             None
         };
         let path = if t.has_path {
-            let path_ctx = ctx(|s| utf8_percent_encode(s, SEGMENT).to_string());
-            Some(render(":path", &path_ctx)?)
+            Some(render(":path", Place::Path)?)
         } else {
             None
         };
@@ -347,7 +367,7 @@ impl FunctionCall {
         for (h, name) in &t.headers {
             match name {
                 Some(template) => {
-                    let v = render(template, &header_ctx)?;
+                    let v = render(template, Place::Header)?;
                     if v.is_empty() {
                         remove_headers.push(h.clone());
                     } else {
@@ -358,7 +378,7 @@ impl FunctionCall {
             }
         }
         let body = match t.body {
-            BodyMode::Template => Some(render("body", &ctx(json_escape))?),
+            BodyMode::Template => Some(render("body", Place::Body)?),
             BodyMode::Empty => Some(String::new()),
             BodyMode::Passthrough => None,
         };
@@ -370,6 +390,20 @@ impl FunctionCall {
             body,
         })
     }
+}
+
+/// Where a template's output goes, which says how variables are escaped in it.
+#[derive(Clone, Copy)]
+enum Place {
+    Header = 0,
+    Path = 1,
+    Body = 2,
+}
+
+/// Whether a template is its own output: no tags, and no trailing newline (which the engine
+/// would drop).
+fn is_literal(text: &str) -> bool {
+    !(["{{", "{%", "{#"].iter().any(|tag| text.contains(tag)) || text.ends_with('\n'))
 }
 
 /// A string as it goes between the quotes of a JSON string.
@@ -451,5 +485,41 @@ mod tests {
             f.render("/x", (&h).into(), b"not json"),
             Err(CallError::BodyNotJson(_))
         ));
+    }
+
+    #[test]
+    fn literals_render_as_the_engine_would() {
+        let env = Environment::empty();
+        for text in [
+            "GET",
+            "/api/pets",
+            r#"{"name": "x", "tags": {"a": 1}}"#,
+            "a } b { c",
+            "",
+            "trailing\n",
+            "{{ 1 }}",
+        ] {
+            let engine = env.render_str(text, ()).unwrap();
+            if is_literal(text) {
+                assert_eq!(engine, text, "{text:?}");
+            } else {
+                assert!(text.contains("{{") || text.ends_with('\n'), "{text:?}");
+            }
+        }
+        // A literal method with a templated path: both as before.
+        let mut t = find_pet();
+        t.headers.insert("x-kind".into(), tpl("pet"));
+        let f = FunctionCall::compile("f", &t, None).unwrap();
+        assert_eq!(f.templates.literals.len(), 2, "`GET` and `pet`");
+        let r = f
+            .render("/x", (&http::HeaderMap::new()).into(), br#"{"id": 7}"#)
+            .unwrap();
+        assert_eq!(r.method.as_deref(), Some("GET"));
+        assert_eq!(r.path.as_deref(), Some("/api/pets/7"));
+        assert!(
+            r.set_headers
+                .iter()
+                .any(|(n, v)| n == "x-kind" && v == "pet")
+        );
     }
 }
