@@ -212,8 +212,11 @@ async fn read_more<S: Future>(
     buf.reserve(want);
     let idle = buf.is_empty();
     loop {
+        // The read first: when it is ready (the task was woken for it), the timer and the
+        // shutdown wait are not polled at all.
         let read = tokio::select! {
             biased;
+            r = io.read_buf(buf) => r,
             _ = waits.shutdown.as_mut(), if idle && !waits.stopping => {
                 waits.stopping = true;
                 return false;
@@ -225,7 +228,6 @@ async fn read_more<S: Future>(
                 waits.timer.as_mut().reset(deadline);
                 continue;
             }
-            r = io.read_buf(buf) => r,
         };
         return matches!(read, Ok(n) if n > 0);
     }
