@@ -9,7 +9,7 @@
 #   :9200  nginx      reverse proxy to :9100 (keepalive 64, HTTP/1.1), 2 workers
 #   :9300  epoxy      `epoxy gateway --workers 2` (admin :9301), routes / and /fn/ (REST function)
 # Load: `wrk -t2 -c64 -d${DURATION}s --latency`, after a ${WARMUP}s warm-up, one target at a time,
-# ${REPEAT:-3} interleaved rounds, every other one in reverse order (the median round is reported,
+# ${REPEAT:-7} interleaved rounds, every other one in reverse order (the median round is reported,
 # and each ratio is the median of the rounds' own ratios). The load waits (up to QUIET_WAIT=120
 # tries) for the machine to be >= 90% idle. KEEP_LOGS=1 keeps the temp dir when the script fails.
 # Then `cargo bench --bench matching`. Results go to stdout and to docs/benchmarks.md (the
@@ -20,7 +20,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-7}
 WORKERS=2
 UP_PORT=9100 NGX_PORT=9200 EPX_PORT=9300 EPX_ADMIN=9301
 
@@ -366,7 +366,7 @@ RUSTC_V=$(rustc --version 2>/dev/null || echo "?")
 SECTION=$(cat <<EOF
 ## Gateway benchmark
 
-Command: \`bash bench/gateway.sh\` (DURATION=$DURATION). Run on $(date -u '+%Y-%m-%d %H:%M UTC'),
+Command: \`bash bench/gateway.sh\` (DURATION=$DURATION, REPEAT=$REPEAT). Run on $(date -u '+%Y-%m-%d %H:%M UTC'),
 $(nproc) CPUs ($CPU), ${IDLE}% idle just before the load (load average $LOAD_BEFORE); nginx $NGINX_V, wrk $WRK_V,
 $RUSTC_V, epoxy $EPX_REV$EPX_DIRTY.
 
