@@ -48,17 +48,9 @@ pub(super) async fn forward<'t>(
     let mut o = outcome(0);
     o.upstream = dest.upstream.as_ref().map(|u| &*u.name);
     o.function = dest.function.as_ref().map(|f| f.name.as_str());
+    let no_upstream = |msg| (StatusCode::SERVICE_UNAVAILABLE, "no-upstream", msg);
     let Some(upstream) = dest.upstream.as_deref() else {
-        let msg = "no upstream";
-        return fail(
-            io,
-            req,
-            call,
-            o,
-            (StatusCode::SERVICE_UNAVAILABLE, "no-upstream", msg),
-            out,
-        )
-        .await;
+        return fail(io, req, call, o, no_upstream("no upstream"), out).await;
     };
     let opts = &call.route.options;
 
@@ -143,16 +135,8 @@ pub(super) async fn forward<'t>(
     let mut last_error = no_attempt();
     for attempt in 0..attempts {
         let Some(host) = upstream.pick() else {
-            let msg = "the upstream has no hosts";
-            return fail(
-                io,
-                req,
-                call,
-                o,
-                (StatusCode::SERVICE_UNAVAILABLE, "no-upstream", msg),
-                out,
-            )
-            .await;
+            let why = no_upstream("the upstream has no hosts");
+            return fail(io, req, call, o, why, out).await;
         };
         let last = attempt + 1 == attempts;
         out.clear();

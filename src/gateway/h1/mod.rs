@@ -138,7 +138,15 @@ fn inspect<'b>(req: &httparse::Request<'_, 'b>) -> Option<Head<'b>> {
 /// A connection's buffered bytes, parsed.
 enum Parsed<'b> {
     /// A whole request the fast path serves, head and body.
-    Whole { head: Head<'b>, head_len: usize },
+    Whole {
+        head: Head<'b>,
+        head_len: usize,
+    },
+    Not(Unserved),
+}
+
+/// Why the buffered bytes are not a request to serve yet.
+enum Unserved {
     /// More bytes are needed (`want` of them at least, when the head is whole and the body is
     /// not).
     More { in_body: bool, want: usize },
@@ -161,31 +169,20 @@ fn parse<'h, 'b>(
                 if buf.len() >= total {
                     Parsed::Whole { head, head_len }
                 } else {
-                    Parsed::More {
+                    Parsed::Not(Unserved::More {
                         in_body: true,
                         want: total - buf.len(),
-                    }
+                    })
                 }
             }
-            _ => Parsed::NotFast,
+            _ => Parsed::Not(Unserved::NotFast),
         },
-        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => Parsed::More {
+        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => Parsed::Not(Unserved::More {
             in_body: false,
             want: 0,
-        },
-        _ => Parsed::NotFast,
+        }),
+        _ => Parsed::Not(Unserved::NotFast),
     }
-}
-
-/// What became of the bytes buffered on a connection.
-enum Step {
-    /// A request was served: what becomes of the connection, and the bytes it took.
-    Served(Flow, usize),
-    More {
-        in_body: bool,
-        want: usize,
-    },
-    NotFast,
 }
 
 /// A connection's waits: one timer and one shutdown notification for its whole life, not one
@@ -291,7 +288,9 @@ pub async fn serve(
         stopping: false,
     };
     loop {
-        let step = {
+        // What became of the buffered bytes: a request served (how the connection goes on, and
+        // the bytes it took), or why not.
+        let step: Result<(Flow, usize), Unserved> = {
             let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
             let mut req = httparse::Request::new(&mut []);
             match parse(&mut req, &mut headers, &buf, max_body) {
@@ -305,14 +304,13 @@ pub async fn serve(
                         draining: &draining,
                     };
                     let timer = waits.timer.as_mut();
-                    Step::Served(handle(io, &r, shared, conns, &mut out, timer).await, total)
+                    Ok((handle(io, &r, shared, conns, &mut out, timer).await, total))
                 }
-                Parsed::More { in_body, want } => Step::More { in_body, want },
-                Parsed::NotFast => Step::NotFast,
+                Parsed::Not(why) => Err(why),
             }
         };
         match step {
-            Step::More { in_body, want } => {
+            Err(Unserved::More { in_body, want }) => {
                 if !buf.is_empty() && !started {
                     deadline = deadline.min(tokio::time::Instant::now() + header_timeout);
                     started = true;
@@ -325,8 +323,8 @@ pub async fn serve(
                     deadline = tokio::time::Instant::now() + header_timeout;
                 }
             }
-            Step::NotFast => return Some(buf.freeze()),
-            Step::Served(flow, total) => {
+            Err(Unserved::NotFast) => return Some(buf.freeze()),
+            Ok((flow, total)) => {
                 // The next request may idle this long first.
                 deadline = tokio::time::Instant::now() + KEEP_ALIVE_IDLE;
                 started = false;
@@ -608,8 +606,8 @@ mod tests {
             let mut req = httparse::Request::new(&mut []);
             match parse(&mut req, &mut headers, raw, max_body) {
                 Parsed::Whole { head, head_len } => format!("whole {head_len}+{}", head.body_len),
-                Parsed::More { in_body, want } => format!("more {in_body} {want}"),
-                Parsed::NotFast => "hyper".to_string(),
+                Parsed::Not(Unserved::More { in_body, want }) => format!("more {in_body} {want}"),
+                Parsed::Not(Unserved::NotFast) => "hyper".to_string(),
             }
         };
         assert_eq!(parsed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 10), "hyper");
