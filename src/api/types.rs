@@ -623,6 +623,9 @@ pub struct RouteOptions {
     pub regex_rewrite: Option<RegexRewrite>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_rewrite: Option<String>,
+    /// `Host` becomes the name of the upstream endpoint the request goes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_host_rewrite: Option<bool>,
     /// A protobuf duration: `15s`, `1.5s`; epoxy also accepts `100ms` and `1m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
@@ -632,6 +635,28 @@ pub struct RouteOptions {
     pub header_manipulation: Option<HeaderManipulation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadowing: Option<Shadowing>,
+    /// Protocol upgrades (`[{websocket: {enabled: false}}]`); WebSockets are on by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrades: Option<Vec<UpgradeConfig>>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Gloo's `ProtocolUpgradeConfig`: one protocol a route lets clients upgrade to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<UpgradeSpec>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -25,6 +25,19 @@ pub struct GatewayArgs {
     /// Largest request body accepted, in bytes
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body: usize,
+    /// How long a client's keep-alive connection may sit idle between requests
+    #[arg(long, default_value = "75s", value_parser = parse_interval)]
+    pub idle_timeout: std::time::Duration,
+    /// How long a client may take to send a request's head
+    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    pub header_timeout: std::time::Duration,
+    /// How long an upgraded connection (a WebSocket) may carry nothing either way
+    #[arg(long, default_value = "5m", value_parser = parse_interval)]
+    pub stream_idle_timeout: std::time::Duration,
+    /// Serve every request with the general HTTP server (no HTTP/1.1 fast path): the same
+    /// answers, more CPU per request
+    #[arg(long)]
+    pub no_fast_path: bool,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
     /// How to reach kube upstreams: auto (direct in a cluster, else apiserver), direct
@@ -153,7 +166,10 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
             .workers
             .unwrap_or_else(|| GatewayConfig::default().workers),
         max_body: a.max_body,
-        ..GatewayConfig::default()
+        idle_timeout: a.idle_timeout,
+        header_read_timeout: a.header_timeout,
+        stream_idle_timeout: a.stream_idle_timeout,
+        fast_path: !a.no_fast_path,
     };
     // Ingresses of our class become routes, kept in memory over the cluster's resources.
     let store: Arc<dyn Store> = match g.kube_target() {

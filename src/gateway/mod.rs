@@ -9,6 +9,7 @@ pub mod proxy;
 pub mod server;
 pub mod table;
 pub mod telemetry;
+pub mod tunnel;
 
 use arc_swap::ArcSwap;
 use proxy::Shared;
@@ -28,6 +29,13 @@ pub struct GatewayConfig {
     pub max_body: usize,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: std::time::Duration,
+    /// How long a keep-alive connection may sit idle between requests.
+    pub idle_timeout: std::time::Duration,
+    /// How long an upgraded connection (a WebSocket) may carry nothing either way.
+    pub stream_idle_timeout: std::time::Duration,
+    /// Serve plain HTTP/1.1 forwarding on the fast path (`h1`); off, hyper serves everything
+    /// (the same answers, more work per request: an escape hatch, and how tests run both).
+    pub fast_path: bool,
 }
 
 impl Default for GatewayConfig {
@@ -40,6 +48,9 @@ impl Default for GatewayConfig {
                 .unwrap_or(1),
             max_body: 16 * 1024 * 1024,
             header_read_timeout: server::HEADER_READ_TIMEOUT,
+            idle_timeout: server::IDLE_TIMEOUT,
+            stream_idle_timeout: server::STREAM_IDLE_TIMEOUT,
+            fast_path: true,
         }
     }
 }
@@ -90,6 +101,9 @@ impl Gateway {
             events: self.events.clone(),
             max_body: cfg.max_body,
             header_read_timeout: cfg.header_read_timeout,
+            idle_timeout: cfg.idle_timeout,
+            stream_idle_timeout: cfg.stream_idle_timeout,
+            fast_path: cfg.fast_path,
         });
         let mut threads = Vec::new();
         for (i, l) in listeners.into_iter().enumerate() {

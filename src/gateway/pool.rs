@@ -68,6 +68,11 @@ impl SendError {
     pub fn is_connect(&self) -> bool {
         matches!(self, SendError::Connect(_) | SendError::Handshake(_))
     }
+
+    /// Whether the request's own body failed (the client's fault, not the upstream's).
+    pub fn is_request_body(&self) -> bool {
+        matches!(self, SendError::Request(e) if e.is_user())
+    }
 }
 
 /// Idle connections by `host:port`, each with the time it went idle.

@@ -41,6 +41,9 @@ pub struct Shared {
     /// The largest request body the gateway buffers or accepts.
     pub max_body: usize,
     pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub stream_idle_timeout: Duration,
+    pub fast_path: bool,
 }
 
 /// A worker's upstream clients (see `pool` and `crate::net::client`); the connections its pool
@@ -181,8 +184,14 @@ pub async fn handle(
         (matched, no_vhost, info)
     };
     let bytes_in = req.body().size_hint().exact().unwrap_or(0);
-    let (resp, outcome) = match matched {
-        None => {
+    let refused = unreadable_head(&req);
+    let (resp, outcome) = match (refused, matched) {
+        (Some((status, code, why)), _) => {
+            let mut o = outcome(status.as_u16());
+            o.error = Some(why.into());
+            (error_response(status, code, why, None, None), o)
+        }
+        (None, None) => {
             shared.registry.no_route.record(404, started.elapsed(), 0);
             let why = if no_vhost {
                 "no virtual host serves this host"
@@ -196,7 +205,7 @@ pub async fn handle(
                 o,
             )
         }
-        Some(m) => {
+        (None, Some(m)) => {
             let route = m.route;
             let (resp, mut outcome) =
                 serve_route(shared, client, route, &m.matcher.path, req, remote).await;
@@ -207,6 +216,39 @@ pub async fn handle(
             (resp, outcome)
         }
     };
+    let mut resp = resp;
+    if let Some(report) = resp
+        .extensions_mut()
+        .remove::<super::tunnel::TunnelReport>()
+        .and_then(|r| r.take())
+    {
+        // An upgraded connection: its event comes when it ends, with what it carried.
+        if let Some((method, host, path)) = info {
+            let events = shared.events.clone();
+            let (route, upstream) = (
+                outcome.route.map(str::to_string),
+                outcome.upstream.map(str::to_string),
+            );
+            tokio::spawn(async move {
+                let Ok(t) = report.await else { return };
+                let _ = events.send(RequestEvent {
+                    time: SystemTime::now(),
+                    method,
+                    host,
+                    path,
+                    route,
+                    upstream,
+                    function: None,
+                    status: 101,
+                    latency: started.elapsed(),
+                    bytes_in: t.from_client,
+                    bytes_out: t.to_client,
+                    error: t.error,
+                });
+            });
+        }
+        return resp;
+    }
     if let Some((method, host, path)) = info {
         let _ = shared.events.send(RequestEvent {
             time: SystemTime::now(),
@@ -224,6 +266,39 @@ pub async fn handle(
         });
     }
     resp
+}
+
+/// Why a request head is refused before routing, if it is: no `Host` on HTTP/1.1, two of them
+/// (RFC 9112, 3.2), or a head larger than the gateway reads ([`super::h1::MAX_HEAD`]; hyper
+/// refuses larger ones it has not parsed whole, this the ones it has).
+fn unreadable_head<B>(req: &Request<B>) -> Option<(StatusCode, &'static str, &'static str)> {
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    if hosts > 1 {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "more than one host header",
+        ));
+    }
+    if hosts == 0 && req.version() == http::Version::HTTP_11 && req.uri().authority().is_none() {
+        return Some((StatusCode::BAD_REQUEST, "bad-request", "no host header"));
+    }
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len() + 8);
+    let line = req.method().as_str().len() + target + 12;
+    let size = req
+        .headers()
+        .iter()
+        .fold(line + 2, |n, (k, v)| n + k.as_str().len() + v.len() + 4);
+    if size > super::h1::MAX_HEAD {
+        return Some((
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "too-large",
+            "the request head is larger than the gateway reads",
+        ));
+    }
+    None
 }
 
 pub(super) fn outcome<'t>(status: u16) -> Outcome<'t> {
@@ -375,7 +450,8 @@ async fn forward<'t>(
         );
     };
     let opts = &route.options;
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let upgrade = upgrade_to(&parts.headers, opts);
     // An HTTP/2 client names the host in `:authority` (an HTTP/1.1 one in `Host`, kept below).
     let parts_authority = parts.uri.authority().map(|a| a.to_string());
     if let Some(len) = parts
@@ -430,8 +506,21 @@ async fn forward<'t>(
         .map(|p| p.as_str())
         .unwrap_or("/")
         .to_string();
-    let mut headers = parts.headers;
+    let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers);
+    if let Some(protocol) = &upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, protocol.clone());
+    }
+    // The request was routed by its target's authority (absolute form, or HTTP/2's
+    // `:authority`): the upstream gets that host, not a `Host` that says otherwise
+    // (RFC 9112, 3.2.2).
+    if let Some(v) = parts_authority
+        .as_deref()
+        .and_then(|a| HeaderValue::from_str(a).ok())
+    {
+        headers.insert(header::HOST, v);
+    }
     let mut path_and_query = {
         let path = parts.uri.path();
         let mut p = if let Some(rw) = &opts.prefix_rewrite {
@@ -615,6 +704,12 @@ async fn forward<'t>(
             .per_try
             .map(|p| deadline.min(tokio::time::Instant::now() + p))
             .unwrap_or(deadline);
+        if opts.auto_host_rewrite
+            && opts.host_rewrite.is_none()
+            && let Ok(v) = HeaderValue::from_str(upstream.authority_of(host))
+        {
+            ureq.headers_mut().insert(header::HOST, v);
+        }
         if !upstream.use_tls && !ureq.headers().contains_key(header::HOST) {
             // An HTTP/2 client gives `:authority`, not `Host`; HTTP/1.1 needs one.
             if let Ok(v) = HeaderValue::from_str(parts_authority.as_deref().unwrap_or(host)) {
@@ -628,13 +723,13 @@ async fn forward<'t>(
                     .request(ureq)
                     .await
                     .map(|r| r.map(UpstreamBody::unpooled))
-                    .map_err(|e| (e.is_connect(), root_cause(&e)))
+                    .map_err(|e| Fault::of(e.is_connect(), false, &e))
             } else {
                 client
                     .pool
                     .send(host, ureq)
                     .await
-                    .map_err(|e| (e.is_connect(), root_cause(&e)))
+                    .map_err(|e| Fault::of(e.is_connect(), e.is_request_body(), &e))
             }
         };
         match tokio::time::timeout_at(per_try, sent).await {
@@ -644,6 +739,38 @@ async fn forward<'t>(
                     last_error = failure(host, Failure::Status(status));
                     continue;
                 }
+                if status == 101 {
+                    let client = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+                    match (&upgrade, client) {
+                        (Some(_), Some(client)) => {
+                            let protocol = resp.headers().get(header::UPGRADE).cloned();
+                            strip_hop_by_hop(resp.headers_mut());
+                            if let Some(p) = protocol {
+                                let h = resp.headers_mut();
+                                h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                                h.insert(header::UPGRADE, p);
+                            }
+                            let (tx, rx) = tokio::sync::oneshot::channel();
+                            tokio::spawn(super::tunnel::relay(
+                                client,
+                                hyper::upgrade::on(&mut resp),
+                                shared.stream_idle_timeout,
+                                shared.registry.clone(),
+                                tx,
+                            ));
+                            resp.extensions_mut()
+                                .insert(super::tunnel::TunnelReport::new(rx));
+                            o.status = status;
+                            upstream.stats.record(status, Duration::ZERO, 0);
+                            return (resp.map(Either::Left), o);
+                        }
+                        _ => {
+                            let why = "the upstream switched protocols unasked";
+                            last_error = failure(host, Failure::Reset(why));
+                            break;
+                        }
+                    }
+                }
                 strip_hop_by_hop(resp.headers_mut());
                 apply_response_headers(resp.headers_mut(), opts);
                 o.status = status;
@@ -651,7 +778,13 @@ async fn forward<'t>(
                 upstream.stats.record(status, Duration::ZERO, o.bytes_out);
                 return (resp.map(Either::Left), o);
             }
-            Ok(Err((connect, cause))) => {
+            Ok(Err(Fault::Client(cause))) => {
+                // The client's body broke off or was malformed: its fault, not the upstream's
+                // (not counted against it, not retried).
+                let msg = format!("the request body could not be read: {cause}");
+                return fail(o, StatusCode::BAD_REQUEST, "bad-request", &msg);
+            }
+            Ok(Err(Fault::Upstream(connect, cause))) => {
                 last_error = if connect {
                     failure(host, Failure::Connect(&cause))
                 } else {
@@ -675,6 +808,25 @@ async fn forward<'t>(
         .stats
         .record(last_error.0.as_u16(), Duration::ZERO, 0);
     fail(o, last_error.0, last_error.1, &last_error.2)
+}
+
+/// The protocol a request asks to upgrade to, when the route lets it: WebSocket only, on
+/// HTTP/1.1 (`Connection: upgrade` and `Upgrade: websocket`). Any other upgrade is dropped
+/// with the hop-by-hop headers, and the request goes on as plain HTTP.
+fn upgrade_to(h: &HeaderMap, opts: &Options) -> Option<HeaderValue> {
+    let asks = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let protocol = h.get(header::UPGRADE)?;
+    let websocket = protocol
+        .to_str()
+        .ok()?
+        .split(',')
+        .any(|p| p.trim().eq_ignore_ascii_case("websocket"));
+    (asks && websocket && opts.websocket).then(|| protocol.clone())
 }
 
 /// The error before any attempt (never answered: there is always at least one attempt).
@@ -726,6 +878,34 @@ pub(super) fn failure(host: &str, f: Failure<'_>) -> (StatusCode, &'static str, 
 
 fn method_has_body(m: &Method) -> bool {
     matches!(*m, Method::POST | Method::PUT | Method::PATCH)
+}
+
+/// Who an exchange with an upstream failed for.
+enum Fault {
+    /// The upstream: (whether it was never reached, the cause).
+    Upstream(bool, String),
+    /// The client: reading its request body failed (bad chunked framing, say).
+    Client(String),
+}
+
+impl Fault {
+    /// `request_body`: the error is known to come from the request's body; else hyper's
+    /// "user" errors in `e`'s causes say so.
+    fn of(connect: bool, request_body: bool, e: &(dyn std::error::Error + 'static)) -> Fault {
+        if request_body {
+            return Fault::Client(root_cause(e));
+        }
+        let mut cur = Some(e);
+        while let Some(c) = cur {
+            if c.downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_user)
+            {
+                return Fault::Client(root_cause(c));
+            }
+            cur = c.source();
+        }
+        Fault::Upstream(connect, root_cause(e))
+    }
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

@@ -14,6 +14,11 @@ use tokio::sync::watch;
 
 /// How long a client may take to send a request's headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a keep-alive connection may sit idle between requests (nginx's default; clients
+/// that reuse a connection after a pause must not find it closed under them).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// How long an upgraded connection may carry nothing (Envoy's stream idle timeout).
+pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long in-flight requests get to finish on shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -72,7 +77,15 @@ pub fn run_worker(
             }
         };
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(shared.header_read_timeout).keep_alive(true);
+        // Hyper's header timeout runs from the end of one request to the head of the next, so it is
+        // the idle timeout too; the first request's head is timed by the fast path, which
+        // reads it before handing a connection over.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(shared.idle_timeout.max(shared.header_read_timeout))
+            .max_buf_size(h1::MAX_HEAD)
+            .keep_alive(true);
         builder.http2().timer(TokioTimer::new());
         // What a connection needs, behind one reference count.
         let worker = Arc::new(Worker {
@@ -102,10 +115,15 @@ pub fn run_worker(
                     tokio::spawn(async move {
                         let mut stream = stream;
                         let w = &*worker;
-                        let Some(read) = h1::serve(&mut stream, remote, &w.shared, &w.conns, shutdown).await else {
-                            return;
+                        let read = if w.shared.fast_path {
+                            let Some(read) = h1::serve(&mut stream, remote, &w.shared, &w.conns, shutdown).await else {
+                                return;
+                            };
+                            w.shared.registry.handoffs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            read
+                        } else {
+                            bytes::Bytes::new()
                         };
-                        w.shared.registry.handoffs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         // The fast path left this request to hyper: it serves the rest.
                         let svc = {
                             let worker = worker.clone();
@@ -115,7 +133,7 @@ pub fn run_worker(
                             })
                         };
                         let io = TokioIo::new(Rewind::new(read, stream));
-                        let conn = worker.builder.serve_connection(io, svc).into_owned();
+                        let conn = worker.builder.serve_connection_with_upgrades(io, svc).into_owned();
                         if let Err(e) = watcher.watch(conn).await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }

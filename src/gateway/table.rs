@@ -37,6 +37,9 @@ pub struct UpstreamTarget {
     pub name: Arc<str>,
     /// `host:port` of each endpoint, tried in round robin.
     pub hosts: Vec<Arc<str>>,
+    /// What `autoHostRewrite` sends as `Host` for each endpoint (by position): its configured
+    /// name (a kube service's DNS name, however it is reached), without a default port.
+    pub authorities: Vec<Arc<str>>,
     pub use_tls: bool,
     next: AtomicUsize,
     pub stats: Arc<Stats>,
@@ -50,6 +53,29 @@ impl UpstreamTarget {
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.hosts.len();
         self.hosts.get(i)
+    }
+
+    /// The `Host` that `autoHostRewrite` gives a request sent to `host` (one of `hosts`).
+    pub fn authority_of<'a>(&'a self, host: &'a Arc<str>) -> &'a str {
+        self.hosts
+            .iter()
+            .position(|h| Arc::ptr_eq(h, host))
+            .and_then(|i| self.authorities.get(i))
+            .map_or(host, |a| a)
+    }
+}
+
+/// A `Host` value for `name` on `port`: the port left out when it is the scheme's default.
+fn authority(name: &str, port: u32, tls: bool) -> Arc<str> {
+    let default = if tls { 443 } else { 80 };
+    if port == default {
+        Arc::from(
+            host_port(name, port)
+                .rsplit_once(':')
+                .map_or(name, |(h, _)| h),
+        )
+    } else {
+        Arc::from(host_port(name, port).as_str())
     }
 }
 
@@ -113,6 +139,25 @@ pub struct Retry {
     pub statuses: Vec<u16>,
 }
 
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            prefix_rewrite: None,
+            regex_rewrite: None,
+            host_rewrite: None,
+            auto_host_rewrite: false,
+            timeout: None,
+            retry: None,
+            request_add: Vec::new(),
+            request_remove: Vec::new(),
+            response_add: Vec::new(),
+            response_remove: Vec::new(),
+            shadow: None,
+            websocket: true,
+        }
+    }
+}
+
 impl Retry {
     pub fn retry_status(&self, s: u16) -> bool {
         (self.on_5xx && s >= 500)
@@ -128,11 +173,13 @@ pub struct HeaderAdd {
     pub append: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub prefix_rewrite: Option<String>,
     pub regex_rewrite: Option<(Regex, String)>,
     pub host_rewrite: Option<HeaderValue>,
+    /// `autoHostRewrite`: `Host` becomes the upstream endpoint's name.
+    pub auto_host_rewrite: bool,
     pub timeout: Option<Duration>,
     pub retry: Option<Retry>,
     pub request_add: Vec<HeaderAdd>,
@@ -140,6 +187,8 @@ pub struct Options {
     pub response_add: Vec<HeaderAdd>,
     pub response_remove: Vec<HeaderName>,
     pub shadow: Option<(Arc<UpstreamTarget>, f64)>,
+    /// Clients may upgrade to WebSocket (Gloo's default; a route's `upgrades` can turn it off).
+    pub websocket: bool,
 }
 
 #[derive(Debug)]
@@ -205,6 +254,15 @@ impl RouteTable {
             host_l.as_str()
         } else {
             host
+        };
+        // A fully qualified name (`admin.example.`) is the same host (RFC 3986, 3.2.2).
+        let host_fq;
+        let host = match strip_port(host).strip_suffix('.') {
+            Some(name) if !name.is_empty() => {
+                host_fq = format!("{name}{}", &host[name.len() + 1..]);
+                host_fq.as_str()
+            }
+            _ => host,
         };
         let bare = strip_port(host);
         let i = self
@@ -383,27 +441,43 @@ pub fn compile_with(
     for r in set.values() {
         if let Resource::Upstream(u) = r {
             let name: Arc<str> = Arc::from(u.metadata.name.as_str());
-            let (hosts, use_tls) = match (&u.spec.static_, &u.spec.kube) {
-                (Some(s), _) => (
-                    s.hosts
-                        .iter()
-                        .map(|h| Arc::from(host_port(&h.addr, h.port).as_str()))
-                        .collect(),
+            let (hosts, authorities, use_tls) = match (&u.spec.static_, &u.spec.kube) {
+                (Some(s), _) => {
                     // Gloo: TLS when asked, or by default when every host listens on 443.
-                    s.use_tls
-                        .unwrap_or(!s.hosts.is_empty() && s.hosts.iter().all(|h| h.port == 443)),
-                ),
+                    let tls = s
+                        .use_tls
+                        .unwrap_or(!s.hosts.is_empty() && s.hosts.iter().all(|h| h.port == 443));
+                    (
+                        s.hosts
+                            .iter()
+                            .map(|h| Arc::from(host_port(&h.addr, h.port).as_str()))
+                            .collect(),
+                        s.hosts
+                            .iter()
+                            .map(|h| authority(&h.addr, h.port, tls))
+                            .collect(),
+                        tls,
+                    )
+                }
                 (None, Some(k)) => {
+                    let dns = format!(
+                        "{}.{}.svc.cluster.local",
+                        k.service_name, k.service_namespace
+                    );
                     match connector.service(&k.service_namespace, &k.service_name, k.service_port) {
-                        Ok(authority) => (vec![Arc::from(authority.as_str())], false),
+                        Ok(address) => (
+                            vec![Arc::from(address.as_str())],
+                            vec![authority(&dns, k.service_port, false)],
+                            false,
+                        ),
                         // No hosts: requests get 503 naming the upstream; the reason is logged.
                         Err(e) => {
                             c.problems.push(format!("upstream {}: {e}", r.key()));
-                            (Vec::new(), false)
+                            (Vec::new(), Vec::new(), false)
                         }
                     }
                 }
-                _ => (Vec::new(), false),
+                _ => (Vec::new(), Vec::new(), false),
             };
             let stats = registry.upstream(&name);
             c.upstreams.insert(
@@ -411,6 +485,7 @@ pub fn compile_with(
                 Arc::new(UpstreamTarget {
                     name,
                     hosts,
+                    authorities,
                     use_tls,
                     next: AtomicUsize::new(0),
                     stats,
@@ -670,6 +745,16 @@ impl Compiler<'_> {
             .host_rewrite
             .as_deref()
             .and_then(|h| HeaderValue::from_str(h).ok());
+        o.auto_host_rewrite = ro.auto_host_rewrite == Some(true);
+        if let Some(ws) = ro
+            .upgrades
+            .iter()
+            .flatten()
+            .filter_map(|u| u.websocket.as_ref())
+            .next_back()
+        {
+            o.websocket = ws.enabled != Some(false);
+        }
         o.timeout = ro.timeout.as_deref().and_then(|t| parse_duration(t).ok());
         if let Some(r) = &ro.retries {
             let on = r.retry_on.as_deref().unwrap_or("");

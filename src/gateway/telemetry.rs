@@ -118,6 +118,8 @@ pub struct Registry {
     pub upstream_connections: Arc<AtomicU64>,
     /// Client connections the HTTP/1.1 fast path handed to hyper (see `gateway::h1`).
     pub handoffs: AtomicU64,
+    /// Upgraded connections (WebSockets) relayed (see `gateway::tunnel`).
+    pub tunnels: super::tunnel::TunnelCounters,
 }
 
 impl Registry {
@@ -226,6 +228,45 @@ impl Registry {
             "epoxy_http1_handoffs_total",
             "Client connections the HTTP/1.1 fast path left to the general server (HTTP/2, HTTP/1.0, upgrades, redirects, direct responses, ...).",
             self.handoffs.load(Relaxed),
+        );
+        let t = &self.tunnels;
+        counter(
+            &mut out,
+            "epoxy_upgraded_connections_total",
+            "Upgraded connections (WebSockets) relayed after the upstream's 101.",
+            t.opened.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP epoxy_upgraded_connections_active Upgraded connections open now."
+        );
+        let _ = writeln!(out, "# TYPE epoxy_upgraded_connections_active gauge");
+        let _ = writeln!(
+            out,
+            "epoxy_upgraded_connections_active {}",
+            t.active.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP epoxy_upgraded_bytes_total Bytes relayed on upgraded connections, by direction."
+        );
+        let _ = writeln!(out, "# TYPE epoxy_upgraded_bytes_total counter");
+        for (direction, n) in [("from_client", &t.from_client), ("to_client", &t.to_client)] {
+            let _ = writeln!(
+                out,
+                "epoxy_upgraded_bytes_total{{direction=\"{direction}\"}} {}",
+                n.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP epoxy_upgraded_seconds_total How long the ended upgraded connections lasted, summed."
+        );
+        let _ = writeln!(out, "# TYPE epoxy_upgraded_seconds_total counter");
+        let _ = writeln!(
+            out,
+            "epoxy_upgraded_seconds_total {}",
+            t.millis.load(Relaxed) as f64 / 1e3
         );
         out
     }

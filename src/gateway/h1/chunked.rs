@@ -23,10 +23,13 @@ enum State {
     Done,
 }
 
-/// A malformed chunked body.
+/// A malformed chunked body: the bytes of the piece fed before the first wrong one (the
+/// only ones that may be relayed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed chunked body")]
-pub struct Malformed;
+pub struct Malformed {
+    pub valid: usize,
+}
 
 /// Scans a chunked body fed in pieces.
 #[derive(Debug, Clone)]
@@ -60,7 +63,7 @@ impl ChunkScanner {
                         let value = value
                             .checked_mul(16)
                             .and_then(|v| v.checked_add(d))
-                            .ok_or(Malformed)?;
+                            .ok_or(Malformed { valid: i })?;
                         State::Size {
                             value,
                             digits: true,
@@ -74,11 +77,11 @@ impl ChunkScanner {
                         self.size = value;
                         State::SizeLf
                     }
-                    _ => return Err(Malformed),
+                    _ => return Err(Malformed { valid: i }),
                 },
                 State::Extension => match b {
                     b'\r' => State::SizeLf,
-                    b'\n' => return Err(Malformed),
+                    b'\n' => return Err(Malformed { valid: i }),
                     _ => State::Extension,
                 },
                 State::SizeLf if b == b'\n' => {
@@ -106,12 +109,12 @@ impl ChunkScanner {
                 },
                 State::TrailerStart => match b {
                     b'\r' => State::EndLf,
-                    b'\n' => return Err(Malformed),
+                    b'\n' => return Err(Malformed { valid: i }),
                     _ => State::Trailer,
                 },
                 State::Trailer => match b {
                     b'\r' => State::TrailerLf,
-                    b'\n' => return Err(Malformed),
+                    b'\n' => return Err(Malformed { valid: i }),
                     _ => State::Trailer,
                 },
                 State::TrailerLf if b == b'\n' => State::TrailerStart,
@@ -120,7 +123,7 @@ impl ChunkScanner {
                     return Ok(Some(i + 1));
                 }
                 State::Done => return Ok(Some(i)),
-                _ => return Err(Malformed),
+                _ => return Err(Malformed { valid: i }),
             };
             i += 1;
         }
@@ -160,11 +163,29 @@ mod tests {
     }
 
     #[test]
-    fn refuses_malformed_bodies() {
-        assert_eq!(whole(b"x\r\n"), Err(Malformed));
-        assert_eq!(whole(b"\r\n"), Err(Malformed));
-        assert_eq!(whole(b"2\r\nokX"), Err(Malformed));
-        assert_eq!(whole(b"ffffffffffffffffff\r\n"), Err(Malformed));
-        assert_eq!(whole(b"0\r\n\n"), Err(Malformed));
+    fn refuses_malformed_bodies_where_they_go_wrong() {
+        let at = |valid| Err(Malformed { valid });
+        assert_eq!(whole(b"x\r\n"), at(0));
+        assert_eq!(whole(b"\r\n"), at(0));
+        assert_eq!(whole(b"2\r\nokX"), at(5), "a chunk not followed by CRLF");
+        assert_eq!(whole(b"2\nok\r\n"), at(1), "a bare LF after the size");
+        assert_eq!(
+            whole(b"2\r\nok\n0\r\n\r\n"),
+            at(5),
+            "a bare LF after the data"
+        );
+        assert_eq!(
+            whole(b"ffffffffffffffffff\r\n"),
+            at(16),
+            "a size that overflows"
+        );
+        assert_eq!(whole(b"0\r\n\n"), at(3));
+        let mut s = ChunkScanner::default();
+        assert_eq!(s.feed(b"3\r\nab"), Ok(None));
+        assert_eq!(
+            s.feed(b"cXHTTP/1.1 200 OK"),
+            at(1),
+            "counted within the piece"
+        );
     }
 }

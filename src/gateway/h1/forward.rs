@@ -140,6 +140,11 @@ pub(super) async fn forward<'t>(
         };
         let last = attempt + 1 == attempts;
         out.clear();
+        let host_header = match &opts.host_rewrite {
+            Some(h) => Some(h.as_bytes()),
+            None if opts.auto_host_rewrite => Some(upstream.authority_of(host).as_bytes()),
+            None => None,
+        };
         write_request_head(
             out,
             req,
@@ -147,7 +152,7 @@ pub(super) async fn forward<'t>(
             &path_and_query,
             opts,
             rendered.as_ref(),
-            host,
+            (host, host_header),
             body.len(),
         );
         out.extend_from_slice(body);
@@ -227,8 +232,9 @@ fn rewritten(call: &Call<'_, '_>, opts: &Options) -> Option<String> {
 
 /// Writes the upstream request's head, with the same header rules as the general path
 /// (`proxy::forward`): hop-by-hop headers dropped, the function's headers, `content-length`
-/// for the body sent, `hostRewrite`, `x-forwarded-for` / `-proto`, `x-request-id`, then the
-/// route's removals and additions.
+/// for the body sent, `hostRewrite` or `autoHostRewrite` (`rewritten_host`), `x-forwarded-for`
+/// / `-proto`, `x-request-id`, then the route's removals and additions. `host` is the
+/// endpoint's address, the `Host` of last resort.
 #[allow(clippy::too_many_arguments)]
 fn write_request_head(
     out: &mut Vec<u8>,
@@ -237,7 +243,7 @@ fn write_request_head(
     path_and_query: &str,
     opts: &Options,
     call: Option<&RenderedCall>,
-    host: &str,
+    (host, rewritten_host): (&str, Option<&[u8]>),
     body_len: usize,
 ) {
     for part in [method, " ", path_and_query, " HTTP/1.1\r\n"] {
@@ -267,7 +273,7 @@ fn write_request_head(
     let mut w = HeaderWriter {
         out,
         by_route: &by_route,
-        host_rewritten: opts.host_rewrite.is_some(),
+        host_rewritten: rewritten_host.is_some(),
         prev_xff: None,
         has_host: false,
         has_request_id: false,
@@ -297,11 +303,11 @@ fn write_request_head(
         push_decimal(out, body_len as u64);
         out.extend_from_slice(b"\r\n");
     }
-    if let Some(h) = &opts.host_rewrite
+    if let Some(h) = rewritten_host
         && !by_route("host")
     {
         out.extend_from_slice(b"host: ");
-        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(h);
         out.extend_from_slice(b"\r\n");
         has_host = true;
     }

@@ -44,13 +44,12 @@ use tokio::time::Sleep;
 const MAX_HEADERS: usize = 64;
 /// Response headers parsed (hyper's client default).
 const MAX_RESPONSE_HEADERS: usize = 100;
-/// The largest request or response head the fast path reads.
-const MAX_HEAD: usize = 64 * 1024;
+/// The largest request or response head the gateway reads, on either path (a larger request
+/// head is answered 431, whichever way its bytes arrive).
+pub const MAX_HEAD: usize = 64 * 1024;
 /// Request bodies up to this size are read whole (so that they can be retried and read by
 /// function templates); larger ones go to hyper, which streams them.
 pub const MAX_FAST_BODY: usize = 64 * 1024;
-/// How long a keep-alive connection may sit idle between requests (nginx's default).
-const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(75);
 
 /// What the fast path saw of a request head, if it can serve it.
 struct Head<'b> {
@@ -152,6 +151,8 @@ enum Unserved {
     More { in_body: bool, want: usize },
     /// Hyper serves this request (and the rest of the connection).
     NotFast,
+    /// The head is larger than [`MAX_HEAD`]: answered 431, and the connection closed.
+    TooLarge,
 }
 
 /// Parses the request at the start of `buf` into `req`. A body over `max_body` bytes is left
@@ -163,6 +164,9 @@ fn parse<'h, 'b>(
     max_body: usize,
 ) -> Parsed<'b> {
     match req.parse_with_uninit_headers(buf, headers) {
+        Ok(httparse::Status::Complete(head_len)) if head_len > MAX_HEAD => {
+            Parsed::Not(Unserved::TooLarge)
+        }
         Ok(httparse::Status::Complete(head_len)) => match inspect(req) {
             Some(head) if head.body_len <= max_body => {
                 let total = head_len + head.body_len;
@@ -181,7 +185,11 @@ fn parse<'h, 'b>(
             in_body: false,
             want: 0,
         }),
-        _ => Parsed::Not(Unserved::NotFast),
+        Ok(httparse::Status::Partial) => Parsed::Not(Unserved::TooLarge),
+        // Too many headers for the fast path's array: hyper takes them (or refuses them).
+        Err(httparse::Error::TooManyHeaders) => Parsed::Not(Unserved::NotFast),
+        // Not HTTP/1.1 as the fast path parses it (HTTP/2's preface, say): hyper decides.
+        Err(_) => Parsed::Not(Unserved::NotFast),
     }
 }
 
@@ -324,9 +332,21 @@ pub async fn serve(
                 }
             }
             Err(Unserved::NotFast) => return Some(buf.freeze()),
+            Err(Unserved::TooLarge) => {
+                let message = format!("the request head is larger than {MAX_HEAD} bytes");
+                refuse(
+                    io,
+                    http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "too-large",
+                    &message,
+                    &mut out,
+                )
+                .await;
+                return None;
+            }
             Ok((flow, total)) => {
                 // The next request may idle this long first.
-                deadline = tokio::time::Instant::now() + KEEP_ALIVE_IDLE;
+                deadline = tokio::time::Instant::now() + shared.idle_timeout;
                 started = false;
                 match flow {
                     Flow::KeepAlive if !*draining.borrow() => buf.advance(total),
@@ -338,6 +358,54 @@ pub async fn serve(
                 }
             }
         }
+    }
+}
+
+/// Answers a request the gateway cannot read (no route involved), and closes the connection.
+async fn refuse(
+    io: &mut TcpStream,
+    status: http::StatusCode,
+    code: &str,
+    message: &str,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    write_error(
+        out,
+        status,
+        code,
+        &error_body(code, message, None, None),
+        true,
+        true,
+    );
+    if io.write_all(out).await.is_ok() {
+        linger(io).await;
+    }
+}
+
+/// An error response the gateway makes: the JSON body, `x-epoxy-error`, a date.
+fn write_error(
+    out: &mut Vec<u8>,
+    status: http::StatusCode,
+    code: &str,
+    body: &[u8],
+    close: bool,
+    with_body: bool,
+) {
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\nx-epoxy-error: {code}\r\ncontent-length: {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    push_date(out);
+    out.extend_from_slice(b"\r\n");
+    if with_body {
+        out.extend_from_slice(body);
     }
 }
 
@@ -488,21 +556,8 @@ async fn fail<'t>(
 ) -> Served<'t> {
     let body = error_body(code, message, Some(&call.route.id), o.upstream);
     out.clear();
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\nx-epoxy-error: {code}\r\ncontent-length: {}\r\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        body.len()
-    );
-    if req.closing() {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    push_date(out);
-    out.extend_from_slice(b"\r\n");
-    if req.head.method != "HEAD" {
-        out.extend_from_slice(&body);
-    }
+    let (close, with_body) = (req.closing(), req.head.method != "HEAD");
+    write_error(out, status, code, &body, close, with_body);
     o.status = status.as_u16();
     o.error = Some(message.to_string());
     let latency = call.started.elapsed();
@@ -608,6 +663,7 @@ mod tests {
                 Parsed::Whole { head, head_len } => format!("whole {head_len}+{}", head.body_len),
                 Parsed::Not(Unserved::More { in_body, want }) => format!("more {in_body} {want}"),
                 Parsed::Not(Unserved::NotFast) => "hyper".to_string(),
+                Parsed::Not(Unserved::TooLarge) => "too large".to_string(),
             }
         };
         assert_eq!(parsed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 10), "hyper");
@@ -622,7 +678,16 @@ mod tests {
             "whole 48+11"
         );
         let big = vec![b'a'; MAX_HEAD + 1];
-        assert_eq!(parsed(&big, 10), "hyper", "a head past the limit");
+        assert_eq!(parsed(&big, 10), "too large", "a head past the limit");
+        let whole_big = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(MAX_HEAD)
+        );
+        assert_eq!(
+            parsed(whole_big.as_bytes(), 10),
+            "too large",
+            "a whole head past the limit"
+        );
     }
 
     #[test]

@@ -250,9 +250,12 @@ impl Body {
                     end
                 }
                 Ok(None) => data.len(),
-                Err(_) => {
+                Err(bad) => {
+                    // Only what the scanner accepted goes on: whatever the upstream sent from
+                    // there (a forged second response, say) must not reach the client.
+                    tracing::warn!("upstream sent an invalid chunked response");
                     self.reusable = false;
-                    out.extend_from_slice(data);
+                    out.extend_from_slice(&data[..bad.valid.min(data.len())]);
                     return (true, false);
                 }
             },
@@ -329,10 +332,14 @@ fn write_response_head(
         }
     }
     let framing = |n: &[u8]| is(n, "content-length") || is(n, "transfer-encoding");
+    // A 204 has neither framing header, a 304 no transfer coding (RFC 9112, 6.1 and 6.3).
+    let unframed =
+        |n: &[u8]| head.status == 204 || (head.status == 304 && is(n, "transfer-encoding"));
     let mut has_date = false;
     for (n, value) in header_pairs(raw, places) {
         let keep = if framing(n) {
             body != ClientBody::Empty
+                && !unframed(n)
                 && (is(n, "transfer-encoding")
                     || !matches!(head.framing, Framing::Chunked | Framing::Close))
         } else {
