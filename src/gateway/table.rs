@@ -916,3 +916,66 @@ impl Compiler<'_> {
         found.into_iter().map(|(_, k, r)| (k, r)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::parse_resources;
+
+    /// The upstreams' `autoHostRewrite` names, by the routes `/s`, `/t`, `/k` that lead to them.
+    fn authorities(yaml: &str) -> Vec<Vec<String>> {
+        let set: ResourceSet = parse_resources(yaml, "test")
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key(), r))
+            .collect();
+        let t = compile(&set, &Registry::default(), 1);
+        assert!(t.problems.is_empty(), "{:?}", t.problems);
+        t.vhosts[0]
+            .routes
+            .iter()
+            .map(|r| match &r.action {
+                Action::Forward(f) => f.targets[0]
+                    .upstream
+                    .as_ref()
+                    .map(|u| u.authorities.iter().map(|a| a.to_string()).collect())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn auto_host_rewrite_names_the_endpoint_without_a_default_port() {
+        let upstream = |name: &str, spec: &str| {
+            format!(
+                "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec: {spec}\n---\n"
+            )
+        };
+        let route = |name: &str| {
+            format!(
+                "    - matchers: [{{prefix: /{name}}}]\n      routeAction: {{single: {{upstream: {{name: {name}}}}}}}\n"
+            )
+        };
+        let yaml = [
+            upstream("s", "{static: {hosts: [{addr: web.example, port: 80}, {addr: '::1', port: 8080}]}}"),
+            upstream("t", "{static: {hosts: [{addr: api.example, port: 443}]}}"),
+            upstream("k", "{kube: {serviceName: pets, serviceNamespace: shop, servicePort: 8080}}"),
+            format!(
+                "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: v, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n{}{}{}",
+                route("s"),
+                route("t"),
+                route("k")
+            ),
+        ]
+        .concat();
+        assert_eq!(
+            authorities(&yaml),
+            [
+                vec!["web.example".to_string(), "[::1]:8080".into()],
+                vec!["api.example".into()],
+                vec!["pets.shop.svc.cluster.local:8080".into()],
+            ]
+        );
+    }
+}
