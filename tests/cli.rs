@@ -559,6 +559,10 @@ fn validation_rules_refuse_with_path_and_reason() {
             "spec.virtualHost.routes[0].options.timeout: `soon` is not a duration",
         ),
         (
+            vs("backoff", "h.com", "    - directResponseAction: {status: 200}\n      options: {retries: {numRetries: 2, retryBackOff: {baseInterval: 1s, maxInterval: 100ms}}}\n"),
+            "spec.virtualHost.routes[0].options.retries.retryBackOff.maxInterval: must not be less than baseInterval",
+        ),
+        (
             vs("slash", "g.com", "    - matchers: [{exact: nope}]\n      directResponseAction: {status: 200}\n"),
             "spec.virtualHost.routes[0].matchers[0].exact: `nope` must start with '/'",
         ),
@@ -598,6 +602,7 @@ fn validation_rules_refuse_with_path_and_reason() {
         "dup",
         "tpl",
         "noaction",
+        "backoff",
         "status",
         "timeout",
         "slash",

@@ -692,6 +692,22 @@ pub struct RetryPolicy {
     pub per_try_timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retriable_status_codes: Vec<u32>,
+    /// The pause before each retry (Envoy's fully jittered exponential back-off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_back_off: Option<RetryBackOff>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Envoy's `RetryBackOff`: the pause before retry N is random in [0, base * 2^N), at most
+/// `maxInterval` (default 25 ms and 10 times the base).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryBackOff {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_interval: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -729,6 +729,30 @@ fn validate_options(at: &str, o: &RouteOptions, ns: &str, set: &ResourceSet, sin
         {
             sink.error(format!("{at}.retries.perTryTimeout"), e);
         }
+        if let Some(b) = &r.retry_back_off {
+            let base = b.base_interval.as_deref().map(parse_duration);
+            let max = b.max_interval.as_deref().map(parse_duration);
+            for (field, d) in [("baseInterval", &base), ("maxInterval", &max)] {
+                match d {
+                    Some(Err(e)) => {
+                        sink.error(format!("{at}.retries.retryBackOff.{field}"), e.clone())
+                    }
+                    Some(Ok(d)) if d.is_zero() => sink.error(
+                        format!("{at}.retries.retryBackOff.{field}"),
+                        "must be greater than zero".to_string(),
+                    ),
+                    _ => {}
+                }
+            }
+            if let (Some(Ok(base)), Some(Ok(max))) = (&base, &max)
+                && max < base
+            {
+                sink.error(
+                    format!("{at}.retries.retryBackOff.maxInterval"),
+                    "must not be less than baseInterval".to_string(),
+                );
+            }
+        }
         for (i, c) in r.retriable_status_codes.iter().enumerate() {
             if !(100..=599).contains(c) {
                 sink.error(

@@ -659,6 +659,11 @@ async fn forward<'t>(
     };
     let mut last_error = no_attempt();
     for attempt in 0..attempts {
+        if attempt > 0 {
+            // Envoy's jittered back-off before a retry, within the request's deadline.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::sleep(retry.backoff(attempt).min(left)).await;
+        }
         let Some(host) = upstream.pick() else {
             return fail(
                 o,

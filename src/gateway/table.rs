@@ -128,7 +128,7 @@ pub enum Action {
     Direct { status: StatusCode, body: Bytes },
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Retry {
     pub num: u32,
     pub per_try: Option<Duration>,
@@ -137,7 +137,13 @@ pub struct Retry {
     pub on_gateway_error: bool,
     pub on_reset: bool,
     pub statuses: Vec<u16>,
+    /// The back-off's base and cap (Envoy: 25 ms and 10 times the base).
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
 }
+
+/// Envoy's default retry back-off base.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(25);
 
 impl Default for Options {
     fn default() -> Self {
@@ -158,7 +164,33 @@ impl Default for Options {
     }
 }
 
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            num: 0,
+            per_try: None,
+            on_connect_failure: false,
+            on_5xx: false,
+            on_gateway_error: false,
+            on_reset: false,
+            statuses: Vec::new(),
+            backoff_base: BACKOFF_BASE,
+            backoff_max: BACKOFF_BASE * 10,
+        }
+    }
+}
+
 impl Retry {
+    /// The pause before retry `n` (1 for the first): fully jittered, random in
+    /// [0, base * 2^(n-1)), capped at the maximum (Envoy's back-off). Both transports use it.
+    pub fn backoff(&self, n: u32) -> Duration {
+        let ceiling = self
+            .backoff_base
+            .saturating_mul(1u32 << n.saturating_sub(1).min(20))
+            .min(self.backoff_max);
+        ceiling.mul_f64(fastrand::f64())
+    }
+
     pub fn retry_status(&self, s: u16) -> bool {
         (self.on_5xx && s >= 500)
             || (self.on_gateway_error && matches!(s, 502..=504))
@@ -774,7 +806,13 @@ impl Compiler<'_> {
                 } else {
                     Vec::new()
                 },
+                ..Retry::default()
             });
+            if let (Some(retry), Some(b)) = (&mut o.retry, &r.retry_back_off) {
+                let d = |v: &Option<String>| v.as_deref().and_then(|t| parse_duration(t).ok());
+                retry.backoff_base = d(&b.base_interval).unwrap_or(BACKOFF_BASE);
+                retry.backoff_max = d(&b.max_interval).unwrap_or(retry.backoff_base * 10);
+            }
         }
         if let Some(h) = &ro.header_manipulation {
             let adds = |list: &[crate::api::HeaderValueOption]| -> Vec<HeaderAdd> {
@@ -977,5 +1015,19 @@ mod tests {
                 vec!["pets.shop.svc.cluster.local:8080".into()],
             ]
         );
+    }
+
+    #[test]
+    fn retries_back_off_with_full_jitter_under_a_growing_ceiling() {
+        let r = Retry::default();
+        for n in 1..=8u32 {
+            let ceiling = (BACKOFF_BASE * (1 << (n - 1))).min(BACKOFF_BASE * 10);
+            let pauses: Vec<Duration> = (0..200).map(|_| r.backoff(n)).collect();
+            assert!(pauses.iter().all(|p| *p < ceiling), "retry {n}");
+            // Jittered: not one fixed value, and some pauses in the upper half.
+            assert!(pauses.iter().any(|p| *p > ceiling / 2), "retry {n}");
+            assert!(pauses.iter().any(|p| *p < ceiling / 2), "retry {n}");
+        }
+        assert!(r.backoff(u32::MAX) < BACKOFF_BASE * 10, "no overflow");
     }
 }
