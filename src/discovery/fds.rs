@@ -245,22 +245,42 @@ async fn discover_one(
     ))
 }
 
-/// The transformations a document gives, in Gloo's shape.
-fn transformations_of(doc: &ApiDocument) -> Result<IndexMap<String, Transformation>, String> {
-    doc.functions
-        .iter()
-        .map(|f| {
-            serde_json::from_value::<Transformation>(transformation(f))
-                .map(|t| (f.name.clone(), t))
-                .map_err(|e| format!("function {}: {e}", f.name))
-        })
-        .collect()
+/// The transformations a document gives, in Gloo's shape, and a warning for each function
+/// left out: one whose templates do not build is skipped by name, never sinking the others
+/// (a whole upstream with one bad template would be refused by validation).
+fn transformations_of(doc: &ApiDocument) -> (IndexMap<String, Transformation>, Vec<String>) {
+    let mut out = IndexMap::new();
+    let mut skipped = Vec::new();
+    for f in &doc.functions {
+        let built = serde_json::from_value::<Transformation>(transformation(f))
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                let texts = t.headers.values().chain(t.body.as_ref());
+                for text in texts.filter_map(|tpl| tpl.text.as_deref()) {
+                    crate::api::validate::check_jinja(text)?;
+                }
+                crate::gateway::function::Templates::compile(&t)?;
+                Ok(t)
+            });
+        match built {
+            Ok(t) => {
+                out.insert(f.name.clone(), t);
+            }
+            Err(e) => skipped.push(format!("function {} skipped: {e}", f.name)),
+        }
+    }
+    (out, skipped)
 }
 
-/// Applies a discovery result to an upstream; returns the new upstream if anything changed.
-fn updated(u: &Upstream, url: &str, doc: &ApiDocument) -> Result<Option<Upstream>, String> {
+/// Applies a discovery result to an upstream; returns the new upstream if anything changed,
+/// and the functions left out.
+fn updated(
+    u: &Upstream,
+    url: &str,
+    doc: &ApiDocument,
+) -> Result<(Option<Upstream>, Vec<String>), String> {
     let mut next = u.clone();
-    let transformations = transformations_of(doc)?;
+    let (transformations, skipped) = transformations_of(doc);
     let Some(spec) = next.spec.service_spec_mut() else {
         return Err("the upstream type has no service spec".into());
     };
@@ -270,7 +290,7 @@ fn updated(u: &Upstream, url: &str, doc: &ApiDocument) -> Result<Option<Upstream
         info.url = Some(url.to_string());
     }
     rest.transformations = transformations;
-    Ok((next != *u).then_some(next))
+    Ok(((next != *u).then_some(next), skipped))
 }
 
 /// Runs one discovery pass over `set`; writes changed upstreams through `store`.
@@ -318,7 +338,12 @@ pub async fn poll_once(
                 s.document_url = Some(url.clone());
                 s.functions = doc.functions.len();
                 s.warnings = doc.all_warnings();
-                match updated(&u, &url, &doc) {
+                let result = updated(&u, &url, &doc).map(|(next, skipped)| {
+                    s.functions -= skipped.len();
+                    s.warnings.extend(skipped);
+                    next
+                });
+                match result {
                     Err(e) => s.last_error = Some(e),
                     Ok(None) => {}
                     Ok(Some(_)) if cfg.leader.as_ref().is_some_and(|l| !*l.borrow()) => {

@@ -114,6 +114,10 @@ pub struct Parameter {
     pub name: String,
     pub location: ParamLocation,
     pub required: bool,
+    /// The value a query or header template takes when the caller gives none: the schema's
+    /// `default`, or its only `enum` value (AWS's `Version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -590,6 +594,7 @@ pub(crate) fn collect_parameters<'a>(
                 name: name.to_string(),
                 location: loc,
                 required,
+                default: param_default(root, raw),
             };
             // Same name and location again (path level, then operation level): the later one
             // wins, in the earlier one's place.
@@ -597,6 +602,28 @@ pub(crate) fn collect_parameters<'a>(
         }
     }
     out.into_values().collect()
+}
+
+/// A parameter's `default` (Swagger 2.0: on the parameter; OpenAPI 3: on its schema), else its
+/// only `enum` value, as text.
+fn param_default(root: &Value, raw: &Value) -> Option<String> {
+    let schema = raw
+        .get("schema")
+        .and_then(|s| refs::resolve(root, s).ok())
+        .map(|r| r.value);
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+        _ => None,
+    };
+    [Some(raw), schema].into_iter().flatten().find_map(|s| {
+        s.get("default").and_then(text).or_else(|| {
+            match s.get("enum").and_then(Value::as_array).map(Vec::as_slice) {
+                Some([only]) => text(only),
+                _ => None,
+            }
+        })
+    })
 }
 
 /// Headers the function's template sets itself; a parameter of the same name is skipped.
@@ -644,7 +671,8 @@ fn build_function(root: &Value, op: RawOperation<'_>) -> Function {
     let mut warnings = op.warnings;
     let method = op.method;
     let no_body = matches!(method, "GET" | "HEAD");
-    let path_template = template::join_path(&op.base_path, op.doc_path);
+    let (doc_path, fixed_query) = template::split_fragment(op.doc_path);
+    let path_template = template::join_path(&op.base_path, doc_path);
     let name = match op.operation_id {
         Some(id) if !id.trim().is_empty() => id,
         _ => format!(
@@ -669,10 +697,10 @@ fn build_function(root: &Value, op: RawOperation<'_>) -> Function {
         match p.location {
             ParamLocation::Path => {}
             ParamLocation::Body => {}
-            ParamLocation::Query => {
-                template::check_identifier(&p.name, "query parameter", &mut warnings);
-                query.push(p.name.clone());
-            }
+            ParamLocation::Query => query.push(template::QueryParam {
+                name: &p.name,
+                default: p.default.as_deref(),
+            }),
             ParamLocation::Header => {
                 let lower = p.name.to_ascii_lowercase();
                 if RESERVED_HEADERS.contains(&lower.as_str()) {
@@ -685,8 +713,10 @@ fn build_function(root: &Value, op: RawOperation<'_>) -> Function {
                     );
                     continue;
                 }
-                template::check_identifier(&p.name, "header parameter", &mut warnings);
-                headers.insert(p.name.clone(), template::param_template(&p.name));
+                headers.insert(
+                    p.name.clone(),
+                    template::param_template(&p.name, p.default.as_deref()),
+                );
             }
             ParamLocation::FormData | ParamLocation::Cookie => {
                 push_once(
@@ -700,7 +730,7 @@ fn build_function(root: &Value, op: RawOperation<'_>) -> Function {
             }
         }
     }
-    let path = template::gloo_path(&path_template, &query, &mut warnings);
+    let path = template::gloo_path(&path_template, &query, &fixed_query, &mut warnings);
 
     let body = match op.body_schema {
         Some(_) if no_body => {
