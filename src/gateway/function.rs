@@ -173,6 +173,18 @@ impl Templates {
             }
         };
         env.add_function("default", default_fn);
+        // Booleans as Inja (and JSON) write them: `true`, not minijinja's `True`, which would
+        // make a JSON body invalid.
+        env.set_formatter(|out, state, value| {
+            if value.kind() == minijinja::value::ValueKind::Bool {
+                let text = if value.is_true() { "true" } else { "false" };
+                out.write_str(text).map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+                })
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
         env.add_function("var", super::inja::var);
         env.add_function("upper", |s: String| s.to_uppercase());
         env.add_function("lower", |s: String| s.to_lowercase());
