@@ -537,3 +537,351 @@ fn discover_openapi_command_prints_functions() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+// --- discovered functions, called through the gateway ------------------------------------------
+
+/// An upstream of `name` on `addr` whose document is the real-world fixture `file`, inline.
+fn upstream_with_document(name: &str, addr: SocketAddr, file: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/openapi-corpus/real-world")
+        .join(file);
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_json::json!({
+        "apiVersion": "gloo.solo.io/v1", "kind": "Upstream",
+        "metadata": {"name": name, "namespace": "gloo-system"},
+        "spec": {"static": {
+            "hosts": [{"addr": addr.ip().to_string(), "port": addr.port()}],
+            "serviceSpec": {"rest": {"swaggerInfo": {"inline": text}}}}}
+    })
+    .to_string()
+}
+
+/// One request on its own connection, as `version` (`HTTP/1.1` stays on the gateway's fast
+/// path, `HTTP/1.0` is handed to hyper); the status and the upstream's echo of what it got.
+async fn call(
+    gw: SocketAddr,
+    version: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut req = format!("{method} {target} {version}\r\nHost: x\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut s = tokio::net::TcpStream::connect(gw).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the gateway closes the connection")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The gateway's count of connections its fast path handed to hyper.
+async fn handoffs(h: &common::gw::Harness) -> u64 {
+    h.metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("epoxy_http1_handoffs_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovered_functions_work_when_called() {
+    let api = common::upstream::start("api");
+    let h = common::gw::Harness::start().await;
+    let docs = [
+        ("sts", "aws-sts.yaml", 2),
+        ("graph", "msgraph-users.json", 2),
+        ("docker", "docker-build.json", 3),
+        ("weather", "weather-alerts.yaml", 1),
+    ];
+    let yaml: Vec<String> = docs
+        .iter()
+        .map(|(name, file, _)| upstream_with_document(name, api.addr, file))
+        .collect();
+    h.apply(&format!("[{}]", yaml.join(","))).await;
+    let set = h.store.list().await.unwrap().resources;
+    let state = fds::poll_once(h.store.as_ref(), &set, &cfg(), &epoxy::net::client(), None).await;
+    let mut written = Vec::new();
+    for (name, _, functions) in docs {
+        let s = &state[&key(name)];
+        assert_eq!(s.last_error, None, "{name}");
+        assert_eq!(s.functions, functions, "{name}: {:?}", s.warnings);
+        written.push(h.store.get(&key(name)).await.unwrap());
+    }
+    h.wait_for(&written).await;
+    let route = |prefix: &str, method: &str, up: &str, f: &str, params: &str| {
+        format!(
+            "    - matchers: [{{prefix: '{prefix}', methods: [{method}]}}]\n      routeAction:\n        single:\n          upstream: {{name: {up}}}\n          destinationSpec: {{rest: {{functionName: {f}, parameters: {{headers: {{{params}}}}}}}}}\n"
+        )
+    };
+    let routes = [
+        route(
+            "/sts/",
+            "GET",
+            "sts",
+            "GET_AssumeRole",
+            "':path': '/sts/{RoleSessionName}', x-amz-date: '{X-Amz-Date}'",
+        ),
+        route(
+            "/graph/users/",
+            "PATCH",
+            "graph",
+            "users.user.UpdateUser",
+            "':path': '/graph/users/{user-id}'",
+        ),
+        route(
+            "/graph/me",
+            "PATCH",
+            "graph",
+            "users.user.UpdateUser",
+            "x-user: '{user-id}'",
+        ),
+        route("/graph/body", "PATCH", "graph", "users.user.UpdateUser", ""),
+        route(
+            "/docker/build",
+            "POST",
+            "docker",
+            "ImageBuild",
+            "x-registry-config: '{X-Registry-Config}'",
+        ),
+        route(
+            "/docker/push/",
+            "POST",
+            "docker",
+            "ImagePush",
+            "':path': '/docker/push/{name}', x-registry-auth: '{X-Registry-Auth}'",
+        ),
+        route(
+            "/weather/",
+            "GET",
+            "weather",
+            "alertsAt",
+            "':path': '/weather/{lat}/{lon}', api-key: '{Api-Key}'",
+        ),
+    ];
+    h.apply(&common::gw::vs("default", "['*']", &routes.concat()))
+        .await;
+    let gw = h.handle.addr;
+
+    let graph_body = br##"{"@odata.type": "#microsoft.graph.user", "displayName": "Ada",
+        "start-date": "2026-01-01", "1st": 1, "$count": 2, "passwordProfile": {"@odata.type": "#p",
+        "forceChangePasswordNextSignIn": true}}"##;
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        let (s, e) = call(
+            gw,
+            version,
+            "GET",
+            "/sts/s1",
+            &[("x-amz-date", "20260101T000000Z")],
+            b"",
+        )
+        .await;
+        assert_eq!(s, 200, "{version} {e}");
+        assert_eq!(
+            e["path"], "/?RoleArn=&RoleSessionName=s1&Version=2011-06-15&Action=AssumeRole",
+            "{version}"
+        );
+        assert_eq!(e["headers"]["x-amz-date"], "20260101T000000Z", "{version}");
+
+        let (s, e) = call(gw, version, "PATCH", "/graph/users/ada-1", &[], graph_body).await;
+        assert_eq!(s, 200, "{version} {e}");
+        assert_eq!(e["path"], "/v1.0/users/ada-1", "{version}");
+        assert_eq!(
+            e["headers"]["content-type"], "application/json",
+            "{version}"
+        );
+        let sent: serde_json::Value = serde_json::from_str(e["body"].as_str().unwrap())
+            .unwrap_or_else(|err| panic!("{err}: {e}"));
+        assert_eq!(
+            sent["@odata.type"], "#microsoft.graph.user",
+            "{version}: {sent}"
+        );
+        assert_eq!(sent["start-date"], "2026-01-01", "{version}: {sent}");
+        assert_eq!(sent["1st"], 1, "{version}: {sent}");
+        assert_eq!(sent["displayName"], "Ada", "{version}: {sent}");
+        assert_eq!(
+            sent["passwordProfile"]["@odata.type"], "#p",
+            "{version}: {sent}"
+        );
+        assert_eq!(
+            sent["passwordProfile"]["forceChangePasswordNextSignIn"], true,
+            "{version}"
+        );
+
+        let (s, e) = call(
+            gw,
+            version,
+            "POST",
+            "/docker/build",
+            &[
+                ("content-type", "application/x-tar"),
+                ("x-registry-config", "cfg"),
+            ],
+            b"TAR\x00DATA",
+        )
+        .await;
+        assert_eq!(s, 200, "{version} {e}");
+        assert_eq!(e["path"], "/v1.41/build?t=", "{version}");
+        assert_eq!(
+            e["headers"]["content-type"], "application/x-tar",
+            "{version}"
+        );
+        assert_eq!(e["headers"]["x-registry-config"], "cfg", "{version}");
+        assert_eq!(e["body"], "TAR\u{0}DATA", "{version}");
+
+        let (s, e) = call(
+            gw,
+            version,
+            "POST",
+            "/docker/push/web",
+            &[("x-registry-auth", "tok")],
+            b"",
+        )
+        .await;
+        assert_eq!(s, 200, "{version} {e}");
+        assert_eq!(e["path"], "/v1.41/images/web/push?tag=", "{version}");
+        assert_eq!(e["headers"]["x-registry-auth"], "tok", "{version}");
+
+        let (s, e) = call(
+            gw,
+            version,
+            "GET",
+            "/weather/1.5/-2",
+            &[("api-key", "k")],
+            b"",
+        )
+        .await;
+        assert_eq!(s, 200, "{version} {e}");
+        assert_eq!(e["path"], "/api/alerts?lat=1.5&lon=-2&limit=", "{version}");
+        assert_eq!(e["headers"]["api-key"], "k", "{version}");
+    }
+    assert_eq!(
+        handoffs(&h).await,
+        5,
+        "the HTTP/1.0 calls, and only they, went to hyper"
+    );
+    drop(api);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_is_one_path_segment_never_a_dot_segment() {
+    let api = common::upstream::start("api");
+    let h = common::gw::Harness::start().await;
+    h.apply(&upstream_with_document(
+        "graph",
+        api.addr,
+        "msgraph-users.json",
+    ))
+    .await;
+    let set = h.store.list().await.unwrap().resources;
+    fds::poll_once(h.store.as_ref(), &set, &cfg(), &epoxy::net::client(), None).await;
+    h.wait_for(&[h.store.get(&key("graph")).await.unwrap()])
+        .await;
+    let route = |prefix: &str, params: &str| {
+        format!(
+            "    - matchers: [{{prefix: '{prefix}'}}]\n      routeAction:\n        single:\n          upstream: {{name: graph}}\n          destinationSpec: {{rest: {{functionName: users.user.UpdateUser, parameters: {{headers: {{{params}}}}}}}}}\n"
+        )
+    };
+    let routes = [
+        route("/p/", "':path': '/p/{user-id}/x'"),
+        route("/h", "x-user: '{user-id}'"),
+        route("/b", ""),
+    ];
+    h.apply(&common::gw::vs("default", "['*']", &routes.concat()))
+        .await;
+    let gw = h.handle.addr;
+    let hits = api.hits();
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        for (target, headers, body) in [
+            ("/p/%2e%2e/x", vec![], &b""[..]),
+            ("/p/%2E/x", vec![], b""),
+            ("/h", vec![("x-user", "..")], b""),
+            ("/h", vec![("x-user", "%2e%2e")], b""),
+            ("/b", vec![], br#"{"user-id": ".."}"#),
+        ] {
+            let (s, _) = call(gw, version, "PATCH", target, &headers, body).await;
+            assert_eq!(s, 400, "{version} {target} {headers:?}");
+        }
+        // A value that only holds dots is one segment, encoded.
+        let (s, e) = call(
+            gw,
+            version,
+            "PATCH",
+            "/b",
+            &[],
+            br#"{"user-id": "../admin"}"#,
+        )
+        .await;
+        assert_eq!(s, 200, "{version}");
+        assert_eq!(e["path"], "/v1.0/users/..%2Fadmin", "{version}");
+    }
+    assert_eq!(api.hits(), hits + 2, "no refused call reached the upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_that_cannot_be_built_is_skipped_alone() {
+    let docs = doc_server().await;
+    // A header parameter whose name is no header name: that function cannot be built; the
+    // other function of the document still is.
+    docs.serve(
+        "/swagger.json",
+        r#"{"swagger": "2.0", "info": {"title": "t", "version": "1"}, "paths": {
+            "/a": {"get": {"operationId": "good", "responses": {}}},
+            "/b": {"get": {"operationId": "bad", "parameters": [
+                {"name": "bad header", "in": "header", "type": "string"}], "responses": {}}}}}"#,
+    );
+    let (_dir, store) = store_with(&[upstream_yaml("u", docs.addr, "", "")]).await;
+    let state = poll(&store, &cfg()).await;
+    let s = &state[&key("u")];
+    assert_eq!(s.last_error, None);
+    assert_eq!(functions_of(&store, "u").await, ["good"]);
+    assert_eq!(s.functions, 1);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.starts_with("function bad skipped: ")),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_document_is_a_setting() {
+    let docs = doc_server().await;
+    docs.serve("/swagger.json", PETSTORE);
+    let (_dir, store) = store_with(&[upstream_yaml("u", docs.addr, "", "")]).await;
+    let small = FdsConfig {
+        max_document: 100,
+        ..cfg()
+    };
+    let state = poll(&store, &small).await;
+    let err = state[&key("u")].last_error.clone().unwrap_or_default();
+    assert!(err.contains("larger than 100 bytes"), "{err}");
+    assert!(functions_of(&store, "u").await.is_empty());
+    let state = poll(&store, &cfg()).await;
+    assert_eq!(state[&key("u")].last_error, None);
+    assert_eq!(functions_of(&store, "u").await.len(), 4);
+    assert_eq!(fds::parse_size("64MiB"), Ok(64 << 20));
+    assert_eq!(fds::parse_size("100MB"), Ok(100_000_000));
+    assert_eq!(fds::parse_size("1024"), Ok(1024));
+    assert!(fds::parse_size("0").is_err() && fds::parse_size("5 parsecs").is_err());
+}

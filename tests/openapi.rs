@@ -759,3 +759,120 @@ fn large_documents_stay_linear() {
     assert_eq!(doc.functions.len(), 5_001);
     assert_eq!(doc.functions[5_000].name, "same_5000");
 }
+
+// --- real-world conventions (tests/fixtures/openapi-corpus/real-world) ------------------------
+
+fn real_world(name: &str) -> epoxy::discovery::openapi::ApiDocument {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/openapi-corpus/real-world")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    read_document(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Every template a function has, as text.
+fn templates(f: &Function) -> Vec<String> {
+    let t = transformation(f);
+    let mut out: Vec<String> = t["headers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|v| v["text"].as_str().map(str::to_string))
+        .collect();
+    out.extend(t["body"]["text"].as_str().map(str::to_string));
+    out
+}
+
+#[test]
+fn aws_fragment_is_fixed_query_not_path() {
+    let doc = real_world("aws-sts.yaml");
+    let f = function(&doc, "GET_AssumeRole");
+    // `#Action=AssumeRole` is not path: Action is sent once, fixed, with the documented
+    // Version (its only enum value) as the default.
+    assert_eq!(
+        f.path,
+        "/?RoleArn={{default(RoleArn, \"\")}}&RoleSessionName={{default(RoleSessionName, \"\")}}\
+         &Version={{default(Version, \"2011-06-15\")}}&Action=AssumeRole"
+    );
+    assert_eq!(f.headers["X-Amz-Date"], "{{default(X-Amz-Date, \"\")}}");
+    let q = function(&doc, "GetPolicy");
+    assert_eq!(
+        q.path,
+        "/2015-03-31/functions/{{ default(FunctionName, \"\") }}/policy?Qualifier={{default(Qualifier, \"\")}}"
+    );
+    assert!(doc.all_warnings().is_empty(), "{:?}", doc.all_warnings());
+}
+
+#[test]
+fn query_in_the_path_key_joins_with_ampersand() {
+    let doc = real_world("weather-alerts.yaml");
+    let f = function(&doc, "alertsAt");
+    assert_eq!(
+        f.path,
+        "/api/alerts?lat={{ default(lat, \"\") }}&lon={{ default(lon, \"\") }}&limit={{default(limit, \"\")}}"
+    );
+    assert_eq!(f.path.matches('?').count(), 1);
+}
+
+#[test]
+fn every_body_property_name_renders() {
+    let doc = real_world("msgraph-users.json");
+    let f = function(&doc, "users.user.UpdateUser");
+    let body = f.body.as_deref().unwrap();
+    for want in [
+        r#""@odata.type": "{{ default(var("@odata.type"), "")}}""#,
+        r#""start-date": "{{ default(start-date, "")}}""#,
+        r#""1st": {{ default(var("1st"), "") }}"#,
+        r#""a/b": "{{ default(var("a/b"), "")}}""#,
+        r#""$count": {{ default(var("$count"), "") }}"#,
+        r#""with space": "{{ default(var("with space"), "")}}""#,
+        r#""\u007b\u007bx}}": "{{ default(var("\u007b\u007bx\u007d\u007d"), "")}}""#,
+        r#""passwordProfile": {"@odata.type": "{{ default(var("passwordProfile", "@odata.type"), "")}}""#,
+    ] {
+        assert!(body.contains(want), "{want}\nnot in\n{body}");
+    }
+    // Each template compiles in the gateway, as discovery writes it.
+    for f in &doc.functions {
+        let t: epoxy::api::Transformation = serde_json::from_value(transformation(f)).unwrap();
+        epoxy::gateway::function::Templates::compile(&t)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.name));
+    }
+    assert!(
+        templates(function(&doc, "users.user.GetUser"))
+            .iter()
+            .any(|t| t.contains("var(\"$select\")"))
+    );
+}
+
+#[test]
+fn swagger2_non_json_body_passes_through() {
+    let doc = real_world("docker-build.json");
+    for name in ["ImageBuild", "PutContainerArchive"] {
+        let f = function(&doc, name);
+        assert_eq!(f.body, None, "{name}");
+        assert!(
+            !f.headers.contains_key("content-type"),
+            "{name}: {:?}",
+            f.headers
+        );
+        let t = transformation(f);
+        assert_eq!(t["passthrough"], json!({}), "{name}: {t}");
+    }
+    assert_eq!(
+        function(&doc, "ImagePush").headers["X-Registry-Auth"],
+        "{{default(X-Registry-Auth, \"\")}}"
+    );
+}
+
+#[test]
+fn duplicate_keys_one_rule_for_json_and_yaml() {
+    for name in ["duplicates.yaml", "duplicates.json"] {
+        let doc = real_world(name);
+        assert_eq!(names(&doc), ["listPets"], "{name}");
+        assert_eq!(
+            doc.warnings,
+            ["duplicate key 'get' in '/pets'; the last one is used"],
+            "{name}"
+        );
+    }
+}

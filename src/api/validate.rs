@@ -221,7 +221,7 @@ fn validate_upstream(spec: &UpstreamSpec, sink: &mut Sink) {
 }
 
 /// A function template must parse as Inja/Jinja (the syntax Gloo uses).
-fn check_jinja(text: &str) -> Result<(), String> {
+pub(crate) fn check_jinja(text: &str) -> Result<(), String> {
     let mut env = minijinja::Environment::new();
     env.add_template("t", text)
         .map(|_| ())

@@ -95,6 +95,10 @@ pub struct DiscoveryArgs {
     /// How often function discovery polls, e.g. 15s
     #[arg(long, default_value = "15s", value_parser = parse_interval)]
     pub fds_interval: std::time::Duration,
+    /// The largest API document function discovery reads: bytes, or with a unit (64MiB,
+    /// 100MB); default 32MiB
+    #[arg(long, env = fds::MAX_DOCUMENT_ENV, value_parser = fds::parse_size)]
+    pub fds_max_document: Option<usize>,
 }
 
 fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
@@ -106,6 +110,7 @@ impl DiscoveryArgs {
         fds::FdsConfig {
             mode: self.fds_mode,
             poll_interval: self.fds_interval,
+            max_document: self.fds_max_document.unwrap_or(fds::DEFAULT_MAX_DOCUMENT),
             ..Default::default()
         }
     }

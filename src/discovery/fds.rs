@@ -56,7 +56,7 @@ pub struct FdsConfig {
     pub poll_interval: Duration,
     pub probe_timeout: Duration,
     pub concurrency: usize,
-    /// Largest document read.
+    /// Largest document read, in bytes (`--fds-max-document`, `EPOXY_FDS_MAX_DOCUMENT`).
     pub max_document: usize,
     /// Labels of namespaces (kube mode); empty in directory mode.
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
@@ -73,12 +73,51 @@ impl Default for FdsConfig {
             poll_interval: Duration::from_secs(15),
             probe_timeout: Duration::from_secs(2),
             concurrency: 16,
-            max_document: 32 * 1024 * 1024,
+            max_document: std::env::var(MAX_DOCUMENT_ENV)
+                .ok()
+                .and_then(|v| parse_size(&v).ok())
+                .unwrap_or(DEFAULT_MAX_DOCUMENT),
             namespace_labels: BTreeMap::new(),
             connector: crate::net::default_connector(),
             leader: None,
         }
     }
+}
+
+/// The largest API document discovery reads by default: Microsoft Graph's beta document is
+/// 47 MB, so larger APIs need the setting raised.
+pub const DEFAULT_MAX_DOCUMENT: usize = 32 * 1024 * 1024;
+
+/// The environment variable that sets the largest document (every command that runs discovery,
+/// the console included; `--fds-max-document` wins where a command has it).
+pub const MAX_DOCUMENT_ENV: &str = "EPOXY_FDS_MAX_DOCUMENT";
+
+/// A size: bytes (`33554432`), or a number with a unit: `kB`, `MB`, `GB` (powers of 1000) or
+/// `KiB`, `MiB`, `GiB` (powers of 1024), e.g. `64MiB`, `100MB`.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: usize = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (like 33554432, 64MiB, 100MB)"))?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "m" | "mb" => 1000 * 1000,
+        "g" | "gb" => 1000 * 1000 * 1000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit (kB, MB, GB, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    n.checked_mul(factor)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{text}` is not a size above 0"))
 }
 
 /// What discovery knows about one upstream.
@@ -159,6 +198,8 @@ enum Fetch {
     Missing(String),
     /// The host cannot be reached: no point trying other paths.
     Unreachable(String),
+    /// A document is there but larger than the setting allows: the answer for this upstream.
+    TooLarge(String),
 }
 
 async fn fetch(client: &HttpClient, url: &str, cfg: &FdsConfig) -> Fetch {
@@ -187,6 +228,7 @@ async fn fetch(client: &HttpClient, url: &str, cfg: &FdsConfig) -> Fetch {
     if !resp.status().is_success() {
         return Fetch::Missing(format!("{url}: {}", resp.status()));
     }
+    let max = cfg.max_document;
     let body = tokio::time::timeout(
         cfg.probe_timeout * 4,
         Limited::new(resp.into_body(), cfg.max_document).collect(),
@@ -197,6 +239,9 @@ async fn fetch(client: &HttpClient, url: &str, cfg: &FdsConfig) -> Fetch {
             Ok(s) => Fetch::Document(s),
             Err(_) => Fetch::Missing(format!("{url}: not UTF-8 text")),
         },
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Fetch::TooLarge(format!(
+            "{url}: the document is larger than {max} bytes (raise --fds-max-document or {MAX_DOCUMENT_ENV})"
+        )),
         Ok(Err(e)) => Fetch::Missing(format!("{url}: {e}")),
         Err(_) => Fetch::Missing(format!("{url}: the document took too long")),
     }
@@ -223,7 +268,7 @@ async fn discover_one(
             Fetch::Document(text) => read_document(&text)
                 .map(|d| (url.to_string(), d))
                 .map_err(|e| format!("{url}: {e}")),
-            Fetch::Missing(e) | Fetch::Unreachable(e) => Err(e),
+            Fetch::Missing(e) | Fetch::Unreachable(e) | Fetch::TooLarge(e) => Err(e),
         };
     }
     let base = probe_base(u, cfg)?;
@@ -236,7 +281,7 @@ async fn discover_one(
                 Err(e) => last = format!("{url}: {e}"),
             },
             Fetch::Missing(e) => last = e,
-            Fetch::Unreachable(e) => return Err(e),
+            Fetch::Unreachable(e) | Fetch::TooLarge(e) => return Err(e),
         }
     }
     Err(format!(
@@ -245,22 +290,42 @@ async fn discover_one(
     ))
 }
 
-/// The transformations a document gives, in Gloo's shape.
-fn transformations_of(doc: &ApiDocument) -> Result<IndexMap<String, Transformation>, String> {
-    doc.functions
-        .iter()
-        .map(|f| {
-            serde_json::from_value::<Transformation>(transformation(f))
-                .map(|t| (f.name.clone(), t))
-                .map_err(|e| format!("function {}: {e}", f.name))
-        })
-        .collect()
+/// The transformations a document gives, in Gloo's shape, and a warning for each function
+/// left out: one whose templates do not build is skipped by name, never sinking the others
+/// (a whole upstream with one bad template would be refused by validation).
+fn transformations_of(doc: &ApiDocument) -> (IndexMap<String, Transformation>, Vec<String>) {
+    let mut out = IndexMap::new();
+    let mut skipped = Vec::new();
+    for f in &doc.functions {
+        let built = serde_json::from_value::<Transformation>(transformation(f))
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                let texts = t.headers.values().chain(t.body.as_ref());
+                for text in texts.filter_map(|tpl| tpl.text.as_deref()) {
+                    crate::api::validate::check_jinja(text)?;
+                }
+                crate::gateway::function::Templates::compile(&t)?;
+                Ok(t)
+            });
+        match built {
+            Ok(t) => {
+                out.insert(f.name.clone(), t);
+            }
+            Err(e) => skipped.push(format!("function {} skipped: {e}", f.name)),
+        }
+    }
+    (out, skipped)
 }
 
-/// Applies a discovery result to an upstream; returns the new upstream if anything changed.
-fn updated(u: &Upstream, url: &str, doc: &ApiDocument) -> Result<Option<Upstream>, String> {
+/// Applies a discovery result to an upstream; returns the new upstream if anything changed,
+/// and the functions left out.
+fn updated(
+    u: &Upstream,
+    url: &str,
+    doc: &ApiDocument,
+) -> Result<(Option<Upstream>, Vec<String>), String> {
     let mut next = u.clone();
-    let transformations = transformations_of(doc)?;
+    let (transformations, skipped) = transformations_of(doc);
     let Some(spec) = next.spec.service_spec_mut() else {
         return Err("the upstream type has no service spec".into());
     };
@@ -270,7 +335,7 @@ fn updated(u: &Upstream, url: &str, doc: &ApiDocument) -> Result<Option<Upstream
         info.url = Some(url.to_string());
     }
     rest.transformations = transformations;
-    Ok((next != *u).then_some(next))
+    Ok(((next != *u).then_some(next), skipped))
 }
 
 /// Runs one discovery pass over `set`; writes changed upstreams through `store`.
@@ -318,7 +383,12 @@ pub async fn poll_once(
                 s.document_url = Some(url.clone());
                 s.functions = doc.functions.len();
                 s.warnings = doc.all_warnings();
-                match updated(&u, &url, &doc) {
+                let result = updated(&u, &url, &doc).map(|(next, skipped)| {
+                    s.functions -= skipped.len();
+                    s.warnings.extend(skipped);
+                    next
+                });
+                match result {
                     Err(e) => s.last_error = Some(e),
                     Ok(None) => {}
                     Ok(Some(_)) if cfg.leader.as_ref().is_some_and(|l| !*l.borrow()) => {

@@ -5,6 +5,7 @@
 //! Values taken from the request are escaped for where they land: percent-encoded in the path,
 //! stripped of line breaks in headers, JSON-escaped in the body.
 
+use super::inja::Json;
 use crate::api::validate::extractor_variables;
 use crate::api::{Parameters, Transformation};
 use http::header::HeaderName;
@@ -151,6 +152,10 @@ pub enum CallError {
     BodyNotJson(String),
     #[error("function template failed: {0}")]
     Template(String),
+    /// A value `.` or `..` would be a dot-segment of the upstream path, which the upstream
+    /// resolves against the function's path (`/api/pets/../admin`): refused, not sent.
+    #[error("a parameter value `.` or `..` cannot be a path segment")]
+    DotSegment,
 }
 
 impl Templates {
@@ -164,10 +169,23 @@ impl Templates {
                 literals.push((name, text.to_string()));
                 Ok(())
             } else {
-                env.add_template_owned(name, text.to_string())
+                env.add_template_owned(name, super::inja::to_minijinja(text).into_owned())
             }
         };
         env.add_function("default", default_fn);
+        // Booleans as Inja (and JSON) write them: `true`, not minijinja's `True`, which would
+        // make a JSON body invalid.
+        env.set_formatter(|out, state, value| {
+            if value.kind() == minijinja::value::ValueKind::Bool {
+                let text = if value.is_true() { "true" } else { "false" };
+                out.write_str(text).map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+                })
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
+        env.add_function("var", super::inja::var);
         env.add_function("upper", |s: String| s.to_uppercase());
         env.add_function("lower", |s: String| s.to_lowercase());
         env.add_function("length", |v: JValue| v.len().unwrap_or(0));
@@ -313,23 +331,10 @@ impl FunctionCall {
                 .unwrap_or(serde_json::Value::String(v));
             vars.insert(k, value);
         }
-        let ctx = |escape: fn(&str) -> String| -> JValue {
+        let ctx = |escape: fn(&str) -> String, raw: bool| -> JValue {
             let m: BTreeMap<String, JValue> = vars
                 .iter()
-                .map(|(k, v)| {
-                    let jv = match v {
-                        serde_json::Value::String(s) => JValue::from(escape(s)),
-                        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                            (Some(i), _) => JValue::from(i),
-                            (None, Some(f)) => JValue::from(f),
-                            _ => JValue::from(n.to_string()),
-                        },
-                        serde_json::Value::Bool(b) => JValue::from(*b),
-                        serde_json::Value::Null => JValue::from(()),
-                        other => JValue::from(escape(&other.to_string())),
-                    };
-                    (k.clone(), jv)
-                })
+                .map(|(k, v)| (k.clone(), Json::convert(v, escape, raw)))
                 .collect();
             JValue::from(m)
         };
@@ -338,7 +343,7 @@ impl FunctionCall {
         let contexts: [OnceCell<JValue>; 3] = Default::default();
         let escapes: [fn(&str) -> String; 3] = [
             |s| s.replace(['\r', '\n', '\0'], ""),
-            |s| utf8_percent_encode(s, SEGMENT).to_string(),
+            path_segment,
             json_escape,
         ];
         let t = &*self.templates;
@@ -346,7 +351,8 @@ impl FunctionCall {
             if let Some((_, text)) = t.literals.iter().find(|(n, _)| n == name) {
                 return Ok(text.clone());
             }
-            let c = contexts[into as usize].get_or_init(|| ctx(escapes[into as usize]));
+            let c = contexts[into as usize]
+                .get_or_init(|| ctx(escapes[into as usize], matches!(into, Place::Body)));
             t.env
                 .get_template(name)
                 .and_then(|t| t.render(c))
@@ -358,7 +364,11 @@ impl FunctionCall {
             None
         };
         let path = if t.has_path {
-            Some(render(":path", Place::Path)?)
+            let p = render(":path", Place::Path)?;
+            if p.contains(DOT_SEGMENT) {
+                return Err(CallError::DotSegment);
+            }
+            Some(p)
         } else {
             None
         };
@@ -404,6 +414,20 @@ enum Place {
 /// would drop).
 fn is_literal(text: &str) -> bool {
     !(["{{", "{%", "{#"].iter().any(|tag| text.contains(tag)) || text.ends_with('\n'))
+}
+
+/// What a path value `.` or `..` renders as: a byte percent-encoding never yields, found after
+/// rendering and refused ([`CallError::DotSegment`]).
+const DOT_SEGMENT: char = '\0';
+
+/// A value as one path segment: percent-encoded, and never a dot-segment (`%2e%2e` from a
+/// request is decoded to `..` before this).
+fn path_segment(s: &str) -> String {
+    if s == "." || s == ".." {
+        DOT_SEGMENT.to_string()
+    } else {
+        utf8_percent_encode(s, SEGMENT).to_string()
+    }
 }
 
 /// A string as it goes between the quotes of a JSON string.
@@ -521,5 +545,37 @@ mod tests {
                 .iter()
                 .any(|(n, v)| n == "x-kind" && v == "pet")
         );
+    }
+
+    #[test]
+    fn inja_names_nested_members_and_dot_segments() {
+        let mut p = Parameters::default();
+        p.headers.insert(":path".into(), "/u/{user-id}".into());
+        p.headers.insert("x-amz-date".into(), "{X-Amz-Date}".into());
+        let mut t = find_pet();
+        t.headers.insert(
+            ":path".into(),
+            tpl(r#"/users/{{ default(user-id, "") }}?d={{default(X-Amz-Date, "")}}"#),
+        );
+        t.body = Some(tpl(
+            r#"{"t": "{{ default(var("@odata.type"), "")}}","n": "{{ default(owner.name, "")}}","o": {{ default(owner, "") }}}"#,
+        ));
+        let f = FunctionCall::compile("f", &t, Some(&p)).unwrap();
+        let mut h = http::HeaderMap::new();
+        h.insert("x-amz-date", "2026".parse().unwrap());
+        let body = br##"{"@odata.type": "#x", "owner": {"name": "a\"b"}}"##;
+        let r = f.render("/u/me", (&h).into(), body).unwrap();
+        assert_eq!(r.path.as_deref(), Some("/users/me?d=2026"));
+        let b: serde_json::Value =
+            serde_json::from_str(r.body.as_deref().unwrap()).expect(r.body.as_deref().unwrap());
+        assert_eq!(b["t"], "#x");
+        assert_eq!(b["n"], "a\"b");
+        assert_eq!(b["o"]["name"], "a\"b");
+        for v in ["..", "%2e%2E", "."] {
+            let e = f.render(&format!("/u/{v}"), (&h).into(), b"").unwrap_err();
+            assert!(matches!(e, CallError::DotSegment), "{v}: {e}");
+        }
+        let r = f.render("/u/...", (&h).into(), b"").unwrap();
+        assert_eq!(r.path.as_deref(), Some("/users/...?d=2026"));
     }
 }

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod function;
 pub mod h1;
+pub mod inja;
 pub mod matcher;
 pub mod pool;
 pub mod proxy;

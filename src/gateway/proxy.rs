@@ -571,6 +571,14 @@ async fn forward<'t>(
                     body = RequestBody::Buffered(Bytes::from(b));
                 }
             }
+            Err(CallError::DotSegment) => {
+                return fail(
+                    o,
+                    StatusCode::BAD_REQUEST,
+                    "bad-request",
+                    &format!("function `{}`: {}", f.name, CallError::DotSegment),
+                );
+            }
             Err(CallError::BodyNotJson(e)) => {
                 return fail(
                     o,

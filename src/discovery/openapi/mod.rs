@@ -38,6 +38,7 @@ mod openapi3;
 mod refs;
 mod swagger2;
 mod template;
+mod tree;
 
 use template::push_once;
 
@@ -114,6 +115,10 @@ pub struct Parameter {
     pub name: String,
     pub location: ParamLocation,
     pub required: bool,
+    /// The value a query or header template takes when the caller gives none: the schema's
+    /// `default`, or its only `enum` value (AWS's `Version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -186,14 +191,18 @@ fn location(line: Option<u64>, column: Option<u64>) -> String {
 
 /// Reads a Swagger 2.0 / OpenAPI 3.0 / 3.1 document (JSON or YAML) into functions.
 pub fn read_document(text: &str) -> Result<ApiDocument, DocError> {
-    let root = parse(text)?;
+    let sink = tree::Sink::new();
+    let root = parse(text, &sink)?;
     let version = detect_version(&root)?;
     let title = root
         .get("info")
         .and_then(|i| i.get("title"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let mut doc = DocBuilder::default();
+    let mut doc = DocBuilder {
+        warnings: sink.into_warnings(),
+        ..Default::default()
+    };
     let base_path = match version {
         SpecVersion::Swagger2 => swagger2::read(&root, &mut doc)?,
         SpecVersion::OpenApi30 | SpecVersion::OpenApi31 => openapi3::read(&root, &mut doc)?,
@@ -263,7 +272,9 @@ fn inja(text: &str) -> Value {
 // Parsing and version detection
 // ---------------------------------------------------------------------------------------------
 
-fn parse(text: &str) -> Result<Value, DocError> {
+/// The document's tree, as [`tree`] builds it (only what discovery reads; duplicate keys: the
+/// last wins, with a warning in `sink`).
+fn parse(text: &str, sink: &tree::Sink) -> Result<Value, DocError> {
     let text = text.trim_start_matches('\u{feff}');
     if text.trim().is_empty() {
         return Err(DocError::Empty);
@@ -271,12 +282,12 @@ fn parse(text: &str) -> Result<Value, DocError> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         check_json_nesting(text)?;
-        match serde_json::from_str::<Value>(text) {
+        match parse_json(text, sink) {
             Ok(v) => return Ok(v),
             Err(json_err) => {
                 // A YAML flow mapping also starts with '{'; give YAML a chance, but report the
                 // JSON error, which is what the author most likely meant.
-                if let Ok(v) = parse_yaml(text) {
+                if let Ok(v) = parse_yaml(text, sink) {
                     return Ok(v);
                 }
                 return Err(DocError::Parse {
@@ -288,7 +299,7 @@ fn parse(text: &str) -> Result<Value, DocError> {
             }
         }
     }
-    parse_yaml(text).map_err(|e| {
+    parse_yaml(text, sink).map_err(|e| {
         let loc = e.location();
         DocError::Parse {
             format: "YAML",
@@ -348,8 +359,11 @@ fn check_json_nesting(text: &str) -> Result<(), DocError> {
 /// YAML with serde-saphyr's budget (alias expansion, node count, nesting) widened for large
 /// API documents (the defaults are sized for config files) but still bounded; nesting is
 /// capped at [`MAX_NESTING`].
-fn parse_yaml(text: &str) -> Result<Value, serde_saphyr::Error> {
+fn parse_yaml(text: &str, sink: &tree::Sink) -> Result<Value, serde_saphyr::Error> {
+    use serde::de::DeserializeSeed;
     let options = serde_saphyr::options! {
+        // Every repeated key reaches the tree, which keeps the last (as JSON does) and warns.
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
         budget: serde_saphyr::budget! {
             max_depth: MAX_NESTING,
             max_nodes: 2_000_000,
@@ -358,7 +372,18 @@ fn parse_yaml(text: &str) -> Result<Value, serde_saphyr::Error> {
             max_recorded_anchor_events: 100_000,
         },
     };
-    serde_saphyr::from_str_with_options::<Value>(text, options)
+    serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        tree::Node::root(sink).deserialize(de)
+    })
+}
+
+/// JSON, read as a whole value (trailing characters refused, as `serde_json::from_str` does).
+fn parse_json(text: &str, sink: &tree::Sink) -> Result<Value, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = tree::Node::root(sink).deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
 }
 
 /// `msg at line 2 column 13` -> `msg` (the location is reported separately).
@@ -590,6 +615,7 @@ pub(crate) fn collect_parameters<'a>(
                 name: name.to_string(),
                 location: loc,
                 required,
+                default: param_default(root, raw),
             };
             // Same name and location again (path level, then operation level): the later one
             // wins, in the earlier one's place.
@@ -597,6 +623,28 @@ pub(crate) fn collect_parameters<'a>(
         }
     }
     out.into_values().collect()
+}
+
+/// A parameter's `default` (Swagger 2.0: on the parameter; OpenAPI 3: on its schema), else its
+/// only `enum` value, as text.
+fn param_default(root: &Value, raw: &Value) -> Option<String> {
+    let schema = raw
+        .get("schema")
+        .and_then(|s| refs::resolve(root, s).ok())
+        .map(|r| r.value);
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+        _ => None,
+    };
+    [Some(raw), schema].into_iter().flatten().find_map(|s| {
+        s.get("default").and_then(text).or_else(|| {
+            match s.get("enum").and_then(Value::as_array).map(Vec::as_slice) {
+                Some([only]) => text(only),
+                _ => None,
+            }
+        })
+    })
 }
 
 /// Headers the function's template sets itself; a parameter of the same name is skipped.
@@ -644,7 +692,8 @@ fn build_function(root: &Value, op: RawOperation<'_>) -> Function {
     let mut warnings = op.warnings;
     let method = op.method;
     let no_body = matches!(method, "GET" | "HEAD");
-    let path_template = template::join_path(&op.base_path, op.doc_path);
+    let (doc_path, fixed_query) = template::split_fragment(op.doc_path);
+    let path_template = template::join_path(&op.base_path, doc_path);
     let name = match op.operation_id {
         Some(id) if !id.trim().is_empty() => id,
         _ => format!(
@@ -669,10 +718,10 @@ fn build_function(root: &Value, op: RawOperation<'_>) -> Function {
         match p.location {
             ParamLocation::Path => {}
             ParamLocation::Body => {}
-            ParamLocation::Query => {
-                template::check_identifier(&p.name, "query parameter", &mut warnings);
-                query.push(p.name.clone());
-            }
+            ParamLocation::Query => query.push(template::QueryParam {
+                name: &p.name,
+                default: p.default.as_deref(),
+            }),
             ParamLocation::Header => {
                 let lower = p.name.to_ascii_lowercase();
                 if RESERVED_HEADERS.contains(&lower.as_str()) {
@@ -685,8 +734,10 @@ fn build_function(root: &Value, op: RawOperation<'_>) -> Function {
                     );
                     continue;
                 }
-                template::check_identifier(&p.name, "header parameter", &mut warnings);
-                headers.insert(p.name.clone(), template::param_template(&p.name));
+                headers.insert(
+                    p.name.clone(),
+                    template::param_template(&p.name, p.default.as_deref()),
+                );
             }
             ParamLocation::FormData | ParamLocation::Cookie => {
                 push_once(
@@ -700,7 +751,7 @@ fn build_function(root: &Value, op: RawOperation<'_>) -> Function {
             }
         }
     }
-    let path = template::gloo_path(&path_template, &query, &mut warnings);
+    let path = template::gloo_path(&path_template, &query, &fixed_query, &mut warnings);
 
     let body = match op.body_schema {
         Some(_) if no_body => {

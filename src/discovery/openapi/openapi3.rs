@@ -140,6 +140,7 @@ fn request_body<'a>(
             name: "body".to_string(),
             location: ParamLocation::Body,
             required,
+            default: None,
         });
         let schema = media.get("schema");
         if schema.is_none() {
@@ -174,6 +175,7 @@ fn request_body<'a>(
                         name: name.clone(),
                         location: ParamLocation::FormData,
                         required: required_names.contains(&name.as_str()),
+                        default: None,
                     });
                 }
             }
@@ -181,6 +183,7 @@ fn request_body<'a>(
                 name: "body".to_string(),
                 location: ParamLocation::FormData,
                 required,
+                default: None,
             }),
         }
         return (None, true);
@@ -191,6 +194,7 @@ fn request_body<'a>(
             name: "body".to_string(),
             location: ParamLocation::Body,
             required,
+            default: None,
         });
         push_once(
             warnings,

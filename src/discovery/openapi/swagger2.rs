@@ -32,7 +32,7 @@ pub(crate) fn read<'a>(root: &'a Value, doc: &mut DocBuilder<'a>) -> Result<Stri
         push_once(
             &mut doc.warnings,
             format!(
-                "'consumes' {types} does not include application/json; body templates assume JSON"
+                "'consumes' {types} does not include application/json; such bodies are passed through"
             ),
         );
     }
@@ -79,21 +79,28 @@ pub(crate) fn read<'a>(root: &'a Value, doc: &mut DocBuilder<'a>) -> Result<Stri
                     ),
                 }
             }
+            // The operation's `consumes` replaces the document's. A body of another type
+            // (`application/octet-stream`, `application/x-tar`) is passed through with the
+            // caller's content type, as an OpenAPI 3 `requestBody` of that type is.
+            let consumes = op_obj.get("consumes").or(global_consumes);
+            let mut non_json_body = false;
             if body_schema.is_some()
-                && let Some(types) = non_json_consumes(op_obj.get("consumes"))
+                && let Some(types) = non_json_consumes(consumes)
             {
                 push_once(
                     &mut warnings,
                     format!(
-                        "operation 'consumes' {types} does not include application/json; \
-                         body template assumes JSON"
+                        "body of type {types} cannot be templated (only JSON); body passed through"
                     ),
                 );
+                body_schema = None;
+                non_json_body = true;
             }
-            let non_json_body = body_schema.is_none()
-                && params
-                    .iter()
-                    .any(|p| p.param.location == ParamLocation::FormData);
+            let non_json_body = non_json_body
+                || (body_schema.is_none()
+                    && params
+                        .iter()
+                        .any(|p| p.param.location == ParamLocation::FormData));
             doc.operations.push(RawOperation {
                 operation_id: op_obj
                     .get("operationId")

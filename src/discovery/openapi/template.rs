@@ -50,12 +50,22 @@ pub(crate) fn normalize_base(base: &str) -> String {
     }
 }
 
+/// A query parameter the `:path` template appends: its name and the value it takes when the
+/// caller gives none (the schema's `default`, or its only `enum` value).
+pub(crate) struct QueryParam<'a> {
+    pub name: &'a str,
+    pub default: Option<&'a str>,
+}
+
 /// Gloo's `:path` template: `{x}` becomes `{{ default(x, "") }}`, query parameters are
-/// appended as `?a={{default(a, "")}}&b=...`. Unlike Gloo (which replaces every brace), an
-/// unbalanced brace is kept literally and reported.
+/// appended as `?a={{default(a, "")}}&b=...` (after `&` when the path key has a query
+/// already; a name it has is not added twice), then the fixed parameters (`Action=X`, from a
+/// `#` in the path key). Unlike Gloo (which replaces every brace), an unbalanced brace is kept
+/// literally and reported.
 pub(crate) fn gloo_path(
     path_template: &str,
-    query: &[String],
+    query: &[QueryParam<'_>],
+    fixed: &[(String, String)],
     warnings: &mut Vec<String>,
 ) -> String {
     let mut out = String::with_capacity(path_template.len() + 32);
@@ -67,8 +77,9 @@ pub(crate) fn gloo_path(
         match inner.find(['{', '}']) {
             Some(close) if inner.as_bytes().get(close) == Some(&b'}') && close > 0 => {
                 let name = inner.get(..close).unwrap_or_default();
-                check_identifier(name, "path variable", warnings);
-                out.push_str(&format!("{{{{ default({name}, \"\") }}}}"));
+                // `{Key+}` (AWS, RFC 6570 `{+key}`): a greedy variable named `Key`.
+                let name = name.trim_matches('+');
+                out.push_str(&format!("{{{{ default({}, \"\") }}}}", var_ref(&[name])));
                 rest = inner.get(close + 1..).unwrap_or_default();
             }
             _ => {
@@ -82,39 +93,122 @@ pub(crate) fn gloo_path(
         }
     }
     out.push_str(rest);
-    if !query.is_empty() {
-        let parts: Vec<String> = query
+    let in_key: Vec<&str> = path_template
+        .split_once('?')
+        .map(|(_, q)| q.split('&').filter_map(|kv| kv.split('=').next()).collect())
+        .unwrap_or_default();
+    let mut parts: Vec<String> = query
+        .iter()
+        .filter(|q| !in_key.contains(&q.name) && !fixed.iter().any(|(k, _)| k == q.name))
+        .map(|q| {
+            format!(
+                "{}={}",
+                encode_query(q.name),
+                param_template(q.name, q.default)
+            )
+        })
+        .collect();
+    parts.extend(
+        fixed
             .iter()
-            .map(|name| format!("{name}={}", param_template(name)))
-            .collect();
-        out.push('?');
+            .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v))),
+    );
+    if !parts.is_empty() {
+        if !out.contains('?') {
+            out.push('?');
+        } else if !out.ends_with(['?', '&']) {
+            out.push('&');
+        }
         out.push_str(&parts.join("&"));
     }
     out
 }
 
-/// Gloo's template for a query or header parameter value.
-pub(crate) fn param_template(name: &str) -> String {
-    format!("{{{{default({name}, \"\")}}}}")
+/// A path key's `#` part is not path: `/#Action=DescribeThings&Version=1` (APIs.guru's AWS
+/// documents) gives the fixed query parameters `Action` and `Version`; a part without `=`
+/// (`/functions/{f}#Qualifier`) only tells operations apart and is dropped.
+pub(crate) fn split_fragment(doc_path: &str) -> (&str, Vec<(String, String)>) {
+    let Some((path, fragment)) = doc_path.split_once('#') else {
+        return (doc_path, Vec::new());
+    };
+    let fixed = fragment
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (path, fixed)
 }
 
-/// Warns when a name cannot be read as a plain template variable. Gloo uses parameter names
-/// verbatim as Inja variables; `X-Request-Id` then reads as a subtraction. The name is kept
-/// (the gateway fills variables by these names) but the operator is told.
-pub(crate) fn check_identifier(name: &str, what: &str, warnings: &mut Vec<String>) {
-    let mut chars = name.chars();
-    let ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !ok {
-        push_once(
-            warnings,
-            format!(
-                "{what} '{name}' is not a plain identifier; its template variable may not render"
-            ),
-        );
+/// Characters kept as they are in a query parameter's name or fixed value: RFC 3986's
+/// unreserved ones and the sub-delimiters a query may hold (`$filter`, `a:b`).
+const QUERY_TEXT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'$')
+    .remove(b'!')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b',')
+    .remove(b';')
+    .remove(b':')
+    .remove(b'@')
+    .remove(b'/');
+
+fn encode_query(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, QUERY_TEXT).to_string()
+}
+
+/// Gloo's template for a query or header parameter value: `{{default(name, "")}}`, with the
+/// parameter's default in place of `""` when it has one.
+pub(crate) fn param_template(name: &str, default: Option<&str>) -> String {
+    format!(
+        "{{{{default({}, \"{}\")}}}}",
+        var_ref(&[name]),
+        escape_literal(default.unwrap_or_default())
+    )
+}
+
+/// How a template names the variable at `segments` (a nested body field has one per level):
+/// Inja's own spelling (`user-id`, `owner.name`) when every segment is a plain Inja name,
+/// else `var("@odata.type")`, which the gateway reads (Inja has no spelling for a name that
+/// starts with a digit or holds a `.`, `/`, `$`, `@` or a space).
+pub(crate) fn var_ref(segments: &[&str]) -> String {
+    let plain = |s: &str| {
+        let mut c = s.chars();
+        c.next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && c.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && !s.ends_with('-')
+    };
+    if segments.iter().all(|s| plain(s)) {
+        return segments.join(".");
     }
+    let args: Vec<String> = segments.iter().map(|s| string_literal(s)).collect();
+    format!("var({})", args.join(", "))
+}
+
+/// A template string literal: JSON's quoting, with braces as `\u` escapes so that no text
+/// in it reads as a tag.
+fn string_literal(s: &str) -> String {
+    serde_json::to_string(s)
+        .unwrap_or_default()
+        .replace('{', "\\u007b")
+        .replace('}', "\\u007d")
+}
+
+/// Text escaped to stay inside a template's `"..."` literal.
+fn escape_literal(raw: &str) -> String {
+    raw.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('{', "\\u007b")
+        .replace('}', "\\u007d")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
 }
 
 /// Most warnings kept in one list (a function's or the document's); the rest are counted in a
@@ -161,7 +255,7 @@ pub(crate) fn body_template(
             return None;
         }
     };
-    let t = ctx.object(resolved, "", 0);
+    let t = ctx.object(resolved, &[], 0);
     if t.is_none() {
         push_once(
             ctx.warnings,
@@ -184,7 +278,7 @@ struct BodyCtx<'a, 'w> {
 
 impl<'a> BodyCtx<'a, '_> {
     /// Template for an object schema, or `None` if it has no properties.
-    fn object(&mut self, schema: Resolved<'a>, parent: &str, depth: usize) -> Option<String> {
+    fn object(&mut self, schema: Resolved<'a>, parent: &[&'a str], depth: usize) -> Option<String> {
         let pushed = schema.via.map(|r| self.stack.push(r)).is_some();
         let mut props = IndexMap::new();
         self.collect_properties(schema.value, &mut props, 0);
@@ -206,14 +300,16 @@ impl<'a> BodyCtx<'a, '_> {
     }
 
     /// One `"key": template` entry.
-    fn field(&mut self, key: &str, prop: &'a Value, parent: &str, depth: usize) -> String {
+    fn field(&mut self, key: &'a str, prop: &'a Value, parent: &[&'a str], depth: usize) -> String {
         self.fields += 1;
-        let var = if parent.is_empty() {
-            key.to_string()
-        } else {
-            format!("{parent}.{key}")
-        };
-        let json_key = serde_json::to_string(key).unwrap_or_else(|_| format!("\"{key}\""));
+        let mut path = parent.to_vec();
+        path.push(key);
+        let var = path.join(".");
+        let reference = var_ref(&path);
+        // A key is literal text of the template: braces as `\u` escapes cannot open a tag.
+        let json_key = serde_json::to_string(key)
+            .unwrap_or_default()
+            .replace('{', "\\u007b");
         let resolved = match refs::resolve(self.root, prop) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -237,15 +333,15 @@ impl<'a> BodyCtx<'a, '_> {
                         "request body schema is too deep or too large; '{var}' left as one variable"
                     ),
                 );
-            } else if let Some(nested) = self.object(r, &var, depth + 1) {
+            } else if let Some(nested) = self.object(r, &path, depth + 1) {
                 return format!("{json_key}: {nested}");
             }
         }
         let default = default_text(value);
         if is_string(value) {
-            format!("{json_key}: \"{{{{ default({var}, \"{default}\")}}}}\"")
+            format!("{json_key}: \"{{{{ default({reference}, \"{default}\")}}}}\"")
         } else {
-            format!("{json_key}: {{{{ default({var}, \"{default}\") }}}}")
+            format!("{json_key}: {{{{ default({reference}, \"{default}\") }}}}")
         }
     }
 
@@ -366,7 +462,7 @@ fn default_text(schema: &Value) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     };
-    raw.replace('\\', "\\\\").replace('"', "\\\"")
+    escape_literal(&raw)
 }
 
 #[cfg(test)]
@@ -377,17 +473,21 @@ mod tests {
     #[test]
     fn path_and_query() {
         let mut w = Vec::new();
+        let q = |name| QueryParam {
+            name,
+            default: None,
+        };
         assert_eq!(
-            gloo_path("/api/pets/{id}", &[], &mut w),
+            gloo_path("/api/pets/{id}", &[], &[], &mut w),
             "/api/pets/{{ default(id, \"\") }}"
         );
         assert_eq!(
-            gloo_path("/p", &["a".into(), "b".into()], &mut w),
+            gloo_path("/p", &[q("a"), q("b")], &[], &mut w),
             "/p?a={{default(a, \"\")}}&b={{default(b, \"\")}}"
         );
         assert!(w.is_empty());
         assert_eq!(
-            gloo_path("/a{b/{c}}", &[], &mut w),
+            gloo_path("/a{b/{c}}", &[], &[], &mut w),
             "/a{b/{{ default(c, \"\") }}}"
         );
         assert_eq!(w.len(), 1);

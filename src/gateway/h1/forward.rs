@@ -73,6 +73,18 @@ pub(super) async fn forward<'t>(
         None => None,
         Some(f) => match f.render(req.head.target, Headers::Raw(fn_headers), req.body) {
             Ok(c) => Some(c),
+            Err(CallError::DotSegment) => {
+                let msg = format!("function `{}`: {}", f.name, CallError::DotSegment);
+                return fail(
+                    io,
+                    req,
+                    call,
+                    o,
+                    (StatusCode::BAD_REQUEST, "bad-request", &msg),
+                    out,
+                )
+                .await;
+            }
             Err(CallError::BodyNotJson(e)) => {
                 let msg = format!("function `{}` needs a JSON body: {e}", f.name);
                 return fail(
