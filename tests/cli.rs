@@ -36,10 +36,11 @@ fn applies_gloo_examples_verbatim_and_lists_them() {
         r.stdout
             .contains("upstreamgroups/gloo-system/pets-canary created")
     );
-    // The unmodelled field is kept, and the user is told.
+    // The unmodelled field is kept, and the user is told which resource has it, and where.
     assert!(
-        r.stderr
-            .contains("kept fields epoxy does not act on: circuitBreakers"),
+        r.stderr.contains(
+            "warning: upstreams/gloo-system/httpbin-local: spec.circuitBreakers: kept, not acted on"
+        ),
         "{}",
         r.stderr
     );
@@ -126,7 +127,12 @@ fn get_outputs_yaml_and_json_with_status() {
             .ok(),
     );
     assert_eq!(one["spec"]["static"]["hosts"][1]["port"], 9002);
-    assert_eq!(one["status"]["state"], "Accepted");
+    // Its circuitBreakers are kept but not acted on: a warning on its status says so.
+    assert_eq!(one["status"]["state"], "Warning");
+    assert_eq!(
+        one["status"]["warnings"][0],
+        "spec.circuitBreakers: kept, not acted on"
+    );
     let missing = e.run(&["get", "us", "nope"]).refused();
     assert!(
         missing.contains("upstreams/gloo-system/nope not found"),
@@ -139,7 +145,12 @@ fn unknown_fields_survive_read_modify_write() {
     let e = with_examples();
     // Editing routes of the virtual service (add, sort, remove) keeps fields epoxy does not model.
     let vs = e.read("virtualservices/gloo-system/default.yaml");
-    let extended = vs.replace("spec:\n", "spec:\n  sslConfig:\n    secretRef: {name: tls, namespace: gloo-system}\n  displayName: my-vs\n");
+    let extended = vs
+        .replace("spec:\n", "spec:\n  displayName: my-vs\n")
+        .replace(
+            "  virtualHost:\n",
+            "  virtualHost:\n    options:\n      cors: {allowOrigin: [example.com]}\n",
+        );
     assert_ne!(extended, vs);
     std::fs::write(
         e.file("virtualservices/gloo-system/default.yaml"),
@@ -159,8 +170,8 @@ fn unknown_fields_survive_read_modify_write() {
     e.run(&["remove", "route", "--index", "0"]).ok();
     let after = e.read("virtualservices/gloo-system/default.yaml");
     assert!(
-        after.contains("sslConfig")
-            && after.contains("secretRef")
+        after.contains("cors")
+            && after.contains("allowOrigin")
             && after.contains("displayName: my-vs"),
         "{after}"
     );
@@ -169,10 +180,10 @@ fn unknown_fields_survive_read_modify_write() {
         e.read("upstreams/gloo-system/httpbin-local.yaml")
             .contains("maxConnections: 1024")
     );
-    // A nested unknown field inside a route survives too.
+    // A nested Gloo field epoxy does not model, inside a route, survives too.
     let vs2 = after.replacen(
         "- matchers:",
-        "- someFutureField: {a: 1}\n      matchers:",
+        "- inheritableMatchers: true\n      matchers:",
         1,
     );
     std::fs::write(e.file("virtualservices/gloo-system/default.yaml"), &vs2).unwrap();
@@ -187,7 +198,7 @@ fn unknown_fields_survive_read_modify_write() {
     .ok();
     assert!(
         e.read("virtualservices/gloo-system/default.yaml")
-            .contains("someFutureField")
+            .contains("inheritableMatchers: true")
     );
 }
 

@@ -151,7 +151,7 @@ fn cli_get_apply_and_add_route_work_the_same_in_kube_mode() {
         "/apis/gateway.solo.io/v1/namespaces/gloo-system/virtualservices/default",
         None,
     );
-    vs["spec"]["sslConfig"] = json!({"secretRef": {"name": "tls", "namespace": "gloo-system"}});
+    vs["spec"]["virtualHost"]["options"] = json!({"cors": {"allowOrigin": ["example.com"]}});
     let (s, _) = emu.request(
         "PUT",
         "/apis/gateway.solo.io/v1/namespaces/gloo-system/virtualservices/default",
@@ -180,7 +180,10 @@ fn cli_get_apply_and_add_route_work_the_same_in_kube_mode() {
         vs["spec"]["virtualHost"]["routes"][0]["matchers"][0]["exact"],
         "/kube"
     );
-    assert_eq!(vs["spec"]["sslConfig"]["secretRef"]["name"], "tls");
+    assert_eq!(
+        vs["spec"]["virtualHost"]["options"]["cors"]["allowOrigin"][0],
+        "example.com"
+    );
     let (_, us) = emu.request(
         "GET",
         "/apis/gloo.solo.io/v1/namespaces/gloo-system/upstreams/httpbin-local",

@@ -1,7 +1,6 @@
 //! `apply`, `delete` and `create`: writes from files and flags.
 
 use super::Global;
-use crate::api::types::collect_unmodelled;
 use crate::api::{
     Kind, KubeUpstream, Object, Resource, ResourceKey, StaticHost, StaticUpstream, UpstreamSpec,
     VirtualHost, VirtualServiceSpec, parse_resources,
@@ -98,19 +97,10 @@ fn kind_order(k: Kind) -> u8 {
 pub async fn apply(g: &Global, file: &str) -> Result<()> {
     let text = read_input(file)?;
     let origin = if file == "-" { "<stdin>" } else { file };
-    let (parsed, unmodelled) = collect_unmodelled(|| parse_resources(&text, origin));
-    let mut resources = parsed?;
+    // Fields kept but not acted on are named, each at its path, in the write's warnings.
+    let mut resources = parse_resources(&text, origin)?;
     if resources.is_empty() {
         bail!("{origin}: no resources found");
-    }
-    if !unmodelled.is_empty() {
-        let mut u = unmodelled;
-        u.sort();
-        u.dedup();
-        eprintln!(
-            "warning: kept fields epoxy does not act on: {}",
-            u.join(", ")
-        );
     }
     // Targets first, so that references in the same file resolve.
     resources.sort_by_key(|r| kind_order(r.kind()));
