@@ -840,3 +840,203 @@ fn a_route_that_can_never_match_gets_a_warning_naming_the_earlier_one() {
     assert!(!s.stderr.contains("can never match"), "{}", s.stderr);
     assert!(e.run(&["get", "vs"]).ok().contains("Accepted"));
 }
+
+/// Gloo's own examples: each is accepted as it is, except Gloo's typo example and its example
+/// of a virtual service with auth epoxy does not enforce yet, which are refused.
+#[test]
+fn gloo_examples_are_accepted_and_typos_and_unenforced_auth_refused() {
+    let dir = fixture("gloo");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    for f in &files {
+        let e = Epoxy::new();
+        let name = f.file_name().unwrap().to_str().unwrap();
+        let r = e.run(&["apply", "-f", f.to_str().unwrap()]);
+        match name {
+            "vs-typo.yaml" => {
+                let err = r.refused();
+                assert!(
+                    err.contains("virtualservices/gloo-system/default: spec.virtualHoost: unknown field `virtualHoost`; did you mean `virtualHost`?"),
+                    "{err}"
+                );
+            }
+            "extauth-vs.yaml" => {
+                let err = r.refused();
+                assert!(
+                    err.contains("virtualservices/gloo-system/auth-tutorial: spec.virtualHost.options.extauth: epoxy does not enforce authentication"),
+                    "{err}"
+                );
+            }
+            _ => assert_eq!(r.code, 0, "{name}:\n{}", r.stderr),
+        }
+    }
+}
+
+/// `annotations:` with nothing after it (Gloo's session-affinity example) is no annotations.
+#[test]
+fn null_labels_and_annotations_are_absent() {
+    let e = Epoxy::new();
+    let out = e
+        .run(&[
+            "apply",
+            "-f",
+            fixture("gloo/session-affinity-us.yaml").to_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        out.contains("default-session-affinity-app-80 created"),
+        "{out}"
+    );
+    let y = e
+        .apply("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: plain, labels: null, annotations: ~}\nspec: {static: {hosts: [{addr: a, port: 1}]}}\n")
+        .ok();
+    assert!(y.contains("upstreams/gloo-system/plain created"), "{y}");
+    let j = json(&e.run(&["get", "us", "plain", "-o", "json"]).ok());
+    assert!(j["metadata"].get("annotations").is_none(), "{j}");
+    assert_eq!(j["status"]["state"], "Accepted");
+}
+
+/// Keys Gloo does not have are refused where they are, with the nearest field; a key from
+/// Gloo 0.x says what Gloo renamed it to.
+#[test]
+fn unknown_keys_are_refused_with_a_suggestion() {
+    let e = Epoxy::new();
+    let vs = |route: &str| {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: v}}\nspec:\n  virtualHost:\n    routes:\n    - {route}\n"
+        )
+    };
+    let cases = [
+        (
+            "{matcher: {prefix: /}, directResponseAction: {status: 200}}",
+            "spec.virtualHost.routes[0].matcher: unknown field `matcher`; did you mean `matchers`?",
+        ),
+        (
+            "{matchers: [{prefix: /, header: [{name: x}]}], directResponseAction: {status: 200}}",
+            "spec.virtualHost.routes[0].matchers[0].header: unknown field `header`; did you mean `headers`?",
+        ),
+        (
+            "{directResponseAction: {status: 200, bodyy: x}}",
+            "spec.virtualHost.routes[0].directResponseAction.bodyy: unknown field `bodyy`; did you mean `body`?",
+        ),
+        (
+            "{directResponseAction: {status: 200}, routePlugins: {prefixRewrite: /}}",
+            "spec.virtualHost.routes[0].routePlugins: unknown field `routePlugins`; Gloo 0.x's name for `options`",
+        ),
+        (
+            "{directResponseAction: {status: 200}, somethingElse: 1}",
+            "spec.virtualHost.routes[0].somethingElse: unknown field `somethingElse`: Gloo has no such field here",
+        ),
+    ];
+    for (route, want) in cases {
+        let err = e.apply(&vs(route)).refused();
+        assert!(
+            err.contains(&format!("virtualservices/gloo-system/v: {want}")),
+            "{route}\n{err}"
+        );
+    }
+    assert!(e.run(&["get", "vs"]).ok().lines().count() <= 1);
+}
+
+/// Options that would make Gloo stop traffic (auth, rate limits, TLS) refuse the resource and
+/// name the field; options without a security effect are kept with a warning at their path.
+#[test]
+fn security_options_are_refused_other_options_kept_with_their_path() {
+    let e = Epoxy::new();
+    let vs = |spec_extra: &str, vh_extra: &str, route_extra: &str| {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: x}}\nspec:\n{spec_extra}  virtualHost:\n{vh_extra}    routes:\n    - matchers: [{{prefix: /}}]\n{route_extra}      directResponseAction: {{status: 200}}\n"
+        )
+    };
+    let refused = [
+        (
+            vs("", "    options: {jwtStaged: {}}\n", ""),
+            "spec.virtualHost.options.jwtStaged",
+        ),
+        (
+            vs(
+                "",
+                "    options: {rateLimitConfigs: {refs: [{name: r}]}}\n",
+                "",
+            ),
+            "spec.virtualHost.options.rateLimitConfigs",
+        ),
+        (
+            vs("", "    options: {waf: {}}\n", ""),
+            "spec.virtualHost.options.waf",
+        ),
+        (
+            vs("", "", "      options: {rbac: {}}\n"),
+            "spec.virtualHost.routes[0].options.rbac",
+        ),
+        (
+            vs("", "", "      options: {ratelimitRegex: {}}\n"),
+            "spec.virtualHost.routes[0].options.ratelimitRegex",
+        ),
+        (
+            vs("  sslConfig: {secretRef: {name: tls}}\n", "", ""),
+            "spec.sslConfig",
+        ),
+    ];
+    for (yaml, field) in &refused {
+        let err = e.apply(yaml).refused();
+        assert!(
+            err.contains(&format!(
+                "virtualservices/gloo-system/x: {field}: epoxy does not"
+            )),
+            "{field}\n{err}"
+        );
+    }
+    let out = e.apply(&vs("", "    options: {cors: {allowOrigin: ['*']}}\n", ""));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "warning: virtualservices/gloo-system/x: spec.virtualHost.options.cors: kept, not acted on"
+        ),
+        "{}",
+        out.stderr
+    );
+    // Written behind epoxy's back, a virtual service with auth is Rejected, and says why.
+    std::fs::write(e.file("virtualservices/gloo-system/x.yaml"), &refused[0].0).unwrap();
+    let j = json(&e.run(&["get", "vs", "x", "-o", "json"]).ok());
+    assert_eq!(j["status"]["state"], "Rejected");
+    assert!(
+        j["status"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.virtualHost.options.jwtStaged: epoxy does not enforce"),
+        "{j}"
+    );
+}
+
+/// `get vs route` shows every matcher of a route, with its header, query and method
+/// conditions, not only the first path.
+#[test]
+fn route_listing_shows_every_matcher_and_condition() {
+    let e = Epoxy::new();
+    e.apply("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: m}\nspec:\n  virtualHost:\n    routes:\n    - matchers:\n      - {exact: /one, methods: [GET]}\n      - prefix: /two\n        caseSensitive: false\n        headers: [{name: x-a, value: '1'}, {name: x-b, value: 'v[0-9]', regex: true}, {name: x-c, invertMatch: true}]\n        queryParameters: [{name: q, value: abc}, {name: r}]\n      directResponseAction: {status: 204}\n")
+        .ok();
+    let out = e.run(&["get", "vs", "route", "m"]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("QUERY"), "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[1].starts_with("0") && lines[1].contains("/one") && lines[1].contains("GET"),
+        "{out}"
+    );
+    for want in [
+        "/two",
+        "(any case)",
+        "x-a=1,x-b~v[0-9],!x-c",
+        "q=abc,r",
+        "direct 204",
+    ] {
+        assert!(lines[2].contains(want), "{want}: {out}");
+    }
+    assert!(lines[2].starts_with("0"), "{out}");
+}

@@ -197,8 +197,11 @@ impl Resource {
         super::parse::value_to_yaml(&self.to_value())
     }
 
-    /// Builds a resource of `kind` from a JSON value; the error names the field path.
-    pub fn from_value(kind: Kind, value: Value) -> Result<Resource, String> {
+    /// Builds a resource of `kind` from a JSON value; the error names the field path. A key
+    /// set to `null` (or to nothing, `annotations:`) is absent, as Kubernetes and protobuf's
+    /// JSON read it.
+    pub fn from_value(kind: Kind, mut value: Value) -> Result<Resource, String> {
+        drop_nulls(&mut value);
         fn de<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
             serde_path_to_error::deserialize(v).map_err(|e| {
                 let path = e.path().to_string();
@@ -232,5 +235,17 @@ impl Resource {
             Resource::RouteTable(rt) => Some(&mut rt.spec.routes),
             _ => None,
         }
+    }
+}
+
+/// Removes every `key: null` of every mapping, at any depth.
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
