@@ -872,6 +872,17 @@ fn gloo_examples_are_accepted_and_typos_and_unenforced_auth_refused() {
                     "{err}"
                 );
             }
+            "kube-destination-vs.yaml" => {
+                // Outside Kubernetes mode, a `kube` destination is warned about, with where its
+                // requests will go.
+                assert_eq!(r.code, 0, "{}", r.stderr);
+                assert!(r.stderr.contains("warning: virtualservices/gloo-system/vs-targeting-kube: spec.virtualHost.routes[0].routeAction.single.kube: a `kube` destination without --kube: requests go to nginx-annotated.nginx.svc.cluster.local:8443"), "{}", r.stderr);
+                let routes = e.run(&["get", "vs", "route", "vs-targeting-kube"]).ok();
+                assert!(
+                    routes.contains("kube nginx/nginx-annotated:8443"),
+                    "{routes}"
+                );
+            }
             _ => assert_eq!(r.code, 0, "{name}:\n{}", r.stderr),
         }
     }

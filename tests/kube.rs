@@ -496,6 +496,37 @@ fn upstream_and_function_discovery_through_the_apiserver_connector() {
     });
     assert!(dog.contains("Dog"), "{dog}");
 
+    // A `kube` destination (Gloo's `destination.kube`) reaches the same service port through
+    // the same connector, with no upstream resource in between.
+    let vs = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: kube-dest, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: [kube-dest.example.com]\n    routes:\n    - matchers: [{prefix: /pet/}]\n      options: {prefixRewrite: /api/pets/}\n      routeAction: {single: {kube: {ref: {name: petstore, namespace: default}, port: 8080}}}\n";
+    let vs_file = e.store().join("kube-dest.yaml");
+    std::fs::write(&vs_file, vs).unwrap();
+    let applied = cli(&emu, &e, &["apply", "-f", vs_file.to_str().unwrap()]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    // In Kubernetes mode it is acted on: no warning about it.
+    assert!(!applied.stderr.contains("kube"), "{}", applied.stderr);
+    let by_kube_destination = rt.block_on(async {
+        let c = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(r) = c
+                .get(format!("{url}/pet/1"))
+                .header("host", "kube-dest.example.com")
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return r.text().await.unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the kube destination never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert_eq!(by_kube_destination, dog);
+
     // An Ingress of class epoxy becomes routes: Prefix honoured element-wise.
     let ing = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": {"name": "pets", "namespace": "default"},

@@ -112,6 +112,7 @@ fn destination() -> impl Strategy<Value = Destination> {
                 }),
                 ..Default::default()
             }),
+            kube: None,
             extra,
         })
 }

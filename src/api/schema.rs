@@ -189,10 +189,11 @@ const DESTINATION_SPEC: &[Field] = &[
     kept("azure"),
     kept("grpc"),
 ];
+const KUBE_DESTINATION: &[Field] = &[one("ref", REF), leaf("port")];
 const DESTINATION: &[Field] = &[
     one("upstream", REF),
-    // Reported by validation (`kube` is acted on where a cluster is).
-    quiet("kube"),
+    one("kube", KUBE_DESTINATION),
+    // Reported by validation.
     quiet("consul"),
     one("destinationSpec", DESTINATION_SPEC),
     kept("subset"),

@@ -603,14 +603,36 @@ fn validate_weighted(
 }
 
 fn validate_destination(at: &str, d: &Destination, ns: &str, set: &ResourceSet, sink: &mut Sink) {
+    if let Some(k) = &d.kube {
+        let kat = format!("{at}.kube");
+        if d.upstream.is_some() {
+            sink.error(
+                &kat,
+                "a destination is an upstream or a `kube` service, not both",
+            );
+        }
+        if k.ref_.name.is_empty() {
+            sink.error(format!("{kat}.ref.name"), "a service name is required");
+        }
+        if k.port == 0 || k.port > 65535 {
+            sink.error(
+                format!("{kat}.port"),
+                format!("port {} is not in 1-65535", k.port),
+            );
+        }
+        if d.destination_spec.is_some() {
+            sink.error(
+                format!("{at}.destinationSpec"),
+                "functions live on upstreams: call one through an upstream, not a `kube` destination",
+            );
+        }
+        return;
+    }
     let Some(up) = &d.upstream else {
-        if let Some(k) = ["kube", "consul"]
-            .iter()
-            .find(|k| d.extra.contains_key(**k))
-        {
+        if d.extra.contains_key("consul") {
             sink.warn(
-                format!("{at}.{k}"),
-                format!("`{k}` destinations are kept but epoxy routes only to upstreams"),
+                format!("{at}.consul"),
+                "`consul` destinations are kept but epoxy does not route to them",
             );
         } else {
             sink.error(format!("{at}.upstream"), "a destination needs an upstream");

@@ -126,9 +126,17 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
             println!("{key} unchanged");
             continue;
         }
+        let kube_note = if g.kube_target().is_none() {
+            kube_destination_notes(&r)
+        } else {
+            Vec::new()
+        };
         match writes::write(store.as_ref(), r, Precondition::Any).await {
             Ok(w) => {
                 print_warnings(&w.warnings);
+                for n in kube_note {
+                    eprintln!("warning: {key}: {n}");
+                }
                 println!("{key} {verb}");
             }
             Err(e) => {
@@ -144,6 +152,22 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Outside Kubernetes mode a `kube` destination has no cluster to go through: say where its
+/// requests will go instead (the service's cluster DNS name, as for a kube upstream).
+fn kube_destination_notes(r: &Resource) -> Vec<String> {
+    use crate::net::Connector;
+    r.kube_destinations()
+        .into_iter()
+        .map(|(path, k)| {
+            let ns = k.ref_.namespace_or(r.namespace());
+            let to = crate::net::ClusterDns
+                .service(ns, &k.ref_.name, k.port)
+                .unwrap_or_default();
+            format!("{path}: a `kube` destination without --kube: requests go to {to} (the service's cluster DNS name)")
+        })
+        .collect()
 }
 
 pub async fn delete(g: &Global, kind: &str, name: &str) -> Result<()> {
