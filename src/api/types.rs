@@ -9,8 +9,9 @@ use serde_json::{Map, Value};
 
 /// Fields epoxy reads but does not model, kept verbatim in their original order.
 ///
-/// Deserializing one records its keys when a caller asked for them (`collect_unmodelled`), so
-/// that a write can warn that it keeps fields it does not act on.
+/// Deserializing one records its keys when a caller asked for them (`collect_unmodelled`, used
+/// by the console's route editor). Writes check every key against Gloo's fields instead
+/// (`strict`), which names each at its path.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct Extra(pub Map<String, Value>);
