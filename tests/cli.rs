@@ -1051,3 +1051,20 @@ fn route_listing_shows_every_matcher_and_condition() {
     }
     assert!(lines[2].starts_with("0"), "{out}");
 }
+
+/// A `kube` destination needs a service and a port, and carries no function.
+#[test]
+fn kube_destinations_are_checked() {
+    let e = Epoxy::new();
+    let err = e
+        .apply("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: k}\nspec:\n  virtualHost:\n    routes:\n    - matchers: [{prefix: /}]\n      routeAction:\n        single:\n          kube: {ref: {namespace: web}, port: 0}\n          destinationSpec: {rest: {functionName: f}}\n")
+        .refused();
+    let at = "virtualservices/gloo-system/k: spec.virtualHost.routes[0].routeAction.single";
+    for want in [
+        format!("{at}.kube.ref.name: a service name is required"),
+        format!("{at}.kube.port: port 0 is not in 1-65535"),
+        format!("{at}.destinationSpec: functions live on upstreams"),
+    ] {
+        assert!(err.contains(&want), "{want}\n{err}");
+    }
+}
