@@ -36,10 +36,11 @@ fn applies_gloo_examples_verbatim_and_lists_them() {
         r.stdout
             .contains("upstreamgroups/gloo-system/pets-canary created")
     );
-    // The unmodelled field is kept, and the user is told.
+    // The unmodelled field is kept, and the user is told which resource has it, and where.
     assert!(
-        r.stderr
-            .contains("kept fields epoxy does not act on: circuitBreakers"),
+        r.stderr.contains(
+            "warning: upstreams/gloo-system/httpbin-local: spec.circuitBreakers: kept, not acted on"
+        ),
         "{}",
         r.stderr
     );
@@ -126,7 +127,12 @@ fn get_outputs_yaml_and_json_with_status() {
             .ok(),
     );
     assert_eq!(one["spec"]["static"]["hosts"][1]["port"], 9002);
-    assert_eq!(one["status"]["state"], "Accepted");
+    // Its circuitBreakers are kept but not acted on: a warning on its status says so.
+    assert_eq!(one["status"]["state"], "Warning");
+    assert_eq!(
+        one["status"]["warnings"][0],
+        "spec.circuitBreakers: kept, not acted on"
+    );
     let missing = e.run(&["get", "us", "nope"]).refused();
     assert!(
         missing.contains("upstreams/gloo-system/nope not found"),
@@ -139,7 +145,12 @@ fn unknown_fields_survive_read_modify_write() {
     let e = with_examples();
     // Editing routes of the virtual service (add, sort, remove) keeps fields epoxy does not model.
     let vs = e.read("virtualservices/gloo-system/default.yaml");
-    let extended = vs.replace("spec:\n", "spec:\n  sslConfig:\n    secretRef: {name: tls, namespace: gloo-system}\n  displayName: my-vs\n");
+    let extended = vs
+        .replace("spec:\n", "spec:\n  displayName: my-vs\n")
+        .replace(
+            "  virtualHost:\n",
+            "  virtualHost:\n    options:\n      cors: {allowOrigin: [example.com]}\n",
+        );
     assert_ne!(extended, vs);
     std::fs::write(
         e.file("virtualservices/gloo-system/default.yaml"),
@@ -159,8 +170,8 @@ fn unknown_fields_survive_read_modify_write() {
     e.run(&["remove", "route", "--index", "0"]).ok();
     let after = e.read("virtualservices/gloo-system/default.yaml");
     assert!(
-        after.contains("sslConfig")
-            && after.contains("secretRef")
+        after.contains("cors")
+            && after.contains("allowOrigin")
             && after.contains("displayName: my-vs"),
         "{after}"
     );
@@ -169,10 +180,10 @@ fn unknown_fields_survive_read_modify_write() {
         e.read("upstreams/gloo-system/httpbin-local.yaml")
             .contains("maxConnections: 1024")
     );
-    // A nested unknown field inside a route survives too.
+    // A nested Gloo field epoxy does not model, inside a route, survives too.
     let vs2 = after.replacen(
         "- matchers:",
-        "- someFutureField: {a: 1}\n      matchers:",
+        "- inheritableMatchers: true\n      matchers:",
         1,
     );
     std::fs::write(e.file("virtualservices/gloo-system/default.yaml"), &vs2).unwrap();
@@ -187,7 +198,7 @@ fn unknown_fields_survive_read_modify_write() {
     .ok();
     assert!(
         e.read("virtualservices/gloo-system/default.yaml")
-            .contains("someFutureField")
+            .contains("inheritableMatchers: true")
     );
 }
 
@@ -833,4 +844,232 @@ fn a_route_that_can_never_match_gets_a_warning_naming_the_earlier_one() {
     let s = e.run(&["route", "sort"]);
     assert!(!s.stderr.contains("can never match"), "{}", s.stderr);
     assert!(e.run(&["get", "vs"]).ok().contains("Accepted"));
+}
+
+/// Gloo's own examples: each is accepted as it is, except Gloo's typo example and its example
+/// of a virtual service with auth epoxy does not enforce yet, which are refused.
+#[test]
+fn gloo_examples_are_accepted_and_typos_and_unenforced_auth_refused() {
+    let dir = fixture("gloo");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    for f in &files {
+        let e = Epoxy::new();
+        let name = f.file_name().unwrap().to_str().unwrap();
+        let r = e.run(&["apply", "-f", f.to_str().unwrap()]);
+        match name {
+            "vs-typo.yaml" => {
+                let err = r.refused();
+                assert!(
+                    err.contains("virtualservices/gloo-system/default: spec.virtualHoost: unknown field `virtualHoost`; did you mean `virtualHost`?"),
+                    "{err}"
+                );
+            }
+            "extauth-vs.yaml" => {
+                let err = r.refused();
+                assert!(
+                    err.contains("virtualservices/gloo-system/auth-tutorial: spec.virtualHost.options.extauth: epoxy does not enforce authentication"),
+                    "{err}"
+                );
+            }
+            "kube-destination-vs.yaml" => {
+                // Outside Kubernetes mode, a `kube` destination is warned about, with where its
+                // requests will go.
+                assert_eq!(r.code, 0, "{}", r.stderr);
+                assert!(r.stderr.contains("warning: virtualservices/gloo-system/vs-targeting-kube: spec.virtualHost.routes[0].routeAction.single.kube: a `kube` destination without --kube: requests go to nginx-annotated.nginx.svc.cluster.local:8443"), "{}", r.stderr);
+                let routes = e.run(&["get", "vs", "route", "vs-targeting-kube"]).ok();
+                assert!(
+                    routes.contains("kube nginx/nginx-annotated:8443"),
+                    "{routes}"
+                );
+            }
+            _ => assert_eq!(r.code, 0, "{name}:\n{}", r.stderr),
+        }
+    }
+}
+
+/// `annotations:` with nothing after it (Gloo's session-affinity example) is no annotations.
+#[test]
+fn null_labels_and_annotations_are_absent() {
+    let e = Epoxy::new();
+    let out = e
+        .run(&[
+            "apply",
+            "-f",
+            fixture("gloo/session-affinity-us.yaml").to_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        out.contains("default-session-affinity-app-80 created"),
+        "{out}"
+    );
+    let y = e
+        .apply("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: plain, labels: null, annotations: ~}\nspec: {static: {hosts: [{addr: a, port: 1}]}}\n")
+        .ok();
+    assert!(y.contains("upstreams/gloo-system/plain created"), "{y}");
+    let j = json(&e.run(&["get", "us", "plain", "-o", "json"]).ok());
+    assert!(j["metadata"].get("annotations").is_none(), "{j}");
+    assert_eq!(j["status"]["state"], "Accepted");
+}
+
+/// Keys Gloo does not have are refused where they are, with the nearest field; a key from
+/// Gloo 0.x says what Gloo renamed it to.
+#[test]
+fn unknown_keys_are_refused_with_a_suggestion() {
+    let e = Epoxy::new();
+    let vs = |route: &str| {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: v}}\nspec:\n  virtualHost:\n    routes:\n    - {route}\n"
+        )
+    };
+    let cases = [
+        (
+            "{matcher: {prefix: /}, directResponseAction: {status: 200}}",
+            "spec.virtualHost.routes[0].matcher: unknown field `matcher`; did you mean `matchers`?",
+        ),
+        (
+            "{matchers: [{prefix: /, header: [{name: x}]}], directResponseAction: {status: 200}}",
+            "spec.virtualHost.routes[0].matchers[0].header: unknown field `header`; did you mean `headers`?",
+        ),
+        (
+            "{directResponseAction: {status: 200, bodyy: x}}",
+            "spec.virtualHost.routes[0].directResponseAction.bodyy: unknown field `bodyy`; did you mean `body`?",
+        ),
+        (
+            "{directResponseAction: {status: 200}, routePlugins: {prefixRewrite: /}}",
+            "spec.virtualHost.routes[0].routePlugins: unknown field `routePlugins`; Gloo 0.x's name for `options`",
+        ),
+        (
+            "{directResponseAction: {status: 200}, somethingElse: 1}",
+            "spec.virtualHost.routes[0].somethingElse: unknown field `somethingElse`: Gloo has no such field here",
+        ),
+    ];
+    for (route, want) in cases {
+        let err = e.apply(&vs(route)).refused();
+        assert!(
+            err.contains(&format!("virtualservices/gloo-system/v: {want}")),
+            "{route}\n{err}"
+        );
+    }
+    assert!(e.run(&["get", "vs"]).ok().lines().count() <= 1);
+}
+
+/// Options that would make Gloo stop traffic (auth, rate limits, TLS) refuse the resource and
+/// name the field; options without a security effect are kept with a warning at their path.
+#[test]
+fn security_options_are_refused_other_options_kept_with_their_path() {
+    let e = Epoxy::new();
+    let vs = |spec_extra: &str, vh_extra: &str, route_extra: &str| {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: x}}\nspec:\n{spec_extra}  virtualHost:\n{vh_extra}    routes:\n    - matchers: [{{prefix: /}}]\n{route_extra}      directResponseAction: {{status: 200}}\n"
+        )
+    };
+    let refused = [
+        (
+            vs("", "    options: {jwtStaged: {}}\n", ""),
+            "spec.virtualHost.options.jwtStaged",
+        ),
+        (
+            vs(
+                "",
+                "    options: {rateLimitConfigs: {refs: [{name: r}]}}\n",
+                "",
+            ),
+            "spec.virtualHost.options.rateLimitConfigs",
+        ),
+        (
+            vs("", "    options: {waf: {}}\n", ""),
+            "spec.virtualHost.options.waf",
+        ),
+        (
+            vs("", "", "      options: {rbac: {}}\n"),
+            "spec.virtualHost.routes[0].options.rbac",
+        ),
+        (
+            vs("", "", "      options: {ratelimitRegex: {}}\n"),
+            "spec.virtualHost.routes[0].options.ratelimitRegex",
+        ),
+        (
+            vs("  sslConfig: {secretRef: {name: tls}}\n", "", ""),
+            "spec.sslConfig",
+        ),
+    ];
+    for (yaml, field) in &refused {
+        let err = e.apply(yaml).refused();
+        assert!(
+            err.contains(&format!(
+                "virtualservices/gloo-system/x: {field}: epoxy does not"
+            )),
+            "{field}\n{err}"
+        );
+    }
+    let out = e.apply(&vs("", "    options: {cors: {allowOrigin: ['*']}}\n", ""));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "warning: virtualservices/gloo-system/x: spec.virtualHost.options.cors: kept, not acted on"
+        ),
+        "{}",
+        out.stderr
+    );
+    // Written behind epoxy's back, a virtual service with auth is Rejected, and says why.
+    std::fs::write(e.file("virtualservices/gloo-system/x.yaml"), &refused[0].0).unwrap();
+    let j = json(&e.run(&["get", "vs", "x", "-o", "json"]).ok());
+    assert_eq!(j["status"]["state"], "Rejected");
+    assert!(
+        j["status"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.virtualHost.options.jwtStaged: epoxy does not enforce"),
+        "{j}"
+    );
+}
+
+/// `get vs route` shows every matcher of a route, with its header, query and method
+/// conditions, not only the first path.
+#[test]
+fn route_listing_shows_every_matcher_and_condition() {
+    let e = Epoxy::new();
+    e.apply("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: m}\nspec:\n  virtualHost:\n    routes:\n    - matchers:\n      - {exact: /one, methods: [GET]}\n      - prefix: /two\n        caseSensitive: false\n        headers: [{name: x-a, value: '1'}, {name: x-b, value: 'v[0-9]', regex: true}, {name: x-c, invertMatch: true}]\n        queryParameters: [{name: q, value: abc}, {name: r}]\n      directResponseAction: {status: 204}\n")
+        .ok();
+    let out = e.run(&["get", "vs", "route", "m"]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("QUERY"), "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[1].starts_with("0") && lines[1].contains("/one") && lines[1].contains("GET"),
+        "{out}"
+    );
+    for want in [
+        "/two",
+        "(any case)",
+        "x-a=1,x-b~v[0-9],!x-c",
+        "q=abc,r",
+        "direct 204",
+    ] {
+        assert!(lines[2].contains(want), "{want}: {out}");
+    }
+    assert!(lines[2].starts_with("0"), "{out}");
+}
+
+/// A `kube` destination needs a service and a port, and carries no function.
+#[test]
+fn kube_destinations_are_checked() {
+    let e = Epoxy::new();
+    let err = e
+        .apply("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: k}\nspec:\n  virtualHost:\n    routes:\n    - matchers: [{prefix: /}]\n      routeAction:\n        single:\n          kube: {ref: {namespace: web}, port: 0}\n          destinationSpec: {rest: {functionName: f}}\n")
+        .refused();
+    let at = "virtualservices/gloo-system/k: spec.virtualHost.routes[0].routeAction.single";
+    for want in [
+        format!("{at}.kube.ref.name: a service name is required"),
+        format!("{at}.kube.port: port 0 is not in 1-65535"),
+        format!("{at}.destinationSpec: functions live on upstreams"),
+    ] {
+        assert!(err.contains(&want), "{want}\n{err}");
+    }
 }

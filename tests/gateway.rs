@@ -159,6 +159,34 @@ async fn header_query_and_method_matchers() {
         .await,
         "other"
     );
+    // The admin listener's table shows every condition of the matcher, not only its path.
+    let routes: Value = c
+        .get(format!("{}/routes", h.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let m = &routes["virtualHosts"][0]["routes"][0]["matchers"][0];
+    assert_eq!(m["prefix"], "/canary", "{routes}");
+    assert_eq!(m["methods"], serde_json::json!(["GET", "POST"]));
+    assert_eq!(
+        m["headers"][0],
+        serde_json::json!({"name": "x-canary", "value": "true"})
+    );
+    assert_eq!(
+        m["headers"][1],
+        serde_json::json!({"name": "x-debug", "invertMatch": true})
+    );
+    assert_eq!(
+        m["headers"][2],
+        serde_json::json!({"name": "x-version", "regex": "v[0-9]+"})
+    );
+    assert_eq!(
+        m["queryParameters"],
+        serde_json::json!([{"name": "version", "regex": "v[0-9]+"}, {"name": "flag"}])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -986,4 +1014,88 @@ async fn upstream_connections_are_reused_and_one_closed_while_idle_costs_no_requ
         m.contains("epoxy_upstream_connections_opened_total 6\n"),
         "{m}"
     );
+}
+
+/// A virtual service that asks for what epoxy cannot enforce yet (auth, rate limits, TLS) is
+/// rejected and serves nothing, not even the version before the option was added; the others
+/// are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_service_asking_for_auth_rate_limits_or_tls_is_not_served() {
+    let open = upstream::start("open");
+    let locked = upstream::start("locked");
+    let h = Harness::start().await;
+    let to = |u: &str| {
+        format!(
+            "    - matchers: [{{prefix: /}}]\n      routeAction: {{single: {{upstream: {{name: {u}}}}}}}\n"
+        )
+    };
+    let locked_vs = vs("locked", "['locked.test']", &to("locked"));
+    h.apply(&format!(
+        "{}---\n{}---\n{}---\n{}",
+        static_upstream("open", &[open.host_port()]),
+        static_upstream("locked", &[locked.host_port()]),
+        vs("open", "['open.test']", &to("open")),
+        locked_vs,
+    ))
+    .await;
+    let c = Harness::client();
+    let status = |hst: &'static str| {
+        let c = c.clone();
+        let url = h.url.clone();
+        async move {
+            c.get(format!("{url}/x"))
+                .header("host", hst)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("locked.test").await, 200);
+    assert_eq!(locked.hits(), 1);
+    let variants = [
+        // Virtual-host options, route options, a weighted destination's options, TLS.
+        locked_vs.replace(
+            "    domains:",
+            "    options: {extauth: {configRef: {name: auth, namespace: gloo-system}}}\n    domains:",
+        ),
+        locked_vs.replace(
+            "      routeAction:",
+            "      options: {ratelimitBasic: {anonymousLimits: {requestsPerUnit: 1, unit: MINUTE}}}\n      routeAction:",
+        ),
+        locked_vs.replace(
+            "      routeAction: {single: {upstream: {name: locked}}}",
+            "      routeAction: {multi: {destinations: [{weight: 1, destination: {upstream: {name: locked}}, options: {extauth: {disable: false}}}]}}",
+        ),
+        locked_vs.replace(
+            "spec:\n",
+            "spec:\n  sslConfig: {secretRef: {name: tls, namespace: gloo-system}}\n",
+        ),
+    ];
+    for (i, v) in variants.iter().enumerate() {
+        assert_ne!(v, &locked_vs);
+        // Refused on write, naming the field...
+        let r = epoxy::api::parse_one(v, "t").unwrap();
+        let e = epoxy::control::writes::write(h.store.as_ref(), r, epoxy::store::Precondition::Any)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("variant {i} was written"));
+        let e = e.to_string();
+        assert!(
+            ["extauth", "ratelimitBasic", "sslConfig"]
+                .iter()
+                .any(|f| e.contains(&format!(".{f}: epoxy does not"))),
+            "{e}"
+        );
+        // ...and, written behind epoxy's back, not served at all.
+        h.put_raw(v).await;
+        assert_eq!(status("locked.test").await, 404, "variant {i}");
+        assert_eq!(status("open.test").await, 200, "variant {i}");
+        // Served again once the option is gone.
+        h.put_raw(&locked_vs).await;
+        assert_eq!(status("locked.test").await, 200, "variant {i}");
+    }
+    assert_eq!(locked.hits(), 1 + variants.len() as u64);
+    assert_eq!(open.hits(), variants.len() as u64);
 }

@@ -151,7 +151,7 @@ fn cli_get_apply_and_add_route_work_the_same_in_kube_mode() {
         "/apis/gateway.solo.io/v1/namespaces/gloo-system/virtualservices/default",
         None,
     );
-    vs["spec"]["sslConfig"] = json!({"secretRef": {"name": "tls", "namespace": "gloo-system"}});
+    vs["spec"]["virtualHost"]["options"] = json!({"cors": {"allowOrigin": ["example.com"]}});
     let (s, _) = emu.request(
         "PUT",
         "/apis/gateway.solo.io/v1/namespaces/gloo-system/virtualservices/default",
@@ -180,7 +180,10 @@ fn cli_get_apply_and_add_route_work_the_same_in_kube_mode() {
         vs["spec"]["virtualHost"]["routes"][0]["matchers"][0]["exact"],
         "/kube"
     );
-    assert_eq!(vs["spec"]["sslConfig"]["secretRef"]["name"], "tls");
+    assert_eq!(
+        vs["spec"]["virtualHost"]["options"]["cors"]["allowOrigin"][0],
+        "example.com"
+    );
     let (_, us) = emu.request(
         "GET",
         "/apis/gloo.solo.io/v1/namespaces/gloo-system/upstreams/httpbin-local",
@@ -492,6 +495,37 @@ fn upstream_and_function_discovery_through_the_apiserver_connector() {
         }
     });
     assert!(dog.contains("Dog"), "{dog}");
+
+    // A `kube` destination (Gloo's `destination.kube`) reaches the same service port through
+    // the same connector, with no upstream resource in between.
+    let vs = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: kube-dest, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: [kube-dest.example.com]\n    routes:\n    - matchers: [{prefix: /pet/}]\n      options: {prefixRewrite: /api/pets/}\n      routeAction: {single: {kube: {ref: {name: petstore, namespace: default}, port: 8080}}}\n";
+    let vs_file = e.store().join("kube-dest.yaml");
+    std::fs::write(&vs_file, vs).unwrap();
+    let applied = cli(&emu, &e, &["apply", "-f", vs_file.to_str().unwrap()]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    // In Kubernetes mode it is acted on: no warning about it.
+    assert!(!applied.stderr.contains("kube"), "{}", applied.stderr);
+    let by_kube_destination = rt.block_on(async {
+        let c = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(r) = c
+                .get(format!("{url}/pet/1"))
+                .header("host", "kube-dest.example.com")
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return r.text().await.unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the kube destination never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert_eq!(by_kube_destination, dog);
 
     // An Ingress of class epoxy becomes routes: Prefix honoured element-wise.
     let ing = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",

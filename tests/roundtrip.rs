@@ -112,6 +112,7 @@ fn destination() -> impl Strategy<Value = Destination> {
                 }),
                 ..Default::default()
             }),
+            kube: None,
             extra,
         })
 }
@@ -386,4 +387,17 @@ fn ambiguous_scalars_stay_strings() {
         let back = parse_one(&yaml, "t").unwrap_or_else(|e| panic!("{t:?}: {e}\n{yaml}"));
         assert_eq!(back, vs, "{t:?}\n{yaml}");
     }
+}
+
+/// A key set to null, or to nothing, is absent (as Kubernetes reads it): the resource equals
+/// the one without the key, and is written back without it.
+#[test]
+fn null_keys_read_as_absent() {
+    let plain = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: v\nspec:\n  virtualHost:\n    routes:\n    - matchers:\n      - prefix: /\n      directResponseAction:\n        status: 200\n";
+    let with_nulls = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: v\n  annotations:\n  labels: null\nspec:\n  virtualHost:\n    domains: ~\n    options: null\n    routes:\n    - matchers:\n      - prefix: /\n        headers:\n      options:\n      directResponseAction:\n        status: 200\n        body: null\n";
+    let a = parse_one(plain, "plain").unwrap();
+    let b = parse_one(with_nulls, "nulls").unwrap();
+    assert_eq!(a, b);
+    assert!(!b.to_yaml().contains("null"), "{}", b.to_yaml());
+    assert_eq!(parse_one(&b.to_yaml(), "again").unwrap(), a);
 }

@@ -197,8 +197,11 @@ impl Resource {
         super::parse::value_to_yaml(&self.to_value())
     }
 
-    /// Builds a resource of `kind` from a JSON value; the error names the field path.
-    pub fn from_value(kind: Kind, value: Value) -> Result<Resource, String> {
+    /// Builds a resource of `kind` from a JSON value; the error names the field path. A key
+    /// set to `null` (or to nothing, `annotations:`) is absent, as Kubernetes and protobuf's
+    /// JSON read it.
+    pub fn from_value(kind: Kind, mut value: Value) -> Result<Resource, String> {
+        drop_nulls(&mut value);
         fn de<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
             serde_path_to_error::deserialize(v).map_err(|e| {
                 let path = e.path().to_string();
@@ -226,11 +229,62 @@ impl Resource {
         }
     }
 
+    /// Every `kube` destination of the resource, with its field path.
+    pub fn kube_destinations(&self) -> Vec<(String, &KubeDestination)> {
+        let mut out = Vec::new();
+        let (base, routes) = match self {
+            Resource::VirtualService(vs) => {
+                ("spec.virtualHost.routes", &vs.spec.virtual_host.routes)
+            }
+            Resource::RouteTable(rt) => ("spec.routes", &rt.spec.routes),
+            Resource::UpstreamGroup(g) => {
+                weighted_kube("spec.destinations", &g.spec.destinations, &mut out);
+                return out;
+            }
+            Resource::Upstream(_) => return out,
+        };
+        for (i, r) in routes.iter().enumerate() {
+            let Some(a) = &r.route_action else { continue };
+            if let Some(k) = a.single.as_ref().and_then(|d| d.kube.as_ref()) {
+                out.push((format!("{base}[{i}].routeAction.single.kube"), k));
+            }
+            if let Some(m) = &a.multi {
+                let at = format!("{base}[{i}].routeAction.multi.destinations");
+                weighted_kube(&at, &m.destinations, &mut out);
+            }
+        }
+        out
+    }
+
     pub fn routes_mut(&mut self) -> Option<&mut Vec<Route>> {
         match self {
             Resource::VirtualService(vs) => Some(&mut vs.spec.virtual_host.routes),
             Resource::RouteTable(rt) => Some(&mut rt.spec.routes),
             _ => None,
         }
+    }
+}
+
+fn weighted_kube<'a>(
+    at: &str,
+    ds: &'a [WeightedDestination],
+    out: &mut Vec<(String, &'a KubeDestination)>,
+) {
+    for (j, d) in ds.iter().enumerate() {
+        if let Some(k) = &d.destination.kube {
+            out.push((format!("{at}[{j}].destination.kube"), k));
+        }
+    }
+}
+
+/// Removes every `key: null` of every mapping, at any depth.
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }

@@ -9,8 +9,9 @@ use serde_json::{Map, Value};
 
 /// Fields epoxy reads but does not model, kept verbatim in their original order.
 ///
-/// Deserializing one records its keys when a caller asked for them (`collect_unmodelled`), so
-/// that a write can warn that it keeps fields it does not act on.
+/// Deserializing one records its keys when a caller asked for them (`collect_unmodelled`, used
+/// by the console's route editor). Writes check every key against Gloo's fields instead
+/// (`strict`), which names each at its path.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct Extra(pub Map<String, Value>);
@@ -286,8 +287,23 @@ pub struct WeightedDestination {
 pub struct Destination {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<ResourceRef>,
+    /// A Kubernetes service port, reached as a kube upstream of that service would be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<KubeDestination>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination_spec: Option<DestinationSpec>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Gloo's `KubernetesServiceDestination`: `{ref: {name, namespace}, port}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeDestination {
+    #[serde(default, rename = "ref")]
+    pub ref_: ResourceRef,
+    #[serde(default)]
+    pub port: u32,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -402,11 +418,16 @@ impl Route {
     pub fn describe_destination(&self) -> Option<(String, String)> {
         if let Some(a) = &self.route_action {
             if let Some(d) = &a.single {
-                let up = d
-                    .upstream
-                    .as_ref()
-                    .map(|u| u.name.clone())
-                    .unwrap_or_default();
+                let up = match (&d.upstream, &d.kube) {
+                    (Some(u), _) => u.name.clone(),
+                    (None, Some(k)) => format!(
+                        "kube {}/{}:{}",
+                        k.ref_.namespace.as_deref().unwrap_or(""),
+                        k.ref_.name,
+                        k.port
+                    ),
+                    _ => String::new(),
+                };
                 return Some((up, d.function_name().unwrap_or("").to_string()));
             }
             if let Some(m) = &a.multi {

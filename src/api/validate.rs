@@ -5,6 +5,7 @@
 use super::duration::parse_duration;
 use super::naming::{name_problem, namespace_problem};
 use super::resource::{Kind, Resource, ResourceKey};
+use super::strict::Finding;
 use super::types::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -66,6 +67,7 @@ pub fn validate(set: &ResourceSet) -> Vec<Problem> {
     for (key, r) in set {
         let mut sink = Sink { key, out: &mut out };
         validate_meta(r, &mut sink);
+        validate_keys(r, &mut sink);
         match r {
             Resource::Upstream(u) => validate_upstream(&u.spec, &mut sink),
             Resource::UpstreamGroup(g) => validate_weighted(
@@ -120,6 +122,30 @@ fn warn_shadowed(base: &str, routes: &[Route], sink: &mut Sink) {
     }
 }
 
+/// Typos and Gloo fields epoxy cannot honour refuse the resource; other Gloo fields it does
+/// not act on are named, each at its path.
+fn validate_keys(r: &Resource, sink: &mut Sink) {
+    for f in super::strict::check(r) {
+        match f {
+            Finding::Unknown {
+                path,
+                key,
+                hint: Some(h),
+            } => sink.error(path, format!("unknown field `{key}`; {h}")),
+            Finding::Unknown {
+                path,
+                key,
+                hint: None,
+            } => sink.error(
+                path,
+                format!("unknown field `{key}`: Gloo has no such field here"),
+            ),
+            Finding::Kept { path } => sink.warn(path, "kept, not acted on"),
+            Finding::Refused { path, why } => sink.error(path, why),
+        }
+    }
+}
+
 fn validate_meta(r: &Resource, sink: &mut Sink) {
     if let Some(p) = name_problem(r.name()) {
         sink.error("metadata.name", p);
@@ -129,8 +155,8 @@ fn validate_meta(r: &Resource, sink: &mut Sink) {
     }
 }
 
-const OTHER_UPSTREAM_TYPES: [&str; 7] = [
-    "aws", "azure", "consul", "pipe", "gcp", "awsEc2", "failover",
+const OTHER_UPSTREAM_TYPES: [&str; 8] = [
+    "aws", "azure", "consul", "pipe", "gcp", "awsEc2", "ai", "failover",
 ];
 
 fn validate_upstream(spec: &UpstreamSpec, sink: &mut Sink) {
@@ -577,14 +603,36 @@ fn validate_weighted(
 }
 
 fn validate_destination(at: &str, d: &Destination, ns: &str, set: &ResourceSet, sink: &mut Sink) {
+    if let Some(k) = &d.kube {
+        let kat = format!("{at}.kube");
+        if d.upstream.is_some() {
+            sink.error(
+                &kat,
+                "a destination is an upstream or a `kube` service, not both",
+            );
+        }
+        if k.ref_.name.is_empty() {
+            sink.error(format!("{kat}.ref.name"), "a service name is required");
+        }
+        if k.port == 0 || k.port > 65535 {
+            sink.error(
+                format!("{kat}.port"),
+                format!("port {} is not in 1-65535", k.port),
+            );
+        }
+        if d.destination_spec.is_some() {
+            sink.error(
+                format!("{at}.destinationSpec"),
+                "functions live on upstreams: call one through an upstream, not a `kube` destination",
+            );
+        }
+        return;
+    }
     let Some(up) = &d.upstream else {
-        if let Some(k) = ["kube", "consul"]
-            .iter()
-            .find(|k| d.extra.contains_key(**k))
-        {
+        if d.extra.contains_key("consul") {
             sink.warn(
-                format!("{at}.{k}"),
-                format!("`{k}` destinations are kept but epoxy routes only to upstreams"),
+                format!("{at}.consul"),
+                "`consul` destinations are kept but epoxy does not route to them",
             );
         } else {
             sink.error(format!("{at}.upstream"), "a destination needs an upstream");

@@ -3,7 +3,7 @@
 use super::output::{Table, print_values, with_status};
 use super::{Global, OutputFormat};
 use crate::api::status::{Status, statuses};
-use crate::api::{Kind, PathMatch, Resource, ResourceKey, Route, validate};
+use crate::api::{Kind, Matcher, PathMatch, Resource, ResourceKey, Route, validate};
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -173,7 +173,8 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
     Ok(())
 }
 
-/// glooctl's route table: index, matcher, type, methods, headers, destination, function.
+/// glooctl's route table: index, matcher, type, methods, headers, query, destination,
+/// function; a route with several matchers has a line for each (any of them matches).
 pub fn routes_table(routes: &[Route]) -> String {
     let mut t = Table::new(&[
         "#",
@@ -181,49 +182,63 @@ pub fn routes_table(routes: &[Route]) -> String {
         "TYPE",
         "METHODS",
         "HEADERS",
+        "QUERY",
         "DESTINATION",
         "FUNCTION",
     ]);
+    let catch_all = [Matcher::default()];
     for (i, r) in routes.iter().enumerate() {
-        let m = r.matchers.first();
-        let (kind, path) = match m.map(|m| m.path()).unwrap_or(PathMatch::Prefix("/")) {
-            PathMatch::Prefix(p) => ("Prefix", p),
-            PathMatch::Exact(p) => ("Exact", p),
-            PathMatch::Regex(p) => ("Regex", p),
-        };
-        let methods = m.map(|m| m.methods.join(",")).unwrap_or_default();
-        let headers = m
-            .map(|m| {
-                m.headers
-                    .iter()
-                    .map(|h| {
-                        format!(
-                            "{}{}={}",
-                            if h.invert_match == Some(true) {
-                                "!"
-                            } else {
-                                ""
-                            },
-                            h.name,
-                            h.value.as_deref().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
         let (dest, function) = describe_action(r);
-        t.row(vec![
-            i.to_string(),
-            path.to_string(),
-            kind.into(),
-            methods,
-            headers,
-            dest,
-            function,
-        ]);
+        let matchers = if r.matchers.is_empty() {
+            &catch_all[..]
+        } else {
+            &r.matchers
+        };
+        for m in matchers {
+            let (kind, path) = match m.path() {
+                PathMatch::Prefix(p) => ("Prefix", p),
+                PathMatch::Exact(p) => ("Exact", p),
+                PathMatch::Regex(p) => ("Regex", p),
+            };
+            let kind = if m.case_sensitive == Some(false) {
+                format!("{kind} (any case)")
+            } else {
+                kind.to_string()
+            };
+            let headers = m.headers.iter().map(|h| {
+                let not = if h.invert_match == Some(true) {
+                    "!"
+                } else {
+                    ""
+                };
+                condition(&format!("{not}{}", h.name), h.value.as_deref(), h.regex)
+            });
+            let query = m
+                .query_parameters
+                .iter()
+                .map(|q| condition(&q.name, q.value.as_deref(), q.regex));
+            t.row(vec![
+                i.to_string(),
+                path.to_string(),
+                kind,
+                m.methods.join(","),
+                headers.collect::<Vec<_>>().join(","),
+                query.collect::<Vec<_>>().join(","),
+                dest.clone(),
+                function.clone(),
+            ]);
+        }
     }
     t.render()
+}
+
+/// `name=value`, `name~regex`, or `name` when any value will do.
+fn condition(name: &str, value: Option<&str>, regex: Option<bool>) -> String {
+    match value.filter(|v| !v.is_empty()) {
+        None => name.to_string(),
+        Some(v) if regex == Some(true) => format!("{name}~{v}"),
+        Some(v) => format!("{name}={v}"),
+    }
 }
 
 /// A route's destination and function, in a few words.

@@ -1,7 +1,6 @@
 //! `apply`, `delete` and `create`: writes from files and flags.
 
 use super::Global;
-use crate::api::types::collect_unmodelled;
 use crate::api::{
     Kind, KubeUpstream, Object, Resource, ResourceKey, StaticHost, StaticUpstream, UpstreamSpec,
     VirtualHost, VirtualServiceSpec, parse_resources,
@@ -98,19 +97,10 @@ fn kind_order(k: Kind) -> u8 {
 pub async fn apply(g: &Global, file: &str) -> Result<()> {
     let text = read_input(file)?;
     let origin = if file == "-" { "<stdin>" } else { file };
-    let (parsed, unmodelled) = collect_unmodelled(|| parse_resources(&text, origin));
-    let mut resources = parsed?;
+    // Fields kept but not acted on are named, each at its path, in the write's warnings.
+    let mut resources = parse_resources(&text, origin)?;
     if resources.is_empty() {
         bail!("{origin}: no resources found");
-    }
-    if !unmodelled.is_empty() {
-        let mut u = unmodelled;
-        u.sort();
-        u.dedup();
-        eprintln!(
-            "warning: kept fields epoxy does not act on: {}",
-            u.join(", ")
-        );
     }
     // Targets first, so that references in the same file resolve.
     resources.sort_by_key(|r| kind_order(r.kind()));
@@ -136,9 +126,17 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
             println!("{key} unchanged");
             continue;
         }
+        let kube_note = if g.kube_target().is_none() {
+            kube_destination_notes(&r)
+        } else {
+            Vec::new()
+        };
         match writes::write(store.as_ref(), r, Precondition::Any).await {
             Ok(w) => {
                 print_warnings(&w.warnings);
+                for n in kube_note {
+                    eprintln!("warning: {key}: {n}");
+                }
                 println!("{key} {verb}");
             }
             Err(e) => {
@@ -154,6 +152,22 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Outside Kubernetes mode a `kube` destination has no cluster to go through: say where its
+/// requests will go instead (the service's cluster DNS name, as for a kube upstream).
+fn kube_destination_notes(r: &Resource) -> Vec<String> {
+    use crate::net::Connector;
+    r.kube_destinations()
+        .into_iter()
+        .map(|(path, k)| {
+            let ns = k.ref_.namespace_or(r.namespace());
+            let to = crate::net::ClusterDns
+                .service(ns, &k.ref_.name, k.port)
+                .unwrap_or_default();
+            format!("{path}: a `kube` destination without --kube: requests go to {to} (the service's cluster DNS name)")
+        })
+        .collect()
 }
 
 pub async fn delete(g: &Global, kind: &str, name: &str) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The control loop: watch the store, validate the whole state, compile what is accepted and
 //! swap it into the gateway at once. A rejected resource keeps serving its last accepted
-//! version (or nothing, if it never had one), and its status says why.
+//! version (or nothing, if it never had one), and its status says why; one rejected for asking
+//! what epoxy cannot enforce (auth, rate limits, TLS) serves nothing.
 
 use crate::api::status::{Status, statuses};
 use crate::api::{ParseError, Resource, ResourceKey, ResourceSet, Severity, validate};
@@ -60,6 +61,14 @@ impl Reconciler {
         let mut fallback = ResourceSet::new();
         let mut serving_last_good = Vec::new();
         for k in &rejected {
+            // What a resource asks epoxy cannot enforce (auth, TLS) is not served without it.
+            if listing
+                .resources
+                .get(k)
+                .is_some_and(crate::api::strict::asks_unenforced)
+            {
+                continue;
+            }
             if let Some(prev) = self.last_good(k) {
                 fallback.insert(k.clone(), prev.clone());
                 serving_last_good.push(k.clone());
@@ -184,5 +193,30 @@ mod tests {
         let bad = listing(vs("/x("));
         let (set, _) = fresh.reconcile(&bad);
         assert!(set.is_empty());
+    }
+
+    #[test]
+    fn a_resource_asking_for_auth_serves_nothing_not_its_last_version() {
+        let mut r = Reconciler::default();
+        let l1 = listing(vs("/one"));
+        let (set, _) = r.reconcile(&l1);
+        assert_eq!(regex_of(&set).as_deref(), Some("/one"));
+        let with_auth = parse_one(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: v, namespace: ns}\nspec:\n  virtualHost:\n    options: {extauth: {configRef: {name: a, namespace: b}}}\n    routes:\n    - matchers: [{regex: '/one'}]\n      directResponseAction: {status: 200}\n",
+            "t",
+        )
+        .unwrap();
+        let l2 = listing(with_auth);
+        let (set, rep) = r.reconcile(&l2);
+        assert!(set.is_empty(), "served without its auth: {set:?}");
+        assert!(rep.serving_last_good.is_empty());
+        let st = rep.statuses.values().next().unwrap();
+        assert!(
+            st.reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("spec.virtualHost.options.extauth: epoxy does not enforce"),
+            "{st:?}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The admin listener (127.0.0.1 by default): `/metrics` (Prometheus text), `/ready`, and
 //! `/routes` (the compiled table as JSON).
 
+use super::matcher::{CompiledMatcher, PathCond, ValueCond};
 use super::table::{Action, RouteTable};
 use super::telemetry::Registry;
 use arc_swap::ArcSwap;
@@ -13,6 +14,62 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::watch;
+
+/// A compiled whole-value regex as the user wrote it (without the anchors epoxy adds).
+fn pattern(r: &regex::Regex) -> &str {
+    let s = r.as_str();
+    s.strip_prefix("^(?:")
+        .and_then(|s| s.strip_suffix(")$"))
+        .unwrap_or(s)
+}
+
+/// A value condition in Gloo's words: `value` (exact), `regex`, or neither (present).
+fn value_json(v: &ValueCond) -> serde_json::Value {
+    match v {
+        ValueCond::Present => json!({}),
+        ValueCond::Exact(e) => json!({"value": e}),
+        ValueCond::Regex(r) => json!({"regex": pattern(r)}),
+    }
+}
+
+/// Every condition of a matcher, not only its path: two routes with the same path differ here.
+fn matcher_json(m: &CompiledMatcher) -> serde_json::Value {
+    let mut out = match &m.path {
+        PathCond::Prefix(p) => json!({"prefix": p}),
+        PathCond::Exact(p) => json!({"exact": p}),
+        PathCond::Regex(r) => json!({"regex": pattern(r)}),
+    };
+    out["caseSensitive"] = json!(m.case_sensitive);
+    if !m.methods.is_empty() {
+        out["methods"] = json!(m.methods);
+    }
+    if !m.headers.is_empty() {
+        out["headers"] = m
+            .headers
+            .iter()
+            .map(|h| {
+                let mut j = value_json(&h.value);
+                j["name"] = json!(h.name);
+                if h.invert {
+                    j["invertMatch"] = json!(true);
+                }
+                j
+            })
+            .collect();
+    }
+    if !m.query.is_empty() {
+        out["queryParameters"] = m
+            .query
+            .iter()
+            .map(|q| {
+                let mut j = value_json(&q.value);
+                j["name"] = json!(q.name);
+                j
+            })
+            .collect();
+    }
+    out
+}
 
 fn routes_json(t: &RouteTable) -> serde_json::Value {
     let vhosts: Vec<_> = t
@@ -33,7 +90,7 @@ fn routes_json(t: &RouteTable) -> serde_json::Value {
                         Action::Redirect(rd) => json!({"redirect": {"status": rd.status.as_u16(), "host": rd.host, "path": rd.path}}),
                         Action::Direct { status, .. } => json!({"direct": status.as_u16()}),
                     };
-                    json!({"id": r.id.to_string(), "matchers": r.matchers.iter().map(|m| format!("{:?}", m.path)).collect::<Vec<_>>(), "action": action})
+                    json!({"id": r.id.to_string(), "matchers": r.matchers.iter().map(matcher_json).collect::<Vec<_>>(), "action": action})
                 })
                 .collect();
             json!({"virtualService": v.key.to_string(), "domains": v.domains, "routes": routes})

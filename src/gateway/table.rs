@@ -465,6 +465,8 @@ pub fn compile_with(
     let mut c = Compiler {
         set,
         registry,
+        connector,
+        kube_services: RefCell::default(),
         upstreams: HashMap::new(),
         problems: Vec::new(),
         templates: RefCell::default(),
@@ -585,6 +587,9 @@ fn host_port(addr: &str, port: u32) -> String {
 struct Compiler<'a> {
     set: &'a ResourceSet,
     registry: &'a Registry,
+    connector: &'a dyn Connector,
+    /// Targets of `kube` destinations by service port: routes to one service share one.
+    kube_services: RefCell<HashMap<(String, String, u32), Arc<UpstreamTarget>>>,
     upstreams: HashMap<ResourceKey, Arc<UpstreamTarget>>,
     problems: Vec<String>,
     /// Compiled templates by the function's content: identical functions share one.
@@ -614,6 +619,32 @@ impl Compiler<'_> {
         Ok(r)
     }
 
+    /// A `kube` destination: the service's endpoints as a kube upstream of it reaches them
+    /// (through the gateway's connector); no hosts, so 503, when the connector cannot.
+    fn kube_service(&self, ns: &str, name: &str, port: u32) -> Arc<UpstreamTarget> {
+        let key = (ns.to_string(), name.to_string(), port);
+        if let Some(t) = self.kube_services.borrow().get(&key) {
+            return t.clone();
+        }
+        let label: Arc<str> = Arc::from(format!("kube:{ns}/{name}:{port}").as_str());
+        let hosts = match self.connector.service(ns, name, port) {
+            Ok(authority) => vec![Arc::from(authority.as_str())],
+            Err(e) => {
+                tracing::warn!(destination = %label, error = %e, "kube destination unreachable");
+                Vec::new()
+            }
+        };
+        let t = Arc::new(UpstreamTarget {
+            stats: self.registry.upstream(&label),
+            name: label,
+            hosts,
+            use_tls: false,
+            next: AtomicUsize::new(0),
+        });
+        self.kube_services.borrow_mut().insert(key, t.clone());
+        t
+    }
+
     fn upstream(&self, r: &ResourceRef, ns: &str) -> Option<Arc<UpstreamTarget>> {
         self.upstreams
             .get(&ResourceKey::new(
@@ -631,6 +662,10 @@ impl Compiler<'_> {
             function: None,
             problem: None,
         };
+        if let (None, Some(k)) = (&d.upstream, &d.kube) {
+            t.upstream = Some(self.kube_service(k.ref_.namespace_or(ns), &k.ref_.name, k.port));
+            return t;
+        }
         let Some(uref) = &d.upstream else {
             t.problem = Some(Arc::from("the destination names no upstream"));
             return t;

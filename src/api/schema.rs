@@ -1,0 +1,439 @@
+//! Gloo's fields, level by level (from Gloo's protos: gateway/api/v1 virtual_service and
+//! route_table, gloo/api/v1 proxy, upstream, virtual_host_options, route_options,
+//! weighted_destination_options, core/matchers, options/*), and what epoxy does with each.
+//!
+//! A key that is not listed at its level is no Gloo field: a typo, refused (`strict`). A Gloo
+//! field epoxy does not act on is kept with a warning; one whose absence would let traffic
+//! through that Gloo would stop (auth, rate limits, TLS) is refused until epoxy enforces it.
+
+/// What epoxy does with one of Gloo's fields.
+#[derive(Debug, Clone, Copy)]
+pub enum Use {
+    /// Read and acted on; its value is checked against `Node`.
+    Acted(Node),
+    /// A Gloo field epoxy keeps verbatim but does not act on: a warning.
+    Kept,
+    /// A Gloo field epoxy cannot honour yet and must not ignore: the resource is rejected.
+    Refused(&'static str),
+    /// Bookkeeping, or a field another check reports on: nothing to say here.
+    Quiet,
+}
+
+/// The shape of an acted-on field's value.
+#[derive(Debug, Clone, Copy)]
+pub enum Node {
+    /// A scalar, or a list or map of scalars.
+    Leaf,
+    One(&'static [Field]),
+    List(&'static [Field]),
+    /// A map with the user's keys (function names, header names) to values of one level.
+    Map(&'static [Field]),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub name: &'static str,
+    pub use_: Use,
+}
+
+const fn leaf(name: &'static str) -> Field {
+    Field {
+        name,
+        use_: Use::Acted(Node::Leaf),
+    }
+}
+const fn one(name: &'static str, level: &'static [Field]) -> Field {
+    Field {
+        name,
+        use_: Use::Acted(Node::One(level)),
+    }
+}
+const fn list(name: &'static str, level: &'static [Field]) -> Field {
+    Field {
+        name,
+        use_: Use::Acted(Node::List(level)),
+    }
+}
+const fn map(name: &'static str, level: &'static [Field]) -> Field {
+    Field {
+        name,
+        use_: Use::Acted(Node::Map(level)),
+    }
+}
+const fn kept(name: &'static str) -> Field {
+    Field {
+        name,
+        use_: Use::Kept,
+    }
+}
+const fn quiet(name: &'static str) -> Field {
+    Field {
+        name,
+        use_: Use::Quiet,
+    }
+}
+const fn refused(name: &'static str, why: &'static str) -> Field {
+    Field {
+        name,
+        use_: Use::Refused(why),
+    }
+}
+
+const AUTH: &str = "epoxy does not enforce authentication or authorization yet; refused so that this traffic is not served without it";
+const LIMIT: &str =
+    "epoxy does not enforce rate limits yet; refused so that this traffic is not served unlimited";
+const FILTER: &str = "epoxy does not run this request filter yet; refused so that this traffic is not served without it";
+const PLUGINS: &str = "epoxy does not read plugin configurations (they may carry auth or rate limits); refused so that none is skipped";
+const OPTION_REFS: &str = "epoxy does not read VirtualHostOption or RouteOption resources (they may carry auth or rate limits); refused so that none is skipped";
+
+/// Options with a security effect, at every level that has them (virtual host, route).
+macro_rules! security_options {
+    ($($more:expr),* $(,)?) => {
+        &[
+            refused("extauth", AUTH),
+            refused("jwt", AUTH),
+            refused("jwtStaged", AUTH),
+            refused("rbac", AUTH),
+            refused("waf", FILTER),
+            refused("dlp", FILTER),
+            refused("csrf", FILTER),
+            refused("extProc", FILTER),
+            refused("extProcEarly", FILTER),
+            refused("extProcLate", FILTER),
+            refused("ratelimit", LIMIT),
+            refused("ratelimitBasic", LIMIT),
+            refused("ratelimitEarly", LIMIT),
+            refused("ratelimitRegular", LIMIT),
+            refused("ratelimitRegex", LIMIT),
+            refused("rateLimitConfigs", LIMIT),
+            refused("rateLimitEarlyConfigs", LIMIT),
+            refused("rateLimitRegularConfigs", LIMIT),
+            refused("ratelimitBeforeAuth", LIMIT),
+            refused("extensions", PLUGINS),
+            kept("cors"),
+            kept("transformations"),
+            kept("stagedTransformations"),
+            kept("bufferPerRoute"),
+            $($more),*
+        ]
+    };
+}
+
+// ---------------------------------------------------------------- shared
+
+pub const REF: &[Field] = &[leaf("name"), leaf("namespace")];
+
+pub const METADATA: &[Field] = &[
+    leaf("name"),
+    leaf("namespace"),
+    leaf("labels"),
+    leaf("annotations"),
+    leaf("resourceVersion"),
+    quiet("uid"),
+    quiet("generation"),
+    quiet("creationTimestamp"),
+    quiet("deletionTimestamp"),
+    quiet("deletionGracePeriodSeconds"),
+    quiet("generateName"),
+    quiet("selfLink"),
+    quiet("managedFields"),
+    quiet("ownerReferences"),
+    quiet("finalizers"),
+    quiet("cluster"),
+];
+
+/// The top of every object, around a kind's `spec`.
+pub const fn object(spec: &'static [Field]) -> [Field; 5] {
+    [
+        leaf("apiVersion"),
+        leaf("kind"),
+        one("metadata", METADATA),
+        one("spec", spec),
+        quiet("status"),
+    ]
+}
+
+// ---------------------------------------------------------------- routes
+
+const HEADER_MATCHER: &[Field] = &[
+    leaf("name"),
+    leaf("value"),
+    leaf("regex"),
+    leaf("invertMatch"),
+];
+const QUERY_MATCHER: &[Field] = &[leaf("name"), leaf("value"), leaf("regex")];
+const MATCHER: &[Field] = &[
+    leaf("prefix"),
+    leaf("exact"),
+    leaf("regex"),
+    leaf("caseSensitive"),
+    list("headers", HEADER_MATCHER),
+    list("queryParameters", QUERY_MATCHER),
+    leaf("methods"),
+    // Ignored, the matcher would match every path.
+    refused(
+        "connectMatcher",
+        "epoxy does not match CONNECT requests; ignoring this would match every path",
+    ),
+];
+
+const PARAMETERS: &[Field] = &[leaf("headers"), leaf("path")];
+const REST_DESTINATION: &[Field] = &[
+    leaf("functionName"),
+    one("parameters", PARAMETERS),
+    kept("responseTransformation"),
+];
+const DESTINATION_SPEC: &[Field] = &[
+    one("rest", REST_DESTINATION),
+    kept("aws"),
+    kept("azure"),
+    kept("grpc"),
+];
+const KUBE_DESTINATION: &[Field] = &[one("ref", REF), leaf("port")];
+const DESTINATION: &[Field] = &[
+    one("upstream", REF),
+    one("kube", KUBE_DESTINATION),
+    // Reported by validation.
+    quiet("consul"),
+    one("destinationSpec", DESTINATION_SPEC),
+    kept("subset"),
+];
+const WEIGHTED_OPTIONS: &[Field] = &[
+    refused("extauth", AUTH),
+    refused("extensions", PLUGINS),
+    kept("headerManipulation"),
+    kept("transformations"),
+    kept("stagedTransformations"),
+    kept("bufferPerRoute"),
+    refused("csrf", FILTER),
+];
+pub const WEIGHTED_DESTINATION: &[Field] = &[
+    one("destination", DESTINATION),
+    leaf("weight"),
+    one("options", WEIGHTED_OPTIONS),
+];
+const MULTI: &[Field] = &[list("destinations", WEIGHTED_DESTINATION)];
+const ROUTE_ACTION: &[Field] = &[
+    one("single", DESTINATION),
+    one("multi", MULTI),
+    one("upstreamGroup", REF),
+    refused("clusterHeader", "epoxy does not route by a cluster header"),
+    refused("dynamicForwardProxy", "epoxy is not a forward proxy"),
+];
+const REGEX_MATCHER: &[Field] = &[leaf("regex"), quiet("googleRe2")];
+const REGEX_REWRITE: &[Field] = &[one("pattern", REGEX_MATCHER), leaf("substitution")];
+const REDIRECT: &[Field] = &[
+    leaf("hostRedirect"),
+    leaf("pathRedirect"),
+    leaf("prefixRewrite"),
+    leaf("responseCode"),
+    leaf("httpsRedirect"),
+    leaf("stripQuery"),
+    kept("regexRewrite"),
+    kept("portRedirect"),
+];
+const DIRECT: &[Field] = &[leaf("status"), leaf("body")];
+const SELECTOR: &[Field] = &[
+    leaf("labels"),
+    leaf("namespaces"),
+    refused(
+        "expressions",
+        "epoxy does not evaluate selector expressions; ignoring them would delegate to more route tables",
+    ),
+];
+const DELEGATE: &[Field] = &[
+    one("ref", REF),
+    one("selector", SELECTOR),
+    leaf("name"),
+    leaf("namespace"),
+];
+const RETRIES: &[Field] = &[
+    leaf("retryOn"),
+    leaf("numRetries"),
+    leaf("perTryTimeout"),
+    leaf("retriableStatusCodes"),
+    kept("retryBackOff"),
+    kept("previousPriorities"),
+    kept("rateLimitedRetryBackOff"),
+];
+const HEADER_VALUE: &[Field] = &[leaf("key"), leaf("value")];
+const HEADER_VALUE_OPTION: &[Field] = &[
+    one("header", HEADER_VALUE),
+    leaf("append"),
+    kept("headerSecretRef"),
+];
+const HEADER_MANIPULATION: &[Field] = &[
+    list("requestHeadersToAdd", HEADER_VALUE_OPTION),
+    leaf("requestHeadersToRemove"),
+    list("responseHeadersToAdd", HEADER_VALUE_OPTION),
+    leaf("responseHeadersToRemove"),
+];
+const SHADOWING: &[Field] = &[
+    one("upstream", REF),
+    leaf("percentage"),
+    kept("disableShadowHostSuffixAppend"),
+    kept("hostRewriteLiteral"),
+];
+const ROUTE_OPTIONS: &[Field] = security_options![
+    refused("jwtProvidersStaged", AUTH),
+    leaf("prefixRewrite"),
+    one("regexRewrite", REGEX_REWRITE),
+    leaf("hostRewrite"),
+    leaf("timeout"),
+    one("retries", RETRIES),
+    one("headerManipulation", HEADER_MANIPULATION),
+    one("shadowing", SHADOWING),
+    kept("faults"),
+    kept("tracing"),
+    kept("autoHostRewrite"),
+    kept("hostRewritePathRegex"),
+    kept("hostRewriteHeader"),
+    kept("appendXForwardedHost"),
+    kept("lbHash"),
+    kept("upgrades"),
+    kept("envoyMetadata"),
+    kept("maxStreamDuration"),
+    kept("idleTimeout"),
+    kept("ai"),
+];
+
+pub const ROUTE: &[Field] = &[
+    list("matchers", MATCHER),
+    kept("inheritableMatchers"),
+    kept("inheritablePathMatchers"),
+    one("routeAction", ROUTE_ACTION),
+    one("redirectAction", REDIRECT),
+    one("directResponseAction", DIRECT),
+    one("delegateAction", DELEGATE),
+    one("options", ROUTE_OPTIONS),
+    leaf("name"),
+    refused("optionsConfigRefs", OPTION_REFS),
+];
+
+/// The field `name` at `level`.
+pub fn field(level: &'static [Field], name: &str) -> Option<&'static Field> {
+    level.iter().find(|f| f.name == name)
+}
+
+// ---------------------------------------------------------------- the four kinds
+
+const VIRTUAL_HOST_OPTIONS: &[Field] = security_options![
+    kept("retries"),
+    kept("stats"),
+    kept("headerManipulation"),
+    kept("includeRequestAttemptCount"),
+    kept("includeAttemptCountInResponse"),
+    kept("corsPolicyMergeSettings"),
+];
+const VIRTUAL_HOST: &[Field] = &[
+    leaf("domains"),
+    list("routes", ROUTE),
+    one("options", VIRTUAL_HOST_OPTIONS),
+    refused("optionsConfigRefs", OPTION_REFS),
+];
+pub const VIRTUAL_SERVICE: &[Field] = &[
+    one("virtualHost", VIRTUAL_HOST),
+    refused(
+        "sslConfig",
+        "epoxy does not terminate TLS yet; refused so that this virtual service is not served in clear",
+    ),
+    kept("displayName"),
+    quiet("namespacedStatuses"),
+];
+pub const ROUTE_TABLE: &[Field] = &[
+    list("routes", ROUTE),
+    leaf("weight"),
+    quiet("namespacedStatuses"),
+];
+pub const UPSTREAM_GROUP: &[Field] = &[
+    list("destinations", WEIGHTED_DESTINATION),
+    quiet("namespacedStatuses"),
+];
+
+const TEMPLATE: &[Field] = &[leaf("text"), quiet("passthrough")];
+const TRANSFORMATION: &[Field] = &[
+    map("headers", TEMPLATE),
+    one("body", TEMPLATE),
+    // Acted on: the client's body goes on.
+    quiet("passthrough"),
+    kept("advancedTemplates"),
+    kept("extractors"),
+    kept("headersToAppend"),
+    kept("headersToRemove"),
+    kept("mergeExtractorsToBody"),
+    kept("mergeJsonKeys"),
+    kept("parseBodyBehavior"),
+    kept("ignoreErrorOnParse"),
+    kept("dynamicMetadataValues"),
+    kept("escapeCharacters"),
+    kept("spanTransformer"),
+];
+const SWAGGER_INFO: &[Field] = &[leaf("url"), leaf("inline")];
+const REST_SERVICE: &[Field] = &[
+    map("transformations", TRANSFORMATION),
+    one("swaggerInfo", SWAGGER_INFO),
+];
+const SERVICE_SPEC: &[Field] = &[
+    one("rest", REST_SERVICE),
+    kept("grpc"),
+    kept("grpcJsonTranscoder"),
+];
+const STATIC_HOST: &[Field] = &[
+    leaf("addr"),
+    leaf("port"),
+    kept("sniAddr"),
+    kept("loadBalancingWeight"),
+    kept("healthCheckConfig"),
+    kept("metadata"),
+];
+const STATIC: &[Field] = &[
+    list("hosts", STATIC_HOST),
+    leaf("useTls"),
+    one("serviceSpec", SERVICE_SPEC),
+    kept("autoSniRewrite"),
+];
+const KUBE: &[Field] = &[
+    leaf("serviceName"),
+    leaf("serviceNamespace"),
+    leaf("servicePort"),
+    leaf("selector"),
+    one("serviceSpec", SERVICE_SPEC),
+    kept("subsetSpec"),
+];
+const DISCOVERY_METADATA: &[Field] = &[leaf("labels")];
+pub const UPSTREAM: &[Field] = &[
+    one("kube", KUBE),
+    one("static", STATIC),
+    one("discoveryMetadata", DISCOVERY_METADATA),
+    // Other upstream types: reported by validation.
+    quiet("pipe"),
+    quiet("aws"),
+    quiet("azure"),
+    quiet("consul"),
+    quiet("awsEc2"),
+    quiet("gcp"),
+    quiet("ai"),
+    quiet("failover"),
+    kept("sslConfig"),
+    kept("circuitBreakers"),
+    kept("loadBalancerConfig"),
+    kept("healthChecks"),
+    kept("outlierDetection"),
+    kept("connectionConfig"),
+    kept("protocolSelection"),
+    kept("useHttp2"),
+    kept("initialStreamWindowSize"),
+    kept("initialConnectionWindowSize"),
+    kept("maxConcurrentStreams"),
+    kept("overrideStreamErrorOnInvalidHttpMessage"),
+    kept("httpProxyHostname"),
+    kept("httpConnectSslConfig"),
+    kept("httpConnectHeaders"),
+    kept("ignoreHealthOnHostRemoval"),
+    kept("dnsRefreshRate"),
+    kept("disableIstioAutoMtls"),
+    kept("respectDnsTtl"),
+    kept("preconnectPolicy"),
+    kept("proxyProtocolVersion"),
+    quiet("namespacedStatuses"),
+];
