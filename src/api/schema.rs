@@ -252,10 +252,13 @@ const RETRIES: &[Field] = &[
     leaf("numRetries"),
     leaf("perTryTimeout"),
     leaf("retriableStatusCodes"),
-    kept("retryBackOff"),
+    one("retryBackOff", RETRY_BACK_OFF),
     kept("previousPriorities"),
     kept("rateLimitedRetryBackOff"),
 ];
+const RETRY_BACK_OFF: &[Field] = &[leaf("baseInterval"), leaf("maxInterval")];
+const UPGRADE_SPEC: &[Field] = &[leaf("enabled")];
+const UPGRADE: &[Field] = &[one("websocket", UPGRADE_SPEC), kept("connect")];
 const HEADER_VALUE: &[Field] = &[leaf("key"), leaf("value")];
 const HEADER_VALUE_OPTION: &[Field] = &[
     one("header", HEADER_VALUE),
@@ -285,12 +288,12 @@ const ROUTE_OPTIONS: &[Field] = security_options![
     one("shadowing", SHADOWING),
     kept("faults"),
     kept("tracing"),
-    kept("autoHostRewrite"),
+    leaf("autoHostRewrite"),
     kept("hostRewritePathRegex"),
     kept("hostRewriteHeader"),
     kept("appendXForwardedHost"),
     kept("lbHash"),
-    kept("upgrades"),
+    list("upgrades", UPGRADE),
     kept("envoyMetadata"),
     kept("maxStreamDuration"),
     kept("idleTimeout"),

@@ -566,8 +566,9 @@ mod tests {
         let body = br##"{"@odata.type": "#x", "owner": {"name": "a\"b"}}"##;
         let r = f.render("/u/me", (&h).into(), body).unwrap();
         assert_eq!(r.path.as_deref(), Some("/users/me?d=2026"));
+        let text = r.body.as_deref().unwrap();
         let b: serde_json::Value =
-            serde_json::from_str(r.body.as_deref().unwrap()).expect(r.body.as_deref().unwrap());
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
         assert_eq!(b["t"], "#x");
         assert_eq!(b["n"], "a\"b");
         assert_eq!(b["o"]["name"], "a\"b");

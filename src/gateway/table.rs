@@ -634,10 +634,13 @@ impl Compiler<'_> {
                 Vec::new()
             }
         };
+        let dns = format!("{name}.{ns}.svc.cluster.local");
+        let authorities = hosts.iter().map(|_| authority(&dns, port, false)).collect();
         let t = Arc::new(UpstreamTarget {
             stats: self.registry.upstream(&label),
             name: label,
             hosts,
+            authorities,
             use_tls: false,
             next: AtomicUsize::new(0),
         });
