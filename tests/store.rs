@@ -174,3 +174,52 @@ async fn examples_round_trip_through_the_store_unchanged() {
         }
     }
 }
+
+/// A batch write: each resource with its own precondition, one refused without the others
+/// being lost, no temporary file left behind, every version readable back.
+#[tokio::test]
+async fn a_batch_writes_each_resource_and_refuses_only_the_stale_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DirStore::open(dir.path()).unwrap();
+    let old = store
+        .put(upstream("b", 1), Precondition::Any)
+        .await
+        .unwrap();
+    store
+        .put(upstream("b", 2), Precondition::Any)
+        .await
+        .unwrap();
+    let results = store
+        .put_many(vec![
+            (upstream("a", 10), Precondition::Absent),
+            (upstream("b", 11), Precondition::from_read(&old)),
+            (upstream("c", 12), Precondition::Any),
+        ])
+        .await;
+    assert_eq!(results.len(), 3);
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(
+        matches!(results[1], Err(StoreError::Conflict { .. })),
+        "{results:?}"
+    );
+    let listing = store.list().await.unwrap();
+    let port = |name: &str| match &listing.resources
+        [&ResourceKey::new(Kind::Upstream, "gloo-system", name)]
+    {
+        Resource::Upstream(u) => u.spec.static_.as_ref().unwrap().hosts[0].port,
+        _ => 0,
+    };
+    assert_eq!((port("a"), port("b"), port("c")), (10, 2, 12));
+    for r in results.iter().flatten() {
+        assert_eq!(
+            store.get(&r.key()).await.unwrap().resource_version(),
+            r.resource_version()
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("upstreams/gloo-system"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

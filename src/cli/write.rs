@@ -105,7 +105,11 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
     // Targets first, so that references in the same file resolve.
     resources.sort_by_key(|r| kind_order(r.kind()));
     let store = g.store().await?;
-    let mut failed = 0;
+    // What each resource does (created, configured or unchanged), then the changed ones
+    // validated together and written.
+    let listing = store.list().await.map_err(|e| refusal(e.into()))?;
+    let mut changes = Vec::new();
+    let mut verbs = Vec::new();
     for mut r in resources {
         if r.namespace().is_empty() {
             r.meta_mut().namespace = Some(g.namespace.clone());
@@ -113,8 +117,7 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
         // Apply replaces whatever is there; a version in the file is not a precondition.
         r.meta_mut().resource_version = None;
         let key = r.key();
-        let existing = store.get(&key).await.ok();
-        let verb = match &existing {
+        let verb = match listing.resources.get(&key) {
             None => "created",
             Some(e) => {
                 let mut e = e.clone();
@@ -131,7 +134,15 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
         } else {
             Vec::new()
         };
-        match writes::write(store.as_ref(), r, Precondition::Any).await {
+        verbs.push((key, verb, kube_note));
+        changes.push(r);
+    }
+    let mut failed = 0;
+    let outcome = writes::write_batch_on(store.as_ref(), listing.resources, changes)
+        .await
+        .map_err(refusal)?;
+    for ((key, verb, kube_note), result) in verbs.into_iter().zip(outcome.results) {
+        match result {
             Ok(w) => {
                 print_warnings(&w.warnings);
                 for n in kube_note {
@@ -145,6 +156,7 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
             }
         }
     }
+    print_warnings(&outcome.other_warnings);
     if failed > 0 {
         bail!(
             "{failed} resource{} not applied",

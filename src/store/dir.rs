@@ -237,6 +237,68 @@ impl DirStore {
         }
     }
 
+    /// Writes many resources under one lock: each to a temporary file, then the file system
+    /// synced once (`syncfs`, not an fsync per file: 10,000 files took 10 s), then each renamed
+    /// into place and the file system synced again. A resource whose precondition fails, or
+    /// whose file cannot be written, gets its error; the others are written.
+    pub fn put_many_sync(&self, writes: Vec<(Resource, Precondition)>) -> Vec<Result<Resource>> {
+        let mut results: Vec<Result<Resource>> = Vec::with_capacity(writes.len());
+        let mut staged: Vec<(usize, PathBuf, PathBuf)> = Vec::new();
+        let locked = self.locked(|| {
+            for (i, (mut resource, pre)) in writes.into_iter().enumerate() {
+                let prepared = (|| {
+                    if resource.namespace().is_empty() {
+                        resource.meta_mut().namespace = Some(DEFAULT_NAMESPACE.to_string());
+                    }
+                    let key = resource.key();
+                    if let Some(p) = crate::api::naming::name_problem(&key.name)
+                        .or_else(|| crate::api::naming::namespace_problem(&key.namespace))
+                    {
+                        return Err(StoreError::Invalid(format!("{key}: {p}")));
+                    }
+                    let path = self.path_of(&key);
+                    let current = self.read_file(key.kind, &key.namespace, &path)?;
+                    self.check(&key, current.as_ref(), &pre)?;
+                    resource.meta_mut().resource_version = None;
+                    let text = resource.to_yaml();
+                    let dir = path.parent().unwrap_or(&self.root);
+                    fs::create_dir_all(dir).map_err(io_err(dir))?;
+                    let tmp = dir.join(format!(".{}.yaml.tmp-{}", key.name, std::process::id()));
+                    if let Err(e) = fs::write(&tmp, text.as_bytes()) {
+                        let _ = fs::remove_file(&tmp);
+                        return Err(io_err(&path)(e));
+                    }
+                    resource.meta_mut().resource_version = Some(version_of(text.as_bytes()));
+                    Ok((resource, tmp, path))
+                })();
+                match prepared {
+                    Ok((resource, tmp, path)) => {
+                        staged.push((i, tmp, path));
+                        results.push(Ok(resource));
+                    }
+                    Err(e) => results.push(Err(e)),
+                }
+            }
+            sync_file_system(&self.root)?;
+            for (i, tmp, path) in &staged {
+                if let Err(e) = fs::rename(tmp, path) {
+                    let _ = fs::remove_file(tmp);
+                    results[*i] = Err(io_err(path)(e));
+                }
+            }
+            sync_file_system(&self.root)
+        });
+        if let Err(e) = locked {
+            // Nothing is known to be durable: every staged write reports the failure.
+            let message = e.to_string();
+            for (i, tmp, _) in staged {
+                let _ = fs::remove_file(&tmp);
+                results[i] = Err(StoreError::Invalid(message.clone()));
+            }
+        }
+        results
+    }
+
     pub fn put_sync(&self, mut resource: Resource, pre: Precondition) -> Result<Resource> {
         if resource
             .meta()
@@ -410,6 +472,10 @@ impl Store for DirStore {
         self.put_sync(resource, pre)
     }
 
+    async fn put_many(&self, writes: Vec<(Resource, Precondition)>) -> Vec<Result<Resource>> {
+        self.put_many_sync(writes)
+    }
+
     async fn delete(&self, key: &ResourceKey, pre: Precondition) -> Result<()> {
         self.delete_sync(key, pre)
     }
@@ -417,6 +483,24 @@ impl Store for DirStore {
     fn watch(&self) -> watch::Receiver<Arc<Listing>> {
         let mut guard = self.watch.lock().unwrap_or_else(|p| p.into_inner());
         guard.get_or_insert_with(|| self.start_watch()).clone()
+    }
+}
+
+/// Makes everything written on the file system holding `dir` durable (`syncfs(2)`).
+fn sync_file_system(dir: &Path) -> Result<()> {
+    let d = fs::File::open(dir).map_err(io_err(dir))?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `d` is an open file descriptor for the duration of the call.
+        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+            return Err(io_err(dir)(std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        d.sync_all().map_err(io_err(dir))
     }
 }
 

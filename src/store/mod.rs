@@ -86,6 +86,16 @@ pub trait Store: Send + Sync {
     /// Writes `resource` if `pre` holds; returns it with its new resourceVersion.
     async fn put(&self, resource: Resource, pre: Precondition) -> Result<Resource>;
 
+    /// Writes several resources (each with its precondition), in order; one result each. A
+    /// store may make them durable together (the directory store syncs once, not per file).
+    async fn put_many(&self, writes: Vec<(Resource, Precondition)>) -> Vec<Result<Resource>> {
+        let mut out = Vec::with_capacity(writes.len());
+        for (r, pre) in writes {
+            out.push(self.put(r, pre).await);
+        }
+        out
+    }
+
     async fn delete(&self, key: &ResourceKey, pre: Precondition) -> Result<()>;
 
     /// A receiver of the whole state, updated on every change (own writes and external edits).
