@@ -566,8 +566,7 @@ mod tests {
         let body = br##"{"@odata.type": "#x", "owner": {"name": "a\"b"}}"##;
         let r = f.render("/u/me", (&h).into(), body).unwrap();
         assert_eq!(r.path.as_deref(), Some("/users/me?d=2026"));
-        let b: serde_json::Value =
-            serde_json::from_str(r.body.as_deref().unwrap()).expect(r.body.as_deref().unwrap());
+        let b: serde_json::Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
         assert_eq!(b["t"], "#x");
         assert_eq!(b["n"], "a\"b");
         assert_eq!(b["o"]["name"], "a\"b");
@@ -577,5 +576,25 @@ mod tests {
         }
         let r = f.render("/u/...", (&h).into(), b"").unwrap();
         assert_eq!(r.path.as_deref(), Some("/users/...?d=2026"));
+        // A member of an object the body does not have is empty, as in Inja; a loop still
+        // sees `loop`.
+        assert_eq!(r.body.as_deref(), Some(r#"{"t": "","n": "","o": }"#));
+        let env = Templates::compile(&Transformation {
+            headers: [(
+                ":path".to_string(),
+                tpl("{% for x in [5, 6] %}{{ loop.index }}{{ x }}{% endfor %}"),
+            )]
+            .into_iter()
+            .collect(),
+            body: None,
+            extra: Default::default(),
+        })
+        .unwrap();
+        let f = FunctionCall::with_templates("l", Arc::new(env), None, &|p: &str| {
+            Regex::new(p).map(Arc::new).map_err(|e| e.to_string())
+        })
+        .unwrap();
+        let r = f.render("/", (&h).into(), b"").unwrap();
+        assert_eq!(r.path.as_deref(), Some("1526"));
     }
 }
