@@ -676,7 +676,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every document of the corpus (a copy of ../shared/corpus/openapi-examples, kept in
+/// Every document of the corpus (the oas-examples copy and the real-world excerpts in
 /// tests/fixtures/openapi-corpus) yields functions or a clear error, never a panic.
 #[test]
 fn corpus_never_panics() {

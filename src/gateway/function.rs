@@ -578,5 +578,25 @@ mod tests {
         }
         let r = f.render("/u/...", (&h).into(), b"").unwrap();
         assert_eq!(r.path.as_deref(), Some("/users/...?d=2026"));
+        // A member of an object the body does not have is empty, as in Inja; a loop still
+        // sees `loop`.
+        assert_eq!(r.body.as_deref(), Some(r#"{"t": "","n": "","o": }"#));
+        let env = Templates::compile(&Transformation {
+            headers: [(
+                ":path".to_string(),
+                tpl("{% for x in [5, 6] %}{{ loop.index }}{{ x }}{% endfor %}"),
+            )]
+            .into_iter()
+            .collect(),
+            body: None,
+            extra: Default::default(),
+        })
+        .unwrap();
+        let f = FunctionCall::with_templates("l", Arc::new(env), None, &|p: &str| {
+            Regex::new(p).map(Arc::new).map_err(|e| e.to_string())
+        })
+        .unwrap();
+        let r = f.render("/", (&h).into(), b"").unwrap();
+        assert_eq!(r.path.as_deref(), Some("1526"));
     }
 }

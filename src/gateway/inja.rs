@@ -12,8 +12,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-/// Rewrites the Inja names minijinja cannot read (with `-`, `/`, `.`, or starting with `@` or
-/// `$`) inside `{{ }}` and `{% %}` into `var("a", "b-c")`; all else is kept as written.
+/// Rewrites the Inja names minijinja reads otherwise (with `-`, `/` or `.`, or starting with
+/// `@` or `$`) inside `{{ }}` and `{% %}` into `var("a", "b-c")`, split at `.` and `/` as
+/// Inja splits them; all else is kept as written.
 pub fn to_minijinja(text: &str) -> Cow<'_, str> {
     if !text.contains("{{") && !text.contains("{%") {
         return Cow::Borrowed(text);
@@ -93,6 +94,8 @@ fn block(body: &str, out: &mut String) -> (usize, bool) {
             while name.ends_with('-') && matches!(b.get(i + name.len()), Some(b'-' | b'}' | b'%')) {
                 name = &name[..name.len() - 1];
             }
+            // `a.b` goes through `var` too: minijinja's `a.b` fails when `a` is undefined (a
+            // body without that object), Inja's gives nothing, which `default` fills.
             let plain = !name.contains(['-', '/', '.']) && !name.starts_with(['@', '$']);
             if plain || b.get(i + name.len()) == Some(&b'(') {
                 out.push_str(name);
@@ -222,6 +225,7 @@ mod tests {
                 r#"{{default(var("X-Amz-Date"), "")}}"#,
             ),
             ("{{ a.b-c }}", r#"{{ var("a", "b-c") }}"#),
+            ("{{ a.b }}", r#"{{ var("a", "b") }}"#),
             ("{{ a - b }}", "{{ a - b }}"),
             ("{{ 1-2 }}", "{{ 1-2 }}"),
             (r#"{{ "x-y" }}"#, r#"{{ "x-y" }}"#),

@@ -15,6 +15,7 @@
 //! - `swagger2.rs` / `openapi3.rs`: walk one version's document into operations.
 //! - `refs.rs`: local `$ref` resolution with a hop limit.
 //! - `template.rs`: Gloo's template text (`:path`, query, headers, JSON body).
+//! - `tree.rs`: the text into a JSON tree of only the fields discovery reads.
 //!
 //! # Differences from Gloo (improvements)
 //! - Reads 3.0 and 3.1 (Gloo reads Swagger 2.0 only); `servers[0]` gives the base path.
@@ -26,6 +27,10 @@
 //! - A body declared as non-JSON (form data, binary) is passed through without forcing
 //!   `content-type: application/json` on it.
 //! - Functions come in document order (Gloo's map has none).
+//! - Every parameter and property name renders (`var("@odata.type")` where Inja has no
+//!   spelling for it); `#` in a path key gives fixed query parameters, not path; a query in
+//!   the path key is continued with `&`; a parameter's default (or only enum value) fills it.
+//! - Duplicate keys: the last wins, with a warning, in JSON and YAML alike.
 //!
 //! Input bounds: JSON nesting is limited by `serde_json` (128 levels), YAML nesting and alias
 //! expansion by `serde-saphyr`'s budget; schema expansion by limits in `template.rs`.
