@@ -436,3 +436,29 @@ async fn auto_host_rewrite_sends_the_upstream_hosts_name() {
         assert_eq!(v["headers"]["host"], "client.example", "fast={fast}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_response_before_a_shutdown_says_connection_close() {
+    for fast in [true, false] {
+        let h = gateway(fast).await;
+        let a = upstream::start("a");
+        h.forward_all("a", &[a.host_port()]).await;
+        let mut s = TcpStream::connect(h.handle.addr).await.unwrap();
+        s.write_all(b"GET /slow/600 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let Harness { handle, dir, .. } = h;
+        let stopping = tokio::task::spawn_blocking(move || handle.shutdown());
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+            .await
+            .expect("the connection closes after the response")
+            .unwrap();
+        let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
+        assert!(text.starts_with("http/1.1 200"), "fast={fast}: {text}");
+        assert!(text.contains("connection: close"), "fast={fast}: {text}");
+        stopping.await.unwrap();
+        drop(dir);
+    }
+}
