@@ -158,6 +158,31 @@ pub enum CallError {
     DotSegment,
 }
 
+impl CallError {
+    /// The answer to a request whose function call `function` failed so: status,
+    /// `x-epoxy-error` code, message. Both transports answer with it.
+    pub fn answer(&self, function: &str) -> (http::StatusCode, &'static str, String) {
+        use http::StatusCode;
+        match self {
+            CallError::DotSegment => (
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                format!("function `{function}`: {self}"),
+            ),
+            CallError::BodyNotJson(e) => (
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                format!("function `{function}` needs a JSON body: {e}"),
+            ),
+            CallError::Template(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "function-error",
+                self.to_string(),
+            ),
+        }
+    }
+}
+
 impl Templates {
     pub fn compile(t: &Transformation) -> Result<Self, String> {
         // An empty environment (no builtin filter tables per function: a table of thousands of

@@ -4,7 +4,6 @@
 //! Errors say who failed: the client (4xx), the upstream (503 refused/reset, 504 timeout), or
 //! epoxy's configuration (503 with the reason), in a small JSON body and `x-epoxy-error`.
 
-use super::function::CallError;
 use super::matcher::{PathCond, RequestHead};
 use super::pool::{OutBody, Pool, UpstreamBody};
 use super::table::{Action, CompiledRoute, DEFAULT_TIMEOUT, Options, Redirect, RouteTable, Target};
@@ -571,29 +570,9 @@ async fn forward<'t>(
                     body = RequestBody::Buffered(Bytes::from(b));
                 }
             }
-            Err(CallError::DotSegment) => {
-                return fail(
-                    o,
-                    StatusCode::BAD_REQUEST,
-                    "bad-request",
-                    &format!("function `{}`: {}", f.name, CallError::DotSegment),
-                );
-            }
-            Err(CallError::BodyNotJson(e)) => {
-                return fail(
-                    o,
-                    StatusCode::BAD_REQUEST,
-                    "bad-request",
-                    &format!("function `{}` needs a JSON body: {e}", f.name),
-                );
-            }
             Err(e) => {
-                return fail(
-                    o,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "function-error",
-                    &e.to_string(),
-                );
+                let (status, code, message) = e.answer(&f.name);
+                return fail(o, status, code, &message);
             }
         }
     }

@@ -236,39 +236,43 @@ impl Registry {
             "Upgraded connections (WebSockets) relayed after the upstream's 101.",
             t.opened.load(Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "# HELP epoxy_upgraded_connections_active Upgraded connections open now."
+        family(
+            &mut out,
+            ("epoxy_upgraded_connections_active", "gauge"),
+            "Upgraded connections open now.",
+            &[("", t.active.load(Relaxed) as f64)],
         );
-        let _ = writeln!(out, "# TYPE epoxy_upgraded_connections_active gauge");
-        let _ = writeln!(
-            out,
-            "epoxy_upgraded_connections_active {}",
-            t.active.load(Relaxed)
+        family(
+            &mut out,
+            ("epoxy_upgraded_bytes_total", "counter"),
+            "Bytes relayed on upgraded connections, by direction.",
+            &[
+                (
+                    "{direction=\"from_client\"}",
+                    t.from_client.load(Relaxed) as f64,
+                ),
+                (
+                    "{direction=\"to_client\"}",
+                    t.to_client.load(Relaxed) as f64,
+                ),
+            ],
         );
-        let _ = writeln!(
-            out,
-            "# HELP epoxy_upgraded_bytes_total Bytes relayed on upgraded connections, by direction."
-        );
-        let _ = writeln!(out, "# TYPE epoxy_upgraded_bytes_total counter");
-        for (direction, n) in [("from_client", &t.from_client), ("to_client", &t.to_client)] {
-            let _ = writeln!(
-                out,
-                "epoxy_upgraded_bytes_total{{direction=\"{direction}\"}} {}",
-                n.load(Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP epoxy_upgraded_seconds_total How long the ended upgraded connections lasted, summed."
-        );
-        let _ = writeln!(out, "# TYPE epoxy_upgraded_seconds_total counter");
-        let _ = writeln!(
-            out,
-            "epoxy_upgraded_seconds_total {}",
-            t.millis.load(Relaxed) as f64 / 1e3
+        family(
+            &mut out,
+            ("epoxy_upgraded_seconds_total", "counter"),
+            "How long the ended upgraded connections lasted, summed.",
+            &[("", t.millis.load(Relaxed) as f64 / 1e3)],
         );
         out
+    }
+}
+
+/// A metric's HELP and TYPE lines, then one line per (labels, value).
+fn family(out: &mut String, (name, kind): (&str, &str), help: &str, series: &[(&str, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in series {
+        let _ = writeln!(out, "{name}{labels} {value}");
     }
 }
 

@@ -237,6 +237,47 @@ impl DirStore {
         }
     }
 
+    /// Writes `resource`, if `pre` holds, to a temporary file beside its own (synced when
+    /// `sync`): the caller holds the lock, and renames it into place.
+    fn stage(&self, mut resource: Resource, pre: &Precondition, sync: bool) -> Result<Staged> {
+        if resource.namespace().is_empty() {
+            resource.meta_mut().namespace = Some(DEFAULT_NAMESPACE.to_string());
+        }
+        let key = resource.key();
+        if let Some(p) = crate::api::naming::name_problem(&key.name)
+            .or_else(|| crate::api::naming::namespace_problem(&key.namespace))
+        {
+            return Err(StoreError::Invalid(format!("{key}: {p}")));
+        }
+        let path = self.path_of(&key);
+        let current = self.read_file(key.kind, &key.namespace, &path)?;
+        self.check(&key, current.as_ref(), pre)?;
+        // The version is derived from the bytes; it is never stored in the file.
+        resource.meta_mut().resource_version = None;
+        let text = resource.to_yaml();
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let tmp = dir.join(format!(".{}.yaml.tmp-{}", key.name, std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            if sync {
+                f.sync_all()?;
+            }
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(&path)(e));
+        }
+        resource.meta_mut().resource_version = Some(version_of(text.as_bytes()));
+        Ok(Staged {
+            resource,
+            tmp,
+            path,
+        })
+    }
+
     /// Writes many resources under one lock: each to a temporary file, then the file system
     /// synced once (`syncfs`, not an fsync per file: 10,000 files took 10 s), then each renamed
     /// into place and the file system synced again. A resource whose precondition fails, or
@@ -245,36 +286,11 @@ impl DirStore {
         let mut results: Vec<Result<Resource>> = Vec::with_capacity(writes.len());
         let mut staged: Vec<(usize, PathBuf, PathBuf)> = Vec::new();
         let locked = self.locked(|| {
-            for (i, (mut resource, pre)) in writes.into_iter().enumerate() {
-                let prepared = (|| {
-                    if resource.namespace().is_empty() {
-                        resource.meta_mut().namespace = Some(DEFAULT_NAMESPACE.to_string());
-                    }
-                    let key = resource.key();
-                    if let Some(p) = crate::api::naming::name_problem(&key.name)
-                        .or_else(|| crate::api::naming::namespace_problem(&key.namespace))
-                    {
-                        return Err(StoreError::Invalid(format!("{key}: {p}")));
-                    }
-                    let path = self.path_of(&key);
-                    let current = self.read_file(key.kind, &key.namespace, &path)?;
-                    self.check(&key, current.as_ref(), &pre)?;
-                    resource.meta_mut().resource_version = None;
-                    let text = resource.to_yaml();
-                    let dir = path.parent().unwrap_or(&self.root);
-                    fs::create_dir_all(dir).map_err(io_err(dir))?;
-                    let tmp = dir.join(format!(".{}.yaml.tmp-{}", key.name, std::process::id()));
-                    if let Err(e) = fs::write(&tmp, text.as_bytes()) {
-                        let _ = fs::remove_file(&tmp);
-                        return Err(io_err(&path)(e));
-                    }
-                    resource.meta_mut().resource_version = Some(version_of(text.as_bytes()));
-                    Ok((resource, tmp, path))
-                })();
-                match prepared {
-                    Ok((resource, tmp, path)) => {
-                        staged.push((i, tmp, path));
-                        results.push(Ok(resource));
+            for (i, (resource, pre)) in writes.into_iter().enumerate() {
+                match self.stage(resource, &pre, false) {
+                    Ok(s) => {
+                        staged.push((i, s.tmp, s.path));
+                        results.push(Ok(s.resource));
                     }
                     Err(e) => results.push(Err(e)),
                 }
@@ -299,44 +315,14 @@ impl DirStore {
         results
     }
 
-    pub fn put_sync(&self, mut resource: Resource, pre: Precondition) -> Result<Resource> {
-        if resource
-            .meta()
-            .namespace
-            .as_deref()
-            .unwrap_or("")
-            .is_empty()
-        {
-            resource.meta_mut().namespace = Some(DEFAULT_NAMESPACE.to_string());
-        }
-        let key = resource.key();
-        if let Some(p) = crate::api::naming::name_problem(&key.name)
-            .or_else(|| crate::api::naming::namespace_problem(&key.namespace))
-        {
-            return Err(StoreError::Invalid(format!("{key}: {p}")));
-        }
-        let path = self.path_of(&key);
+    pub fn put_sync(&self, resource: Resource, pre: Precondition) -> Result<Resource> {
         self.locked(|| {
-            let current = self.read_file(key.kind, &key.namespace, &path)?;
-            self.check(&key, current.as_ref(), &pre)?;
-            // The version is derived from the bytes; it is never stored in the file.
-            resource.meta_mut().resource_version = None;
-            let text = resource.to_yaml();
-            let dir = path.parent().unwrap_or(&self.root);
-            fs::create_dir_all(dir).map_err(io_err(dir))?;
-            let tmp = dir.join(format!(".{}.yaml.tmp-{}", key.name, std::process::id()));
-            let write = || -> std::io::Result<()> {
-                let mut f = fs::File::create(&tmp)?;
-                f.write_all(text.as_bytes())?;
-                f.sync_all()?;
-                fs::rename(&tmp, &path)
-            };
-            if let Err(e) = write() {
-                let _ = fs::remove_file(&tmp);
-                return Err(io_err(&path)(e));
+            let s = self.stage(resource, &pre, true)?;
+            if let Err(e) = fs::rename(&s.tmp, &s.path) {
+                let _ = fs::remove_file(&s.tmp);
+                return Err(io_err(&s.path)(e));
             }
-            resource.meta_mut().resource_version = Some(version_of(text.as_bytes()));
-            Ok(resource)
+            Ok(s.resource)
         })
     }
 
@@ -484,6 +470,13 @@ impl Store for DirStore {
         let mut guard = self.watch.lock().unwrap_or_else(|p| p.into_inner());
         guard.get_or_insert_with(|| self.start_watch()).clone()
     }
+}
+
+/// A resource written to its temporary file, to be renamed into place.
+struct Staged {
+    resource: Resource,
+    tmp: PathBuf,
+    path: PathBuf,
 }
 
 /// Makes everything written on the file system holding `dir` durable (`syncfs(2)`).

@@ -2,7 +2,7 @@
 //! sent on a pooled (or new) connection, and the response head read, with the retries and
 //! timeouts of the route.
 
-use super::super::function::{CallError, RenderedCall};
+use super::super::function::RenderedCall;
 use super::super::matcher::Headers;
 use super::super::proxy::{
     Failure, envoy_substitution, failure, no_attempt, outcome, rewrite_prefix,
@@ -73,42 +73,9 @@ pub(super) async fn forward<'t>(
         None => None,
         Some(f) => match f.render(req.head.target, Headers::Raw(fn_headers), req.body) {
             Ok(c) => Some(c),
-            Err(CallError::DotSegment) => {
-                let msg = format!("function `{}`: {}", f.name, CallError::DotSegment);
-                return fail(
-                    io,
-                    req,
-                    call,
-                    o,
-                    (StatusCode::BAD_REQUEST, "bad-request", &msg),
-                    out,
-                )
-                .await;
-            }
-            Err(CallError::BodyNotJson(e)) => {
-                let msg = format!("function `{}` needs a JSON body: {e}", f.name);
-                return fail(
-                    io,
-                    req,
-                    call,
-                    o,
-                    (StatusCode::BAD_REQUEST, "bad-request", &msg),
-                    out,
-                )
-                .await;
-            }
             Err(e) => {
-                let msg = e.to_string();
-                let code = "function-error";
-                return fail(
-                    io,
-                    req,
-                    call,
-                    o,
-                    (StatusCode::INTERNAL_SERVER_ERROR, code, &msg),
-                    out,
-                )
-                .await;
+                let (status, code, message) = e.answer(&f.name);
+                return fail(io, req, call, o, (status, code, &message), out).await;
             }
         },
     };
