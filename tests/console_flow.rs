@@ -2,11 +2,12 @@
 //! function discovery, the control loop and the gateway on real sockets; keys go into the app.
 
 use epoxy::api::{Kind, Object, Resource, ResourceKey, StaticHost, StaticUpstream, UpstreamSpec};
+use epoxy::control::routes::{Position, RouteEdit};
 use epoxy::discovery::fds::FdsConfig;
 use epoxy::gateway::GatewayConfig;
 use epoxy::store::Precondition;
 use epoxy::store::dir::DirStore;
-use epoxy::tui::app::{App, View};
+use epoxy::tui::app::{App, OpKind, View, WriteOp};
 use epoxy::tui::harness::Harness;
 use epoxy::tui::host::Host;
 use epoxy::tui::keymap::Keymap;
@@ -300,7 +301,7 @@ async fn create_reorder_and_delete_routes() {
 async fn readonly_refuses_every_write() {
     let mut s = session(true).await;
     s.h.command("routes");
-    for k in ["n", "e", "d", "K", "J", "u"] {
+    for k in ["n", "e", "d", "K", "J", "u", "U"] {
         s.h.key(k);
         assert!(
             s.h.app
@@ -315,16 +316,16 @@ async fn readonly_refuses_every_write() {
     s.h.key("r");
     assert!(s.h.app.message.as_ref().unwrap().text.contains("read-only"));
     // Even a write asked for directly is refused.
-    let op =
-        s.h.app
-            .vs_write(
-                &ResourceKey::new(Kind::VirtualService, "gloo-system", "default"),
-                vec![Default::default()],
-                "x".into(),
-                None,
-            )
-            .unwrap();
-    s.h.app.spawn_write(op);
+    s.h.app.spawn_write(WriteOp {
+        label: "x".into(),
+        vs: ResourceKey::new(Kind::VirtualService, "gloo-system", "default"),
+        edit: RouteEdit::Insert {
+            route: Box::default(),
+            at: Position::First,
+        },
+        from_editor: false,
+        kind: OpKind::Do,
+    });
     assert_eq!(s.h.app.writes_in_flight, 0);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(vs_file(&s).is_none());

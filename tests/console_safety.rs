@@ -1,0 +1,130 @@
+//! Nothing is ever lost, in a real terminal (tmux): two writers on one store edit the right
+//! route or see a conflict.
+
+mod common;
+
+use common::Epoxy;
+use common::tmux::{self, Tmux};
+use std::time::Duration;
+
+const VS: &str = "virtualservices/gloo-system/default.yaml";
+
+/// `epoxy demo` on the store of `e`, in a tmux session.
+fn demo(e: &Epoxy, tag: &str, extra: &str) -> Tmux {
+    let dir = e.store().display().to_string();
+    let bin = common::bin().display().to_string();
+    let script = format!(
+        "EPOXY_DIR='{dir}' XDG_CONFIG_HOME='{dir}' '{bin}' demo --listen 127.0.0.1:0 --admin 127.0.0.1:0 {extra}; echo $? > '{dir}/exit'; sleep 30"
+    );
+    let t = Tmux::start(tag, 110, 32, &script);
+    t.wait_for("the upstreams view", |s| {
+        s.contains("Upstreams (1)") && s.contains("/swagger.json")
+    });
+    t
+}
+
+fn add(e: &Epoxy, prefix: &str, index: &str) {
+    e.run(&[
+        "add",
+        "route",
+        "--path-prefix",
+        prefix,
+        "--dest-name",
+        "default-petstore-8080",
+        "--index",
+        index,
+    ])
+    .ok();
+}
+
+/// The prefixes of the default virtual service's routes, with their names.
+fn routes(e: &Epoxy) -> Vec<(String, String)> {
+    let out = e.run(&["get", "vs", "default", "-o", "json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["spec"]["virtualHost"]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or("").to_string(),
+                r["matchers"][0]["prefix"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_stale_edit_changes_the_right_route_or_shows_the_conflict() {
+    if !tmux::available() {
+        return;
+    }
+    let e = Epoxy::new();
+    add(&e, "/one", "0");
+    add(&e, "/two", "1");
+    let t = demo(&e, "writers", "");
+    t.literal(":routes");
+    t.keys(&["Enter"]);
+    t.wait_for("the routes", |s| s.contains("/two"));
+    // B opens route #1 (/two) and changes its path.
+    t.keys(&["j", "e"]);
+    t.wait_for("the editor", |s| s.contains("Edit route #1"));
+    t.keys(&["C-u"]);
+    t.literal("/three");
+    // Meanwhile A puts a route first: /two is now #2.
+    add(&e, "/zero", "0");
+    t.wait_for("the console sees 3 routes", |s| s.contains("3 routes"));
+    t.keys(&["C-s"]);
+    let s = t.wait_for("the diff", |s| s.contains("Apply route #1"));
+    assert!(s.contains("/two") && s.contains("/three"), "{s}");
+    t.keys(&["y"]);
+    t.wait_for("the write", |s| s.contains("live now"));
+    assert_eq!(
+        routes(&e),
+        pairs(&[("zero", "/zero"), ("one", "/one"), ("two", "/three")])
+    );
+
+    // B edits /one; someone changes that same route by hand before B applies.
+    t.keys(&["g", "j", "e"]);
+    t.wait_for("the editor on /one", |s| {
+        s.contains("Edit route #1") && s.contains("/one")
+    });
+    t.keys(&["C-u"]);
+    t.literal("/uno");
+    let path = e.file(VS);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("prefix: /one\n"), "{text}");
+    std::fs::write(&path, text.replace("prefix: /one\n", "prefix: /eins\n")).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    t.keys(&["C-s"]);
+    t.wait_for("the diff", |s| s.contains("Apply route #1"));
+    t.keys(&["y"]);
+    // Refused: the conflict shows what the other writer did, and the edit is kept.
+    let s = t.wait_for("the conflict", |s| s.contains("Changed by another writer"));
+    assert!(s.contains("/eins") && s.contains("nothing written"), "{s}");
+    assert_eq!(
+        routes(&e),
+        pairs(&[("zero", "/zero"), ("one", "/eins"), ("two", "/three")])
+    );
+    // Re-apply: the diff is now from what is there to the edit.
+    t.keys(&["y"]);
+    let s = t.wait_for("the new diff", |s| s.contains("Apply route #1"));
+    assert!(s.contains("/eins") && s.contains("/uno"), "{s}");
+    t.keys(&["y"]);
+    t.wait_for("the write", |s| s.contains("live now"));
+    assert_eq!(
+        routes(&e),
+        pairs(&[("zero", "/zero"), ("one", "/uno"), ("two", "/three")])
+    );
+    t.literal(":q");
+    t.keys(&["Enter"]);
+}
