@@ -7,11 +7,13 @@ use epoxy::discovery::fds::FdsConfig;
 use epoxy::gateway::GatewayConfig;
 use epoxy::store::Precondition;
 use epoxy::store::dir::DirStore;
-use epoxy::tui::app::{App, OpKind, View, WriteOp};
+use epoxy::tui::app::{App, Mode, OpKind, View, WriteOp};
 use epoxy::tui::harness::Harness;
 use epoxy::tui::host::Host;
 use epoxy::tui::keymap::Keymap;
 use epoxy::tui::theme::Theme;
+use epoxy::tui::views::editor::route_yaml;
+use epoxy::tui::widgets::diff::DiffLine;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -338,4 +340,124 @@ async fn readonly_refuses_every_write() {
         .await
         .unwrap();
     assert!(s.h.screen(120, 30).contains("404"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confirmation_diff_is_exactly_what_is_written_and_undo_redo_stack() {
+    let mut s = session(false).await;
+    s.h.command("fn");
+    s.h.key("/");
+    s.h.type_text("findPetById");
+    s.h.key("enter");
+    s.h.key("r");
+    s.h.key("ctrl-s");
+    s.h.key("y");
+    s.h.until("the route", WAIT, |a| a.data.route_count() == 1)
+        .await
+        .unwrap();
+    // Edit it: YAML, change the match kind and the function; back to the form; one character.
+    s.h.command("routes");
+    s.h.key("e");
+    s.h.key("f2");
+    let e = s.h.app.editor.as_mut().unwrap();
+    let yaml = e.textarea.lines().join("\n");
+    assert!(yaml.contains("exact: /petstore/findPetById"), "{yaml}");
+    let yaml = yaml
+        .replace("exact: /petstore/findPetById", "regex: /petstore/findPet.*")
+        .replace("functionName: findPetById", "functionName: findPets");
+    e.textarea = ratatui_textarea::TextArea::new(yaml.lines().map(str::to_string).collect());
+    s.h.key("f2");
+    s.h.key("backspace");
+    s.h.key("ctrl-s");
+    let Mode::Confirm(c) = &s.h.app.mode else {
+        panic!(
+            "no confirmation: {:?}",
+            s.h.app.message.as_ref().map(|m| &m.text)
+        );
+    };
+    let new: Vec<&str> = c
+        .lines
+        .iter()
+        .filter_map(|l| match l {
+            DiffLine::Same(t) | DiffLine::Added(t) => Some(t.as_str()),
+            DiffLine::Removed(_) => None,
+        })
+        .collect();
+    let shown = new.join("\n");
+    // Every change is marked as one, not only the last.
+    let marked = |added: bool, text: &str| {
+        c.lines.iter().any(|l| match l {
+            DiffLine::Added(t) => added && t.contains(text),
+            DiffLine::Removed(t) => !added && t.contains(text),
+            DiffLine::Same(_) => false,
+        })
+    };
+    assert!(
+        marked(false, "exact: /petstore/findPetById"),
+        "{:?}",
+        c.lines
+    );
+    assert!(marked(false, "functionName: findPetById"), "{:?}", c.lines);
+    assert!(marked(true, "regex: /petstore/findPet."), "{:?}", c.lines);
+    assert!(marked(true, "functionName: findPets"), "{:?}", c.lines);
+    assert!(
+        shown.contains("regex: /petstore/findPet.")
+            && !shown.contains("findPet.*")
+            && shown.contains("functionName: findPets"),
+        "{shown}"
+    );
+    s.h.key("y");
+    s.h.until("the write", WAIT, |a| {
+        a.data
+            .routes_ref(&vs_key())
+            .first()
+            .is_some_and(|r| r.matchers[0].regex.is_some())
+    })
+    .await
+    .unwrap();
+    // What was written is what the diff showed, line for line.
+    let written = s.h.app.data.routes_ref(&vs_key())[0].clone();
+    assert_eq!(route_yaml(&written).trim_end(), shown.trim_end());
+
+    // Undo twice (the edit, then the creation), then redo both.
+    s.h.key("u");
+    s.h.until("the first undo", WAIT, |a| {
+        a.data
+            .routes_ref(&vs_key())
+            .first()
+            .is_some_and(|r| r.matchers[0].exact.is_some())
+    })
+    .await
+    .unwrap();
+    s.h.key("u");
+    s.h.until("the second undo", WAIT, |a| a.data.route_count() == 0)
+        .await
+        .unwrap();
+    s.h.key("u");
+    assert!(
+        s.h.app
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("nothing to undo")
+    );
+    s.h.key("U");
+    s.h.until("the first redo", WAIT, |a| a.data.route_count() == 1)
+        .await
+        .unwrap();
+    s.h.key("U");
+    s.h.until("the second redo", WAIT, |a| {
+        a.data
+            .routes_ref(&vs_key())
+            .first()
+            .is_some_and(|r| r.matchers[0].regex.is_some())
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.h.app.data.routes_ref(&vs_key())[0], written);
+}
+
+fn vs_key() -> ResourceKey {
+    ResourceKey::new(Kind::VirtualService, "gloo-system", "default")
 }
