@@ -118,23 +118,25 @@ fn fixture(readonly: bool) -> Fixture {
         clock: Some(clock()),
     };
     let (app, rx) = App::new(ctx, Theme::default(), Keymap::default());
+    // The ids the gateway gives the first two routes (a digest of their content: unnamed).
+    let vs_key = ResourceKey::new(Kind::VirtualService, "gloo-system", "default");
+    let ids: Vec<String> = listing.resources[&vs_key]
+        .routes()
+        .unwrap()
+        .iter()
+        .map(|r| epoxy::api::naming::route_identity("gloo-system", "default", r))
+        .collect();
     let (ls, lr) = watch::channel(listing);
     let (rs, rr) = watch::channel(Arc::new(report));
     let (ds, dr) = watch::channel(Arc::new(disc));
     let (es, er) = broadcast::channel(64);
     let mut h = Harness::new(app, Feeds::new(lr, rr, dr, er, rx));
     for (i, (status, path, route, func, ms)) in [
-        (
-            200,
-            "/petstore/list",
-            Some("gloo-system/default#0"),
-            None,
-            3,
-        ),
+        (200, "/petstore/list", Some(ids[0].as_str()), None, 3),
         (
             200,
             "/petstore/findPet",
-            Some("gloo-system/default#1"),
+            Some(ids[1].as_str()),
             Some("findPetById"),
             5,
         ),
@@ -142,7 +144,7 @@ fn fixture(readonly: bool) -> Fixture {
         (
             200,
             "/petstore/findPet",
-            Some("gloo-system/default#1"),
+            Some(ids[1].as_str()),
             Some("findPetById"),
             4,
         ),

@@ -1237,7 +1237,7 @@ pub fn find_route<'d>(data: &'d Data, id: &str) -> Option<(ResourceKey, usize, &
     for vs in data.virtual_services() {
         let key = vs.key();
         for (i, r) in vs.routes()?.iter().enumerate() {
-            if route_id(&key, i, r) == id {
+            if route_id(&key, r) == id {
                 return Some((key, i, r));
             }
         }
