@@ -128,3 +128,47 @@ fn a_stale_edit_changes_the_right_route_or_shows_the_conflict() {
     t.literal(":q");
     t.keys(&["Enter"]);
 }
+
+/// The console's pid, from the address record it writes next to the store.
+fn console_pid(e: &Epoxy) -> u32 {
+    let text = std::fs::read_to_string(e.file(".epoxy-gateway.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["pid"].as_u64().unwrap() as u32
+}
+
+#[test]
+fn the_terminal_is_given_back_on_sigterm_sighup_and_sigint() {
+    if !tmux::available() {
+        return;
+    }
+    for sig in ["TERM", "HUP", "INT"] {
+        let e = Epoxy::new();
+        let t = demo(&e, &format!("sig{sig}"), "");
+        // The console owns the terminal: alternate screen, mouse reporting, no cursor.
+        assert_eq!(t.flag("alternate_on"), "1");
+        assert_eq!(t.flag("mouse_any_flag"), "1");
+        let pid = console_pid(&e);
+        let st = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let exit = e.file("exit");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !exit.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "SIG{sig}: the console did not exit:\n{}",
+                t.screen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(t.flag("alternate_on"), "0", "SIG{sig}");
+        assert_eq!(t.flag("mouse_any_flag"), "0", "SIG{sig}");
+        assert_eq!(t.flag("mouse_button_flag"), "0", "SIG{sig}");
+        assert_eq!(t.flag("cursor_flag"), "1", "SIG{sig}");
+        let s = t.screen();
+        assert!(!s.contains("Upstreams (1)"), "SIG{sig}:\n{s}");
+    }
+}
