@@ -61,7 +61,28 @@ async fn upsert_demo_upstream(store: &dyn Store, ns: &str, addr: SocketAddr) -> 
             }
             let pre = Precondition::from_read(&Resource::Upstream(u.clone()));
             let s = u.spec.static_.get_or_insert_with(Default::default);
+            let old: Vec<String> = s
+                .hosts
+                .iter()
+                .map(|h| format!("{}:{}", h.addr, h.port))
+                .collect();
             s.hosts = vec![host];
+            // The document is served by the petstore too: a URL at its old address would fail
+            // discovery on every restart.
+            if let Some(info) = u
+                .spec
+                .service_spec_mut()
+                .and_then(|ss| ss.rest.as_mut())
+                .and_then(|r| r.swagger_info.as_mut())
+                && let Some(url) = &mut info.url
+            {
+                for o in &old {
+                    if let Some(rest) = url.strip_prefix(&format!("http://{o}/")) {
+                        *url = format!("http://{addr}/{rest}");
+                        break;
+                    }
+                }
+            }
             (Resource::Upstream(u), pre)
         }
         Ok(_) => unreachable!("a get by upstream key returns an upstream"),
