@@ -462,3 +462,31 @@ fn yaml_errors_point_at_their_line() {
     let (l, _) = parse_route("matchers:\n  - exact: [\n").unwrap_err();
     assert!(l.is_some());
 }
+
+#[test]
+fn a_discovery_error_shows_in_full_under_the_upstreams() {
+    let mut f = fixture(false);
+    let err = "cannot connect to http://127.0.0.1:1/swagger.json: connection refused (os error 111); is the service up?";
+    let mut disc = epoxy::discovery::fds::DiscoveryState::new();
+    disc.insert(
+        ResourceKey::new(Kind::Upstream, "gloo-system", "default-petstore-8080"),
+        UpstreamDiscovery {
+            last_error: Some(err.into()),
+            last_poll: Some(clock()),
+            ..Default::default()
+        },
+    );
+    f.h.app.update(Msg::Discovery(Arc::new(disc)));
+    for (cmd, w) in [("upstreams", 80), ("discovery", 80), ("upstreams", 160)] {
+        f.h.command(cmd);
+        let s = f.h.screen(w, 24);
+        // Wrapped over lines: join them and drop the borders.
+        let text: String = s
+            .lines()
+            .map(|l| l.trim_matches(|c: char| c == '│' || c.is_whitespace()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(text.contains("Discovery error"), "{s}");
+        assert!(text.contains("is the service up?"), "{cmd} {w}:\n{s}");
+    }
+}
