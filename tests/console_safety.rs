@@ -172,3 +172,87 @@ fn the_terminal_is_given_back_on_sigterm_sighup_and_sigint() {
         assert!(!s.contains("Upstreams (1)"), "SIG{sig}:\n{s}");
     }
 }
+
+/// Every file under `dir` (but the test's own `exit`), with its bytes and modification time.
+fn files(
+    dir: &std::path::Path,
+) -> std::collections::BTreeMap<String, (Vec<u8>, std::time::SystemTime)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.file_name().is_some_and(|n| n != "exit") {
+                let meta = std::fs::metadata(&p).unwrap();
+                out.insert(
+                    p.display().to_string(),
+                    (std::fs::read(&p).unwrap(), meta.modified().unwrap()),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn wait_exit(e: &Epoxy, t: &Tmux) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !e.file("exit").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the console did not quit:\n{}",
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn readonly_changes_no_file() {
+    if !tmux::available() {
+        return;
+    }
+    let e = Epoxy::new();
+    // A first, normal run: the demo's upstream, its functions, the discovery state.
+    let t = demo(&e, "ro-first", "");
+    t.wait_for("functions", |s| {
+        s.contains("default-petstore-8080") && s.contains(" 4 ")
+    });
+    t.literal(":q");
+    t.keys(&["Enter"]);
+    wait_exit(&e, &t);
+    drop(t);
+    std::fs::remove_file(e.file("exit")).unwrap();
+    add(&e, "/one", "0");
+    let before = files(e.store());
+    assert!(
+        before
+            .keys()
+            .any(|k| k.ends_with("default-petstore-8080.yaml"))
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    // Read-only: the petstore has a new port; the console still works (in memory).
+    let t = demo(&e, "ro", "--readonly");
+    t.wait_for("read-only", |s| s.contains("read-only"));
+    t.literal(":routes");
+    t.keys(&["Enter"]);
+    t.wait_for("the routes", |s| s.contains("/one"));
+    t.keys(&["d"]);
+    t.wait_for("the refusal", |s| s.contains("writes are disabled"));
+    // Discovery polls meanwhile; then quit.
+    std::thread::sleep(Duration::from_millis(2500));
+    t.literal(":q");
+    t.keys(&["Enter"]);
+    wait_exit(&e, &t);
+    let after = files(e.store());
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for (k, (bytes, mtime)) in &before {
+        let (b2, m2) = &after[k];
+        assert!(bytes == b2, "{k} changed");
+        assert_eq!(mtime, m2, "{k} touched");
+    }
+}
