@@ -91,10 +91,8 @@ pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> 
     };
     let host = tui::host::Host::start_with(store, root, &cfg, fds_cfg, !args.readonly)
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let address_file = super::serve::address_file(&host.root);
     let admin = host.handle.admin_addr.map(|a| format!("http://{a}"));
-    let record = serde_json::json!({"url": host.url(), "admin": admin, "pid": std::process::id()});
-    std::fs::write(&address_file, record.to_string()).context("recording the gateway's address")?;
+    let record = super::serve::record_address(&host.root, &host.url(), admin.as_deref())?;
     // Read-only touches no file of the store: the log goes to the temporary directory.
     let log = if args.readonly {
         std::env::temp_dir().join(format!("epoxy-console-{}.log", std::process::id()))
@@ -119,7 +117,7 @@ pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> 
     let feeds = host.feeds(rx);
     let result = tui::run(app, feeds).await;
     tui::logfile::to_stderr();
-    let _ = std::fs::remove_file(&address_file);
+    record.remove();
     let handle = host.handle;
     tokio::task::spawn_blocking(move || handle.shutdown()).await?;
     result
