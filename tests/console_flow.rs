@@ -214,7 +214,17 @@ async fn invalid_yaml_edit_shows_its_line_and_changes_nothing() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     s.h.pump();
     assert!(vs_file(&s).is_none(), "nothing was written");
-    // Esc cancels; still nothing.
+    // Esc asks first (the edit would be lost): n keeps editing, esc then y discards.
+    s.h.key("esc");
+    assert!(s.h.screen(120, 30).contains("Discard your edit?"));
+    s.h.key("n");
+    assert_eq!(s.h.app.view(), &View::Editor);
+    assert_eq!(s.h.app.editor.as_ref().unwrap().error_line, Some(2));
+    s.h.key("esc");
+    s.h.key("y");
+    assert!(matches!(s.h.app.view(), View::Routes { .. }));
+    // An editor with no change leaves at once.
+    s.h.key("n");
     s.h.key("esc");
     assert!(matches!(s.h.app.view(), View::Routes { .. }));
     assert!(vs_file(&s).is_none());

@@ -222,6 +222,8 @@ pub enum OnYes {
     Write(WriteOp),
     /// Re-apply the editor's edit over the route as another writer left it (None: gone).
     Rebase(Option<Route>),
+    /// Leave the editor, dropping its edit.
+    Discard,
 }
 
 pub const COMMANDS: [(&str, &[&str], &str); 10] = [
@@ -624,6 +626,7 @@ impl App {
                             }
                             self.apply_editor();
                         }
+                        OnYes::Discard => self.discard_edit(),
                     },
                     Some(Action::Cancel) => self.info("cancelled"),
                     _ => {
@@ -917,9 +920,22 @@ impl App {
             }
             Action::Cancel => {
                 if view == View::Editor {
-                    self.editor = None;
-                    self.back();
-                    self.info("edit cancelled; nothing written");
+                    // An edit that changes something is not dropped without asking.
+                    let lines = self
+                        .editor
+                        .as_ref()
+                        .map(|e| e.diff(&self.data))
+                        .unwrap_or_default();
+                    if self.editor.as_ref().is_some_and(|e| e.edited()) {
+                        self.mode = Mode::Confirm(Box::new(Confirm {
+                            title: "Discard your edit? Nothing is written.".into(),
+                            lines,
+                            op: OnYes::Discard,
+                            scroll: 0,
+                        }));
+                    } else {
+                        self.discard_edit();
+                    }
                 }
             }
             Action::Send => {
@@ -1044,6 +1060,12 @@ impl App {
                 "no route reaches {name} yet: press r on it to create one, then t to call it"
             )),
         }
+    }
+
+    fn discard_edit(&mut self) {
+        self.editor = None;
+        self.back();
+        self.info("edit cancelled; nothing written");
     }
 
     fn apply_editor(&mut self) {

@@ -94,6 +94,8 @@ pub struct Editor {
     pub warnings: Vec<String>,
     /// The YAML line of the first problem (1-based), when known.
     pub error_line: Option<usize>,
+    /// The route as the editor opened (what `esc` compares with before asking).
+    pristine: String,
 }
 
 /// The route as YAML, as the editor shows it.
@@ -258,6 +260,7 @@ impl Editor {
             problems: Vec::new(),
             warnings: Vec::new(),
             error_line: None,
+            pristine: String::new(),
         };
         let r = route.unwrap_or_else(|| Route {
             matchers: vec![Matcher {
@@ -269,7 +272,13 @@ impl Editor {
         e.load_form(&r, data);
         e.set_yaml_text(&route_yaml(&r));
         e.revalidate(data);
+        e.pristine = e.route().map(|r| route_yaml(&r)).unwrap_or_default();
         e
+    }
+
+    /// Whether leaving now would lose something typed.
+    pub fn edited(&self) -> bool {
+        self.route().map(|r| route_yaml(&r)) != Ok(self.pristine.clone())
     }
 
     /// A new route, inserted at `at` (after the route that is at `at - 1` now).
@@ -327,6 +336,7 @@ impl Editor {
         self.set_text(F_PATH, &format!("/{short}/{function}"));
         self.sync_yaml_from_form();
         self.revalidate(data);
+        self.pristine = self.route().map(|r| route_yaml(&r)).unwrap_or_default();
     }
 
     fn set_text(&mut self, f: usize, v: &str) {
