@@ -256,3 +256,56 @@ fn readonly_changes_no_file() {
         assert_eq!(mtime, m2, "{k} touched");
     }
 }
+
+/// Pastes `text` as the terminal would (bracketed, since the console asks for it).
+fn paste(t: &Tmux, text: &str) {
+    t.run(&["set-buffer", "-b", "epoxy-test", text]);
+    t.run(&[
+        "paste-buffer",
+        "-p",
+        "-d",
+        "-b",
+        "epoxy-test",
+        "-t",
+        &t.name,
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+#[test]
+fn a_thousand_line_paste_lands_whole_and_a_paste_never_sends() {
+    if !tmux::available() {
+        return;
+    }
+    let e = Epoxy::new();
+    let t = demo(&e, "paste", "");
+    t.literal(":routes");
+    t.keys(&["Enter"]);
+    t.keys(&["n"]);
+    t.wait_for("the editor", |s| s.contains("New route #0"));
+    t.keys(&["F2"]);
+    t.wait_for("yaml", |s| s.contains("[yaml]"));
+    let text: String = (1..=1000).map(|i| format!("# line {i}\n")).collect();
+    paste(&t, &text);
+    // Whole, at once: the last line is on screen, with no key pressed since.
+    let s = t.wait_for("the last pasted line", |s| s.contains("# line 1000"));
+    assert!(s.contains("1001 matchers:"), "{s}");
+    // Leave it (asked first), then a multi-line paste into the tester's path field.
+    t.keys(&["Escape"]);
+    t.wait_for("the question", |s| s.contains("Discard your edit?"));
+    t.keys(&["y"]);
+    t.literal(":test");
+    t.keys(&["Enter"]);
+    t.wait_for("the tester", |s| s.contains("Request"));
+    t.keys(&["Down"]);
+    paste(&t, "/pasted\n/second\n");
+    std::thread::sleep(Duration::from_millis(500));
+    let s = t.screen();
+    assert!(s.contains("/pasted /second"), "{s}");
+    assert!(
+        !s.contains("404") && !s.contains("200 OK"),
+        "a paste sent a request:\n{s}"
+    );
+    t.literal(":q");
+    t.keys(&["Enter"]);
+}

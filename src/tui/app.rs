@@ -400,6 +400,10 @@ impl App {
             }
             Msg::Term(Event::Mouse(m)) => self.on_mouse(m),
             Msg::Term(Event::Resize(..)) => self.dirty = true,
+            Msg::Term(Event::Paste(text)) => {
+                self.dirty = true;
+                self.on_paste(&text);
+            }
             Msg::Term(_) => {}
             Msg::Listing(l) => {
                 self.data.set_listing(l);
@@ -508,6 +512,34 @@ impl App {
                 self.error(format!("{}; nothing written", r.message));
             }
             _ => self.error(format!("{}; nothing written", r.message)),
+        }
+    }
+
+    /// A bracketed paste: one event, whatever its size; text goes where typing would.
+    fn on_paste(&mut self, text: &str) {
+        match &mut self.mode {
+            Mode::Command(i) | Mode::Filter(i) => {
+                i.paste(text);
+                if let Mode::Filter(i) = &self.mode {
+                    let t = i.text.clone();
+                    let p = self.page_mut();
+                    p.filter = t;
+                    p.selected = 0;
+                    p.offset = 0;
+                }
+                return;
+            }
+            Mode::Confirm(_) => return,
+            Mode::Normal => {}
+        }
+        match self.view() {
+            View::Editor => {
+                if let Some(e) = &mut self.editor {
+                    e.paste(text, &self.data);
+                }
+            }
+            View::Tester => self.tester.paste(text),
+            _ => {}
         }
     }
 

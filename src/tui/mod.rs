@@ -16,7 +16,10 @@ pub mod views;
 pub mod widgets;
 
 use app::{App, Msg};
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, EventStream};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    EventStream,
+};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
@@ -38,6 +41,7 @@ pub fn restore_terminal() {
     let _ = execute!(
         out,
         DisableMouseCapture,
+        DisableBracketedPaste,
         LeaveAlternateScreen,
         crossterm::cursor::Show
     );
@@ -54,7 +58,12 @@ pub async fn run(mut app: App, mut feeds: Feeds) -> anyhow::Result<()> {
         prev(info);
     }));
     let result = async {
-        execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+        execute!(
+            std::io::stdout(),
+            EnterAlternateScreen,
+            EnableMouseCapture,
+            EnableBracketedPaste
+        )?;
         let mut term = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
         term.clear()?;
         event_loop(&mut app, &mut feeds, &mut term).await

@@ -278,7 +278,9 @@ impl Editor {
 
     /// Whether leaving now would lose something typed.
     pub fn edited(&self) -> bool {
+        let text = self.textarea.lines().join("\n");
         self.route().map(|r| route_yaml(&r)) != Ok(self.pristine.clone())
+            || (self.yaml && text.trim_end() != self.pristine.trim_end())
     }
 
     /// A new route, inserted at `at` (after the route that is at `at - 1` now).
@@ -597,6 +599,21 @@ impl Editor {
                 FieldKind::Text(i) => {
                     i.handle(k);
                 }
+                FieldKind::Choice { .. } => return,
+            }
+            self.sync_yaml_from_form();
+        }
+        self.revalidate(data);
+    }
+
+    /// A paste: whole into the YAML, or on one line into the focused form field.
+    pub fn paste(&mut self, text: &str, data: &Data) {
+        if self.yaml {
+            let text = text.replace("\r\n", "\n").replace('\r', "\n");
+            self.textarea.insert_str(text);
+        } else {
+            match &mut self.fields[self.focus].kind {
+                FieldKind::Text(i) => i.paste(text),
                 FieldKind::Choice { .. } => return,
             }
             self.sync_yaml_from_form();
