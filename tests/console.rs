@@ -118,23 +118,25 @@ fn fixture(readonly: bool) -> Fixture {
         clock: Some(clock()),
     };
     let (app, rx) = App::new(ctx, Theme::default(), Keymap::default());
+    // The ids the gateway gives the first two routes (a digest of their content: unnamed).
+    let vs_key = ResourceKey::new(Kind::VirtualService, "gloo-system", "default");
+    let ids: Vec<String> = listing.resources[&vs_key]
+        .routes()
+        .unwrap()
+        .iter()
+        .map(|r| epoxy::api::naming::route_identity("gloo-system", "default", r))
+        .collect();
     let (ls, lr) = watch::channel(listing);
     let (rs, rr) = watch::channel(Arc::new(report));
     let (ds, dr) = watch::channel(Arc::new(disc));
     let (es, er) = broadcast::channel(64);
     let mut h = Harness::new(app, Feeds::new(lr, rr, dr, er, rx));
     for (i, (status, path, route, func, ms)) in [
-        (
-            200,
-            "/petstore/list",
-            Some("gloo-system/default#0"),
-            None,
-            3,
-        ),
+        (200, "/petstore/list", Some(ids[0].as_str()), None, 3),
         (
             200,
             "/petstore/findPet",
-            Some("gloo-system/default#1"),
+            Some(ids[1].as_str()),
             Some("findPetById"),
             5,
         ),
@@ -142,7 +144,7 @@ fn fixture(readonly: bool) -> Fixture {
         (
             200,
             "/petstore/findPet",
-            Some("gloo-system/default#1"),
+            Some(ids[1].as_str()),
             Some("findPetById"),
             4,
         ),
@@ -459,4 +461,32 @@ fn yaml_errors_point_at_their_line() {
     assert_eq!(l, Some(3), "{m}");
     let (l, _) = parse_route("matchers:\n  - exact: [\n").unwrap_err();
     assert!(l.is_some());
+}
+
+#[test]
+fn a_discovery_error_shows_in_full_under_the_upstreams() {
+    let mut f = fixture(false);
+    let err = "cannot connect to http://127.0.0.1:1/swagger.json: connection refused (os error 111); is the service up?";
+    let mut disc = epoxy::discovery::fds::DiscoveryState::new();
+    disc.insert(
+        ResourceKey::new(Kind::Upstream, "gloo-system", "default-petstore-8080"),
+        UpstreamDiscovery {
+            last_error: Some(err.into()),
+            last_poll: Some(clock()),
+            ..Default::default()
+        },
+    );
+    f.h.app.update(Msg::Discovery(Arc::new(disc)));
+    for (cmd, w) in [("upstreams", 80), ("discovery", 80), ("upstreams", 160)] {
+        f.h.command(cmd);
+        let s = f.h.screen(w, 24);
+        // Wrapped over lines: join them and drop the borders.
+        let text: String = s
+            .lines()
+            .map(|l| l.trim_matches(|c: char| c == '│' || c.is_whitespace()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(text.contains("Discovery error"), "{s}");
+        assert!(text.contains("is the service up?"), "{cmd} {w}:\n{s}");
+    }
 }

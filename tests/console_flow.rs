@@ -2,15 +2,18 @@
 //! function discovery, the control loop and the gateway on real sockets; keys go into the app.
 
 use epoxy::api::{Kind, Object, Resource, ResourceKey, StaticHost, StaticUpstream, UpstreamSpec};
+use epoxy::control::routes::{Position, RouteEdit};
 use epoxy::discovery::fds::FdsConfig;
 use epoxy::gateway::GatewayConfig;
 use epoxy::store::Precondition;
 use epoxy::store::dir::DirStore;
-use epoxy::tui::app::{App, View};
+use epoxy::tui::app::{App, Mode, OpKind, View, WriteOp};
 use epoxy::tui::harness::Harness;
 use epoxy::tui::host::Host;
 use epoxy::tui::keymap::Keymap;
 use epoxy::tui::theme::Theme;
+use epoxy::tui::views::editor::route_yaml;
+use epoxy::tui::widgets::diff::DiffLine;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -211,7 +214,17 @@ async fn invalid_yaml_edit_shows_its_line_and_changes_nothing() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     s.h.pump();
     assert!(vs_file(&s).is_none(), "nothing was written");
-    // Esc cancels; still nothing.
+    // Esc asks first (the edit would be lost): n keeps editing, esc then y discards.
+    s.h.key("esc");
+    assert!(s.h.screen(120, 30).contains("Discard your edit?"));
+    s.h.key("n");
+    assert_eq!(s.h.app.view(), &View::Editor);
+    assert_eq!(s.h.app.editor.as_ref().unwrap().error_line, Some(2));
+    s.h.key("esc");
+    s.h.key("y");
+    assert!(matches!(s.h.app.view(), View::Routes { .. }));
+    // An editor with no change leaves at once.
+    s.h.key("n");
     s.h.key("esc");
     assert!(matches!(s.h.app.view(), View::Routes { .. }));
     assert!(vs_file(&s).is_none());
@@ -300,7 +313,7 @@ async fn create_reorder_and_delete_routes() {
 async fn readonly_refuses_every_write() {
     let mut s = session(true).await;
     s.h.command("routes");
-    for k in ["n", "e", "d", "K", "J", "u"] {
+    for k in ["n", "e", "d", "K", "J", "u", "U"] {
         s.h.key(k);
         assert!(
             s.h.app
@@ -315,16 +328,16 @@ async fn readonly_refuses_every_write() {
     s.h.key("r");
     assert!(s.h.app.message.as_ref().unwrap().text.contains("read-only"));
     // Even a write asked for directly is refused.
-    let op =
-        s.h.app
-            .vs_write(
-                &ResourceKey::new(Kind::VirtualService, "gloo-system", "default"),
-                vec![Default::default()],
-                "x".into(),
-                None,
-            )
-            .unwrap();
-    s.h.app.spawn_write(op);
+    s.h.app.spawn_write(WriteOp {
+        label: "x".into(),
+        vs: ResourceKey::new(Kind::VirtualService, "gloo-system", "default"),
+        edit: RouteEdit::Insert {
+            route: Box::default(),
+            at: Position::First,
+        },
+        from_editor: false,
+        kind: OpKind::Do,
+    });
     assert_eq!(s.h.app.writes_in_flight, 0);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(vs_file(&s).is_none());
@@ -337,4 +350,124 @@ async fn readonly_refuses_every_write() {
         .await
         .unwrap();
     assert!(s.h.screen(120, 30).contains("404"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confirmation_diff_is_exactly_what_is_written_and_undo_redo_stack() {
+    let mut s = session(false).await;
+    s.h.command("fn");
+    s.h.key("/");
+    s.h.type_text("findPetById");
+    s.h.key("enter");
+    s.h.key("r");
+    s.h.key("ctrl-s");
+    s.h.key("y");
+    s.h.until("the route", WAIT, |a| a.data.route_count() == 1)
+        .await
+        .unwrap();
+    // Edit it: YAML, change the match kind and the function; back to the form; one character.
+    s.h.command("routes");
+    s.h.key("e");
+    s.h.key("f2");
+    let e = s.h.app.editor.as_mut().unwrap();
+    let yaml = e.textarea.lines().join("\n");
+    assert!(yaml.contains("exact: /petstore/findPetById"), "{yaml}");
+    let yaml = yaml
+        .replace("exact: /petstore/findPetById", "regex: /petstore/findPet.*")
+        .replace("functionName: findPetById", "functionName: findPets");
+    e.textarea = ratatui_textarea::TextArea::new(yaml.lines().map(str::to_string).collect());
+    s.h.key("f2");
+    s.h.key("backspace");
+    s.h.key("ctrl-s");
+    let Mode::Confirm(c) = &s.h.app.mode else {
+        panic!(
+            "no confirmation: {:?}",
+            s.h.app.message.as_ref().map(|m| &m.text)
+        );
+    };
+    let new: Vec<&str> = c
+        .lines
+        .iter()
+        .filter_map(|l| match l {
+            DiffLine::Same(t) | DiffLine::Added(t) => Some(t.as_str()),
+            DiffLine::Removed(_) => None,
+        })
+        .collect();
+    let shown = new.join("\n");
+    // Every change is marked as one, not only the last.
+    let marked = |added: bool, text: &str| {
+        c.lines.iter().any(|l| match l {
+            DiffLine::Added(t) => added && t.contains(text),
+            DiffLine::Removed(t) => !added && t.contains(text),
+            DiffLine::Same(_) => false,
+        })
+    };
+    assert!(
+        marked(false, "exact: /petstore/findPetById"),
+        "{:?}",
+        c.lines
+    );
+    assert!(marked(false, "functionName: findPetById"), "{:?}", c.lines);
+    assert!(marked(true, "regex: /petstore/findPet."), "{:?}", c.lines);
+    assert!(marked(true, "functionName: findPets"), "{:?}", c.lines);
+    assert!(
+        shown.contains("regex: /petstore/findPet.")
+            && !shown.contains("findPet.*")
+            && shown.contains("functionName: findPets"),
+        "{shown}"
+    );
+    s.h.key("y");
+    s.h.until("the write", WAIT, |a| {
+        a.data
+            .routes_ref(&vs_key())
+            .first()
+            .is_some_and(|r| r.matchers[0].regex.is_some())
+    })
+    .await
+    .unwrap();
+    // What was written is what the diff showed, line for line.
+    let written = s.h.app.data.routes_ref(&vs_key())[0].clone();
+    assert_eq!(route_yaml(&written).trim_end(), shown.trim_end());
+
+    // Undo twice (the edit, then the creation), then redo both.
+    s.h.key("u");
+    s.h.until("the first undo", WAIT, |a| {
+        a.data
+            .routes_ref(&vs_key())
+            .first()
+            .is_some_and(|r| r.matchers[0].exact.is_some())
+    })
+    .await
+    .unwrap();
+    s.h.key("u");
+    s.h.until("the second undo", WAIT, |a| a.data.route_count() == 0)
+        .await
+        .unwrap();
+    s.h.key("u");
+    assert!(
+        s.h.app
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("nothing to undo")
+    );
+    s.h.key("U");
+    s.h.until("the first redo", WAIT, |a| a.data.route_count() == 1)
+        .await
+        .unwrap();
+    s.h.key("U");
+    s.h.until("the second redo", WAIT, |a| {
+        a.data
+            .routes_ref(&vs_key())
+            .first()
+            .is_some_and(|r| r.matchers[0].regex.is_some())
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.h.app.data.routes_ref(&vs_key())[0], written);
+}
+
+fn vs_key() -> ResourceKey {
+    ResourceKey::new(Kind::VirtualService, "gloo-system", "default")
 }

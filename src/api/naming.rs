@@ -20,6 +20,18 @@ pub fn sanitize_name(name: &str) -> String {
     s.to_lowercase()
 }
 
+/// A route's identity for statistics (`/metrics` labels, rates, the access log): its `name`,
+/// else `ns/owner#` and a digest of its content, so counts stay with the route when others
+/// are inserted or moved around it (an index would hand them to whatever takes its place).
+pub fn route_identity(ns: &str, owner: &str, route: &crate::api::Route) -> String {
+    if let Some(n) = &route.name {
+        return n.clone();
+    }
+    let bytes = serde_json::to_vec(route).unwrap_or_default();
+    let digest = format!("{:x}", md5::compute(&bytes));
+    format!("{ns}/{owner}#{}", &digest[..8])
+}
+
 /// The longest prefix of `s` of at most `n` bytes that ends on a character boundary.
 fn cut_bytes(s: &str, n: usize) -> &str {
     let mut end = n.min(s.len());

@@ -7,6 +7,7 @@ use crate::gateway::GatewayConfig;
 use crate::store::Store;
 use crate::store::kube::KubeStore;
 use crate::store::overlay::OverlayStore;
+use crate::store::scratch::ScratchStore;
 use crate::tui;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
@@ -39,6 +40,8 @@ pub struct Hosting {
     pub fds: crate::discovery::fds::FdsConfig,
     /// Shown on the message line at start (e.g. why the console is not on a cluster).
     pub note: Option<String>,
+    /// The store, when the caller opened it already (the demo, which writes its upstream).
+    pub store: Option<Arc<dyn Store>>,
 }
 
 pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> {
@@ -65,25 +68,42 @@ pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> 
                 "kube",
             )
         }
-        None => {
-            let dir = g.open_store()?;
-            let root = dir.root().to_path_buf();
-            (Arc::new(dir), root, hosting.source)
-        }
+        None => match hosting.store {
+            Some(s) => (s, g.state_dir(), hosting.source),
+            None => {
+                let dir = g.open_store()?;
+                let root = dir.root().to_path_buf();
+                let dir: Arc<dyn Store> = Arc::new(dir);
+                // Read-only: what this process writes (discovered functions) stays in memory.
+                let store: Arc<dyn Store> = if args.readonly {
+                    Arc::new(ScratchStore::new(dir))
+                } else {
+                    dir
+                };
+                (store, root, hosting.source)
+            }
+        },
     };
     let cfg = GatewayConfig {
         listen: hosting.listen,
         admin: hosting.admin,
         ..GatewayConfig::default()
     };
-    let host = tui::host::Host::start(store, root, &cfg, fds_cfg)
+    let host = tui::host::Host::start_with(store, root, &cfg, fds_cfg, !args.readonly)
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let address_file = super::serve::address_file(&host.root);
     let admin = host.handle.admin_addr.map(|a| format!("http://{a}"));
-    let record = serde_json::json!({"url": host.url(), "admin": admin, "pid": std::process::id()});
-    std::fs::write(&address_file, record.to_string()).context("recording the gateway's address")?;
-    let _ = tui::logfile::to_file(&host.root.join(".epoxy-console.log"));
-    let ctx = host.ctx(source, &g.namespace, args.readonly);
+    let record = super::serve::record_address(&host.root, &host.url(), admin.as_deref())?;
+    // Read-only touches no file of the store: the log goes to the temporary directory.
+    let log = if args.readonly {
+        std::env::temp_dir().join(format!("epoxy-console-{}.log", std::process::id()))
+    } else {
+        host.root.join(".epoxy-console.log")
+    };
+    let _ = tui::logfile::to_file(&log);
+    let mut ctx = host.ctx(source, &g.namespace, args.readonly);
+    if args.readonly {
+        ctx.history_file = None;
+    }
     let (mut app, rx) = tui::app::App::new(ctx, theme, keymap);
     if let Some(note) = &hosting.note {
         app.info(note.clone());
@@ -97,7 +117,7 @@ pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> 
     let feeds = host.feeds(rx);
     let result = tui::run(app, feeds).await;
     tui::logfile::to_stderr();
-    let _ = std::fs::remove_file(&address_file);
+    record.remove();
     let handle = host.handle;
     tokio::task::spawn_blocking(move || handle.shutdown()).await?;
     result

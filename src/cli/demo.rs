@@ -7,6 +7,7 @@ use super::serve::{DiscoveryArgs, serve};
 use crate::api::{Kind, Object, Resource, ResourceKey, StaticHost, StaticUpstream, UpstreamSpec};
 use crate::demo::petstore;
 use crate::gateway::GatewayConfig;
+use crate::store::scratch::ScratchStore;
 use crate::store::{Precondition, Store, StoreError};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -61,7 +62,28 @@ async fn upsert_demo_upstream(store: &dyn Store, ns: &str, addr: SocketAddr) -> 
             }
             let pre = Precondition::from_read(&Resource::Upstream(u.clone()));
             let s = u.spec.static_.get_or_insert_with(Default::default);
+            let old: Vec<String> = s
+                .hosts
+                .iter()
+                .map(|h| format!("{}:{}", h.addr, h.port))
+                .collect();
             s.hosts = vec![host];
+            // The document is served by the petstore too: a URL at its old address would fail
+            // discovery on every restart.
+            if let Some(info) = u
+                .spec
+                .service_spec_mut()
+                .and_then(|ss| ss.rest.as_mut())
+                .and_then(|r| r.swagger_info.as_mut())
+                && let Some(url) = &mut info.url
+            {
+                for o in &old {
+                    if let Some(rest) = url.strip_prefix(&format!("http://{o}/")) {
+                        *url = format!("http://{addr}/{rest}");
+                        break;
+                    }
+                }
+            }
             (Resource::Upstream(u), pre)
         }
         Ok(_) => unreachable!("a get by upstream key returns an upstream"),
@@ -96,11 +118,19 @@ pub async fn demo(g: &Global, a: DemoArgs) -> Result<()> {
             "the demo runs on this machine with a directory store; drop --kube/--context/--kubeconfig"
         );
     }
-    let store = g.open_store()?;
+    let dir = g.open_store()?;
+    let state_dir = dir.root().to_path_buf();
+    let dir: Arc<dyn Store> = Arc::new(dir);
+    // Read-only: the upstream follows this run's petstore in memory; no file changes.
+    let store: Arc<dyn Store> = if a.console.readonly && !a.headless {
+        Arc::new(ScratchStore::new(dir))
+    } else {
+        dir
+    };
     let pets = petstore::start("127.0.0.1:0".parse()?)
         .await
         .context("starting the petstore")?;
-    upsert_demo_upstream(&store, &g.namespace, pets.addr).await?;
+    upsert_demo_upstream(store.as_ref(), &g.namespace, pets.addr).await?;
     {
         use std::io::Write;
         let _ = writeln!(
@@ -126,14 +156,14 @@ pub async fn demo(g: &Global, a: DemoArgs) -> Result<()> {
             source: "demo",
             fds: a.discovery.config(),
             note: None,
+            store: Some(store),
         };
         let result = super::console::run(g, a.console, hosting).await;
         drop(pets);
         return result;
     }
-    let state_dir = store.root().to_path_buf();
     let result = serve(
-        Arc::new(store),
+        store,
         &state_dir,
         cfg,
         a.discovery.config(),

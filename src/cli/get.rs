@@ -34,7 +34,22 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
     let problems = validate(&listing.resources);
     let status_of = statuses(listing.resources.keys(), &problems);
     let accepted = Status::accepted();
-    let status = |k: &ResourceKey| status_of.get(k).unwrap_or(&accepted).clone();
+    // Discovery that fails is the upstream's warning, in full (its functions may be stale).
+    let discovery =
+        crate::discovery::fds::load_state(&crate::discovery::fds::state_file(&g.state_dir()));
+    let status = |k: &ResourceKey| {
+        let mut st = status_of.get(k).unwrap_or(&accepted).clone();
+        if let Some(err) = discovery
+            .get(&k.to_string())
+            .and_then(|d| d.last_error.as_ref())
+        {
+            if st.state == crate::api::status::State::Accepted {
+                st.state = crate::api::status::State::Warning;
+            }
+            st.warnings.push(format!("discovery failed: {err}"));
+        }
+        st
+    };
 
     if matches!(kind, Kind::VirtualService | Kind::RouteTable)
         && matches!(a.args.first().map(String::as_str), Some("route" | "routes"))
@@ -149,26 +164,28 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                 });
             }
             print!("{}", t.render());
+            for r in &selected {
+                for w in status(&r.key()).warnings {
+                    if w.starts_with("discovery failed") {
+                        eprintln!("warning: {}: {w}", r.key());
+                    }
+                }
+            }
         }
-        f => {
-            let discovery = crate::discovery::fds::load_state(&crate::discovery::fds::state_file(
-                &g.state_dir(),
-            ));
-            print_values(
-                selected
-                    .iter()
-                    .map(|r| {
-                        let mut v = with_status(r, &status(&r.key()));
-                        if let Some(d) = discovery.get(&r.key().to_string()) {
-                            v["status"]["discovery"] = serde_json::to_value(d).unwrap_or_default();
-                        }
-                        v
-                    })
-                    .collect(),
-                f,
-                name.is_some(),
-            )
-        }
+        f => print_values(
+            selected
+                .iter()
+                .map(|r| {
+                    let mut v = with_status(r, &status(&r.key()));
+                    if let Some(d) = discovery.get(&r.key().to_string()) {
+                        v["status"]["discovery"] = serde_json::to_value(d).unwrap_or_default();
+                    }
+                    v
+                })
+                .collect(),
+            f,
+            name.is_some(),
+        ),
     }
     Ok(())
 }

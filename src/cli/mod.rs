@@ -219,6 +219,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 source: "dir",
                 fds: Default::default(),
                 note,
+                store: None,
             };
             return console::run(&g, cli.console, hosting).await;
         };

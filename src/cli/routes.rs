@@ -2,14 +2,12 @@
 
 use super::Global;
 use super::write::{print_warnings, refusal};
-use crate::api::sort::sort_routes;
 use crate::api::{
-    Destination, DestinationSpec, HeaderMatcher, Kind, Matcher, Object, Parameters,
-    QueryParameterMatcher, Resource, ResourceKey, ResourceRef, RestDestination, Route, RouteAction,
-    RouteOptions, VirtualHost, VirtualServiceSpec,
+    Destination, DestinationSpec, HeaderMatcher, Kind, Matcher, Parameters, QueryParameterMatcher,
+    Resource, ResourceKey, ResourceRef, RestDestination, Route, RouteAction, RouteOptions,
 };
-use crate::control::writes;
-use crate::store::{Listing, Precondition, Store};
+use crate::control::routes::{self, Applied, Position, RouteEdit, RouteError};
+use crate::store::{Listing, Store};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use indexmap::IndexMap;
@@ -22,10 +20,13 @@ pub enum AddCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum RemoveCommand {
-    /// Remove the route at --index from a virtual service
+    /// Remove a route (by --index or --route-name) from a virtual service
     Route {
-        #[arg(long, short = 'x')]
-        index: usize,
+        #[arg(long, short = 'x', required_unless_present = "route_name")]
+        index: Option<usize>,
+        /// The route's name (epoxy names the routes it creates)
+        #[arg(long, conflicts_with = "index")]
+        route_name: Option<String>,
         /// Virtual service [default: the first with domain `*`]
         #[arg(long)]
         name: Option<String>,
@@ -94,6 +95,9 @@ pub struct AddRoute {
     /// Position of the new route (0 = first)
     #[arg(long, short = 'x', default_value_t = 0)]
     pub index: usize,
+    /// The route's name, unique in its virtual service [default: from its path]
+    #[arg(long)]
+    pub route_name: Option<String>,
     /// Virtual service [default: the first with domain `*`, else a new `default`]
     #[arg(long)]
     pub name: Option<String>,
@@ -144,13 +148,14 @@ pub fn default_vs_name(listing: &Listing, ns: &str) -> Option<String> {
         .map(|r| r.name().to_string())
 }
 
-/// Loads the virtual service to edit, or a new one if `create` allows it.
+/// The virtual service a route command acts on: the one named, else the default one, else
+/// (when `create` allows it) `default`, created by the write.
 async fn target_vs(
     store: &dyn Store,
     ns: &str,
     name: Option<String>,
     create: bool,
-) -> Result<(Resource, Precondition)> {
+) -> Result<ResourceKey> {
     let listing = store.list().await?;
     let name = match name.or_else(|| default_vs_name(&listing, ns)) {
         Some(n) => n,
@@ -159,25 +164,23 @@ async fn target_vs(
             bail!("no virtual service in namespace {ns} serves domain `*`; name one with --name")
         }
     };
-    let key = ResourceKey::new(Kind::VirtualService, ns, &name);
-    match listing.resources.get(&key) {
-        Some(r) => Ok((r.clone(), Precondition::from_read(r))),
-        None if create => Ok((
-            Resource::VirtualService(Object::new(
-                Kind::VirtualService,
-                ns,
-                &name,
-                VirtualServiceSpec {
-                    virtual_host: VirtualHost {
-                        domains: vec!["*".into()],
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                },
-            )),
-            Precondition::Absent,
-        )),
-        None => bail!("{key} not found"),
+    Ok(ResourceKey::new(Kind::VirtualService, ns, &name))
+}
+
+/// Applies a route edit through the one place route edits live; a refusal exits 1.
+async fn edit(
+    store: &dyn Store,
+    key: &ResourceKey,
+    e: &RouteEdit,
+    create: bool,
+) -> Result<Applied> {
+    match routes::apply(store, key, e, create).await {
+        Ok(a) => {
+            print_warnings(&a.written.warnings);
+            Ok(a)
+        }
+        Err(RouteError::Write(w)) => Err(refusal(w)),
+        Err(e) => Err(anyhow!("refused: {e}")),
     }
 }
 
@@ -270,24 +273,21 @@ async fn insert_route(
     dry_run: bool,
 ) -> Result<()> {
     let store = g.store().await?;
-    let (mut vs, pre) = target_vs(store.as_ref(), &g.namespace, name, true).await?;
-    let routes = vs
-        .routes_mut()
-        .ok_or_else(|| anyhow!("not a virtual service"))?;
-    if index > routes.len() {
-        bail!("--index {index} is past the end ({} routes)", routes.len());
-    }
-    routes.insert(index, route);
-    let key = vs.key();
+    let key = target_vs(store.as_ref(), &g.namespace, name, true).await?;
+    let e = RouteEdit::Insert {
+        route: Box::new(route),
+        at: Position::Index(index),
+    };
     if dry_run {
+        let vs = routes::preview(store.as_ref(), &key, &e)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
         print!("{}", vs.to_yaml());
         return Ok(());
     }
-    let w = writes::write(store.as_ref(), vs, pre)
-        .await
-        .map_err(refusal)?;
-    print_warnings(&w.warnings);
-    println!("route {index} added to {key}");
+    let a = edit(store.as_ref(), &key, &e, true).await?;
+    let name = a.route.and_then(|r| r.name).unwrap_or_default();
+    println!("route {} added to {key} (named {name})", a.index);
     Ok(())
 }
 
@@ -330,6 +330,7 @@ pub async fn add(g: &Global, c: AddCommand) -> Result<()> {
         matchers: vec![m],
         route_action: Some(Box::new(action)),
         options: rewrite_options(a.prefix_rewrite),
+        name: a.route_name,
         ..Default::default()
     };
     insert_route(g, a.name, a.index, route, a.dry_run).await
@@ -387,15 +388,8 @@ pub async fn route(g: &Global, c: RouteCommand) -> Result<()> {
         }
         RouteCommand::Sort { name } => {
             let store = g.store().await?;
-            let (mut vs, pre) = target_vs(store.as_ref(), &g.namespace, name, false).await?;
-            let key = vs.key();
-            if let Some(routes) = vs.routes_mut() {
-                sort_routes(routes);
-            }
-            let w = writes::write(store.as_ref(), vs, pre)
-                .await
-                .map_err(refusal)?;
-            print_warnings(&w.warnings);
+            let key = target_vs(store.as_ref(), &g.namespace, name, false).await?;
+            edit(store.as_ref(), &key, &RouteEdit::Sort, false).await?;
             println!("routes of {key} sorted");
             Ok(())
         }
@@ -403,24 +397,30 @@ pub async fn route(g: &Global, c: RouteCommand) -> Result<()> {
 }
 
 pub async fn remove(g: &Global, c: RemoveCommand) -> Result<()> {
-    let RemoveCommand::Route { index, name } = c;
+    let RemoveCommand::Route {
+        index,
+        route_name,
+        name,
+    } = c;
     let store = g.store().await?;
-    let (mut vs, pre) = target_vs(store.as_ref(), &g.namespace, name, false).await?;
-    let key = vs.key();
-    let routes = vs
-        .routes_mut()
-        .ok_or_else(|| anyhow!("not a virtual service"))?;
-    if index >= routes.len() {
-        bail!(
-            "{key} has {} routes; there is no route {index}",
-            routes.len()
-        );
-    }
-    routes.remove(index);
-    let w = writes::write(store.as_ref(), vs, pre)
-        .await
-        .map_err(refusal)?;
-    print_warnings(&w.warnings);
-    println!("route {index} removed from {key}");
+    let key = target_vs(store.as_ref(), &g.namespace, name, false).await?;
+    let vs = store.get(&key).await?;
+    let current = vs.routes().map_or(&[][..], Vec::as_slice);
+    let route = match (index, &route_name) {
+        (_, Some(n)) => current
+            .iter()
+            .find(|r| r.name.as_deref() == Some(n))
+            .ok_or_else(|| anyhow!("{key} has no route named `{n}`"))?,
+        (Some(i), None) => current
+            .get(i)
+            .ok_or_else(|| anyhow!("{key} has {} routes; there is no route {i}", current.len()))?,
+        (None, None) => bail!("name the route: --index N or --route-name NAME"),
+    };
+    let what = routes::label(route);
+    let e = RouteEdit::Delete {
+        route: Box::new(route.clone()),
+    };
+    let a = edit(store.as_ref(), &key, &e, false).await?;
+    println!("route {} removed from {key} ({what})", a.index);
     Ok(())
 }

@@ -129,6 +129,71 @@ pub fn address_file(store: &Path) -> PathBuf {
     store.join(".epoxy-gateway.json")
 }
 
+/// Where each running gateway on a store records its address, so that `proxy url` still finds
+/// one when another (that wrote `address_file` last) exits.
+fn address_dir(store: &Path) -> PathBuf {
+    store.join(".epoxy-gateways")
+}
+
+/// This process's address records; `remove` takes them back on exit.
+pub struct AddressRecord {
+    store: PathBuf,
+}
+
+/// Records where this process's gateway listens: the store's latest record, and its own.
+pub fn record_address(store: &Path, url: &str, admin: Option<&str>) -> Result<AddressRecord> {
+    let record = serde_json::json!({"url": url, "admin": admin, "pid": std::process::id()});
+    let dir = address_dir(store);
+    std::fs::create_dir_all(&dir).context("recording the gateway's address")?;
+    std::fs::write(
+        dir.join(format!("{}.json", std::process::id())),
+        record.to_string(),
+    )
+    .context("recording the gateway's address")?;
+    std::fs::write(address_file(store), record.to_string())
+        .context("recording the gateway's address")?;
+    Ok(AddressRecord {
+        store: store.to_path_buf(),
+    })
+}
+
+impl AddressRecord {
+    pub fn remove(&self) {
+        let pid = std::process::id() as u64;
+        let _ = std::fs::remove_file(address_dir(&self.store).join(format!("{pid}.json")));
+        let main = address_file(&self.store);
+        let ours = std::fs::read_to_string(&main)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v["pid"].as_u64() == Some(pid));
+        if ours {
+            let _ = std::fs::remove_file(main);
+        }
+    }
+}
+
+/// The record of a gateway running on the store: the latest, else any other still alive.
+fn running_record(store: &Path) -> Option<serde_json::Value> {
+    let read = |p: &Path| -> Option<serde_json::Value> {
+        serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
+    };
+    let alive = |v: &serde_json::Value| v["pid"].as_u64().is_some_and(pid_alive);
+    if let Some(v) = read(&address_file(store)).filter(alive) {
+        return Some(v);
+    }
+    let mut others: Vec<(std::time::SystemTime, serde_json::Value)> =
+        std::fs::read_dir(address_dir(store))
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let t = e.metadata().ok()?.modified().ok()?;
+                Some((t, read(&e.path()).filter(alive)?))
+            })
+            .collect();
+    others.sort_by_key(|(t, _)| *t);
+    others.pop().map(|(_, v)| v)
+}
+
 pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
     let store = g.store().await?;
     // In a cluster, the gateway is the controller: it discovers upstreams from Services and
@@ -221,9 +286,7 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let url = handle.url();
     let admin = handle.admin_addr.map(|a| format!("http://{a}"));
-    let record = serde_json::json!({"url": url, "admin": admin, "pid": std::process::id()});
-    std::fs::write(address_file(&root), record.to_string())
-        .context("recording the gateway's address")?;
+    let record = record_address(&root, &url, admin.as_deref())?;
     // A server must not die because whoever started it closed its output: ignore write errors.
     {
         use std::io::Write;
@@ -254,7 +317,7 @@ pub async fn serve(
     reporter.abort();
     eprintln!("{what}: draining in-flight requests");
     tokio::task::spawn_blocking(move || handle.shutdown()).await?;
-    let _ = std::fs::remove_file(address_file(&root));
+    record.remove();
     Ok(())
 }
 
@@ -284,18 +347,13 @@ fn pid_alive(pid: u64) -> bool {
 
 pub fn proxy(g: &Global, c: ProxyCommand) -> Result<()> {
     let dir = g.state_dir();
-    let path = address_file(&dir);
     let none = || {
         anyhow!(
             "no gateway is running on store {} (start one with `epoxy gateway` or `epoxy demo`)",
             dir.display()
         )
     };
-    let text = std::fs::read_to_string(&path).map_err(|_| none())?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| none())?;
-    if !v["pid"].as_u64().is_some_and(pid_alive) {
-        return Err(none());
-    }
+    let v = running_record(&dir).ok_or_else(none)?;
     let key = match c {
         ProxyCommand::Url => "url",
         ProxyCommand::AdminUrl => "admin",

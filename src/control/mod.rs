@@ -2,4 +2,5 @@
 //! state into the gateway's route table.
 
 pub mod reconcile;
+pub mod routes;
 pub mod writes;

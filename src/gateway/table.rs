@@ -9,6 +9,7 @@ use super::function::{FunctionCall, Templates};
 use super::matcher::{CompiledMatcher, PathCond, RequestHead};
 use super::telemetry::{Registry, Stats};
 use crate::api::duration::parse_duration;
+use crate::api::naming::route_identity;
 use crate::api::validate::{effective_domains, redirect_status};
 use crate::api::{
     Destination, Kind, Resource, ResourceKey, ResourceRef, ResourceSet, Route, Transformation,
@@ -537,11 +538,8 @@ pub fn compile_with(
         };
         let key = r.key();
         let mut routes = Vec::new();
-        for (i, route) in vs.spec.virtual_host.routes.iter().enumerate() {
-            let id = route
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("{}/{}#{i}", key.namespace, key.name));
+        for route in &vs.spec.virtual_host.routes {
+            let id = route_identity(&key.namespace, &key.name, route);
             c.add_route(&mut routes, route, &id, &key.namespace, 0, None);
         }
         let mut vh = VirtualHostTable {
@@ -902,11 +900,8 @@ impl Compiler<'_> {
                 return;
             }
             for (rt_key, child_routes) in self.delegated(d, ns) {
-                for (j, child) in child_routes.iter().enumerate() {
-                    let cid = child
-                        .name
-                        .clone()
-                        .unwrap_or_else(|| format!("{}/{}#{j}", rt_key.namespace, rt_key.name));
+                for child in child_routes.iter() {
+                    let cid = route_identity(&rt_key.namespace, &rt_key.name, child);
                     self.add_route(out, child, &cid, &rt_key.namespace, depth + 1, Some(route));
                 }
             }

@@ -4,6 +4,7 @@
 pub mod dir;
 pub mod kube;
 pub mod overlay;
+pub mod scratch;
 
 use crate::api::{Kind, ParseError, Resource, ResourceKey, ResourceSet};
 use std::path::PathBuf;

@@ -26,6 +26,7 @@ pub enum Action {
     MoveUp,
     MoveDown,
     Undo,
+    Redo,
     RouteTo,
     Send,
     CopyCurl,
@@ -44,7 +45,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 36] = [
         Action::Quit,
         Action::Back,
         Action::Help,
@@ -65,6 +66,7 @@ impl Action {
         Action::MoveUp,
         Action::MoveDown,
         Action::Undo,
+        Action::Redo,
         Action::RouteTo,
         Action::Send,
         Action::CopyCurl,
@@ -104,6 +106,7 @@ impl Action {
                 | Action::MoveUp
                 | Action::MoveDown
                 | Action::Undo
+                | Action::Redo
                 | Action::RouteTo
                 | Action::Apply
         )

@@ -10,13 +10,14 @@ use super::views::editor::Editor;
 use super::views::tester::{Tester, TesterResponse};
 use super::views::{self, ItemId};
 use super::widgets::input::LineInput;
-use crate::api::{Kind, Object, Resource, ResourceKey, Route, VirtualHost, VirtualServiceSpec};
+use crate::api::{Kind, Resource, ResourceKey, Route};
 use crate::control::reconcile::Report;
+use crate::control::routes::{self, Position, RouteEdit, RouteError};
 use crate::control::writes;
 use crate::discovery::fds::DiscoveryState;
 use crate::gateway::Gateway;
 use crate::gateway::telemetry::RequestEvent;
-use crate::store::{Listing, Precondition, Store};
+use crate::store::{Listing, Store};
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
@@ -36,7 +37,7 @@ pub enum Msg {
     Discovery(Arc<DiscoveryState>),
     Request(Box<RequestEvent>),
     /// A write finished: what it was, and the undo of it (or why it was refused).
-    Written(Box<Result<Written, String>>),
+    Written(Box<Result<Written, Refused>>),
     Response(Box<Result<TesterResponse, String>>),
     Tick,
 }
@@ -45,21 +46,39 @@ pub enum Msg {
 #[derive(Debug)]
 pub struct Written {
     pub label: String,
-    pub undo: Option<Undo>,
+    /// The edit that takes this one back.
+    pub inverse: Option<Undo>,
+    pub kind: OpKind,
     pub warnings: Vec<String>,
     /// Where the list selection should go afterwards (route index).
     pub select: Option<usize>,
     pub from_editor: bool,
 }
 
-/// How to take back the last apply: restore `before` (or delete, if it did not exist), provided
-/// nobody changed the resource since (`after_version`).
+/// A write that was refused: why, and, when another writer got there first, what they left.
+#[derive(Debug)]
+pub struct Refused {
+    pub message: String,
+    pub from_editor: bool,
+    /// The route as the write expected it, and as it is now (None: gone).
+    pub conflict: Option<(Route, Option<Route>)>,
+}
+
+/// An edit that takes back an earlier one (see `control::routes`: by route identity, so it is
+/// refused if someone changed that route since).
 #[derive(Debug, Clone)]
 pub struct Undo {
-    pub key: ResourceKey,
-    pub before: Option<Resource>,
-    pub after_version: String,
+    pub vs: ResourceKey,
+    pub edit: RouteEdit,
     pub label: String,
+}
+
+/// Whether a write is new, an undo or a redo (which stack its inverse goes to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Do,
+    Undo,
+    Redo,
 }
 
 /// What the console runs against.
@@ -164,7 +183,7 @@ impl Page {
 pub struct Confirm {
     pub title: String,
     pub lines: Vec<super::widgets::diff::DiffLine>,
-    pub op: WriteOp,
+    pub op: OnYes,
     pub scroll: usize,
 }
 
@@ -186,19 +205,25 @@ pub struct Message {
 /// How long an information message stays (errors stay until dismissed).
 pub const INFO_TTL: Duration = Duration::from_secs(6);
 
-/// A write the console asks for.
+/// A route write the console asks for (through `control::routes`, as the CLI's).
 #[derive(Debug, Clone)]
 pub struct WriteOp {
+    /// The message once written; `{i}` becomes the route's index then.
     pub label: String,
-    pub resource: Option<Resource>,
-    pub delete: Option<ResourceKey>,
-    pub pre: Precondition,
-    /// What the resource was before (for undo); None if it did not exist.
-    pub before: Option<Resource>,
-    pub select: Option<usize>,
+    pub vs: ResourceKey,
+    pub edit: RouteEdit,
     pub from_editor: bool,
-    /// An undo does not make itself undoable.
-    pub is_undo: bool,
+    pub kind: OpKind,
+}
+
+/// What `y` does in a confirmation.
+#[derive(Debug, Clone)]
+pub enum OnYes {
+    Write(WriteOp),
+    /// Re-apply the editor's edit over the route as another writer left it (None: gone).
+    Rebase(Option<Route>),
+    /// Leave the editor, dropping its edit.
+    Discard,
 }
 
 pub const COMMANDS: [(&str, &[&str], &str); 10] = [
@@ -241,7 +266,9 @@ pub struct App {
     pub editor: Option<Editor>,
     pub tester: Tester,
     pub follow: bool,
-    pub undo: Option<Undo>,
+    /// Undo and redo stacks (most recent last).
+    pub undo: Vec<Undo>,
+    pub redo: Vec<Undo>,
     pub quit: bool,
     pub dirty: bool,
     /// The last text copied (as curl); `osc52` is the escape sequence still to write out.
@@ -272,7 +299,8 @@ impl App {
             editor: None,
             tester,
             follow: true,
-            undo: None,
+            undo: Vec::new(),
+            redo: Vec::new(),
             quit: false,
             dirty: true,
             clipboard: None,
@@ -372,6 +400,10 @@ impl App {
             }
             Msg::Term(Event::Mouse(m)) => self.on_mouse(m),
             Msg::Term(Event::Resize(..)) => self.dirty = true,
+            Msg::Term(Event::Paste(text)) => {
+                self.dirty = true;
+                self.on_paste(&text);
+            }
             Msg::Term(_) => {}
             Msg::Listing(l) => {
                 self.data.set_listing(l);
@@ -414,18 +446,28 @@ impl App {
         }
     }
 
-    fn on_written(&mut self, r: Result<Written, String>) {
+    fn on_written(&mut self, r: Result<Written, Refused>) {
         match r {
             Ok(w) => {
                 let mut text = w.label.clone();
-                if w.undo.is_some() {
-                    text.push_str(" (u undoes)");
+                if w.inverse.is_some() {
+                    text.push_str(match w.kind {
+                        OpKind::Undo => " (U redoes)",
+                        _ => " (u undoes)",
+                    });
                 }
                 if !w.warnings.is_empty() {
                     text.push_str(&format!(" · warning: {}", w.warnings.join("; ")));
                 }
-                if let Some(u) = w.undo {
-                    self.undo = Some(u);
+                if let Some(u) = w.inverse {
+                    match w.kind {
+                        OpKind::Undo => self.redo.push(u),
+                        OpKind::Redo => self.undo.push(u),
+                        OpKind::Do => {
+                            self.undo.push(u);
+                            self.redo.clear();
+                        }
+                    }
                 }
                 if w.from_editor && self.view() == &View::Editor {
                     self.editor = None;
@@ -442,7 +484,62 @@ impl App {
                     self.error(text);
                 }
             }
-            Err(e) => self.error(e),
+            Err(r) => self.on_refused(r),
+        }
+    }
+
+    /// A refused write: the message; for the editor's own write that lost to another writer,
+    /// what changed, and `y` to re-apply the edit (kept as it is) over it.
+    fn on_refused(&mut self, r: Refused) {
+        let editing = r.from_editor && self.view() == &View::Editor && self.editor.is_some();
+        match r.conflict {
+            Some((was, now)) if editing => {
+                let old = views::editor::route_yaml(&was);
+                let new = now
+                    .as_ref()
+                    .map(views::editor::route_yaml)
+                    .unwrap_or_default();
+                let title = match &now {
+                    Some(_) => "Changed by another writer since you opened it (your edit is kept). Re-apply it over this?".to_string(),
+                    None => "Removed or changed by another writer (your edit is kept). Add it as a new route?".to_string(),
+                };
+                self.mode = Mode::Confirm(Box::new(Confirm {
+                    title,
+                    lines: super::widgets::diff::diff_lines(&old, &new),
+                    op: OnYes::Rebase(now),
+                    scroll: 0,
+                }));
+                self.error(format!("{}; nothing written", r.message));
+            }
+            _ => self.error(format!("{}; nothing written", r.message)),
+        }
+    }
+
+    /// A bracketed paste: one event, whatever its size; text goes where typing would.
+    fn on_paste(&mut self, text: &str) {
+        match &mut self.mode {
+            Mode::Command(i) | Mode::Filter(i) => {
+                i.paste(text);
+                if let Mode::Filter(i) = &self.mode {
+                    let t = i.text.clone();
+                    let p = self.page_mut();
+                    p.filter = t;
+                    p.selected = 0;
+                    p.offset = 0;
+                }
+                return;
+            }
+            Mode::Confirm(_) => return,
+            Mode::Normal => {}
+        }
+        match self.view() {
+            View::Editor => {
+                if let Some(e) = &mut self.editor {
+                    e.paste(text, &self.data);
+                }
+            }
+            View::Tester => self.tester.paste(text),
+            _ => {}
         }
     }
 
@@ -553,7 +650,16 @@ impl App {
             }
             Mode::Confirm(mut c) => {
                 match self.keymap.lookup(&[Scope::Confirm], &k) {
-                    Some(Action::Confirm) => self.spawn_write(c.op),
+                    Some(Action::Confirm) => match c.op {
+                        OnYes::Write(op) => self.spawn_write(op),
+                        OnYes::Rebase(now) => {
+                            if let Some(e) = &mut self.editor {
+                                e.rebase(now, &self.data);
+                            }
+                            self.apply_editor();
+                        }
+                        OnYes::Discard => self.discard_edit(),
+                    },
                     Some(Action::Cancel) => self.info("cancelled"),
                     _ => {
                         match k.code {
@@ -758,68 +864,76 @@ impl App {
                     let vs = self.default_vs();
                     let n = self.data.routes_ref(&vs).len();
                     let mut e = Editor::new_at(vs, n, None, &self.data);
+                    e.anchor = Position::Last;
                     e.prefill_function(&up, &name, &self.data);
                     self.editor = Some(e);
                     self.push(View::Editor);
                 }
             }
             Action::Delete => {
-                if let Some(ItemId::Route(vs, i)) = views::selected_item(self) {
-                    let mut routes = self.data.routes_of(&vs);
-                    if i < routes.len() {
-                        let removed = routes.remove(i);
-                        let old = views::editor::route_yaml(&removed);
-                        let label = format!("route #{i} of {vs} deleted");
-                        if let Some(op) =
-                            self.vs_write(&vs, routes, label, Some(i.saturating_sub(1)))
-                        {
-                            self.mode = Mode::Confirm(Box::new(Confirm {
-                                title: format!("Delete route #{i} of {}?", vs.name),
-                                lines: super::widgets::diff::diff_lines(&old, ""),
-                                op,
-                                scroll: 0,
-                            }));
-                        }
-                    }
+                if let Some(ItemId::Route(vs, i)) = views::selected_item(self)
+                    && let Some(r) = self.data.routes_ref(&vs).get(i).cloned()
+                {
+                    let old = views::editor::route_yaml(&r);
+                    let what = routes::label(&r);
+                    self.mode = Mode::Confirm(Box::new(Confirm {
+                        title: format!("Delete route #{i} of {}? ({what})", vs.name),
+                        lines: super::widgets::diff::diff_lines(&old, ""),
+                        op: OnYes::Write(WriteOp {
+                            label: format!("route #{{i}} ({what}) of {vs} deleted"),
+                            vs,
+                            edit: RouteEdit::Delete { route: Box::new(r) },
+                            from_editor: false,
+                            kind: OpKind::Do,
+                        }),
+                        scroll: 0,
+                    }));
                 }
             }
             Action::MoveUp | Action::MoveDown => {
                 if let Some(ItemId::Route(vs, i)) = views::selected_item(self) {
-                    let mut routes = self.data.routes_of(&vs);
-                    let j = if a == Action::MoveUp {
+                    let routes = self.data.routes_ref(&vs);
+                    let to = if a == Action::MoveUp {
                         i.checked_sub(1)
+                            .and_then(|j| routes.get(j))
+                            .map(|n| Position::Before(Box::new(n.clone())))
                     } else {
-                        Some(i + 1).filter(|j| *j < routes.len())
+                        routes
+                            .get(i + 1)
+                            .map(|n| Position::After(Box::new(n.clone())))
                     };
-                    if let Some(j) = j {
-                        routes.swap(i, j);
-                        let label = format!("route #{i} of {} moved to #{j}", vs.name);
-                        if let Some(op) = self.vs_write(&vs, routes, label, Some(j)) {
-                            self.spawn_write(op);
-                        }
+                    if let (Some(to), Some(r)) = (to, routes.get(i).cloned()) {
+                        let what = routes::label(&r);
+                        self.spawn_write(WriteOp {
+                            label: format!("route #{i} ({what}) of {} moved to #{{i}}", vs.name),
+                            vs,
+                            edit: RouteEdit::Move {
+                                route: Box::new(r),
+                                to,
+                            },
+                            from_editor: false,
+                            kind: OpKind::Do,
+                        });
                     }
                 }
             }
-            Action::Undo => match self.undo.take() {
-                Some(u) => {
-                    let op = WriteOp {
-                        label: format!("undone: {}", u.label),
-                        resource: u.before.clone(),
-                        delete: if u.before.is_none() {
-                            Some(u.key.clone())
-                        } else {
-                            None
-                        },
-                        pre: Precondition::Version(u.after_version.clone()),
-                        before: None,
-                        select: None,
+            Action::Undo | Action::Redo => {
+                let (stack, kind, word) = if a == Action::Undo {
+                    (&mut self.undo, OpKind::Undo, "undone")
+                } else {
+                    (&mut self.redo, OpKind::Redo, "redone")
+                };
+                match stack.pop() {
+                    Some(u) => self.spawn_write(WriteOp {
+                        label: format!("{word}: {}", u.label),
+                        vs: u.vs,
+                        edit: u.edit,
                         from_editor: false,
-                        is_undo: true,
-                    };
-                    self.spawn_write(op);
+                        kind,
+                    }),
+                    None => self.info(format!("nothing to {}", &word[..4])),
                 }
-                None => self.info("nothing to undo"),
-            },
+            }
             Action::Apply => self.apply_editor(),
             Action::ToggleYaml
             | Action::NextField
@@ -838,9 +952,22 @@ impl App {
             }
             Action::Cancel => {
                 if view == View::Editor {
-                    self.editor = None;
-                    self.back();
-                    self.info("edit cancelled; nothing written");
+                    // An edit that changes something is not dropped without asking.
+                    let lines = self
+                        .editor
+                        .as_ref()
+                        .map(|e| e.diff(&self.data))
+                        .unwrap_or_default();
+                    if self.editor.as_ref().is_some_and(|e| e.edited()) {
+                        self.mode = Mode::Confirm(Box::new(Confirm {
+                            title: "Discard your edit? Nothing is written.".into(),
+                            lines,
+                            op: OnYes::Discard,
+                            scroll: 0,
+                        }));
+                    } else {
+                        self.discard_edit();
+                    }
                 }
             }
             Action::Send => {
@@ -967,49 +1094,15 @@ impl App {
         }
     }
 
-    /// A write of the virtual service `vs` with `routes` (created with domain `*` if missing).
-    pub fn vs_write(
-        &self,
-        vs: &ResourceKey,
-        routes: Vec<Route>,
-        label: String,
-        select: Option<usize>,
-    ) -> Option<WriteOp> {
-        let before = self.data.listing.resources.get(vs).cloned();
-        let (mut res, pre) = match &before {
-            Some(r) => (r.clone(), Precondition::from_read(r)),
-            None => (
-                Resource::VirtualService(Object::new(
-                    Kind::VirtualService,
-                    &vs.namespace,
-                    &vs.name,
-                    VirtualServiceSpec {
-                        virtual_host: VirtualHost {
-                            domains: vec!["*".into()],
-                            ..Default::default()
-                        },
-                        ..Default::default()
-                    },
-                )),
-                Precondition::Absent,
-            ),
-        };
-        *res.routes_mut()? = routes;
-        Some(WriteOp {
-            label,
-            resource: Some(res),
-            delete: None,
-            pre,
-            before,
-            select,
-            from_editor: false,
-            is_undo: false,
-        })
+    fn discard_edit(&mut self) {
+        self.editor = None;
+        self.back();
+        self.info("edit cancelled; nothing written");
     }
 
     fn apply_editor(&mut self) {
         let Some(e) = &self.editor else { return };
-        let route = match e.route() {
+        let route = match e.final_route(&self.data) {
             Ok(r) => r,
             Err(err) => {
                 self.error(format!("not applied: {err}"));
@@ -1021,39 +1114,47 @@ impl App {
             return;
         }
         let vs = e.vs.clone();
-        let mut routes = self.data.routes_of(&vs);
-        let (i, verb) = match e.index {
-            Some(i) if i < routes.len() => {
-                routes[i] = route.clone();
-                (i, "changed")
-            }
-            _ => {
-                let at = e.insert_at.min(routes.len());
-                routes.insert(at, route.clone());
-                (at, "added")
-            }
-        };
         let old = e
             .original
             .as_ref()
             .map(views::editor::route_yaml)
             .unwrap_or_default();
-        let new = views::editor::route_yaml(&route);
-        let lines = super::widgets::diff::diff_lines(&old, &new);
+        // The diff is of the route exactly as the write will store it.
+        let lines = super::widgets::diff::diff_lines(&old, &views::editor::route_yaml(&route));
         if !super::widgets::diff::changes(&lines) {
             self.info("no change to apply");
             return;
         }
-        let label = format!("route #{i} {verb} in {vs}; live now");
-        if let Some(mut op) = self.vs_write(&vs, routes, label, Some(i)) {
-            op.from_editor = true;
-            self.mode = Mode::Confirm(Box::new(Confirm {
-                title: format!("Apply route #{i} to {}?", vs.name),
-                lines,
-                op,
-                scroll: 0,
-            }));
-        }
+        let (edit, title, verb) = match &e.original {
+            Some(old) => (
+                RouteEdit::Replace {
+                    old: Box::new(old.clone()),
+                    new: Box::new(route),
+                },
+                format!("Apply route #{} to {}?", e.index.unwrap_or(0), vs.name),
+                "changed",
+            ),
+            None => (
+                RouteEdit::Insert {
+                    route: Box::new(route),
+                    at: e.anchor.clone(),
+                },
+                format!("Apply route #{} to {}?", e.insert_at, vs.name),
+                "added",
+            ),
+        };
+        self.mode = Mode::Confirm(Box::new(Confirm {
+            title,
+            lines,
+            op: OnYes::Write(WriteOp {
+                label: format!("route #{{i}} {verb} in {vs}; live now"),
+                vs,
+                edit,
+                from_editor: true,
+                kind: OpKind::Do,
+            }),
+            scroll: 0,
+        }));
     }
 
     /// Runs a write in the background; its end comes back as `Msg::Written`.
@@ -1080,51 +1181,51 @@ impl App {
     }
 }
 
-async fn do_write(store: &dyn Store, op: WriteOp) -> Result<Written, String> {
-    let refuse = |e: writes::WriteError| match e {
-        writes::WriteError::Invalid(p) => format!(
-            "refused: {}",
-            p.iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-        writes::WriteError::Store(s) => format!("refused: {s}"),
-    };
-    if let Some(key) = &op.delete {
-        writes::check_change(store, None, Some(key))
-            .await
-            .map_err(refuse)?;
-        store
-            .delete(key, op.pre.clone())
-            .await
-            .map_err(|e| format!("refused: {e}"))?;
-        return Ok(Written {
-            label: op.label,
-            undo: None,
-            warnings: Vec::new(),
-            select: op.select,
-            from_editor: op.from_editor,
-        });
+async fn do_write(store: &dyn Store, op: WriteOp) -> Result<Written, Refused> {
+    let create = matches!(op.edit, RouteEdit::Insert { .. });
+    match routes::apply(store, &op.vs, &op.edit, create).await {
+        Ok(a) => {
+            let label = op.label.replace("{i}", &a.index.to_string());
+            let select = match op.edit {
+                RouteEdit::Delete { .. } => a.index.saturating_sub(1),
+                _ => a.index,
+            };
+            Ok(Written {
+                inverse: a.inverse.map(|edit| Undo {
+                    vs: op.vs.clone(),
+                    edit,
+                    label: label.clone(),
+                }),
+                label,
+                kind: op.kind,
+                warnings: a.written.warnings.iter().map(|p| p.to_string()).collect(),
+                select: Some(select),
+                from_editor: op.from_editor,
+            })
+        }
+        Err(e) => {
+            let message = match &e {
+                RouteError::Write(writes::WriteError::Invalid(p)) => format!(
+                    "refused: {}",
+                    p.iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                e => format!("refused: {e}"),
+            };
+            let conflict = match e {
+                RouteError::Changed { was, now } => Some((*was, Some(*now))),
+                RouteError::Gone { was } => Some((*was, None)),
+                _ => None,
+            };
+            Err(Refused {
+                message,
+                from_editor: op.from_editor,
+                conflict,
+            })
+        }
     }
-    let Some(res) = op.resource else {
-        return Err("nothing to write".into());
-    };
-    let key = res.key();
-    let w = writes::write(store, res, op.pre).await.map_err(refuse)?;
-    let undo = (!op.is_undo).then(|| Undo {
-        key,
-        before: op.before,
-        after_version: w.resource.resource_version().unwrap_or("").to_string(),
-        label: op.label.clone(),
-    });
-    Ok(Written {
-        label: op.label,
-        undo,
-        warnings: w.warnings.iter().map(|p| p.to_string()).collect(),
-        select: op.select,
-        from_editor: op.from_editor,
-    })
 }
 
 /// Completes a command: the first command or alias that starts with what was typed.
@@ -1190,7 +1291,7 @@ pub fn find_route<'d>(data: &'d Data, id: &str) -> Option<(ResourceKey, usize, &
     for vs in data.virtual_services() {
         let key = vs.key();
         for (i, r) in vs.routes()?.iter().enumerate() {
-            if route_id(&key, i, r) == id {
+            if route_id(&key, r) == id {
                 return Some((key, i, r));
             }
         }

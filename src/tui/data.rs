@@ -25,11 +25,13 @@ pub struct Data {
     pub report: Arc<Report>,
     pub discovery: Arc<DiscoveryState>,
     pub log: VecDeque<RequestEvent>,
-    /// Requests seen per route id (the route's name, or `ns/vs#i`), since the console started.
+    /// Requests seen per route id (see `naming::route_identity`), since the console started.
     pub route_counts: BTreeMap<String, u64>,
     pub total: u64,
     generations: Generations,
     window: Window,
+    /// Route id → where that route is now (`default#2`, or its name), built once per listing.
+    places: OnceLock<HashMap<String, String>>,
 }
 
 /// How many times each input has been replaced (derived data is recomputed when these move).
@@ -303,6 +305,40 @@ impl Data {
     pub fn set_listing(&mut self, l: Arc<Listing>) {
         self.listing = l;
         self.generations.listing += 1;
+        self.places = OnceLock::new();
+    }
+
+    /// How a route id reads in the log: the route's name, or its virtual service and where it
+    /// is now (`default#2`); the id itself (without the namespace) when it is gone.
+    pub fn route_place(&self, id: &str, namespace: &str) -> String {
+        let places = self.places.get_or_init(|| {
+            let mut m = HashMap::new();
+            for vs in self.virtual_services() {
+                let key = vs.key();
+                for (i, r) in vs
+                    .routes()
+                    .map_or(&[][..], Vec::as_slice)
+                    .iter()
+                    .enumerate()
+                {
+                    let place = match &r.name {
+                        Some(n) => n.clone(),
+                        None if key.namespace == namespace => format!("{}#{i}", key.name),
+                        None => format!("{}/{}#{i}", key.namespace, key.name),
+                    };
+                    m.entry(route_id(&key, r)).or_insert(place);
+                }
+            }
+            m
+        });
+        match places.get(id) {
+            Some(p) => p.clone(),
+            None => id
+                .strip_prefix(namespace)
+                .and_then(|r| r.strip_prefix('/'))
+                .unwrap_or(id)
+                .to_string(),
+        }
     }
 
     pub fn set_report(&mut self, r: Arc<Report>) {
@@ -412,11 +448,9 @@ impl Data {
     }
 }
 
-/// The id the gateway gives a route of a virtual service: its name, else `ns/vs#i`.
-pub fn route_id(vs: &ResourceKey, i: usize, r: &Route) -> String {
-    r.name
-        .clone()
-        .unwrap_or_else(|| format!("{}/{}#{i}", vs.namespace, vs.name))
+/// The id the gateway gives a route of a virtual service (see `naming::route_identity`).
+pub fn route_id(vs: &ResourceKey, r: &Route) -> String {
+    crate::api::naming::route_identity(&vs.namespace, &vs.name, r)
 }
 
 /// `3s ago`, `2m ago`, ...

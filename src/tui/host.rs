@@ -30,11 +30,23 @@ impl Host {
         cfg: &GatewayConfig,
         fds_cfg: FdsConfig,
     ) -> std::io::Result<Host> {
+        Host::start_with(store, root, cfg, fds_cfg, true)
+    }
+
+    /// As `start`; `keep_state: false` writes no discovery state file (`--readonly`).
+    pub fn start_with(
+        store: Arc<dyn Store>,
+        root: PathBuf,
+        cfg: &GatewayConfig,
+        fds_cfg: FdsConfig,
+        keep_state: bool,
+    ) -> std::io::Result<Host> {
         let describe = store.describe();
         let mut gateway = Gateway::new();
         gateway.connector = fds_cfg.connector.clone();
         let reports = reconcile::spawn(store.clone(), gateway.clone());
-        let discovery = fds::spawn(store.clone(), fds_cfg, Some(fds::state_file(&root)));
+        let state = keep_state.then(|| fds::state_file(&root));
+        let discovery = fds::spawn(store.clone(), fds_cfg, state);
         let handle = gateway.start(cfg)?;
         Ok(Host {
             store,

@@ -219,7 +219,8 @@ impl Default for Keymap {
                 b(S::Routes, &["K"], A::MoveUp, "move up", true),
                 b(S::Routes, &["J"], A::MoveDown, "move down", true),
                 b(S::Routes, &["t"], A::Test, "test", true),
-                b(S::Routes, &["u"], A::Undo, "undo apply", true),
+                b(S::Routes, &["u"], A::Undo, "undo", true),
+                b(S::Routes, &["U"], A::Redo, "redo", false),
                 b(S::Editor, &["ctrl-s"], A::Apply, "apply", true),
                 b(
                     S::Editor,

@@ -16,7 +16,10 @@ pub mod views;
 pub mod widgets;
 
 use app::{App, Msg};
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, EventStream};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    EventStream,
+};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
@@ -38,6 +41,7 @@ pub fn restore_terminal() {
     let _ = execute!(
         out,
         DisableMouseCapture,
+        DisableBracketedPaste,
         LeaveAlternateScreen,
         crossterm::cursor::Show
     );
@@ -54,7 +58,12 @@ pub async fn run(mut app: App, mut feeds: Feeds) -> anyhow::Result<()> {
         prev(info);
     }));
     let result = async {
-        execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+        execute!(
+            std::io::stdout(),
+            EnterAlternateScreen,
+            EnableMouseCapture,
+            EnableBracketedPaste
+        )?;
         let mut term = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
         term.clear()?;
         event_loop(&mut app, &mut feeds, &mut term).await
@@ -65,12 +74,62 @@ pub async fn run(mut app: App, mut feeds: Feeds) -> anyhow::Result<()> {
     result
 }
 
+/// SIGTERM, SIGHUP and SIGINT: each ends the console as `:q` does, so that the terminal is
+/// given back (a killed console would leave it in the alternate screen, reporting the mouse).
+struct QuitSignals {
+    #[cfg(unix)]
+    signals: Vec<(&'static str, tokio::signal::unix::Signal)>,
+}
+
+impl QuitSignals {
+    fn new() -> QuitSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signals = [
+                ("SIGTERM", SignalKind::terminate()),
+                ("SIGHUP", SignalKind::hangup()),
+                ("SIGINT", SignalKind::interrupt()),
+            ]
+            .into_iter()
+            .filter_map(|(n, k)| signal(k).ok().map(|s| (n, s)))
+            .collect();
+            QuitSignals { signals }
+        }
+        #[cfg(not(unix))]
+        QuitSignals {}
+    }
+
+    /// The name of the next signal that arrives.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            if self.signals.is_empty() {
+                return std::future::pending().await;
+            }
+            let waits = self.signals.iter_mut().map(|(n, s)| {
+                Box::pin(async move {
+                    s.recv().await;
+                    *n
+                })
+            });
+            futures_util::future::select_all(waits).await.0
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "ctrl-c"
+        }
+    }
+}
+
 async fn event_loop(
     app: &mut App,
     feeds: &mut Feeds,
     term: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
 ) -> anyhow::Result<()> {
     let mut events = EventStream::new();
+    let mut signals = QuitSignals::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for m in feeds.initial() {
@@ -98,6 +157,10 @@ async fn event_loop(
             },
             m = feeds.next() => m,
             _ = tick.tick(), if animating => Msg::Tick,
+            name = signals.recv() => {
+                tracing::info!(signal = name, "quitting on a signal");
+                return Ok(());
+            }
         };
         app.update(msg);
         // Whatever else is ready goes into the same frame.

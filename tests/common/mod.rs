@@ -3,6 +3,7 @@
 
 pub mod gw;
 pub mod kube;
+pub mod tmux;
 pub mod upstream;
 
 use std::io::Write;
@@ -57,6 +58,14 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The epoxy binary: `$EPOXY_BIN` when set (a copy of this build, when the target directory
+/// is shared with other checkouts that may rebuild it meanwhile), else Cargo's.
+pub fn bin() -> PathBuf {
+    std::env::var_os("EPOXY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_epoxy")))
+}
+
 impl Epoxy {
     pub fn new() -> Epoxy {
         Epoxy {
@@ -69,7 +78,7 @@ impl Epoxy {
     }
 
     pub fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_epoxy"));
+        let mut c = Command::new(bin());
         c.env("EPOXY_DIR", self.dir.path())
             .env_remove("XDG_DATA_HOME");
         c

@@ -8,6 +8,7 @@ use crate::api::{
     Resource, ResourceKey, ResourceRef, RestDestination, Route, RouteOptions, Severity,
     VirtualHost, VirtualServiceSpec, validate,
 };
+use crate::control::routes::{Position, RouteError, fresh_name, locate};
 use crate::tui::action::Action;
 use crate::tui::app::App;
 use crate::tui::data::Data;
@@ -76,7 +77,14 @@ pub struct Editor {
     /// The route being edited (None: a new one, inserted at `insert_at`).
     pub index: Option<usize>,
     pub insert_at: usize,
+    /// Where a new route goes, by its neighbour as read (the list may shift meanwhile).
+    pub anchor: Position,
+    /// The route as read from the store: what the diff starts from and what the write
+    /// expects to find (by name or content). None for a new route.
     pub original: Option<Route>,
+    /// What the form edits on top of: the original, or the YAML last switched back from
+    /// (fields the form does not show are kept from it).
+    template: Option<Route>,
     yaml: bool,
     pub textarea: TextArea<'static>,
     pub fields: Vec<Field>,
@@ -86,6 +94,8 @@ pub struct Editor {
     pub warnings: Vec<String>,
     /// The YAML line of the first problem (1-based), when known.
     pub error_line: Option<usize>,
+    /// The route as the editor opened (what `esc` compares with before asking).
+    pristine: String,
 }
 
 /// The route as YAML, as the editor shows it.
@@ -238,9 +248,11 @@ impl Editor {
     pub fn new(vs: ResourceKey, index: Option<usize>, route: Option<Route>, data: &Data) -> Editor {
         let mut e = Editor {
             insert_at: index.unwrap_or(0),
+            anchor: Position::Last,
             vs,
             index,
             original: route.clone(),
+            template: route.clone(),
             yaml: false,
             textarea: TextArea::default(),
             fields: Vec::new(),
@@ -248,6 +260,7 @@ impl Editor {
             problems: Vec::new(),
             warnings: Vec::new(),
             error_line: None,
+            pristine: String::new(),
         };
         let r = route.unwrap_or_else(|| Route {
             matchers: vec![Matcher {
@@ -259,14 +272,47 @@ impl Editor {
         e.load_form(&r, data);
         e.set_yaml_text(&route_yaml(&r));
         e.revalidate(data);
+        e.pristine = e.route().map(|r| route_yaml(&r)).unwrap_or_default();
         e
     }
 
-    /// A new route, inserted at `at`.
+    /// Whether leaving now would lose something typed.
+    pub fn edited(&self) -> bool {
+        let text = self.textarea.lines().join("\n");
+        self.route().map(|r| route_yaml(&r)) != Ok(self.pristine.clone())
+            || (self.yaml && text.trim_end() != self.pristine.trim_end())
+    }
+
+    /// A new route, inserted at `at` (after the route that is at `at - 1` now).
     pub fn new_at(vs: ResourceKey, at: usize, route: Option<Route>, data: &Data) -> Editor {
+        let routes = data.routes_ref(&vs);
+        let anchor = match at.checked_sub(1).and_then(|p| routes.get(p)) {
+            Some(prev) => Position::After(Box::new(prev.clone())),
+            None if routes.is_empty() || at > 0 => Position::Last,
+            None => Position::First,
+        };
         let mut e = Editor::new(vs, None, route, data);
         e.insert_at = at;
+        e.anchor = anchor;
         e
+    }
+
+    /// Starts over from `now`, the route as another writer left it (None: it is gone, and
+    /// the edit becomes a new route); the edit itself is kept.
+    pub fn rebase(&mut self, now: Option<Route>, data: &Data) {
+        if now.is_none() && self.original.is_some() {
+            self.anchor = match self.index.and_then(|i| i.checked_sub(1)) {
+                Some(p) => match data.routes_ref(&self.vs).get(p) {
+                    Some(prev) => Position::After(Box::new(prev.clone())),
+                    None => Position::Last,
+                },
+                None => Position::First,
+            };
+            self.insert_at = self.index.unwrap_or(0);
+            self.index = None;
+        }
+        self.original = now;
+        self.revalidate(data);
     }
 
     pub fn yaml_mode(&self) -> bool {
@@ -292,6 +338,7 @@ impl Editor {
         self.set_text(F_PATH, &format!("/{short}/{function}"));
         self.sync_yaml_from_form();
         self.revalidate(data);
+        self.pristine = self.route().map(|r| route_yaml(&r)).unwrap_or_default();
     }
 
     fn set_text(&mut self, f: usize, v: &str) {
@@ -402,7 +449,7 @@ impl Editor {
 
     /// The route the form describes, built on the original (unknown fields kept).
     fn form_route(&self) -> Result<Route, String> {
-        let mut r = self.original.clone().unwrap_or_default();
+        let mut r = self.template.clone().unwrap_or_default();
         let mut m = r.matchers.first().cloned().unwrap_or_default();
         m.prefix = None;
         m.exact = None;
@@ -507,6 +554,16 @@ impl Editor {
         Ok(r)
     }
 
+    /// The route exactly as apply writes it: as edited, and a new route without a name
+    /// named as the write would name it.
+    pub fn final_route(&self, data: &Data) -> Result<Route, String> {
+        let mut r = self.route()?;
+        if self.original.is_none() && r.name.is_none() {
+            r.name = Some(fresh_name(&r, data.routes_ref(&self.vs)));
+        }
+        Ok(r)
+    }
+
     /// The route as edited.
     pub fn route(&self) -> Result<Route, String> {
         if self.yaml {
@@ -549,6 +606,21 @@ impl Editor {
         self.revalidate(data);
     }
 
+    /// A paste: whole into the YAML, or on one line into the focused form field.
+    pub fn paste(&mut self, text: &str, data: &Data) {
+        if self.yaml {
+            let text = text.replace("\r\n", "\n").replace('\r', "\n");
+            self.textarea.insert_str(text);
+        } else {
+            match &mut self.fields[self.focus].kind {
+                FieldKind::Text(i) => i.paste(text),
+                FieldKind::Choice { .. } => return,
+            }
+            self.sync_yaml_from_form();
+        }
+        self.revalidate(data);
+    }
+
     pub fn action(&mut self, a: Action, data: &Data) -> Result<(), String> {
         let n = self.fields.len();
         match a {
@@ -561,8 +633,9 @@ impl Editor {
                             l.map(|l| format!(" (line {l})")).unwrap_or_default()
                         )
                     })?;
-                    // The form edits on top of what the YAML says.
-                    self.original = Some(r.clone());
+                    // The form edits on top of what the YAML says (the diff still starts from
+                    // the route as read).
+                    self.template = Some(r.clone());
                     self.load_form(&r, data);
                     self.yaml = false;
                 } else {
@@ -644,13 +717,31 @@ impl Editor {
         let Some(routes) = vs.routes_mut() else {
             return;
         };
-        let i = match self.index {
-            Some(i) if i < routes.len() => {
+        // The edited route where it is now (found by name or content), else where it goes.
+        let found = self
+            .original
+            .as_ref()
+            .and_then(|o| match locate(routes, o) {
+                Ok(i) => Some(i),
+                Err(RouteError::Changed { .. }) => o
+                    .name
+                    .as_ref()
+                    .and_then(|n| routes.iter().position(|r| r.name.as_ref() == Some(n))),
+                Err(_) => None,
+            });
+        let i = match found {
+            Some(i) => {
                 routes[i] = route;
                 i
             }
-            _ => {
-                let at = self.insert_at.min(routes.len());
+            None => {
+                let at = match &self.anchor {
+                    Position::After(r) => locate(routes, r).map(|i| i + 1).ok(),
+                    Position::First => Some(0),
+                    _ => None,
+                }
+                .unwrap_or(self.insert_at)
+                .min(routes.len());
                 routes.insert(at, route);
                 at
             }
@@ -698,9 +789,9 @@ impl Editor {
         }
     }
 
-    pub fn diff(&self) -> Vec<DiffLine> {
+    pub fn diff(&self, data: &Data) -> Vec<DiffLine> {
         let old = self.original.as_ref().map(route_yaml).unwrap_or_default();
-        match self.route() {
+        match self.final_route(data) {
             Ok(r) => diff_lines(&old, &route_yaml(&r)),
             Err(_) => Vec::new(),
         }
@@ -709,6 +800,7 @@ impl Editor {
 
 pub fn draw(app: &mut App, f: &mut Frame, area: Rect) {
     let t = app.theme.clone();
+    let data = &app.data;
     let Some(e) = app.editor.as_mut() else { return };
     let title = match e.index {
         Some(i) => format!(" Edit route #{i} · {} ", e.vs.name),
@@ -787,7 +879,7 @@ pub fn draw(app: &mut App, f: &mut Frame, area: Rect) {
         f.render_widget(Paragraph::new(lines).block(block), left);
     }
     // The preview: what apply changes.
-    let diff = e.diff();
+    let diff = e.diff(data);
     let pl: Vec<Line> = if diff.is_empty() {
         vec![Line::styled("(the route does not parse yet)", t.muted())]
     } else {

@@ -8,7 +8,7 @@ use crate::tui::widgets::table::{self, TRow, TableView};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 pub fn draw(app: &mut App, f: &mut Frame) {
     let area = f.area();
@@ -124,8 +124,41 @@ fn draw_view(app: &mut App, f: &mut Frame, area: Rect) {
             let follow = app.follow;
             draw_list(app, f, list, follow);
         }
+        View::Upstreams | View::Discovery => match discovery_error(app) {
+            // The selected upstream's discovery error, whole (the column cuts it).
+            Some(err) if area.height >= 10 => {
+                let [list, detail] =
+                    Layout::vertical([Constraint::Min(5), Constraint::Length(4)]).areas(area);
+                draw_list(app, f, list, false);
+                let t = &app.theme;
+                f.render_widget(
+                    Paragraph::new(Line::styled(err, t.error()))
+                        .wrap(Wrap { trim: true })
+                        .block(
+                            Block::bordered()
+                                .border_style(t.border())
+                                .title(Span::styled(" Discovery error ", t.accent())),
+                        ),
+                    detail,
+                );
+            }
+            _ => draw_list(app, f, area, false),
+        },
         _ => draw_list(app, f, area, false),
     }
+}
+
+/// The discovery error of the upstream selected in the upstreams or discovery view.
+fn discovery_error(app: &App) -> Option<String> {
+    let name = match super::selected_item(app)? {
+        super::ItemId::Upstream(u) | super::ItemId::Discovery(u) => u,
+        _ => return None,
+    };
+    app.data
+        .discovery
+        .iter()
+        .find(|(k, _)| k.name == name)
+        .and_then(|(k, d)| d.last_error.as_ref().map(|e| format!("{}: {e}", k.name)))
 }
 
 /// Draws the current list view, building only the rows on screen; `to_last` selects the last

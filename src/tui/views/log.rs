@@ -43,13 +43,9 @@ pub fn row(app: &App, e: &RequestEvent) -> TRow {
         400..=499 => t.warn(),
         _ => t.error(),
     };
-    // `gloo-system/default#1` reads as `default#1` (the namespace is in the header).
+    // A route reads as its name or where it is now (`default#1`).
     let route = match &e.route {
-        Some(r) => r
-            .strip_prefix(&app.ctx.namespace)
-            .and_then(|r| r.strip_prefix('/'))
-            .unwrap_or(r)
-            .to_string(),
+        Some(r) => app.data.route_place(r, &app.ctx.namespace),
         None => "(no route)".into(),
     };
     TRow::new()
@@ -108,7 +104,7 @@ pub fn draw_strip(app: &App, f: &mut Frame, area: Rect) {
     for (r, n) in counts.iter().take(inner.height.saturating_sub(1) as usize) {
         lines.push(Line::from(vec![
             Span::raw(format!("{n:>5} ")),
-            Span::styled(r.to_string(), t.muted()),
+            Span::styled(app.data.route_place(r, &app.ctx.namespace), t.muted()),
             Span::raw(format!(" {:.1}/s", app.data.route_rate(now, r))),
         ]));
     }

@@ -186,7 +186,7 @@ pub fn row(
     let t = &app.theme;
     let r = app.data.routes_ref(vs).get(i)?;
     let (dest, func) = destination(r);
-    let rate = app.data.window_route_rate(&route_id(vs, i, r));
+    let rate = app.data.window_route_rate(&route_id(vs, r));
     let (stext, sst) = match shadowed_by {
         Some(by) => (format!("⚠ never matches: #{by} wins"), t.warn()),
         None => (

@@ -154,6 +154,11 @@ impl Tester {
         self.focused().handle(k);
     }
 
+    /// A paste goes into the focused field, on one line; it never sends.
+    pub fn paste(&mut self, text: &str) {
+        self.focused().paste(text);
+    }
+
     pub fn action(&mut self, a: Action) {
         let n = self.fields();
         match a {

@@ -22,6 +22,25 @@ impl LineInput {
         *self = LineInput::new(text);
     }
 
+    /// Inserts pasted text at the cursor, on one line: line breaks become spaces (a paste
+    /// into a one-line field never acts as enter).
+    pub fn paste(&mut self, text: &str) {
+        let flat: String = text
+            .trim_end_matches(['\n', '\r'])
+            .chars()
+            .map(|c| {
+                if c == '\n' || c == '\r' || c == '\t' {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let b = self.byte(self.cursor);
+        self.text.insert_str(b, &flat);
+        self.cursor += flat.chars().count();
+    }
+
     fn byte(&self, c: usize) -> usize {
         self.text
             .char_indices()
