@@ -207,36 +207,6 @@ impl DirStore {
         out
     }
 
-    fn check(
-        &self,
-        key: &ResourceKey,
-        current: Option<&Resource>,
-        pre: &Precondition,
-    ) -> Result<()> {
-        match (pre, current) {
-            (Precondition::Any, _) => Ok(()),
-            (Precondition::Absent, Some(_)) => Err(StoreError::AlreadyExists(key.clone())),
-            (Precondition::Absent, None) => Ok(()),
-            (Precondition::Version(v), None) => Err(StoreError::Conflict {
-                key: key.clone(),
-                expected: v.clone(),
-                found: "none (deleted)".into(),
-            }),
-            (Precondition::Version(v), Some(c)) => {
-                let found = c.resource_version().unwrap_or("");
-                if found == v {
-                    Ok(())
-                } else {
-                    Err(StoreError::Conflict {
-                        key: key.clone(),
-                        expected: v.clone(),
-                        found: found.to_string(),
-                    })
-                }
-            }
-        }
-    }
-
     /// Writes `resource`, if `pre` holds, to a temporary file beside its own (synced when
     /// `sync`): the caller holds the lock, and renames it into place.
     fn stage(&self, mut resource: Resource, pre: &Precondition, sync: bool) -> Result<Staged> {
@@ -251,7 +221,7 @@ impl DirStore {
         }
         let path = self.path_of(&key);
         let current = self.read_file(key.kind, &key.namespace, &path)?;
-        self.check(&key, current.as_ref(), pre)?;
+        pre.check(&key, current.as_ref())?;
         // The version is derived from the bytes; it is never stored in the file.
         resource.meta_mut().resource_version = None;
         let text = resource.to_yaml();
@@ -341,7 +311,7 @@ impl DirStore {
             if current.is_none() {
                 return Err(StoreError::NotFound(key.clone()));
             }
-            self.check(key, current.as_ref(), &pre)?;
+            pre.check(key, current.as_ref())?;
             fs::remove_file(&path).map_err(io_err(&path))
         })
     }

@@ -37,6 +37,31 @@ pub enum Precondition {
 }
 
 impl Precondition {
+    /// Whether a write of `key` may go ahead over `current` (what is stored now).
+    pub fn check(&self, key: &ResourceKey, current: Option<&Resource>) -> Result<()> {
+        match (self, current) {
+            (Precondition::Any, _) | (Precondition::Absent, None) => Ok(()),
+            (Precondition::Absent, Some(_)) => Err(StoreError::AlreadyExists(key.clone())),
+            (Precondition::Version(v), None) => Err(StoreError::Conflict {
+                key: key.clone(),
+                expected: v.clone(),
+                found: "none (deleted)".into(),
+            }),
+            (Precondition::Version(v), Some(c)) => {
+                let found = c.resource_version().unwrap_or("");
+                if found == v {
+                    Ok(())
+                } else {
+                    Err(StoreError::Conflict {
+                        key: key.clone(),
+                        expected: v.clone(),
+                        found: found.to_string(),
+                    })
+                }
+            }
+        }
+    }
+
     /// The precondition a read-modify-write of `r` carries: the version it was read at.
     pub fn from_read(r: &Resource) -> Self {
         match r.resource_version() {

@@ -43,25 +43,6 @@ impl ScratchStore {
         }
     }
 
-    fn check(key: &ResourceKey, current: Option<&Resource>, pre: &Precondition) -> Result<()> {
-        match (pre, current) {
-            (Precondition::Any, _) | (Precondition::Absent, None) => Ok(()),
-            (Precondition::Absent, Some(_)) => Err(StoreError::AlreadyExists(key.clone())),
-            (Precondition::Version(v), c) => {
-                let found = c.and_then(|c| c.resource_version()).unwrap_or("");
-                if c.is_some() && found == v {
-                    Ok(())
-                } else {
-                    Err(StoreError::Conflict {
-                        key: key.clone(),
-                        expected: v.clone(),
-                        found: found.to_string(),
-                    })
-                }
-            }
-        }
-    }
-
     async fn current(&self, key: &ResourceKey) -> Result<Option<Resource>> {
         match self.get(key).await {
             Ok(r) => Ok(Some(r)),
@@ -101,7 +82,7 @@ impl Store for ScratchStore {
     async fn put(&self, mut resource: Resource, pre: Precondition) -> Result<Resource> {
         let key = resource.key();
         let current = self.current(&key).await?;
-        Self::check(&key, current.as_ref(), &pre)?;
+        pre.check(&key, current.as_ref())?;
         self.local.send_modify(|l| {
             l.next += 1;
             resource.meta_mut().resource_version = Some(format!("memory-{}", l.next));
@@ -116,7 +97,7 @@ impl Store for ScratchStore {
         if current.is_none() {
             return Err(StoreError::NotFound(key.clone()));
         }
-        Self::check(key, current.as_ref(), &pre)?;
+        pre.check(key, current.as_ref())?;
         self.local.send_modify(|l| {
             l.written.remove(key);
             l.deleted.insert(key.clone());
