@@ -1,75 +1,17 @@
 //! The real `epoxy demo` console in a real terminal (tmux): real key presses, the screen read
 //! back with `capture-pane`. Skipped (with a note) when tmux is not installed.
 
+mod common;
+use common::tmux::{self, Tmux};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Tmux {
-    name: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux").args(args).output().expect("tmux runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", &self.name])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", &self.name];
-        args.extend_from_slice(keys);
-        self.run(&args);
-        std::thread::sleep(Duration::from_millis(150));
-    }
-
-    fn literal(&self, text: &str) {
-        self.run(&["send-keys", "-t", &self.name, "-l", text]);
-        std::thread::sleep(Duration::from_millis(150));
-    }
-
-    fn wait_for(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let s = self.screen();
-            if f(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn alive(&self) -> bool {
-        Command::new("tmux")
-            .args(["has-session", "-t", &self.name])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
-            .status();
-    }
-}
-
 #[test]
 fn epoxy_demo_console_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("tmux is not installed: skipping the terminal end-to-end test");
+    if !tmux::available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let name = format!("epoxy-e2e-{}", std::process::id());
     let bin = env!("CARGO_BIN_EXE_epoxy");
     // The session ends when the console exits (remain-on-exit off); the exit code is recorded.
     let script = format!(
@@ -78,24 +20,7 @@ fn epoxy_demo_console_in_tmux() {
         dir.path().display(),
         dir.path().display()
     );
-    let t = Tmux { name: name.clone() };
-    let st = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let t = Tmux::start("e2e", 100, 30, &script);
     // The demo opens on the upstreams, with the petstore's functions discovered.
     t.wait_for("the upstreams view", |s| {
         s.contains("Upstreams (1)")
