@@ -277,6 +277,9 @@ const SHADOWING: &[Field] = &[
     kept("disableShadowHostSuffixAppend"),
     kept("hostRewriteLiteral"),
 ];
+const FAULT_ABORT: &[Field] = &[leaf("percentage"), leaf("httpStatus")];
+const FAULT_DELAY: &[Field] = &[leaf("percentage"), leaf("fixedDelay")];
+const FAULTS: &[Field] = &[one("abort", FAULT_ABORT), one("delay", FAULT_DELAY)];
 const ROUTE_OPTIONS: &[Field] = security_options![
     refused("jwtProvidersStaged", AUTH),
     leaf("prefixRewrite"),
@@ -286,7 +289,7 @@ const ROUTE_OPTIONS: &[Field] = security_options![
     one("retries", RETRIES),
     one("headerManipulation", HEADER_MANIPULATION),
     one("shadowing", SHADOWING),
-    kept("faults"),
+    one("faults", FAULTS),
     kept("tracing"),
     leaf("autoHostRewrite"),
     kept("hostRewritePathRegex"),

@@ -738,6 +738,37 @@ const RETRY_ON: [&str; 8] = [
     "retriable-headers",
 ];
 
+/// Gloo's fault filter: percentages 0-100, an abort status Envoy can send (200-599), a
+/// delay that parses.
+fn validate_faults(at: &str, f: &crate::api::RouteFaults, sink: &mut Sink) {
+    let percentage = |field: String, p: Option<f64>, sink: &mut Sink| {
+        if let Some(p) = p
+            && !(0.0..=100.0).contains(&p)
+        {
+            sink.error(field, format!("{p} is not a percentage (0-100)"));
+        }
+    };
+    if let Some(a) = &f.abort {
+        percentage(format!("{at}.abort.percentage"), a.percentage, sink);
+        match a.http_status {
+            Some(s) if (200..=599).contains(&s) => {}
+            Some(s) => sink.error(
+                format!("{at}.abort.httpStatus"),
+                format!("{s} is not a status an abort can answer (200-599)"),
+            ),
+            None => sink.error(format!("{at}.abort.httpStatus"), "an abort needs a status"),
+        }
+    }
+    if let Some(d) = &f.delay {
+        percentage(format!("{at}.delay.percentage"), d.percentage, sink);
+        match d.fixed_delay.as_deref().map(parse_duration) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => sink.error(format!("{at}.delay.fixedDelay"), e),
+            None => sink.error(format!("{at}.delay.fixedDelay"), "a delay needs fixedDelay"),
+        }
+    }
+}
+
 fn validate_options(at: &str, o: &RouteOptions, ns: &str, set: &ResourceSet, sink: &mut Sink) {
     if o.prefix_rewrite.is_some() && o.regex_rewrite.is_some() {
         sink.error(at, "prefixRewrite and regexRewrite cannot both be set");
@@ -757,6 +788,9 @@ fn validate_options(at: &str, o: &RouteOptions, ns: &str, set: &ResourceSet, sin
         && let Err(e) = parse_duration(t)
     {
         sink.error(format!("{at}.timeout"), e);
+    }
+    if let Some(f) = &o.faults {
+        validate_faults(&format!("{at}.faults"), f, sink);
     }
     if let Some(r) = &o.retries {
         if let Some(on) = &r.retry_on {
