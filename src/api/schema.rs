@@ -346,6 +346,31 @@ pub const VIRTUAL_SERVICE: &[Field] = &[
     kept("displayName"),
     quiet("namespacedStatuses"),
 ];
+const GLOO_TLS_SECRET: &[Field] = &[
+    leaf("certChain"),
+    leaf("privateKey"),
+    leaf("rootCa"),
+    kept("ocspStaple"),
+];
+/// A Kubernetes `Secret` is no Gloo object with a `spec`: its fields are at the top.
+pub const SECRET: &[Field] = &[
+    leaf("apiVersion"),
+    leaf("kind"),
+    one("metadata", METADATA),
+    leaf("type"),
+    leaf("data"),
+    leaf("stringData"),
+    quiet("immutable"),
+    // Gloo's secret forms (gloo/api/v1/secret.proto): `tls` is read as tls.crt/tls.key/ca.crt.
+    one("tls", GLOO_TLS_SECRET),
+    kept("aws"),
+    kept("azure"),
+    kept("apiKey"),
+    kept("header"),
+    kept("credentials"),
+    kept("oauth"),
+    kept("extensions"),
+];
 pub const ROUTE_TABLE: &[Field] = &[
     list("routes", ROUTE),
     leaf("weight"),
