@@ -1,6 +1,11 @@
 //! epoxy: a function gateway with a terminal console, speaking Gloo's resources.
 //!
-//! The arrows point one way: `cli` → `control` → `gateway`, `store` → `api` (see DESIGN.md §5).
+//! The arrows point one way: `cli` → `control` → `gateway`, `store` → `api` (see
+//! docs/architecture.md).
+
+// The two system calls glibc offers nothing safe for (`malloc_trim`, `syncfs`) allow it where
+// they are; nothing else may.
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod cli;

@@ -6,16 +6,14 @@
 //! discovery call `give_back`, so a console or gateway idles at its live size, not its peak.
 
 /// Returns free heap pages to the system (glibc's `malloc_trim`); a no-op elsewhere.
+#[allow(unsafe_code)]
 pub fn give_back() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        unsafe extern "C" {
-            fn malloc_trim(pad: usize) -> i32;
-        }
         // SAFETY: malloc_trim only releases memory that glibc's allocator already holds as
         // free; it touches no live allocation and is thread-safe.
         unsafe {
-            malloc_trim(0);
+            libc::malloc_trim(0);
         }
     }
 }

@@ -179,11 +179,6 @@ impl CompiledMatcher {
         })
     }
 
-    /// True when only the path decides (no header, query or method condition).
-    pub fn path_only(&self) -> bool {
-        self.headers.is_empty() && self.query.is_empty() && self.methods.is_empty()
-    }
-
     fn path_matches(&self, path: &str) -> bool {
         match &self.path {
             PathCond::Prefix(p) => {

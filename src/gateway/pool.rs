@@ -53,14 +53,16 @@ pub(super) fn close_idle_regularly<P: Send + Sync + 'static>(
     });
 }
 
+/// Why a request could not be exchanged; the cause is kept as the error's source, so that
+/// messages (`x-epoxy-error`) reach the root cause, not this wrapper.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    #[error("cannot connect: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("the HTTP/1.1 handshake failed: {0}")]
+    Handshake(#[source] hyper::Error),
     #[error("{0}")]
-    Connect(std::io::Error),
-    #[error("{0}")]
-    Handshake(hyper::Error),
-    #[error("{0}")]
-    Request(hyper::Error),
+    Request(#[source] hyper::Error),
 }
 
 impl SendError {

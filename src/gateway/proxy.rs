@@ -4,10 +4,13 @@
 //! Errors say who failed: the client (4xx), the upstream (503 refused/reset, 504 timeout), or
 //! epoxy's configuration (503 with the reason), in a small JSON body and `x-epoxy-error`.
 
+use super::attempts::{self, Exchange, ProxyError, RetryType};
 use super::matcher::{PathCond, RequestHead};
 use super::pipeline::{Answer, Edits, Inbound};
 use super::pool::{OutBody, Pool, UpstreamBody};
-use super::table::{Action, CompiledRoute, DEFAULT_TIMEOUT, Options, Redirect, RouteTable, Target};
+use super::table::{
+    Action, CompiledRoute, DEFAULT_TIMEOUT, Options, Redirect, RouteTable, Target, UpstreamTarget,
+};
 use super::telemetry::{Registry, RequestEvent};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -683,168 +686,161 @@ async fn forward<'t>(
     } else {
         1
     };
+    // The target goes on the request line (cleartext) or after the endpoint (TLS): it must be
+    // one whichever endpoint answers.
+    if let Err(e) = Uri::try_from(path_and_query.as_str()) {
+        let msg = format!("cannot build the upstream URI: {e}");
+        return fail(o, StatusCode::BAD_REQUEST, "bad-request", &msg);
+    }
     let timeout = opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let deadline = tokio::time::Instant::now() + timeout;
-    let (mut stream, buffered) = match body {
+    let (stream, buffered) = match body {
         RequestBody::Stream(s) => (Some(s), None),
         RequestBody::Buffered(b) => (None, Some(b)),
     };
-    let mut last_error = no_attempt();
-    for attempt in 0..attempts {
-        if attempt > 0 {
-            // Envoy's jittered back-off before a retry, within the request's deadline.
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            tokio::time::sleep(retry.backoff(attempt).min(left)).await;
-        }
-        let Some(host) = upstream.pick() else {
-            return fail(
-                o,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no-upstream",
-                "the upstream has no hosts",
-            );
-        };
-        // Cleartext upstreams get the origin form (`/path?query`) on this worker's pool; TLS
-        // ones an absolute URI on the general client.
-        let uri: Result<Uri, _> = if upstream.use_tls {
-            format!("https://{host}{path_and_query}").parse()
-        } else {
-            Uri::try_from(path_and_query.as_str())
-        };
-        let uri = match uri {
-            Ok(u) => u,
-            Err(e) => {
-                return fail(
-                    o,
-                    StatusCode::BAD_REQUEST,
-                    "bad-request",
-                    &format!("cannot build the upstream URI: {e}"),
-                );
+    let mut exchange = HyperExchange {
+        client,
+        upstream: &upstream,
+        opts,
+        method: &method,
+        path_and_query: &path_and_query,
+        headers,
+        stream,
+        buffered,
+        authority: parts_authority.as_deref(),
+        upgrade: upgrade.is_some(),
+    };
+    match attempts::run(&mut exchange, &upstream, &retry, attempts, deadline).await {
+        Ok((mut resp, _host)) => {
+            let status = resp.status().as_u16();
+            if status == 101 {
+                let Some(client) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+                    let msg = "the upstream switched protocols on a connection that cannot";
+                    return fail(o, StatusCode::SERVICE_UNAVAILABLE, "upstream-reset", msg);
+                };
+                let protocol = resp.headers().get(header::UPGRADE).cloned();
+                strip_hop_by_hop(resp.headers_mut());
+                if let Some(p) = protocol {
+                    let h = resp.headers_mut();
+                    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                    h.insert(header::UPGRADE, p);
+                }
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                tokio::spawn(super::tunnel::relay(
+                    client,
+                    hyper::upgrade::on(&mut resp),
+                    shared.stream_idle_timeout,
+                    shared.registry.clone(),
+                    tx,
+                ));
+                resp.extensions_mut()
+                    .insert(super::tunnel::TunnelReport::new(rx));
+                o.status = status;
+                upstream.stats.record(status, Duration::ZERO, 0);
+                return (resp.map(Either::Left), o);
             }
+            strip_hop_by_hop(resp.headers_mut());
+            apply_response_headers(resp.headers_mut(), opts);
+            o.status = status;
+            o.bytes_out = resp.body().size_hint().exact().unwrap_or(0);
+            upstream.stats.record(status, Duration::ZERO, o.bytes_out);
+            (resp.map(Either::Left), o)
+        }
+        Err(f) => fail(o, f.status, f.code, &f.message),
+    }
+}
+
+/// One attempt through hyper: this worker's pool for cleartext upstreams (origin-form target),
+/// the general client for TLS ones (absolute URI).
+struct HyperExchange<'a> {
+    client: &'a Clients,
+    upstream: &'a UpstreamTarget,
+    opts: &'a Options,
+    method: &'a Method,
+    path_and_query: &'a str,
+    /// Moved into the last attempt's request, copied into the others.
+    headers: HeaderMap,
+    /// A body sent as it comes (one attempt only), or one buffered for replays.
+    stream: Option<Incoming>,
+    buffered: Option<Bytes>,
+    /// The authority the client named (absolute form, HTTP/2's `:authority`).
+    authority: Option<&'a str>,
+    /// Whether the client asked to upgrade (a 101 is expected).
+    upgrade: bool,
+}
+
+impl Exchange for HyperExchange<'_> {
+    type Answer = Response<UpstreamBody>;
+
+    async fn attempt(
+        &mut self,
+        host: &Arc<str>,
+        until: tokio::time::Instant,
+        last: bool,
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
+        let tls = self.upstream.use_tls;
+        let uri: Result<Uri, _> = if tls {
+            format!("https://{host}{}", self.path_and_query).parse()
+        } else {
+            Uri::try_from(self.path_and_query)
         };
-        let b: OutBody = match (&buffered, stream.take()) {
+        let uri = uri.map_err(|e| ProxyError::upstream(RetryType::Never, e.to_string()))?;
+        let b: OutBody = match (&self.buffered, self.stream.take()) {
             (Some(b), _) => Either::Right(Full::new(b.clone())),
             (None, Some(s)) => Either::Left(s),
             (None, None) => Either::Right(Full::new(Bytes::new())),
         };
         let mut ureq = Request::new(b);
-        *ureq.method_mut() = method.clone();
+        *ureq.method_mut() = self.method.clone();
         *ureq.uri_mut() = uri;
-        let last = attempt + 1 == attempts;
         // The last (usually the only) attempt takes the headers instead of copying them.
         *ureq.headers_mut() = if last {
-            std::mem::take(&mut headers)
+            std::mem::take(&mut self.headers)
         } else {
-            headers.clone()
+            self.headers.clone()
         };
-        let per_try = retry
-            .per_try
-            .map(|p| deadline.min(tokio::time::Instant::now() + p))
-            .unwrap_or(deadline);
-        if opts.auto_host_rewrite
-            && opts.host_rewrite.is_none()
-            && let Ok(v) = HeaderValue::from_str(upstream.authority_of(host))
+        if self.opts.auto_host_rewrite
+            && self.opts.host_rewrite.is_none()
+            && let Ok(v) = HeaderValue::from_str(self.upstream.authority_of(host))
         {
             ureq.headers_mut().insert(header::HOST, v);
         }
-        if !upstream.use_tls && !ureq.headers().contains_key(header::HOST) {
+        if !tls && !ureq.headers().contains_key(header::HOST) {
             // An HTTP/2 client gives `:authority`, not `Host`; HTTP/1.1 needs one.
-            if let Ok(v) = HeaderValue::from_str(parts_authority.as_deref().unwrap_or(host)) {
+            if let Ok(v) = HeaderValue::from_str(self.authority.unwrap_or(host)) {
                 ureq.headers_mut().insert(header::HOST, v);
             }
         }
+        let client = self.client;
         let sent = async {
-            if upstream.use_tls {
+            if tls {
                 client
                     .general
                     .request(ureq)
                     .await
                     .map(|r| r.map(UpstreamBody::unpooled))
-                    .map_err(|e| Fault::of(e.is_connect(), false, &e))
+                    .map_err(|e| fault(e.is_connect(), false, &e))
             } else {
                 client
                     .pool
                     .send(host, ureq)
                     .await
-                    .map_err(|e| Fault::of(e.is_connect(), e.is_request_body(), &e))
+                    .map_err(|e| fault(e.is_connect(), e.is_request_body(), &e))
             }
         };
-        match tokio::time::timeout_at(per_try, sent).await {
-            Ok(Ok(mut resp)) => {
-                let status = resp.status().as_u16();
-                if !last && retry.retry_status(status) {
-                    last_error = failure(host, Failure::Status(status));
-                    continue;
-                }
-                if status == 101 {
-                    let client = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-                    match (&upgrade, client) {
-                        (Some(_), Some(client)) => {
-                            let protocol = resp.headers().get(header::UPGRADE).cloned();
-                            strip_hop_by_hop(resp.headers_mut());
-                            if let Some(p) = protocol {
-                                let h = resp.headers_mut();
-                                h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-                                h.insert(header::UPGRADE, p);
-                            }
-                            let (tx, rx) = tokio::sync::oneshot::channel();
-                            tokio::spawn(super::tunnel::relay(
-                                client,
-                                hyper::upgrade::on(&mut resp),
-                                shared.stream_idle_timeout,
-                                shared.registry.clone(),
-                                tx,
-                            ));
-                            resp.extensions_mut()
-                                .insert(super::tunnel::TunnelReport::new(rx));
-                            o.status = status;
-                            upstream.stats.record(status, Duration::ZERO, 0);
-                            return (resp.map(Either::Left), o);
-                        }
-                        _ => {
-                            let why = "the upstream switched protocols unasked";
-                            last_error = failure(host, Failure::Reset(why));
-                            break;
-                        }
-                    }
-                }
-                strip_hop_by_hop(resp.headers_mut());
-                apply_response_headers(resp.headers_mut(), opts);
-                o.status = status;
-                o.bytes_out = resp.body().size_hint().exact().unwrap_or(0);
-                upstream.stats.record(status, Duration::ZERO, o.bytes_out);
-                return (resp.map(Either::Left), o);
-            }
-            Ok(Err(Fault::Client(cause))) => {
-                // The client's body broke off or was malformed: its fault, not the upstream's
-                // (not counted against it, not retried).
-                let msg = format!("the request body could not be read: {cause}");
-                return fail(o, StatusCode::BAD_REQUEST, "bad-request", &msg);
-            }
-            Ok(Err(Fault::Upstream(connect, cause))) => {
-                last_error = if connect {
-                    failure(host, Failure::Connect(&cause))
-                } else {
-                    failure(host, Failure::Reset(&cause))
-                };
-                let retry_it =
-                    (connect && retry.on_connect_failure) || (!connect && retry.on_reset);
-                if !retry_it || last {
-                    break;
-                }
-            }
-            Err(_) => {
-                last_error = failure(host, Failure::Timeout);
-                if tokio::time::Instant::now() >= deadline || last {
-                    break;
-                }
-            }
+        let resp = tokio::time::timeout_at(until, sent)
+            .await
+            .map_err(|_| ProxyError::timeout())??;
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS && !self.upgrade {
+            let why = "the upstream switched protocols unasked";
+            return Err(ProxyError::upstream(RetryType::Never, why));
         }
+        Ok(resp)
     }
-    upstream
-        .stats
-        .record(last_error.0.as_u16(), Duration::ZERO, 0);
-    fail(o, last_error.0, last_error.1, &last_error.2)
+
+    fn status(answer: &Response<UpstreamBody>) -> u16 {
+        answer.status().as_u16()
+    }
 }
 
 /// The protocol a request asks to upgrade to, when the route lets it: WebSocket only, on
@@ -866,83 +862,32 @@ fn upgrade_to(h: &HeaderMap, opts: &Options) -> Option<HeaderValue> {
     (asks && websocket && opts.websocket).then(|| protocol.clone())
 }
 
-/// The error before any attempt (never answered: there is always at least one attempt).
-pub(super) fn no_attempt() -> (StatusCode, &'static str, String) {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        "upstream-unavailable",
-        "no attempt made".into(),
-    )
-}
-
-/// How an attempt to reach an upstream failed.
-pub(super) enum Failure<'a> {
-    /// No connection (nothing was sent); the cause.
-    Connect(&'a str),
-    /// The connection failed, or the answer was no HTTP; the cause.
-    Reset(&'a str),
-    Timeout,
-    /// The upstream answered with a status the route retries on.
-    Status(u16),
-}
-
-/// What a failed attempt answers with, if it is the last: status, `x-epoxy-error`, message.
-/// Both paths (this one and `h1`) answer alike.
-pub(super) fn failure(host: &str, f: Failure<'_>) -> (StatusCode, &'static str, String) {
-    match f {
-        Failure::Connect(cause) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream-connect-failure",
-            format!("cannot connect to upstream {host}: {cause}"),
-        ),
-        Failure::Reset(cause) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream-reset",
-            format!("upstream {host} reset the request: {cause}"),
-        ),
-        Failure::Timeout => (
-            StatusCode::GATEWAY_TIMEOUT,
-            "upstream-timeout",
-            format!("upstream {host} did not answer in time"),
-        ),
-        Failure::Status(s) => (
-            StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_GATEWAY),
-            "upstream-status",
-            format!("upstream answered {s}"),
-        ),
-    }
-}
-
 fn method_has_body(m: &Method) -> bool {
     matches!(*m, Method::POST | Method::PUT | Method::PATCH)
 }
 
-/// Who an exchange with an upstream failed for.
-enum Fault {
-    /// The upstream: (whether it was never reached, the cause).
-    Upstream(bool, String),
-    /// The client: reading its request body failed (bad chunked framing, say).
-    Client(String),
-}
-
-impl Fault {
-    /// `request_body`: the error is known to come from the request's body; else hyper's
-    /// "user" errors in `e`'s causes say so.
-    fn of(connect: bool, request_body: bool, e: &(dyn std::error::Error + 'static)) -> Fault {
-        if request_body {
-            return Fault::Client(root_cause(e));
-        }
-        let mut cur = Some(e);
-        while let Some(c) = cur {
-            if c.downcast_ref::<hyper::Error>()
-                .is_some_and(hyper::Error::is_user)
-            {
-                return Fault::Client(root_cause(c));
-            }
-            cur = c.source();
-        }
-        Fault::Upstream(connect, root_cause(e))
+/// Whose fault a failed exchange is: the client's when reading its request body failed (the
+/// pool knows it, `request_body`; else hyper's "user" errors among the causes say so), the
+/// upstream's otherwise (`connect`: it was never reached).
+fn fault(connect: bool, request_body: bool, e: &(dyn std::error::Error + 'static)) -> ProxyError {
+    if request_body {
+        return ProxyError::downstream(root_cause(e));
     }
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            return ProxyError::downstream(root_cause(c));
+        }
+        cur = c.source();
+    }
+    let retry = if connect {
+        RetryType::Connect
+    } else {
+        RetryType::Reset
+    };
+    ProxyError::upstream(retry, root_cause(e))
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

@@ -49,6 +49,23 @@ pub struct UpstreamTarget {
 }
 
 impl UpstreamTarget {
+    pub fn new(
+        name: Arc<str>,
+        hosts: Vec<Arc<str>>,
+        authorities: Vec<Arc<str>>,
+        use_tls: bool,
+        stats: Arc<Stats>,
+    ) -> UpstreamTarget {
+        UpstreamTarget {
+            name,
+            hosts,
+            authorities,
+            use_tls,
+            next: AtomicUsize::new(0),
+            stats,
+        }
+    }
+
     /// The next endpoint, round robin.
     pub fn pick(&self) -> Option<&Arc<str>> {
         if self.hosts.is_empty() {
@@ -521,14 +538,13 @@ pub fn compile_with(
             let stats = registry.upstream(&name);
             c.upstreams.insert(
                 r.key(),
-                Arc::new(UpstreamTarget {
+                Arc::new(UpstreamTarget::new(
                     name,
                     hosts,
                     authorities,
                     use_tls,
-                    next: AtomicUsize::new(0),
                     stats,
-                }),
+                )),
             );
         }
     }
@@ -638,14 +654,8 @@ impl Compiler<'_> {
         };
         let dns = format!("{name}.{ns}.svc.cluster.local");
         let authorities = hosts.iter().map(|_| authority(&dns, port, false)).collect();
-        let t = Arc::new(UpstreamTarget {
-            stats: self.registry.upstream(&label),
-            name: label,
-            hosts,
-            authorities,
-            use_tls: false,
-            next: AtomicUsize::new(0),
-        });
+        let stats = self.registry.upstream(&label);
+        let t = Arc::new(UpstreamTarget::new(label, hosts, authorities, false, stats));
         self.kube_services.borrow_mut().insert(key, t.clone());
         t
     }

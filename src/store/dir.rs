@@ -457,6 +457,7 @@ struct Staged {
 }
 
 /// Makes everything written on the file system holding `dir` durable (`syncfs(2)`).
+#[allow(unsafe_code)]
 fn sync_file_system(dir: &Path) -> Result<()> {
     let d = fs::File::open(dir).map_err(io_err(dir))?;
     #[cfg(target_os = "linux")]

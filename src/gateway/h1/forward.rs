@@ -2,22 +2,22 @@
 //! sent on a pooled (or new) connection, and the response head read, with the retries and
 //! timeouts of the route.
 
+use super::super::attempts::{self, Exchange, Failed, ProxyError, RetryType};
 use super::super::function::RenderedCall;
 use super::super::matcher::Headers;
 use super::super::pipeline::Edits;
-use super::super::proxy::{
-    Failure, envoy_substitution, failure, no_attempt, outcome, rewrite_prefix,
-};
-use super::super::table::{DEFAULT_TIMEOUT, Options, Retry};
+use super::super::proxy::{envoy_substitution, outcome, rewrite_prefix};
+use super::super::table::{DEFAULT_TIMEOUT, Options, Retry, UpstreamTarget};
 use super::response::{Framing, UpHead, parse_response, relay};
 use super::upstream::{READ_SIZE, UpConn, UpstreamConns};
 use super::{
     Call, Request, Served, fail, hop_by_hop, is, push_decimal, push_request_id, request_target,
-    until, visible,
+    until as until_or_timer, visible,
 };
 use bytes::Buf;
 use std::borrow::Cow;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -49,9 +49,9 @@ pub(super) async fn forward<'t>(
     let mut o = outcome(0);
     o.upstream = dest.upstream.as_ref().map(|u| &*u.name);
     o.function = dest.function.as_ref().map(|f| f.name.as_str());
-    let no_upstream = |msg| (StatusCode::SERVICE_UNAVAILABLE, "no-upstream", msg);
     let Some(upstream) = dest.upstream.as_deref() else {
-        return fail(io, req, call, o, no_upstream("no upstream"), out).await;
+        let f = Failed::no_upstream("no upstream");
+        return fail(io, req, call, o, (f.status, f.code, &f.message), out).await;
     };
     let opts = &call.route.options;
 
@@ -108,95 +108,105 @@ pub(super) async fn forward<'t>(
 
     let no_retry = Retry::default();
     let retry = opts.retry.as_ref().unwrap_or(&no_retry);
-    let attempts = retry.num.saturating_add(1);
     let deadline = Instant::from_std(call.started) + opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
     // The upstream's response is framed by the method it was sent (a function may change it).
     let is_head = method == "HEAD";
-    let mut last_error = no_attempt();
-    for attempt in 0..attempts {
-        if attempt > 0 {
-            // Envoy's jittered back-off before a retry, within the request's deadline.
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            tokio::time::sleep(retry.backoff(attempt).min(left)).await;
-        }
-        let Some(host) = upstream.pick() else {
-            let why = no_upstream("the upstream has no hosts");
-            return fail(io, req, call, o, why, out).await;
-        };
-        let last = attempt + 1 == attempts;
-        out.clear();
-        let host_header = match &opts.host_rewrite {
-            Some(h) => Some(h.as_bytes()),
-            None if opts.auto_host_rewrite => Some(upstream.authority_of(host).as_bytes()),
-            None => None,
-        };
-        write_request_head(
-            out,
-            req,
-            method,
-            &path_and_query,
-            opts,
-            rendered.as_ref(),
-            call.edits,
-            (host, host_header),
-            body.len(),
-        );
-        out.extend_from_slice(body);
-        let per_try = retry
-            .per_try
-            .map(|p| deadline.min(Instant::now() + p))
-            .unwrap_or(deadline);
-        let sent = exchange(conns, host, out, is_head, idempotent(method));
-        match until(timer.as_mut(), per_try, sent).await {
-            Some(Ok((conn, head))) => {
-                if !last && retry.retry_status(head.status) {
-                    last_error = failure(host, Failure::Status(head.status));
-                    continue;
-                }
-                o.status = head.status;
-                o.bytes_out = match head.framing {
-                    Framing::Length(n) => n,
-                    _ => 0,
-                };
-                upstream
-                    .stats
-                    .record(head.status, Duration::ZERO, o.bytes_out);
-                let (latency, flow) =
-                    relay(io, req, call, conn, &head, host, is_head, conns, out).await;
-                return (o, latency, flow);
-            }
-            Some(Err(UpError::Connect(cause))) => {
-                last_error = failure(host, Failure::Connect(&cause.to_string()));
-                if !retry.on_connect_failure || last {
-                    break;
-                }
-            }
-            Some(Err(UpError::Reset(cause))) => {
-                last_error = failure(host, Failure::Reset(&cause));
-                if !retry.on_reset || last {
-                    break;
-                }
-            }
-            None => {
-                last_error = failure(host, Failure::Timeout);
-                if Instant::now() >= deadline || last {
-                    break;
-                }
-            }
-        }
-    }
-    upstream
-        .stats
-        .record(last_error.0.as_u16(), Duration::ZERO, 0);
-    fail(
-        io,
+    let mut exchange = FastExchange {
         req,
         call,
-        o,
-        (last_error.0, last_error.1, &last_error.2),
-        out,
-    )
-    .await
+        conns,
+        out: &mut *out,
+        timer: timer.as_mut(),
+        upstream,
+        method,
+        path_and_query: &path_and_query,
+        rendered: rendered.as_ref(),
+        body,
+        is_head,
+    };
+    let attempts = retry.num.saturating_add(1);
+    match attempts::run(&mut exchange, upstream, retry, attempts, deadline).await {
+        Ok(((conn, head), host)) => {
+            o.status = head.status;
+            o.bytes_out = match head.framing {
+                Framing::Length(n) => n,
+                _ => 0,
+            };
+            upstream
+                .stats
+                .record(head.status, Duration::ZERO, o.bytes_out);
+            let (latency, flow) =
+                relay(io, req, call, conn, &head, &host, is_head, conns, out).await;
+            (o, latency, flow)
+        }
+        Err(f) => fail(io, req, call, o, (f.status, f.code, &f.message), out).await,
+    }
+}
+
+/// One attempt on the fast path: the head written for the endpoint, sent with the body on a
+/// pooled (or new) connection, and the response head read, under the connection's one timer.
+struct FastExchange<'a, 'b, 't, 'r> {
+    req: &'a Request<'b, 'b>,
+    call: &'a Call<'t, 'r>,
+    conns: &'a UpstreamConns,
+    out: &'a mut Vec<u8>,
+    timer: Pin<&'a mut Sleep>,
+    upstream: &'a UpstreamTarget,
+    method: &'a str,
+    path_and_query: &'a str,
+    rendered: Option<&'a RenderedCall>,
+    body: &'a [u8],
+    is_head: bool,
+}
+
+impl Exchange for FastExchange<'_, '_, '_, '_> {
+    type Answer = (UpConn, UpHead);
+
+    async fn attempt(
+        &mut self,
+        host: &Arc<str>,
+        until: Instant,
+        _last: bool,
+    ) -> Result<(UpConn, UpHead), ProxyError> {
+        let opts = &self.call.route.options;
+        let host_header = match &opts.host_rewrite {
+            Some(h) => Some(h.as_bytes()),
+            None if opts.auto_host_rewrite => Some(self.upstream.authority_of(host).as_bytes()),
+            None => None,
+        };
+        self.out.clear();
+        write_request_head(
+            self.out,
+            self.req,
+            self.method,
+            self.path_and_query,
+            opts,
+            self.rendered,
+            self.call.edits,
+            (host, host_header),
+            self.body.len(),
+        );
+        self.out.extend_from_slice(self.body);
+        let sent = exchange(
+            self.conns,
+            host,
+            self.out,
+            self.is_head,
+            idempotent(self.method),
+        );
+        match until_or_timer(self.timer.as_mut(), until, sent).await {
+            Some(Ok(answer)) => Ok(answer),
+            Some(Err(UpError::Connect(cause))) => {
+                Err(ProxyError::upstream(RetryType::Connect, cause.to_string()))
+            }
+            Some(Err(UpError::Reset(cause))) => Err(ProxyError::upstream(RetryType::Reset, cause)),
+            None => Err(ProxyError::timeout()),
+        }
+    }
+
+    fn status(answer: &(UpConn, UpHead)) -> u16 {
+        answer.1.status
+    }
 }
 
 /// The path and query after the route's prefix or regex rewrite, if it has one.
@@ -405,22 +415,22 @@ async fn exchange(
     loop {
         match send(&mut conn, request, is_head).await {
             Ok(head) => return Ok((conn, head)),
-            Err(Failed::Closed { written }) if reused && (idempotent || !written) => {
+            Err(SendFailed::Closed { written }) if reused && (idempotent || !written) => {
                 conn = conns.connect(host).await.map_err(UpError::Connect)?;
                 reused = false;
             }
-            Err(Failed::Closed { .. }) => {
+            Err(SendFailed::Closed { .. }) => {
                 return Err(UpError::Reset(
                     "the connection closed before a response".into(),
                 ));
             }
-            Err(Failed::Io(e)) => return Err(UpError::Reset(e.to_string())),
-            Err(Failed::Invalid(e)) => return Err(UpError::Reset(e)),
+            Err(SendFailed::Io(e)) => return Err(UpError::Reset(e.to_string())),
+            Err(SendFailed::Invalid(e)) => return Err(UpError::Reset(e)),
         }
     }
 }
 
-enum Failed {
+enum SendFailed {
     /// The connection closed (or was reset) before any byte of a response.
     Closed {
         written: bool,
@@ -429,22 +439,26 @@ enum Failed {
     Invalid(String),
 }
 
-async fn send(conn: &mut UpConn, request: &[u8], is_head: bool) -> Result<UpHead, Failed> {
+async fn send(conn: &mut UpConn, request: &[u8], is_head: bool) -> Result<UpHead, SendFailed> {
     conn.buf.clear();
     if conn.stream.write_all(request).await.is_err() {
-        return Err(Failed::Closed { written: false });
+        return Err(SendFailed::Closed { written: false });
     }
     let mut received = false;
     loop {
         if !conn.buf.is_empty() {
-            match parse_response(&conn.buf, is_head, &mut conn.headers).map_err(Failed::Invalid)? {
+            match parse_response(&conn.buf, is_head, &mut conn.headers)
+                .map_err(SendFailed::Invalid)?
+            {
                 Some(h) if (100..200).contains(&h.status) && h.status != 101 => {
                     // An interim response (102, 103): the final one follows.
                     conn.buf.advance(h.len);
                     continue;
                 }
                 Some(h) if h.status == 101 => {
-                    return Err(Failed::Invalid("the upstream switched protocols".into()));
+                    return Err(SendFailed::Invalid(
+                        "the upstream switched protocols".into(),
+                    ));
                 }
                 Some(h) => return Ok(h),
                 None => {}
@@ -454,15 +468,17 @@ async fn send(conn: &mut UpConn, request: &[u8], is_head: bool) -> Result<UpHead
             conn.buf.reserve(READ_SIZE);
         }
         match conn.stream.read_buf(&mut conn.buf).await {
-            Ok(0) if !received => return Err(Failed::Closed { written: true }),
-            Err(e) if !received && is_reset(&e) => return Err(Failed::Closed { written: true }),
+            Ok(0) if !received => return Err(SendFailed::Closed { written: true }),
+            Err(e) if !received && is_reset(&e) => {
+                return Err(SendFailed::Closed { written: true });
+            }
             Ok(0) => {
-                return Err(Failed::Io(std::io::Error::new(
+                return Err(SendFailed::Io(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "the connection closed in the middle of the response head",
                 )));
             }
-            Err(e) => return Err(Failed::Io(e)),
+            Err(e) => return Err(SendFailed::Io(e)),
             Ok(_) => received = true,
         }
     }
