@@ -7,7 +7,8 @@ use http::HeaderMap;
 use regex::Regex;
 use std::fmt;
 
-/// The parts of a request that routing looks at, parsed once.
+/// The parts of a request that routing (and the pipeline's stages) look at, parsed once.
+#[derive(Clone, Copy)]
 pub struct RequestHead<'a> {
     pub method: &'a str,
     /// Host without port, lower-case.

@@ -153,14 +153,8 @@ pub async fn handle(
     // What the access log needs is copied only when someone is listening.
     let want_event = shared.events.receiver_count() > 0;
     let (matched, no_vhost, info) = {
-        let authority = authority_of(&req);
-        let head = RequestHead {
-            method: req.method().as_str(),
-            authority,
-            path: req.uri().path(),
-            query: req.uri().query(),
-            headers: req.headers().into(),
-        };
+        let head = request_head(&req);
+        let authority = head.authority;
         let matched = table.route(&head);
         let no_vhost = matched.is_none() && table.vhost(authority).is_none();
         let info = want_event.then(|| {
@@ -201,7 +195,7 @@ pub async fn handle(
         }
         (None, Some(m)) => {
             let route = m.route;
-            let (resp, mut outcome) = match admit(route, &req, authority_of(&req), remote).await {
+            let (resp, mut outcome) = match admit(route, &req, remote).await {
                 Ok(edits) => {
                     let mut req = req;
                     if let Some(e) = &edits {
@@ -280,6 +274,17 @@ pub async fn handle(
     resp
 }
 
+/// What a request is routed by, on hyper's side.
+fn request_head<B>(req: &Request<B>) -> RequestHead<'_> {
+    RequestHead {
+        method: req.method().as_str(),
+        authority: authority_of(req),
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: req.headers().into(),
+    }
+}
+
 /// The host a request is routed by: its target's authority (absolute form, HTTP/2's
 /// `:authority`), else `Host`.
 fn authority_of<B>(req: &Request<B>) -> &str {
@@ -298,18 +303,13 @@ fn authority_of<B>(req: &Request<B>) -> &str {
 async fn admit(
     route: &CompiledRoute,
     req: &Request<Incoming>,
-    host: &str,
     remote: SocketAddr,
 ) -> Result<Option<Edits>, Answer> {
     let Some(p) = &route.policies else {
         return Ok(None);
     };
     let inbound = Inbound {
-        method: req.method().as_str(),
-        host,
-        path: req.uri().path(),
-        query: req.uri().query(),
-        headers: req.headers().into(),
+        head: request_head(req),
         remote,
     };
     p.admit(&inbound).await.map(Some)

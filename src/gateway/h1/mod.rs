@@ -516,11 +516,7 @@ async fn handle(
         None => None,
         Some(p) => {
             let inbound = Inbound {
-                method: req.head.method,
-                host: req.head.host,
-                path,
-                query,
-                headers: Headers::Raw(req.headers),
+                head,
                 remote: req.remote,
             };
             match p.admit(&inbound).await {

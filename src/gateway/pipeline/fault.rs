@@ -75,11 +75,13 @@ mod tests {
 
     fn inbound() -> Inbound<'static> {
         Inbound {
-            method: "GET",
-            host: "h",
-            path: "/",
-            query: None,
-            headers: crate::gateway::matcher::Headers::Raw(&[]),
+            head: crate::gateway::matcher::RequestHead {
+                method: "GET",
+                authority: "h",
+                path: "/",
+                query: None,
+                headers: crate::gateway::matcher::Headers::Raw(&[]),
+            },
             remote: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
         }
     }

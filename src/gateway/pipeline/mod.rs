@@ -10,7 +10,7 @@
 
 pub mod fault;
 
-use super::matcher::Headers;
+use super::matcher::RequestHead;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
@@ -32,13 +32,9 @@ pub enum Order {
 
 /// What a stage sees of a request: the same on both transports.
 pub struct Inbound<'a> {
-    pub method: &'a str,
-    /// The host the request was routed by (`Host` or the target's authority).
-    pub host: &'a str,
-    /// Path without the query string.
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub headers: Headers<'a>,
+    /// What the request was routed by: method, host (`Host` or the target's authority), path,
+    /// query, headers.
+    pub head: RequestHead<'a>,
     /// The client's address (the TCP peer).
     pub remote: SocketAddr,
 }
