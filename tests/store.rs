@@ -223,3 +223,46 @@ async fn a_batch_writes_each_resource_and_refuses_only_the_stale_one() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[tokio::test]
+async fn an_apply_validated_against_a_snapshot_never_overwrites_a_later_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DirStore::open(dir.path()).unwrap();
+    store
+        .put(upstream("b", 1), Precondition::Any)
+        .await
+        .unwrap();
+    // The batch is validated against this snapshot...
+    let snapshot = store.list().await.unwrap().resources;
+    // ...and someone changes `b` (and creates `c`) before it is written.
+    store
+        .put(upstream("b", 2), Precondition::Any)
+        .await
+        .unwrap();
+    store
+        .put(upstream("c", 3), Precondition::Any)
+        .await
+        .unwrap();
+    let out = epoxy::control::writes::write_batch_on(
+        &store,
+        snapshot,
+        vec![upstream("a", 10), upstream("b", 11), upstream("c", 12)],
+    )
+    .await
+    .unwrap();
+    assert!(out.results[0].is_ok(), "{:?}", out.results);
+    assert!(
+        out.results[1].is_err() && out.results[2].is_err(),
+        "{:?}",
+        out.results
+    );
+    let listing = store.list().await.unwrap();
+    let port = |name: &str| match &listing.resources
+        [&ResourceKey::new(Kind::Upstream, "gloo-system", name)]
+    {
+        Resource::Upstream(u) => u.spec.static_.as_ref().unwrap().hosts[0].port,
+        _ => 0,
+    };
+    // The later changes stand; only the new resource was written.
+    assert_eq!((port("a"), port("b"), port("c")), (10, 2, 3));
+}

@@ -195,7 +195,14 @@ pub async fn write_batch_on(
             None => {
                 places.push(results.len());
                 results.push(Err(WriteError::Invalid(Vec::new())));
-                accepted.push((r, Precondition::Any));
+                // Validated against the snapshot: it replaces exactly what the snapshot held (a
+                // change since is a conflict, not overwritten), and the store need not parse
+                // the file again to know it.
+                let pre = match base.get(key) {
+                    Some(old) => Precondition::from_read(old),
+                    None => Precondition::Absent,
+                };
+                accepted.push((r, pre));
             }
         }
     }

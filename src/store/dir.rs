@@ -71,6 +71,15 @@ impl DirStore {
             .join(format!("{}.yaml", key.name))
     }
 
+    /// The version of the file at `path` (`None` if there is none), without parsing it.
+    fn version_on_disk(&self, path: &Path) -> Result<Option<String>> {
+        match fs::read(path) {
+            Ok(b) => Ok(Some(version_of(&b))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(path)(e)),
+        }
+    }
+
     /// Reads one file; the resource's identity comes from its path.
     fn read_file(&self, kind: Kind, namespace: &str, path: &Path) -> Result<Option<Resource>> {
         let bytes = match fs::read(path) {
@@ -220,8 +229,19 @@ impl DirStore {
             return Err(StoreError::Invalid(format!("{key}: {p}")));
         }
         let path = self.path_of(&key);
-        let current = self.read_file(key.kind, &key.namespace, &path)?;
-        pre.check(&key, current.as_ref())?;
+        // The version is the bytes' digest: a replaced file whose version is the one the write
+        // was based on parsed when it was read, and is not parsed again. Otherwise it is, so
+        // that a file that does not parse is reported (and never overwritten).
+        let on_disk = self.version_on_disk(&path)?;
+        let read_at_version =
+            matches!((pre, &on_disk), (Precondition::Version(v), Some(d)) if v == d);
+        if !read_at_version {
+            let current = match on_disk {
+                Some(_) => self.read_file(key.kind, &key.namespace, &path)?,
+                None => None,
+            };
+            pre.check(&key, current.as_ref())?;
+        }
         // The version is derived from the bytes; it is never stored in the file.
         resource.meta_mut().resource_version = None;
         let text = resource.to_yaml();

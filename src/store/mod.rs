@@ -39,6 +39,12 @@ pub enum Precondition {
 impl Precondition {
     /// Whether a write of `key` may go ahead over `current` (what is stored now).
     pub fn check(&self, key: &ResourceKey, current: Option<&Resource>) -> Result<()> {
+        self.check_version(key, current.map(|c| c.resource_version().unwrap_or("")))
+    }
+
+    /// The same, knowing only the stored version (`None`: nothing is stored): a store whose
+    /// versions come from the bytes need not parse what it is about to replace.
+    pub fn check_version(&self, key: &ResourceKey, current: Option<&str>) -> Result<()> {
         match (self, current) {
             (Precondition::Any, _) | (Precondition::Absent, None) => Ok(()),
             (Precondition::Absent, Some(_)) => Err(StoreError::AlreadyExists(key.clone())),
@@ -47,18 +53,12 @@ impl Precondition {
                 expected: v.clone(),
                 found: "none (deleted)".into(),
             }),
-            (Precondition::Version(v), Some(c)) => {
-                let found = c.resource_version().unwrap_or("");
-                if found == v {
-                    Ok(())
-                } else {
-                    Err(StoreError::Conflict {
-                        key: key.clone(),
-                        expected: v.clone(),
-                        found: found.to_string(),
-                    })
-                }
-            }
+            (Precondition::Version(v), Some(found)) if found == v => Ok(()),
+            (Precondition::Version(v), Some(found)) => Err(StoreError::Conflict {
+                key: key.clone(),
+                expected: v.clone(),
+                found: found.to_string(),
+            }),
         }
     }
 
