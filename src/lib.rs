@@ -11,5 +11,6 @@ pub mod gateway;
 pub mod kube;
 pub mod memory;
 pub mod net;
+pub mod policy;
 pub mod store;
 pub mod tui;

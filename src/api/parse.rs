@@ -152,9 +152,11 @@ pub fn kind_of(v: &Value) -> Result<Kind, String> {
         "UpstreamGroup" => Kind::UpstreamGroup,
         "VirtualService" => Kind::VirtualService,
         "RouteTable" => Kind::RouteTable,
+        "AuthConfig" => Kind::AuthConfig,
+        "RateLimitConfig" => Kind::RateLimitConfig,
         other => {
             return Err(format!(
-                "unsupported kind `{other}` (epoxy reads Upstream, UpstreamGroup, VirtualService, RouteTable)"
+                "unsupported kind `{other}` (epoxy reads Upstream, UpstreamGroup, VirtualService, RouteTable, AuthConfig, RateLimitConfig)"
             ));
         }
     };

@@ -12,14 +12,20 @@ pub enum Kind {
     UpstreamGroup,
     VirtualService,
     RouteTable,
+    /// Gloo Enterprise's `AuthConfig`: the external auth a virtual host or route refers to.
+    AuthConfig,
+    /// Gloo Enterprise's `RateLimitConfig`: descriptors and actions counted in Redis.
+    RateLimitConfig,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Upstream,
         Kind::UpstreamGroup,
         Kind::VirtualService,
         Kind::RouteTable,
+        Kind::AuthConfig,
+        Kind::RateLimitConfig,
     ];
 
     pub fn name(self) -> &'static str {
@@ -28,6 +34,8 @@ impl Kind {
             Kind::UpstreamGroup => "UpstreamGroup",
             Kind::VirtualService => "VirtualService",
             Kind::RouteTable => "RouteTable",
+            Kind::AuthConfig => "AuthConfig",
+            Kind::RateLimitConfig => "RateLimitConfig",
         }
     }
 
@@ -38,6 +46,8 @@ impl Kind {
             Kind::UpstreamGroup => "upstreamgroups",
             Kind::VirtualService => "virtualservices",
             Kind::RouteTable => "routetables",
+            Kind::AuthConfig => "authconfigs",
+            Kind::RateLimitConfig => "ratelimitconfigs",
         }
     }
 
@@ -45,6 +55,8 @@ impl Kind {
         match self {
             Kind::Upstream | Kind::UpstreamGroup => "gloo.solo.io/v1",
             Kind::VirtualService | Kind::RouteTable => "gateway.solo.io/v1",
+            Kind::AuthConfig => "enterprise.gloo.solo.io/v1",
+            Kind::RateLimitConfig => "ratelimit.solo.io/v1alpha1",
         }
     }
 
@@ -56,6 +68,8 @@ impl Kind {
             "upstreamgroup" | "upstreamgroups" | "ug" => Kind::UpstreamGroup,
             "virtualservice" | "virtualservices" | "vs" => Kind::VirtualService,
             "routetable" | "routetables" | "rt" => Kind::RouteTable,
+            "authconfig" | "authconfigs" | "ac" => Kind::AuthConfig,
+            "ratelimitconfig" | "ratelimitconfigs" | "rlc" => Kind::RateLimitConfig,
             _ => return None,
         })
     }
@@ -128,6 +142,8 @@ pub type Upstream = Object<UpstreamSpec>;
 pub type UpstreamGroup = Object<UpstreamGroupSpec>;
 pub type VirtualService = Object<VirtualServiceSpec>;
 pub type RouteTable = Object<RouteTableSpec>;
+pub type AuthConfig = Object<RawSpec>;
+pub type RateLimitConfig = Object<RawSpec>;
 
 /// Any resource epoxy stores.
 // Upstreams are the largest kind; resources live in maps, not on hot paths, so no boxing.
@@ -138,6 +154,8 @@ pub enum Resource {
     UpstreamGroup(UpstreamGroup),
     VirtualService(VirtualService),
     RouteTable(RouteTable),
+    AuthConfig(AuthConfig),
+    RateLimitConfig(RateLimitConfig),
 }
 
 macro_rules! each {
@@ -147,6 +165,8 @@ macro_rules! each {
             Resource::UpstreamGroup($o) => $e,
             Resource::VirtualService($o) => $e,
             Resource::RouteTable($o) => $e,
+            Resource::AuthConfig($o) => $e,
+            Resource::RateLimitConfig($o) => $e,
         }
     };
 }
@@ -158,6 +178,8 @@ impl Resource {
             Resource::UpstreamGroup(_) => Kind::UpstreamGroup,
             Resource::VirtualService(_) => Kind::VirtualService,
             Resource::RouteTable(_) => Kind::RouteTable,
+            Resource::AuthConfig(_) => Kind::AuthConfig,
+            Resource::RateLimitConfig(_) => Kind::RateLimitConfig,
         }
     }
 
@@ -217,6 +239,8 @@ impl Resource {
             Kind::UpstreamGroup => Resource::UpstreamGroup(de(value)?),
             Kind::VirtualService => Resource::VirtualService(de(value)?),
             Kind::RouteTable => Resource::RouteTable(de(value)?),
+            Kind::AuthConfig => Resource::AuthConfig(de(value)?),
+            Kind::RateLimitConfig => Resource::RateLimitConfig(de(value)?),
         })
     }
 
@@ -241,7 +265,9 @@ impl Resource {
                 weighted_kube("spec.destinations", &g.spec.destinations, &mut out);
                 return out;
             }
-            Resource::Upstream(_) => return out,
+            Resource::Upstream(_) | Resource::AuthConfig(_) | Resource::RateLimitConfig(_) => {
+                return out;
+            }
         };
         for (i, r) in routes.iter().enumerate() {
             let Some(a) = &r.route_action else { continue };

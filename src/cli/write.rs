@@ -87,7 +87,7 @@ fn read_input(file: &str) -> Result<String> {
 
 fn kind_order(k: Kind) -> u8 {
     match k {
-        Kind::Upstream => 0,
+        Kind::Upstream | Kind::AuthConfig | Kind::RateLimitConfig => 0,
         Kind::UpstreamGroup => 1,
         Kind::RouteTable => 2,
         Kind::VirtualService => 3,

@@ -316,6 +316,59 @@ async fn serve_route<'t>(
     client: &Clients,
     route: &'t CompiledRoute,
     matched: &PathCond,
+    mut req: Request<Incoming>,
+    remote: SocketAddr,
+) -> (Response<GatewayBody>, Outcome<'t>) {
+    let Some(policies) = &route.policies else {
+        return act(shared, client, route, matched, req, remote).await;
+    };
+    let mut edits = crate::policy::Edits::default();
+    let checked = {
+        let authority = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| {
+                req.headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            })
+            .unwrap_or("");
+        let inbound = crate::policy::Inbound {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            host: authority,
+            headers: req.headers().into(),
+            client: Some(remote.ip()),
+        };
+        policies.run(&inbound, &mut edits).await
+    };
+    if let Err(a) = checked {
+        let mut o = outcome(a.status.as_u16());
+        o.error = Some(a.reason.clone());
+        o.bytes_out = a.body.len() as u64;
+        let mut r = Response::new(Either::Right(Full::new(a.body)));
+        *r.status_mut() = a.status;
+        for (n, v) in a.headers {
+            r.headers_mut().append(n, v);
+        }
+        return (r, o);
+    }
+    edits.apply_to_request(req.headers_mut());
+    let (mut r, o) = act(shared, client, route, matched, req, remote).await;
+    for (n, v) in edits.response_add {
+        r.headers_mut().append(n, v);
+    }
+    (r, o)
+}
+
+/// What a route does with a request its policies let on.
+async fn act<'t>(
+    shared: &Shared,
+    client: &Clients,
+    route: &'t CompiledRoute,
+    matched: &PathCond,
     req: Request<Incoming>,
     remote: SocketAddr,
 ) -> (Response<GatewayBody>, Outcome<'t>) {

@@ -231,6 +231,8 @@ pub struct CompiledRoute {
     pub matchers: Vec<CompiledMatcher>,
     pub action: Action,
     pub options: Options,
+    /// First-line policies (CORS, JWT, external auth, rate limits); None: none to run.
+    pub policies: Option<Arc<crate::policy::Policies>>,
     pub stats: Arc<Stats>,
 }
 
@@ -472,6 +474,7 @@ pub fn compile_with(
         problems: Vec::new(),
         templates: RefCell::default(),
         regexes: RefCell::default(),
+        vhost: None,
     };
     for r in set.values() {
         if let Resource::Upstream(u) = r {
@@ -538,6 +541,12 @@ pub fn compile_with(
         };
         let key = r.key();
         let mut routes = Vec::new();
+        c.vhost = vs
+            .spec
+            .virtual_host
+            .options
+            .clone()
+            .map(|o| (o, key.namespace.clone(), key.to_string()));
         for route in &vs.spec.virtual_host.routes {
             let id = route_identity(&key.namespace, &key.name, route);
             c.add_route(&mut routes, route, &id, &key.namespace, 0, None);
@@ -594,6 +603,8 @@ struct Compiler<'a> {
     templates: RefCell<HashMap<String, Result<Arc<Templates>, String>>>,
     /// Compiled extractor regexes by pattern, shared the same way.
     regexes: RefCell<HashMap<String, Arc<Regex>>>,
+    /// The options of the virtual host being compiled, its namespace and key.
+    vhost: Option<(serde_json::Map<String, serde_json::Value>, String, String)>,
 }
 
 impl Compiler<'_> {
@@ -883,6 +894,46 @@ impl Compiler<'_> {
         o
     }
 
+    /// The route's policies under the virtual host being compiled. One that cannot be built
+    /// (validation comes first, so rarely) refuses every request: never served unprotected.
+    fn policies(
+        &mut self,
+        route: &Route,
+        id: &str,
+        ns: &str,
+    ) -> Option<Arc<crate::policy::Policies>> {
+        use crate::policy::build::{Level, broken, build_route};
+        let (vopts, vns, vid) = match &self.vhost {
+            Some((o, n, k)) => (Some(o), n.as_str(), k.as_str()),
+            None => (None, ns, ""),
+        };
+        let ropts = route.options.as_ref().map(|o| &o.extra.0);
+        if vopts.is_none_or(|o| o.is_empty()) && ropts.is_none_or(|o| o.is_empty()) {
+            return None;
+        }
+        let vhost = Level {
+            at: "virtualHost.options",
+            options: vopts,
+            namespace: vns,
+            id: vid,
+        };
+        let level = Level {
+            at: "options",
+            options: ropts,
+            namespace: ns,
+            id,
+        };
+        let set = self.set;
+        let resolve = |u: &ResourceRef| crate::policy::check::upstream_address(set, u, ns);
+        match build_route(&vhost, &level, set, &self.registry.policy, &resolve) {
+            Ok(p) => p,
+            Err(e) => {
+                self.problems.push(format!("{id}: {e}"));
+                Some(broken(e.0))
+            }
+        }
+    }
+
     /// Adds a route (or, for a delegation, the delegated routes in its place).
     fn add_route(
         &mut self,
@@ -928,15 +979,16 @@ impl Compiler<'_> {
             return;
         };
         // A delegated route inherits its parent's options where it has none of its own.
-        let options = match (&route.options, inherited) {
-            (None, Some(parent)) => self.options(parent, ns),
-            _ => self.options(route, ns),
+        let (options, policies) = match (&route.options, inherited) {
+            (None, Some(parent)) => (self.options(parent, ns), self.policies(parent, id, ns)),
+            _ => (self.options(route, ns), self.policies(route, id, ns)),
         };
         out.push(CompiledRoute {
             id: Arc::from(id),
             matchers,
             action,
             options,
+            policies,
             stats: self.registry.route(id),
         });
     }

@@ -10,6 +10,8 @@ fn short_names(kind: Kind) -> Vec<&'static str> {
         Kind::UpstreamGroup => vec!["ug"],
         Kind::VirtualService => vec!["vs"],
         Kind::RouteTable => vec!["rt"],
+        Kind::AuthConfig => vec!["ac"],
+        Kind::RateLimitConfig => vec!["rlc"],
     }
 }
 

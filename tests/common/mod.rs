@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod gw;
+pub mod keys;
 pub mod kube;
 pub mod tmux;
 pub mod upstream;

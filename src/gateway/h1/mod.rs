@@ -470,7 +470,9 @@ fn fast_route(route: &CompiledRoute) -> Option<&super::table::Forward> {
         return None;
     };
     let plain = |t: &Target| t.problem.is_none() && t.upstream.as_ref().is_some_and(|u| !u.use_tls);
-    (route.options.shadow.is_none() && fwd.targets.iter().all(plain)).then_some(fwd)
+    // Policies are run by hyper's path for now (`crate::policy`).
+    (route.options.shadow.is_none() && route.policies.is_none() && fwd.targets.iter().all(plain))
+        .then_some(fwd)
 }
 
 async fn handle(
