@@ -13,4 +13,5 @@ pub mod memory;
 pub mod net;
 pub mod policy;
 pub mod store;
+pub mod tls;
 pub mod tui;

@@ -1,5 +1,6 @@
-//! The four Gloo kinds as one enum, with their identity (kind, namespace, name).
+//! Gloo's kinds and Kubernetes' `Secret` as one enum, with their identity (kind, namespace, name).
 
+use super::secret::Secret;
 use super::types::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,6 +13,7 @@ pub enum Kind {
     UpstreamGroup,
     VirtualService,
     RouteTable,
+    Secret,
     /// Gloo Enterprise's `AuthConfig`: the external auth a virtual host or route refers to.
     AuthConfig,
     /// Gloo Enterprise's `RateLimitConfig`: descriptors and actions counted in Redis.
@@ -19,7 +21,18 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
+        Kind::Upstream,
+        Kind::UpstreamGroup,
+        Kind::VirtualService,
+        Kind::RouteTable,
+        Kind::Secret,
+        Kind::AuthConfig,
+        Kind::RateLimitConfig,
+    ];
+
+    /// The kinds that are Gloo's custom resources (a `Secret` is Kubernetes' own).
+    pub const CUSTOM: [Kind; 6] = [
         Kind::Upstream,
         Kind::UpstreamGroup,
         Kind::VirtualService,
@@ -34,6 +47,7 @@ impl Kind {
             Kind::UpstreamGroup => "UpstreamGroup",
             Kind::VirtualService => "VirtualService",
             Kind::RouteTable => "RouteTable",
+            Kind::Secret => "Secret",
             Kind::AuthConfig => "AuthConfig",
             Kind::RateLimitConfig => "RateLimitConfig",
         }
@@ -46,6 +60,7 @@ impl Kind {
             Kind::UpstreamGroup => "upstreamgroups",
             Kind::VirtualService => "virtualservices",
             Kind::RouteTable => "routetables",
+            Kind::Secret => "secrets",
             Kind::AuthConfig => "authconfigs",
             Kind::RateLimitConfig => "ratelimitconfigs",
         }
@@ -55,6 +70,7 @@ impl Kind {
         match self {
             Kind::Upstream | Kind::UpstreamGroup => "gloo.solo.io/v1",
             Kind::VirtualService | Kind::RouteTable => "gateway.solo.io/v1",
+            Kind::Secret => "v1",
             Kind::AuthConfig => "enterprise.gloo.solo.io/v1",
             Kind::RateLimitConfig => "ratelimit.solo.io/v1alpha1",
         }
@@ -68,6 +84,7 @@ impl Kind {
             "upstreamgroup" | "upstreamgroups" | "ug" => Kind::UpstreamGroup,
             "virtualservice" | "virtualservices" | "vs" => Kind::VirtualService,
             "routetable" | "routetables" | "rt" => Kind::RouteTable,
+            "secret" | "secrets" => Kind::Secret,
             "authconfig" | "authconfigs" | "ac" => Kind::AuthConfig,
             "ratelimitconfig" | "ratelimitconfigs" | "rlc" => Kind::RateLimitConfig,
             _ => return None,
@@ -154,6 +171,7 @@ pub enum Resource {
     UpstreamGroup(UpstreamGroup),
     VirtualService(VirtualService),
     RouteTable(RouteTable),
+    Secret(Secret),
     AuthConfig(AuthConfig),
     RateLimitConfig(RateLimitConfig),
 }
@@ -165,6 +183,7 @@ macro_rules! each {
             Resource::UpstreamGroup($o) => $e,
             Resource::VirtualService($o) => $e,
             Resource::RouteTable($o) => $e,
+            Resource::Secret($o) => $e,
             Resource::AuthConfig($o) => $e,
             Resource::RateLimitConfig($o) => $e,
         }
@@ -178,6 +197,7 @@ impl Resource {
             Resource::UpstreamGroup(_) => Kind::UpstreamGroup,
             Resource::VirtualService(_) => Kind::VirtualService,
             Resource::RouteTable(_) => Kind::RouteTable,
+            Resource::Secret(_) => Kind::Secret,
             Resource::AuthConfig(_) => Kind::AuthConfig,
             Resource::RateLimitConfig(_) => Kind::RateLimitConfig,
         }
@@ -239,6 +259,7 @@ impl Resource {
             Kind::UpstreamGroup => Resource::UpstreamGroup(de(value)?),
             Kind::VirtualService => Resource::VirtualService(de(value)?),
             Kind::RouteTable => Resource::RouteTable(de(value)?),
+            Kind::Secret => Resource::Secret(de(value)?),
             Kind::AuthConfig => Resource::AuthConfig(de(value)?),
             Kind::RateLimitConfig => Resource::RateLimitConfig(de(value)?),
         })
@@ -265,9 +286,10 @@ impl Resource {
                 weighted_kube("spec.destinations", &g.spec.destinations, &mut out);
                 return out;
             }
-            Resource::Upstream(_) | Resource::AuthConfig(_) | Resource::RateLimitConfig(_) => {
-                return out;
-            }
+            Resource::Upstream(_)
+            | Resource::Secret(_)
+            | Resource::AuthConfig(_)
+            | Resource::RateLimitConfig(_) => return out,
         };
         for (i, r) in routes.iter().enumerate() {
             let Some(a) = &r.route_action else { continue };

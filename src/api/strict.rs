@@ -36,6 +36,7 @@ pub fn check(r: &Resource) -> Vec<Finding> {
         Kind::UpstreamGroup => &UPSTREAM_GROUP,
         Kind::VirtualService => &VIRTUAL_SERVICE,
         Kind::RouteTable => &ROUTE_TABLE,
+        Kind::Secret => schema::SECRET,
         Kind::AuthConfig => &AUTH_CONFIG,
         Kind::RateLimitConfig => &RATE_LIMIT_CONFIG,
     };

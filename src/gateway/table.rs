@@ -7,6 +7,8 @@
 
 use super::function::{FunctionCall, Templates};
 use super::matcher::{CompiledMatcher, PathCond, RequestHead};
+use super::pipeline::fault::Faults;
+use super::pipeline::{Policies, Stage};
 use super::telemetry::{Registry, Stats};
 use crate::api::duration::parse_duration;
 use crate::api::naming::route_identity;
@@ -231,8 +233,8 @@ pub struct CompiledRoute {
     pub matchers: Vec<CompiledMatcher>,
     pub action: Action,
     pub options: Options,
-    /// First-line policies (CORS, JWT, external auth, rate limits); None: none to run.
-    pub policies: Option<Arc<crate::policy::Policies>>,
+    /// The stages in front of the action (auth, limits, faults); `None` for most routes.
+    pub policies: Option<Arc<Policies>>,
     pub stats: Arc<Stats>,
 }
 
@@ -811,6 +813,18 @@ impl Compiler<'_> {
         None
     }
 
+    /// The request pipeline's stages a route's options ask for (see `super::pipeline`).
+    fn stages(&self, route: &Route) -> Vec<Arc<dyn Stage>> {
+        let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
+        let Some(ro) = &route.options else {
+            return stages;
+        };
+        if let Some(f) = ro.faults.as_ref().and_then(Faults::compile) {
+            stages.push(Arc::new(f));
+        }
+        stages
+    }
+
     fn options(&self, route: &Route, ns: &str) -> Options {
         let mut o = Options::default();
         let Some(ro) = &route.options else { return o };
@@ -901,15 +915,15 @@ impl Compiler<'_> {
         route: &Route,
         id: &str,
         ns: &str,
-    ) -> Option<Arc<crate::policy::Policies>> {
-        use crate::policy::build::{Level, broken, build_route};
+    ) -> Vec<Arc<dyn Stage>> {
+        use crate::policy::build::{Broken, Level, build_route};
         let (vopts, vns, vid) = match &self.vhost {
             Some((o, n, k)) => (Some(o), n.as_str(), k.as_str()),
             None => (None, ns, ""),
         };
         let ropts = route.options.as_ref().map(|o| &o.extra.0);
         if vopts.is_none_or(|o| o.is_empty()) && ropts.is_none_or(|o| o.is_empty()) {
-            return None;
+            return Vec::new();
         }
         let vhost = Level {
             at: "virtualHost.options",
@@ -926,10 +940,10 @@ impl Compiler<'_> {
         let set = self.set;
         let resolve = |u: &ResourceRef| crate::policy::check::upstream_address(set, u, ns);
         match build_route(&vhost, &level, set, &self.registry.policy, &resolve) {
-            Ok(p) => p,
+            Ok(stages) => stages,
             Err(e) => {
                 self.problems.push(format!("{id}: {e}"));
-                Some(broken(e.0))
+                vec![Arc::new(Broken(e.0))]
             }
         }
     }
@@ -979,10 +993,14 @@ impl Compiler<'_> {
             return;
         };
         // A delegated route inherits its parent's options where it has none of its own.
-        let (options, policies) = match (&route.options, inherited) {
-            (None, Some(parent)) => (self.options(parent, ns), self.policies(parent, id, ns)),
-            _ => (self.options(route, ns), self.policies(route, id, ns)),
+        let options_of = match (&route.options, inherited) {
+            (None, Some(parent)) => parent,
+            _ => route,
         };
+        let options = self.options(options_of, ns);
+        let mut stages = self.stages(options_of);
+        stages.extend(self.policies(options_of, id, ns));
+        let policies = Policies::new(stages);
         out.push(CompiledRoute {
             id: Arc::from(id),
             matchers,

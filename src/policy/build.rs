@@ -10,7 +10,7 @@ use super::limit::LocalLimit;
 use super::redis_limit::{Config, GlobalLimit};
 use super::runtime::Runtime;
 use super::spec::{self, read};
-use super::{Answer, Edits, Inbound, Order, Policies, Stage};
+use super::{Answer, Edits, Inbound, Order, Stage};
 use crate::api::{Kind, Resource, ResourceKey, ResourceRef, ResourceSet};
 use http::StatusCode;
 use serde_json::{Map, Value};
@@ -49,26 +49,22 @@ impl Level<'_> {
     }
 }
 
-/// Builds the policies of a route (`route`) under a virtual host (`vhost`, None when the route
-/// is checked on its own). None when the route has none.
+/// Builds the stages of a route (`route`) under a virtual host (`vhost`, without options when
+/// the route is checked on its own).
 pub fn build_route(
     vhost: &Level<'_>,
     route: &Level<'_>,
     set: &ResourceSet,
     runtime: &Arc<Runtime>,
     resolve: &Resolve<'_>,
-) -> Result<Option<Arc<Policies>>, PolicyError> {
-    let mut stages: Vec<Box<dyn Stage>> = Vec::new();
+) -> Result<Vec<Arc<dyn Stage>>, PolicyError> {
+    let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
     cors(vhost, route, runtime, &mut stages)?;
     jwt(vhost, route, runtime, resolve, &mut stages)?;
     extauth(vhost, route, set, runtime, &mut stages)?;
     local_limit(vhost, route, runtime, &mut stages)?;
     global_limit(vhost, route, set, runtime, &mut stages)?;
-    if stages.is_empty() {
-        return Ok(None);
-    }
-    stages.sort_by_key(|s| s.order());
-    Ok(Some(Arc::new(Policies { stages })))
+    Ok(stages)
 }
 
 /// A route whose policies could not be built (a reference gone since validation): every
@@ -81,22 +77,12 @@ impl Stage for Broken {
     fn order(&self) -> Order {
         Order::Fault
     }
-    fn name(&self) -> &'static str {
-        "broken"
-    }
     async fn check(&self, _req: &Inbound<'_>, _edits: &mut Edits) -> Result<(), Answer> {
-        Err(Answer::new(
+        Err(super::answer(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("policy not compiled: {}", self.0),
         ))
     }
-}
-
-/// The policies of a route that could not be built: a refusal.
-pub fn broken(reason: String) -> Arc<Policies> {
-    Arc::new(Policies {
-        stages: vec![Box::new(Broken(reason))],
-    })
 }
 
 fn err(e: String) -> PolicyError {
@@ -107,7 +93,7 @@ fn cors(
     vhost: &Level<'_>,
     route: &Level<'_>,
     runtime: &Arc<Runtime>,
-    out: &mut Vec<Box<dyn Stage>>,
+    out: &mut Vec<Arc<dyn Stage>>,
 ) -> Result<(), PolicyError> {
     let r: Option<(String, spec::CorsPolicy)> = route.read("cors").map_err(err)?;
     let v: Option<(String, spec::CorsPolicy)> = vhost.read("cors").map_err(err)?;
@@ -121,7 +107,7 @@ fn cors(
         (None, None) => None,
     };
     if let Some((at, p)) = chosen {
-        out.push(Box::new(CorsStage::build(at, p, runtime).map_err(err)?));
+        out.push(Arc::new(CorsStage::build(at, p, runtime).map_err(err)?));
     }
     Ok(())
 }
@@ -131,7 +117,7 @@ fn jwt(
     route: &Level<'_>,
     runtime: &Arc<Runtime>,
     resolve: &Resolve<'_>,
-    out: &mut Vec<Box<dyn Stage>>,
+    out: &mut Vec<Arc<dyn Stage>>,
 ) -> Result<(), PolicyError> {
     let staged: Option<(String, spec::JwtVhostStaged)> = vhost.read("jwtStaged").map_err(err)?;
     let legacy: Option<(String, spec::JwtVhost)> = vhost.read("jwt").map_err(err)?;
@@ -170,7 +156,7 @@ fn jwt(
         if disabled(order == Order::JwtBeforeExtAuth) {
             continue;
         }
-        out.push(Box::new(
+        out.push(Arc::new(
             JwtStage::build(&at, order, ext, runtime, resolve).map_err(err)?,
         ));
     }
@@ -219,7 +205,7 @@ fn extauth(
     route: &Level<'_>,
     set: &ResourceSet,
     runtime: &Arc<Runtime>,
-    out: &mut Vec<Box<dyn Stage>>,
+    out: &mut Vec<Arc<dyn Stage>>,
 ) -> Result<(), PolicyError> {
     let r: Option<(String, spec::ExtAuthExtension)> = route.read("extauth").map_err(err)?;
     let v: Option<(String, spec::ExtAuthExtension)> = vhost.read("extauth").map_err(err)?;
@@ -244,7 +230,7 @@ fn extauth(
             key.name
         ))
     })?;
-    out.push(Box::new(ExtAuthStage::new(
+    out.push(Arc::new(ExtAuthStage::new(
         format!("{}/{}", key.namespace, key.name),
         Arc::new(config),
         runtime,
@@ -256,7 +242,7 @@ fn local_limit(
     vhost: &Level<'_>,
     route: &Level<'_>,
     runtime: &Arc<Runtime>,
-    out: &mut Vec<Box<dyn Stage>>,
+    out: &mut Vec<Arc<dyn Stage>>,
 ) -> Result<(), PolicyError> {
     let r: Option<(String, spec::RateLimitExtension)> = route.read("ratelimit").map_err(err)?;
     let v: Option<(String, spec::RateLimitExtension)> = vhost.read("ratelimit").map_err(err)?;
@@ -268,7 +254,7 @@ fn local_limit(
     if let Some((at, e, id)) = chosen
         && let Some(b) = &e.local_ratelimit
     {
-        out.push(Box::new(
+        out.push(Arc::new(
             LocalLimit::build(&format!("{at}.localRatelimit"), id, b, runtime).map_err(err)?,
         ));
     }
@@ -280,7 +266,7 @@ fn global_limit(
     route: &Level<'_>,
     set: &ResourceSet,
     runtime: &Arc<Runtime>,
-    out: &mut Vec<Box<dyn Stage>>,
+    out: &mut Vec<Arc<dyn Stage>>,
 ) -> Result<(), PolicyError> {
     let r: Option<(String, spec::RateLimitConfigRefs)> =
         route.read("rateLimitConfigs").map_err(err)?;
@@ -304,7 +290,7 @@ fn global_limit(
         })?));
     }
     if !configs.is_empty() {
-        out.push(Box::new(GlobalLimit::new(configs, runtime)));
+        out.push(Arc::new(GlobalLimit::new(configs, runtime)));
     }
     Ok(())
 }

@@ -82,9 +82,6 @@ impl Stage for CorsStage {
         Order::Cors
     }
 
-    fn name(&self) -> &'static str {
-        "cors"
-    }
 
     async fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer> {
         let Some(origin) = req.headers.get("origin") else {
@@ -103,7 +100,7 @@ impl Stage for CorsStage {
                 .counters
                 .cors_preflights
                 .fetch_add(1, Ordering::Relaxed);
-            let mut a = Answer::new(StatusCode::OK, "cors: preflight");
+            let mut a = super::answer(StatusCode::OK, "cors: preflight");
             a.body = bytes::Bytes::new();
             a.headers.push((ALLOW_ORIGIN, origin_value));
             for (name, v) in [
@@ -121,14 +118,14 @@ impl Stage for CorsStage {
             }
             return Err(a);
         }
-        edits.response_add.push((ALLOW_ORIGIN, origin_value));
+        edits.response_set.push((ALLOW_ORIGIN, origin_value));
         if self.credentials {
             edits
-                .response_add
+                .response_set
                 .push((CREDENTIALS, HeaderValue::from_static("true")));
         }
         if let Some(v) = &self.expose_headers {
-            edits.response_add.push((
+            edits.response_set.push((
                 HeaderName::from_static("access-control-expose-headers"),
                 v.clone(),
             ));

@@ -7,7 +7,7 @@
 
 use super::runtime::Runtime;
 use super::spec::{self, AuthConfigSpec};
-use super::{Answer, Edits, Inbound, Order, Stage};
+use super::{Answer, Edits, Inbound, Order, Stage, WithHeader};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::StatusCode;
@@ -191,7 +191,7 @@ fn pass_through(at: &str, p: &spec::PassThroughAuth) -> Result<PassThrough, Stri
 impl Basic {
     fn check(&self, req: &Inbound<'_>) -> Result<(), Answer> {
         let deny = |why: &str| {
-            Answer::new(StatusCode::UNAUTHORIZED, format!("basic-auth: {why}")).header(
+            super::answer(StatusCode::UNAUTHORIZED, format!("basic-auth: {why}")).header(
                 "www-authenticate",
                 &format!("Basic realm=\"{}\"", self.realm),
             )
@@ -251,7 +251,7 @@ impl PassThrough {
             if self.failure_allow {
                 Ok(())
             } else {
-                Err(Answer::new(
+                Err(super::answer(
                     StatusCode::FORBIDDEN,
                     format!("pass-through-auth: service unreachable ({why})"),
                 ))
@@ -278,14 +278,11 @@ impl PassThrough {
             return unreachable(format!("status {status}"));
         }
         if status.is_success() {
-            for n in &self.upstream {
-                for v in headers.get_all(n) {
-                    edits.request_set.push((n.clone(), v.clone(), true));
-                }
-            }
-            for n in &self.upstream_overwrite {
+            // Set on the request, replacing what the client sent under that name (Gloo
+            // appends `allowedUpstreamHeaders`; replacing keeps a client from adding its own).
+            for n in self.upstream.iter().chain(&self.upstream_overwrite) {
                 if let Some(v) = headers.get(n) {
-                    edits.request_set.push((n.clone(), v.clone(), false));
+                    edits.request_set.push((n.clone(), v.clone()));
                 }
             }
             return Ok(());
@@ -295,7 +292,7 @@ impl PassThrough {
         } else {
             StatusCode::FORBIDDEN
         };
-        let mut a = Answer::new(code, format!("pass-through-auth: denied ({status})"));
+        let mut a = super::answer(code, format!("pass-through-auth: denied ({status})"));
         for n in &self.client_on_denied {
             for v in headers.get_all(n) {
                 a.headers.push((n.clone(), v.clone()));
@@ -330,9 +327,6 @@ impl Stage for ExtAuthStage {
         Order::ExtAuth
     }
 
-    fn name(&self) -> &'static str {
-        "extauth"
-    }
 
     async fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer> {
         for c in &self.config.checks {

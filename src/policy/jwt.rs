@@ -6,7 +6,7 @@
 
 use super::runtime::Runtime;
 use super::spec::{self, JwtProvider};
-use super::{Answer, Edits, Inbound, Order, Stage};
+use super::{Answer, Edits, Inbound, Order, Stage, WithHeader};
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::StatusCode;
@@ -558,9 +558,6 @@ impl Stage for JwtStage {
         self.order
     }
 
-    fn name(&self) -> &'static str {
-        "jwt"
-    }
 
     async fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer> {
         let mut failure: Option<String> = None;
@@ -578,10 +575,17 @@ impl Stage for JwtStage {
                         edits.request_remove.push(h.clone());
                     }
                     for c in &p.claims {
-                        if let Some(v) = claims.get(&c.claim)
-                            && let Ok(hv) = HeaderValue::from_str(&claim_text(v))
+                        let Some(v) = claims.get(&c.claim) else {
+                            continue;
+                        };
+                        let mut text = claim_text(v);
+                        if c.append
+                            && let Some(old) = req.headers.get(c.header.as_str())
                         {
-                            edits.request_set.push((c.header.clone(), hv, c.append));
+                            text = format!("{old},{text}");
+                        }
+                        if let Ok(hv) = HeaderValue::from_str(&text) {
+                            edits.request_set.push((c.header.clone(), hv));
                         }
                     }
                     return Ok(());
@@ -602,9 +606,9 @@ impl Stage for JwtStage {
             .jwt_denied
             .fetch_add(1, Ordering::Relaxed);
         Err(match failure {
-            Some(reason) => Answer::new(StatusCode::UNAUTHORIZED, reason)
+            Some(reason) => super::answer(StatusCode::UNAUTHORIZED, reason)
                 .header("www-authenticate", &challenge(req, true)),
-            None => Answer::new(StatusCode::UNAUTHORIZED, "jwt: missing")
+            None => super::answer(StatusCode::UNAUTHORIZED, "jwt: missing")
                 .header("www-authenticate", &challenge(req, false)),
         })
     }

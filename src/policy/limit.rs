@@ -5,7 +5,7 @@
 
 use super::runtime::Runtime;
 use super::spec::TokenBucket;
-use super::{Answer, Edits, Inbound, Order, Stage};
+use super::{Answer, Edits, Inbound, Order, Stage, WithHeader};
 use http::StatusCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -96,9 +96,6 @@ impl Stage for LocalLimit {
         Order::RateLimit
     }
 
-    fn name(&self) -> &'static str {
-        "local-ratelimit"
-    }
 
     async fn check(&self, _req: &Inbound<'_>, _edits: &mut Edits) -> Result<(), Answer> {
         match self.bucket.take() {
@@ -109,7 +106,7 @@ impl Stage for LocalLimit {
                     .local_limited
                     .fetch_add(1, Ordering::Relaxed);
                 Err(
-                    Answer::new(StatusCode::TOO_MANY_REQUESTS, "local_rate_limited")
+                    super::answer(StatusCode::TOO_MANY_REQUESTS, "local_rate_limited")
                         .header("x-envoy-ratelimited", "true")
                         .header("x-ratelimit-limit", &self.bucket.max.to_string())
                         .header("x-ratelimit-remaining", "0")

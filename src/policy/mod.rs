@@ -21,34 +21,11 @@ pub mod spec;
 pub use build::{PolicyError, build_route};
 pub use runtime::Runtime;
 
+pub use crate::gateway::pipeline::{Answer, Edits, Inbound, Order, Stage};
+
 use crate::gateway::matcher::Headers;
-use bytes::Bytes;
 use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
-use std::net::IpAddr;
-
-/// Where a stage runs, in Gloo's (Envoy's) filter order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Order {
-    Fault,
-    Cors,
-    Waf,
-    JwtBeforeExtAuth,
-    ExtAuth,
-    JwtAfterExtAuth,
-    RateLimit,
-}
-
-/// What a stage sees of a request.
-pub struct Inbound<'a> {
-    pub method: &'a str,
-    /// Path without the query string.
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub host: &'a str,
-    pub headers: Headers<'a>,
-    pub client: Option<IpAddr>,
-}
 
 impl Inbound<'_> {
     /// Every header as (name, value), values that are not visible ASCII left out.
@@ -75,98 +52,27 @@ impl Inbound<'_> {
     }
 }
 
-/// What the stages change on a request they let on.
-#[derive(Debug, Default, Clone)]
-pub struct Edits {
-    /// Request headers to remove (the token, unless `keepToken`), before `request_set`.
-    pub request_remove: Vec<HeaderName>,
-    /// Request headers to set (replacing) or append.
-    pub request_set: Vec<(HeaderName, HeaderValue, bool)>,
-    /// Response headers added to whatever answers (CORS, rate-limit headers).
-    pub response_add: Vec<(HeaderName, HeaderValue)>,
-}
-
-impl Edits {
-    pub fn is_empty(&self) -> bool {
-        self.request_remove.is_empty()
-            && self.request_set.is_empty()
-            && self.response_add.is_empty()
-    }
-
-    /// Applies the request edits to a request's headers.
-    pub fn apply_to_request(&self, h: &mut http::HeaderMap) {
-        for n in &self.request_remove {
-            h.remove(n);
-        }
-        for (n, v, append) in &self.request_set {
-            if *append {
-                h.append(n.clone(), v.clone());
-            } else {
-                h.insert(n.clone(), v.clone());
-            }
-        }
+/// A policy's answer: `status`, the reason as a one-line text body.
+pub fn answer(status: StatusCode, reason: impl Into<String>) -> Answer {
+    let reason = reason.into();
+    Answer {
+        status,
+        headers: Default::default(),
+        body: bytes::Bytes::from(format!("{reason}\n")),
+        reason,
     }
 }
 
-/// A stage's own answer to a request.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub body: Bytes,
-    /// Why, for the access log and the console (`jwt: expired`).
-    pub reason: String,
+/// Adds headers to a policy's answer.
+pub trait WithHeader {
+    fn header(self, name: &'static str, value: &str) -> Self;
 }
 
-impl Answer {
-    pub fn new(status: StatusCode, reason: impl Into<String>) -> Answer {
-        let reason = reason.into();
-        Answer {
-            status,
-            headers: Vec::new(),
-            body: Bytes::from(format!("{reason}\n")),
-            reason,
-        }
-    }
-
-    pub fn header(mut self, name: &'static str, value: &str) -> Answer {
+impl WithHeader for Answer {
+    fn header(mut self, name: &'static str, value: &str) -> Answer {
         if let Ok(v) = HeaderValue::from_str(value) {
             self.headers.push((HeaderName::from_static(name), v));
         }
         self
-    }
-}
-
-/// One policy.
-#[async_trait::async_trait]
-pub trait Stage: Send + Sync + std::fmt::Debug {
-    fn order(&self) -> Order;
-    /// A word for the console and the logs: `cors`, `jwt`, `basic-auth`, ...
-    fn name(&self) -> &'static str;
-    async fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer>;
-}
-
-/// A route's stages, in order.
-#[derive(Debug, Default)]
-pub struct Policies {
-    pub stages: Vec<Box<dyn Stage>>,
-}
-
-impl Policies {
-    /// Runs every stage in order; the first answer ends the request. Response headers the
-    /// earlier stages added (CORS) go on that answer too.
-    pub async fn run(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer> {
-        for s in &self.stages {
-            if let Err(mut a) = s.check(req, edits).await {
-                a.headers.extend(edits.response_add.iter().cloned());
-                return Err(a);
-            }
-        }
-        Ok(())
-    }
-
-    /// The names of the stages, in order (for the console's route detail).
-    pub fn names(&self) -> Vec<&'static str> {
-        self.stages.iter().map(|s| s.name()).collect()
     }
 }

@@ -7,7 +7,7 @@
 
 use super::runtime::{REDIS_TIMEOUT, Runtime};
 use super::spec::{self, RateLimitConfigSpec};
-use super::{Answer, Edits, Inbound, Order, Stage};
+use super::{Answer, Edits, Inbound, Order, Stage, WithHeader};
 use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
 use std::sync::Arc;
@@ -159,10 +159,7 @@ impl Config {
             for a in actions {
                 match a {
                     Action::Generic { key, value } => entries.push((key, value.clone())),
-                    Action::Remote => match req.client {
-                        Some(ip) => entries.push(("remote_address", ip.to_string())),
-                        None => continue 'descriptor,
-                    },
+                    Action::Remote => entries.push(("remote_address", req.remote.ip().to_string())),
                     Action::Header {
                         header,
                         key,
@@ -230,7 +227,7 @@ impl GlobalLimit {
         let deny = self.runtime.redis().is_none_or(|r| r.deny_on_fail);
         if deny {
             c.redis_failed_closed.fetch_add(1, Ordering::Relaxed);
-            Err(Answer::new(
+            Err(super::answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("ratelimit: cannot count ({why})"),
             ))
@@ -253,9 +250,6 @@ impl Stage for GlobalLimit {
         Order::RateLimit
     }
 
-    fn name(&self) -> &'static str {
-        "ratelimit"
-    }
 
     async fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer> {
         let hits: Vec<(String, &Limit)> = self.configs.iter().flat_map(|c| c.hits(req)).collect();
@@ -305,7 +299,7 @@ impl Stage for GlobalLimit {
                     .counters
                     .global_limited
                     .fetch_add(1, Ordering::Relaxed);
-                return Err(Answer::new(StatusCode::TOO_MANY_REQUESTS, "ratelimited")
+                return Err(super::answer(StatusCode::TOO_MANY_REQUESTS, "ratelimited")
                     .header("x-envoy-ratelimited", "true")
                     .header("x-ratelimit-limit", &limit.per_unit.to_string())
                     .header("x-ratelimit-remaining", "0")
@@ -319,7 +313,7 @@ impl Stage for GlobalLimit {
                 ("x-ratelimit-reset", reset),
             ] {
                 if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
-                    edits.response_add.push((HeaderName::from_static(n), v));
+                    edits.response_set.push((HeaderName::from_static(n), v));
                 }
             }
         }
