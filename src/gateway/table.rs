@@ -910,12 +910,7 @@ impl Compiler<'_> {
 
     /// The route's policies under the virtual host being compiled. One that cannot be built
     /// (validation comes first, so rarely) refuses every request: never served unprotected.
-    fn policies(
-        &mut self,
-        route: &Route,
-        id: &str,
-        ns: &str,
-    ) -> Vec<Arc<dyn Stage>> {
+    fn policies(&mut self, route: &Route, id: &str, ns: &str) -> Vec<Arc<dyn Stage>> {
         use crate::policy::build::{Broken, Level, build_route};
         let (vopts, vns, vid) = match &self.vhost {
             Some((o, n, k)) => (Some(o), n.as_str(), k.as_str()),

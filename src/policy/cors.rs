@@ -82,7 +82,6 @@ impl Stage for CorsStage {
         Order::Cors
     }
 
-
     async fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer> {
         let Some(origin) = req.headers.get("origin") else {
             return Ok(());

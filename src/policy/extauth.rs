@@ -327,7 +327,6 @@ impl Stage for ExtAuthStage {
         Order::ExtAuth
     }
 
-
     async fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer> {
         for c in &self.config.checks {
             let r = match c {

@@ -558,7 +558,6 @@ impl Stage for JwtStage {
         self.order
     }
 
-
     async fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer> {
         let mut failure: Option<String> = None;
         let mut seen = false;

@@ -96,7 +96,6 @@ impl Stage for LocalLimit {
         Order::RateLimit
     }
 
-
     async fn check(&self, _req: &Inbound<'_>, _edits: &mut Edits) -> Result<(), Answer> {
         match self.bucket.take() {
             Ok(_) => Ok(()),

@@ -250,7 +250,6 @@ impl Stage for GlobalLimit {
         Order::RateLimit
     }
 
-
     async fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer> {
         let hits: Vec<(String, &Limit)> = self.configs.iter().flat_map(|c| c.hits(req)).collect();
         if hits.is_empty() {
