@@ -55,7 +55,7 @@ impl std::fmt::Debug for PassThrough {
 #[derive(Debug)]
 enum Check {
     Basic(Basic),
-    PassThrough(PassThrough),
+    PassThrough(Box<PassThrough>),
 }
 
 /// An AuthConfig, compiled: its checks in order.
@@ -85,10 +85,10 @@ impl AuthConfig {
             let at = format!("spec.configs[{i}]");
             match (&c.basic_auth, &c.pass_through_auth) {
                 (Some(b), None) => checks.push(Check::Basic(basic(&format!("{at}.basicAuth"), b)?)),
-                (None, Some(p)) => checks.push(Check::PassThrough(pass_through(
+                (None, Some(p)) => checks.push(Check::PassThrough(Box::new(pass_through(
                     &format!("{at}.passThroughAuth"),
                     p,
-                )?)),
+                )?))),
                 _ => {
                     return Err(format!(
                         "{at}: exactly one of basicAuth and passThroughAuth"
@@ -188,6 +188,8 @@ fn pass_through(at: &str, p: &spec::PassThroughAuth) -> Result<PassThrough, Stri
     })
 }
 
+// The pipeline's `Answer` is the error: built once per denied request, not worth a box.
+#[allow(clippy::result_large_err)]
 impl Basic {
     fn check(&self, req: &Inbound<'_>) -> Result<(), Answer> {
         let deny = |why: &str| {
@@ -220,6 +222,7 @@ impl Basic {
     }
 }
 
+#[allow(clippy::result_large_err)]
 impl PassThrough {
     async fn check(
         &self,

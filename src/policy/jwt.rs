@@ -119,7 +119,7 @@ fn from_jwk(j: &Jwk) -> Result<Key, String> {
             return Err(format!("key {:?}: unsupported key type", j.common.key_id));
         }
     };
-    let algs = match j.common.key_algorithm.map(|a| Algorithm::try_from(a)) {
+    let algs = match j.common.key_algorithm.map(Algorithm::try_from) {
         Some(Ok(a)) if by_type.contains(&a) => vec![a],
         Some(_) => {
             return Err(format!(

@@ -216,6 +216,8 @@ impl GlobalLimit {
         }
     }
 
+    // The pipeline's `Answer` is the error: built once per failed request, not worth a box.
+    #[allow(clippy::result_large_err)]
     fn failed(&self, why: &str) -> Result<(), Answer> {
         let c = &self.runtime.counters;
         c.redis_errors.fetch_add(1, Ordering::Relaxed);
