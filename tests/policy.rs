@@ -790,3 +790,78 @@ async fn local_limit_fast_path() {
 async fn local_limit_hyper() {
     local_limit(false).await;
 }
+
+// ---------------------------------------------------------------- API keys
+
+/// A Secret of type `extauth.solo.io/apikey` holding `key`, with a `user-id` and labels.
+fn api_key_secret(name: &str, key: &str, user: &str, labels: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: gloo-system, labels: {labels}}}\ntype: extauth.solo.io/apikey\nstringData: {{api-key: '{key}', user-id: {user}}}\n---\n"
+    )
+}
+
+async fn api_keys(fast_path: bool) {
+    let h = gateway(fast_path).await;
+    let up = upstream::start("web");
+    let secrets = [
+        api_key_secret("key-ann", "k-ann-0123456789", "ann", "{team: pets}"),
+        api_key_secret("key-bob", "k-bob-0123456789", "bob", "{team: pets}"),
+        api_key_secret("key-eve", "k-eve-0123456789", "eve", "{team: other}"),
+    ]
+    .concat();
+    let ac = "apiVersion: enterprise.gloo.solo.io/v1\nkind: AuthConfig\nmetadata: {name: api-keys, namespace: gloo-system}\nspec:\n  configs:\n  - apiKeyAuth:\n      headerName: x-api-key\n      k8sSecretApikeyStorage:\n        labelSelector: {team: pets}\n      headersFromMetadataEntry:\n        x-user-id: {name: user-id, required: true}\n";
+    let routes = route("/", "        extauth: {configRef: {name: api-keys}}\n");
+    serve(&h, &up, "", &routes, &format!("{secrets}{ac}")).await;
+    let r = get(
+        &h,
+        "/pets",
+        &[("x-api-key", "k-ann-0123456789"), ("x-user-id", "mallory")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.echo()["headers"]["x-user-id"],
+        "ann",
+        "from the key's Secret, not the client"
+    );
+    let r = get(&h, "/pets", &[("x-api-key", "k-bob-0123456789")]).await;
+    assert_eq!(
+        (r.status, r.echo()["headers"]["x-user-id"].as_str()),
+        (200, Some("bob"))
+    );
+    for key in [None, Some("k-eve-0123456789"), Some("k-ann-012345678")] {
+        let headers: Vec<(&str, &str)> = key.iter().map(|k| ("x-api-key", *k)).collect();
+        assert_eq!(get(&h, "/pets", &headers).await.status, 401, "{key:?}");
+    }
+    assert_eq!(up.hits(), 2, "the upstream never sees a denied request");
+    // A key revoked (its Secret deleted) stops working.
+    epoxy::store::Store::delete(
+        h.store.as_ref(),
+        &epoxy::api::ResourceKey::new(epoxy::api::Kind::Secret, "gloo-system", "key-bob"),
+        epoxy::store::Precondition::Any,
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while get(&h, "/pets", &[("x-api-key", "k-bob-0123456789")])
+        .await
+        .status
+        != 401
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a deleted key still works"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn api_keys_fast_path() {
+    api_keys(true).await;
+}
+
+#[tokio::test]
+async fn api_keys_hyper() {
+    api_keys(false).await;
+}

@@ -590,11 +590,26 @@ const PASS_THROUGH: &[Field] = &[
     kept("config"),
     leaf("failureModeAllow"),
 ];
+const METADATA_ENTRY: &[Field] = &[leaf("name"), leaf("required")];
+const API_KEY_STORAGE: &[Field] = &[leaf("labelSelector"), list("apiKeySecretRefs", REF)];
+const API_KEY_AUTH: &[Field] = &[
+    leaf("headerName"),
+    list("apiKeySecretRefs", REF),
+    leaf("labelSelector"),
+    one("k8sSecretApikeyStorage", API_KEY_STORAGE),
+    map("headersFromMetadataEntry", METADATA_ENTRY),
+    kept("skipMetadataValidation"),
+    refused("headersFromMetadata", UNSUPPORTED_AUTH),
+    refused("aerospikeApikeyStorage", UNSUPPORTED_AUTH),
+    refused("hmac", UNSUPPORTED_AUTH),
+    refused("digest", UNSUPPORTED_AUTH),
+    refused("match", UNSUPPORTED_AUTH),
+];
 const AUTH_CONFIG_ENTRY: &[Field] = &[
     leaf("name"),
     one("basicAuth", BASIC_AUTH),
     one("passThroughAuth", PASS_THROUGH),
-    refused("apiKeyAuth", UNSUPPORTED_AUTH),
+    one("apiKeyAuth", API_KEY_AUTH),
     refused("oauth", UNSUPPORTED_AUTH),
     refused("oauth2", UNSUPPORTED_AUTH),
     refused("pluginAuth", UNSUPPORTED_AUTH),

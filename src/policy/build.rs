@@ -182,13 +182,13 @@ fn lookup<'s>(
     }
 }
 
-/// An AuthConfig's spec compiled (also how validation checks one).
-pub fn auth_config(res: &Resource) -> Result<AuthConfig, String> {
+/// An AuthConfig's spec compiled, with the Secrets of `set` (also how validation checks one).
+pub fn auth_config(res: &Resource, set: &ResourceSet) -> Result<AuthConfig, String> {
     let Resource::AuthConfig(ac) = res else {
         return Err("not an AuthConfig".into());
     };
     let spec: spec::AuthConfigSpec = read("spec", &Value::Object(ac.spec.0.clone()))?;
-    AuthConfig::build(&spec)
+    AuthConfig::build(&spec, set, res.namespace())
 }
 
 /// A RateLimitConfig's spec compiled (also how validation checks one).
@@ -224,7 +224,7 @@ fn extauth(
         return Err(err(format!("{at}: neither `configRef` nor `disable`")));
     };
     let (key, res) = lookup(set, Kind::AuthConfig, &format!("{at}.configRef"), cref, ns)?;
-    let config = auth_config(res).map_err(|e| {
+    let config = auth_config(res, set).map_err(|e| {
         err(format!(
             "{at}.configRef: AuthConfig `{}` is not valid: {e}",
             key.name

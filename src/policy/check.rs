@@ -106,7 +106,7 @@ pub fn problems(r: &Resource, set: &ResourceSet) -> Vec<(String, String)> {
             check(&vhost, &rt.spec.routes, "spec.routes");
         }
         Resource::AuthConfig(_) => {
-            if let Err(e) = auth_config(r) {
+            if let Err(e) = auth_config(r, set) {
                 out.push(split(&e));
             }
         }

@@ -56,6 +56,7 @@ impl std::fmt::Debug for PassThrough {
 enum Check {
     Basic(Basic),
     PassThrough(Box<PassThrough>),
+    ApiKey(super::apikey::ApiKeys),
 }
 
 /// An AuthConfig, compiled: its checks in order.
@@ -75,23 +76,36 @@ fn names(at: &str, list: &[String]) -> Result<Vec<HeaderName>, String> {
 }
 
 impl AuthConfig {
-    /// Compiles an AuthConfig's spec; the error names the field.
-    pub fn build(spec: &AuthConfigSpec) -> Result<AuthConfig, String> {
+    /// Compiles an AuthConfig's spec (in namespace `ns`, its Secrets from `set`); the error
+    /// names the field.
+    pub fn build(
+        spec: &AuthConfigSpec,
+        set: &crate::api::ResourceSet,
+        ns: &str,
+    ) -> Result<AuthConfig, String> {
         if spec.configs.is_empty() {
             return Err("spec.configs: none".into());
         }
         let mut checks = Vec::new();
         for (i, c) in spec.configs.iter().enumerate() {
             let at = format!("spec.configs[{i}]");
-            match (&c.basic_auth, &c.pass_through_auth) {
-                (Some(b), None) => checks.push(Check::Basic(basic(&format!("{at}.basicAuth"), b)?)),
-                (None, Some(p)) => checks.push(Check::PassThrough(Box::new(pass_through(
+            match (&c.basic_auth, &c.pass_through_auth, &c.api_key_auth) {
+                (Some(b), None, None) => {
+                    checks.push(Check::Basic(basic(&format!("{at}.basicAuth"), b)?))
+                }
+                (None, Some(p), None) => checks.push(Check::PassThrough(Box::new(pass_through(
                     &format!("{at}.passThroughAuth"),
                     p,
                 )?))),
+                (None, None, Some(a)) => checks.push(Check::ApiKey(super::apikey::ApiKeys::build(
+                    &format!("{at}.apiKeyAuth"),
+                    a,
+                    set,
+                    ns,
+                )?)),
                 _ => {
                     return Err(format!(
-                        "{at}: exactly one of basicAuth and passThroughAuth"
+                        "{at}: exactly one of basicAuth, passThroughAuth and apiKeyAuth"
                     ));
                 }
             }
@@ -335,6 +349,7 @@ impl Stage for ExtAuthStage {
             let r = match c {
                 Check::Basic(b) => b.check(req),
                 Check::PassThrough(p) => p.check(req, edits, &self.runtime).await,
+                Check::ApiKey(k) => k.check(req, edits),
             };
             if let Err(mut a) = r {
                 self.runtime

@@ -7,6 +7,7 @@
 //! stage either lets the request on (editing its headers, adding response headers) or answers
 //! it (401, 403, 429, a CORS preflight): the upstream never sees an answered request.
 
+pub mod apikey;
 pub mod apr1;
 pub mod build;
 pub mod check;

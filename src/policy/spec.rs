@@ -335,6 +335,43 @@ pub struct AuthConfigEntry {
     pub basic_auth: Option<BasicAuth>,
     #[serde(default)]
     pub pass_through_auth: Option<PassThroughAuth>,
+    #[serde(default)]
+    pub api_key_auth: Option<ApiKeyAuth>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeyAuth {
+    #[serde(default)]
+    pub header_name: Option<String>,
+    #[serde(default)]
+    pub api_key_secret_refs: Vec<ResourceRef>,
+    #[serde(default)]
+    pub label_selector: IndexMap<String, String>,
+    #[serde(default)]
+    pub k8s_secret_apikey_storage: Option<ApiKeyStorage>,
+    #[serde(default)]
+    pub headers_from_metadata_entry: IndexMap<String, MetadataEntry>,
+    #[serde(default)]
+    pub skip_metadata_validation: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeyStorage {
+    #[serde(default)]
+    pub label_selector: IndexMap<String, String>,
+    #[serde(default)]
+    pub api_key_secret_refs: Vec<ResourceRef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetadataEntry {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
