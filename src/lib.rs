@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod kube;
 pub mod memory;
 pub mod net;
+pub mod policy;
 pub mod store;
 pub mod tls;
 pub mod tui;

@@ -279,3 +279,61 @@ fn demo_restart_keeps_user_routes_and_refreshes_the_petstore_address() {
     });
     assert_eq!(s, 200);
 }
+
+/// The walkthrough's "protect the petstore": basic auth from `htpasswd`, CORS and a local rate
+/// limit on `epoxy demo`, applied with `epoxy apply` as the document shows.
+#[test]
+fn protect_the_petstore_on_epoxy_demo() {
+    let e = Epoxy::new();
+    let demo = start_demo(&e);
+    let out = Command::new("htpasswd")
+        .args(["-nbm", "user", "p@ssword"])
+        .output()
+        .expect("htpasswd (apache2-utils) is needed for this test");
+    let line = String::from_utf8(out.stdout).unwrap();
+    let parts: Vec<&str> = line.trim().split('$').collect();
+    let (salt, hash) = (parts[2], parts[3]);
+    let yaml = format!(
+        "apiVersion: enterprise.gloo.solo.io/v1\nkind: AuthConfig\nmetadata: {{name: basic-auth, namespace: gloo-system}}\nspec:\n  configs:\n  - basicAuth:\n      realm: petstore\n      apr:\n        users:\n          user: {{salt: '{salt}', hashedPassword: '{hash}'}}\n---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: protected, namespace: gloo-system}}\nspec:\n  virtualHost:\n    domains: [petstore.example]\n    options:\n      cors: {{allowOrigin: ['https://shop.example'], allowMethods: [GET]}}\n      extauth: {{configRef: {{name: basic-auth}}}}\n    routes:\n    - matchers: [{{prefix: /api/pets}}]\n      options:\n        ratelimit: {{localRatelimit: {{maxTokens: 3, tokensPerFill: 3, fillInterval: 60s}}}}\n      routeAction: {{single: {{upstream: {{name: default-petstore-8080}}}}}}\n"
+    );
+    e.apply(&yaml).ok();
+    let url = format!("{}/api/pets", demo.url);
+    let host = ("host", "petstore.example");
+    let auth = ("authorization", "Basic dXNlcjpwQHNzd29yZA=="); // user:p@ssword
+    eventually("the protected virtual service", || {
+        (http("GET", &url, &[host], None).0 == 401).then_some(())
+    });
+    let (s, body) = http("GET", &url, &[host, auth], None);
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("Dog"), "{body}");
+    let preflight = [
+        host,
+        ("origin", "https://shop.example"),
+        ("access-control-request-method", "GET"),
+    ];
+    assert_eq!(http("OPTIONS", &url, &preflight, None).0, 200);
+    let (s, _) = http("GET", &url, &[host, auth], None);
+    assert_eq!(s, 200);
+    let (s, _) = http("GET", &url, &[host, auth], None);
+    assert_eq!(s, 200);
+    assert_eq!(
+        http("GET", &url, &[host, auth], None).0,
+        429,
+        "past 3 a minute"
+    );
+    // A reference to an AuthConfig that does not exist is refused at apply.
+    let refused = e
+        .apply(
+            &yaml
+                .replace(
+                    "configRef: {name: basic-auth}",
+                    "configRef: {name: nowhere}",
+                )
+                .replace(&yaml[..yaml.find("---").unwrap() + 4], ""),
+        )
+        .refused();
+    assert!(
+        refused.contains("AuthConfig `nowhere` does not exist"),
+        "{refused}"
+    );
+}

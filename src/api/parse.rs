@@ -152,10 +152,12 @@ pub fn kind_of(v: &Value) -> Result<Kind, String> {
         "UpstreamGroup" => Kind::UpstreamGroup,
         "VirtualService" => Kind::VirtualService,
         "RouteTable" => Kind::RouteTable,
+        "AuthConfig" => Kind::AuthConfig,
+        "RateLimitConfig" => Kind::RateLimitConfig,
         "Secret" => Kind::Secret,
         other => {
             return Err(format!(
-                "unsupported kind `{other}` (epoxy reads Upstream, UpstreamGroup, VirtualService, RouteTable, Secret)"
+                "unsupported kind `{other}` (epoxy reads Upstream, UpstreamGroup, VirtualService, RouteTable, Secret, AuthConfig, RateLimitConfig)"
             ));
         }
     };

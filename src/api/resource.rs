@@ -14,23 +14,31 @@ pub enum Kind {
     VirtualService,
     RouteTable,
     Secret,
+    /// Gloo Enterprise's `AuthConfig`: the external auth a virtual host or route refers to.
+    AuthConfig,
+    /// Gloo Enterprise's `RateLimitConfig`: descriptors and actions counted in Redis.
+    RateLimitConfig,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Upstream,
         Kind::UpstreamGroup,
         Kind::VirtualService,
         Kind::RouteTable,
         Kind::Secret,
+        Kind::AuthConfig,
+        Kind::RateLimitConfig,
     ];
 
     /// The kinds that are Gloo's custom resources (a `Secret` is Kubernetes' own).
-    pub const CUSTOM: [Kind; 4] = [
+    pub const CUSTOM: [Kind; 6] = [
         Kind::Upstream,
         Kind::UpstreamGroup,
         Kind::VirtualService,
         Kind::RouteTable,
+        Kind::AuthConfig,
+        Kind::RateLimitConfig,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +48,8 @@ impl Kind {
             Kind::VirtualService => "VirtualService",
             Kind::RouteTable => "RouteTable",
             Kind::Secret => "Secret",
+            Kind::AuthConfig => "AuthConfig",
+            Kind::RateLimitConfig => "RateLimitConfig",
         }
     }
 
@@ -51,6 +61,8 @@ impl Kind {
             Kind::VirtualService => "virtualservices",
             Kind::RouteTable => "routetables",
             Kind::Secret => "secrets",
+            Kind::AuthConfig => "authconfigs",
+            Kind::RateLimitConfig => "ratelimitconfigs",
         }
     }
 
@@ -59,6 +71,8 @@ impl Kind {
             Kind::Upstream | Kind::UpstreamGroup => "gloo.solo.io/v1",
             Kind::VirtualService | Kind::RouteTable => "gateway.solo.io/v1",
             Kind::Secret => "v1",
+            Kind::AuthConfig => "enterprise.gloo.solo.io/v1",
+            Kind::RateLimitConfig => "ratelimit.solo.io/v1alpha1",
         }
     }
 
@@ -71,6 +85,8 @@ impl Kind {
             "virtualservice" | "virtualservices" | "vs" => Kind::VirtualService,
             "routetable" | "routetables" | "rt" => Kind::RouteTable,
             "secret" | "secrets" => Kind::Secret,
+            "authconfig" | "authconfigs" | "ac" => Kind::AuthConfig,
+            "ratelimitconfig" | "ratelimitconfigs" | "rlc" => Kind::RateLimitConfig,
             _ => return None,
         })
     }
@@ -143,6 +159,8 @@ pub type Upstream = Object<UpstreamSpec>;
 pub type UpstreamGroup = Object<UpstreamGroupSpec>;
 pub type VirtualService = Object<VirtualServiceSpec>;
 pub type RouteTable = Object<RouteTableSpec>;
+pub type AuthConfig = Object<RawSpec>;
+pub type RateLimitConfig = Object<RawSpec>;
 
 /// Any resource epoxy stores.
 // Upstreams are the largest kind; resources live in maps, not on hot paths, so no boxing.
@@ -154,6 +172,8 @@ pub enum Resource {
     VirtualService(VirtualService),
     RouteTable(RouteTable),
     Secret(Secret),
+    AuthConfig(AuthConfig),
+    RateLimitConfig(RateLimitConfig),
 }
 
 macro_rules! each {
@@ -164,6 +184,8 @@ macro_rules! each {
             Resource::VirtualService($o) => $e,
             Resource::RouteTable($o) => $e,
             Resource::Secret($o) => $e,
+            Resource::AuthConfig($o) => $e,
+            Resource::RateLimitConfig($o) => $e,
         }
     };
 }
@@ -176,6 +198,8 @@ impl Resource {
             Resource::VirtualService(_) => Kind::VirtualService,
             Resource::RouteTable(_) => Kind::RouteTable,
             Resource::Secret(_) => Kind::Secret,
+            Resource::AuthConfig(_) => Kind::AuthConfig,
+            Resource::RateLimitConfig(_) => Kind::RateLimitConfig,
         }
     }
 
@@ -236,6 +260,8 @@ impl Resource {
             Kind::VirtualService => Resource::VirtualService(de(value)?),
             Kind::RouteTable => Resource::RouteTable(de(value)?),
             Kind::Secret => Resource::Secret(de(value)?),
+            Kind::AuthConfig => Resource::AuthConfig(de(value)?),
+            Kind::RateLimitConfig => Resource::RateLimitConfig(de(value)?),
         })
     }
 
@@ -260,7 +286,10 @@ impl Resource {
                 weighted_kube("spec.destinations", &g.spec.destinations, &mut out);
                 return out;
             }
-            Resource::Upstream(_) | Resource::Secret(_) => return out,
+            Resource::Upstream(_)
+            | Resource::Secret(_)
+            | Resource::AuthConfig(_)
+            | Resource::RateLimitConfig(_) => return out,
         };
         for (i, r) in routes.iter().enumerate() {
             let Some(a) = &r.route_action else { continue };

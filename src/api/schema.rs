@@ -79,20 +79,18 @@ const fn refused(name: &'static str, why: &'static str) -> Field {
     }
 }
 
-const AUTH: &str = "epoxy does not enforce authentication or authorization yet; refused so that this traffic is not served without it";
-const LIMIT: &str =
-    "epoxy does not enforce rate limits yet; refused so that this traffic is not served unlimited";
+const AUTH: &str = "epoxy does not enforce this kind of authorization yet; refused so that this traffic is not served without it";
+const LIMIT: &str = "epoxy does not enforce this kind of rate limit yet; refused so that this traffic is not served unlimited";
 const FILTER: &str = "epoxy does not run this request filter yet; refused so that this traffic is not served without it";
 const PLUGINS: &str = "epoxy does not read plugin configurations (they may carry auth or rate limits); refused so that none is skipped";
 const OPTION_REFS: &str = "epoxy does not read VirtualHostOption or RouteOption resources (they may carry auth or rate limits); refused so that none is skipped";
 
-/// Options with a security effect, at every level that has them (virtual host, route).
+/// Options with a security effect, at every level that has them (virtual host, route); the
+/// levels that differ (JWT, rate limits) are passed in.
 macro_rules! security_options {
     ($($more:expr),* $(,)?) => {
         &[
-            refused("extauth", AUTH),
-            refused("jwt", AUTH),
-            refused("jwtStaged", AUTH),
+            one("extauth", EXTAUTH),
             refused("rbac", AUTH),
             refused("waf", FILTER),
             refused("dlp", FILTER),
@@ -100,17 +98,16 @@ macro_rules! security_options {
             refused("extProc", FILTER),
             refused("extProcEarly", FILTER),
             refused("extProcLate", FILTER),
-            refused("ratelimit", LIMIT),
             refused("ratelimitBasic", LIMIT),
             refused("ratelimitEarly", LIMIT),
             refused("ratelimitRegular", LIMIT),
             refused("ratelimitRegex", LIMIT),
-            refused("rateLimitConfigs", LIMIT),
+            one("rateLimitConfigs", RATE_LIMIT_CONFIG_REFS),
             refused("rateLimitEarlyConfigs", LIMIT),
             refused("rateLimitRegularConfigs", LIMIT),
             refused("ratelimitBeforeAuth", LIMIT),
             refused("extensions", PLUGINS),
-            kept("cors"),
+            one("cors", CORS),
             kept("transformations"),
             kept("stagedTransformations"),
             kept("bufferPerRoute"),
@@ -118,6 +115,78 @@ macro_rules! security_options {
         ]
     };
 }
+
+// ---------------------------------------------------------------- policies (crate::policy)
+
+const EXTAUTH: &[Field] = &[
+    leaf("disable"),
+    one("configRef", REF),
+    refused(
+        "customAuth",
+        "epoxy runs no custom external auth server; refused so that this traffic is not served without it",
+    ),
+];
+const RATE_LIMIT_CONFIG_REFS: &[Field] = &[list("refs", REF)];
+const CORS: &[Field] = &[
+    leaf("allowOrigin"),
+    leaf("allowOriginRegex"),
+    leaf("allowMethods"),
+    leaf("allowHeaders"),
+    leaf("exposeHeaders"),
+    leaf("maxAge"),
+    leaf("allowCredentials"),
+    leaf("disableForRoute"),
+];
+const TOKEN_BUCKET: &[Field] = &[
+    leaf("maxTokens"),
+    leaf("tokensPerFill"),
+    leaf("fillInterval"),
+];
+const INLINE_ACTIONS: &str = "epoxy counts global rate limits through RateLimitConfig resources (`rateLimitConfigs`), not inline actions; refused so that this traffic is not served unlimited";
+const VHOST_RATELIMIT: &[Field] = &[
+    one("localRatelimit", TOKEN_BUCKET),
+    refused("rateLimits", INLINE_ACTIONS),
+];
+const ROUTE_RATELIMIT: &[Field] = &[
+    one("localRatelimit", TOKEN_BUCKET),
+    refused("rateLimits", INLINE_ACTIONS),
+    refused("includeVhRateLimits", INLINE_ACTIONS),
+];
+const JWT_REMOTE: &[Field] = &[
+    leaf("url"),
+    one("upstreamRef", REF),
+    leaf("cacheDuration"),
+    kept("asyncFetch"),
+];
+const JWT_LOCAL: &[Field] = &[leaf("key")];
+const JWKS: &[Field] = &[one("remote", JWT_REMOTE), one("local", JWT_LOCAL)];
+const HEADER_SOURCE: &[Field] = &[leaf("header"), leaf("prefix")];
+const TOKEN_SOURCE: &[Field] = &[list("headers", HEADER_SOURCE), leaf("queryParams")];
+const CLAIM_TO_HEADER: &[Field] = &[leaf("claim"), leaf("header"), leaf("append")];
+const JWT_PROVIDER: &[Field] = &[
+    one("jwks", JWKS),
+    leaf("audiences"),
+    leaf("issuer"),
+    one("tokenSource", TOKEN_SOURCE),
+    leaf("keepToken"),
+    list("claimsToHeaders", CLAIM_TO_HEADER),
+    leaf("clockSkewSeconds"),
+    kept("attachFailedStatusToMetadata"),
+];
+const JWT_VHOST: &[Field] = &[
+    map("providers", JWT_PROVIDER),
+    leaf("validationPolicy"),
+    leaf("allowMissingOrFailedJwt"),
+];
+const JWT_VHOST_STAGED: &[Field] = &[
+    one("beforeExtAuth", JWT_VHOST),
+    one("afterExtAuth", JWT_VHOST),
+];
+const JWT_ROUTE: &[Field] = &[leaf("disable")];
+const JWT_ROUTE_STAGED: &[Field] = &[
+    one("beforeExtAuth", JWT_ROUTE),
+    one("afterExtAuth", JWT_ROUTE),
+];
 
 // ---------------------------------------------------------------- shared
 
@@ -199,7 +268,10 @@ const DESTINATION: &[Field] = &[
     kept("subset"),
 ];
 const WEIGHTED_OPTIONS: &[Field] = &[
-    refused("extauth", AUTH),
+    refused(
+        "extauth",
+        "epoxy does not run external auth per weighted destination; refused so that this traffic is not served without it",
+    ),
     refused("extensions", PLUGINS),
     kept("headerManipulation"),
     kept("transformations"),
@@ -281,7 +353,10 @@ const FAULT_ABORT: &[Field] = &[leaf("percentage"), leaf("httpStatus")];
 const FAULT_DELAY: &[Field] = &[leaf("percentage"), leaf("fixedDelay")];
 const FAULTS: &[Field] = &[one("abort", FAULT_ABORT), one("delay", FAULT_DELAY)];
 const ROUTE_OPTIONS: &[Field] = security_options![
+    one("jwt", JWT_ROUTE),
+    one("jwtStaged", JWT_ROUTE_STAGED),
     refused("jwtProvidersStaged", AUTH),
+    one("ratelimit", ROUTE_RATELIMIT),
     leaf("prefixRewrite"),
     one("regexRewrite", REGEX_REWRITE),
     leaf("hostRewrite"),
@@ -324,6 +399,9 @@ pub fn field(level: &'static [Field], name: &str) -> Option<&'static Field> {
 // ---------------------------------------------------------------- the four kinds
 
 const VIRTUAL_HOST_OPTIONS: &[Field] = security_options![
+    one("jwt", JWT_VHOST),
+    one("jwtStaged", JWT_VHOST_STAGED),
+    one("ratelimit", VHOST_RATELIMIT),
     kept("retries"),
     kept("stats"),
     kept("headerManipulation"),
@@ -468,3 +546,109 @@ pub const UPSTREAM: &[Field] = &[
     kept("proxyProtocolVersion"),
     quiet("namespacedStatuses"),
 ];
+
+// ---------------------------------------------------------------- AuthConfig, RateLimitConfig
+
+const UNSUPPORTED_AUTH: &str = "epoxy does not run this kind of external auth; refused so that this traffic is not served without it";
+const APR_USER: &[Field] = &[leaf("salt"), leaf("hashedPassword")];
+const APR: &[Field] = &[map("users", APR_USER)];
+const BASIC_AUTH: &[Field] = &[
+    leaf("realm"),
+    one("apr", APR),
+    refused("encryption", UNSUPPORTED_AUTH),
+    refused("userList", UNSUPPORTED_AUTH),
+];
+const PASS_THROUGH_REQUEST: &[Field] = &[
+    leaf("allowedHeaders"),
+    leaf("headersToAdd"),
+    kept("passThroughState"),
+    kept("passThroughFilterMetadata"),
+    kept("passThroughBody"),
+];
+const PASS_THROUGH_RESPONSE: &[Field] = &[
+    leaf("allowedUpstreamHeaders"),
+    leaf("allowedClientHeadersOnDenied"),
+    kept("readStateFromResponse"),
+    leaf("allowedUpstreamHeadersToOverwrite"),
+    kept("allowedClientHeadersOnSuccess"),
+];
+const PASS_THROUGH_HTTP: &[Field] = &[
+    leaf("url"),
+    one("request", PASS_THROUGH_REQUEST),
+    one("response", PASS_THROUGH_RESPONSE),
+    leaf("connectionTimeout"),
+    refused(
+        "tlsConfig",
+        "epoxy does not configure TLS for pass-through auth; refused so that the auth server is not asked in another way than configured",
+    ),
+    kept("responseHeaderTimeout"),
+    kept("connectionPool"),
+];
+const PASS_THROUGH: &[Field] = &[
+    one("http", PASS_THROUGH_HTTP),
+    refused("grpc", UNSUPPORTED_AUTH),
+    kept("config"),
+    leaf("failureModeAllow"),
+];
+const METADATA_ENTRY: &[Field] = &[leaf("name"), leaf("required")];
+const API_KEY_STORAGE: &[Field] = &[leaf("labelSelector"), list("apiKeySecretRefs", REF)];
+const API_KEY_AUTH: &[Field] = &[
+    leaf("headerName"),
+    list("apiKeySecretRefs", REF),
+    leaf("labelSelector"),
+    one("k8sSecretApikeyStorage", API_KEY_STORAGE),
+    map("headersFromMetadataEntry", METADATA_ENTRY),
+    kept("skipMetadataValidation"),
+    refused("headersFromMetadata", UNSUPPORTED_AUTH),
+    refused("aerospikeApikeyStorage", UNSUPPORTED_AUTH),
+    refused("hmac", UNSUPPORTED_AUTH),
+    refused("digest", UNSUPPORTED_AUTH),
+    refused("match", UNSUPPORTED_AUTH),
+];
+const AUTH_CONFIG_ENTRY: &[Field] = &[
+    leaf("name"),
+    one("basicAuth", BASIC_AUTH),
+    one("passThroughAuth", PASS_THROUGH),
+    one("apiKeyAuth", API_KEY_AUTH),
+    refused("oauth", UNSUPPORTED_AUTH),
+    refused("oauth2", UNSUPPORTED_AUTH),
+    refused("pluginAuth", UNSUPPORTED_AUTH),
+    refused("opaAuth", UNSUPPORTED_AUTH),
+    refused("ldap", UNSUPPORTED_AUTH),
+    refused("ldapInternal", UNSUPPORTED_AUTH),
+    refused("jwt", UNSUPPORTED_AUTH),
+    refused("hmacAuth", UNSUPPORTED_AUTH),
+    refused("opaServerAuth", UNSUPPORTED_AUTH),
+    refused("portalAuth", UNSUPPORTED_AUTH),
+];
+pub const AUTH_CONFIG: &[Field] = &[
+    list("configs", AUTH_CONFIG_ENTRY),
+    refused(
+        "booleanExpr",
+        "epoxy requires every config of an AuthConfig to pass (Gloo's default); refused so that no other combination is assumed",
+    ),
+    kept("failOnRedirect"),
+    quiet("namespacedStatuses"),
+];
+const RATE_LIMIT_ACTION: &[Field] = &[
+    leaf("genericKey"),
+    leaf("remoteAddress"),
+    leaf("requestHeaders"),
+    refused("sourceCluster", UNSUPPORTED_ACTION),
+    refused("destinationCluster", UNSUPPORTED_ACTION),
+    refused("headerValueMatch", UNSUPPORTED_ACTION),
+    refused("metadata", UNSUPPORTED_ACTION),
+];
+const UNSUPPORTED_ACTION: &str = "epoxy does not produce this rate-limit action; refused so that this traffic is not served unlimited";
+const RATE_LIMIT_ACTIONS: &[Field] = &[
+    list("actions", RATE_LIMIT_ACTION),
+    refused("setActions", UNSUPPORTED_ACTION),
+    refused("limit", UNSUPPORTED_ACTION),
+];
+const RATE_LIMIT_RAW: &[Field] = &[
+    // Nested descriptors: checked field by field by `crate::policy::spec`.
+    leaf("descriptors"),
+    list("rateLimits", RATE_LIMIT_ACTIONS),
+    refused("setDescriptors", UNSUPPORTED_ACTION),
+];
+pub const RATE_LIMIT_CONFIG: &[Field] = &[one("raw", RATE_LIMIT_RAW), quiet("namespacedStatuses")];

@@ -26,6 +26,8 @@ const UPSTREAM: [Field; 5] = schema::object(schema::UPSTREAM);
 const UPSTREAM_GROUP: [Field; 5] = schema::object(schema::UPSTREAM_GROUP);
 const VIRTUAL_SERVICE: [Field; 5] = schema::object(schema::VIRTUAL_SERVICE);
 const ROUTE_TABLE: [Field; 5] = schema::object(schema::ROUTE_TABLE);
+const AUTH_CONFIG: [Field; 5] = schema::object(schema::AUTH_CONFIG);
+const RATE_LIMIT_CONFIG: [Field; 5] = schema::object(schema::RATE_LIMIT_CONFIG);
 
 /// The findings of every key of `r`, in document order.
 pub fn check(r: &Resource) -> Vec<Finding> {
@@ -35,6 +37,8 @@ pub fn check(r: &Resource) -> Vec<Finding> {
         Kind::VirtualService => &VIRTUAL_SERVICE,
         Kind::RouteTable => &ROUTE_TABLE,
         Kind::Secret => schema::SECRET,
+        Kind::AuthConfig => &AUTH_CONFIG,
+        Kind::RateLimitConfig => &RATE_LIMIT_CONFIG,
     };
     let mut out = Vec::new();
     walk(&r.to_value(), level, "", &mut out);

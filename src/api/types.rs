@@ -113,6 +113,12 @@ impl ResourceRef {
     }
 }
 
+/// The spec of a kind epoxy reads through its own module (`AuthConfig`, `RateLimitConfig`:
+/// `crate::policy::spec`), kept here verbatim.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawSpec(pub Map<String, Value>);
+
 // ---------------------------------------------------------------- Upstream
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -68,6 +68,9 @@ pub fn validate(set: &ResourceSet) -> Vec<Problem> {
         let mut sink = Sink { key, out: &mut out };
         validate_meta(r, &mut sink);
         validate_keys(r, &mut sink);
+        for (path, reason) in crate::policy::check::problems(r, set) {
+            sink.error(path, reason);
+        }
         match r {
             Resource::Upstream(u) => validate_upstream(&u.spec, &mut sink),
             Resource::UpstreamGroup(g) => validate_weighted(
@@ -95,6 +98,7 @@ pub fn validate(set: &ResourceSet) -> Vec<Problem> {
                 }
             }
             Resource::Secret(s) => validate_secret(s, &mut sink),
+            Resource::AuthConfig(_) | Resource::RateLimitConfig(_) => {}
             Resource::RouteTable(rt) => {
                 warn_shadowed("spec.routes", &rt.spec.routes, &mut sink);
                 for (i, route) in rt.spec.routes.iter().enumerate() {

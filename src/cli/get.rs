@@ -102,6 +102,8 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                 Kind::RouteTable => Table::new(&["ROUTE TABLE", "ROUTES", "STATUS"]),
                 Kind::UpstreamGroup => Table::new(&["UPSTREAM GROUP", "DESTINATIONS", "STATUS"]),
                 Kind::Secret => Table::new(&["SECRET", "TYPE", "KEYS", "CERTIFICATE", "STATUS"]),
+                Kind::AuthConfig => Table::new(&["AUTH CONFIG", "CONFIGS", "STATUS"]),
+                Kind::RateLimitConfig => Table::new(&["RATE LIMIT CONFIG", "STATUS"]),
             };
             for r in &selected {
                 let st = status(&r.key()).state.as_str().to_string();
@@ -169,6 +171,12 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                             .join(", "),
                         st,
                     ],
+                    Resource::AuthConfig(ac) => vec![
+                        r.name().into(),
+                        crate::policy::spec::auth_config_kinds(&ac.spec).join(", "),
+                        st,
+                    ],
+                    Resource::RateLimitConfig(_) => vec![r.name().into(), st],
                 });
             }
             print!("{}", t.render());

@@ -38,6 +38,14 @@ pub struct GatewayArgs {
     /// answers, more CPU per request
     #[arg(long)]
     pub no_fast_path: bool,
+    /// The Redis global rate limits (RateLimitConfig) count in, shared by every gateway
+    /// pointed at it: redis://HOST:PORT
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Deny (500) requests a global rate limit cannot count because Redis fails (Gloo's
+    /// denyOnFail) [default: let them through, logged and counted in /metrics]
+    #[arg(long)]
+    pub ratelimit_deny_on_fail: bool,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
     /// How to reach kube upstreams: auto (direct in a cluster, else apiserver), direct
@@ -240,6 +248,8 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
         header_read_timeout: a.header_timeout,
         stream_idle_timeout: a.stream_idle_timeout,
         fast_path: !a.no_fast_path,
+        redis: a.redis.clone(),
+        ratelimit_deny_on_fail: a.ratelimit_deny_on_fail,
     };
     // Ingresses of our class become routes, kept in memory over the cluster's resources.
     let store: Arc<dyn Store> = match g.kube_target() {

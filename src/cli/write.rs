@@ -89,7 +89,7 @@ fn kind_order(k: Kind) -> u8 {
     match k {
         // What others refer to first: a certificate before the virtual service using it.
         Kind::Secret => 0,
-        Kind::Upstream => 0,
+        Kind::Upstream | Kind::AuthConfig | Kind::RateLimitConfig => 0,
         Kind::UpstreamGroup => 1,
         Kind::RouteTable => 2,
         Kind::VirtualService => 3,

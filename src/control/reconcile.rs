@@ -61,12 +61,12 @@ impl Reconciler {
         let mut fallback = ResourceSet::new();
         let mut serving_last_good = Vec::new();
         for k in &rejected {
-            // What a resource asks epoxy cannot enforce (auth, TLS) is not served without it.
-            if listing
-                .resources
-                .get(k)
-                .is_some_and(crate::api::strict::asks_unenforced)
-            {
+            // What a resource asks epoxy cannot enforce (auth, TLS) is not served without it;
+            // nor is a rejected version asking for auth or limits served as an older one
+            // that may lack them.
+            if listing.resources.get(k).is_some_and(|r| {
+                crate::api::strict::asks_unenforced(r) || crate::policy::check::asks_protection(r)
+            }) {
                 continue;
             }
             if let Some(prev) = self.last_good(k) {
@@ -212,10 +212,9 @@ mod tests {
         assert!(rep.serving_last_good.is_empty());
         let st = rep.statuses.values().next().unwrap();
         assert!(
-            st.reason
-                .as_deref()
-                .unwrap_or("")
-                .contains("spec.virtualHost.options.extauth: epoxy does not enforce"),
+            st.reason.as_deref().unwrap_or("").contains(
+                "spec.virtualHost.options.extauth.configRef: AuthConfig `a` does not exist"
+            ),
             "{st:?}"
         );
     }

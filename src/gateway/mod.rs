@@ -39,6 +39,10 @@ pub struct GatewayConfig {
     /// Serve plain HTTP/1.1 forwarding on the fast path (`h1`); off, hyper serves everything
     /// (the same answers, more work per request: an escape hatch, and how tests run both).
     pub fast_path: bool,
+    /// The Redis that global rate limits (RateLimitConfig) count in: `redis://host:port`.
+    pub redis: Option<String>,
+    /// Gloo's `denyOnFail`: deny (500) what a global limit cannot count, instead of allowing it.
+    pub ratelimit_deny_on_fail: bool,
 }
 
 impl Default for GatewayConfig {
@@ -54,6 +58,8 @@ impl Default for GatewayConfig {
             idle_timeout: server::IDLE_TIMEOUT,
             stream_idle_timeout: server::STREAM_IDLE_TIMEOUT,
             fast_path: true,
+            redis: None,
+            ratelimit_deny_on_fail: false,
         }
     }
 }
@@ -86,6 +92,12 @@ impl Gateway {
 
     /// Binds and starts serving on worker threads.
     pub fn start(&self, cfg: &GatewayConfig) -> std::io::Result<GatewayHandle> {
+        if let Some(url) = &cfg.redis {
+            self.registry
+                .policy
+                .set_redis(url, cfg.ratelimit_deny_on_fail)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        }
         let workers = cfg.workers.max(1);
         let (addr, listeners) = server::bind_all(cfg.listen, workers)?;
         let admin = match cfg.admin {

@@ -493,6 +493,7 @@ pub fn compile_with(
         problems: Vec::new(),
         templates: RefCell::default(),
         regexes: RefCell::default(),
+        vhost: None,
     };
     for r in set.values() {
         if let Resource::Upstream(u) = r {
@@ -558,6 +559,12 @@ pub fn compile_with(
         };
         let key = r.key();
         let mut routes = Vec::new();
+        c.vhost = vs
+            .spec
+            .virtual_host
+            .options
+            .clone()
+            .map(|o| (o, key.namespace.clone(), key.to_string()));
         for route in &vs.spec.virtual_host.routes {
             let id = route_identity(&key.namespace, &key.name, route);
             c.add_route(&mut routes, route, &id, &key.namespace, 0, None);
@@ -614,6 +621,8 @@ struct Compiler<'a> {
     templates: RefCell<HashMap<String, Result<Arc<Templates>, String>>>,
     /// Compiled extractor regexes by pattern, shared the same way.
     regexes: RefCell<HashMap<String, Arc<Regex>>>,
+    /// The options of the virtual host being compiled, its namespace and key.
+    vhost: Option<(serde_json::Map<String, serde_json::Value>, String, String)>,
 }
 
 impl Compiler<'_> {
@@ -909,6 +918,41 @@ impl Compiler<'_> {
         o
     }
 
+    /// The route's policies under the virtual host being compiled. One that cannot be built
+    /// (validation comes first, so rarely) refuses every request: never served unprotected.
+    fn policies(&mut self, route: &Route, id: &str, ns: &str) -> Vec<Arc<dyn Stage>> {
+        use crate::policy::build::{Broken, Level, build_route};
+        let (vopts, vns, vid) = match &self.vhost {
+            Some((o, n, k)) => (Some(o), n.as_str(), k.as_str()),
+            None => (None, ns, ""),
+        };
+        let ropts = route.options.as_ref().map(|o| &o.extra.0);
+        if vopts.is_none_or(|o| o.is_empty()) && ropts.is_none_or(|o| o.is_empty()) {
+            return Vec::new();
+        }
+        let vhost = Level {
+            at: "virtualHost.options",
+            options: vopts,
+            namespace: vns,
+            id: vid,
+        };
+        let level = Level {
+            at: "options",
+            options: ropts,
+            namespace: ns,
+            id,
+        };
+        let set = self.set;
+        let resolve = |u: &ResourceRef| crate::policy::check::upstream_address(set, u, ns);
+        match build_route(&vhost, &level, set, &self.registry.policy, &resolve) {
+            Ok(stages) => stages,
+            Err(e) => {
+                self.problems.push(format!("{id}: {e}"));
+                vec![Arc::new(Broken(e.0))]
+            }
+        }
+    }
+
     /// Adds a route (or, for a delegation, the delegated routes in its place).
     fn add_route(
         &mut self,
@@ -959,7 +1003,9 @@ impl Compiler<'_> {
             _ => route,
         };
         let options = self.options(options_of, ns);
-        let policies = Policies::new(self.stages(options_of));
+        let mut stages = self.stages(options_of);
+        stages.extend(self.policies(options_of, id, ns));
+        let policies = Policies::new(stages);
         out.push(CompiledRoute {
             id: Arc::from(id),
             matchers,

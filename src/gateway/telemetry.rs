@@ -120,6 +120,8 @@ pub struct Registry {
     pub handoffs: AtomicU64,
     /// Upgraded connections (WebSockets) relayed (see `gateway::tunnel`).
     pub tunnels: super::tunnel::TunnelCounters,
+    /// The policies' shared state (Redis, key caches, token buckets) and counters.
+    pub policy: Arc<crate::policy::Runtime>,
 }
 
 impl Registry {
@@ -263,6 +265,9 @@ impl Registry {
             "How long the ended upgraded connections lasted, summed.",
             &[("", t.millis.load(Relaxed) as f64 / 1e3)],
         );
+        for (name, help, value) in self.policy.counters.rows() {
+            counter(&mut out, name, help, value);
+        }
         out
     }
 }

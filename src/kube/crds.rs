@@ -11,6 +11,8 @@ fn short_names(kind: Kind) -> Vec<&'static str> {
         Kind::VirtualService => vec!["vs"],
         Kind::RouteTable => vec!["rt"],
         Kind::Secret => vec![],
+        Kind::AuthConfig => vec!["ac"],
+        Kind::RateLimitConfig => vec!["rlc"],
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod certs;
 pub mod gw;
+pub mod keys;
 pub mod kube;
 pub mod tmux;
 pub mod upstream;

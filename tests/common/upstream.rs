@@ -16,12 +16,25 @@ pub struct Upstream {
     pub addr: SocketAddr,
     pub name: String,
     pub hits: Arc<AtomicU64>,
+    /// `METHOD path?query` of every request received, in order.
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Upstream {
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// How many requests for `path` (without the query) the upstream received.
+    pub fn seen(&self, path: &str) -> usize {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|l| {
+                let target = l.split_once(' ').map_or("", |(_, t)| t);
+                target.split('?').next() == Some(path)
+            })
+            .count()
     }
 
     pub fn host_port(&self) -> String {
@@ -35,8 +48,9 @@ pub fn start(name: &str) -> Upstream {
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicU64::new(0));
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-    let (h, n) = (hits.clone(), name.to_string());
+    let (h, n, lg) = (hits.clone(), name.to_string(), log.clone());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -50,9 +64,13 @@ pub fn start(name: &str) -> Upstream {
                 tokio::select! {
                     _ = &mut rx => return,
                     Ok((stream, _)) = listener.accept() => {
-                        let (h, n, flaky) = (h.clone(), n.clone(), flaky.clone());
+                        let (h, n, flaky, lg) = (h.clone(), n.clone(), flaky.clone(), lg.clone());
                         tokio::spawn(async move {
-                            let svc = service_fn(move |req| serve(req, h.clone(), n.clone(), flaky.clone()));
+                            let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                                let target = req.uri().path_and_query().map_or("/".to_string(), |p| p.to_string());
+                                lg.lock().unwrap().push(format!("{} {target}", req.method()));
+                                serve(req, h.clone(), n.clone(), flaky.clone())
+                            });
                             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                                 .serve_connection(TokioIo::new(stream), svc)
                                 .await;
@@ -66,6 +84,7 @@ pub fn start(name: &str) -> Upstream {
         addr,
         name: name.to_string(),
         hits,
+        log,
         _stop: tx,
     }
 }

@@ -157,7 +157,12 @@ impl Policies {
     pub async fn admit(&self, req: &Inbound<'_>) -> Result<Edits, Answer> {
         let mut edits = Edits::default();
         for s in &self.stages {
-            s.check(req, &mut edits).await?;
+            if let Err(mut a) = s.check(req, &mut edits).await {
+                // What the stages before set on the response (CORS) goes on an answer too, as
+                // Envoy's filters decorate its local replies: a browser can read a 401.
+                a.headers.extend(edits.response_set.drain(..));
+                return Err(a);
+            }
         }
         Ok(edits)
     }

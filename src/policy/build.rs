@@ -1,0 +1,296 @@
+//! A route's policies from its virtual host's options and its own (Gloo's precedence: a
+//! route's option replaces the virtual host's; `disable` flags turn one off for the route),
+//! with the AuthConfigs and RateLimitConfigs they name. Validation runs the same code, so
+//! what is accepted is what is served.
+
+use super::cors::CorsStage;
+use super::extauth::{AuthConfig, ExtAuthStage};
+use super::jwt::{JwtStage, Resolve};
+use super::limit::LocalLimit;
+use super::redis_limit::{Config, GlobalLimit};
+use super::runtime::Runtime;
+use super::spec::{self, read};
+use super::{Answer, Edits, Inbound, Order, Stage};
+use crate::api::{Kind, Resource, ResourceKey, ResourceRef, ResourceSet};
+use http::StatusCode;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Why a route's policies cannot be built: the field path and the reason.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(pub String);
+
+/// The options of one level and where they are.
+pub struct Level<'a> {
+    pub at: &'a str,
+    pub options: Option<&'a Map<String, Value>>,
+    /// The namespace of the resource the options are in (references resolve there).
+    pub namespace: &'a str,
+    /// What identifies it (a local rate limit's bucket is per virtual host or per route).
+    pub id: &'a str,
+}
+
+impl Level<'_> {
+    fn get(&self, key: &str) -> Option<(String, &Value)> {
+        self.options?
+            .get(key)
+            .map(|v| (format!("{}.{key}", self.at), v))
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<(String, T)>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some((at, v)) => Ok(Some((at.clone(), read(&at, v)?))),
+        }
+    }
+}
+
+/// Builds the stages of a route (`route`) under a virtual host (`vhost`, without options when
+/// the route is checked on its own).
+pub fn build_route(
+    vhost: &Level<'_>,
+    route: &Level<'_>,
+    set: &ResourceSet,
+    runtime: &Arc<Runtime>,
+    resolve: &Resolve<'_>,
+) -> Result<Vec<Arc<dyn Stage>>, PolicyError> {
+    let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
+    cors(vhost, route, runtime, &mut stages)?;
+    jwt(vhost, route, runtime, resolve, &mut stages)?;
+    extauth(vhost, route, set, runtime, &mut stages)?;
+    local_limit(vhost, route, runtime, &mut stages)?;
+    global_limit(vhost, route, set, runtime, &mut stages)?;
+    Ok(stages)
+}
+
+/// A route whose policies could not be built (a reference gone since validation): every
+/// request is refused, never served unprotected.
+#[derive(Debug)]
+pub struct Broken(pub String);
+
+#[async_trait::async_trait]
+impl Stage for Broken {
+    fn order(&self) -> Order {
+        Order::Fault
+    }
+    async fn check(&self, _req: &Inbound<'_>, _edits: &mut Edits) -> Result<(), Answer> {
+        Err(super::answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("policy not compiled: {}", self.0),
+        ))
+    }
+}
+
+fn err(e: String) -> PolicyError {
+    PolicyError(e)
+}
+
+fn cors(
+    vhost: &Level<'_>,
+    route: &Level<'_>,
+    runtime: &Arc<Runtime>,
+    out: &mut Vec<Arc<dyn Stage>>,
+) -> Result<(), PolicyError> {
+    let r: Option<(String, spec::CorsPolicy)> = route.read("cors").map_err(err)?;
+    let v: Option<(String, spec::CorsPolicy)> = vhost.read("cors").map_err(err)?;
+    let chosen = match (&r, &v) {
+        (Some((_, p)), _) if p.disable_for_route => None,
+        (Some((at, p)), _) if !p.allow_origin.is_empty() || !p.allow_origin_regex.is_empty() => {
+            Some((at, p))
+        }
+        (_, Some((at, p))) => Some((at, p)),
+        (Some((at, p)), None) => Some((at, p)),
+        (None, None) => None,
+    };
+    if let Some((at, p)) = chosen {
+        out.push(Arc::new(CorsStage::build(at, p, runtime).map_err(err)?));
+    }
+    Ok(())
+}
+
+fn jwt(
+    vhost: &Level<'_>,
+    route: &Level<'_>,
+    runtime: &Arc<Runtime>,
+    resolve: &Resolve<'_>,
+    out: &mut Vec<Arc<dyn Stage>>,
+) -> Result<(), PolicyError> {
+    let staged: Option<(String, spec::JwtVhostStaged)> = vhost.read("jwtStaged").map_err(err)?;
+    let legacy: Option<(String, spec::JwtVhost)> = vhost.read("jwt").map_err(err)?;
+    let r_staged: Option<(String, spec::JwtRouteStaged)> = route.read("jwtStaged").map_err(err)?;
+    let r_legacy: Option<(String, spec::JwtRoute)> = route.read("jwt").map_err(err)?;
+    let disabled = |before: bool| {
+        let staged = r_staged.as_ref().is_some_and(|(_, s)| {
+            let x = if before {
+                &s.before_ext_auth
+            } else {
+                &s.after_ext_auth
+            };
+            x.as_ref().is_some_and(|r| r.disable)
+        });
+        // The older `jwt` is the stage after external auth.
+        staged || (!before && r_legacy.as_ref().is_some_and(|(_, r)| r.disable))
+    };
+    let mut stages: Vec<(String, Order, &spec::JwtVhost)> = Vec::new();
+    if let Some((at, s)) = &staged {
+        if let Some(b) = &s.before_ext_auth {
+            stages.push((format!("{at}.beforeExtAuth"), Order::JwtBeforeExtAuth, b));
+        }
+        if let Some(a) = &s.after_ext_auth {
+            stages.push((format!("{at}.afterExtAuth"), Order::JwtAfterExtAuth, a));
+        }
+    }
+    if let Some((at, l)) = &legacy {
+        if staged.is_some() {
+            return Err(err(format!(
+                "{at}: both `jwt` and `jwtStaged` (Gloo takes one)"
+            )));
+        }
+        stages.push((at.clone(), Order::JwtAfterExtAuth, l));
+    }
+    for (at, order, ext) in stages {
+        if disabled(order == Order::JwtBeforeExtAuth) {
+            continue;
+        }
+        out.push(Arc::new(
+            JwtStage::build(&at, order, ext, runtime, resolve).map_err(err)?,
+        ));
+    }
+    Ok(())
+}
+
+/// A referenced resource of `kind`, or an error naming the reference.
+fn lookup<'s>(
+    set: &'s ResourceSet,
+    kind: Kind,
+    at: &str,
+    r: &ResourceRef,
+    ns: &str,
+) -> Result<(ResourceKey, &'s Resource), PolicyError> {
+    let key = ResourceKey::new(kind, r.namespace_or(ns), &r.name);
+    match set.get(&key) {
+        Some(res) => Ok((key, res)),
+        None => Err(err(format!(
+            "{at}: {} `{}` does not exist",
+            kind.name(),
+            key.name
+        ))),
+    }
+}
+
+/// An AuthConfig's spec compiled, with the Secrets of `set` (also how validation checks one).
+pub fn auth_config(res: &Resource, set: &ResourceSet) -> Result<AuthConfig, String> {
+    let Resource::AuthConfig(ac) = res else {
+        return Err("not an AuthConfig".into());
+    };
+    let spec: spec::AuthConfigSpec = read("spec", &Value::Object(ac.spec.0.clone()))?;
+    AuthConfig::build(&spec, set, res.namespace())
+}
+
+/// A RateLimitConfig's spec compiled (also how validation checks one).
+pub fn rate_limit_config(res: &Resource) -> Result<Config, String> {
+    let Resource::RateLimitConfig(rl) = res else {
+        return Err("not a RateLimitConfig".into());
+    };
+    let spec: spec::RateLimitConfigSpec = read("spec", &Value::Object(rl.spec.0.clone()))?;
+    Config::build(&format!("{}/{}", res.namespace(), res.name()), &spec)
+}
+
+fn extauth(
+    vhost: &Level<'_>,
+    route: &Level<'_>,
+    set: &ResourceSet,
+    runtime: &Arc<Runtime>,
+    out: &mut Vec<Arc<dyn Stage>>,
+) -> Result<(), PolicyError> {
+    let r: Option<(String, spec::ExtAuthExtension)> = route.read("extauth").map_err(err)?;
+    let v: Option<(String, spec::ExtAuthExtension)> = vhost.read("extauth").map_err(err)?;
+    let (at, ext, ns) = match (&r, &v) {
+        (Some((at, e)), _) => (at, e, route.namespace),
+        (None, Some((at, e))) => (at, e, vhost.namespace),
+        (None, None) => return Ok(()),
+    };
+    if ext.disable {
+        if ext.config_ref.is_some() {
+            return Err(err(format!("{at}: both `disable` and `configRef`")));
+        }
+        return Ok(());
+    }
+    let Some(cref) = &ext.config_ref else {
+        return Err(err(format!("{at}: neither `configRef` nor `disable`")));
+    };
+    let (key, res) = lookup(set, Kind::AuthConfig, &format!("{at}.configRef"), cref, ns)?;
+    let config = auth_config(res, set).map_err(|e| {
+        err(format!(
+            "{at}.configRef: AuthConfig `{}` is not valid: {e}",
+            key.name
+        ))
+    })?;
+    out.push(Arc::new(ExtAuthStage::new(
+        format!("{}/{}", key.namespace, key.name),
+        Arc::new(config),
+        runtime,
+    )));
+    Ok(())
+}
+
+fn local_limit(
+    vhost: &Level<'_>,
+    route: &Level<'_>,
+    runtime: &Arc<Runtime>,
+    out: &mut Vec<Arc<dyn Stage>>,
+) -> Result<(), PolicyError> {
+    let r: Option<(String, spec::RateLimitExtension)> = route.read("ratelimit").map_err(err)?;
+    let v: Option<(String, spec::RateLimitExtension)> = vhost.read("ratelimit").map_err(err)?;
+    let chosen = match (&r, &v) {
+        (Some((at, e)), _) if e.local_ratelimit.is_some() => Some((at, e, route.id)),
+        (_, Some((at, e))) if e.local_ratelimit.is_some() => Some((at, e, vhost.id)),
+        _ => None,
+    };
+    if let Some((at, e, id)) = chosen
+        && let Some(b) = &e.local_ratelimit
+    {
+        out.push(Arc::new(
+            LocalLimit::build(&format!("{at}.localRatelimit"), id, b, runtime).map_err(err)?,
+        ));
+    }
+    Ok(())
+}
+
+fn global_limit(
+    vhost: &Level<'_>,
+    route: &Level<'_>,
+    set: &ResourceSet,
+    runtime: &Arc<Runtime>,
+    out: &mut Vec<Arc<dyn Stage>>,
+) -> Result<(), PolicyError> {
+    let r: Option<(String, spec::RateLimitConfigRefs)> =
+        route.read("rateLimitConfigs").map_err(err)?;
+    let v: Option<(String, spec::RateLimitConfigRefs)> =
+        vhost.read("rateLimitConfigs").map_err(err)?;
+    // Envoy: a route's own rate limits replace its virtual host's.
+    let (at, refs, ns) = match (&r, &v) {
+        (Some((at, e)), _) if !e.refs.is_empty() => (at, e, route.namespace),
+        (_, Some((at, e))) => (at, e, vhost.namespace),
+        _ => return Ok(()),
+    };
+    let mut configs = Vec::new();
+    for (i, cref) in refs.refs.iter().enumerate() {
+        let rat = format!("{at}.refs[{i}]");
+        let (key, res) = lookup(set, Kind::RateLimitConfig, &rat, cref, ns)?;
+        configs.push(Arc::new(rate_limit_config(res).map_err(|e| {
+            err(format!(
+                "{rat}: RateLimitConfig `{}` is not valid: {e}",
+                key.name
+            ))
+        })?));
+    }
+    if !configs.is_empty() {
+        out.push(Arc::new(GlobalLimit::new(configs, runtime)));
+    }
+    Ok(())
+}
