@@ -132,7 +132,7 @@ impl ApiKeys {
                 &format!("API-Key header=\"{}\"", self.header),
             )
         };
-        let Some(key) = req.headers.get(self.header.as_str()) else {
+        let Some(key) = req.head.headers.get(self.header.as_str()) else {
             return Err(deny("missing"));
         };
         let Some(meta) = self.keys.get(key.trim().as_bytes()) else {

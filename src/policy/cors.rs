@@ -83,7 +83,7 @@ impl Stage for CorsStage {
     }
 
     async fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer> {
-        let Some(origin) = req.headers.get("origin") else {
+        let Some(origin) = req.head.headers.get("origin") else {
             return Ok(());
         };
         if !self.allowed(origin) {
@@ -93,7 +93,7 @@ impl Stage for CorsStage {
             return Ok(());
         };
         let preflight =
-            req.method == "OPTIONS" && req.headers.get("access-control-request-method").is_some();
+            req.head.method == "OPTIONS" && req.head.headers.get("access-control-request-method").is_some();
         if preflight {
             self.runtime
                 .counters

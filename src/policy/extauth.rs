@@ -212,7 +212,7 @@ impl Basic {
                 &format!("Basic realm=\"{}\"", self.realm),
             )
         };
-        let Some(v) = req.headers.get("authorization") else {
+        let Some(v) = req.head.headers.get("authorization") else {
             return Err(deny("no credentials"));
         };
         let Some(b64) = v

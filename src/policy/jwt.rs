@@ -454,7 +454,7 @@ impl Provider {
         for s in &self.sources {
             match s {
                 Source::Header(h, prefix) => {
-                    let Some(v) = req.headers.get(h.as_str()) else {
+                    let Some(v) = req.head.headers.get(h.as_str()) else {
                         continue;
                     };
                     let token = if prefix.is_empty() {
@@ -544,7 +544,7 @@ fn claim_text(v: &Value) -> String {
 }
 
 fn challenge(req: &Inbound<'_>, error: bool) -> String {
-    let realm = format!("http://{}{}", req.host, req.path).replace('"', "");
+    let realm = format!("http://{}{}", req.head.authority, req.head.path).replace('"', "");
     if error {
         format!("Bearer realm=\"{realm}\", error=\"invalid_token\"")
     } else {
@@ -579,7 +579,7 @@ impl Stage for JwtStage {
                         };
                         let mut text = claim_text(v);
                         if c.append
-                            && let Some(old) = req.headers.get(c.header.as_str())
+                            && let Some(old) = req.head.headers.get(c.header.as_str())
                         {
                             text = format!("{old},{text}");
                         }

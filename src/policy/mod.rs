@@ -31,7 +31,7 @@ use http::header::{HeaderName, HeaderValue};
 impl Inbound<'_> {
     /// Every header as (name, value), values that are not visible ASCII left out.
     pub fn header_pairs(&self) -> Vec<(&str, &str)> {
-        match self.headers {
+        match self.head.headers {
             Headers::Map(m) => m
                 .iter()
                 .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
@@ -45,7 +45,7 @@ impl Inbound<'_> {
 
     /// The value of query parameter `name` (not percent-decoded: tokens are URL-safe).
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query?
+        self.head.query?
             .split('&')
             .filter_map(|kv| kv.split_once('='))
             .find(|(k, _)| *k == name)

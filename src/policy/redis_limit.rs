@@ -164,7 +164,7 @@ impl Config {
                         header,
                         key,
                         skip_if_absent,
-                    } => match req.headers.get(header) {
+                    } => match req.head.headers.get(header) {
                         Some(v) => entries.push((key, v.to_string())),
                         None if *skip_if_absent => {}
                         None => continue 'descriptor,
