@@ -847,7 +847,7 @@ fn a_route_that_can_never_match_gets_a_warning_naming_the_earlier_one() {
 }
 
 /// Gloo's own examples: each is accepted as it is, except Gloo's typo example and its example
-/// of a virtual service with auth epoxy does not enforce yet, which are refused.
+/// of a virtual service whose auth names an AuthConfig that is not there, which are refused.
 #[test]
 fn gloo_examples_are_accepted_and_typos_and_unenforced_auth_refused() {
     let dir = fixture("gloo");
@@ -873,7 +873,7 @@ fn gloo_examples_are_accepted_and_typos_and_unenforced_auth_refused() {
             "extauth-vs.yaml" => {
                 let err = r.refused();
                 assert!(
-                    err.contains("virtualservices/gloo-system/auth-tutorial: spec.virtualHost.options.extauth: epoxy does not enforce authentication"),
+                    err.contains("virtualservices/gloo-system/auth-tutorial: spec.virtualHost.options.extauth.configRef: AuthConfig `passthrough-auth` does not exist"),
                     "{err}"
                 );
             }
@@ -971,16 +971,16 @@ fn security_options_are_refused_other_options_kept_with_their_path() {
     };
     let refused = [
         (
-            vs("", "    options: {jwtStaged: {}}\n", ""),
-            "spec.virtualHost.options.jwtStaged",
+            vs("", "", "      options: {jwtProvidersStaged: {}}\n"),
+            "spec.virtualHost.routes[0].options.jwtProvidersStaged",
         ),
         (
-            vs(
-                "",
-                "    options: {rateLimitConfigs: {refs: [{name: r}]}}\n",
-                "",
-            ),
-            "spec.virtualHost.options.rateLimitConfigs",
+            vs("", "    options: {ratelimitBasic: {}}\n", ""),
+            "spec.virtualHost.options.ratelimitBasic",
+        ),
+        (
+            vs("", "    options: {extauth: {customAuth: {}}}\n", ""),
+            "spec.virtualHost.options.extauth.customAuth",
         ),
         (
             vs("", "    options: {waf: {}}\n", ""),

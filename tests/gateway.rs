@@ -1091,7 +1091,8 @@ async fn a_virtual_service_asking_for_auth_rate_limits_or_tls_is_not_served() {
         assert!(
             ["extauth", "ratelimitBasic", "sslConfig"]
                 .iter()
-                .any(|f| e.contains(&format!(".{f}: epoxy does not"))),
+                .any(|f| e.contains(&format!(".{f}: epoxy does not")))
+                || e.contains(".extauth.configRef: AuthConfig `auth` does not exist"),
             "{e}"
         );
         // ...and, written behind epoxy's back, not served at all.

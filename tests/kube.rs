@@ -102,11 +102,13 @@ fn install_crds_dry_run_prints_gloos_crds() {
         "upstreamgroups.gloo.solo.io",
         "virtualservices.gateway.solo.io",
         "routetables.gateway.solo.io",
+        "authconfigs.enterprise.gloo.solo.io",
+        "ratelimitconfigs.ratelimit.solo.io",
     ] {
         assert!(out.contains(&format!("name: {name}")), "{name}\n{out}");
     }
     assert!(out.contains("x-kubernetes-preserve-unknown-fields: true"));
-    assert_eq!(out.matches("kind: CustomResourceDefinition").count(), 4);
+    assert_eq!(out.matches("kind: CustomResourceDefinition").count(), 6);
 }
 
 #[test]
@@ -114,7 +116,7 @@ fn cli_get_apply_and_add_route_work_the_same_in_kube_mode() {
     let emu = Emulator::start();
     let e = Epoxy::new();
     let out = cli(&emu, &e, &["install", "crds"]).ok();
-    assert_eq!(out.matches("created").count(), 4, "{out}");
+    assert_eq!(out.matches("created").count(), 6, "{out}");
     let r = cli(
         &emu,
         &e,

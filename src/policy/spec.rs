@@ -312,6 +312,9 @@ pub struct ExtAuthExtension {
     pub disable: bool,
     #[serde(default)]
     pub config_ref: Option<ResourceRef>,
+    /// Refused by `crate::api::schema`; read here so that it is reported once.
+    #[serde(default)]
+    pub custom_auth: Option<Value>,
 }
 
 /// `AuthConfig.spec`.
