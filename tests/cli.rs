@@ -1008,11 +1008,15 @@ fn security_options_are_refused_other_options_kept_with_their_path() {
             "{field}\n{err}"
         );
     }
-    let out = e.apply(&vs("", "    options: {cors: {allowOrigin: ['*']}}\n", ""));
+    let out = e.apply(&vs(
+        "",
+        "    options: {transformations: {clearRouteCache: true}}\n",
+        "",
+    ));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr.contains(
-            "warning: virtualservices/gloo-system/x: spec.virtualHost.options.cors: kept, not acted on"
+            "warning: virtualservices/gloo-system/x: spec.virtualHost.options.transformations: kept, not acted on"
         ),
         "{}",
         out.stderr
@@ -1022,10 +1026,9 @@ fn security_options_are_refused_other_options_kept_with_their_path() {
     let j = json(&e.run(&["get", "vs", "x", "-o", "json"]).ok());
     assert_eq!(j["status"]["state"], "Rejected");
     assert!(
-        j["status"]["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("spec.virtualHost.options.jwtStaged: epoxy does not enforce"),
+        j["status"]["reason"].as_str().unwrap().starts_with(
+            "spec.virtualHost.routes[0].options.jwtProvidersStaged: epoxy does not enforce"
+        ),
         "{j}"
     );
 }

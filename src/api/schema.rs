@@ -123,7 +123,7 @@ const EXTAUTH: &[Field] = &[
     one("configRef", REF),
     refused(
         "customAuth",
-        "epoxy runs no custom external auth server; refused so that this traffic is not served without it",
+        "epoxy does not run custom external auth servers; refused so that this traffic is not served without it",
     ),
 ];
 const RATE_LIMIT_CONFIG_REFS: &[Field] = &[list("refs", REF)];

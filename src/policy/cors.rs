@@ -92,8 +92,12 @@ impl Stage for CorsStage {
         let Ok(origin_value) = HeaderValue::from_str(origin) else {
             return Ok(());
         };
-        let preflight =
-            req.head.method == "OPTIONS" && req.head.headers.get("access-control-request-method").is_some();
+        let preflight = req.head.method == "OPTIONS"
+            && req
+                .head
+                .headers
+                .get("access-control-request-method")
+                .is_some();
         if preflight {
             self.runtime
                 .counters

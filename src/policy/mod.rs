@@ -45,7 +45,8 @@ impl Inbound<'_> {
 
     /// The value of query parameter `name` (not percent-decoded: tokens are URL-safe).
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.head.query?
+        self.head
+            .query?
             .split('&')
             .filter_map(|kv| kv.split_once('='))
             .find(|(k, _)| *k == name)

@@ -42,6 +42,8 @@ RESOURCES = [
     "gloo.solo.io/v1/upstreamgroups",
     "gateway.solo.io/v1/virtualservices",
     "gateway.solo.io/v1/routetables",
+    "enterprise.gloo.solo.io/v1/authconfigs",
+    "ratelimit.solo.io/v1alpha1/ratelimitconfigs",
     "v1/secrets",
     "v1/services",
     "v1/namespaces",
