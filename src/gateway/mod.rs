@@ -1,6 +1,7 @@
 //! The data plane: a compiled route table swapped in whole, served by hyper.
 
 pub mod admin;
+pub mod calls;
 pub mod function;
 pub mod h1;
 pub mod inja;

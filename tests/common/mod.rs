@@ -3,6 +3,7 @@
 
 pub mod gw;
 pub mod kube;
+pub mod pyserver;
 pub mod tmux;
 pub mod upstream;
 
