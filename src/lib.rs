@@ -14,4 +14,5 @@ pub mod kube;
 pub mod memory;
 pub mod net;
 pub mod store;
+pub mod tls;
 pub mod tui;

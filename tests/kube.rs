@@ -1011,3 +1011,46 @@ async fn a_cluster_with_a_private_ca_and_a_token_carries_traffic_too() {
         .unwrap();
     eventually_body(&format!("{}/api/pets/1", h.url()), "Dog").await;
 }
+
+/// A TLS Secret written to the cluster (as kubectl would) is read by the store with its data
+/// decoded, and `epoxy get secrets` lists it without its key material.
+#[test]
+fn a_tls_secret_is_read_from_the_cluster() {
+    use common::certs::{Ca, b64};
+    let emu = Emulator::start();
+    let ca = Ca::new("cluster test CA");
+    let leaf = ca.leaf(&["petstore.example.com"]);
+    let (s, _) = emu.request(
+        "POST",
+        "/api/v1/namespaces/gloo-system/secrets",
+        Some(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "petstore-tls", "namespace": "gloo-system"},
+            "type": "kubernetes.io/tls",
+            "data": {"tls.crt": b64(&leaf.cert), "tls.key": b64(&leaf.key)}})),
+    );
+    assert!(s < 300, "seeding the secret: {s}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listing = rt.block_on(async { store(&emu).await.list().await.unwrap() });
+    let key = ResourceKey::new(Kind::Secret, "gloo-system", "petstore-tls");
+    let Some(Resource::Secret(secret)) = listing.resources.get(&key) else {
+        panic!(
+            "no secret in {:?}",
+            listing.resources.keys().collect::<Vec<_>>()
+        );
+    };
+    let data = secret.decoded().unwrap();
+    assert_eq!(data["tls.crt"], leaf.cert.as_bytes());
+    assert_eq!(data["tls.key"], leaf.key.as_bytes());
+
+    let e = Epoxy::new();
+    let out = cli(&emu, &e, &["get", "secrets"]).ok();
+    let row = out.lines().find(|l| l.starts_with("petstore-tls")).unwrap();
+    assert!(
+        row.contains("kubernetes.io/tls") && row.contains("CN=petstore.example.com"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&b64(&leaf.key)) && !out.contains("PRIVATE KEY"),
+        "{out}"
+    );
+}

@@ -147,6 +147,80 @@ async fn lambda_through_the_gateway(fast_path: bool) {
     assert!(body.contains("has no Lambda function `nope`"), "{body}");
 }
 
+/// Upstreams signing with a Secret's keys (Gloo's `aws_access_key_id`, ...): the right ones
+/// call, wrong ones are refused by the endpoint (502 naming AWS's answer), a missing Secret is
+/// a 503 naming it; discovery reports the refusal.
+async fn credentials_from_secrets(secret: &str) {
+    let h = Harness::start().await;
+    let upstream = |name: &str, secret_ref: &str| {
+        format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  aws:\n    region: us-east-1\n    secretRef: {{name: {secret_ref}, namespace: gloo-system}}\n    lambdaFunctions: [{{logicalName: echo, lambdaFunctionName: echo}}]\n"
+        )
+    };
+    let secret_yaml = |name: &str, value: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: gloo-system}}\nstringData: {{aws_access_key_id: {KEY_ID}, aws_secret_access_key: '{value}'}}\n"
+        )
+    };
+    h.apply(
+        &[
+            secret_yaml("good", secret),
+            secret_yaml("bad", "not-the-secret"),
+            upstream("by-good", "good"),
+            upstream("by-bad", "bad"),
+            upstream("by-missing", "missing"),
+        ]
+        .join("---\n"),
+    )
+    .await;
+    let route = |prefix: &str, up: &str| {
+        format!(
+            "    - matchers: [{{prefix: '{prefix}'}}]\n      routeAction: {{single: {{upstream: {{name: {up}}}, destinationSpec: {{aws: {{logicalName: echo}}}}}}}}\n"
+        )
+    };
+    let routes = [
+        route("/good", "by-good"),
+        route("/bad", "by-bad"),
+        route("/missing", "by-missing"),
+    ]
+    .concat();
+    h.apply(&vs("default", "['*']", &routes)).await;
+    let (status, _, body) = send(&h, reqwest::Method::POST, "/good", "{}").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = send(&h, reqwest::Method::POST, "/bad", "{}").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("403") && body.contains("signature we calculated"),
+        "{body}"
+    );
+    let (status, _, body) = send(&h, reqwest::Method::POST, "/missing", "{}").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("missing") && body.contains("not found"),
+        "{body}"
+    );
+    let set = h.store.list().await.unwrap().resources;
+    let state = fds::poll_once(
+        h.store.as_ref(),
+        &set,
+        &FdsConfig::default(),
+        &epoxy::net::client(),
+        None,
+    )
+    .await;
+    let err = |n: &str| {
+        state[&ResourceKey::new(Kind::Upstream, "gloo-system", n)]
+            .last_error
+            .clone()
+    };
+    assert_eq!(err("by-good"), None);
+    assert!(
+        err("by-bad").is_some_and(|e| e.contains("403")),
+        "{:?}",
+        err("by-bad")
+    );
+}
+
 #[test]
 fn lambda_discovery_invoke_and_signatures() {
     let secret = format!("secret-{:016x}", fastrand::u64(..));
@@ -172,6 +246,7 @@ fn lambda_discovery_invoke_and_signatures() {
     rt.block_on(async {
         lambda_through_the_gateway(true).await;
         lambda_through_the_gateway(false).await;
+        credentials_from_secrets(&secret).await;
 
         // The endpoint checks signatures: a request signed with another secret is refused,
         // and so is one not signed at all.

@@ -5,6 +5,7 @@ pub mod naming;
 pub mod parse;
 pub mod resource;
 pub mod schema;
+pub mod secret;
 pub mod shadow;
 pub mod sort;
 pub mod status;
@@ -15,6 +16,7 @@ pub mod validate;
 
 pub use parse::{ParseError, parse_one, parse_resources};
 pub use resource::{Kind, Object, Resource, ResourceKey};
+pub use secret::Secret;
 pub use types::*;
 pub use validate::{Problem, ResourceSet, Severity, validate};
 

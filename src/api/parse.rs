@@ -152,9 +152,10 @@ pub fn kind_of(v: &Value) -> Result<Kind, String> {
         "UpstreamGroup" => Kind::UpstreamGroup,
         "VirtualService" => Kind::VirtualService,
         "RouteTable" => Kind::RouteTable,
+        "Secret" => Kind::Secret,
         other => {
             return Err(format!(
-                "unsupported kind `{other}` (epoxy reads Upstream, UpstreamGroup, VirtualService, RouteTable)"
+                "unsupported kind `{other}` (epoxy reads Upstream, UpstreamGroup, VirtualService, RouteTable, Secret)"
             ));
         }
     };
@@ -179,7 +180,7 @@ pub fn parse_resources(text: &str, source: &str) -> Result<Vec<Resource>, ParseE
         };
         if !v.is_object() {
             return Err(err(
-                "a document must be a mapping with apiVersion, kind, metadata and spec".into(),
+                "a document must be a mapping with apiVersion, kind, metadata and spec (or data, for a Secret)".into(),
             ));
         }
         let kind = kind_of(&v).map_err(err)?;

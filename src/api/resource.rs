@@ -1,5 +1,6 @@
-//! The four Gloo kinds as one enum, with their identity (kind, namespace, name).
+//! Gloo's kinds and Kubernetes' `Secret` as one enum, with their identity (kind, namespace, name).
 
+use super::secret::Secret;
 use super::types::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,10 +13,20 @@ pub enum Kind {
     UpstreamGroup,
     VirtualService,
     RouteTable,
+    Secret,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
+        Kind::Upstream,
+        Kind::UpstreamGroup,
+        Kind::VirtualService,
+        Kind::RouteTable,
+        Kind::Secret,
+    ];
+
+    /// The kinds that are Gloo's custom resources (a `Secret` is Kubernetes' own).
+    pub const CUSTOM: [Kind; 4] = [
         Kind::Upstream,
         Kind::UpstreamGroup,
         Kind::VirtualService,
@@ -28,6 +39,7 @@ impl Kind {
             Kind::UpstreamGroup => "UpstreamGroup",
             Kind::VirtualService => "VirtualService",
             Kind::RouteTable => "RouteTable",
+            Kind::Secret => "Secret",
         }
     }
 
@@ -38,6 +50,7 @@ impl Kind {
             Kind::UpstreamGroup => "upstreamgroups",
             Kind::VirtualService => "virtualservices",
             Kind::RouteTable => "routetables",
+            Kind::Secret => "secrets",
         }
     }
 
@@ -45,6 +58,7 @@ impl Kind {
         match self {
             Kind::Upstream | Kind::UpstreamGroup => "gloo.solo.io/v1",
             Kind::VirtualService | Kind::RouteTable => "gateway.solo.io/v1",
+            Kind::Secret => "v1",
         }
     }
 
@@ -56,6 +70,7 @@ impl Kind {
             "upstreamgroup" | "upstreamgroups" | "ug" => Kind::UpstreamGroup,
             "virtualservice" | "virtualservices" | "vs" => Kind::VirtualService,
             "routetable" | "routetables" | "rt" => Kind::RouteTable,
+            "secret" | "secrets" => Kind::Secret,
             _ => return None,
         })
     }
@@ -138,6 +153,7 @@ pub enum Resource {
     UpstreamGroup(UpstreamGroup),
     VirtualService(VirtualService),
     RouteTable(RouteTable),
+    Secret(Secret),
 }
 
 macro_rules! each {
@@ -147,6 +163,7 @@ macro_rules! each {
             Resource::UpstreamGroup($o) => $e,
             Resource::VirtualService($o) => $e,
             Resource::RouteTable($o) => $e,
+            Resource::Secret($o) => $e,
         }
     };
 }
@@ -158,6 +175,7 @@ impl Resource {
             Resource::UpstreamGroup(_) => Kind::UpstreamGroup,
             Resource::VirtualService(_) => Kind::VirtualService,
             Resource::RouteTable(_) => Kind::RouteTable,
+            Resource::Secret(_) => Kind::Secret,
         }
     }
 
@@ -217,6 +235,7 @@ impl Resource {
             Kind::UpstreamGroup => Resource::UpstreamGroup(de(value)?),
             Kind::VirtualService => Resource::VirtualService(de(value)?),
             Kind::RouteTable => Resource::RouteTable(de(value)?),
+            Kind::Secret => Resource::Secret(de(value)?),
         })
     }
 
@@ -241,7 +260,7 @@ impl Resource {
                 weighted_kube("spec.destinations", &g.spec.destinations, &mut out);
                 return out;
             }
-            Resource::Upstream(_) => return out,
+            Resource::Upstream(_) | Resource::Secret(_) => return out,
         };
         for (i, r) in routes.iter().enumerate() {
             let Some(a) = &r.route_action else { continue };

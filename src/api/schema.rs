@@ -295,6 +295,9 @@ const SHADOWING: &[Field] = &[
     kept("disableShadowHostSuffixAppend"),
     kept("hostRewriteLiteral"),
 ];
+const FAULT_ABORT: &[Field] = &[leaf("percentage"), leaf("httpStatus")];
+const FAULT_DELAY: &[Field] = &[leaf("percentage"), leaf("fixedDelay")];
+const FAULTS: &[Field] = &[one("abort", FAULT_ABORT), one("delay", FAULT_DELAY)];
 const ROUTE_OPTIONS: &[Field] = security_options![
     refused("jwtProvidersStaged", AUTH),
     leaf("prefixRewrite"),
@@ -304,7 +307,7 @@ const ROUTE_OPTIONS: &[Field] = security_options![
     one("retries", RETRIES),
     one("headerManipulation", HEADER_MANIPULATION),
     one("shadowing", SHADOWING),
-    kept("faults"),
+    one("faults", FAULTS),
     kept("tracing"),
     leaf("autoHostRewrite"),
     kept("hostRewritePathRegex"),
@@ -360,6 +363,31 @@ pub const VIRTUAL_SERVICE: &[Field] = &[
     ),
     kept("displayName"),
     quiet("namespacedStatuses"),
+];
+const GLOO_TLS_SECRET: &[Field] = &[
+    leaf("certChain"),
+    leaf("privateKey"),
+    leaf("rootCa"),
+    kept("ocspStaple"),
+];
+/// A Kubernetes `Secret` is no Gloo object with a `spec`: its fields are at the top.
+pub const SECRET: &[Field] = &[
+    leaf("apiVersion"),
+    leaf("kind"),
+    one("metadata", METADATA),
+    leaf("type"),
+    leaf("data"),
+    leaf("stringData"),
+    quiet("immutable"),
+    // Gloo's secret forms (gloo/api/v1/secret.proto): `tls` is read as tls.crt/tls.key/ca.crt.
+    one("tls", GLOO_TLS_SECRET),
+    kept("aws"),
+    kept("azure"),
+    kept("apiKey"),
+    kept("header"),
+    kept("credentials"),
+    kept("oauth"),
+    kept("extensions"),
 ];
 pub const ROUTE_TABLE: &[Field] = &[
     list("routes", ROUTE),

@@ -34,6 +34,7 @@ pub fn check(r: &Resource) -> Vec<Finding> {
         Kind::UpstreamGroup => &UPSTREAM_GROUP,
         Kind::VirtualService => &VIRTUAL_SERVICE,
         Kind::RouteTable => &ROUTE_TABLE,
+        Kind::Secret => schema::SECRET,
     };
     let mut out = Vec::new();
     walk(&r.to_value(), level, "", &mut out);

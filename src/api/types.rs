@@ -824,6 +824,44 @@ pub struct RouteOptions {
     /// Protocol upgrades (`[{websocket: {enabled: false}}]`); WebSockets are on by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrades: Option<Vec<UpgradeConfig>>,
+    /// Injected faults (Gloo's `RouteFaults`): delays and aborts for a share of requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<RouteFaults>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Gloo's `faults`: a delay, then an abort, each for `percentage` (0-100) of the requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteFaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<RouteAbort>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<RouteDelay>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteAbort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u32>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteDelay {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<f64>,
+    /// A protobuf duration (`1s`, `0.5s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_delay: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -94,6 +94,7 @@ pub fn validate(set: &ResourceSet) -> Vec<Problem> {
                     );
                 }
             }
+            Resource::Secret(s) => validate_secret(s, &mut sink),
             Resource::RouteTable(rt) => {
                 warn_shadowed("spec.routes", &rt.spec.routes, &mut sink);
                 for (i, route) in rt.spec.routes.iter().enumerate() {
@@ -152,6 +153,76 @@ fn validate_meta(r: &Resource, sink: &mut Sink) {
     }
     if let Some(p) = namespace_problem(r.namespace()) {
         sink.error("metadata.namespace", p);
+    }
+}
+
+/// A secret's data decodes; a TLS secret's certificate and key parse and belong together, so a
+/// bad one is refused here, naming it, and the last good one keeps serving.
+fn validate_secret(s: &super::secret::Secret, sink: &mut Sink) {
+    use super::secret::{CA_CERT, SecretError, TLS_CERT, TLS_KEY};
+    let data = match s.decoded() {
+        Ok(d) => d,
+        Err(SecretError::Base64 { field, reason, .. }) => {
+            return sink.error(
+                format!("data.{field}"),
+                format!("not valid base64: {reason}"),
+            );
+        }
+        Err(e) => return sink.error("data", e.to_string()),
+    };
+    if !s.is_tls() {
+        return;
+    }
+    let at = |k: &str| {
+        if s.tls.is_some() && !s.data.contains_key(k) && !s.string_data.contains_key(k) {
+            match k {
+                TLS_CERT => "tls.certChain".to_string(),
+                TLS_KEY => "tls.privateKey".to_string(),
+                _ => "tls.rootCa".to_string(),
+            }
+        } else if s.string_data.contains_key(k) {
+            format!("stringData[{k:?}]")
+        } else {
+            format!("data[{k:?}]")
+        }
+    };
+    let (Some(cert), Some(key)) = (data.get(TLS_CERT), data.get(TLS_KEY)) else {
+        let missing = if data.contains_key(TLS_CERT) {
+            TLS_KEY
+        } else {
+            TLS_CERT
+        };
+        return sink.error(
+            "data",
+            format!("a TLS secret needs `{TLS_CERT}` and `{TLS_KEY}`; `{missing}` is missing"),
+        );
+    };
+    match crate::tls::certified_key(cert, key) {
+        Ok(_) => {}
+        Err(e @ crate::tls::TlsError::KeyMismatch) => sink.error(at(TLS_KEY), e.to_string()),
+        Err(e @ (crate::tls::TlsError::NoKey | crate::tls::TlsError::BadKey(_))) => {
+            sink.error(at(TLS_KEY), e.to_string())
+        }
+        Err(e) => sink.error(at(TLS_CERT), e.to_string()),
+    }
+    if let Some(ca) = data.get(CA_CERT)
+        && let Err(e) = crate::tls::parse_certs(ca)
+    {
+        sink.error(at(CA_CERT), e.to_string());
+    }
+    if let Ok(info) = crate::tls::CertInfo::of_pem(cert) {
+        let days = info.days_left();
+        if days < 0 {
+            sink.warn(
+                at(TLS_CERT),
+                format!("the certificate ({}) has expired", info.subject),
+            );
+        } else if days < crate::tls::material::EXPIRY_WARNING_DAYS {
+            sink.warn(
+                at(TLS_CERT),
+                format!("the certificate ({}) expires in {days} days", info.subject),
+            );
+        }
     }
 }
 
@@ -860,6 +931,37 @@ const RETRY_ON: [&str; 8] = [
     "retriable-headers",
 ];
 
+/// Gloo's fault filter: percentages 0-100, an abort status Envoy can send (200-599), a
+/// delay that parses.
+fn validate_faults(at: &str, f: &crate::api::RouteFaults, sink: &mut Sink) {
+    let percentage = |field: String, p: Option<f64>, sink: &mut Sink| {
+        if let Some(p) = p
+            && !(0.0..=100.0).contains(&p)
+        {
+            sink.error(field, format!("{p} is not a percentage (0-100)"));
+        }
+    };
+    if let Some(a) = &f.abort {
+        percentage(format!("{at}.abort.percentage"), a.percentage, sink);
+        match a.http_status {
+            Some(s) if (200..=599).contains(&s) => {}
+            Some(s) => sink.error(
+                format!("{at}.abort.httpStatus"),
+                format!("{s} is not a status an abort can answer (200-599)"),
+            ),
+            None => sink.error(format!("{at}.abort.httpStatus"), "an abort needs a status"),
+        }
+    }
+    if let Some(d) = &f.delay {
+        percentage(format!("{at}.delay.percentage"), d.percentage, sink);
+        match d.fixed_delay.as_deref().map(parse_duration) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => sink.error(format!("{at}.delay.fixedDelay"), e),
+            None => sink.error(format!("{at}.delay.fixedDelay"), "a delay needs fixedDelay"),
+        }
+    }
+}
+
 fn validate_options(at: &str, o: &RouteOptions, ns: &str, set: &ResourceSet, sink: &mut Sink) {
     if o.prefix_rewrite.is_some() && o.regex_rewrite.is_some() {
         sink.error(at, "prefixRewrite and regexRewrite cannot both be set");
@@ -879,6 +981,9 @@ fn validate_options(at: &str, o: &RouteOptions, ns: &str, set: &ResourceSet, sin
         && let Err(e) = parse_duration(t)
     {
         sink.error(format!("{at}.timeout"), e);
+    }
+    if let Some(f) = &o.faults {
+        validate_faults(&format!("{at}.faults"), f, sink);
     }
     if let Some(r) = &o.retries {
         if let Some(on) = &r.retry_on {

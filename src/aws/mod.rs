@@ -61,15 +61,44 @@ impl Credentials {
     }
 }
 
-/// The credentials an AWS upstream signs with: its Secret's, else the environment's.
-pub fn upstream_credentials(aws: &crate::api::AwsUpstream) -> Result<Credentials, AwsError> {
-    if let Some(r) = &aws.secret_ref {
-        return Err(AwsError::NoCredentials(format!(
-            "secretRef `{}`: epoxy does not read Secrets yet; leave it out to use the environment's credentials",
-            r.name
-        )));
-    }
-    Credentials::from_env()
+/// The Secret keys Gloo's AWS secrets carry (`glooctl create secret aws`).
+pub const SECRET_KEY_ID: &str = "aws_access_key_id";
+pub const SECRET_ACCESS_KEY: &str = "aws_secret_access_key";
+pub const SECRET_SESSION_TOKEN: &str = "session_token";
+
+/// The credentials an AWS upstream (in namespace `ns`) signs with: its Secret's
+/// (`secretRef`), else the environment's.
+pub fn upstream_credentials(
+    aws: &crate::api::AwsUpstream,
+    set: &crate::api::ResourceSet,
+    ns: &str,
+) -> Result<Credentials, AwsError> {
+    let Some(r) = &aws.secret_ref else {
+        return Credentials::from_env();
+    };
+    let data = crate::api::secret::secret_data(set, r, ns)
+        .map_err(|e| AwsError::NoCredentials(format!("secretRef: {e}")))?;
+    let text = |k: &str| -> Result<Option<String>, AwsError> {
+        data.get(k)
+            .map(|v| {
+                String::from_utf8(v.clone())
+                    .map(|t| t.trim().to_string())
+                    .map_err(|_| {
+                        AwsError::NoCredentials(format!("secret `{}`: `{k}` is not text", r.name))
+                    })
+            })
+            .transpose()
+    };
+    let need = |k: &str| -> Result<String, AwsError> {
+        text(k)?
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| AwsError::NoCredentials(format!("secret `{}` has no `{k}`", r.name)))
+    };
+    Ok(Credentials {
+        access_key_id: need(SECRET_KEY_ID)?,
+        secret_access_key: need(SECRET_ACCESS_KEY)?,
+        session_token: text(SECRET_SESSION_TOKEN)?.filter(|t| !t.is_empty()),
+    })
 }
 
 /// Where Lambda is reached for `region`: `AWS_ENDPOINT_URL_LAMBDA`, else `AWS_ENDPOINT_URL`

@@ -10,7 +10,7 @@ use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// upstreams (us), virtualservices (vs), routetables (rt), upstreamgroups (ug)
+    /// upstreams (us), virtualservices (vs), routetables (rt), upstreamgroups (ug), secrets
     pub kind: String,
     /// A name; or, after `vs`: `route [VS]` for the route table of a virtual service
     pub args: Vec<String>,
@@ -22,7 +22,7 @@ pub struct GetArgs {
 pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
     let Some(kind) = Kind::parse(&a.kind) else {
         bail!(
-            "unknown kind `{}`: use upstreams (us), virtualservices (vs), routetables (rt) or upstreamgroups (ug)",
+            "unknown kind `{}`: use upstreams (us), virtualservices (vs), routetables (rt), upstreamgroups (ug) or secrets",
             a.kind
         );
     };
@@ -101,6 +101,7 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                 }
                 Kind::RouteTable => Table::new(&["ROUTE TABLE", "ROUTES", "STATUS"]),
                 Kind::UpstreamGroup => Table::new(&["UPSTREAM GROUP", "DESTINATIONS", "STATUS"]),
+                Kind::Secret => Table::new(&["SECRET", "TYPE", "KEYS", "CERTIFICATE", "STATUS"]),
             };
             for r in &selected {
                 let st = status(&r.key()).state.as_str().to_string();
@@ -141,6 +142,13 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                     Resource::RouteTable(rt) => {
                         vec![r.name().into(), rt.spec.routes.len().to_string(), st]
                     }
+                    Resource::Secret(s) => vec![
+                        r.name().into(),
+                        s.effective_type().into(),
+                        s.key_names().join(","),
+                        secret_certificate(s),
+                        st,
+                    ],
                     Resource::UpstreamGroup(ug) => vec![
                         r.name().into(),
                         ug.spec
@@ -188,6 +196,19 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// A TLS secret's certificate in a few words (subject, days left); `-` for other secrets.
+fn secret_certificate(s: &crate::api::Secret) -> String {
+    if !s.is_tls() {
+        return "-".into();
+    }
+    let cert = s.value(crate::api::secret::TLS_CERT);
+    match cert.map(|c| crate::tls::CertInfo::of_pem(&c)) {
+        Ok(Ok(info)) => info.summary(),
+        Ok(Err(e)) => format!("unreadable: {e}"),
+        Err(e) => format!("unreadable: {e}"),
+    }
 }
 
 /// glooctl's route table: index, matcher, type, methods, headers, query, destination,

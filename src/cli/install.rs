@@ -30,7 +30,7 @@ pub async fn run(g: &Global, c: InstallCommand) -> Result<()> {
         "customresourcedefinitions",
     );
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
-    for kind in Kind::ALL {
+    for kind in Kind::CUSTOM {
         let mut obj: DynamicObject = serde_json::from_value(crate::kube::crds::crd(kind))?;
         let name = obj.metadata.name.clone().unwrap_or_default();
         let existing = api

@@ -7,7 +7,11 @@ use serde_json::{Value, json};
 
 /// A resource's value with its derived status attached, as `get -o yaml|json` shows it.
 pub fn with_status(r: &Resource, status: &Status) -> Value {
-    let mut v = r.to_value();
+    let mut v = match r {
+        // Key material is never printed: a Secret shows its keys, not their values.
+        Resource::Secret(s) => s.redacted_value(),
+        _ => r.to_value(),
+    };
     if let Value::Object(m) = &mut v {
         m.insert(
             "status".into(),

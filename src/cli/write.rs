@@ -87,6 +87,8 @@ fn read_input(file: &str) -> Result<String> {
 
 fn kind_order(k: Kind) -> u8 {
     match k {
+        // What others refer to first: a certificate before the virtual service using it.
+        Kind::Secret => 0,
         Kind::Upstream => 0,
         Kind::UpstreamGroup => 1,
         Kind::RouteTable => 2,

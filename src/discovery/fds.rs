@@ -315,9 +315,15 @@ fn grpc_authority(u: &Upstream, cfg: &FdsConfig) -> Result<String, String> {
 
 /// Discovers an upstream's functions: Lambda's for an AWS upstream; gRPC's by reflection for
 /// one that has gRPC services already; else REST's, and gRPC's when no document is found.
-async fn discover_one(client: &HttpClient, u: &Upstream, cfg: &FdsConfig) -> Result<Found, String> {
+/// `creds`: an AWS upstream's credentials, resolved from the store before the task started.
+async fn discover_one(
+    client: &HttpClient,
+    u: &Upstream,
+    cfg: &FdsConfig,
+    creds: Option<Result<crate::aws::Credentials, String>>,
+) -> Result<Found, String> {
     if let Some(aws) = &u.spec.aws {
-        let creds = crate::aws::upstream_credentials(aws).map_err(|e| e.to_string())?;
+        let creds = creds.unwrap_or_else(|| Err("no credentials resolved".into()))?;
         let endpoint = crate::aws::lambda_endpoint(&aws.region);
         return match crate::aws::list_functions(
             &endpoint,
@@ -414,6 +420,9 @@ pub async fn poll_once(
         if !selected(u, cfg) || only.is_some_and(|o| !o.contains(key)) {
             continue;
         }
+        let creds = u.spec.aws.as_ref().map(|a| {
+            crate::aws::upstream_credentials(a, set, &key.namespace).map_err(|e| e.to_string())
+        });
         let (sem, client, cfg, u, key) = (
             sem.clone(),
             client.clone(),
@@ -424,7 +433,7 @@ pub async fn poll_once(
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             let started = std::time::Instant::now();
-            let result = discover_one(&client, &u, &cfg).await;
+            let result = discover_one(&client, &u, &cfg, creds).await;
             (key, u, result, started.elapsed())
         }));
     }

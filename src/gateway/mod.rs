@@ -6,6 +6,7 @@ pub mod function;
 pub mod h1;
 pub mod inja;
 pub mod matcher;
+pub mod pipeline;
 pub mod pool;
 pub mod proxy;
 pub mod server;

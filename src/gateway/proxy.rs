@@ -5,6 +5,7 @@
 //! epoxy's configuration (503 with the reason), in a small JSON body and `x-epoxy-error`.
 
 use super::matcher::{PathCond, RequestHead};
+use super::pipeline::{Answer, Edits, Inbound};
 use super::pool::{OutBody, Pool, UpstreamBody};
 use super::table::{Action, CompiledRoute, DEFAULT_TIMEOUT, Options, Redirect, RouteTable, Target};
 use super::telemetry::{Registry, RequestEvent};
@@ -62,16 +63,16 @@ pub fn error_response(
     route: Option<&str>,
     upstream: Option<&str>,
 ) -> Response<GatewayBody> {
-    let body = error_body(code, message, route, upstream);
-    let mut r = Response::new(Either::Right(Full::new(body)));
-    *r.status_mut() = status;
+    answer_response(Answer::error(status, code, message, route, upstream))
+}
+
+/// The response for an answer the gateway makes (an error, a stage's).
+fn answer_response(a: Answer) -> Response<GatewayBody> {
+    let mut r = Response::new(Either::Right(Full::new(a.body)));
+    *r.status_mut() = a.status;
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Ok(v) = HeaderValue::from_str(code) {
-        h.insert(X_EPOXY_ERROR, v);
+    for (n, v) in a.headers {
+        h.append(n, v);
     }
     r
 }
@@ -102,7 +103,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const X_EPOXY_ERROR: HeaderName = HeaderName::from_static("x-epoxy-error");
+pub(super) const X_EPOXY_ERROR: HeaderName = HeaderName::from_static("x-epoxy-error");
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     if !h.contains_key(header::CONNECTION) {
@@ -149,16 +150,7 @@ pub async fn handle(
     // What the access log needs is copied only when someone is listening.
     let want_event = shared.events.receiver_count() > 0;
     let (matched, no_vhost, info) = {
-        let authority = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| {
-                req.headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-            })
-            .unwrap_or("");
+        let authority = authority_of(&req);
         let head = RequestHead {
             method: req.method().as_str(),
             authority,
@@ -206,8 +198,26 @@ pub async fn handle(
         }
         (None, Some(m)) => {
             let route = m.route;
-            let (resp, mut outcome) =
-                serve_route(shared, client, route, &m.matcher.path, req, remote).await;
+            let (resp, mut outcome) = match admit(route, &req, authority_of(&req), remote).await {
+                Ok(edits) => {
+                    let mut req = req;
+                    if let Some(e) = &edits {
+                        e.apply_to_request(req.headers_mut());
+                    }
+                    let (mut resp, o) =
+                        serve_route(shared, client, route, &m.matcher.path, req, remote).await;
+                    if let Some(e) = &edits {
+                        e.apply_to_response(resp.headers_mut());
+                    }
+                    (resp, o)
+                }
+                Err(answer) => {
+                    let mut o = outcome(answer.status.as_u16());
+                    o.bytes_out = answer.body.len() as u64;
+                    o.error = Some(answer.reason.clone());
+                    (answer_response(answer), o)
+                }
+            };
             outcome.route = Some(&route.id);
             route
                 .stats
@@ -265,6 +275,41 @@ pub async fn handle(
         });
     }
     resp
+}
+
+/// The host a request is routed by: its target's authority (absolute form, HTTP/2's
+/// `:authority`), else `Host`.
+fn authority_of<B>(req: &Request<B>) -> &str {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("")
+}
+
+/// Runs the route's stages (see `super::pipeline`) on hyper's view of the request.
+async fn admit(
+    route: &CompiledRoute,
+    req: &Request<Incoming>,
+    host: &str,
+    remote: SocketAddr,
+) -> Result<Option<Edits>, Answer> {
+    let Some(p) = &route.policies else {
+        return Ok(None);
+    };
+    let inbound = Inbound {
+        method: req.method().as_str(),
+        host,
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: req.headers().into(),
+        remote,
+    };
+    p.admit(&inbound).await.map(Some)
 }
 
 /// Why a request head is refused before routing, if it is: no `Host` on HTTP/1.1, two of them

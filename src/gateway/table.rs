@@ -8,6 +8,8 @@
 use super::calls::{Call, GrpcCall, LambdaCall};
 use super::function::{FunctionCall, Templates};
 use super::matcher::{CompiledMatcher, PathCond, RequestHead};
+use super::pipeline::fault::Faults;
+use super::pipeline::{Policies, Stage};
 use super::telemetry::{Registry, Stats};
 use crate::api::duration::parse_duration;
 use crate::api::naming::route_identity;
@@ -234,6 +236,8 @@ pub struct CompiledRoute {
     pub matchers: Vec<CompiledMatcher>,
     pub action: Action,
     pub options: Options,
+    /// The stages in front of the action (auth, limits, faults); `None` for most routes.
+    pub policies: Option<Arc<Policies>>,
     pub stats: Arc<Stats>,
 }
 
@@ -796,7 +800,7 @@ impl Compiler<'_> {
                     key.name, a.logical_name
                 )
             })?;
-        let credentials = crate::aws::upstream_credentials(aws)
+        let credentials = crate::aws::upstream_credentials(aws, self.set, &key.namespace)
             .map_err(|e| format!("upstream `{}`: {e}", key.name))?;
         Ok(Call::Lambda(LambdaCall {
             logical_name: a.logical_name.clone(),
@@ -892,6 +896,18 @@ impl Compiler<'_> {
             }));
         }
         None
+    }
+
+    /// The request pipeline's stages a route's options ask for (see `super::pipeline`).
+    fn stages(&self, route: &Route) -> Vec<Arc<dyn Stage>> {
+        let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
+        let Some(ro) = &route.options else {
+            return stages;
+        };
+        if let Some(f) = ro.faults.as_ref().and_then(Faults::compile) {
+            stages.push(Arc::new(f));
+        }
+        stages
     }
 
     fn options(&self, route: &Route, ns: &str) -> Options {
@@ -1022,15 +1038,18 @@ impl Compiler<'_> {
             return;
         };
         // A delegated route inherits its parent's options where it has none of its own.
-        let options = match (&route.options, inherited) {
-            (None, Some(parent)) => self.options(parent, ns),
-            _ => self.options(route, ns),
+        let options_of = match (&route.options, inherited) {
+            (None, Some(parent)) => parent,
+            _ => route,
         };
+        let options = self.options(options_of, ns);
+        let policies = Policies::new(self.stages(options_of));
         out.push(CompiledRoute {
             id: Arc::from(id),
             matchers,
             action,
             options,
+            policies,
             stats: self.registry.route(id),
         });
     }

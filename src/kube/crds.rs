@@ -10,6 +10,7 @@ fn short_names(kind: Kind) -> Vec<&'static str> {
         Kind::UpstreamGroup => vec!["ug"],
         Kind::VirtualService => vec!["vs"],
         Kind::RouteTable => vec!["rt"],
+        Kind::Secret => vec![],
     }
 }
 
@@ -44,7 +45,7 @@ pub fn crd(kind: Kind) -> Value {
 
 /// Every CRD, as one multi-document YAML.
 pub fn all_yaml() -> String {
-    Kind::ALL
+    Kind::CUSTOM
         .iter()
         .map(|k| crate::api::parse::value_to_yaml(&crd(*k)))
         .collect::<Vec<_>>()

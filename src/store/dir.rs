@@ -229,7 +229,14 @@ impl DirStore {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let tmp = dir.join(format!(".{}.yaml.tmp-{}", key.name, std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
+            // A secret's file is readable by its owner only, as its key material should be.
+            let mut opts = fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            if key.kind == crate::api::Kind::Secret {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(&tmp)?;
             f.write_all(text.as_bytes())?;
             if sync {
                 f.sync_all()?;

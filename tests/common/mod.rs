@@ -1,6 +1,7 @@
 //! Shared helpers for tests that drive the real `epoxy` binary against a temporary store.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod gw;
 pub mod kube;
 pub mod pyserver;

@@ -42,6 +42,7 @@ RESOURCES = [
     "gloo.solo.io/v1/upstreamgroups",
     "gateway.solo.io/v1/virtualservices",
     "gateway.solo.io/v1/routetables",
+    "v1/secrets",
     "v1/services",
     "v1/namespaces",
     "v1/endpoints",

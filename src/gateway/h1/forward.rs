@@ -4,6 +4,7 @@
 
 use super::super::function::RenderedCall;
 use super::super::matcher::Headers;
+use super::super::pipeline::Edits;
 use super::super::proxy::{
     Failure, envoy_substitution, failure, no_attempt, outcome, rewrite_prefix,
 };
@@ -136,6 +137,7 @@ pub(super) async fn forward<'t>(
             &path_and_query,
             opts,
             rendered.as_ref(),
+            call.edits,
             (host, host_header),
             body.len(),
         );
@@ -227,19 +229,24 @@ fn write_request_head(
     path_and_query: &str,
     opts: &Options,
     call: Option<&RenderedCall>,
+    edits: Option<&Edits>,
     (host, rewritten_host): (&str, Option<&[u8]>),
     body_len: usize,
 ) {
     for part in [method, " ", path_and_query, " HTTP/1.1\r\n"] {
         out.extend_from_slice(part.as_bytes());
     }
-    // Replaced by the route (removed, or set anew rather than appended).
-    let by_route = |name: &str| {
+    // Replaced by the route's stages or the route (removed, or set anew rather than appended).
+    // (The stages' edits come first and the route's rules after, as on the general path.)
+    let route_replaces = |name: &str| {
         opts.request_remove.iter().any(|n| is(name, n.as_str()))
             || opts
                 .request_add
                 .iter()
                 .any(|a| !a.append && is(name, a.name.as_str()))
+    };
+    let by_route = |name: &str| {
+        edits.is_some_and(|e| e.replaces_request(name.as_bytes())) || route_replaces(name)
     };
     // Values `HeaderValue` would refuse are left out, as the general path does.
     let valid = |v: &str| v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
@@ -311,6 +318,13 @@ fn write_request_head(
         out.extend_from_slice(b"x-request-id: ");
         push_request_id(out);
         out.extend_from_slice(b"\r\n");
+    }
+    let from_stages = edits.into_iter().flat_map(|e| &e.request_set);
+    for (n, v) in from_stages.filter(|(n, _)| !managed(n.as_str()) && !route_replaces(n.as_str())) {
+        has_host |= n == http::header::HOST;
+        for part in [n.as_str().as_bytes(), b": ", v.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
     }
     for a in opts
         .request_add

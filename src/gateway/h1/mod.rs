@@ -24,7 +24,8 @@ pub use rewind::Rewind;
 pub use upstream::UpstreamConns;
 
 use super::matcher::{Headers, PathCond, RequestHead, visible_ascii as visible};
-use super::proxy::{Outcome, Shared, error_body};
+use super::pipeline::{Answer, Edits, Inbound};
+use super::proxy::{Outcome, Shared};
 use super::table::{Action, CompiledRoute, Target};
 use super::telemetry::RequestEvent;
 use bytes::{Buf, Bytes, BytesMut};
@@ -309,6 +310,7 @@ pub async fn serve(
                         headers: req.headers,
                         body: &buf[head_len..total],
                         client_ip: &client_ip,
+                        remote,
                         draining: &draining,
                     };
                     let timer = waits.timer.as_mut();
@@ -370,11 +372,9 @@ async fn refuse(
     out: &mut Vec<u8>,
 ) {
     out.clear();
-    write_error(
+    write_answer(
         out,
-        status,
-        code,
-        &error_body(code, message, None, None),
+        &Answer::error(status, code, message, None, None),
         true,
         true,
     );
@@ -383,29 +383,36 @@ async fn refuse(
     }
 }
 
-/// An error response the gateway makes: the JSON body, `x-epoxy-error`, a date.
-fn write_error(
-    out: &mut Vec<u8>,
-    status: http::StatusCode,
-    code: &str,
-    body: &[u8],
-    close: bool,
-    with_body: bool,
-) {
+/// An answer the gateway makes (an error, a stage's): its status, headers and body, the
+/// framing and a date.
+fn write_answer(out: &mut Vec<u8>, answer: &Answer, close: bool, with_body: bool) {
+    let status = answer.status;
     let _ = write!(
         out,
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\nx-epoxy-error: {code}\r\ncontent-length: {}\r\n",
+        "HTTP/1.1 {} {}\r\n",
         status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        body.len()
+        status.canonical_reason().unwrap_or("")
     );
+    for (n, v) in &answer.headers {
+        for part in [n.as_str().as_bytes(), b": ", v.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
+    }
+    if status != http::StatusCode::NO_CONTENT && status != http::StatusCode::NOT_MODIFIED {
+        out.extend_from_slice(b"content-length: ");
+        push_decimal(out, answer.body.len() as u64);
+        out.extend_from_slice(b"\r\n");
+    }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
     push_date(out);
     out.extend_from_slice(b"\r\n");
-    if with_body {
-        out.extend_from_slice(body);
+    if with_body
+        && status != http::StatusCode::NO_CONTENT
+        && status != http::StatusCode::NOT_MODIFIED
+    {
+        out.extend_from_slice(&answer.body);
     }
 }
 
@@ -444,6 +451,7 @@ struct Request<'a, 'b> {
     body: &'a [u8],
     /// The client's address as `x-forwarded-for` gives it (formatted once per connection).
     client_ip: &'a str,
+    remote: SocketAddr,
     /// Turns true when the gateway shuts down: the response then closes the connection.
     draining: &'a watch::Receiver<bool>,
 }
@@ -506,6 +514,27 @@ async fn handle(
         return Flow::HandOff;
     };
     let want_event = shared.events.receiver_count() > 0;
+    // The route's stages (auth, limits, faults) first: an answer of theirs is the client's.
+    let edits = match &route.policies {
+        None => None,
+        Some(p) => {
+            let inbound = Inbound {
+                method: req.head.method,
+                host: req.head.host,
+                path,
+                query,
+                headers: Headers::Raw(req.headers),
+                remote: req.remote,
+            };
+            match p.admit(&inbound).await {
+                Ok(e) => Some(e),
+                Err(answer) => {
+                    let (o, latency, flow) = answer_with(io, req, answer, out, started).await;
+                    return finish(shared, req, route, o, latency, want_event, flow);
+                }
+            }
+        }
+    };
     let dest = fwd.pick();
     let call = Call {
         route,
@@ -513,9 +542,23 @@ async fn handle(
         matched: &m.matcher.path,
         path,
         query,
+        edits: edits.as_ref(),
         started,
     };
-    let (mut o, latency, flow) = forward::forward(io, req, &call, conns, out, timer).await;
+    let (o, latency, flow) = forward::forward(io, req, &call, conns, out, timer).await;
+    finish(shared, req, route, o, latency, want_event, flow)
+}
+
+/// Counts a served request and reports it to the access log.
+fn finish<'t>(
+    shared: &Shared,
+    req: &Request<'_, '_>,
+    route: &'t CompiledRoute,
+    mut o: Outcome<'t>,
+    latency: Duration,
+    want_event: bool,
+    flow: Flow,
+) -> Flow {
     o.route = Some(&route.id);
     route.stats.record(o.status, latency, o.bytes_out);
     if want_event {
@@ -523,7 +566,7 @@ async fn handle(
             time: SystemTime::now(),
             method: req.head.method.to_string(),
             host: req.head.host.to_string(),
-            path: target.to_string(),
+            path: req.head.target.to_string(),
             route: o.route.map(str::to_string),
             upstream: o.upstream.map(str::to_string),
             function: o.function.map(str::to_string),
@@ -537,6 +580,27 @@ async fn handle(
     flow
 }
 
+/// Writes a stage's answer (see `super::pipeline`) in the upstream's place.
+async fn answer_with<'t>(
+    io: &mut TcpStream,
+    req: &Request<'_, '_>,
+    answer: Answer,
+    out: &mut Vec<u8>,
+    started: Instant,
+) -> Served<'t> {
+    out.clear();
+    write_answer(out, &answer, req.closing(), req.head.method != "HEAD");
+    let mut o = super::proxy::outcome(answer.status.as_u16());
+    o.bytes_out = answer.body.len() as u64;
+    o.error = Some(answer.reason);
+    let latency = started.elapsed();
+    let flow = match io.write_all(out).await {
+        Ok(()) => req.flow(),
+        Err(_) => Flow::Close,
+    };
+    (o, latency, flow)
+}
+
 /// The route and destination a request goes to.
 struct Call<'t, 'r> {
     route: &'t CompiledRoute,
@@ -544,6 +608,8 @@ struct Call<'t, 'r> {
     matched: &'t PathCond,
     path: &'r str,
     query: Option<&'r str>,
+    /// What the route's stages changed, if it has any.
+    edits: Option<&'r Edits>,
     started: Instant,
 }
 
@@ -557,10 +623,9 @@ async fn fail<'t>(
     (status, code, message): (http::StatusCode, &str, &str),
     out: &mut Vec<u8>,
 ) -> Served<'t> {
-    let body = error_body(code, message, Some(&call.route.id), o.upstream);
+    let answer = Answer::error(status, code, message, Some(&call.route.id), o.upstream);
     out.clear();
-    let (close, with_body) = (req.closing(), req.head.method != "HEAD");
-    write_error(out, status, code, &body, close, with_body);
+    write_answer(out, &answer, req.closing(), req.head.method != "HEAD");
     o.status = status.as_u16();
     o.error = Some(message.to_string());
     let latency = call.started.elapsed();

@@ -1,6 +1,7 @@
 //! The upstream's response: its head parsed and rewritten for the client, its body relayed as
 //! it was framed, and the connection kept when the body was read to its end.
 
+use super::super::pipeline::Edits;
 use super::super::table::Options;
 use super::chunked::ChunkScanner;
 use super::upstream::{HeaderAt, READ_SIZE, UpConn, UpstreamConns};
@@ -164,6 +165,7 @@ pub(super) async fn relay(
         head,
         shape,
         &call.route.options,
+        call.edits,
         close,
     );
     let latency = call.started.elapsed();
@@ -300,6 +302,7 @@ fn client_body(client_method: &str, upstream_head: bool, head: &UpHead) -> Clien
 /// (and those its `connection` header lists), the route's response headers applied, and a
 /// `date` when the upstream sent none. The framing headers (`content-length`,
 /// `transfer-encoding`) describe the body as relayed: no list or route rule touches them.
+#[allow(clippy::too_many_arguments)]
 fn write_response_head(
     out: &mut Vec<u8>,
     raw: &[u8],
@@ -307,6 +310,7 @@ fn write_response_head(
     head: &UpHead,
     body: ClientBody,
     opts: &Options,
+    edits: Option<&Edits>,
     close: bool,
 ) {
     let reason = match raw.get(head.reason.0 as usize..head.reason.1 as usize) {
@@ -345,6 +349,7 @@ fn write_response_head(
         } else {
             !(hop_by_hop(n)
                 || listed.iter().any(|t| is(n, t))
+                || edits.is_some_and(|e| e.replaces_response(n))
                 || opts.response_remove.iter().any(|r| is(n, r.as_str()))
                 || opts
                     .response_add
@@ -366,9 +371,19 @@ fn write_response_head(
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
+    let from_stages = edits.into_iter().flat_map(|e| &e.response_set);
+    for (n, v) in from_stages.filter(|(n, _)| !framing(n.as_str().as_bytes()) && !hop_by_hop(n)) {
+        has_date |= n == http::header::DATE;
+        for part in [n.as_str().as_bytes(), b": ", v.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
+    }
     for a in &opts.response_add {
         let n = a.name.as_str();
-        if framing(n.as_bytes()) || hop_by_hop(n) {
+        if framing(n.as_bytes())
+            || hop_by_hop(n)
+            || edits.is_some_and(|e| e.replaces_response(n.as_bytes()))
+        {
             continue;
         }
         has_date |= n == "date";
@@ -465,6 +480,7 @@ mod tests {
                 &head,
                 body,
                 &opts,
+                None,
                 close,
             );
             String::from_utf8(out).unwrap()

@@ -1,0 +1,172 @@
+//! The stages a request passes after its route matched and before the route acts, in Gloo's
+//! filter order: fault, CORS, WAF, JWT, external auth, JWT after it, rate limit.
+//!
+//! A route's stages are compiled once per configuration into [`Policies`] (none: no cost on
+//! the request path). Both transports, the HTTP/1.1 fast path (`super::h1`) and hyper
+//! (`super::proxy`), call [`Policies::admit`] with the same [`Inbound`] view of the request and
+//! act on its verdict the same way: an [`Answer`] is written as it is and the upstream never
+//! sees the request; [`Edits`] change the request's headers before the route's own header rules
+//! and add to the response's.
+
+pub mod fault;
+
+use super::matcher::Headers;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode};
+use smallvec::SmallVec;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Where a stage runs, in Gloo's (Envoy's) filter chain order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Order {
+    Fault,
+    Cors,
+    Waf,
+    JwtBeforeExtAuth,
+    ExtAuth,
+    JwtAfterExtAuth,
+    RateLimit,
+}
+
+/// What a stage sees of a request: the same on both transports.
+pub struct Inbound<'a> {
+    pub method: &'a str,
+    /// The host the request was routed by (`Host` or the target's authority).
+    pub host: &'a str,
+    /// Path without the query string.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: Headers<'a>,
+    /// The client's address (the TCP peer).
+    pub remote: SocketAddr,
+}
+
+/// A header a stage sets.
+pub type HeaderPair = (HeaderName, HeaderValue);
+
+/// How stages change a request they let through, and its response.
+#[derive(Debug, Default)]
+pub struct Edits {
+    /// Set on the request (replacing the client's value): claims, an auth service's headers.
+    pub request_set: SmallVec<[HeaderPair; 2]>,
+    /// Removed from the request (a token not to be passed on).
+    pub request_remove: SmallVec<[HeaderName; 2]>,
+    /// Set on the response (replacing the upstream's value): CORS, rate-limit headers.
+    pub response_set: SmallVec<[HeaderPair; 2]>,
+}
+
+impl Edits {
+    /// Whether the request's header `name` (lower-case) is the stages' to set or remove.
+    pub fn replaces_request(&self, name: &[u8]) -> bool {
+        let is = |n: &HeaderName| n.as_str().as_bytes().eq_ignore_ascii_case(name);
+        self.request_remove.iter().any(is) || self.request_set.iter().any(|(n, _)| is(n))
+    }
+
+    /// Whether the response's header `name` is the stages' to set.
+    pub fn replaces_response(&self, name: &[u8]) -> bool {
+        self.response_set
+            .iter()
+            .any(|(n, _)| n.as_str().as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.request_set.is_empty()
+            && self.request_remove.is_empty()
+            && self.response_set.is_empty()
+    }
+
+    /// Applies the request side to a `HeaderMap` (the hyper transport; the fast path applies
+    /// the same rules while writing the head, see `h1::forward`).
+    pub fn apply_to_request(&self, h: &mut http::HeaderMap) {
+        for n in &self.request_remove {
+            h.remove(n);
+        }
+        for (n, v) in &self.request_set {
+            h.insert(n.clone(), v.clone());
+        }
+    }
+
+    /// Applies the response side to a `HeaderMap`.
+    pub fn apply_to_response(&self, h: &mut http::HeaderMap) {
+        for (n, v) in &self.response_set {
+            h.insert(n.clone(), v.clone());
+        }
+    }
+}
+
+/// A stage's answer in the upstream's place.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: SmallVec<[HeaderPair; 2]>,
+    pub body: Bytes,
+    /// Why, for the access log and `/metrics` (never sent to the client beyond the body).
+    pub reason: String,
+}
+
+impl Answer {
+    /// The gateway's JSON error (`{"error", "message", "route"}`, `x-epoxy-error: CODE`).
+    pub fn error(
+        status: StatusCode,
+        code: &str,
+        message: &str,
+        route: Option<&str>,
+        upstream: Option<&str>,
+    ) -> Answer {
+        let mut headers = SmallVec::new();
+        headers.push((
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ));
+        if let Ok(v) = HeaderValue::from_str(code) {
+            headers.push((super::proxy::X_EPOXY_ERROR, v));
+        }
+        Answer {
+            status,
+            headers,
+            body: super::proxy::error_body(code, message, route, upstream),
+            reason: message.to_string(),
+        }
+    }
+}
+
+/// One stage: a rule a route's options asked for.
+#[async_trait]
+pub trait Stage: Send + Sync + std::fmt::Debug {
+    fn order(&self) -> Order;
+    /// Lets the request through (possibly with edits) or answers it.
+    async fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer>;
+}
+
+/// A route's stages, in order.
+#[derive(Debug)]
+pub struct Policies {
+    stages: Vec<Arc<dyn Stage>>,
+}
+
+impl Policies {
+    /// The stages sorted into Gloo's order; `None` when there are none (the common case,
+    /// which then costs the request path nothing).
+    pub fn new(mut stages: Vec<Arc<dyn Stage>>) -> Option<Arc<Policies>> {
+        if stages.is_empty() {
+            return None;
+        }
+        stages.sort_by_key(|s| s.order());
+        Some(Arc::new(Policies { stages }))
+    }
+
+    /// Runs the stages in order: the first answer wins; otherwise the edits of all of them.
+    pub async fn admit(&self, req: &Inbound<'_>) -> Result<Edits, Answer> {
+        let mut edits = Edits::default();
+        for s in &self.stages {
+            s.check(req, &mut edits).await?;
+        }
+        Ok(edits)
+    }
+
+    pub fn orders(&self) -> impl Iterator<Item = Order> + '_ {
+        self.stages.iter().map(|s| s.order())
+    }
+}
