@@ -264,6 +264,33 @@ async fn a_method_that_is_not_there_is_a_clear_503() {
     );
     let (status, pet) = call(&h, reqwest::Method::POST, "/pets/", Some(json!({"id": 3}))).await;
     assert_eq!((status, pet["name"].as_str()), (200, Some("Fido")));
+
+    // `epoxy get upstreams` shows the kind and count; the console's functions view lists
+    // the methods beside REST functions.
+    let out = std::process::Command::new(common::bin())
+        .env("EPOXY_DIR", h.dir.path())
+        .env_remove("XDG_DATA_HOME")
+        .args(["get", "upstreams"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("grpc 4: shop.v1.Admin/Ping, shop.v1.Pets/GetPet, shop.v1.Pets/ListPets, shop.v1.Pets/CreatePet"),
+        "{text}"
+    );
+    let mut data = epoxy::tui::data::Data::default();
+    data.set_listing(std::sync::Arc::new(h.store.list().await.unwrap()));
+    let listed: Vec<(String, String, String)> = data
+        .functions(Some("shop"))
+        .into_iter()
+        .map(|f| (f.name, f.method, f.path))
+        .collect();
+    assert_eq!(listed.len(), 4);
+    assert!(listed.contains(&(
+        "GetPet".into(),
+        "gRPC".into(),
+        "/shop.v1.Pets/GetPet".into()
+    )));
 }
 
 /// `epoxy discover grpc` lists a server's services without a store.
