@@ -182,6 +182,7 @@ async fn discovery_then_calls(fast_path: bool) {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["Rex", "Fido"]);
+    let pets_of_tag_dog = pets.as_array().unwrap().clone();
     let (_, pets) = call(
         &h,
         reqwest::Method::POST,
@@ -190,6 +191,21 @@ async fn discovery_then_calls(fast_path: bool) {
     )
     .await;
     assert_eq!(pets.as_array().unwrap().len(), 1);
+    // Or newline-delimited JSON, when the client asks for it.
+    let resp = Harness::client()
+        .post(format!("{}/list", h.url))
+        .header("accept", "application/x-ndjson")
+        .json(&json!({"tag": "dog"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let text = resp.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, pets_of_tag_dog);
     // A body as the request message (field names in either form), metadata passed on.
     let (status, pet) = call(
         &h,
@@ -264,6 +280,15 @@ async fn a_method_that_is_not_there_is_a_clear_503() {
     );
     let (status, pet) = call(&h, reqwest::Method::POST, "/pets/", Some(json!({"id": 3}))).await;
     assert_eq!((status, pet["name"].as_str()), (200, Some("Fido")));
+
+    // The route's timeout bounds the call (sent as `grpc-timeout` too): 504.
+    let slow = "    - matchers: [{prefix: '/slow'}]\n      options: {timeout: 300ms}\n      routeAction:\n        single:\n          upstream: {name: shop}\n          destinationSpec: {grpc: {package: shop.v1, service: Pets, function: GetPet}}\n";
+    h.apply(&vs("default", "['*']", &format!("{routes}{slow}")))
+        .await;
+    let started = std::time::Instant::now();
+    let (status, e) = call(&h, reqwest::Method::POST, "/slow", Some(json!({"id": 42}))).await;
+    assert_eq!(status, 504, "{e}");
+    assert!(started.elapsed() < Duration::from_millis(1500));
 
     // `epoxy get upstreams` shows the kind and count; the console's functions view lists
     // the methods beside REST functions.

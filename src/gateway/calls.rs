@@ -41,6 +41,9 @@ pub struct LambdaCall {
     pub wrap_as_api_gateway: bool,
 }
 
+/// The media type of newline-delimited JSON (a server stream, one message a line).
+const NDJSON: &str = "application/x-ndjson";
+
 /// Why a call failed: status, `x-epoxy-error` code, message.
 pub type Failure = (StatusCode, &'static str, String);
 
@@ -165,8 +168,30 @@ impl GrpcCall {
                 format!("`{}`: {e}", self.method.path),
             )
         })?;
-        let body = serde_json::to_vec(&json).unwrap_or_default();
-        Ok(json_response(StatusCode::OK, body))
+        // A stream as newline-delimited JSON when the client asks for it, else an array.
+        let ndjson = head
+            .headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains(NDJSON));
+        match json {
+            serde_json::Value::Array(items) if self.method.server_streaming && ndjson => {
+                let mut body = Vec::new();
+                for item in items {
+                    body.extend(serde_json::to_vec(&item).unwrap_or_default());
+                    body.push(b'\n');
+                }
+                let mut r = json_response(StatusCode::OK, body);
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
+                Ok(r)
+            }
+            json => Ok(json_response(
+                StatusCode::OK,
+                serde_json::to_vec(&json).unwrap_or_default(),
+            )),
+        }
     }
 }
 

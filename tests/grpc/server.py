@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -35,6 +36,9 @@ PETS[1].born.FromJsonString("2020-01-02T03:04:05Z")
 
 class Pets(shop_pb2_grpc.PetsServicer):
     def GetPet(self, request, context):
+        if request.id == 42:
+            # Slower than the tests' route timeout.
+            time.sleep(2)
         if request.id < 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"id {request.id} is negative")
         pet = PETS.get(request.id)
