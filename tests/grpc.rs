@@ -345,3 +345,79 @@ fn discover_grpc_lists_services() {
     let refused = e.run(&["discover", "grpc", "127.0.0.1:1"]).refused();
     assert!(refused.contains("127.0.0.1:1"), "{refused}");
 }
+
+/// Gloo's gRPC and AWS fields are checked on `apply`: each mistake refused at its path.
+#[test]
+fn function_fields_are_checked_on_apply() {
+    let e = common::Epoxy::new();
+    let aws = |body: &str| {
+        format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: l, namespace: gloo-system}}\nspec:\n  aws: {body}\n"
+        )
+    };
+    for (yaml, want) in [
+        (
+            aws("{lambdaFunctions: []}"),
+            "spec.aws.region: a region is required",
+        ),
+        (
+            aws(
+                "{region: us-east-1, lambdaFunctions: [{logicalName: a, lambdaFunctionName: a}, {logicalName: a, lambdaFunctionName: b}]}",
+            ),
+            "spec.aws.lambdaFunctions[1].logicalName: `a` is listed twice",
+        ),
+        (
+            aws("{region: us-east-1, lambdaFunctions: [{logicalName: a}]}"),
+            "lambdaFunctions[0].lambdaFunctionName: a function name is required",
+        ),
+    ] {
+        let out = e.apply(&yaml).refused();
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    e.apply(&aws(
+        "{region: us-east-1, lambdaFunctions: [{logicalName: a, lambdaFunctionName: a}]}",
+    ))
+    .ok();
+    e.apply("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: web, namespace: gloo-system}\nspec:\n  static: {hosts: [{addr: 127.0.0.1, port: 80}]}\n")
+        .ok();
+    let route = |dest: &str| {
+        vs(
+            "default",
+            "['*']",
+            &format!("    - matchers: [{{prefix: /}}]\n      routeAction: {{single: {dest}}}\n"),
+        )
+    };
+    for (dest, want) in [
+        (
+            "{upstream: {name: l}, destinationSpec: {aws: {logicalName: a, invocationStyle: LATER}}}",
+            "invocationStyle: `LATER` is not SYNC or ASYNC",
+        ),
+        (
+            "{upstream: {name: l}, destinationSpec: {aws: {logicalName: a, unwrapAsAlb: true}}}",
+            "unwrapAsAlb: epoxy does not unwrap ALB responses",
+        ),
+        (
+            "{upstream: {name: web}, destinationSpec: {aws: {logicalName: a}}}",
+            "upstream `web` is not an AWS upstream",
+        ),
+        (
+            "{upstream: {name: web}, destinationSpec: {grpc: {package: p, function: F}}}",
+            "destinationSpec.grpc.service: a service name is required",
+        ),
+    ] {
+        let out = e.apply(&route(dest)).refused();
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    // A function the upstream does not list (yet) is a warning, not a refusal.
+    let warned = e.apply(&route(
+        "{upstream: {name: l}, destinationSpec: {aws: {logicalName: b}}}",
+    ));
+    assert_eq!(warned.code, 0, "{}", warned.stderr);
+    assert!(
+        warned
+            .stderr
+            .contains("upstream `l` has no Lambda function `b` (yet)"),
+        "{}",
+        warned.stderr
+    );
+}
