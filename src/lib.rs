@@ -8,11 +8,13 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod aws;
 pub mod cli;
 pub mod control;
 pub mod demo;
 pub mod discovery;
 pub mod gateway;
+pub mod grpc;
 pub mod kube;
 pub mod memory;
 pub mod net;

@@ -252,11 +252,29 @@ const REST_DESTINATION: &[Field] = &[
     one("parameters", PARAMETERS),
     kept("responseTransformation"),
 ];
+const GRPC_DESTINATION: &[Field] = &[
+    leaf("package"),
+    leaf("service"),
+    leaf("function"),
+    one("parameters", PARAMETERS),
+];
+const AWS_DESTINATION: &[Field] = &[
+    leaf("logicalName"),
+    leaf("invocationStyle"),
+    leaf("unwrapAsApiGateway"),
+    leaf("wrapAsApiGateway"),
+    kept("requestTransformation"),
+    kept("responseTransformation"),
+    refused(
+        "unwrapAsAlb",
+        "epoxy does not unwrap ALB responses; the payload would be answered as it is",
+    ),
+];
 const DESTINATION_SPEC: &[Field] = &[
     one("rest", REST_DESTINATION),
-    kept("aws"),
+    one("grpc", GRPC_DESTINATION),
+    one("aws", AWS_DESTINATION),
     kept("azure"),
-    kept("grpc"),
 ];
 const KUBE_DESTINATION: &[Field] = &[one("ref", REF), leaf("port")];
 const DESTINATION: &[Field] = &[
@@ -482,9 +500,15 @@ const REST_SERVICE: &[Field] = &[
     map("transformations", TRANSFORMATION),
     one("swaggerInfo", SWAGGER_INFO),
 ];
+const GRPC_SERVICE: &[Field] = &[
+    leaf("packageName"),
+    leaf("serviceName"),
+    leaf("functionNames"),
+];
+const GRPC_SPEC: &[Field] = &[leaf("descriptors"), list("grpcServices", GRPC_SERVICE)];
 const SERVICE_SPEC: &[Field] = &[
     one("rest", REST_SERVICE),
-    kept("grpc"),
+    one("grpc", GRPC_SPEC),
     kept("grpcJsonTranscoder"),
 ];
 const STATIC_HOST: &[Field] = &[
@@ -510,13 +534,27 @@ const KUBE: &[Field] = &[
     kept("subsetSpec"),
 ];
 const DISCOVERY_METADATA: &[Field] = &[leaf("labels")];
+const LAMBDA_FUNCTION: &[Field] = &[
+    leaf("logicalName"),
+    leaf("lambdaFunctionName"),
+    leaf("qualifier"),
+];
+const AWS: &[Field] = &[
+    leaf("region"),
+    one("secretRef", REF),
+    list("lambdaFunctions", LAMBDA_FUNCTION),
+    kept("roleArn"),
+    kept("awsAccountId"),
+    kept("disableRoleChaining"),
+    kept("destinationOverrides"),
+];
 pub const UPSTREAM: &[Field] = &[
     one("kube", KUBE),
     one("static", STATIC),
     one("discoveryMetadata", DISCOVERY_METADATA),
     // Other upstream types: reported by validation.
     quiet("pipe"),
-    quiet("aws"),
+    one("aws", AWS),
     quiet("azure"),
     quiet("consul"),
     quiet("awsEc2"),

@@ -130,6 +130,12 @@ pub struct UpstreamSpec {
     pub static_: Option<StaticUpstream>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery_metadata: Option<DiscoveryMetadata>,
+    /// An AWS Lambda upstream: its functions are called by `Invoke`, signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsUpstream>,
+    /// Gloo's `useHttp2`: gRPC discovery sets it on the upstreams it finds gRPC on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_http2: Option<bool>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -153,13 +159,87 @@ impl UpstreamSpec {
         }
     }
 
-    /// Names of the functions the upstream lists (its transformations).
+    /// Names of the REST functions the upstream lists (its transformations).
     pub fn function_names(&self) -> Vec<&str> {
         self.service_spec()
             .and_then(|s| s.rest.as_ref())
             .map(|r| r.transformations.keys().map(String::as_str).collect())
             .unwrap_or_default()
     }
+
+    /// Every function the upstream offers, with its kind: REST operations, gRPC methods
+    /// (`package.Service/Method`) and Lambda functions (by logical name).
+    pub fn functions(&self) -> Vec<(FunctionKind, String)> {
+        let mut out: Vec<(FunctionKind, String)> = self
+            .function_names()
+            .into_iter()
+            .map(|n| (FunctionKind::Rest, n.to_string()))
+            .collect();
+        if let Some(g) = self.service_spec().and_then(|s| s.grpc.as_ref()) {
+            for s in &g.grpc_services {
+                for f in &s.function_names {
+                    out.push((FunctionKind::Grpc, s.method_path(f)));
+                }
+            }
+        }
+        if let Some(a) = &self.aws {
+            for f in &a.lambda_functions {
+                out.push((FunctionKind::Lambda, f.logical_name.clone()));
+            }
+        }
+        out
+    }
+}
+
+/// What kind of function an upstream offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FunctionKind {
+    Rest,
+    Grpc,
+    Lambda,
+}
+
+impl FunctionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionKind::Rest => "rest",
+            FunctionKind::Grpc => "grpc",
+            FunctionKind::Lambda => "lambda",
+        }
+    }
+}
+
+/// Gloo's `aws.options.gloo.solo.io.UpstreamSpec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsUpstream {
+    #[serde(default)]
+    pub region: String,
+    /// A Secret holding `aws_access_key_id`, `aws_secret_access_key` (and `session_token`);
+    /// without one, the environment's credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<ResourceRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lambda_functions: Vec<LambdaFunctionSpec>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role_arn: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub aws_account_id: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LambdaFunctionSpec {
+    #[serde(default)]
+    pub logical_name: String,
+    #[serde(default)]
+    pub lambda_function_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub qualifier: String,
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -217,8 +297,52 @@ pub struct DiscoveryMetadata {
 pub struct ServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rest: Option<RestServiceSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcServiceSpec>,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// Gloo's `grpc.options.gloo.solo.io.ServiceSpec`: the services' file descriptors (a
+/// `FileDescriptorSet`, base64 in YAML as protobuf's JSON writes bytes) and what they offer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcServiceSpec {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub descriptors: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grpc_services: Vec<GrpcService>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcService {
+    #[serde(default)]
+    pub package_name: String,
+    #[serde(default)]
+    pub service_name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub function_names: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl GrpcService {
+    /// The service's full name: `package.Service`.
+    pub fn full_name(&self) -> String {
+        if self.package_name.is_empty() {
+            self.service_name.clone()
+        } else {
+            format!("{}.{}", self.package_name, self.service_name)
+        }
+    }
+
+    /// A method's gRPC path without the leading slash: `package.Service/Method`.
+    pub fn method_path(&self, function: &str) -> String {
+        format!("{}/{function}", self.full_name())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -315,14 +439,18 @@ pub struct KubeDestination {
 }
 
 impl Destination {
-    /// The function this destination calls, if any.
+    /// The function this destination calls, if any: a REST function's name, a gRPC method
+    /// (`function`) or a Lambda function's logical name.
     pub fn function_name(&self) -> Option<&str> {
-        self.destination_spec
-            .as_ref()?
-            .rest
-            .as_ref()
-            .map(|r| r.function_name.as_str())
-            .filter(|s| !s.is_empty())
+        let spec = self.destination_spec.as_ref()?;
+        let name = if let Some(r) = &spec.rest {
+            r.function_name.as_str()
+        } else if let Some(g) = &spec.grpc {
+            g.function.as_str()
+        } else {
+            spec.aws.as_ref()?.logical_name.as_str()
+        };
+        Some(name).filter(|s| !s.is_empty())
     }
 }
 
@@ -331,6 +459,43 @@ impl Destination {
 pub struct DestinationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rest: Option<RestDestination>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcDestination>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsDestination>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Gloo's `grpc.options.gloo.solo.io.DestinationSpec`: a method called with the JSON body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcDestination {
+    #[serde(default)]
+    pub package: String,
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub function: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Parameters>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Gloo's `aws.options.gloo.solo.io.DestinationSpec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsDestination {
+    #[serde(default)]
+    pub logical_name: String,
+    /// `SYNC` (Gloo's default) or `ASYNC`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation_style: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unwrap_as_api_gateway: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wrap_as_api_gateway: bool,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -230,11 +230,14 @@ fn validate_secret(s: &super::secret::Secret, sink: &mut Sink) {
     }
 }
 
-const OTHER_UPSTREAM_TYPES: [&str; 8] = [
-    "aws", "azure", "consul", "pipe", "gcp", "awsEc2", "ai", "failover",
-];
+const OTHER_UPSTREAM_TYPES: [&str; 7] =
+    ["azure", "consul", "pipe", "gcp", "awsEc2", "ai", "failover"];
 
 fn validate_upstream(spec: &UpstreamSpec, sink: &mut Sink) {
+    if let Some(a) = &spec.aws {
+        validate_aws(a, spec, sink);
+        return;
+    }
     match (&spec.kube, &spec.static_) {
         (Some(_), Some(_)) => sink.error(
             "spec",
@@ -677,6 +680,131 @@ fn validate_weighted(
     }
 }
 
+/// An AWS upstream: a region, and functions with names (logical names unique).
+fn validate_aws(a: &crate::api::AwsUpstream, spec: &UpstreamSpec, sink: &mut Sink) {
+    if spec.kube.is_some() || spec.static_.is_some() {
+        sink.error(
+            "spec",
+            "an upstream has one type: `aws`, `kube` or `static`",
+        );
+    }
+    if a.region.trim().is_empty() {
+        sink.error("spec.aws.region", "a region is required (like us-east-1)");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, f) in a.lambda_functions.iter().enumerate() {
+        let at = format!("spec.aws.lambdaFunctions[{i}]");
+        if f.logical_name.is_empty() {
+            sink.error(format!("{at}.logicalName"), "a logical name is required");
+        } else if !seen.insert(f.logical_name.as_str()) {
+            sink.error(
+                format!("{at}.logicalName"),
+                format!("`{}` is listed twice", f.logical_name),
+            );
+        }
+        if f.lambda_function_name.is_empty() {
+            sink.error(
+                format!("{at}.lambdaFunctionName"),
+                "a function name is required",
+            );
+        }
+    }
+}
+
+/// A function parameters' extractor templates (`{var}`), each checked.
+fn validate_parameters(at: &str, p: &crate::api::Parameters, sink: &mut Sink) {
+    for (h, tpl) in &p.headers {
+        if let Err(e) = check_extractor(tpl) {
+            sink.error(format!("{at}.parameters.headers.{h}"), e);
+        }
+    }
+    if let Some(path) = &p.path
+        && let Err(e) = check_extractor(path)
+    {
+        sink.error(format!("{at}.parameters.path"), e);
+    }
+}
+
+/// `destinationSpec.grpc` and `destinationSpec.aws`: required names, and a warning when the
+/// upstream does not (yet) offer the function.
+fn validate_other_function(
+    at: &str,
+    spec: &crate::api::DestinationSpec,
+    target: Option<&Resource>,
+    up: &str,
+    sink: &mut Sink,
+) {
+    let upstream = match target {
+        Some(Resource::Upstream(u)) => Some(&u.spec),
+        _ => None,
+    };
+    if let Some(g) = &spec.grpc {
+        let gat = format!("{at}.destinationSpec.grpc");
+        for (field, v) in [("service", &g.service), ("function", &g.function)] {
+            if v.is_empty() {
+                sink.error(
+                    format!("{gat}.{field}"),
+                    format!("a {field} name is required"),
+                );
+            }
+        }
+        let path = crate::api::GrpcService {
+            package_name: g.package.clone(),
+            service_name: g.service.clone(),
+            ..Default::default()
+        }
+        .method_path(&g.function);
+        if let Some(u) = upstream
+            && !u
+                .functions()
+                .iter()
+                .any(|(k, n)| *k == crate::api::FunctionKind::Grpc && *n == path)
+        {
+            sink.warn(
+                format!("{gat}.function"),
+                format!("upstream `{up}` has no gRPC method `{path}` (yet)"),
+            );
+        }
+        if let Some(p) = &g.parameters {
+            validate_parameters(&gat, p, sink);
+        }
+    }
+    if let Some(a) = &spec.aws {
+        let aat = format!("{at}.destinationSpec.aws");
+        if a.logical_name.is_empty() {
+            sink.error(format!("{aat}.logicalName"), "a logical name is required");
+        }
+        if let Some(style) = &a.invocation_style
+            && !matches!(style.as_str(), "SYNC" | "ASYNC")
+        {
+            sink.error(
+                format!("{aat}.invocationStyle"),
+                format!("`{style}` is not SYNC or ASYNC"),
+            );
+        }
+        match upstream {
+            Some(u) if u.aws.is_none() => sink.error(
+                &aat,
+                format!("upstream `{up}` is not an AWS upstream (`spec.aws`)"),
+            ),
+            Some(u)
+                if !u.functions().iter().any(|(k, n)| {
+                    *k == crate::api::FunctionKind::Lambda && *n == a.logical_name
+                }) =>
+            {
+                sink.warn(
+                    format!("{aat}.logicalName"),
+                    format!(
+                        "upstream `{up}` has no Lambda function `{}` (yet)",
+                        a.logical_name
+                    ),
+                )
+            }
+            _ => {}
+        }
+    }
+}
+
 fn validate_destination(at: &str, d: &Destination, ns: &str, set: &ResourceSet, sink: &mut Sink) {
     if let Some(k) = &d.kube {
         let kat = format!("{at}.kube");
@@ -732,6 +860,9 @@ fn validate_destination(at: &str, d: &Destination, ns: &str, set: &ResourceSet, 
             ),
         );
     }
+    if let Some(spec) = &d.destination_spec {
+        validate_other_function(at, spec, target, &up.name, sink);
+    }
     let Some(rest) = d.destination_spec.as_ref().and_then(|s| s.rest.as_ref()) else {
         return;
     };
@@ -753,16 +884,7 @@ fn validate_destination(at: &str, d: &Destination, ns: &str, set: &ResourceSet, 
         );
     }
     if let Some(p) = &rest.parameters {
-        for (h, tpl) in &p.headers {
-            if let Err(e) = check_extractor(tpl) {
-                sink.error(format!("{rat}.parameters.headers.{h}"), e);
-            }
-        }
-        if let Some(path) = &p.path
-            && let Err(e) = check_extractor(path)
-        {
-            sink.error(format!("{rat}.parameters.path"), e);
-        }
+        validate_parameters(&rat, p, sink);
     }
 }
 

@@ -1,4 +1,5 @@
-//! `epoxy discover openapi FILE|URL`: the functions a document yields, without the store.
+//! `epoxy discover openapi FILE|URL`: the functions a document yields, and `epoxy discover
+//! grpc HOST:PORT`: the services a gRPC server's reflection lists; neither touches the store.
 
 use super::OutputFormat;
 use super::output::Table;
@@ -18,6 +19,68 @@ pub enum DiscoverCommand {
         #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
+    /// Ask a gRPC server (cleartext HTTP/2) for its services by reflection and list them
+    Grpc {
+        /// The server's address, HOST:PORT
+        address: String,
+        /// How long each reflection call may take, in seconds
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+}
+
+/// The `-o json` shape of reflection's answer: what discovery would write into the upstream
+/// (`serviceSpec.grpc`), services first.
+fn grpc_json(found: &crate::grpc::reflection::Discovered) -> Value {
+    let spec = crate::discovery::functions::grpc_spec(found);
+    json!({
+        "grpcServices": spec.grpc_services,
+        "files": found.descriptors.file.iter().map(|f| f.name().to_string()).collect::<Vec<_>>(),
+        "descriptors": spec.descriptors,
+    })
+}
+
+async fn run_grpc(address: &str, timeout: u64, output: OutputFormat) -> Result<()> {
+    let found = crate::discovery::functions::grpc(address, std::time::Duration::from_secs(timeout))
+        .await
+        .map_err(|e| anyhow!(e))?;
+    match output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&grpc_json(&found))?),
+        OutputFormat::Yaml => print!("{}", crate::api::parse::value_to_yaml(&grpc_json(&found))),
+        OutputFormat::Table => {
+            let mut t = Table::new(&["SERVICE", "METHOD", "KIND"]);
+            let pool =
+                prost_reflect::DescriptorPool::from_file_descriptor_set(found.descriptors.clone())
+                    .ok();
+            for s in &found.services {
+                let full = if s.package.is_empty() {
+                    s.name.clone()
+                } else {
+                    format!("{}.{}", s.package, s.name)
+                };
+                for m in &s.methods {
+                    let kind = pool
+                        .as_ref()
+                        .and_then(|p| p.get_service_by_name(&full))
+                        .and_then(|svc| svc.methods().find(|x| x.name() == m))
+                        .map(
+                            |x| match (x.is_client_streaming(), x.is_server_streaming()) {
+                                (false, false) => "unary",
+                                (false, true) => "server streaming",
+                                (true, false) => "client streaming",
+                                (true, true) => "bidirectional",
+                            },
+                        )
+                        .unwrap_or("");
+                    t.row(vec![full.clone(), m.clone(), kind.to_string()]);
+                }
+            }
+            print!("{}", t.render());
+        }
+    }
+    Ok(())
 }
 
 async fn read_source(source: &str) -> Result<String> {
@@ -69,7 +132,14 @@ pub fn document_json(doc: &ApiDocument) -> Value {
 }
 
 pub async fn run(c: DiscoverCommand) -> Result<()> {
-    let DiscoverCommand::Openapi { source, output } = c;
+    let (source, output) = match c {
+        DiscoverCommand::Openapi { source, output } => (source, output),
+        DiscoverCommand::Grpc {
+            address,
+            timeout,
+            output,
+        } => return run_grpc(&address, timeout, output).await,
+    };
     let text = read_source(&source).await?;
     let doc = read_document(&text).map_err(|e| anyhow!("{source}: {e}"))?;
     match output {

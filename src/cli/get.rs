@@ -125,6 +125,14 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                                     .collect::<Vec<_>>()
                                     .join(","),
                             ),
+                            _ if u.spec.aws.is_some() => (
+                                "aws",
+                                u.spec
+                                    .aws
+                                    .as_ref()
+                                    .map(|a| a.region.clone())
+                                    .unwrap_or_default(),
+                            ),
                             _ => ("other", String::new()),
                         };
                         vec![
@@ -132,7 +140,7 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                             ty.into(),
                             st,
                             addr,
-                            u.spec.function_names().join(", "),
+                            functions_column(&u.spec),
                         ]
                     }
                     Resource::VirtualService(vs) => vec![
@@ -291,4 +299,36 @@ fn condition(name: &str, value: Option<&str>, regex: Option<bool>) -> String {
 pub fn describe_action(r: &Route) -> (String, String) {
     r.describe_destination()
         .unwrap_or_else(|| ("-".into(), String::new()))
+}
+
+/// The FUNCTIONS column: REST functions by name; gRPC methods and Lambda functions by kind,
+/// count and names (`grpc 4: shop.v1.Pets/GetPet, ...`).
+fn functions_column(spec: &crate::api::UpstreamSpec) -> String {
+    use crate::api::FunctionKind;
+    let all = spec.functions();
+    let mut parts = Vec::new();
+    let rest: Vec<&str> = all
+        .iter()
+        .filter(|(k, _)| *k == FunctionKind::Rest)
+        .map(|(_, n)| n.as_str())
+        .collect();
+    if !rest.is_empty() {
+        parts.push(rest.join(", "));
+    }
+    for kind in [FunctionKind::Grpc, FunctionKind::Lambda] {
+        let names: Vec<&str> = all
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, n)| n.as_str())
+            .collect();
+        if !names.is_empty() {
+            parts.push(format!(
+                "{} {}: {}",
+                kind.as_str(),
+                names.len(),
+                names.join(", ")
+            ));
+        }
+    }
+    parts.join("; ")
 }

@@ -11,6 +11,7 @@ use crate::api::resource::Upstream;
 use crate::api::{
     Resource, ResourceKey, ResourceSet, Severity, SwaggerInfo, Transformation, validate,
 };
+use crate::grpc::reflection::Discovered;
 use crate::store::{Precondition, Store};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -124,7 +125,11 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct UpstreamDiscovery {
-    /// Where the document came from (`inline` for an inline one).
+    /// What was found: `rest`, `grpc` or `lambda`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Where the document came from (`inline` for an inline one; `grpc://HOST:PORT` for
+    /// reflection; the Lambda endpoint).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document_url: Option<String>,
     pub functions: usize,
@@ -248,7 +253,7 @@ async fn fetch(client: &HttpClient, url: &str, cfg: &FdsConfig) -> Fetch {
 }
 
 /// Finds and reads the document of one upstream: (where it came from, the document).
-async fn discover_one(
+async fn discover_document(
     client: &HttpClient,
     u: &Upstream,
     cfg: &FdsConfig,
@@ -288,6 +293,68 @@ async fn discover_one(
         "no API document found at {base} (tried {}; last: {last})",
         PROBE_PATHS.join(", ")
     ))
+}
+
+/// What discovery found on an upstream.
+enum Found {
+    /// An API document (where it came from, the document).
+    Rest(String, ApiDocument),
+    /// A gRPC server's services, by reflection at an authority.
+    Grpc(String, Discovered),
+    /// The functions of an AWS upstream's region (the endpoint asked).
+    Lambda(String, Vec<crate::aws::Listed>),
+}
+
+/// The authority (`host:port`) a gRPC server is reached at: the upstream's first host.
+fn grpc_authority(u: &Upstream, cfg: &FdsConfig) -> Result<String, String> {
+    let base = probe_base(u, cfg)?;
+    base.strip_prefix("http://")
+        .map(str::to_string)
+        .ok_or_else(|| "epoxy discovers gRPC services over cleartext HTTP/2 only".to_string())
+}
+
+/// Discovers an upstream's functions: Lambda's for an AWS upstream; gRPC's by reflection for
+/// one that has gRPC services already; else REST's, and gRPC's when no document is found.
+/// `creds`: an AWS upstream's credentials, resolved from the store before the task started.
+async fn discover_one(
+    client: &HttpClient,
+    u: &Upstream,
+    cfg: &FdsConfig,
+    creds: Option<Result<crate::aws::Credentials, String>>,
+) -> Result<Found, String> {
+    if let Some(aws) = &u.spec.aws {
+        let creds = creds.unwrap_or_else(|| Err("no credentials resolved".into()))?;
+        let endpoint = crate::aws::lambda_endpoint(&aws.region);
+        return match crate::aws::list_functions(
+            &endpoint,
+            &aws.region,
+            &creds,
+            cfg.probe_timeout * 4,
+        )
+        .await
+        {
+            Ok(l) => Ok(Found::Lambda(endpoint, l)),
+            Err(e) => Err(format!("ListFunctions at {endpoint}: {e}")),
+        };
+    }
+    let spec = u.spec.service_spec();
+    let grpc = || async {
+        let authority = grpc_authority(u, cfg)?;
+        super::functions::grpc(&authority, cfg.probe_timeout)
+            .await
+            .map(|d| Found::Grpc(authority, d))
+    };
+    if spec.is_some_and(|s| s.grpc.is_some() && s.rest.is_none()) {
+        return grpc().await;
+    }
+    let explicit = spec
+        .and_then(|s| s.rest.as_ref())
+        .is_some_and(|r| r.swagger_info.is_some());
+    match discover_document(client, u, cfg).await {
+        Ok((url, doc)) => Ok(Found::Rest(url, doc)),
+        Err(e) if explicit => Err(e),
+        Err(e) => grpc().await.map_err(|g| format!("{e}; {g}")),
+    }
 }
 
 /// The transformations a document gives, in Gloo's shape, and a warning for each function
@@ -353,6 +420,9 @@ pub async fn poll_once(
         if !selected(u, cfg) || only.is_some_and(|o| !o.contains(key)) {
             continue;
         }
+        let creds = u.spec.aws.as_ref().map(|a| {
+            crate::aws::upstream_credentials(a, set, &key.namespace).map_err(|e| e.to_string())
+        });
         let (sem, client, cfg, u, key) = (
             sem.clone(),
             client.clone(),
@@ -363,7 +433,7 @@ pub async fn poll_once(
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             let started = std::time::Instant::now();
-            let result = discover_one(&client, &u, &cfg).await;
+            let result = discover_one(&client, &u, &cfg, creds).await;
             (key, u, result, started.elapsed())
         }));
     }
@@ -377,28 +447,43 @@ pub async fn poll_once(
             poll_duration_ms: Some(took.as_millis() as u64),
             ..Default::default()
         };
-        match result {
-            Err(e) => s.last_error = Some(e),
-            Ok((url, doc)) => {
+        let result = result.and_then(|found| match found {
+            Found::Rest(url, doc) => {
+                s.kind = Some("rest".into());
                 s.document_url = Some(url.clone());
                 s.functions = doc.functions.len();
                 s.warnings = doc.all_warnings();
-                let result = updated(&u, &url, &doc).map(|(next, skipped)| {
+                updated(&u, &url, &doc).map(|(next, skipped)| {
                     s.functions -= skipped.len();
                     s.warnings.extend(skipped);
                     next
-                });
-                match result {
-                    Err(e) => s.last_error = Some(e),
-                    Ok(None) => {}
-                    Ok(Some(_)) if cfg.leader.as_ref().is_some_and(|l| !*l.borrow()) => {
-                        // Another replica leads and writes; this one only serves.
-                    }
-                    Ok(Some(next)) => {
-                        if let Err(e) = write_upstream(store, next).await {
-                            s.last_error = Some(e);
-                        }
-                    }
+                })
+            }
+            Found::Grpc(authority, d) => {
+                s.kind = Some("grpc".into());
+                s.document_url = Some(format!("grpc://{authority}"));
+                s.functions = d.services.iter().map(|s| s.methods.len()).sum();
+                super::functions::with_grpc(&u, &d)
+            }
+            Found::Lambda(endpoint, listed) => {
+                s.kind = Some("lambda".into());
+                s.document_url = Some(endpoint);
+                s.functions = listed.len();
+                Ok(super::functions::with_lambda(
+                    &u,
+                    super::functions::lambda_functions(&listed),
+                ))
+            }
+        });
+        match result {
+            Err(e) => s.last_error = Some(e),
+            Ok(None) => {}
+            Ok(Some(_)) if cfg.leader.as_ref().is_some_and(|l| !*l.borrow()) => {
+                // Another replica leads and writes; this one only serves.
+            }
+            Ok(Some(next)) => {
+                if let Err(e) = write_upstream(store, next).await {
+                    s.last_error = Some(e);
                 }
             }
         }
@@ -439,8 +524,10 @@ fn probe_identity(u: &Upstream, cfg: &FdsConfig) -> String {
         .service_spec()
         .and_then(|s| s.rest.as_ref())
         .and_then(|r| r.swagger_info.as_ref());
+    let aws = u.spec.aws.as_ref();
     format!(
-        "{:?}|{:?}|{:?}|{:?}",
+        "{:?}|{:?}|{:?}|{:?}|{:?}",
+        aws.map(|a| (&a.region, a.secret_ref.as_ref().map(|r| &r.name))),
         probe_base(u, cfg),
         info.and_then(|i| i.url.as_ref()),
         info.and_then(|i| i.inline.as_ref()).map(|s| s.len()),

@@ -86,6 +86,51 @@ impl Extractor {
     }
 }
 
+/// A route's parameters compiled: the extractors that take variables from its path and
+/// headers (REST and gRPC functions alike).
+pub fn extractors(
+    params: Option<&Parameters>,
+    regexes: RegexCache,
+) -> Result<Vec<Extractor>, String> {
+    let mut out = Vec::new();
+    if let Some(p) = params {
+        for (h, tpl) in &p.headers {
+            let source = if h == ":path" {
+                Source::Path
+            } else {
+                Source::Header(
+                    HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
+                        .map_err(|_| format!("`{h}` is not a header name"))?,
+                )
+            };
+            out.push(Extractor::compile(source, tpl, regexes)?);
+        }
+        if let Some(path) = &p.path {
+            out.push(Extractor::compile(Source::Path, path, regexes)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The variables `extractors` find in a request (`path_and_query` is the client's `:path`).
+pub fn extract(
+    extractors: &[Extractor],
+    path_and_query: &str,
+    headers: super::matcher::Headers<'_>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for x in extractors {
+        let value = match &x.source {
+            Source::Path => Some(path_and_query),
+            Source::Header(h) => headers.get(h.as_str()),
+        };
+        if let Some(v) = value {
+            x.extract(v, &mut out);
+        }
+    }
+    out
+}
+
 /// How the function's body is made.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BodyMode {
@@ -289,27 +334,10 @@ impl FunctionCall {
         params: Option<&Parameters>,
         regexes: RegexCache,
     ) -> Result<Self, String> {
-        let mut extractors = Vec::new();
-        if let Some(p) = params {
-            for (h, tpl) in &p.headers {
-                let source = if h == ":path" {
-                    Source::Path
-                } else {
-                    Source::Header(
-                        HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
-                            .map_err(|_| format!("`{h}` is not a header name"))?,
-                    )
-                };
-                extractors.push(Extractor::compile(source, tpl, regexes)?);
-            }
-            if let Some(path) = &p.path {
-                extractors.push(Extractor::compile(Source::Path, path, regexes)?);
-            }
-        }
         Ok(FunctionCall {
             name: name.to_string(),
             templates,
-            extractors,
+            extractors: extractors(params, regexes)?,
         })
     }
 
@@ -338,17 +366,7 @@ impl FunctionCall {
                 _ => {}
             }
         }
-        let mut extracted = BTreeMap::new();
-        for x in &self.extractors {
-            let value = match &x.source {
-                Source::Path => Some(path_and_query),
-                Source::Header(h) => headers.get(h.as_str()),
-            };
-            if let Some(v) = value {
-                x.extract(v, &mut extracted);
-            }
-        }
-        for (k, v) in extracted {
+        for (k, v) in extract(&self.extractors, path_and_query, headers) {
             // `{id}` from a header or path is a string; numbers stay numbers in JSON bodies.
             let value = v
                 .parse::<i64>()

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod attempts;
+pub mod calls;
 pub mod function;
 pub mod h1;
 pub mod inja;

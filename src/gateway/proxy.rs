@@ -496,6 +496,36 @@ async fn forward<'t>(
             "no upstream",
         );
     };
+    if let Some(call) = target.call.as_deref() {
+        o.function = Some(call.name());
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, shared.max_body).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                let msg = format!("the request body is larger than {} bytes", shared.max_body);
+                return fail(o, StatusCode::PAYLOAD_TOO_LARGE, "too-large", &msg);
+            }
+            Err(e) => {
+                let msg = format!("reading the request body: {e}");
+                return fail(o, StatusCode::BAD_REQUEST, "bad-request", &msg);
+            }
+        };
+        let timeout = route.options.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        return match call.serve(&upstream, &parts, body, timeout).await {
+            Ok(resp) => {
+                let mut resp = resp.map(Either::Right);
+                apply_response_headers(resp.headers_mut(), &route.options);
+                o.status = resp.status().as_u16();
+                o.bytes_out = resp.body().size_hint().exact().unwrap_or(0);
+                upstream.stats.record(o.status, Duration::ZERO, o.bytes_out);
+                (resp, o)
+            }
+            Err((status, code, msg)) => {
+                upstream.stats.record(status.as_u16(), Duration::ZERO, 0);
+                fail(o, status, code, &msg)
+            }
+        };
+    }
     let opts = &route.options;
     let (mut parts, body) = req.into_parts();
     let upgrade = upgrade_to(&parts.headers, opts);

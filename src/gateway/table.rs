@@ -5,6 +5,7 @@
 //! but a request does not walk every route: exact paths and prefixes are indexed by hash, so
 //! only the routes that can match (plus regex routes) are checked, in order.
 
+use super::calls::{Call, GrpcCall, LambdaCall};
 use super::function::{FunctionCall, Templates};
 use super::matcher::{CompiledMatcher, PathCond, RequestHead};
 use super::pipeline::fault::Faults;
@@ -14,8 +15,8 @@ use crate::api::duration::parse_duration;
 use crate::api::naming::route_identity;
 use crate::api::validate::{effective_domains, redirect_status};
 use crate::api::{
-    Destination, Kind, Resource, ResourceKey, ResourceRef, ResourceSet, Route, Transformation,
-    WeightedDestination,
+    AwsDestination, Destination, GrpcDestination, Kind, Resource, ResourceKey, ResourceRef,
+    ResourceSet, Route, Transformation, WeightedDestination,
 };
 use crate::net::{ClusterDns, Connector};
 use bytes::Bytes;
@@ -105,6 +106,8 @@ pub struct Target {
     pub weight: u32,
     pub upstream: Option<Arc<UpstreamTarget>>,
     pub function: Option<Arc<FunctionCall>>,
+    /// A gRPC method or Lambda function (served by hyper, never the fast path).
+    pub call: Option<Arc<Call>>,
     pub problem: Option<Arc<str>>,
 }
 
@@ -494,6 +497,7 @@ pub fn compile_with(
         templates: RefCell::default(),
         regexes: RefCell::default(),
         vhost: None,
+        descriptors: RefCell::default(),
     };
     for r in set.values() {
         if let Resource::Upstream(u) = r {
@@ -623,6 +627,8 @@ struct Compiler<'a> {
     regexes: RefCell<HashMap<String, Arc<Regex>>>,
     /// The options of the virtual host being compiled, its namespace and key.
     vhost: Option<(serde_json::Map<String, serde_json::Value>, String, String)>,
+    /// Each gRPC upstream's descriptors, decoded once for all the routes that call it.
+    descriptors: RefCell<HashMap<ResourceKey, Result<prost_reflect::DescriptorPool, String>>>,
 }
 
 impl Compiler<'_> {
@@ -684,6 +690,7 @@ impl Compiler<'_> {
             weight,
             upstream: None,
             function: None,
+            call: None,
             problem: None,
         };
         if let (None, Some(k)) = (&d.upstream, &d.kube) {
@@ -701,8 +708,28 @@ impl Compiler<'_> {
             ));
             return t;
         }
+        let key = ResourceKey::new(Kind::Upstream, uref.namespace_or(ns), &uref.name);
+        let spec = d.destination_spec.as_ref();
+        let other = match (
+            spec.and_then(|s| s.grpc.as_ref()),
+            spec.and_then(|s| s.aws.as_ref()),
+        ) {
+            (Some(g), _) => Some(self.grpc_call(&key, g)),
+            (None, Some(a)) => Some(self.lambda_call(&key, a)),
+            (None, None) => match self.set.get(&key) {
+                Some(Resource::Upstream(u)) if u.spec.aws.is_some() => Some(Err(
+                    "an AWS upstream is called through a Lambda function (`destinationSpec.aws`)"
+                        .to_string(),
+                )),
+                _ => None,
+            },
+        };
+        match other {
+            Some(Ok(call)) => t.call = Some(Arc::new(call)),
+            Some(Err(e)) => t.problem = Some(Arc::from(e.as_str())),
+            None => {}
+        }
         if let Some(rest) = d.destination_spec.as_ref().and_then(|s| s.rest.as_ref()) {
-            let key = ResourceKey::new(Kind::Upstream, uref.namespace_or(ns), &uref.name);
             let transformation = match self.set.get(&key) {
                 Some(Resource::Upstream(u)) => u
                     .spec
@@ -744,6 +771,71 @@ impl Compiler<'_> {
         t
     }
 
+    /// A gRPC method of the upstream's descriptors, with the route's parameters.
+    fn grpc_call(&self, key: &ResourceKey, g: &GrpcDestination) -> Result<Call, String> {
+        let pool = self
+            .descriptors
+            .borrow_mut()
+            .entry(key.clone())
+            .or_insert_with(|| match self.set.get(key) {
+                Some(Resource::Upstream(u)) => {
+                    match u.spec.service_spec().and_then(|s| s.grpc.as_ref()) {
+                        Some(spec) => crate::grpc::method::pool(&spec.descriptors),
+                        None => Err("it has no gRPC descriptors (`serviceSpec.grpc`)".into()),
+                    }
+                }
+                _ => Err("it does not exist".into()),
+            })
+            .clone()
+            .map_err(|e| format!("upstream `{}`: {e}", key.name))?;
+        if self.upstreams.get(key).is_some_and(|u| u.use_tls) {
+            return Err(format!(
+                "upstream `{}`: epoxy calls gRPC methods over cleartext HTTP/2 only",
+                key.name
+            ));
+        }
+        let method = crate::grpc::method::Method::find(&pool, &g.package, &g.service, &g.function)
+            .map_err(|e| format!("upstream `{}`: {e}", key.name))?;
+        let extractors = super::function::extractors(g.parameters.as_ref(), &|p| self.regex(p))
+            .map_err(|e| format!("function `{}`: {e}", method.path))?;
+        Ok(Call::Grpc(GrpcCall { method, extractors }))
+    }
+
+    /// A Lambda function of the upstream, with the credentials it is invoked with.
+    fn lambda_call(&self, key: &ResourceKey, a: &AwsDestination) -> Result<Call, String> {
+        let Some(Resource::Upstream(u)) = self.set.get(key) else {
+            return Err(format!("upstream `{}` does not exist", key.name));
+        };
+        let Some(aws) = &u.spec.aws else {
+            return Err(format!("upstream `{}` is not an AWS upstream", key.name));
+        };
+        let f = aws
+            .lambda_functions
+            .iter()
+            .find(|f| f.logical_name == a.logical_name)
+            .ok_or_else(|| {
+                format!(
+                    "upstream `{}` has no Lambda function `{}`",
+                    key.name, a.logical_name
+                )
+            })?;
+        let credentials = crate::aws::upstream_credentials(aws, self.set, &key.namespace)
+            .map_err(|e| format!("upstream `{}`: {e}", key.name))?;
+        Ok(Call::Lambda(LambdaCall {
+            logical_name: a.logical_name.clone(),
+            function: crate::aws::Function {
+                endpoint: crate::aws::lambda_endpoint(&aws.region),
+                region: aws.region.clone(),
+                name: f.lambda_function_name.clone(),
+                qualifier: Some(f.qualifier.clone()).filter(|q| !q.is_empty()),
+            },
+            credentials,
+            asynchronous: a.invocation_style.as_deref() == Some("ASYNC"),
+            unwrap_as_api_gateway: a.unwrap_as_api_gateway,
+            wrap_as_api_gateway: a.wrap_as_api_gateway,
+        }))
+    }
+
     fn weighted(&self, ds: &[WeightedDestination], ns: &str) -> Forward {
         let mut targets: Vec<Target> = ds
             .iter()
@@ -755,6 +847,7 @@ impl Compiler<'_> {
                 weight: 1,
                 upstream: None,
                 function: None,
+                call: None,
                 problem: Some(Arc::from("no destinations")),
             });
         }
@@ -789,6 +882,7 @@ impl Compiler<'_> {
                             weight: 1,
                             upstream: None,
                             function: None,
+                            call: None,
                             problem: Some(Arc::from(
                                 format!("upstream group `{}` does not exist", g.name).as_str(),
                             )),

@@ -205,6 +205,38 @@ pub fn template_vars(tpl: &str) -> Vec<String> {
     out
 }
 
+/// An upstream's gRPC methods (method `gRPC`, path `/package.Service/Method`) and Lambda
+/// functions (method `LAMBDA`, path the function name and qualifier), named as routes name
+/// them (`function`, `logicalName`).
+pub fn grpc_and_lambda_functions(u: &Upstream) -> Vec<FunctionInfo> {
+    let info = |name: &str, method: &str, path: String| FunctionInfo {
+        upstream: u.metadata.name.clone(),
+        namespace: u.metadata.namespace.clone().unwrap_or_default(),
+        name: name.to_string(),
+        method: method.to_string(),
+        path,
+        headers: Vec::new(),
+        body: None,
+        params: Vec::new(),
+    };
+    let mut out = Vec::new();
+    if let Some(g) = u.spec.service_spec().and_then(|s| s.grpc.as_ref()) {
+        for svc in &g.grpc_services {
+            for f in &svc.function_names {
+                out.push(info(f, "gRPC", format!("/{}", svc.method_path(f))));
+            }
+        }
+    }
+    for f in u.spec.aws.iter().flat_map(|a| &a.lambda_functions) {
+        let target = match f.qualifier.as_str() {
+            "" => f.lambda_function_name.clone(),
+            q => format!("{}:{q}", f.lambda_function_name),
+        };
+        out.push(info(&f.logical_name, "LAMBDA", target));
+    }
+    out
+}
+
 pub fn function_info(u: &Upstream, name: &str, t: &Transformation) -> FunctionInfo {
     let get = |h: &str| {
         t.headers
@@ -281,6 +313,7 @@ impl Data {
                     out.push(function_info(u, name, t));
                 }
             }
+            out.extend(grpc_and_lambda_functions(u));
         }
         out
     }

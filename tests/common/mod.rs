@@ -5,6 +5,7 @@ pub mod certs;
 pub mod gw;
 pub mod keys;
 pub mod kube;
+pub mod pyserver;
 pub mod tmux;
 pub mod upstream;
 

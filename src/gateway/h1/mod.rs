@@ -477,7 +477,10 @@ fn fast_route(route: &CompiledRoute) -> Option<&super::table::Forward> {
     let Action::Forward(fwd) = &route.action else {
         return None;
     };
-    let plain = |t: &Target| t.problem.is_none() && t.upstream.as_ref().is_some_and(|u| !u.use_tls);
+    // gRPC and Lambda calls are hyper's (`calls`).
+    let plain = |t: &Target| {
+        t.problem.is_none() && t.call.is_none() && t.upstream.as_ref().is_some_and(|u| !u.use_tls)
+    };
     (route.options.shadow.is_none() && fwd.targets.iter().all(plain)).then_some(fwd)
 }
 

@@ -55,10 +55,12 @@ pub fn row(app: &App, key: &ResourceKey) -> Option<TRow> {
             .map(|h| format!("{}:{}", h.addr, h.port))
             .collect();
         ("static", hosts.join(", "))
+    } else if let Some(a) = &u.spec.aws {
+        ("aws", a.region.clone())
     } else {
         ("?", String::new())
     };
-    let nfun = u.spec.function_names().len();
+    let nfun = u.spec.functions().len();
     let (disc, dstyle) = match app.data.discovery.get(&key) {
         Some(d) => match (&d.last_error, &d.document_url) {
             (Some(e), _) => (format!("✗ {e}"), t.error()),

@@ -1,0 +1,423 @@
+//! gRPC functions against a real gRPC server with reflection (Python's grpcio, an independent
+//! implementation; tests/grpc/server.py): discovery by reflection fills the upstream, and
+//! routes call its methods with JSON through the real gateway, on both transports.
+
+mod common;
+use common::gw::{Harness, vs};
+use common::pyserver::PyServer;
+use epoxy::api::{Kind, Resource, ResourceKey};
+use epoxy::discovery::fds::{self, FdsConfig};
+use epoxy::store::Store;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn grpc_server() -> PyServer {
+    PyServer::start("grpc/server.py", &[], &[])
+}
+
+fn key(name: &str) -> ResourceKey {
+    ResourceKey::new(Kind::Upstream, "gloo-system", name)
+}
+
+/// An upstream for the server, opted into discovery by Gloo's label.
+fn upstream(name: &str, addr: &str) -> String {
+    let (a, p) = addr.rsplit_once(':').unwrap();
+    format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata:\n  name: {name}\n  namespace: gloo-system\n  labels: {{discovery.solo.io/function_discovery: enabled}}\nspec:\n  static:\n    hosts: [{{addr: '{a}', port: {p}}}]\n"
+    )
+}
+
+fn cfg() -> FdsConfig {
+    FdsConfig {
+        mode: fds::Mode::Whitelist,
+        probe_timeout: Duration::from_secs(2),
+        ..FdsConfig::default()
+    }
+}
+
+/// Discovers the store's upstreams once and waits until the gateway serves what was written.
+async fn discover(h: &Harness) -> fds::DiscoveryState {
+    let set = h.store.list().await.unwrap().resources;
+    let state = fds::poll_once(h.store.as_ref(), &set, &cfg(), &epoxy::net::client(), None).await;
+    let mut written = Vec::new();
+    for k in state.keys() {
+        written.push(h.store.get(k).await.unwrap());
+    }
+    h.wait_for(&written).await;
+    state
+}
+
+/// A route on `prefix` calling `service/function` of upstream `shop`.
+fn route(prefix: &str, service: &str, function: &str, params: &str) -> String {
+    format!(
+        "    - matchers: [{{prefix: '{prefix}'}}]\n      routeAction:\n        single:\n          upstream: {{name: shop}}\n          destinationSpec:\n            grpc: {{package: shop.v1, service: {service}, function: {function}{params}}}\n"
+    )
+}
+
+async fn call(
+    h: &Harness,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = Harness::client()
+        .request(method, format!("{}{path}", h.url))
+        .header("x-tenant", "acme");
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
+    )
+}
+
+async fn discovery_then_calls(fast_path: bool) {
+    let server = grpc_server();
+    let h = Harness::with(|c| c.fast_path = fast_path).await;
+    h.apply(&upstream("shop", &server.addr())).await;
+    let state = discover(&h).await;
+    let s = &state[&key("shop")];
+    assert_eq!(s.last_error, None);
+    assert_eq!(s.kind.as_deref(), Some("grpc"));
+    assert_eq!(s.functions, 4, "GetPet, ListPets, CreatePet, Ping");
+    let Ok(Resource::Upstream(u)) = h.store.get(&key("shop")).await else {
+        panic!("no upstream")
+    };
+    assert_eq!(u.spec.use_http2, Some(true));
+    let grpc = u.spec.service_spec().unwrap().grpc.clone().unwrap();
+    let services: Vec<(String, String, Vec<String>)> = grpc
+        .grpc_services
+        .iter()
+        .map(|s| {
+            (
+                s.package_name.clone(),
+                s.service_name.clone(),
+                s.function_names.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        services,
+        vec![
+            ("shop.v1".into(), "Admin".into(), vec!["Ping".into()]),
+            (
+                "shop.v1".into(),
+                "Pets".into(),
+                vec!["GetPet".into(), "ListPets".into(), "CreatePet".into()]
+            ),
+        ]
+    );
+    // A second pass finds the same: nothing written.
+    let before = u.metadata.resource_version.clone();
+    discover(&h).await;
+    let Ok(Resource::Upstream(again)) = h.store.get(&key("shop")).await else {
+        panic!()
+    };
+    assert_eq!(
+        again.metadata.resource_version, before,
+        "written only on change"
+    );
+
+    let routes = [
+        route(
+            "/pets/",
+            "Pets",
+            "GetPet",
+            ", parameters: {path: '/pets/{id}'}",
+        ),
+        route("/list", "Pets", "ListPets", ""),
+        route("/create", "Pets", "CreatePet", ""),
+        route("/admin", "Admin", "Ping", ""),
+    ]
+    .concat();
+    h.apply(&vs("default", "['*']", &routes)).await;
+
+    // Unary, the variable from the path; the proto3 JSON mapping both ways (int64 as a
+    // string, enums by name, a Timestamp as RFC 3339).
+    let (status, pet) = call(&h, reqwest::Method::GET, "/pets/1", None).await;
+    assert_eq!(status, 200, "{pet}");
+    assert_eq!(
+        pet,
+        json!({"id": "1", "name": "Rex", "tags": ["good", "dog"], "kind": "DOG", "born": "2020-01-02T03:04:05Z"})
+    );
+    // gRPC statuses as HTTP statuses, with the server's message.
+    let (status, e) = call(&h, reqwest::Method::GET, "/pets/9", None).await;
+    assert_eq!(status, 404, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("NOT_FOUND: no pet 9"),
+        "{e}"
+    );
+    let (status, e) = call(&h, reqwest::Method::GET, "/pets/-4", None).await;
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("is negative"),
+        "{e}"
+    );
+    let (status, e) = call(&h, reqwest::Method::POST, "/admin", Some(json!({}))).await;
+    assert_eq!(status, 403, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("admins only"),
+        "{e}"
+    );
+    // Server streaming: a JSON array, filtered by the request's fields.
+    let (status, pets) = call(
+        &h,
+        reqwest::Method::POST,
+        "/list",
+        Some(json!({"tag": "dog"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{pets}");
+    let names: Vec<&str> = pets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Rex", "Fido"]);
+    let pets_of_tag_dog = pets.as_array().unwrap().clone();
+    let (_, pets) = call(
+        &h,
+        reqwest::Method::POST,
+        "/list",
+        Some(json!({"limit": 1})),
+    )
+    .await;
+    assert_eq!(pets.as_array().unwrap().len(), 1);
+    // Or newline-delimited JSON, when the client asks for it.
+    let resp = Harness::client()
+        .post(format!("{}/list", h.url))
+        .header("accept", "application/x-ndjson")
+        .json(&json!({"tag": "dog"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let text = resp.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, pets_of_tag_dog);
+    // A body as the request message (field names in either form), metadata passed on.
+    let (status, pet) = call(
+        &h,
+        reqwest::Method::POST,
+        "/create",
+        Some(json!({"name": "Kit", "kind": "CAT", "owner_name": "ann", "tags": ["new"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{pet}");
+    assert_eq!(
+        pet,
+        json!({"id": "100", "name": "Kit", "kind": "CAT", "ownerName": "ann", "tags": ["new", "tenant:acme"]})
+    );
+    // A body that is not the message: 400 naming the type, nothing sent.
+    let (status, e) = call(
+        &h,
+        reqwest::Method::POST,
+        "/create",
+        Some(json!({"nope": 1})),
+    )
+    .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("shop.v1.Pet"),
+        "{e}"
+    );
+    let (status, _) = call(&h, reqwest::Method::POST, "/create", Some(json!([1]))).await;
+    assert_eq!(status, 400);
+
+    // The server gone: 503, and the gateway recovers when it is back on the same port.
+    let port = server.port;
+    drop(server);
+    let (status, e) = call(&h, reqwest::Method::GET, "/pets/1", None).await;
+    assert_eq!(status, 503, "{e}");
+    let _back = PyServer::start("grpc/server.py", &[&port.to_string()], &[]);
+    let (status, pet) = call(&h, reqwest::Method::GET, "/pets/2", None).await;
+    assert_eq!((status, pet["name"].as_str()), (200, Some("Tom")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_then_calls_on_the_fast_path() {
+    discovery_then_calls(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_then_calls_on_hyper_alone() {
+    discovery_then_calls(false).await;
+}
+
+/// A route to a method the descriptors do not have, or to an upstream without descriptors,
+/// is answered 503 naming why; the rest of the table serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_that_is_not_there_is_a_clear_503() {
+    let server = grpc_server();
+    let h = Harness::start().await;
+    h.apply(&upstream("shop", &server.addr())).await;
+    discover(&h).await;
+    let routes = [
+        route("/nope", "Pets", "Nope", ""),
+        route("/pets/", "Pets", "GetPet", ""),
+    ]
+    .concat();
+    h.apply(&vs("default", "['*']", &routes)).await;
+    let (status, e) = call(&h, reqwest::Method::POST, "/nope", Some(json!({}))).await;
+    assert_eq!(status, 503);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("service `shop.v1.Pets` has no method `Nope`"),
+        "{e}"
+    );
+    let (status, pet) = call(&h, reqwest::Method::POST, "/pets/", Some(json!({"id": 3}))).await;
+    assert_eq!((status, pet["name"].as_str()), (200, Some("Fido")));
+
+    // The route's timeout bounds the call (sent as `grpc-timeout` too): 504.
+    let slow = "    - matchers: [{prefix: '/slow'}]\n      options: {timeout: 300ms}\n      routeAction:\n        single:\n          upstream: {name: shop}\n          destinationSpec: {grpc: {package: shop.v1, service: Pets, function: GetPet}}\n";
+    h.apply(&vs("default", "['*']", &format!("{routes}{slow}")))
+        .await;
+    let started = std::time::Instant::now();
+    let (status, e) = call(&h, reqwest::Method::POST, "/slow", Some(json!({"id": 42}))).await;
+    assert_eq!(status, 504, "{e}");
+    assert!(started.elapsed() < Duration::from_millis(1500));
+
+    // `epoxy get upstreams` shows the kind and count; the console's functions view lists
+    // the methods beside REST functions.
+    let out = std::process::Command::new(common::bin())
+        .env("EPOXY_DIR", h.dir.path())
+        .env_remove("XDG_DATA_HOME")
+        .args(["get", "upstreams"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("grpc 4: shop.v1.Admin/Ping, shop.v1.Pets/GetPet, shop.v1.Pets/ListPets, shop.v1.Pets/CreatePet"),
+        "{text}"
+    );
+    let mut data = epoxy::tui::data::Data::default();
+    data.set_listing(std::sync::Arc::new(h.store.list().await.unwrap()));
+    let listed: Vec<(String, String, String)> = data
+        .functions(Some("shop"))
+        .into_iter()
+        .map(|f| (f.name, f.method, f.path))
+        .collect();
+    assert_eq!(listed.len(), 4);
+    assert!(listed.contains(&(
+        "GetPet".into(),
+        "gRPC".into(),
+        "/shop.v1.Pets/GetPet".into()
+    )));
+}
+
+/// `epoxy discover grpc` lists a server's services without a store.
+#[test]
+fn discover_grpc_lists_services() {
+    let server = grpc_server();
+    let e = common::Epoxy::new();
+    let out = e.run(&["discover", "grpc", &server.addr()]).ok();
+    for want in [
+        "shop.v1.Pets",
+        "ListPets",
+        "server streaming",
+        "shop.v1.Admin",
+        "Ping",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    let json: Value = serde_json::from_str(
+        &e.run(&["discover", "grpc", &server.addr(), "-o", "json"])
+            .ok(),
+    )
+    .unwrap();
+    assert_eq!(
+        json["files"],
+        json!(["google/protobuf/timestamp.proto", "shop.proto"])
+    );
+    let refused = e.run(&["discover", "grpc", "127.0.0.1:1"]).refused();
+    assert!(refused.contains("127.0.0.1:1"), "{refused}");
+}
+
+/// Gloo's gRPC and AWS fields are checked on `apply`: each mistake refused at its path.
+#[test]
+fn function_fields_are_checked_on_apply() {
+    let e = common::Epoxy::new();
+    let aws = |body: &str| {
+        format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: l, namespace: gloo-system}}\nspec:\n  aws: {body}\n"
+        )
+    };
+    for (yaml, want) in [
+        (
+            aws("{lambdaFunctions: []}"),
+            "spec.aws.region: a region is required",
+        ),
+        (
+            aws(
+                "{region: us-east-1, lambdaFunctions: [{logicalName: a, lambdaFunctionName: a}, {logicalName: a, lambdaFunctionName: b}]}",
+            ),
+            "spec.aws.lambdaFunctions[1].logicalName: `a` is listed twice",
+        ),
+        (
+            aws("{region: us-east-1, lambdaFunctions: [{logicalName: a}]}"),
+            "lambdaFunctions[0].lambdaFunctionName: a function name is required",
+        ),
+    ] {
+        let out = e.apply(&yaml).refused();
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    e.apply(&aws(
+        "{region: us-east-1, lambdaFunctions: [{logicalName: a, lambdaFunctionName: a}]}",
+    ))
+    .ok();
+    e.apply("apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: web, namespace: gloo-system}\nspec:\n  static: {hosts: [{addr: 127.0.0.1, port: 80}]}\n")
+        .ok();
+    let route = |dest: &str| {
+        vs(
+            "default",
+            "['*']",
+            &format!("    - matchers: [{{prefix: /}}]\n      routeAction: {{single: {dest}}}\n"),
+        )
+    };
+    for (dest, want) in [
+        (
+            "{upstream: {name: l}, destinationSpec: {aws: {logicalName: a, invocationStyle: LATER}}}",
+            "invocationStyle: `LATER` is not SYNC or ASYNC",
+        ),
+        (
+            "{upstream: {name: l}, destinationSpec: {aws: {logicalName: a, unwrapAsAlb: true}}}",
+            "unwrapAsAlb: epoxy does not unwrap ALB responses",
+        ),
+        (
+            "{upstream: {name: web}, destinationSpec: {aws: {logicalName: a}}}",
+            "upstream `web` is not an AWS upstream",
+        ),
+        (
+            "{upstream: {name: web}, destinationSpec: {grpc: {package: p, function: F}}}",
+            "destinationSpec.grpc.service: a service name is required",
+        ),
+    ] {
+        let out = e.apply(&route(dest)).refused();
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    // A function the upstream does not list (yet) is a warning, not a refusal.
+    let warned = e.apply(&route(
+        "{upstream: {name: l}, destinationSpec: {aws: {logicalName: b}}}",
+    ));
+    assert_eq!(warned.code, 0, "{}", warned.stderr);
+    assert!(
+        warned
+            .stderr
+            .contains("upstream `l` has no Lambda function `b` (yet)"),
+        "{}",
+        warned.stderr
+    );
+}

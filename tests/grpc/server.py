@@ -1,0 +1,94 @@
+"""A gRPC server with reflection (grpcio, grpcio-reflection: v1alpha), for epoxy's tests.
+
+Compiles shop.proto with grpcio-tools into a temporary directory, serves shop.v1.Pets and
+shop.v1.Admin on 127.0.0.1 (an ephemeral port unless one is given), prints `PORT <n>` once
+serving, and exits when its standard input closes (so a test that dies leaves no server).
+"""
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent import futures
+
+import grpc
+import grpc_tools
+from grpc_tools import protoc
+from grpc_reflection.v1alpha import reflection
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = tempfile.mkdtemp(prefix="epoxy-grpc-")
+WKT = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+if protoc.main(["protoc", f"-I{HERE}", f"-I{WKT}", f"--python_out={OUT}",
+                f"--grpc_python_out={OUT}", "shop.proto"]) != 0:
+    sys.exit("protoc failed")
+sys.path.insert(0, OUT)
+import shop_pb2  # noqa: E402
+import shop_pb2_grpc  # noqa: E402
+
+PETS = {
+    1: shop_pb2.Pet(id=1, name="Rex", tags=["good", "dog"], kind=shop_pb2.DOG),
+    2: shop_pb2.Pet(id=2, name="Tom", tags=["cat"], kind=shop_pb2.CAT),
+    3: shop_pb2.Pet(id=3, name="Fido", tags=["good", "dog"], kind=shop_pb2.DOG),
+}
+PETS[1].born.FromJsonString("2020-01-02T03:04:05Z")
+
+
+class Pets(shop_pb2_grpc.PetsServicer):
+    def GetPet(self, request, context):
+        if request.id == 42:
+            # Slower than the tests' route timeout.
+            time.sleep(2)
+        if request.id < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"id {request.id} is negative")
+        pet = PETS.get(request.id)
+        if pet is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no pet {request.id}")
+        return pet
+
+    def ListPets(self, request, context):
+        n = 0
+        for pet in PETS.values():
+            if request.tag and request.tag not in pet.tags:
+                continue
+            if request.limit and n >= request.limit:
+                return
+            n += 1
+            yield pet
+
+    def CreatePet(self, request, context):
+        pet = shop_pb2.Pet()
+        pet.CopyFrom(request)
+        if not pet.id:
+            pet.id = 100
+        for key, value in context.invocation_metadata():
+            if key == "x-tenant":
+                pet.tags.append(f"tenant:{value}")
+        return pet
+
+
+class Admin(shop_pb2_grpc.AdminServicer):
+    def Ping(self, request, context):
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, "admins only")
+
+
+def main():
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    shop_pb2_grpc.add_PetsServicer_to_server(Pets(), server)
+    shop_pb2_grpc.add_AdminServicer_to_server(Admin(), server)
+    names = (
+        shop_pb2.DESCRIPTOR.services_by_name["Pets"].full_name,
+        shop_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    print(f"PORT {port}", flush=True)
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()
