@@ -181,6 +181,7 @@ fn event(i: usize) -> RequestEvent {
         bytes_in: 0,
         bytes_out: 60,
         error: None,
+        headers: Vec::new(),
     }
 }
 

@@ -26,10 +26,13 @@ pub enum Scope {
     Tester,
     Log,
     Confirm,
+    Describe,
+    Request,
+    Discovery,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 11] = [
+    pub const ALL: [Scope; 14] = [
         Scope::Global,
         Scope::List,
         Scope::Upstreams,
@@ -41,6 +44,9 @@ impl Scope {
         Scope::Tester,
         Scope::Log,
         Scope::Confirm,
+        Scope::Describe,
+        Scope::Request,
+        Scope::Discovery,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +62,9 @@ impl Scope {
             Scope::Tester => "tester",
             Scope::Log => "log",
             Scope::Confirm => "confirm",
+            Scope::Describe => "describe",
+            Scope::Request => "request",
+            Scope::Discovery => "discovery",
         }
     }
 }
@@ -207,15 +216,24 @@ impl Default for Keymap {
                 // Per view first: the footer lists them in this order.
                 b(S::Upstreams, &["enter"], A::Open, "functions", true),
                 b(S::Upstreams, &["t"], A::Test, "test", true),
+                b(S::Upstreams, &["d"], A::Describe, "describe", true),
+                b(S::Upstreams, &["y"], A::Yaml, "yaml", true),
                 b(S::Functions, &["enter"], A::Open, "details", true),
                 b(S::Functions, &["t"], A::Test, "test", true),
                 b(S::Functions, &["r"], A::RouteTo, "route to it", true),
+                b(S::Functions, &["d"], A::Describe, "describe", false),
+                b(S::Functions, &["y"], A::Yaml, "yaml", true),
                 b(S::Function, &["t"], A::Test, "test", true),
                 b(S::Function, &["r"], A::RouteTo, "route to it", true),
+                b(S::Function, &["y"], A::Yaml, "yaml", true),
                 b(S::VirtualServices, &["enter"], A::Open, "routes", true),
+                b(S::VirtualServices, &["d"], A::Describe, "describe", true),
+                b(S::VirtualServices, &["y"], A::Yaml, "yaml", true),
                 b(S::Routes, &["e", "enter"], A::Edit, "edit", true),
                 b(S::Routes, &["n"], A::New, "new", true),
-                b(S::Routes, &["d"], A::Delete, "delete", true),
+                b(S::Routes, &["d"], A::Describe, "describe", true),
+                b(S::Routes, &["y"], A::Yaml, "yaml", true),
+                b(S::Routes, &["ctrl-d"], A::Delete, "delete", true),
                 b(S::Routes, &["K"], A::MoveUp, "move up", true),
                 b(S::Routes, &["J"], A::MoveDown, "move down", true),
                 b(S::Routes, &["t"], A::Test, "test", true),
@@ -258,6 +276,8 @@ impl Default for Keymap {
                     true,
                 ),
                 b(S::Editor, &["esc"], A::Cancel, "cancel", true),
+                b(S::Editor, &["f1"], A::Help, "help", true),
+                b(S::Editor, &["alt-:"], A::Command, "command", false),
                 b(S::Tester, &["enter", "ctrl-s"], A::Send, "send", true),
                 b(
                     S::Tester,
@@ -276,7 +296,21 @@ impl Default for Keymap {
                 b(S::Tester, &["ctrl-o"], A::CopyCurl, "copy as curl", true),
                 b(S::Tester, &["ctrl-r"], A::History, "history", true),
                 b(S::Tester, &["esc"], A::Back, "back", true),
+                b(S::Tester, &["f1"], A::Help, "help", true),
+                b(S::Tester, &["alt-:"], A::Command, "command", false),
+                b(S::Log, &["enter"], A::Open, "details", true),
+                b(S::Log, &["t"], A::Test, "replay", true),
+                b(S::Log, &["s"], A::Save, "save", true),
                 b(S::Log, &["space"], A::Follow, "follow/pause", true),
+                b(S::Request, &["t"], A::Test, "replay in tester", true),
+                b(S::Request, &["g"], A::GotoRoute, "go to route", true),
+                b(S::Request, &["s"], A::Save, "save log", false),
+                b(S::Describe, &["y"], A::Yaml, "yaml/describe", true),
+                b(S::Describe, &["e"], A::Edit, "edit", true),
+                b(S::Describe, &["t"], A::Test, "test", true),
+                b(S::Discovery, &["enter"], A::Open, "functions", true),
+                b(S::Discovery, &["d"], A::Describe, "describe", true),
+                b(S::Discovery, &["y"], A::Yaml, "yaml", true),
                 b(S::Confirm, &["y", "enter"], A::Confirm, "yes", true),
                 b(S::Confirm, &["n", "esc"], A::Cancel, "no", true),
                 b(S::List, &["j", "down"], A::Down, "down", false),
@@ -293,7 +327,7 @@ impl Default for Keymap {
                 b(S::List, &["pgup", "ctrl-u"], A::PageUp, "page up", false),
                 b(S::List, &["/"], A::Filter, "filter", true),
                 b(S::Global, &[":"], A::Command, "command", true),
-                b(S::Global, &["?"], A::Help, "help", true),
+                b(S::Global, &["?", "f1"], A::Help, "help", true),
                 b(S::Global, &["esc"], A::Back, "back", true),
                 b(S::Global, &["x"], A::Dismiss, "dismiss message", false),
                 b(S::Global, &["tab"], A::NextPane, "next view", false),

@@ -529,6 +529,7 @@ async fn handle(
             bytes_in: req.body.len() as u64,
             bytes_out: o.bytes_out,
             error: o.error,
+            headers: super::telemetry::event_headers(&Headers::Raw(req.headers)),
         });
     }
     flow

@@ -2,12 +2,14 @@
 //! derived once per change of what it is made from (see `Cache`); the others (editor, tester,
 //! log strip, help) have their own state and drawing.
 
+pub mod describe;
 pub mod discovery;
 pub mod editor;
 pub mod frame;
 pub mod functions;
 pub mod help;
 pub mod log;
+pub mod request;
 pub mod routes;
 pub mod tester;
 pub mod upstreams;
@@ -45,7 +47,12 @@ pub struct ListMeta {
 pub fn is_list(v: &View) -> bool {
     !matches!(
         v,
-        View::Editor | View::Tester | View::Help | View::Function { .. }
+        View::Editor
+            | View::Tester
+            | View::Help
+            | View::Function { .. }
+            | View::Describe { .. }
+            | View::Request { .. }
     )
 }
 
@@ -302,6 +309,8 @@ pub fn item_count(app: &App) -> usize {
     match app.view() {
         View::Help => help::lines(app).len(),
         View::Function { upstream, name } => functions::detail_lines(app, upstream, name).len(),
+        View::Describe { target, yaml } => describe::lines(app, target, *yaml).len(),
+        View::Request { seq } => request::lines(app, *seq).len(),
         _ => list(app).map_or(0, |l| l.len()),
     }
 }
@@ -309,6 +318,30 @@ pub fn item_count(app: &App) -> usize {
 pub fn selected_item(app: &App) -> Option<ItemId> {
     match app.view() {
         View::Function { upstream, name } => Some(ItemId::Function(upstream.clone(), name.clone())),
+        View::Describe { target, .. } => match target {
+            describe::Target::Route(id) => {
+                let (vs, i) = app.data.locate(id)?;
+                Some(ItemId::Route(vs, i))
+            }
+            describe::Target::Resource(k) if k.kind == crate::api::Kind::Upstream => {
+                Some(ItemId::Upstream(k.name.clone()))
+            }
+            describe::Target::Resource(k) if k.kind == crate::api::Kind::VirtualService => {
+                Some(ItemId::Vs(k.clone()))
+            }
+            describe::Target::Function { upstream, name } => {
+                Some(ItemId::Function(upstream.clone(), name.clone()))
+            }
+            _ => None,
+        },
+        View::Request { seq } => Some(ItemId::Event(
+            (*seq + app.data.log.len() as u64).checked_sub(app.data.total)? as usize,
+        )),
+        View::Log if app.follow => {
+            // Following: the newest request is the selected one, whatever was drawn last.
+            let l = list(app)?;
+            l.id(l.len().checked_sub(1)?)
+        }
         _ => list(app)?.id(app.page().selected),
     }
 }

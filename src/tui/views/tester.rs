@@ -9,6 +9,7 @@ use crate::tui::action::Action;
 use crate::tui::app::{App, Msg, find_route};
 use crate::tui::data::Data;
 use crate::tui::widgets::input::LineInput;
+use crate::tui::widgets::table::ellipsize;
 use bytes::Bytes;
 use crossterm::event::KeyEvent;
 use http_body_util::{BodyExt, Full};
@@ -315,6 +316,18 @@ impl Tester {
         out
     }
 
+    /// Loads a request as it is (a replay from the access log, an entry of the history).
+    pub fn load_saved(&mut self, h: &Saved) {
+        self.vars.clear();
+        self.method.set(h.method.clone());
+        self.path.set(h.path.clone());
+        self.headers.set(h.headers.clone());
+        self.body.set(h.body.clone());
+        self.response = None;
+        self.trace.clear();
+        self.focus = 1;
+    }
+
     /// Loads the previous entry of the history (cycling); returns a description.
     pub fn history_prev(&mut self) -> Option<String> {
         if self.history.is_empty() {
@@ -327,11 +340,7 @@ impl Tester {
         };
         self.history_pos = Some(pos);
         let h = self.history[pos].clone();
-        self.vars.clear();
-        self.method.set(h.method.clone());
-        self.path.set(h.path.clone());
-        self.headers.set(h.headers.clone());
-        self.body.set(h.body.clone());
+        self.load_saved(&h);
         Some(format!("{} {} ({}/{n})", h.method, h.path, n - pos))
     }
 
@@ -526,24 +535,28 @@ pub fn trace(
     out
 }
 
+/// One field of the request, in `width` columns: the focused one scrolls to its cursor, the
+/// others end with `…` when cut.
 fn field_line<'a>(
     app: &App,
     label: &str,
     input: &'a LineInput,
     focused: bool,
     hint: &str,
+    width: usize,
 ) -> Line<'a> {
     let t = &app.theme;
+    let room = width.saturating_sub(8);
     let mut spans = vec![Span::styled(format!("{label:<8}"), t.muted())];
     if focused {
-        let (a, c, b) = input.with_cursor();
+        let (a, c, b) = input.window(room);
         spans.push(Span::raw(a));
         spans.push(Span::styled(c, t.selection()));
         spans.push(Span::raw(b));
     } else if input.text.is_empty() {
-        spans.push(Span::styled(hint.to_string(), t.muted()));
+        spans.push(Span::styled(hint.to_string(), t.placeholder()));
     } else {
-        spans.push(Span::raw(input.text.clone()));
+        spans.push(Span::raw(ellipsize(&input.text, room)));
     }
     Line::from(spans)
 }
@@ -557,17 +570,19 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(48), Constraint::Percentage(52)]).areas(top);
     // The request.
+    let w = left.width.saturating_sub(2) as usize;
     let mut lines = vec![
-        field_line(app, "method", &tr.method, tr.focus == 0, "GET"),
-        field_line(app, "path", &tr.path, tr.focus == 1, "/"),
+        field_line(app, "method", &tr.method, tr.focus == 0, "GET", w),
+        field_line(app, "path", &tr.path, tr.focus == 1, "/", w),
         field_line(
             app,
             "headers",
             &tr.headers,
             tr.focus == 2,
             "name: value; ...",
+            w,
         ),
-        field_line(app, "body", &tr.body, tr.focus == 3, "(none)"),
+        field_line(app, "body", &tr.body, tr.focus == 3, "(none)", w),
     ];
     if !tr.vars.is_empty() {
         lines.push(Line::styled("variables", t.accent()));
@@ -577,8 +592,10 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
                 VarSource::Header(h, _) => format!("header {h}"),
                 VarSource::Path => "path".to_string(),
             };
-            let mut l = field_line(app, &v.name, &v.input, tr.focus == 4 + i, "…");
-            l.spans.push(Span::styled(format!("  → {from}"), t.muted()));
+            let to = format!("  → {from}");
+            let room = w.saturating_sub(to.chars().count());
+            let mut l = field_line(app, &v.name, &v.input, tr.focus == 4 + i, "…", room);
+            l.spans.push(Span::styled(to, t.muted()));
             lines.push(l);
         }
     }
