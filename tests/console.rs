@@ -266,6 +266,7 @@ fn snapshot_tester_with_trace() {
     hm.insert("x-pet", "1".parse().unwrap());
     f.h.app.tester.trace = trace(&table, &f.h.app.data, &saved, "127.0.0.1:8080", &hm);
     f.h.app.tester.response = Some(Ok(TesterResponse {
+        received: clock() - Duration::from_secs(2),
         status: 200,
         reason: "OK".into(),
         elapsed: Duration::from_millis(3),
@@ -650,4 +651,57 @@ fn without_colour_placeholders_are_told_apart_from_values() {
         !v.modifier.intersects(Modifier::DIM | Modifier::ITALIC),
         "{v:?}"
     );
+}
+
+#[test]
+fn the_tester_says_which_route_answers_before_sending_and_warns_when_shadowed() {
+    let mut f = fixture(false);
+    f.h.command("routes");
+    f.h.key("j");
+    f.h.key("t");
+    // findPet (#1) needs its x-pet header; empty, #1 still matches (a header value is
+    // templated); route #1 answers.
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("→ route default#1 answers"), "{s}");
+    // Route #3 (prefix /petstore/old) is shadowed by #2 (prefix /petstore): t on it warns.
+    f.h.key("esc");
+    f.h.key("G");
+    f.h.key("t");
+    let s = f.h.screen(160, 48);
+    assert!(
+        s.contains("⚠ route default#2 answers, not #3: an earlier route shadows it"),
+        "{s}"
+    );
+    snap(&mut f, "tester_shadowed");
+    // A path no route takes: said before sending.
+    f.h.key("ctrl-u");
+    f.h.type_text("/elsewhere");
+    assert!(
+        f.h.screen(160, 48)
+            .contains("⚠ no route answers this (404)")
+    );
+}
+
+#[test]
+fn ns_switches_the_namespace_routes_use() {
+    let mut f = fixture(false);
+    f.h.command("ns");
+    let m = f.h.app.message.clone().unwrap();
+    assert!(
+        m.text
+            .contains("namespace gloo-system · in the store: gloo-system"),
+        "{}",
+        m.text
+    );
+    f.h.command("ns team-a");
+    assert_eq!(f.h.app.ctx.namespace, "team-a");
+    assert!(f.h.screen(120, 30).contains("ns team-a"));
+    f.h.command("routes");
+    match f.h.app.view() {
+        View::Routes { vs } => assert_eq!(vs.namespace, "team-a"),
+        v => panic!("{v:?}"),
+    }
+    f.h.command("ns Not_A_Namespace");
+    assert!(f.h.app.message.clone().unwrap().error);
+    assert_eq!(f.h.app.ctx.namespace, "team-a");
 }

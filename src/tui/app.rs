@@ -252,7 +252,7 @@ pub enum OnYes {
     Discard,
 }
 
-pub const COMMANDS: [(&str, &[&str], &str); 11] = [
+pub const COMMANDS: [(&str, &[&str], &str); 12] = [
     ("upstreams", &["us", "upstream"], "the upstreams"),
     (
         "functions",
@@ -275,6 +275,11 @@ pub const COMMANDS: [(&str, &[&str], &str); 11] = [
         "discovery",
         &["fds", "disc"],
         "function discovery, per upstream",
+    ),
+    (
+        "namespace",
+        &["ns"],
+        "switch the namespace new routes and :routes use: ns NAME (without: list them)",
     ),
     ("help", &["h"], "the keys of the current view"),
     (
@@ -791,6 +796,7 @@ impl App {
             "discovery" => self.goto(View::Discovery),
             "help" => self.push(View::Help),
             "save" => self.save_log(arg),
+            "namespace" => self.switch_namespace(arg),
             "theme" => match arg.map(Theme::load) {
                 Some(Ok(t)) => {
                     let color = self.theme.color;
@@ -1109,6 +1115,45 @@ impl App {
         }
     }
 
+    /// `:ns NAME`: the namespace the console writes to and `:routes` reads; `:ns` lists the
+    /// namespaces of the store.
+    fn switch_namespace(&mut self, name: Option<&str>) {
+        let mut known: Vec<&str> = self
+            .data
+            .listing
+            .resources
+            .keys()
+            .map(|k| k.namespace.as_str())
+            .collect();
+        known.dedup();
+        known.sort_unstable();
+        known.dedup();
+        match name {
+            None => self.info(format!(
+                "namespace {} · in the store: {}",
+                self.ctx.namespace,
+                known.join(", ")
+            )),
+            Some(n) => {
+                if let Some(why) = crate::api::naming::namespace_problem(n) {
+                    self.error(format!("namespace `{n}`: {why}"));
+                    return;
+                }
+                self.ctx.namespace = n.to_string();
+                let note = if known.contains(&n) {
+                    ""
+                } else {
+                    " (nothing there yet: the first route you add creates its virtual service)"
+                };
+                self.info(format!("namespace {n}{note}"));
+                if matches!(self.view(), View::Routes { .. }) {
+                    let vs = self.default_vs();
+                    self.goto(View::Routes { vs });
+                }
+            }
+        }
+    }
+
     /// Writes the access log (JSON lines, credentials hidden) to `path`, else to a new file
     /// in the current directory.
     fn save_log(&mut self, path: Option<&str>) {
@@ -1190,6 +1235,7 @@ impl App {
             Some(ItemId::Route(vs, i)) => {
                 if let Some(r) = self.data.routes_ref(&vs).get(i).cloned() {
                     self.tester.load_route(&r, &self.data);
+                    self.tester.target = Some(route_id(&vs, &r));
                     self.push(View::Tester);
                 }
             }
@@ -1214,19 +1260,24 @@ impl App {
     /// The tester, loaded with a route that reaches the function.
     pub fn test_function(&mut self, up: &str, name: &str) {
         let found = self.data.virtual_services().find_map(|vs| {
-            vs.routes()?.iter().find(|r| {
-                r.route_action
-                    .as_ref()
-                    .and_then(|a| a.single.as_ref())
-                    .is_some_and(|d| {
-                        d.function_name() == Some(name)
-                            && d.upstream.as_ref().is_some_and(|u| u.name == up)
-                    })
-            })
+            let key = vs.key();
+            vs.routes()?
+                .iter()
+                .find(|r| {
+                    r.route_action
+                        .as_ref()
+                        .and_then(|a| a.single.as_ref())
+                        .is_some_and(|d| {
+                            d.function_name() == Some(name)
+                                && d.upstream.as_ref().is_some_and(|u| u.name == up)
+                        })
+                })
+                .map(|r| (key, r.clone()))
         });
-        match found.cloned() {
-            Some(r) => {
+        match found {
+            Some((key, r)) => {
                 self.tester.load_route(&r, &self.data);
+                self.tester.target = Some(route_id(&key, &r));
                 self.push(View::Tester);
                 self.info(format!("fill the variables of {name}, then enter sends"));
             }

@@ -90,6 +90,9 @@ pub struct Cache {
     functions: Slot<(u64, Option<String>), Arc<Vec<functions::FnRow>>>,
     routes: Slot<(u64, ResourceKey), Arc<routes::RouteRows>>,
     filter: Slot<FilterKey, Arc<Vec<usize>>>,
+    /// Requests per route id over the last `routes::TREND` seconds, keyed by the events seen
+    /// and the second it was made in.
+    pub(crate) trends: Slot<(u64, u64), Arc<routes::Trends>>,
 }
 
 /// What the rows a filter keeps depend on.

@@ -21,7 +21,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 /// How many requests the history keeps.
@@ -57,6 +57,8 @@ pub struct Saved {
 
 #[derive(Debug, Clone)]
 pub struct TesterResponse {
+    /// When the response arrived.
+    pub received: SystemTime,
     pub status: u16,
     pub reason: String,
     pub elapsed: Duration,
@@ -84,6 +86,9 @@ pub struct Tester {
     pub trace: Vec<Trace>,
     pub sending: bool,
     pub history: Vec<Saved>,
+    /// The id of the route the request was loaded from (`t` on a route or function): the
+    /// tester warns when another route would answer it.
+    pub target: Option<String>,
     history_pos: Option<usize>,
     history_file: Option<PathBuf>,
 }
@@ -129,6 +134,7 @@ impl Tester {
             trace: Vec::new(),
             sending: false,
             history,
+            target: None,
             history_pos: None,
             history_file: history_file.map(Path::to_path_buf),
         }
@@ -325,6 +331,7 @@ impl Tester {
         self.body.set(h.body.clone());
         self.response = None;
         self.trace.clear();
+        self.target = None;
         self.focus = 1;
     }
 
@@ -379,20 +386,8 @@ impl Tester {
         let uri: http::Uri = format!("{base}{}", s.path)
             .parse()
             .map_err(|e| format!("path: {e}"))?;
-        let mut hm = http::HeaderMap::new();
-        for (k, v) in Self::header_pairs(&s) {
-            let name = http::HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("header name `{k}` is not valid"))?;
-            let value = http::HeaderValue::from_str(&v)
-                .map_err(|_| format!("header `{k}`: value not valid"))?;
-            hm.append(name, value);
-        }
-        let authority = hm
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| uri.authority().map(|a| a.to_string()))
-            .unwrap_or_default();
+        let hm = header_map(&s)?;
+        let authority = authority_of(&hm, &uri);
         self.trace = trace(table, data, &s, &authority, &hm);
         self.remember(s.clone());
         self.sending = true;
@@ -405,10 +400,86 @@ impl Tester {
         Ok(())
     }
 
+    /// Which route would answer the request as it stands (before sending), and whether it
+    /// is not the route the tester was loaded from.
+    pub fn preview(&self, base: &str, table: &RouteTable, data: &Data) -> Preview {
+        let s = self.composed();
+        let (Ok(hm), Ok(uri)) = (
+            header_map(&s),
+            format!("{base}{}", s.path).parse::<http::Uri>(),
+        ) else {
+            return Preview::Unsendable;
+        };
+        let authority = authority_of(&hm, &uri);
+        let (path, query) = match s.path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (s.path.as_str(), None),
+        };
+        let head = RequestHead {
+            method: &s.method,
+            authority: &authority,
+            path,
+            query,
+            headers: (&hm).into(),
+        };
+        match table.route(&head) {
+            None => Preview::NoRoute,
+            Some(m) => {
+                let id = m.route.id.to_string();
+                let place = data.locate(&id);
+                let shadowed_target = self.target.as_ref().filter(|t| **t != id).map(|t| {
+                    data.locate(t)
+                        .map_or_else(|| t.clone(), |(_, i)| format!("#{i}"))
+                });
+                Preview::Route {
+                    place: place
+                        .map(|(vs, i)| format!("{}#{i}", vs.name))
+                        .unwrap_or(id),
+                    shadowed_target,
+                }
+            }
+        }
+    }
+
     pub fn on_response(&mut self, r: Result<TesterResponse, String>) {
         self.sending = false;
         self.response = Some(r);
     }
+}
+
+/// What the tester would meet if it sent now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Preview {
+    /// Not a request yet (a bad header, path or method).
+    Unsendable,
+    NoRoute,
+    /// The route that answers (`default#1`), and, when the tester was loaded from another
+    /// route, where that one is (it is shadowed for this request).
+    Route {
+        place: String,
+        shadowed_target: Option<String>,
+    },
+}
+
+fn header_map(s: &Saved) -> Result<http::HeaderMap, String> {
+    let mut hm = http::HeaderMap::new();
+    for (k, v) in Tester::header_pairs(s) {
+        let name = http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("header name `{k}` is not valid"))?;
+        let value = http::HeaderValue::from_str(&v)
+            .map_err(|_| format!("header `{k}`: value not valid"))?;
+        hm.append(name, value);
+    }
+    Ok(hm)
+}
+
+/// The authority a request goes to: its Host header, else the gateway's.
+fn authority_of(hm: &http::HeaderMap, uri: &http::Uri) -> String {
+    hm.get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_default()
 }
 
 async fn fire(
@@ -454,6 +525,7 @@ async fn fire(
         Err(_) => String::from_utf8_lossy(shown).into_owned(),
     };
     Ok(TesterResponse {
+        received: SystemTime::now(),
         status: status.as_u16(),
         reason: status.canonical_reason().unwrap_or("").to_string(),
         elapsed,
@@ -599,8 +671,26 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
             lines.push(l);
         }
     }
+    // Who answers, before sending.
+    let table = app.ctx.gateway.table.load_full();
+    lines.push(Line::raw(""));
+    lines.push(match tr.preview(&app.ctx.gateway_url, &table, &app.data) {
+        Preview::Unsendable => Line::styled("not a request yet (see the fields)", t.warn()),
+        Preview::NoRoute => Line::styled("⚠ no route answers this (404)", t.warn()),
+        Preview::Route {
+            place,
+            shadowed_target: None,
+        } => Line::styled(format!("→ route {place} answers"), t.ok()),
+        Preview::Route {
+            place,
+            shadowed_target: Some(target),
+        } => Line::styled(
+            format!("⚠ route {place} answers, not {target}: an earlier route shadows it"),
+            t.warn(),
+        ),
+    });
     f.render_widget(
-        Paragraph::new(lines).block(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::bordered()
                 .border_style(t.border())
                 .title(Span::styled(" Request ", t.accent())),
@@ -635,6 +725,14 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
                     t.muted(),
                 ),
             ]));
+            rl.push(Line::styled(
+                format!(
+                    "received {} UTC ({})",
+                    super::log::clock(r.received),
+                    crate::tui::data::ago(app.now(), r.received)
+                ),
+                t.muted(),
+            ));
             for (k, v) in r.headers.iter().filter(|(k, _)| k != "date").take(3) {
                 rl.push(Line::styled(format!("{k}: {v}"), t.muted()));
             }

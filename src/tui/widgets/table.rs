@@ -128,10 +128,14 @@ pub fn render(
         })
         .collect();
     let header = Row::new(t.header.iter().enumerate().map(|(i, h)| {
-        Cell::from(if i == 0 {
+        let h = if i == 0 {
             format!(" {h}")
         } else {
             h.to_string()
+        };
+        Cell::from(match cols.get(i) {
+            Some(w) => ellipsize(&h, *w),
+            None => h,
         })
     }))
     .style(theme.muted().add_modifier(Modifier::BOLD));
