@@ -276,9 +276,12 @@ fn describe_vs(app: &App, k: &ResourceKey, out: &mut Lines) {
     }
 }
 
+/// Which requests count.
+type Keep<'a> = Box<dyn Fn(&RequestEvent) -> bool + 'a>;
+
 /// What the charts of a target count: the requests of a route, through an upstream, or to a
 /// virtual service's routes. None: no charts (functions, other kinds).
-fn keeps<'a>(app: &'a App, target: &Target) -> Option<Box<dyn Fn(&RequestEvent) -> bool + 'a>> {
+fn keeps<'a>(app: &'a App, target: &Target) -> Option<Keep<'a>> {
     match target {
         Target::Route(id) => {
             let id = id.clone();
