@@ -705,3 +705,44 @@ fn ns_switches_the_namespace_routes_use() {
     assert!(f.h.app.message.clone().unwrap().error);
     assert_eq!(f.h.app.ctx.namespace, "team-a");
 }
+
+#[test]
+fn saved_requests_are_kept_by_name_in_the_store_and_loaded_back() {
+    let mut f = fixture(false);
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join(".epoxy-tester-history.json");
+    f.h.app.tester = epoxy::tui::views::tester::Tester::new(Some(&history));
+    f.h.command("routes");
+    f.h.key("j");
+    f.h.key("t");
+    f.h.type_text("7");
+    // From the tester, alt-: opens the command line (plain : is typed into the field).
+    f.h.key("alt-:");
+    f.h.type_text("keep find pet 7");
+    f.h.key("enter");
+    let file = dir.path().join(".epoxy-tester-requests.json");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved[0]["name"], "find pet 7");
+    assert_eq!(saved[0]["path"], "/petstore/findPet");
+    assert_eq!(saved[0]["headers"], "x-pet: 7");
+    // A new tester on the same store finds it; :requests lists it, enter loads it.
+    f.h.app.tester = epoxy::tui::views::tester::Tester::new(Some(&history));
+    f.h.key("esc");
+    f.h.command("requests");
+    let s = f.h.screen(160, 48);
+    assert!(
+        s.contains("Saved requests (1)") && s.contains("find pet 7"),
+        "{s}"
+    );
+    snap(&mut f, "saved_requests");
+    f.h.key("enter");
+    assert_eq!(f.h.app.view(), &View::Tester);
+    assert_eq!(f.h.app.tester.composed().headers, "x-pet: 7");
+    // ctrl-d drops it (from the collection file, not the store).
+    f.h.key("esc");
+    f.h.command("requests");
+    f.h.key("ctrl-d");
+    assert!(f.h.screen(160, 48).contains("Saved requests (0)"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "[]");
+}

@@ -313,7 +313,9 @@ fn a_thousand_line_paste_lands_whole_and_a_paste_never_sends() {
     let s = t.screen();
     assert!(s.contains("/pasted /second"), "{s}");
     assert!(
-        !s.contains("404") && !s.contains("200 OK"),
+        s.contains("enter sends the request")
+            && !s.contains("404 Not Found")
+            && !s.contains("200 OK"),
         "a paste sent a request:\n{s}"
     );
     t.literal(":q");

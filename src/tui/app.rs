@@ -129,6 +129,8 @@ pub enum View {
         target: views::describe::Target,
         yaml: bool,
     },
+    /// The tester's saved, named requests.
+    Saved,
     /// One request of the access log, by sequence number.
     Request {
         seq: u64,
@@ -157,6 +159,7 @@ impl View {
                 )
             }
             View::Request { seq } => format!("request {seq}"),
+            View::Saved => "saved requests".into(),
         }
     }
 
@@ -175,6 +178,7 @@ impl View {
             View::Help => vec![Scope::List, Scope::Global],
             View::Describe { .. } => vec![Scope::Describe, Scope::List, Scope::Global],
             View::Request { .. } => vec![Scope::Request, Scope::List, Scope::Global],
+            View::Saved => vec![Scope::Saved, Scope::List, Scope::Global],
         }
     }
 
@@ -252,7 +256,7 @@ pub enum OnYes {
     Discard,
 }
 
-pub const COMMANDS: [(&str, &[&str], &str); 12] = [
+pub const COMMANDS: [(&str, &[&str], &str); 14] = [
     ("upstreams", &["us", "upstream"], "the upstreams"),
     (
         "functions",
@@ -280,6 +284,16 @@ pub const COMMANDS: [(&str, &[&str], &str); 12] = [
         "namespace",
         &["ns"],
         "switch the namespace new routes and :routes use: ns NAME (without: list them)",
+    ),
+    (
+        "keep",
+        &["k"],
+        "save the tester's request under a name: keep NAME",
+    ),
+    (
+        "requests",
+        &["saved", "collection"],
+        "the tester's saved requests",
     ),
     ("help", &["h"], "the keys of the current view"),
     (
@@ -775,7 +789,7 @@ impl App {
             return;
         };
         // Commands that leave the editor's page (the stack is replaced) would drop its edit.
-        let navigates = !matches!(*name, "help" | "save" | "theme" | "quit");
+        let navigates = !matches!(*name, "help" | "save" | "theme" | "quit" | "keep");
         if navigates && self.editor.as_ref().is_some_and(|e| e.edited()) {
             self.error("the editor has an unapplied edit: ctrl-s applies it, esc drops it");
             return;
@@ -797,6 +811,21 @@ impl App {
             "help" => self.push(View::Help),
             "save" => self.save_log(arg),
             "namespace" => self.switch_namespace(arg),
+            "keep" => {
+                let name = line
+                    .split_once(char::is_whitespace)
+                    .map(|x| x.1)
+                    .unwrap_or("");
+                match self.tester.keep(name) {
+                    Ok(()) => self.info(format!(
+                        "kept as `{}` ({} saved: :requests)",
+                        name.trim(),
+                        self.tester.collection.len()
+                    )),
+                    Err(e) => self.error(e),
+                }
+            }
+            "requests" => self.goto(View::Saved),
             "theme" => match arg.map(Theme::load) {
                 Some(Ok(t)) => {
                     let color = self.theme.color;
@@ -915,6 +944,19 @@ impl App {
                     e.prefill_function(&up, &name, &self.data);
                     self.editor = Some(e);
                     self.push(View::Editor);
+                }
+            }
+            Action::Delete if view == View::Saved => {
+                if let Some(ItemId::Saved(i)) = views::selected_item(self)
+                    && let Some(n) = self.tester.collection.get(i).cloned()
+                {
+                    match self.tester.forget(&n.name) {
+                        Ok(()) => {
+                            self.info(format!("`{}` dropped from the saved requests", n.name))
+                        }
+                        Err(e) => self.error(e),
+                    }
+                    self.clamp();
                 }
             }
             Action::Delete => {
@@ -1202,6 +1244,13 @@ impl App {
             Some(ItemId::Vs(vs)) => self.push(View::Routes { vs }),
             Some(ItemId::Route(..)) => self.act(Action::Edit),
             Some(ItemId::Discovery(u)) => self.push(View::Functions { upstream: Some(u) }),
+            Some(ItemId::Saved(i)) => {
+                if let Some(n) = self.tester.collection.get(i).cloned() {
+                    self.tester.load_saved(&n.request);
+                    self.push(View::Tester);
+                    self.info(format!("{}: enter sends it", n.name));
+                }
+            }
             Some(ItemId::Event(i)) => {
                 let seq = self.data.seq_of(i);
                 self.follow = false;

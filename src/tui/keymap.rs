@@ -29,10 +29,11 @@ pub enum Scope {
     Describe,
     Request,
     Discovery,
+    Saved,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 14] = [
+    pub const ALL: [Scope; 15] = [
         Scope::Global,
         Scope::List,
         Scope::Upstreams,
@@ -47,6 +48,7 @@ impl Scope {
         Scope::Describe,
         Scope::Request,
         Scope::Discovery,
+        Scope::Saved,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +67,7 @@ impl Scope {
             Scope::Describe => "describe",
             Scope::Request => "request",
             Scope::Discovery => "discovery",
+            Scope::Saved => "saved",
         }
     }
 }
@@ -309,6 +312,8 @@ impl Default for Keymap {
                 b(S::Describe, &["e"], A::Edit, "edit", true),
                 b(S::Describe, &["t"], A::Test, "test", true),
                 b(S::Discovery, &["enter"], A::Open, "functions", true),
+                b(S::Saved, &["enter"], A::Open, "load in tester", true),
+                b(S::Saved, &["ctrl-d"], A::Delete, "drop", true),
                 b(S::Discovery, &["d"], A::Describe, "describe", true),
                 b(S::Discovery, &["y"], A::Yaml, "yaml", true),
                 b(S::Confirm, &["y", "enter"], A::Confirm, "yes", true),

@@ -34,6 +34,7 @@ pub enum ItemId {
     Event(usize),
     Discovery(String),
     Line(usize),
+    Saved(usize),
 }
 
 /// What a list view shows around its rows.
@@ -121,6 +122,7 @@ enum Rows {
     },
     Log,
     Discovery(Arc<Vec<ResourceKey>>),
+    Saved,
 }
 
 /// A list view: its rows are built on demand (only the visible ones are, when drawing).
@@ -138,6 +140,7 @@ impl List<'_> {
             Rows::Functions { fns, .. } => fns.len(),
             Rows::Routes { rows, .. } => rows.shadowed_by.len(),
             Rows::Log => self.app.data.log.len(),
+            Rows::Saved => self.app.tester.collection.len(),
         }
     }
 
@@ -159,6 +162,10 @@ impl List<'_> {
                 ItemId::Event(i)
             }
             Rows::Discovery(k) => ItemId::Discovery(k.get(i)?.name.clone()),
+            Rows::Saved => {
+                app.tester.collection.get(i)?;
+                ItemId::Saved(i)
+            }
         })
     }
 
@@ -173,6 +180,15 @@ impl List<'_> {
             }
             Rows::Log => log::row(app, app.data.log.get(i)?),
             Rows::Discovery(k) => discovery::row(app, k.get(i)?)?,
+            Rows::Saved => {
+                let n = app.tester.collection.get(i)?;
+                TRow::new()
+                    .styled(n.name.clone(), app.theme.accent())
+                    .cell(n.request.method.clone())
+                    .cell(n.request.path.clone())
+                    .styled(n.request.headers.clone(), app.theme.muted())
+                    .styled(n.request.body.clone(), app.theme.muted())
+            }
         })
     }
 
@@ -216,6 +232,18 @@ impl List<'_> {
             Rows::Routes { vs, .. } => routes::meta(app, vs, n),
             Rows::Log => log::meta(app, n),
             Rows::Discovery(_) => discovery::meta(n),
+            Rows::Saved => ListMeta {
+                title: format!("Saved requests ({n})"),
+                header: vec!["NAME", "METHOD", "PATH", "HEADERS", "BODY"],
+                widths: vec![
+                    Constraint::Fill(2),
+                    Constraint::Length(7),
+                    Constraint::Fill(3),
+                    Constraint::Fill(2),
+                    Constraint::Fill(2),
+                ],
+                empty: "none yet: in the tester, alt-: then keep NAME saves the request".into(),
+            },
         }
     }
 
@@ -268,6 +296,7 @@ fn rows_of(app: &App, view: &View) -> Option<Rows> {
             status: routes::status_of(app, vs),
         },
         View::Log => Rows::Log,
+        View::Saved => Rows::Saved,
         View::Discovery => Rows::Discovery(cache.discovery.get(g.discovery, || {
             Arc::new(app.data.discovery.keys().cloned().collect())
         })),

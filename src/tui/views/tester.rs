@@ -55,6 +55,14 @@ pub struct Saved {
     pub body: String,
 }
 
+/// A request kept under a name (`:keep NAME`), in the store's collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Named {
+    pub name: String,
+    #[serde(flatten)]
+    pub request: Saved,
+}
+
 #[derive(Debug, Clone)]
 pub struct TesterResponse {
     /// When the response arrived.
@@ -89,6 +97,9 @@ pub struct Tester {
     /// The id of the route the request was loaded from (`t` on a route or function): the
     /// tester warns when another route would answer it.
     pub target: Option<String>,
+    /// Saved, named requests (`:keep NAME`, `:requests`), kept next to the history.
+    pub collection: Vec<Named>,
+    collection_file: Option<PathBuf>,
     history_pos: Option<usize>,
     history_file: Option<PathBuf>,
 }
@@ -134,6 +145,11 @@ impl Tester {
             trace: Vec::new(),
             sending: false,
             history,
+            collection: collection_file(history_file)
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default(),
+            collection_file: collection_file(history_file),
             target: None,
             history_pos: None,
             history_file: history_file.map(Path::to_path_buf),
@@ -351,6 +367,38 @@ impl Tester {
         Some(format!("{} {} ({}/{n})", h.method, h.path, n - pos))
     }
 
+    /// Keeps the request as it stands under `name` (replacing one of the same name).
+    pub fn keep(&mut self, name: &str) -> Result<(), String> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err("keep NAME: a name for the request".into());
+        }
+        let request = self.composed();
+        match self.collection.iter_mut().find(|n| n.name == name) {
+            Some(n) => n.request = request,
+            None => self.collection.push(Named {
+                name: name.to_string(),
+                request,
+            }),
+        }
+        self.collection.sort_by(|a, b| a.name.cmp(&b.name));
+        self.save_collection()
+    }
+
+    /// Drops the saved request `name`.
+    pub fn forget(&mut self, name: &str) -> Result<(), String> {
+        self.collection.retain(|n| n.name != name);
+        self.save_collection()
+    }
+
+    fn save_collection(&self) -> Result<(), String> {
+        let Some(p) = &self.collection_file else {
+            return Ok(());
+        };
+        let text = serde_json::to_string_pretty(&self.collection).map_err(|e| e.to_string())?;
+        write_atomically(p, &text).map_err(|e| format!("{}: {e}", p.display()))
+    }
+
     fn remember(&mut self, s: Saved) {
         self.history.retain(|h| *h != s);
         self.history.push(s);
@@ -362,10 +410,7 @@ impl Tester {
         if let Some(p) = &self.history_file
             && let Ok(text) = serde_json::to_string_pretty(&self.history)
         {
-            let tmp = p.with_extension("tmp");
-            if std::fs::write(&tmp, text).is_ok() {
-                let _ = std::fs::rename(&tmp, p);
-            }
+            let _ = write_atomically(p, &text);
         }
     }
 
@@ -445,6 +490,17 @@ impl Tester {
         self.sending = false;
         self.response = Some(r);
     }
+}
+
+/// The collection lives next to the history: `.epoxy-tester-requests.json`.
+fn collection_file(history: Option<&Path>) -> Option<PathBuf> {
+    Some(history?.with_file_name(".epoxy-tester-requests.json"))
+}
+
+fn write_atomically(p: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, p)
 }
 
 /// What the tester would meet if it sent now.
