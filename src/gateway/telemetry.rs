@@ -29,8 +29,8 @@ pub struct RequestEvent {
 }
 
 /// How many request headers an event keeps, and how much of each value.
-pub const EVENT_HEADERS: usize = 64;
-pub const EVENT_HEADER_VALUE: usize = 1024;
+pub const EVENT_HEADERS: usize = 32;
+pub const EVENT_HEADER_VALUE: usize = 256;
 
 /// A request's headers as an event keeps them (only built when someone listens for events).
 pub fn event_headers(h: &super::matcher::Headers) -> Vec<(String, String)> {

@@ -44,6 +44,9 @@ impl Target {
 
 type Lines = Vec<(String, Style)>;
 
+/// How many routes a virtual service's description lists (the routes view has them all).
+const SHOWN_ROUTES: usize = 200;
+
 fn text(lines: &mut Lines, s: impl Into<String>) {
     lines.push((s.into(), Style::default()));
 }
@@ -146,10 +149,12 @@ fn describe_route(app: &App, id: &str, out: &mut Lines) {
     if !opts.is_empty() {
         field(out, t, "options", opts);
     }
-    let routes = app.data.routes_ref(&vs);
-    if let Some((_, by)) = crate::api::shadow::shadowed_routes(routes)
-        .into_iter()
-        .find(|(j, _)| *j == i)
+    // Which earlier route always wins, from the routes view's rows (derived once per listing).
+    if let Some(by) = super::route_rows(app, &vs)
+        .shadowed_by
+        .get(i)
+        .copied()
+        .flatten()
     {
         out.push((
             format!("{:<13}⚠ never matches: route #{by} always wins", "shadowed"),
@@ -265,7 +270,7 @@ fn describe_vs(app: &App, k: &ResourceKey, out: &mut Lines) {
     out.push((String::new(), Style::default()));
     let routes = &vs.spec.virtual_host.routes;
     out.push((format!("routes ({})", routes.len()), t.muted()));
-    for (i, r) in routes.iter().enumerate() {
+    for (i, r) in routes.iter().enumerate().take(SHOWN_ROUTES) {
         let (d, f) = destination(r);
         let to = if f.is_empty() {
             d
@@ -273,6 +278,15 @@ fn describe_vs(app: &App, k: &ResourceKey, out: &mut Lines) {
             format!("{d} · {f}")
         };
         text(out, format!("  #{i:<3} {}  → {to}", match_text(r)));
+    }
+    if routes.len() > SHOWN_ROUTES {
+        out.push((
+            format!(
+                "  … {} more: enter on the virtual service lists them all",
+                routes.len() - SHOWN_ROUTES
+            ),
+            t.muted(),
+        ));
     }
 }
 

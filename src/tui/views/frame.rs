@@ -142,8 +142,8 @@ fn draw_view(app: &mut App, f: &mut Frame, area: Rect) {
             }
         }
         View::Request { seq } => {
-            let lines = super::request::lines(app, seq);
-            draw_lines(app, f, area, " Request ", lines);
+            let lines = super::request_lines(app, seq);
+            draw_lines(app, f, area, " Request ", lines.as_ref().clone());
         }
         View::Log => {
             let strip_h = if area.height >= 16 { 6 } else { 4 };

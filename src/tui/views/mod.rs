@@ -94,6 +94,7 @@ pub struct Cache {
     /// Requests per route id over the last `routes::TREND` seconds, keyed by the events seen
     /// and the second it was made in.
     pub(crate) trends: Slot<(u64, u64), Arc<routes::Trends>>,
+    request: Slot<(u64, Generations), Arc<Vec<(String, Style)>>>,
 }
 
 /// What the rows a filter keeps depend on.
@@ -267,6 +268,21 @@ impl List<'_> {
     }
 }
 
+/// The derived rows of a virtual service's routes (shadowing), from the cache.
+pub fn route_rows(app: &App, vs: &ResourceKey) -> Arc<routes::RouteRows> {
+    let g = app.data.generations();
+    app.cache
+        .routes
+        .get((g.listing, vs.clone()), || Arc::new(routes::rows(app, vs)))
+}
+
+/// The lines of a request's details, from the cache (its match trace walks the routes).
+pub fn request_lines(app: &App, seq: u64) -> Arc<Vec<(String, Style)>> {
+    app.cache.request.get((seq, app.data.generations()), || {
+        Arc::new(request::lines(app, seq))
+    })
+}
+
 fn rows_of(app: &App, view: &View) -> Option<Rows> {
     let cache = &app.cache;
     let g = app.data.generations();
@@ -290,9 +306,7 @@ fn rows_of(app: &App, view: &View) -> Option<Rows> {
         }
         View::Routes { vs } => Rows::Routes {
             vs: vs.clone(),
-            rows: cache
-                .routes
-                .get((g.listing, vs.clone()), || Arc::new(routes::rows(app, vs))),
+            rows: route_rows(app, vs),
             status: routes::status_of(app, vs),
         },
         View::Log => Rows::Log,
@@ -342,7 +356,7 @@ pub fn item_count(app: &App) -> usize {
         View::Help => help::lines(app).len(),
         View::Function { upstream, name } => functions::detail_lines(app, upstream, name).len(),
         View::Describe { target, yaml } => describe::lines(app, target, *yaml).len(),
-        View::Request { seq } => request::lines(app, *seq).len(),
+        View::Request { seq } => request_lines(app, *seq).len(),
         _ => list(app).map_or(0, |l| l.len()),
     }
 }

@@ -8,6 +8,9 @@ use crate::gateway::telemetry::RequestEvent;
 use crate::tui::app::App;
 use ratatui::style::Style;
 
+/// How many lines of a match trace the request view shows (the last ones).
+const TRACE_SHOWN: usize = 40;
+
 /// Headers whose values are not shown (nor saved): credentials.
 const SECRET: [&str; 5] = [
     "authorization",
@@ -150,7 +153,18 @@ pub fn lines(app: &App, seq: u64) -> Vec<(String, Style)> {
         headers: String::new(),
         body: String::new(),
     };
-    for x in trace(&table, &app.data, &saved, &e.host, &hm) {
+    let mut tr = trace(&table, &app.data, &saved, &e.host, &hm);
+    // A long walk (thousands of routes before the match) shows its end: the routes just
+    // before the one that answered, and how many earlier ones did not match.
+    if tr.len() > TRACE_SHOWN + 1 {
+        let cut = tr.len() - TRACE_SHOWN;
+        let note = super::tester::Trace {
+            text: format!("… {} earlier routes did not match", cut - 1),
+            ok: None,
+        };
+        tr.splice(1..cut, [note]);
+    }
+    for x in tr {
         let st = match x.ok {
             Some(true) => t.ok(),
             Some(false) => t.warn(),
