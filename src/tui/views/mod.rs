@@ -24,6 +24,9 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
+/// Lines of text with their styles (details views).
+pub type StyledLines = Vec<(String, Style)>;
+
 /// What a row stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemId {
@@ -94,7 +97,7 @@ pub struct Cache {
     /// Requests per route id over the last `routes::TREND` seconds, keyed by the events seen
     /// and the second it was made in.
     pub(crate) trends: Slot<(u64, u64), Arc<routes::Trends>>,
-    request: Slot<(u64, Generations), Arc<Vec<(String, Style)>>>,
+    request: Slot<(u64, Generations), Arc<StyledLines>>,
 }
 
 /// What the rows a filter keeps depend on.
@@ -277,7 +280,7 @@ pub fn route_rows(app: &App, vs: &ResourceKey) -> Arc<routes::RouteRows> {
 }
 
 /// The lines of a request's details, from the cache (its match trace walks the routes).
-pub fn request_lines(app: &App, seq: u64) -> Arc<Vec<(String, Style)>> {
+pub fn request_lines(app: &App, seq: u64) -> Arc<StyledLines> {
     app.cache.request.get((seq, app.data.generations()), || {
         Arc::new(request::lines(app, seq))
     })
