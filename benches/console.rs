@@ -181,6 +181,7 @@ fn event(i: usize) -> RequestEvent {
         bytes_in: 0,
         bytes_out: 60,
         error: None,
+        headers: Vec::new(),
     }
 }
 
@@ -336,27 +337,38 @@ fn main() {
 
     // (label, command, clock offset): the routes view twice, with the log's traffic inside the
     // rate window (every row looks up its req/s) and after it (idle).
-    let views: [(&str, &str, u64); 7] = [
-        ("upstreams (1000)", "upstreams", 0),
-        ("functions, all (4000)", "functions", 0),
-        ("functions of 1 upstream (4)", "", 0),
-        ("virtualservices (1)", "virtualservices", 0),
-        ("routes (10000), traffic", "routes default", 0),
-        ("routes (10000), idle", "routes default", 60),
-        ("access log (2000 events)", "log", 0),
+    // Then keys pressed after the command (the describe view of a route with its charts, one
+    // request of the log with its match trace, the tester with its preview).
+    let views: [(&str, &str, u64, &[&str]); 10] = [
+        ("upstreams (1000)", "upstreams", 0, &[]),
+        ("functions, all (4000)", "functions", 0, &[]),
+        ("functions of 1 upstream (4)", "", 0, &[]),
+        ("virtualservices (1)", "virtualservices", 0, &[]),
+        ("routes (10000), traffic", "routes default", 0, &[]),
+        ("routes (10000), idle", "routes default", 60, &[]),
+        ("access log (2000 events)", "log", 0, &[]),
+        ("describe route, traffic", "routes default", 0, &["d"]),
+        ("request of the log", "log", 0, &["enter"]),
+        ("tester, 10000 routes", "routes default", 0, &["G", "t"]),
     ];
     println!();
     println!(
         "{:<30} {:>7} {:>9} {:>9} {:>13} {:>13}",
         "view", "size", "draw med", "draw p99", "j+draw med", "j+draw p99"
     );
-    for (label, cmd, later) in views {
+    for (label, cmd, later, keys) in views {
         h.app.ctx.clock = Some(clock() + Duration::from_secs(later));
+        if h.app.view() == &epoxy::tui::app::View::Tester {
+            h.key("esc");
+        }
         if cmd.is_empty() {
             h.command("upstreams");
             h.key("enter");
         } else {
             h.command(cmd);
+        }
+        for k in keys {
+            h.key(k);
         }
         for (w, hgt) in SIZES {
             let mut term = Terminal::new(TestBackend::new(w, hgt)).expect("a test terminal");

@@ -9,7 +9,7 @@ use epoxy::gateway::table::compile;
 use epoxy::gateway::telemetry::RequestEvent;
 use epoxy::store::Listing;
 use epoxy::store::dir::DirStore;
-use epoxy::tui::app::{App, Ctx, Msg};
+use epoxy::tui::app::{App, Ctx, Msg, View};
 use epoxy::tui::feeds::Feeds;
 use epoxy::tui::harness::Harness;
 use epoxy::tui::keymap::{Key, Keymap, Scope};
@@ -165,6 +165,13 @@ fn fixture(readonly: bool) -> Fixture {
             bytes_in: 0,
             bytes_out: 60,
             error: None,
+            headers: match func {
+                Some(_) => vec![
+                    ("x-pet".into(), "1".into()),
+                    ("authorization".into(), "Bearer s3cret".into()),
+                ],
+                None => vec![("accept".into(), "*/*".into())],
+            },
         })));
     }
     Fixture {
@@ -259,6 +266,7 @@ fn snapshot_tester_with_trace() {
     hm.insert("x-pet", "1".parse().unwrap());
     f.h.app.tester.trace = trace(&table, &f.h.app.data, &saved, "127.0.0.1:8080", &hm);
     f.h.app.tester.response = Some(Ok(TesterResponse {
+        received: clock() - Duration::from_secs(2),
         status: 200,
         reason: "OK".into(),
         elapsed: Duration::from_millis(3),
@@ -489,4 +497,252 @@ fn a_discovery_error_shows_in_full_under_the_upstreams() {
         assert!(text.contains("Discovery error"), "{s}");
         assert!(text.contains("is the service up?"), "{cmd} {w}:\n{s}");
     }
+}
+
+#[test]
+fn snapshot_describe_and_yaml_of_a_route_an_upstream_and_a_virtual_service() {
+    let mut f = fixture(false);
+    f.h.command("routes");
+    f.h.key("j");
+    // `d` describes the route (k9s): its traffic over the last minute as sparklines.
+    f.h.key("d");
+    let s = f.h.screen(160, 48);
+    assert!(
+        s.contains("Describe · ") && s.contains("findPetById"),
+        "{s}"
+    );
+    assert!(s.contains("last 60s: 2 requests, 0 errors"), "{s}");
+    snap(&mut f, "describe_route");
+    f.h.key("y");
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("functionName: findPetById"), "{s}");
+    snap(&mut f, "yaml_route");
+    // Nothing was deleted on the way: the route is still there.
+    assert_eq!(
+        f.h.app
+            .data
+            .routes_ref(&ResourceKey::new(
+                Kind::VirtualService,
+                "gloo-system",
+                "default"
+            ))
+            .len(),
+        4
+    );
+    f.h.command("us");
+    f.h.key("d");
+    snap(&mut f, "describe_upstream");
+    f.h.command("vs");
+    f.h.key("y");
+    let s = f.h.screen(160, 48);
+    assert!(
+        s.contains("kind: VirtualService") && s.contains("exact: /petstore/list"),
+        "{s}"
+    );
+    snap(&mut f, "yaml_virtualservice");
+}
+
+#[test]
+fn the_access_log_drills_into_a_request_replays_it_and_goes_to_its_route() {
+    let mut f = fixture(false);
+    f.h.command("log");
+    // The last request (followed): findPet, with its headers; the credential hidden.
+    f.h.key("enter");
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("request      GET /petstore/findPet"), "{s}");
+    assert!(s.contains("x-pet: 1"), "{s}");
+    assert!(
+        !s.contains("s3cret") && s.contains("authorization: ••• (13 bytes, hidden)"),
+        "{s}"
+    );
+    assert!(s.contains("findPetById"), "{s}");
+    // The match trace against the routes as they are: #1 answers (the x-pet header).
+    assert!(
+        s.contains("#0 exact /petstore/list") && s.contains("✓"),
+        "{s}"
+    );
+    snap(&mut f, "request_detail");
+    // g: its route, selected in the routes view.
+    f.h.key("g");
+    assert!(matches!(f.h.app.view(), View::Routes { .. }));
+    assert_eq!(f.h.app.page().selected, 1);
+    // Back to the request; t replays it in the tester (with its headers).
+    f.h.key("esc");
+    f.h.key("t");
+    assert_eq!(f.h.app.view(), &View::Tester);
+    let c = f.h.app.tester.composed();
+    assert_eq!(
+        (c.method.as_str(), c.path.as_str()),
+        ("GET", "/petstore/findPet")
+    );
+    assert!(c.headers.contains("x-pet: 1"), "{}", c.headers);
+}
+
+#[test]
+fn the_access_log_is_saved_as_json_lines_without_credentials() {
+    let mut f = fixture(false);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.jsonl");
+    f.h.command(&format!("save {}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["path"], "/petstore/list");
+    assert_eq!(lines[2]["status"], 404);
+    assert_eq!(lines[1]["headers"]["x-pet"], "1");
+    assert_eq!(lines[0]["time"], "2024-05-01T11:59:58.500Z");
+    assert!(!text.contains("s3cret"), "{text}");
+    let msg = f.h.app.message.clone().unwrap();
+    assert!(msg.text.contains("saved 4 requests"), "{}", msg.text);
+}
+
+#[test]
+fn the_help_key_stays_in_the_footer_at_80_columns() {
+    let mut f = fixture(false);
+    for cmd in ["us", "fn", "vs", "routes", "log", "discovery"] {
+        f.h.command(cmd);
+        let s = f.h.screen(80, 24);
+        let footer = s.lines().last().unwrap_or_default();
+        assert!(footer.contains("<?> help"), "{cmd}: {footer}");
+    }
+    f.h.command("test");
+    let s = f.h.screen(80, 24);
+    assert!(s.lines().last().unwrap().contains("<f1> help"), "{s}");
+    // f1 opens help from the tester (where ? is typed into a field).
+    f.h.key("f1");
+    assert_eq!(f.h.app.view(), &View::Help);
+}
+
+#[test]
+fn without_colour_placeholders_are_told_apart_from_values() {
+    use ratatui::style::Modifier;
+    let mut f = fixture(false);
+    f.h.app.theme = Theme::default().without_color();
+    f.h.command("test");
+    let buf = f.h.buffer(120, 30).unwrap();
+    let text = epoxy::tui::harness::buffer_text(&buf);
+    // The empty headers field shows its hint; the path field shows its value (`/`).
+    let row = |label: &str| {
+        text.lines()
+            .position(|l| l.contains(&format!("│{label}")))
+            .unwrap() as u16
+    };
+    let cell = |y: u16, x: u16| buf.cell((x, y)).unwrap().clone();
+    let hint = cell(row("headers"), 9);
+    assert_eq!(hint.symbol(), "n");
+    assert!(
+        hint.modifier.contains(Modifier::DIM | Modifier::ITALIC),
+        "{hint:?}"
+    );
+    let body_hint = cell(row("body"), 9);
+    assert!(
+        body_hint.modifier.contains(Modifier::ITALIC),
+        "{body_hint:?}"
+    );
+    // A value is plain: type into the path field (focused) and leave it.
+    f.h.key("tab");
+    let buf = f.h.buffer(120, 30).unwrap();
+    let v = buf.cell((9, row("path"))).unwrap();
+    assert_eq!(v.symbol(), "/");
+    assert!(
+        !v.modifier.intersects(Modifier::DIM | Modifier::ITALIC),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn the_tester_says_which_route_answers_before_sending_and_warns_when_shadowed() {
+    let mut f = fixture(false);
+    f.h.command("routes");
+    f.h.key("j");
+    f.h.key("t");
+    // findPet (#1) needs its x-pet header; empty, #1 still matches (a header value is
+    // templated); route #1 answers.
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("→ route default#1 answers"), "{s}");
+    // Route #3 (prefix /petstore/old) is shadowed by #2 (prefix /petstore): t on it warns.
+    f.h.key("esc");
+    f.h.key("G");
+    f.h.key("t");
+    let s = f.h.screen(160, 48);
+    assert!(
+        s.contains("⚠ route default#2 answers, not #3: an earlier route shadows it"),
+        "{s}"
+    );
+    snap(&mut f, "tester_shadowed");
+    // A path no route takes: said before sending.
+    f.h.key("ctrl-u");
+    f.h.type_text("/elsewhere");
+    assert!(
+        f.h.screen(160, 48)
+            .contains("⚠ no route answers this (404)")
+    );
+}
+
+#[test]
+fn ns_switches_the_namespace_routes_use() {
+    let mut f = fixture(false);
+    f.h.command("ns");
+    let m = f.h.app.message.clone().unwrap();
+    assert!(
+        m.text
+            .contains("namespace gloo-system · in the store: gloo-system"),
+        "{}",
+        m.text
+    );
+    f.h.command("ns team-a");
+    assert_eq!(f.h.app.ctx.namespace, "team-a");
+    assert!(f.h.screen(120, 30).contains("ns team-a"));
+    f.h.command("routes");
+    match f.h.app.view() {
+        View::Routes { vs } => assert_eq!(vs.namespace, "team-a"),
+        v => panic!("{v:?}"),
+    }
+    f.h.command("ns Not_A_Namespace");
+    assert!(f.h.app.message.clone().unwrap().error);
+    assert_eq!(f.h.app.ctx.namespace, "team-a");
+}
+
+#[test]
+fn saved_requests_are_kept_by_name_in_the_store_and_loaded_back() {
+    let mut f = fixture(false);
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join(".epoxy-tester-history.json");
+    f.h.app.tester = epoxy::tui::views::tester::Tester::new(Some(&history));
+    f.h.command("routes");
+    f.h.key("j");
+    f.h.key("t");
+    f.h.type_text("7");
+    // From the tester, alt-: opens the command line (plain : is typed into the field).
+    f.h.key("alt-:");
+    f.h.type_text("keep find pet 7");
+    f.h.key("enter");
+    let file = dir.path().join(".epoxy-tester-requests.json");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved[0]["name"], "find pet 7");
+    assert_eq!(saved[0]["path"], "/petstore/findPet");
+    assert_eq!(saved[0]["headers"], "x-pet: 7");
+    // A new tester on the same store finds it; :requests lists it, enter loads it.
+    f.h.app.tester = epoxy::tui::views::tester::Tester::new(Some(&history));
+    f.h.key("esc");
+    f.h.command("requests");
+    let s = f.h.screen(160, 48);
+    assert!(
+        s.contains("Saved requests (1)") && s.contains("find pet 7"),
+        "{s}"
+    );
+    snap(&mut f, "saved_requests");
+    f.h.key("enter");
+    assert_eq!(f.h.app.view(), &View::Tester);
+    assert_eq!(f.h.app.tester.composed().headers, "x-pet: 7");
+    // ctrl-d drops it (from the collection file, not the store).
+    f.h.key("esc");
+    f.h.command("requests");
+    f.h.key("ctrl-d");
+    assert!(f.h.screen(160, 48).contains("Saved requests (0)"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "[]");
 }

@@ -289,7 +289,16 @@ async fn create_reorder_and_delete_routes() {
     assert!(b < a);
     // Delete the selected (/b, now first): confirm with y.
     assert_eq!(s.h.app.page().selected, 0);
+    // `d` describes (as in k9s): nothing is asked, nothing deleted.
     s.h.key("d");
+    let screen = s.h.screen(120, 30);
+    assert!(
+        screen.contains("Describe ·") && screen.contains("prefix /b"),
+        "{screen}"
+    );
+    assert!(!screen.contains("Delete route"), "{screen}");
+    s.h.key("esc");
+    s.h.key("ctrl-d");
     assert!(s.h.screen(120, 30).contains("Delete route #0 of default?"));
     s.h.key("y");
     s.h.until("the delete", WAIT, |a| {
@@ -313,7 +322,7 @@ async fn create_reorder_and_delete_routes() {
 async fn readonly_refuses_every_write() {
     let mut s = session(true).await;
     s.h.command("routes");
-    for k in ["n", "e", "d", "K", "J", "u", "U"] {
+    for k in ["n", "e", "ctrl-d", "K", "J", "u", "U"] {
         s.h.key(k);
         assert!(
             s.h.app

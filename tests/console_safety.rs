@@ -238,7 +238,17 @@ fn readonly_changes_no_file() {
     t.literal(":routes");
     t.keys(&["Enter"]);
     t.wait_for("the routes", |s| s.contains("/one"));
+    // `d` describes, read-only too; ctrl-d (delete) is refused.
     t.keys(&["d"]);
+    t.wait_for("the description", |s| {
+        s.contains("Describe ·") && s.contains("/one")
+    });
+    t.keys(&["y"]);
+    t.wait_for("the YAML", |s| {
+        s.contains("YAML ·") && s.contains("prefix: /one")
+    });
+    t.keys(&["Escape"]);
+    t.keys(&["C-d"]);
     t.wait_for("the refusal", |s| s.contains("writes are disabled"));
     // Discovery polls meanwhile; then quit.
     std::thread::sleep(Duration::from_millis(2500));
@@ -303,7 +313,9 @@ fn a_thousand_line_paste_lands_whole_and_a_paste_never_sends() {
     let s = t.screen();
     assert!(s.contains("/pasted /second"), "{s}");
     assert!(
-        !s.contains("404") && !s.contains("200 OK"),
+        s.contains("enter sends the request")
+            && !s.contains("404 Not Found")
+            && !s.contains("200 OK"),
         "a paste sent a request:\n{s}"
     );
     t.literal(":q");

@@ -52,6 +52,9 @@ pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> 
             "the console needs a terminal; run `epoxy demo --headless` or `epoxy gateway` for no console"
         );
     }
+    if let Some(why) = tui::unusable_term(std::env::var("TERM").ok().as_deref()) {
+        bail!("{why}");
+    }
     let (keymap, notes) = tui::keymap::Keymap::load();
     let mut fds_cfg = hosting.fds;
     let (store, root, source): (Arc<dyn Store>, PathBuf, &str) = match g.kube_target() {

@@ -167,6 +167,7 @@ pub async fn handle(
                 req.method().to_string(),
                 authority.to_string(),
                 pq.to_string(),
+                super::telemetry::event_headers(&req.headers().into()),
             )
         });
         (matched, no_vhost, info)
@@ -229,7 +230,7 @@ pub async fn handle(
         .and_then(|r| r.take())
     {
         // An upgraded connection: its event comes when it ends, with what it carried.
-        if let Some((method, host, path)) = info {
+        if let Some((method, host, path, headers)) = info {
             let events = shared.events.clone();
             let (route, upstream) = (
                 outcome.route.map(str::to_string),
@@ -250,12 +251,13 @@ pub async fn handle(
                     bytes_in: t.from_client,
                     bytes_out: t.to_client,
                     error: t.error,
+                    headers,
                 });
             });
         }
         return resp;
     }
-    if let Some((method, host, path)) = info {
+    if let Some((method, host, path, headers)) = info {
         let _ = shared.events.send(RequestEvent {
             time: SystemTime::now(),
             method,
@@ -269,6 +271,7 @@ pub async fn handle(
             bytes_in,
             bytes_out: outcome.bytes_out,
             error: outcome.error,
+            headers,
         });
     }
     resp

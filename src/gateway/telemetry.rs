@@ -23,6 +23,36 @@ pub struct RequestEvent {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub error: Option<String>,
+    /// The request's headers (the console's access log shows them for one request and can
+    /// replay it); at most `EVENT_HEADERS`, each value cut at `EVENT_HEADER_VALUE` bytes.
+    pub headers: Vec<(String, String)>,
+}
+
+/// How many request headers an event keeps, and how much of each value.
+pub const EVENT_HEADERS: usize = 32;
+pub const EVENT_HEADER_VALUE: usize = 256;
+
+/// A request's headers as an event keeps them (only built when someone listens for events).
+pub fn event_headers(h: &super::matcher::Headers) -> Vec<(String, String)> {
+    let keep = |name: &[u8], value: &[u8]| {
+        let v = &value[..value.len().min(EVENT_HEADER_VALUE)];
+        (
+            String::from_utf8_lossy(name).into_owned(),
+            String::from_utf8_lossy(v).into_owned(),
+        )
+    };
+    match h {
+        super::matcher::Headers::Map(m) => m
+            .iter()
+            .take(EVENT_HEADERS)
+            .map(|(k, v)| keep(k.as_str().as_bytes(), v.as_bytes()))
+            .collect(),
+        super::matcher::Headers::Raw(r) => r
+            .iter()
+            .take(EVENT_HEADERS)
+            .map(|x| keep(x.name.as_bytes(), x.value))
+            .collect(),
+    }
 }
 
 /// Upper bounds of the latency buckets, in seconds (Prometheus style).

@@ -42,10 +42,14 @@ pub enum Action {
     PickNext,
     Confirm,
     Cancel,
+    Describe,
+    Yaml,
+    Save,
+    GotoRoute,
 }
 
 impl Action {
-    pub const ALL: [Action; 36] = [
+    pub const ALL: [Action; 40] = [
         Action::Quit,
         Action::Back,
         Action::Help,
@@ -82,6 +86,10 @@ impl Action {
         Action::PickNext,
         Action::Confirm,
         Action::Cancel,
+        Action::Describe,
+        Action::Yaml,
+        Action::Save,
+        Action::GotoRoute,
     ];
 
     /// The name used in the keys file (`move_up`).

@@ -108,15 +108,33 @@ impl Ctx {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum View {
     Upstreams,
-    Functions { upstream: Option<String> },
-    Function { upstream: String, name: String },
+    Functions {
+        upstream: Option<String>,
+    },
+    Function {
+        upstream: String,
+        name: String,
+    },
     VirtualServices,
-    Routes { vs: ResourceKey },
+    Routes {
+        vs: ResourceKey,
+    },
     Editor,
     Tester,
     Log,
     Discovery,
     Help,
+    /// One resource, route or function, described or as YAML (`d`, `y`).
+    Describe {
+        target: views::describe::Target,
+        yaml: bool,
+    },
+    /// The tester's saved, named requests.
+    Saved,
+    /// One request of the access log, by sequence number.
+    Request {
+        seq: u64,
+    },
 }
 
 impl View {
@@ -133,6 +151,15 @@ impl View {
             View::Log => "log".into(),
             View::Discovery => "discovery".into(),
             View::Help => "help".into(),
+            View::Describe { target, yaml } => {
+                format!(
+                    "{} ({})",
+                    target.title(),
+                    if *yaml { "yaml" } else { "describe" }
+                )
+            }
+            View::Request { seq } => format!("request {seq}"),
+            View::Saved => "saved requests".into(),
         }
     }
 
@@ -147,8 +174,11 @@ impl View {
             View::Editor => vec![Scope::Editor],
             View::Tester => vec![Scope::Tester],
             View::Log => vec![Scope::Log, Scope::List, Scope::Global],
-            View::Discovery => vec![Scope::List, Scope::Global],
+            View::Discovery => vec![Scope::Discovery, Scope::List, Scope::Global],
             View::Help => vec![Scope::List, Scope::Global],
+            View::Describe { .. } => vec![Scope::Describe, Scope::List, Scope::Global],
+            View::Request { .. } => vec![Scope::Request, Scope::List, Scope::Global],
+            View::Saved => vec![Scope::Saved, Scope::List, Scope::Global],
         }
     }
 
@@ -226,7 +256,7 @@ pub enum OnYes {
     Discard,
 }
 
-pub const COMMANDS: [(&str, &[&str], &str); 10] = [
+pub const COMMANDS: [(&str, &[&str], &str); 14] = [
     ("upstreams", &["us", "upstream"], "the upstreams"),
     (
         "functions",
@@ -250,7 +280,27 @@ pub const COMMANDS: [(&str, &[&str], &str); 10] = [
         &["fds", "disc"],
         "function discovery, per upstream",
     ),
+    (
+        "namespace",
+        &["ns"],
+        "switch the namespace new routes and :routes use: ns NAME (without: list them)",
+    ),
+    (
+        "keep",
+        &["k"],
+        "save the tester's request under a name: keep NAME",
+    ),
+    (
+        "requests",
+        &["saved", "collection"],
+        "the tester's saved requests",
+    ),
     ("help", &["h"], "the keys of the current view"),
+    (
+        "save",
+        &["w"],
+        "save the access log to a file, as JSON lines: save [FILE]",
+    ),
     ("theme", &[], "switch the colour theme: theme NAME"),
     ("quit", &["q", "q!", "exit"], "leave the console"),
 ];
@@ -368,6 +418,9 @@ impl App {
         self.stack.truncate(1);
         if self.stack[0].view != view {
             self.stack[0] = Page::new(view);
+        }
+        if self.stack[0].view != View::Editor {
+            self.editor = None;
         }
     }
 
@@ -735,6 +788,12 @@ impl App {
             ));
             return;
         };
+        // Commands that leave the editor's page (the stack is replaced) would drop its edit.
+        let navigates = !matches!(*name, "help" | "save" | "theme" | "quit" | "keep");
+        if navigates && self.editor.as_ref().is_some_and(|e| e.edited()) {
+            self.error("the editor has an unapplied edit: ctrl-s applies it, esc drops it");
+            return;
+        }
         match *name {
             "upstreams" => self.goto(View::Upstreams),
             "functions" => self.goto(View::Functions { upstream: None }),
@@ -750,6 +809,23 @@ impl App {
             "log" => self.goto(View::Log),
             "discovery" => self.goto(View::Discovery),
             "help" => self.push(View::Help),
+            "save" => self.save_log(arg),
+            "namespace" => self.switch_namespace(arg),
+            "keep" => {
+                let name = line
+                    .split_once(char::is_whitespace)
+                    .map(|x| x.1)
+                    .unwrap_or("");
+                match self.tester.keep(name) {
+                    Ok(()) => self.info(format!(
+                        "kept as `{}` ({} saved: :requests)",
+                        name.trim(),
+                        self.tester.collection.len()
+                    )),
+                    Err(e) => self.error(e),
+                }
+            }
+            "requests" => self.goto(View::Saved),
             "theme" => match arg.map(Theme::load) {
                 Some(Ok(t)) => {
                     let color = self.theme.color;
@@ -868,6 +944,19 @@ impl App {
                     e.prefill_function(&up, &name, &self.data);
                     self.editor = Some(e);
                     self.push(View::Editor);
+                }
+            }
+            Action::Delete if view == View::Saved => {
+                if let Some(ItemId::Saved(i)) = views::selected_item(self)
+                    && let Some(n) = self.tester.collection.get(i).cloned()
+                {
+                    match self.tester.forget(&n.name) {
+                        Ok(()) => {
+                            self.info(format!("`{}` dropped from the saved requests", n.name))
+                        }
+                        Err(e) => self.error(e),
+                    }
+                    self.clamp();
                 }
             }
             Action::Delete => {
@@ -1009,6 +1098,122 @@ impl App {
                 }
             }
             Action::Confirm => {}
+            Action::Describe | Action::Yaml => self.describe(a == Action::Yaml),
+            Action::Save => self.save_log(None),
+            Action::GotoRoute => {
+                let route = match &view {
+                    View::Request { seq } => self.data.event(*seq).and_then(|e| e.route.clone()),
+                    _ => None,
+                };
+                match route.and_then(|id| self.data.locate(&id)) {
+                    Some((vs, i)) => {
+                        self.push(View::Routes { vs });
+                        self.page_mut().selected = i;
+                    }
+                    None => self.info("this request's route is gone (or none matched)"),
+                }
+            }
+        }
+    }
+
+    /// `d` and `y`: the selected item described, or as YAML; in the describe view, `y` switches.
+    fn describe(&mut self, yaml: bool) {
+        use views::describe::Target;
+        if let View::Describe { target, yaml: was } = self.view().clone() {
+            let yaml = if yaml { !was } else { false };
+            self.page_mut().view = View::Describe { target, yaml };
+            return;
+        }
+        let target = match views::selected_item(self) {
+            Some(ItemId::Upstream(u)) | Some(ItemId::Discovery(u)) => self
+                .data
+                .upstream(&u)
+                .map(|x| {
+                    ResourceKey::new(
+                        Kind::Upstream,
+                        x.metadata.namespace.clone().unwrap_or_default(),
+                        &x.metadata.name,
+                    )
+                })
+                .map(Target::Resource),
+            Some(ItemId::Vs(k)) => Some(Target::Resource(k)),
+            Some(ItemId::Route(vs, i)) => self
+                .data
+                .routes_ref(&vs)
+                .get(i)
+                .map(|r| Target::Route(route_id(&vs, r))),
+            Some(ItemId::Function(upstream, name)) => {
+                if !yaml {
+                    // A function's description is its details view.
+                    self.push(View::Function { upstream, name });
+                    return;
+                }
+                Some(Target::Function { upstream, name })
+            }
+            _ => None,
+        };
+        if let Some(target) = target {
+            self.push(View::Describe { target, yaml });
+        }
+    }
+
+    /// `:ns NAME`: the namespace the console writes to and `:routes` reads; `:ns` lists the
+    /// namespaces of the store.
+    fn switch_namespace(&mut self, name: Option<&str>) {
+        let mut known: Vec<&str> = self
+            .data
+            .listing
+            .resources
+            .keys()
+            .map(|k| k.namespace.as_str())
+            .collect();
+        known.dedup();
+        known.sort_unstable();
+        known.dedup();
+        match name {
+            None => self.info(format!(
+                "namespace {} · in the store: {}",
+                self.ctx.namespace,
+                known.join(", ")
+            )),
+            Some(n) => {
+                if let Some(why) = crate::api::naming::namespace_problem(n) {
+                    self.error(format!("namespace `{n}`: {why}"));
+                    return;
+                }
+                self.ctx.namespace = n.to_string();
+                let note = if known.contains(&n) {
+                    ""
+                } else {
+                    " (nothing there yet: the first route you add creates its virtual service)"
+                };
+                self.info(format!("namespace {n}{note}"));
+                if matches!(self.view(), View::Routes { .. }) {
+                    let vs = self.default_vs();
+                    self.goto(View::Routes { vs });
+                }
+            }
+        }
+    }
+
+    /// Writes the access log (JSON lines, credentials hidden) to `path`, else to a new file
+    /// in the current directory.
+    fn save_log(&mut self, path: Option<&str>) {
+        let path = match path {
+            Some(p) => PathBuf::from(p),
+            None => {
+                let stamp = crate::api::time::rfc3339(self.now()).replace(':', "");
+                PathBuf::from(format!("epoxy-access-{stamp}.jsonl"))
+            }
+        };
+        let text = views::request::export(self.data.log.iter());
+        match std::fs::write(&path, text) {
+            Ok(()) => self.info(format!(
+                "saved {} requests to {}",
+                self.data.log.len(),
+                path.display()
+            )),
+            Err(e) => self.error(format!("cannot save the log to {}: {e}", path.display())),
         }
     }
 
@@ -1039,15 +1244,47 @@ impl App {
             Some(ItemId::Vs(vs)) => self.push(View::Routes { vs }),
             Some(ItemId::Route(..)) => self.act(Action::Edit),
             Some(ItemId::Discovery(u)) => self.push(View::Functions { upstream: Some(u) }),
+            Some(ItemId::Saved(i)) => {
+                if let Some(n) = self.tester.collection.get(i).cloned() {
+                    self.tester.load_saved(&n.request);
+                    self.push(View::Tester);
+                    self.info(format!("{}: enter sends it", n.name));
+                }
+            }
+            Some(ItemId::Event(i)) => {
+                let seq = self.data.seq_of(i);
+                self.follow = false;
+                self.push(View::Request { seq });
+            }
             _ => {}
         }
     }
 
     fn test_selected(&mut self) {
+        let replay = match self.view() {
+            View::Request { seq } => Some(*seq),
+            View::Log => match views::selected_item(self) {
+                Some(ItemId::Event(i)) => Some(self.data.seq_of(i)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(seq) = replay {
+            match self.data.event(seq).map(views::request::as_saved) {
+                Some(s) => {
+                    self.tester.load_saved(&s);
+                    self.push(View::Tester);
+                    self.info(format!("{} {}: enter sends it again", s.method, s.path));
+                }
+                None => self.info("this request has left the log"),
+            }
+            return;
+        }
         match views::selected_item(self) {
             Some(ItemId::Route(vs, i)) => {
                 if let Some(r) = self.data.routes_ref(&vs).get(i).cloned() {
                     self.tester.load_route(&r, &self.data);
+                    self.tester.target = Some(route_id(&vs, &r));
                     self.push(View::Tester);
                 }
             }
@@ -1072,19 +1309,24 @@ impl App {
     /// The tester, loaded with a route that reaches the function.
     pub fn test_function(&mut self, up: &str, name: &str) {
         let found = self.data.virtual_services().find_map(|vs| {
-            vs.routes()?.iter().find(|r| {
-                r.route_action
-                    .as_ref()
-                    .and_then(|a| a.single.as_ref())
-                    .is_some_and(|d| {
-                        d.function_name() == Some(name)
-                            && d.upstream.as_ref().is_some_and(|u| u.name == up)
-                    })
-            })
+            let key = vs.key();
+            vs.routes()?
+                .iter()
+                .find(|r| {
+                    r.route_action
+                        .as_ref()
+                        .and_then(|a| a.single.as_ref())
+                        .is_some_and(|d| {
+                            d.function_name() == Some(name)
+                                && d.upstream.as_ref().is_some_and(|u| u.name == up)
+                        })
+                })
+                .map(|r| (key, r.clone()))
         });
-        match found.cloned() {
-            Some(r) => {
+        match found {
+            Some((key, r)) => {
                 self.tester.load_route(&r, &self.data);
+                self.tester.target = Some(route_id(&key, &r));
                 self.push(View::Tester);
                 self.info(format!("fill the variables of {name}, then enter sends"));
             }
@@ -1286,17 +1528,9 @@ fn base64(b: &[u8]) -> String {
     out
 }
 
-/// For route ids in traces and the log: `ns/vs#i` → (vs key, index, route).
+/// For route ids in traces and the log: the route with that id, where it is now.
 pub fn find_route<'d>(data: &'d Data, id: &str) -> Option<(ResourceKey, usize, &'d Route)> {
-    for vs in data.virtual_services() {
-        let key = vs.key();
-        for (i, r) in vs.routes()?.iter().enumerate() {
-            if route_id(&key, r) == id {
-                return Some((key, i, r));
-            }
-        }
-    }
-    None
+    data.route_by_id(id)
 }
 
 #[cfg(test)]

@@ -30,8 +30,9 @@ pub struct Data {
     pub total: u64,
     generations: Generations,
     window: Window,
-    /// Route id → where that route is now (`default#2`, or its name), built once per listing.
-    places: OnceLock<HashMap<String, String>>,
+    /// Route id → where that route is now (its virtual service and index), built once per
+    /// listing.
+    places: OnceLock<HashMap<String, (ResourceKey, usize)>>,
 }
 
 /// How many times each input has been replaced (derived data is recomputed when these move).
@@ -341,31 +342,35 @@ impl Data {
         self.places = OnceLock::new();
     }
 
-    /// How a route id reads in the log: the route's name, or its virtual service and where it
-    /// is now (`default#2`); the id itself (without the namespace) when it is gone.
-    pub fn route_place(&self, id: &str, namespace: &str) -> String {
+    /// Where the route with id `id` is now: its virtual service and index.
+    pub fn locate(&self, id: &str) -> Option<(ResourceKey, usize)> {
         let places = self.places.get_or_init(|| {
             let mut m = HashMap::new();
             for vs in self.virtual_services() {
                 let key = vs.key();
-                for (i, r) in vs
-                    .routes()
-                    .map_or(&[][..], Vec::as_slice)
-                    .iter()
-                    .enumerate()
-                {
-                    let place = match &r.name {
-                        Some(n) => n.clone(),
-                        None if key.namespace == namespace => format!("{}#{i}", key.name),
-                        None => format!("{}/{}#{i}", key.namespace, key.name),
-                    };
-                    m.entry(route_id(&key, r)).or_insert(place);
+                for (i, r) in vs.routes().into_iter().flatten().enumerate() {
+                    m.entry(route_id(&key, r)).or_insert((key.clone(), i));
                 }
             }
             m
         });
-        match places.get(id) {
-            Some(p) => p.clone(),
+        places.get(id).cloned()
+    }
+
+    /// The route with id `id`, where it is now.
+    pub fn route_by_id(&self, id: &str) -> Option<(ResourceKey, usize, &Route)> {
+        let (key, i) = self.locate(id)?;
+        let r = self.routes_ref(&key).get(i)?;
+        Some((key, i, r))
+    }
+
+    /// How a route id reads in the log: the route's name, or its virtual service and where it
+    /// is now (`default#2`); the id itself (without the namespace) when it is gone.
+    pub fn route_place(&self, id: &str, namespace: &str) -> String {
+        match self.route_by_id(id) {
+            Some((_, _, r)) if r.name.is_some() => r.name.clone().unwrap_or_default(),
+            Some((key, i, _)) if key.namespace == namespace => format!("{}#{i}", key.name),
+            Some((key, i, _)) => format!("{}/{}#{i}", key.namespace, key.name),
             None => id
                 .strip_prefix(namespace)
                 .and_then(|r| r.strip_prefix('/'))
@@ -413,6 +418,18 @@ impl Data {
                 .filter_map(|r| r.routes().map(Vec::len))
                 .sum()
         }
+    }
+
+    /// The sequence number of the `i`th event of the log (events are numbered from 0 as they
+    /// arrive; the log keeps the last `LOG_CAPACITY`).
+    pub fn seq_of(&self, i: usize) -> u64 {
+        self.total - self.log.len() as u64 + i as u64
+    }
+
+    /// The event with sequence number `seq`, while the log still has it.
+    pub fn event(&self, seq: u64) -> Option<&RequestEvent> {
+        let first = self.total - self.log.len() as u64;
+        self.log.get(usize::try_from(seq.checked_sub(first)?).ok()?)
     }
 
     pub fn push_event(&mut self, e: RequestEvent) {
@@ -466,6 +483,51 @@ impl Data {
         })
     }
 
+    /// The requests `keep` selects, in `n` buckets of `width` ending at `now` (oldest first):
+    /// counts, errors (5xx and gateway errors), and p50/p99 latency; from the access log, so
+    /// as far back as its last `LOG_CAPACITY` requests reach.
+    pub fn series(
+        &self,
+        now: SystemTime,
+        n: usize,
+        width: Duration,
+        keep: impl Fn(&RequestEvent) -> bool,
+    ) -> Series {
+        let mut lat: Vec<Vec<u64>> = vec![Vec::new(); n];
+        let mut s = Series {
+            requests: vec![0; n],
+            errors: vec![0; n],
+            p50: vec![0; n],
+            p99: vec![0; n],
+        };
+        let w = width.as_micros().max(1);
+        for e in self.log.iter().rev() {
+            let age = now.duration_since(e.time).unwrap_or_default().as_micros() / w;
+            if age >= n as u128 {
+                break;
+            }
+            if !keep(e) {
+                continue;
+            }
+            let b = n - 1 - age as usize;
+            s.requests[b] += 1;
+            if e.status >= 500 || e.error.is_some() {
+                s.errors[b] += 1;
+            }
+            lat[b].push(e.latency.as_micros() as u64);
+        }
+        for (b, mut v) in lat.into_iter().enumerate() {
+            if v.is_empty() {
+                continue;
+            }
+            v.sort_unstable();
+            let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+            s.p50[b] = at(0.5);
+            s.p99[b] = at(0.99);
+        }
+        s
+    }
+
     /// Latencies (µs) of the last `n` requests of `route` (all routes when None), oldest first.
     pub fn latencies(&self, route: Option<&str>, n: usize) -> Vec<u64> {
         let mut v: Vec<u64> = self
@@ -478,6 +540,35 @@ impl Data {
             .collect();
         v.reverse();
         v
+    }
+}
+
+/// Requests over time, per bucket (see `Data::series`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    pub requests: Vec<u64>,
+    pub errors: Vec<u64>,
+    /// Latency percentiles (µs); 0 where a bucket had no request.
+    pub p50: Vec<u64>,
+    pub p99: Vec<u64>,
+}
+
+impl Series {
+    pub fn total(&self) -> u64 {
+        self.requests.iter().sum()
+    }
+
+    pub fn error_total(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// Errors per hundred requests, per bucket.
+    pub fn error_percent(&self) -> Vec<u64> {
+        self.requests
+            .iter()
+            .zip(&self.errors)
+            .map(|(r, e)| if *r == 0 { 0 } else { e * 100 / r })
+            .collect()
     }
 }
 
@@ -526,6 +617,7 @@ mod tests {
             bytes_in: 0,
             bytes_out: 0,
             error: None,
+            headers: Vec::new(),
         }
     }
 

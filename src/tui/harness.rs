@@ -85,14 +85,19 @@ impl Harness {
     /// Renders the console at `w`x`h` and returns the screen as text (one line per row,
     /// trailing spaces removed).
     pub fn screen(&mut self, w: u16, h: u16) -> String {
-        let mut term = match Terminal::new(TestBackend::new(w, h)) {
-            Ok(t) => t,
-            Err(e) => return format!("no test terminal: {e}"),
-        };
-        if let Err(e) = term.draw(|f| self.app.draw(f)) {
-            return format!("draw failed: {e}");
+        match self.buffer(w, h) {
+            Ok(b) => buffer_text(&b),
+            Err(e) => e,
         }
-        buffer_text(term.backend().buffer())
+    }
+
+    /// Renders the console at `w`x`h` and returns the cells (text and style).
+    pub fn buffer(&mut self, w: u16, h: u16) -> Result<ratatui::buffer::Buffer, String> {
+        let mut term =
+            Terminal::new(TestBackend::new(w, h)).map_err(|e| format!("no test terminal: {e}"))?;
+        term.draw(|f| self.app.draw(f))
+            .map_err(|e| format!("draw failed: {e}"))?;
+        Ok(term.backend().buffer().clone())
     }
 }
 

@@ -25,7 +25,7 @@ use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use feeds::Feeds;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::Write;
@@ -33,6 +33,22 @@ use std::time::Duration;
 
 /// How often the loop ticks while something animates (rates, fading messages). Idle: never.
 pub const TICK: Duration = Duration::from_millis(500);
+/// The most inputs of one kind handled between two frames (a bound, so that a flood still draws).
+const BURST: usize = 4096;
+
+/// Why the console cannot run on a terminal of type `term` (`$TERM`), if it cannot: a `dumb`
+/// terminal (Emacs' shell, some CI logs) has no cursor addressing or alternate screen, and the
+/// frame would be a stream of escape codes.
+pub fn unusable_term(term: Option<&str>) -> Option<String> {
+    match term {
+        Some("dumb") => Some(
+            "the console needs a terminal with cursor addressing, and TERM=dumb has none; \
+             run it in a terminal emulator (or tmux), or use `epoxy demo --headless` and the CLI"
+                .into(),
+        ),
+        _ => None,
+    }
+}
 
 /// Gives the terminal back: raw mode off, main screen, mouse released, cursor shown.
 pub fn restore_terminal() {
@@ -135,10 +151,14 @@ async fn event_loop(
     for m in feeds.initial() {
         app.update(m);
     }
+    // Inputs handled since the last frame (traced with each frame: a burst is one frame).
+    let mut inputs = 0usize;
     loop {
         if app.dirty {
             term.draw(|f| app.draw(f))?;
             app.dirty = false;
+            tracing::trace!(inputs, "frame");
+            inputs = 0;
             if let Some(seq) = app.osc52.take() {
                 let mut out = std::io::stdout();
                 let _ = out.write_all(seq.as_bytes());
@@ -163,8 +183,25 @@ async fn event_loop(
             }
         };
         app.update(msg);
-        // Whatever else is ready goes into the same frame.
-        for _ in 0..4096 {
+        inputs += 1;
+        // Whatever else is ready goes into the same frame: a burst of keys (typing fast, a
+        // paste without bracketing, a held key) is handled whole before the next draw, not one
+        // key per frame.
+        for _ in 0..BURST {
+            match events.next().now_or_never() {
+                Some(Some(Ok(e))) => {
+                    app.update(Msg::Term(e));
+                    inputs += 1;
+                }
+                Some(Some(Err(e))) => return Err(e.into()),
+                Some(None) => return Ok(()),
+                None => break,
+            }
+            if app.quit {
+                break;
+            }
+        }
+        for _ in 0..BURST {
             match feeds.try_next() {
                 Some(m) => app.update(m),
                 None => break,

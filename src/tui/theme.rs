@@ -187,6 +187,16 @@ impl Theme {
     pub fn border(&self) -> Style {
         Style::default().fg(self.border)
     }
+    /// A field's placeholder (its hint when empty): told apart from a value by colour, and
+    /// without colour (`NO_COLOR`) by being dim and italic.
+    pub fn placeholder(&self) -> Style {
+        if self.color {
+            self.muted().add_modifier(Modifier::ITALIC)
+        } else {
+            Style::default().add_modifier(Modifier::DIM | Modifier::ITALIC)
+        }
+    }
+
     pub fn selection(&self) -> Style {
         if self.color {
             Style::default()
@@ -211,4 +221,98 @@ fn search_dirs() -> Vec<std::path::PathBuf> {
         v.push(c.join("epoxy/themes"));
     }
     v
+}
+
+/// WCAG 2 contrast of the built-in themes' pairs, with xterm's default palette for named colours
+/// and, for `reset`, a black background and white text (the dark terminals `dark` is for).
+#[cfg(test)]
+mod contrast {
+    use super::*;
+
+    fn rgb(c: Color, reset: (u8, u8, u8)) -> (u8, u8, u8) {
+        match c {
+            Color::Reset => reset,
+            Color::Black => (0, 0, 0),
+            Color::Red => (0xcd, 0, 0),
+            Color::Green => (0, 0xcd, 0),
+            Color::Yellow => (0xcd, 0xcd, 0),
+            Color::Blue => (0, 0, 0xee),
+            Color::Magenta => (0xcd, 0, 0xcd),
+            Color::Cyan => (0, 0xcd, 0xcd),
+            Color::Gray => (0xe5, 0xe5, 0xe5),
+            Color::DarkGray => (0x7f, 0x7f, 0x7f),
+            Color::LightRed => (0xff, 0, 0),
+            Color::LightGreen => (0, 0xff, 0),
+            Color::LightYellow => (0xff, 0xff, 0),
+            Color::LightBlue => (0x5c, 0x5c, 0xff),
+            Color::LightMagenta => (0xff, 0, 0xff),
+            Color::LightCyan => (0, 0xff, 0xff),
+            Color::White => (0xff, 0xff, 0xff),
+            Color::Rgb(r, g, b) => (r, g, b),
+            other => panic!("no RGB for {other:?}"),
+        }
+    }
+
+    /// Relative luminance (WCAG 2.x).
+    fn luminance((r, g, b): (u8, u8, u8)) -> f64 {
+        let lin = |c: u8| {
+            let c = c as f64 / 255.0;
+            if c <= 0.03928 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+    }
+
+    fn ratio(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
+        let (x, y) = (luminance(a), luminance(b));
+        (x.max(y) + 0.05) / (x.min(y) + 0.05)
+    }
+
+    #[test]
+    fn every_theme_is_readable() {
+        let white = (0xff, 0xff, 0xff);
+        let black = (0, 0, 0);
+        let mut bad = Vec::new();
+        for (name, text) in BUILT_IN {
+            let t = Theme::parse(text).unwrap();
+            let bg = rgb(t.bg, black);
+            let fg = rgb(t.fg, white);
+            // Text: WCAG AA for normal text (4.5:1); borders are not text (3:1, as for
+            // non-text components).
+            let mut pairs = vec![
+                ("fg", fg, bg, 4.5),
+                ("muted", rgb(t.muted, fg), bg, 4.5),
+                ("accent", rgb(t.accent, fg), bg, 4.5),
+                ("ok", rgb(t.ok, fg), bg, 4.5),
+                ("warn", rgb(t.warn, fg), bg, 4.5),
+                ("error", rgb(t.error, fg), bg, 4.5),
+                ("new", rgb(t.new, fg), bg, 4.5),
+                ("changed", rgb(t.changed, fg), bg, 4.5),
+                ("border", rgb(t.border, fg), bg, 3.0),
+            ];
+            pairs.push(("header", rgb(t.header_fg, fg), rgb(t.header_bg, bg), 4.5));
+            pairs.push((
+                "selection",
+                rgb(t.selection_fg, fg),
+                rgb(t.selection_bg, bg),
+                4.5,
+            ));
+            for (what, a, b, min) in pairs {
+                let r = ratio(a, b);
+                if r < min {
+                    bad.push(format!("{name}: {what} {r:.2} < {min}"));
+                }
+            }
+        }
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+
+    #[test]
+    fn the_ratio_matches_wcag_examples() {
+        assert!((ratio((0, 0, 0), (255, 255, 255)) - 21.0).abs() < 1e-9);
+        assert!((ratio((0x76, 0x76, 0x76), (255, 255, 255)) - 4.54).abs() < 0.01);
+    }
 }

@@ -571,6 +571,7 @@ fn finish<'t>(
             bytes_in: req.body.len() as u64,
             bytes_out: o.bytes_out,
             error: o.error,
+            headers: super::telemetry::event_headers(&Headers::Raw(req.headers)),
         });
     }
     flow

@@ -834,6 +834,7 @@ pub fn draw(app: &mut App, f: &mut Frame, area: Rect) {
             }
         }
     } else {
+        let form_width = left.width.saturating_sub(2);
         let lines: Vec<Line> = e
             .fields
             .iter()
@@ -846,15 +847,19 @@ pub fn draw(app: &mut App, f: &mut Frame, area: Rect) {
                 )];
                 match &fd.kind {
                     FieldKind::Text(input) => {
+                        let room = (form_width as usize).saturating_sub(9);
                         if focused {
-                            let (a, c, b) = input.with_cursor();
+                            let (a, c, b) = input.window(room);
                             spans.push(Span::raw(a));
                             spans.push(Span::styled(c, t.selection()));
                             spans.push(Span::raw(b));
                         } else if input.text.is_empty() {
-                            spans.push(Span::styled(fd.hint, t.muted()));
+                            spans.push(Span::styled(fd.hint, t.placeholder()));
                         } else {
-                            spans.push(Span::raw(input.text.clone()));
+                            spans.push(Span::raw(crate::tui::widgets::table::ellipsize(
+                                &input.text,
+                                room,
+                            )));
                         }
                     }
                     FieldKind::Choice { options, idx } => {

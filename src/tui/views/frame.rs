@@ -116,6 +116,35 @@ fn draw_view(app: &mut App, f: &mut Frame, area: Rect) {
                 lines,
             )
         }
+        View::Describe { target, yaml } => {
+            let lines = super::describe::lines(app, &target, yaml);
+            let title = format!(
+                " {} · {} ",
+                if yaml { "YAML" } else { "Describe" },
+                target.title()
+            );
+            let series = (!yaml)
+                .then(|| super::describe::series(app, &target))
+                .flatten();
+            let ch = super::describe::chart_height(area.height);
+            match series {
+                Some(s) if ch > 0 => {
+                    // The text as tall as it needs (up to what the charts leave); the charts
+                    // take the rest.
+                    let text_h = (lines.len() as u16 + 2).min(area.height - ch).max(4);
+                    let [text, charts] =
+                        Layout::vertical([Constraint::Length(text_h), Constraint::Min(ch)])
+                            .areas(area);
+                    draw_lines(app, f, text, &title, lines);
+                    super::describe::draw_charts(app, f, charts, &s, "traffic");
+                }
+                _ => draw_lines(app, f, area, &title, lines),
+            }
+        }
+        View::Request { seq } => {
+            let lines = super::request_lines(app, seq);
+            draw_lines(app, f, area, " Request ", lines.as_ref().clone());
+        }
         View::Log => {
             let strip_h = if area.height >= 16 { 6 } else { 4 };
             let [strip, list] =
@@ -213,11 +242,12 @@ fn draw_lines(
     let sel = app.page().selected.min(lines.len().saturating_sub(1));
     // The selection is a scroll position here: keep it on screen.
     let top = sel.saturating_sub(h.saturating_sub(1)).min(max_top);
+    let w = inner.width as usize;
     let shown: Vec<Line> = lines
         .into_iter()
         .skip(top)
         .take(h)
-        .map(|(s, st)| Line::styled(s, st))
+        .map(|(s, st)| Line::styled(table::ellipsize(&s, w), st))
         .collect();
     f.render_widget(Paragraph::new(shown).block(block), area);
     app.list_area = Rect::default();
@@ -279,10 +309,16 @@ fn draw_footer(app: &App, f: &mut Frame, area: Rect) {
         }
     };
     let yaml = app.editor.as_ref().is_some_and(|e| e.yaml_mode());
-    let mut spans = Vec::new();
-    let mut width = 0usize;
+    let mut items: Vec<(String, String, bool)> = Vec::new();
     for b in app.keymap.bindings_for(&scopes) {
         if !b.footer || (app.ctx.readonly && b.action.writes()) {
+            continue;
+        }
+        // Keys that would do nothing here are not offered.
+        if let View::Describe { target, .. } = app.view()
+            && b.action == crate::tui::action::Action::Edit
+            && !matches!(target, super::describe::Target::Route(_))
+        {
             continue;
         }
         if yaml
@@ -300,14 +336,26 @@ fn draw_footer(app: &App, f: &mut Frame, area: Rect) {
         } else {
             b.help.to_string()
         };
-        let item = format!("<{k}> {help}  ");
-        width += item.chars().count();
-        if width > area.width as usize {
-            break;
-        }
-        spans.push(Span::styled(format!("<{k}>"), t.accent()));
-        spans.push(Span::styled(format!(" {help}  "), t.muted()));
+        let is_help = b.action == crate::tui::action::Action::Help;
+        items.push((format!("<{k}>"), format!(" {help}  "), is_help));
     }
+    // The help key always shows: when not everything fits, it goes last, after what fits.
+    let len = |(k, h, _): &(String, String, bool)| k.chars().count() + h.chars().count();
+    let w = area.width as usize;
+    if items.iter().map(len).sum::<usize>() > w {
+        let help = items.iter().position(|i| i.2).map(|i| items.remove(i));
+        let room = w.saturating_sub(help.as_ref().map_or(0, len));
+        let mut width = 0;
+        items.retain(|i| {
+            width += len(i);
+            width <= room
+        });
+        items.extend(help);
+    }
+    let spans: Vec<Span> = items
+        .into_iter()
+        .flat_map(|(k, h, _)| [Span::styled(k, t.accent()), Span::styled(h, t.muted())])
+        .collect();
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 

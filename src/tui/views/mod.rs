@@ -2,12 +2,14 @@
 //! derived once per change of what it is made from (see `Cache`); the others (editor, tester,
 //! log strip, help) have their own state and drawing.
 
+pub mod describe;
 pub mod discovery;
 pub mod editor;
 pub mod frame;
 pub mod functions;
 pub mod help;
 pub mod log;
+pub mod request;
 pub mod routes;
 pub mod tester;
 pub mod upstreams;
@@ -22,6 +24,9 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
+/// Lines of text with their styles (details views).
+pub type StyledLines = Vec<(String, Style)>;
+
 /// What a row stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemId {
@@ -32,6 +37,7 @@ pub enum ItemId {
     Event(usize),
     Discovery(String),
     Line(usize),
+    Saved(usize),
 }
 
 /// What a list view shows around its rows.
@@ -45,7 +51,12 @@ pub struct ListMeta {
 pub fn is_list(v: &View) -> bool {
     !matches!(
         v,
-        View::Editor | View::Tester | View::Help | View::Function { .. }
+        View::Editor
+            | View::Tester
+            | View::Help
+            | View::Function { .. }
+            | View::Describe { .. }
+            | View::Request { .. }
     )
 }
 
@@ -83,6 +94,10 @@ pub struct Cache {
     functions: Slot<(u64, Option<String>), Arc<Vec<functions::FnRow>>>,
     routes: Slot<(u64, ResourceKey), Arc<routes::RouteRows>>,
     filter: Slot<FilterKey, Arc<Vec<usize>>>,
+    /// Requests per route id over the last `routes::TREND` seconds, keyed by the events seen
+    /// and the second it was made in.
+    pub(crate) trends: Slot<(u64, u64), Arc<routes::Trends>>,
+    request: Slot<(u64, Generations), Arc<StyledLines>>,
 }
 
 /// What the rows a filter keeps depend on.
@@ -111,6 +126,7 @@ enum Rows {
     },
     Log,
     Discovery(Arc<Vec<ResourceKey>>),
+    Saved,
 }
 
 /// A list view: its rows are built on demand (only the visible ones are, when drawing).
@@ -128,6 +144,7 @@ impl List<'_> {
             Rows::Functions { fns, .. } => fns.len(),
             Rows::Routes { rows, .. } => rows.shadowed_by.len(),
             Rows::Log => self.app.data.log.len(),
+            Rows::Saved => self.app.tester.collection.len(),
         }
     }
 
@@ -149,6 +166,10 @@ impl List<'_> {
                 ItemId::Event(i)
             }
             Rows::Discovery(k) => ItemId::Discovery(k.get(i)?.name.clone()),
+            Rows::Saved => {
+                app.tester.collection.get(i)?;
+                ItemId::Saved(i)
+            }
         })
     }
 
@@ -163,6 +184,15 @@ impl List<'_> {
             }
             Rows::Log => log::row(app, app.data.log.get(i)?),
             Rows::Discovery(k) => discovery::row(app, k.get(i)?)?,
+            Rows::Saved => {
+                let n = app.tester.collection.get(i)?;
+                TRow::new()
+                    .styled(n.name.clone(), app.theme.accent())
+                    .cell(n.request.method.clone())
+                    .cell(n.request.path.clone())
+                    .styled(n.request.headers.clone(), app.theme.muted())
+                    .styled(n.request.body.clone(), app.theme.muted())
+            }
         })
     }
 
@@ -206,6 +236,18 @@ impl List<'_> {
             Rows::Routes { vs, .. } => routes::meta(app, vs, n),
             Rows::Log => log::meta(app, n),
             Rows::Discovery(_) => discovery::meta(n),
+            Rows::Saved => ListMeta {
+                title: format!("Saved requests ({n})"),
+                header: vec!["NAME", "METHOD", "PATH", "HEADERS", "BODY"],
+                widths: vec![
+                    Constraint::Fill(2),
+                    Constraint::Length(7),
+                    Constraint::Fill(3),
+                    Constraint::Fill(2),
+                    Constraint::Fill(2),
+                ],
+                empty: "none yet: in the tester, alt-: then keep NAME saves the request".into(),
+            },
         }
     }
 
@@ -227,6 +269,21 @@ impl List<'_> {
             })
             .collect()
     }
+}
+
+/// The derived rows of a virtual service's routes (shadowing), from the cache.
+pub fn route_rows(app: &App, vs: &ResourceKey) -> Arc<routes::RouteRows> {
+    let g = app.data.generations();
+    app.cache
+        .routes
+        .get((g.listing, vs.clone()), || Arc::new(routes::rows(app, vs)))
+}
+
+/// The lines of a request's details, from the cache (its match trace walks the routes).
+pub fn request_lines(app: &App, seq: u64) -> Arc<StyledLines> {
+    app.cache.request.get((seq, app.data.generations()), || {
+        Arc::new(request::lines(app, seq))
+    })
 }
 
 fn rows_of(app: &App, view: &View) -> Option<Rows> {
@@ -252,12 +309,11 @@ fn rows_of(app: &App, view: &View) -> Option<Rows> {
         }
         View::Routes { vs } => Rows::Routes {
             vs: vs.clone(),
-            rows: cache
-                .routes
-                .get((g.listing, vs.clone()), || Arc::new(routes::rows(app, vs))),
+            rows: route_rows(app, vs),
             status: routes::status_of(app, vs),
         },
         View::Log => Rows::Log,
+        View::Saved => Rows::Saved,
         View::Discovery => Rows::Discovery(cache.discovery.get(g.discovery, || {
             Arc::new(app.data.discovery.keys().cloned().collect())
         })),
@@ -302,6 +358,8 @@ pub fn item_count(app: &App) -> usize {
     match app.view() {
         View::Help => help::lines(app).len(),
         View::Function { upstream, name } => functions::detail_lines(app, upstream, name).len(),
+        View::Describe { target, yaml } => describe::lines(app, target, *yaml).len(),
+        View::Request { seq } => request_lines(app, *seq).len(),
         _ => list(app).map_or(0, |l| l.len()),
     }
 }
@@ -309,6 +367,30 @@ pub fn item_count(app: &App) -> usize {
 pub fn selected_item(app: &App) -> Option<ItemId> {
     match app.view() {
         View::Function { upstream, name } => Some(ItemId::Function(upstream.clone(), name.clone())),
+        View::Describe { target, .. } => match target {
+            describe::Target::Route(id) => {
+                let (vs, i) = app.data.locate(id)?;
+                Some(ItemId::Route(vs, i))
+            }
+            describe::Target::Resource(k) if k.kind == crate::api::Kind::Upstream => {
+                Some(ItemId::Upstream(k.name.clone()))
+            }
+            describe::Target::Resource(k) if k.kind == crate::api::Kind::VirtualService => {
+                Some(ItemId::Vs(k.clone()))
+            }
+            describe::Target::Function { upstream, name } => {
+                Some(ItemId::Function(upstream.clone(), name.clone()))
+            }
+            _ => None,
+        },
+        View::Request { seq } => Some(ItemId::Event(
+            (*seq + app.data.log.len() as u64).checked_sub(app.data.total)? as usize,
+        )),
+        View::Log if app.follow => {
+            // Following: the newest request is the selected one, whatever was drawn last.
+            let l = list(app)?;
+            l.id(l.len().checked_sub(1)?)
+        }
         _ => list(app)?.id(app.page().selected),
     }
 }

@@ -175,6 +175,52 @@ pub fn rows(app: &App, vs: &ResourceKey) -> RouteRows {
     RouteRows { shadowed_by }
 }
 
+/// Seconds of history in the TREND column.
+pub const TREND: usize = 10;
+
+/// Requests per second of each route id, oldest first, over the last `TREND` seconds.
+pub type Trends = std::collections::HashMap<String, [u64; TREND]>;
+
+/// The trends of every route with recent requests: one walk over the recent log, once per
+/// second or new event (not per row, not per frame).
+pub fn trends(app: &App) -> std::sync::Arc<Trends> {
+    let now = app.now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    app.cache.trends.get((app.data.total, secs), || {
+        let mut m = Trends::new();
+        for e in app.data.log.iter().rev() {
+            let age = now.duration_since(e.time).unwrap_or_default().as_secs() as usize;
+            if age >= TREND {
+                break;
+            }
+            if let Some(r) = &e.route {
+                m.entry(r.clone()).or_insert([0; TREND])[TREND - 1 - age] += 1;
+            }
+        }
+        std::sync::Arc::new(m)
+    })
+}
+
+/// A row of bars (`▁▂▃▄▅▆▇█`), scaled to its largest value; `·` for no request.
+pub fn bars(v: &[u64]) -> String {
+    const B: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = v.iter().copied().max().unwrap_or(0);
+    if max == 0 {
+        return "·".into();
+    }
+    v.iter()
+        .map(|&x| {
+            if x == 0 {
+                ' '
+            } else {
+                B[((x * 7).div_ceil(max)) as usize % 8]
+            }
+        })
+        .collect()
+}
+
 /// The row of route `i` of `vs`; `status` is the virtual service's.
 pub fn row(
     app: &App,
@@ -186,7 +232,9 @@ pub fn row(
     let t = &app.theme;
     let r = app.data.routes_ref(vs).get(i)?;
     let (dest, func) = destination(r);
-    let rate = app.data.window_route_rate(&route_id(vs, r));
+    let id = route_id(vs, r);
+    let rate = app.data.window_route_rate(&id);
+    let trend = trends(app).get(&id).map_or_else(|| "·".into(), |t| bars(t));
     let (stext, sst) = match shadowed_by {
         Some(by) => (format!("⚠ never matches: #{by} wins"), t.warn()),
         None => (
@@ -206,7 +254,8 @@ pub fn row(
                 format!("{rate:.1}")
             } else {
                 "·".into()
-            }),
+            })
+            .styled(trend, t.ok()),
     )
 }
 
@@ -226,6 +275,7 @@ pub fn meta(app: &App, vs: &ResourceKey, n: usize) -> ListMeta {
             "OPTIONS",
             "STATUS",
             "REQ/S",
+            "LAST 10S",
         ],
         widths: vec![
             Constraint::Length(3),
@@ -235,6 +285,7 @@ pub fn meta(app: &App, vs: &ResourceKey, n: usize) -> ListMeta {
             Constraint::Fill(2),
             Constraint::Fill(2),
             Constraint::Length(5),
+            Constraint::Length(TREND as u16),
         ],
         empty: if app.ctx.readonly {
             "no routes".into()

@@ -9,6 +9,7 @@ use crate::tui::action::Action;
 use crate::tui::app::{App, Msg, find_route};
 use crate::tui::data::Data;
 use crate::tui::widgets::input::LineInput;
+use crate::tui::widgets::table::ellipsize;
 use bytes::Bytes;
 use crossterm::event::KeyEvent;
 use http_body_util::{BodyExt, Full};
@@ -20,7 +21,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 /// How many requests the history keeps.
@@ -54,8 +55,18 @@ pub struct Saved {
     pub body: String,
 }
 
+/// A request kept under a name (`:keep NAME`), in the store's collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Named {
+    pub name: String,
+    #[serde(flatten)]
+    pub request: Saved,
+}
+
 #[derive(Debug, Clone)]
 pub struct TesterResponse {
+    /// When the response arrived.
+    pub received: SystemTime,
     pub status: u16,
     pub reason: String,
     pub elapsed: Duration,
@@ -83,6 +94,12 @@ pub struct Tester {
     pub trace: Vec<Trace>,
     pub sending: bool,
     pub history: Vec<Saved>,
+    /// The id of the route the request was loaded from (`t` on a route or function): the
+    /// tester warns when another route would answer it.
+    pub target: Option<String>,
+    /// Saved, named requests (`:keep NAME`, `:requests`), kept next to the history.
+    pub collection: Vec<Named>,
+    collection_file: Option<PathBuf>,
     history_pos: Option<usize>,
     history_file: Option<PathBuf>,
 }
@@ -128,6 +145,12 @@ impl Tester {
             trace: Vec::new(),
             sending: false,
             history,
+            collection: collection_file(history_file)
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default(),
+            collection_file: collection_file(history_file),
+            target: None,
             history_pos: None,
             history_file: history_file.map(Path::to_path_buf),
         }
@@ -315,6 +338,19 @@ impl Tester {
         out
     }
 
+    /// Loads a request as it is (a replay from the access log, an entry of the history).
+    pub fn load_saved(&mut self, h: &Saved) {
+        self.vars.clear();
+        self.method.set(h.method.clone());
+        self.path.set(h.path.clone());
+        self.headers.set(h.headers.clone());
+        self.body.set(h.body.clone());
+        self.response = None;
+        self.trace.clear();
+        self.target = None;
+        self.focus = 1;
+    }
+
     /// Loads the previous entry of the history (cycling); returns a description.
     pub fn history_prev(&mut self) -> Option<String> {
         if self.history.is_empty() {
@@ -327,12 +363,40 @@ impl Tester {
         };
         self.history_pos = Some(pos);
         let h = self.history[pos].clone();
-        self.vars.clear();
-        self.method.set(h.method.clone());
-        self.path.set(h.path.clone());
-        self.headers.set(h.headers.clone());
-        self.body.set(h.body.clone());
+        self.load_saved(&h);
         Some(format!("{} {} ({}/{n})", h.method, h.path, n - pos))
+    }
+
+    /// Keeps the request as it stands under `name` (replacing one of the same name).
+    pub fn keep(&mut self, name: &str) -> Result<(), String> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err("keep NAME: a name for the request".into());
+        }
+        let request = self.composed();
+        match self.collection.iter_mut().find(|n| n.name == name) {
+            Some(n) => n.request = request,
+            None => self.collection.push(Named {
+                name: name.to_string(),
+                request,
+            }),
+        }
+        self.collection.sort_by(|a, b| a.name.cmp(&b.name));
+        self.save_collection()
+    }
+
+    /// Drops the saved request `name`.
+    pub fn forget(&mut self, name: &str) -> Result<(), String> {
+        self.collection.retain(|n| n.name != name);
+        self.save_collection()
+    }
+
+    fn save_collection(&self) -> Result<(), String> {
+        let Some(p) = &self.collection_file else {
+            return Ok(());
+        };
+        let text = serde_json::to_string_pretty(&self.collection).map_err(|e| e.to_string())?;
+        write_atomically(p, &text).map_err(|e| format!("{}: {e}", p.display()))
     }
 
     fn remember(&mut self, s: Saved) {
@@ -346,10 +410,7 @@ impl Tester {
         if let Some(p) = &self.history_file
             && let Ok(text) = serde_json::to_string_pretty(&self.history)
         {
-            let tmp = p.with_extension("tmp");
-            if std::fs::write(&tmp, text).is_ok() {
-                let _ = std::fs::rename(&tmp, p);
-            }
+            let _ = write_atomically(p, &text);
         }
     }
 
@@ -370,20 +431,8 @@ impl Tester {
         let uri: http::Uri = format!("{base}{}", s.path)
             .parse()
             .map_err(|e| format!("path: {e}"))?;
-        let mut hm = http::HeaderMap::new();
-        for (k, v) in Self::header_pairs(&s) {
-            let name = http::HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("header name `{k}` is not valid"))?;
-            let value = http::HeaderValue::from_str(&v)
-                .map_err(|_| format!("header `{k}`: value not valid"))?;
-            hm.append(name, value);
-        }
-        let authority = hm
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| uri.authority().map(|a| a.to_string()))
-            .unwrap_or_default();
+        let hm = header_map(&s)?;
+        let authority = authority_of(&hm, &uri);
         self.trace = trace(table, data, &s, &authority, &hm);
         self.remember(s.clone());
         self.sending = true;
@@ -396,10 +445,97 @@ impl Tester {
         Ok(())
     }
 
+    /// Which route would answer the request as it stands (before sending), and whether it
+    /// is not the route the tester was loaded from.
+    pub fn preview(&self, base: &str, table: &RouteTable, data: &Data) -> Preview {
+        let s = self.composed();
+        let (Ok(hm), Ok(uri)) = (
+            header_map(&s),
+            format!("{base}{}", s.path).parse::<http::Uri>(),
+        ) else {
+            return Preview::Unsendable;
+        };
+        let authority = authority_of(&hm, &uri);
+        let (path, query) = match s.path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (s.path.as_str(), None),
+        };
+        let head = RequestHead {
+            method: &s.method,
+            authority: &authority,
+            path,
+            query,
+            headers: (&hm).into(),
+        };
+        match table.route(&head) {
+            None => Preview::NoRoute,
+            Some(m) => {
+                let id = m.route.id.to_string();
+                let place = data.locate(&id);
+                let shadowed_target = self.target.as_ref().filter(|t| **t != id).map(|t| {
+                    data.locate(t)
+                        .map_or_else(|| t.clone(), |(_, i)| format!("#{i}"))
+                });
+                Preview::Route {
+                    place: place
+                        .map(|(vs, i)| format!("{}#{i}", vs.name))
+                        .unwrap_or(id),
+                    shadowed_target,
+                }
+            }
+        }
+    }
+
     pub fn on_response(&mut self, r: Result<TesterResponse, String>) {
         self.sending = false;
         self.response = Some(r);
     }
+}
+
+/// The collection lives next to the history: `.epoxy-tester-requests.json`.
+fn collection_file(history: Option<&Path>) -> Option<PathBuf> {
+    Some(history?.with_file_name(".epoxy-tester-requests.json"))
+}
+
+fn write_atomically(p: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, p)
+}
+
+/// What the tester would meet if it sent now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Preview {
+    /// Not a request yet (a bad header, path or method).
+    Unsendable,
+    NoRoute,
+    /// The route that answers (`default#1`), and, when the tester was loaded from another
+    /// route, where that one is (it is shadowed for this request).
+    Route {
+        place: String,
+        shadowed_target: Option<String>,
+    },
+}
+
+fn header_map(s: &Saved) -> Result<http::HeaderMap, String> {
+    let mut hm = http::HeaderMap::new();
+    for (k, v) in Tester::header_pairs(s) {
+        let name = http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("header name `{k}` is not valid"))?;
+        let value = http::HeaderValue::from_str(&v)
+            .map_err(|_| format!("header `{k}`: value not valid"))?;
+        hm.append(name, value);
+    }
+    Ok(hm)
+}
+
+/// The authority a request goes to: its Host header, else the gateway's.
+fn authority_of(hm: &http::HeaderMap, uri: &http::Uri) -> String {
+    hm.get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_default()
 }
 
 async fn fire(
@@ -445,6 +581,7 @@ async fn fire(
         Err(_) => String::from_utf8_lossy(shown).into_owned(),
     };
     Ok(TesterResponse {
+        received: SystemTime::now(),
         status: status.as_u16(),
         reason: status.canonical_reason().unwrap_or("").to_string(),
         elapsed,
@@ -526,24 +663,28 @@ pub fn trace(
     out
 }
 
+/// One field of the request, in `width` columns: the focused one scrolls to its cursor, the
+/// others end with `…` when cut.
 fn field_line<'a>(
     app: &App,
     label: &str,
     input: &'a LineInput,
     focused: bool,
     hint: &str,
+    width: usize,
 ) -> Line<'a> {
     let t = &app.theme;
+    let room = width.saturating_sub(8);
     let mut spans = vec![Span::styled(format!("{label:<8}"), t.muted())];
     if focused {
-        let (a, c, b) = input.with_cursor();
+        let (a, c, b) = input.window(room);
         spans.push(Span::raw(a));
         spans.push(Span::styled(c, t.selection()));
         spans.push(Span::raw(b));
     } else if input.text.is_empty() {
-        spans.push(Span::styled(hint.to_string(), t.muted()));
+        spans.push(Span::styled(hint.to_string(), t.placeholder()));
     } else {
-        spans.push(Span::raw(input.text.clone()));
+        spans.push(Span::raw(ellipsize(&input.text, room)));
     }
     Line::from(spans)
 }
@@ -557,17 +698,19 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(48), Constraint::Percentage(52)]).areas(top);
     // The request.
+    let w = left.width.saturating_sub(2) as usize;
     let mut lines = vec![
-        field_line(app, "method", &tr.method, tr.focus == 0, "GET"),
-        field_line(app, "path", &tr.path, tr.focus == 1, "/"),
+        field_line(app, "method", &tr.method, tr.focus == 0, "GET", w),
+        field_line(app, "path", &tr.path, tr.focus == 1, "/", w),
         field_line(
             app,
             "headers",
             &tr.headers,
             tr.focus == 2,
             "name: value; ...",
+            w,
         ),
-        field_line(app, "body", &tr.body, tr.focus == 3, "(none)"),
+        field_line(app, "body", &tr.body, tr.focus == 3, "(none)", w),
     ];
     if !tr.vars.is_empty() {
         lines.push(Line::styled("variables", t.accent()));
@@ -577,13 +720,33 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
                 VarSource::Header(h, _) => format!("header {h}"),
                 VarSource::Path => "path".to_string(),
             };
-            let mut l = field_line(app, &v.name, &v.input, tr.focus == 4 + i, "…");
-            l.spans.push(Span::styled(format!("  → {from}"), t.muted()));
+            let to = format!("  → {from}");
+            let room = w.saturating_sub(to.chars().count());
+            let mut l = field_line(app, &v.name, &v.input, tr.focus == 4 + i, "…", room);
+            l.spans.push(Span::styled(to, t.muted()));
             lines.push(l);
         }
     }
+    // Who answers, before sending.
+    let table = app.ctx.gateway.table.load_full();
+    lines.push(Line::raw(""));
+    lines.push(match tr.preview(&app.ctx.gateway_url, &table, &app.data) {
+        Preview::Unsendable => Line::styled("not a request yet (see the fields)", t.warn()),
+        Preview::NoRoute => Line::styled("⚠ no route answers this (404)", t.warn()),
+        Preview::Route {
+            place,
+            shadowed_target: None,
+        } => Line::styled(format!("→ route {place} answers"), t.ok()),
+        Preview::Route {
+            place,
+            shadowed_target: Some(target),
+        } => Line::styled(
+            format!("⚠ route {place} answers, not {target}: an earlier route shadows it"),
+            t.warn(),
+        ),
+    });
     f.render_widget(
-        Paragraph::new(lines).block(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::bordered()
                 .border_style(t.border())
                 .title(Span::styled(" Request ", t.accent())),
@@ -618,6 +781,14 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
                     t.muted(),
                 ),
             ]));
+            rl.push(Line::styled(
+                format!(
+                    "received {} UTC ({})",
+                    super::log::clock(r.received),
+                    crate::tui::data::ago(app.now(), r.received)
+                ),
+                t.muted(),
+            ));
             for (k, v) in r.headers.iter().filter(|(k, _)| k != "date").take(3) {
                 rl.push(Line::styled(format!("{k}: {v}"), t.muted()));
             }

@@ -40,26 +40,7 @@ pub fn row(app: &App, key: &ResourceKey) -> Option<TRow> {
         u.metadata.namespace.clone().unwrap_or_default(),
         &u.metadata.name,
     );
-    let (kind, addr) = if let Some(k) = &u.spec.kube {
-        (
-            "kube",
-            format!(
-                "{}.{}:{}",
-                k.service_name, k.service_namespace, k.service_port
-            ),
-        )
-    } else if let Some(s) = &u.spec.static_ {
-        let hosts: Vec<String> = s
-            .hosts
-            .iter()
-            .map(|h| format!("{}:{}", h.addr, h.port))
-            .collect();
-        ("static", hosts.join(", "))
-    } else if let Some(a) = &u.spec.aws {
-        ("aws", a.region.clone())
-    } else {
-        ("?", String::new())
-    };
+    let (kind, addr) = address(u);
     let nfun = u.spec.functions().len();
     let (disc, dstyle) = match app.data.discovery.get(&key) {
         Some(d) => match (&d.last_error, &d.document_url) {
@@ -95,6 +76,30 @@ pub fn row(app: &App, key: &ResourceKey) -> Option<TRow> {
             .styled(disc, dstyle)
             .styled(status, sstyle),
     )
+}
+
+/// An upstream's type (`static`, `kube`) and where it points.
+pub fn address(u: &Upstream) -> (&'static str, String) {
+    if let Some(k) = &u.spec.kube {
+        (
+            "kube",
+            format!(
+                "{}.{}:{}",
+                k.service_name, k.service_namespace, k.service_port
+            ),
+        )
+    } else if let Some(s) = &u.spec.static_ {
+        let hosts: Vec<String> = s
+            .hosts
+            .iter()
+            .map(|h| format!("{}:{}", h.addr, h.port))
+            .collect();
+        ("static", hosts.join(", "))
+    } else if let Some(a) = &u.spec.aws {
+        ("aws", a.region.clone())
+    } else {
+        ("?", String::new())
+    }
 }
 
 pub fn meta(n: usize) -> ListMeta {

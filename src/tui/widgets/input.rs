@@ -101,6 +101,22 @@ impl LineInput {
         true
     }
 
+    /// The text with a visible cursor, scrolled horizontally to fit `width` columns: the
+    /// cursor always shows; what is cut off on either side is marked with `…`.
+    pub fn window(&self, width: usize) -> (String, String, String) {
+        let (a, c, b) = self.with_cursor();
+        let width = width.max(3);
+        let a_n = a.chars().count();
+        let a = if a_n + 1 > width {
+            let keep = width - 2;
+            format!("…{}", a.chars().skip(a_n - keep).collect::<String>())
+        } else {
+            a
+        };
+        let room = width.saturating_sub(a.chars().count() + 1);
+        (a, c, super::table::ellipsize(&b, room))
+    }
+
     /// The text with a visible cursor (for rendering when focused).
     pub fn with_cursor(&self) -> (String, String, String) {
         let b = self.byte(self.cursor);

@@ -87,6 +87,14 @@ pub fn render(
         .title(Line::from(title));
     let inner = block.inner(area);
     let visible = inner.height.saturating_sub(1) as usize;
+    // The columns as the table lays them out, so that a cut cell can end with `…`.
+    let cols: Vec<usize> = ratatui::layout::Layout::horizontal(t.widths.to_vec())
+        .flex(ratatui::layout::Flex::Start)
+        .spacing(1)
+        .split(Rect::new(0, 0, inner.width, 1))
+        .iter()
+        .map(|c| c.width as usize)
+        .collect();
     let rows: Vec<Row> = t
         .rows
         .iter()
@@ -104,6 +112,10 @@ pub fn render(
                     } else {
                         s.clone()
                     };
+                    let text = match cols.get(ci) {
+                        Some(w) => ellipsize(&text, *w),
+                        None => text,
+                    };
                     Cell::from(text).style(if sel { theme.selection() } else { *st })
                 })
                 .collect();
@@ -116,10 +128,14 @@ pub fn render(
         })
         .collect();
     let header = Row::new(t.header.iter().enumerate().map(|(i, h)| {
-        Cell::from(if i == 0 {
+        let h = if i == 0 {
             format!(" {h}")
         } else {
             h.to_string()
+        };
+        Cell::from(match cols.get(i) {
+            Some(w) => ellipsize(&h, *w),
+            None => h,
         })
     }))
     .style(theme.muted().add_modifier(Modifier::BOLD));
@@ -149,4 +165,26 @@ pub fn render(
         height: inner.height.saturating_sub(1),
         ..inner
     }
+}
+
+/// `s` cut to `width` columns, ending with `…` when it was cut.
+pub fn ellipsize(s: &str, width: usize) -> String {
+    use unicode_width::UnicodeWidthStr;
+    if s.width() <= width {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        let cw = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if w + cw + 1 > width {
+            break;
+        }
+        out.push(c);
+        w += cw;
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
 }

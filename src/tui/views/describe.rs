@@ -1,0 +1,377 @@
+//! Describe and YAML (k9s's `d` and `y`): one resource, a route or a function, read-only. The
+//! description gathers what the other views spread out (status, discovery, the routes that
+//! reach it) and, for routes, upstreams and virtual services, draws their traffic over the last
+//! minute as sparklines (requests, errors, p50 and p99 latency), from the access log.
+
+use super::routes::{destination, match_text, options_text, status_of};
+use crate::api::{Kind, Resource, ResourceKey};
+use crate::gateway::telemetry::RequestEvent;
+use crate::tui::app::App;
+use crate::tui::data::{Series, ago};
+use crate::tui::theme::Theme;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Sparkline};
+use std::time::Duration;
+
+/// What a describe or YAML view shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Resource(ResourceKey),
+    /// A route, by its id (it is found wherever it is now).
+    Route(String),
+    Function {
+        upstream: String,
+        name: String,
+    },
+}
+
+/// How far back the charts reach, in buckets of `BUCKET`.
+pub const BUCKETS: usize = 60;
+pub const BUCKET: Duration = Duration::from_secs(1);
+
+impl Target {
+    pub fn title(&self) -> String {
+        match self {
+            Target::Resource(k) => k.name.clone(),
+            Target::Route(id) => id.rsplit('/').next().unwrap_or(id).to_string(),
+            Target::Function { name, .. } => name.clone(),
+        }
+    }
+}
+
+type Lines = Vec<(String, Style)>;
+
+/// How many routes a virtual service's description lists (the routes view has them all).
+const SHOWN_ROUTES: usize = 200;
+
+fn text(lines: &mut Lines, s: impl Into<String>) {
+    lines.push((s.into(), Style::default()));
+}
+
+fn field(lines: &mut Lines, t: &Theme, name: &str, value: impl Into<String>) {
+    let _ = t;
+    lines.push((format!("{name:<13}{}", value.into()), Style::default()));
+}
+
+/// The YAML of the target, as it is in the store.
+pub fn yaml(app: &App, target: &Target) -> Option<String> {
+    match target {
+        Target::Resource(k) => Some(app.data.listing.resources.get(k)?.to_yaml()),
+        Target::Route(id) => {
+            let (_, _, r) = app.data.route_by_id(id)?;
+            Some(super::editor::route_yaml(r))
+        }
+        Target::Function { upstream, name } => {
+            let u = app.data.upstream(upstream)?;
+            let t = u
+                .spec
+                .service_spec()?
+                .rest
+                .as_ref()?
+                .transformations
+                .get(name)?;
+            let v = serde_json::json!({ name.clone(): t });
+            Some(crate::api::parse::value_to_yaml(&v))
+        }
+    }
+}
+
+/// The lines of the view: the YAML, or the description.
+pub fn lines(app: &App, target: &Target, as_yaml: bool) -> Lines {
+    let t = &app.theme;
+    if as_yaml {
+        return match yaml(app, target) {
+            Some(y) => y
+                .lines()
+                .map(|l| (l.to_string(), Style::default()))
+                .collect(),
+            None => vec![(gone(target), t.error())],
+        };
+    }
+    let mut out = Lines::new();
+    match target {
+        Target::Resource(k) => match app.data.listing.resources.get(k) {
+            Some(Resource::Upstream(_)) => describe_upstream(app, k, &mut out),
+            Some(Resource::VirtualService(_)) => describe_vs(app, k, &mut out),
+            Some(r) => {
+                field(&mut out, t, "kind", r.kind().to_string());
+                field(&mut out, t, "name", format!("{}/{}", k.namespace, k.name));
+                let (s, st) = status_of(app, k);
+                out.push((format!("{:<13}{s}", "status"), st));
+            }
+            None => out.push((gone(target), t.error())),
+        },
+        Target::Route(id) => describe_route(app, id, &mut out),
+        Target::Function { upstream, name } => {
+            out = super::functions::detail_lines(app, upstream, name)
+        }
+    }
+    out
+}
+
+fn gone(target: &Target) -> String {
+    format!("{} is gone (removed or changed since)", target.title())
+}
+
+fn describe_route(app: &App, id: &str, out: &mut Lines) {
+    let t = &app.theme;
+    let Some((vs, i, r)) = app.data.route_by_id(id) else {
+        out.push((
+            format!("route {id} is gone (removed, or changed: its id follows its content)"),
+            t.error(),
+        ));
+        return;
+    };
+    field(
+        out,
+        t,
+        "route",
+        match &r.name {
+            Some(n) => format!("{n} (#{i} of {})", vs.name),
+            None => format!("#{i} of {} (unnamed: known as {id})", vs.name),
+        },
+    );
+    let (s, st) = status_of(app, &vs);
+    out.push((
+        format!("{:<13}{}/{} · {s}", "virtual svc", vs.namespace, vs.name),
+        st,
+    ));
+    field(out, t, "match", match_text(r));
+    let (dest, func) = destination(r);
+    field(out, t, "destination", dest);
+    if !func.is_empty() {
+        out.push((format!("{:<13}{func}", "function"), t.accent()));
+    }
+    let opts = options_text(r);
+    if !opts.is_empty() {
+        field(out, t, "options", opts);
+    }
+    // Which earlier route always wins, from the routes view's rows (derived once per listing).
+    if let Some(by) = super::route_rows(app, &vs)
+        .shadowed_by
+        .get(i)
+        .copied()
+        .flatten()
+    {
+        out.push((
+            format!("{:<13}⚠ never matches: route #{by} always wins", "shadowed"),
+            t.warn(),
+        ));
+    }
+    let count = app.data.route_counts.get(id).copied().unwrap_or(0);
+    field(
+        out,
+        t,
+        "requests",
+        format!("{count} since the console started"),
+    );
+}
+
+fn describe_upstream(app: &App, k: &ResourceKey, out: &mut Lines) {
+    let t = &app.theme;
+    let Some(Resource::Upstream(u)) = app.data.listing.resources.get(k) else {
+        return;
+    };
+    let (kind, addr) = super::upstreams::address(u);
+    field(out, t, "upstream", format!("{}/{}", k.namespace, k.name));
+    field(out, t, "address", format!("{kind} {addr}"));
+    let (s, st) = status_of(app, k);
+    out.push((format!("{:<13}{s}", "status"), st));
+    match app.data.discovery.get(k) {
+        Some(d) => {
+            let when = d
+                .last_poll
+                .map(|p| format!(", polled {}", ago(app.now(), p)))
+                .unwrap_or_default();
+            let took = d
+                .poll_duration_ms
+                .map(|ms| format!(" in {ms} ms"))
+                .unwrap_or_default();
+            field(
+                out,
+                t,
+                "discovery",
+                format!(
+                    "{} · {} functions{when}{took}",
+                    d.document_url.as_deref().unwrap_or("no document"),
+                    d.functions
+                ),
+            );
+            if let Some(e) = &d.last_error {
+                out.push((format!("{:<13}✗ {e}", ""), t.error()));
+            }
+            for w in &d.warnings {
+                out.push((format!("{:<13}⚠ {w}", ""), t.warn()));
+            }
+        }
+        None => field(out, t, "discovery", "—"),
+    }
+    let fns = app.data.functions(Some(&k.name));
+    out.push((String::new(), Style::default()));
+    out.push((format!("functions ({})", fns.len()), t.muted()));
+    for f in &fns {
+        text(out, format!("  {:<18} {:<6} {}", f.name, f.method, f.path));
+    }
+    out.push((String::new(), Style::default()));
+    out.push(("routes to it".into(), t.muted()));
+    let mut any = false;
+    for vs in app.data.virtual_services() {
+        let key = vs.key();
+        for (i, r) in vs.routes().into_iter().flatten().enumerate() {
+            if reaches(r, &k.name) {
+                any = true;
+                text(out, format!("  {}#{i}  {}", key.name, match_text(r)));
+            }
+        }
+    }
+    if !any {
+        out.push(("  none".into(), t.muted()));
+    }
+}
+
+/// Whether a route sends requests to the upstream `name` (alone or among weighted ones).
+fn reaches(r: &crate::api::Route, name: &str) -> bool {
+    let Some(a) = &r.route_action else {
+        return false;
+    };
+    let single = a
+        .single
+        .as_ref()
+        .and_then(|d| d.upstream.as_ref())
+        .is_some_and(|u| u.name == name);
+    let multi = a.multi.as_ref().is_some_and(|m| {
+        m.destinations.iter().any(|d| {
+            d.destination
+                .upstream
+                .as_ref()
+                .is_some_and(|u| u.name == name)
+        })
+    });
+    single || multi
+}
+
+fn describe_vs(app: &App, k: &ResourceKey, out: &mut Lines) {
+    let t = &app.theme;
+    let Some(Resource::VirtualService(vs)) = app.data.listing.resources.get(k) else {
+        return;
+    };
+    field(out, t, "virtual svc", format!("{}/{}", k.namespace, k.name));
+    let domains = if vs.spec.virtual_host.domains.is_empty() {
+        "*".to_string()
+    } else {
+        vs.spec.virtual_host.domains.join(", ")
+    };
+    field(out, t, "domains", domains);
+    let (s, st) = status_of(app, k);
+    out.push((format!("{:<13}{s}", "status"), st));
+    out.push((String::new(), Style::default()));
+    let routes = &vs.spec.virtual_host.routes;
+    out.push((format!("routes ({})", routes.len()), t.muted()));
+    for (i, r) in routes.iter().enumerate().take(SHOWN_ROUTES) {
+        let (d, f) = destination(r);
+        let to = if f.is_empty() {
+            d
+        } else {
+            format!("{d} · {f}")
+        };
+        text(out, format!("  #{i:<3} {}  → {to}", match_text(r)));
+    }
+    if routes.len() > SHOWN_ROUTES {
+        out.push((
+            format!(
+                "  … {} more: enter on the virtual service lists them all",
+                routes.len() - SHOWN_ROUTES
+            ),
+            t.muted(),
+        ));
+    }
+}
+
+/// Which requests count.
+type Keep<'a> = Box<dyn Fn(&RequestEvent) -> bool + 'a>;
+
+/// What the charts of a target count: the requests of a route, through an upstream, or to a
+/// virtual service's routes. None: no charts (functions, other kinds).
+fn keeps<'a>(app: &'a App, target: &Target) -> Option<Keep<'a>> {
+    match target {
+        Target::Route(id) => {
+            let id = id.clone();
+            Some(Box::new(move |e| e.route.as_deref() == Some(id.as_str())))
+        }
+        Target::Resource(k) if k.kind == Kind::Upstream => {
+            let name = k.name.clone();
+            Some(Box::new(move |e| {
+                e.upstream.as_deref() == Some(name.as_str())
+            }))
+        }
+        Target::Resource(k) if k.kind == Kind::VirtualService => {
+            let k = k.clone();
+            Some(Box::new(move |e| {
+                e.route
+                    .as_deref()
+                    .and_then(|r| app.data.locate(r))
+                    .is_some_and(|(vs, _)| vs == k)
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// The target's traffic over the last minute, if it has charts.
+pub fn series(app: &App, target: &Target) -> Option<Series> {
+    let keep = keeps(app, target)?;
+    Some(app.data.series(app.now(), BUCKETS, BUCKET, keep))
+}
+
+/// How many rows the charts take in an area of `height` (0: no room, the text comes first).
+pub fn chart_height(height: u16) -> u16 {
+    match height {
+        0..=13 => 0,
+        14..=29 => 6,
+        _ => 10,
+    }
+}
+
+/// Requests, errors, p50 and p99 over the last minute, one sparkline each, labelled.
+pub fn draw_charts(app: &App, f: &mut Frame, area: Rect, s: &Series, title: &str) {
+    let t = &app.theme;
+    let block = Block::bordered()
+        .border_style(t.border())
+        .title(Span::styled(
+            format!(
+                " {title} · last {}s: {} requests, {} errors ",
+                BUCKETS,
+                s.total(),
+                s.error_total()
+            ),
+            t.accent(),
+        ));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let rows = Layout::vertical([Constraint::Ratio(1, 4); 4]).split(inner);
+    let last = |v: &[u64]| v.iter().rev().find(|x| **x > 0).copied().unwrap_or(0);
+    let lat = |us: u64| super::log::latency(Duration::from_micros(us));
+    let errs = s.error_percent();
+    let charts: [(String, &[u64], Style); 4] = [
+        (
+            format!("req/s {:>6}", s.requests.last().copied().unwrap_or(0)),
+            &s.requests,
+            t.ok(),
+        ),
+        (format!("err % {:>6}", last(&errs)), &errs, t.error()),
+        (format!("p50 {:>8}", lat(last(&s.p50))), &s.p50, t.accent()),
+        (format!("p99 {:>8}", lat(last(&s.p99))), &s.p99, t.warn()),
+    ];
+    for ((label, data, style), row) in charts.iter().zip(rows.iter()) {
+        let [l, bars] =
+            Layout::horizontal([Constraint::Length(15), Constraint::Min(1)]).areas(*row);
+        f.render_widget(Line::styled(label.clone(), t.muted()), l);
+        // The newest buckets, right-aligned: as many as there are columns.
+        let w = bars.width as usize;
+        let shown = &data[data.len().saturating_sub(w)..];
+        f.render_widget(Sparkline::default().data(shown).style(*style), bars);
+    }
+}
