@@ -157,11 +157,13 @@ pub trait Exchange {
         last: bool,
     ) -> impl Future<Output = Result<Self::Answer, ProxyError>>;
     fn status(answer: &Self::Answer) -> u16;
+    /// The answer's body size, when its head says (for the upstream's counters).
+    fn size(answer: &Self::Answer) -> u64;
 }
 
 /// Makes up to `attempts` attempts within `deadline`: the answer and the endpoint that gave
-/// it, or how the request failed (then counted against the upstream unless the client was at
-/// fault). The caller counts a successful answer (it knows its size).
+/// it, or how the request failed. Either way the upstream's counters get the outcome (a
+/// failure the client caused aside).
 pub async fn run<E: Exchange>(
     exchange: &mut E,
     upstream: &UpstreamTarget,
@@ -190,6 +192,8 @@ pub async fn run<E: Exchange>(
                     last_error = Failed::status(status);
                     continue;
                 }
+                let size = E::size(&answer);
+                upstream.stats.record(status, Duration::ZERO, size);
                 return Ok((answer, host.clone()));
             }
             Err(e) if e.source == ErrorSource::Downstream => return Err(Failed::of(host, &e)),
@@ -229,6 +233,9 @@ mod tests {
         }
         fn status(a: &u16) -> u16 {
             *a
+        }
+        fn size(_: &u16) -> u64 {
+            0
         }
     }
 

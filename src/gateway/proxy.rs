@@ -769,14 +769,12 @@ async fn forward<'t>(
                 resp.extensions_mut()
                     .insert(super::tunnel::TunnelReport::new(rx));
                 o.status = status;
-                upstream.stats.record(status, Duration::ZERO, 0);
                 return (resp.map(Either::Left), o);
             }
             strip_hop_by_hop(resp.headers_mut());
             apply_response_headers(resp.headers_mut(), opts);
             o.status = status;
-            o.bytes_out = resp.body().size_hint().exact().unwrap_or(0);
-            upstream.stats.record(status, Duration::ZERO, o.bytes_out);
+            o.bytes_out = HyperExchange::size(&resp);
             (resp.map(Either::Left), o)
         }
         Err(f) => fail(o, f.status, f.code, &f.message),
@@ -873,6 +871,10 @@ impl Exchange for HyperExchange<'_> {
 
     fn status(answer: &Response<UpstreamBody>) -> u16 {
         answer.status().as_u16()
+    }
+
+    fn size(answer: &Response<UpstreamBody>) -> u64 {
+        answer.body().size_hint().exact().unwrap_or(0)
     }
 }
 

@@ -18,7 +18,6 @@ use bytes::Buf;
 use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
@@ -126,15 +125,10 @@ pub(super) async fn forward<'t>(
     };
     let attempts = retry.num.saturating_add(1);
     match attempts::run(&mut exchange, upstream, retry, attempts, deadline).await {
-        Ok(((conn, head), host)) => {
+        Ok((answer, host)) => {
+            o.bytes_out = FastExchange::size(&answer);
+            let (conn, head) = answer;
             o.status = head.status;
-            o.bytes_out = match head.framing {
-                Framing::Length(n) => n,
-                _ => 0,
-            };
-            upstream
-                .stats
-                .record(head.status, Duration::ZERO, o.bytes_out);
             let (latency, flow) =
                 relay(io, req, call, conn, &head, &host, is_head, conns, out).await;
             (o, latency, flow)
@@ -206,6 +200,13 @@ impl Exchange for FastExchange<'_, '_, '_, '_> {
 
     fn status(answer: &(UpConn, UpHead)) -> u16 {
         answer.1.status
+    }
+
+    fn size(answer: &(UpConn, UpHead)) -> u64 {
+        match answer.1.framing {
+            Framing::Length(n) => n,
+            _ => 0,
+        }
     }
 }
 

@@ -67,12 +67,6 @@ impl Edits {
             .any(|(n, _)| n.as_str().as_bytes().eq_ignore_ascii_case(name))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.request_set.is_empty()
-            && self.request_remove.is_empty()
-            && self.response_set.is_empty()
-    }
-
     /// Applies the request side to a `HeaderMap` (the hyper transport; the fast path applies
     /// the same rules while writing the head, see `h1::forward`).
     pub fn apply_to_request(&self, h: &mut http::HeaderMap) {
@@ -165,9 +159,5 @@ impl Policies {
             }
         }
         Ok(edits)
-    }
-
-    pub fn orders(&self) -> impl Iterator<Item = Order> + '_ {
-        self.stages.iter().map(|s| s.order())
     }
 }
