@@ -124,6 +124,12 @@ pub struct UpstreamSpec {
     pub static_: Option<StaticUpstream>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery_metadata: Option<DiscoveryMetadata>,
+    /// TLS to the upstream: the root it is verified against, the client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_config: Option<super::ssl::UpstreamSslConfig>,
+    /// HTTP/2 to the upstream: by ALPN over TLS, with prior knowledge (h2c) in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_http2: Option<bool>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -360,6 +366,9 @@ pub struct Parameters {
 pub struct VirtualServiceSpec {
     #[serde(default)]
     pub virtual_host: VirtualHost,
+    /// TLS termination: a virtual service with it binds to TLS listeners only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_config: Option<super::ssl::SslConfig>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -4,6 +4,7 @@
 pub mod certs;
 pub mod gw;
 pub mod kube;
+pub mod tls;
 pub mod tmux;
 pub mod upstream;
 
