@@ -959,7 +959,7 @@ fn unknown_keys_are_refused_with_a_suggestion() {
     assert!(e.run(&["get", "vs"]).ok().lines().count() <= 1);
 }
 
-/// Options that would make Gloo stop traffic (auth, rate limits, TLS) refuse the resource and
+/// Options that would make Gloo stop traffic (auth, rate limits) and epoxy cannot enforce refuse the resource and
 /// name the field; options without a security effect are kept with a warning at their path.
 #[test]
 fn security_options_are_refused_other_options_kept_with_their_path() {
@@ -994,10 +994,6 @@ fn security_options_are_refused_other_options_kept_with_their_path() {
             vs("", "", "      options: {ratelimitRegex: {}}\n"),
             "spec.virtualHost.routes[0].options.ratelimitRegex",
         ),
-        (
-            vs("  sslConfig: {secretRef: {name: tls}}\n", "", ""),
-            "spec.sslConfig",
-        ),
     ];
     for (yaml, field) in &refused {
         let err = e.apply(yaml).refused();
@@ -1008,6 +1004,16 @@ fn security_options_are_refused_other_options_kept_with_their_path() {
             "{field}\n{err}"
         );
     }
+    // TLS is served now; a certificate that is not there is refused, naming it.
+    let err = e
+        .apply(&vs("  sslConfig: {secretRef: {name: tls}}\n", "", ""))
+        .refused();
+    assert!(
+        err.contains(
+            "virtualservices/gloo-system/x: spec.sslConfig.secretRef: secret secrets/gloo-system/tls not found"
+        ),
+        "{err}"
+    );
     let out = e.apply(&vs(
         "",
         "    options: {transformations: {clearRouteCache: true}}\n",

@@ -1022,7 +1022,8 @@ async fn upstream_connections_are_reused_and_one_closed_while_idle_costs_no_requ
     );
 }
 
-/// A virtual service that asks for what epoxy cannot enforce yet (auth, rate limits, TLS) is
+/// A virtual service that asks for what epoxy cannot give (auth it does not know, basic rate
+/// limits, TLS without its certificate) is
 /// rejected and serves nothing, not even the version before the option was added; the others
 /// are served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1092,7 +1093,8 @@ async fn a_virtual_service_asking_for_auth_rate_limits_or_tls_is_not_served() {
             ["extauth", "ratelimitBasic", "sslConfig"]
                 .iter()
                 .any(|f| e.contains(&format!(".{f}: epoxy does not")))
-                || e.contains(".extauth.configRef: AuthConfig `auth` does not exist"),
+                || e.contains(".extauth.configRef: AuthConfig `auth` does not exist")
+                || e.contains(".sslConfig.secretRef: secret secrets/gloo-system/tls not found"),
             "{e}"
         );
         // ...and, written behind epoxy's back, not served at all.

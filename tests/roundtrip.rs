@@ -197,6 +197,7 @@ fn resource() -> impl Strategy<Value = Resource> {
                             routes,
                             ..Default::default()
                         },
+                        ssl_config: None,
                         extra,
                     },
                 );

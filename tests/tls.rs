@@ -126,3 +126,361 @@ fn indent(text: &str, n: usize) -> String {
         .map(|l| format!("{}{l}\n", " ".repeat(n)))
         .collect()
 }
+
+// ---------------------------------------------------------------- termination
+
+use common::certs::Leaf;
+use common::gw::Harness;
+use common::tls::Client;
+use std::net::SocketAddr;
+
+/// A gateway with a TLS listener, on the fast path or hyper alone.
+async fn harness(fast_path: bool) -> Harness {
+    Harness::with(|c| {
+        c.listen_tls = Some("127.0.0.1:0".parse().unwrap());
+        c.fast_path = fast_path;
+    })
+    .await
+}
+
+fn tls_addr(h: &Harness) -> SocketAddr {
+    h.handle.tls_addr.expect("a TLS listener")
+}
+
+/// A virtual service answering `body` on every path, terminating TLS with `ssl` (YAML under
+/// `sslConfig:`, indented by 4), for `domains`.
+fn tls_vs(name: &str, domains: &str, ssl: &str, body: &str) -> String {
+    format!(
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  sslConfig:\n{ssl}  virtualHost:\n    domains: {domains}\n    routes:\n    - matchers: [{{prefix: /}}]\n      directResponseAction: {{status: 200, body: '{body}'}}\n"
+    )
+}
+
+fn secret_ref(name: &str, sni: &[&str]) -> String {
+    let mut s = format!("    secretRef: {{name: {name}, namespace: gloo-system}}\n");
+    if !sni.is_empty() {
+        s.push_str(&format!("    sniDomains: [{}]\n", sni.join(", ")));
+    }
+    s
+}
+
+/// Runs `curl` (an independent client) against the TLS listener: `--resolve` maps `host` to
+/// it; returns (exit code, stdout, stderr).
+fn curl(addr: SocketAddr, host: &str, path: &str, extra: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--resolve"])
+        .arg(format!("{host}:{}:127.0.0.1", addr.port()))
+        .args(extra)
+        .arg(format!("https://{host}:{}{path}", addr.port()))
+        .output()
+        .expect("curl is installed (.ci/run)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write_pem(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// SNI picks the certificate (and the routes) of the right virtual service; a name no
+/// virtual service claims gets no certificate; the plain listener serves only the virtual
+/// services without sslConfig; both transports; curl agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sni_selects_the_certificate_and_routes_across_virtual_services() {
+    for fast in [true, false] {
+        let h = harness(fast).await;
+        let ca = Ca::new("sni CA");
+        let a = ca.leaf(&["a.example.com"]);
+        let b = ca.leaf(&["b.example.com"]);
+        h.apply(&format!(
+            "{}---\n{}---\n{}---\n{}---\n{}",
+            tls_secret("gloo-system", "a-tls", &a, None),
+            tls_secret("gloo-system", "b-tls", &b, None),
+            tls_vs("a", "[a.example.com]", &secret_ref("a-tls", &["a.example.com"]), "from a"),
+            tls_vs("b", "[b.example.com]", &secret_ref("b-tls", &["b.example.com"]), "from b"),
+            common::gw::vs(
+                "plain",
+                "['*']",
+                "    - matchers: [{prefix: /}]\n      directResponseAction: {status: 200, body: 'in clear'}\n"
+            ),
+        ))
+        .await;
+        let addr = tls_addr(&h);
+        for (name, body) in [("a.example.com", "from a"), ("b.example.com", "from b")] {
+            let mut c = Client::new(&ca.pem(), name).connect(addr).await.unwrap();
+            assert_eq!(c.subject, format!("CN={name}"), "fast={fast}");
+            assert_eq!(c.get("/x").await.unwrap(), (200, body.to_string()));
+            // A chain's connection reaches only its own virtual services.
+            let other = if name.starts_with('a') {
+                "b.example.com"
+            } else {
+                "a.example.com"
+            };
+            assert_eq!(c.get_host(other, "/x").await.unwrap().0, 404, "fast={fast}");
+            let (code, out, err) = curl(
+                addr,
+                name,
+                "/",
+                &["--cacert", &write_pem(h.dir.path(), "ca.pem", &ca.pem())],
+            );
+            assert_eq!((code, out.as_str()), (0, body), "curl: {err}");
+        }
+        let err = Client::new(&ca.pem(), "c.example.com").connect(addr).await;
+        assert!(err.is_err(), "no certificate for an unclaimed name");
+        // The plain listener: only what has no sslConfig.
+        let r = Harness::client()
+            .get(format!("{}/", h.url))
+            .header("host", "a.example.com")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "in clear");
+    }
+}
+
+/// ALPN: `h2` gives HTTP/2 over TLS, `http/1.1` HTTP/1.1, forwarding to a real upstream, on
+/// keep-alive connections; curl agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alpn_negotiates_h2_and_http11_and_forwards() {
+    for fast in [true, false] {
+        let h = harness(fast).await;
+        let up = common::upstream::start("pets");
+        let ca = Ca::new("alpn CA");
+        let leaf = ca.leaf(&["pets.example.com"]);
+        h.apply(&format!(
+            "{}---\n{}---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: pets, namespace: gloo-system}}\nspec:\n  sslConfig:\n{}  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{{prefix: /}}]\n      routeAction: {{single: {{upstream: {{name: pets}}}}}}\n",
+            tls_secret("gloo-system", "pets-tls", &leaf, None),
+            common::gw::static_upstream("pets", &[up.host_port()]),
+            secret_ref("pets-tls", &[]),
+        ))
+        .await;
+        let addr = tls_addr(&h);
+        for (alpn, want) in [
+            (vec!["h2", "http/1.1"], "h2"),
+            (vec!["http/1.1"], "http/1.1"),
+        ] {
+            let mut client = Client::new(&ca.pem(), "pets.example.com");
+            client.alpn = alpn;
+            let mut c = client.connect(addr).await.unwrap();
+            assert_eq!(c.alpn.as_deref(), Some(want), "fast={fast}");
+            for i in 0..3 {
+                let (status, body) = c.get(&format!("/pets/{i}")).await.unwrap();
+                assert_eq!(status, 200, "{body}");
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(v["path"], format!("/pets/{i}"));
+                assert_eq!(v["server"], "pets");
+            }
+        }
+        let ca_file = write_pem(h.dir.path(), "ca.pem", &ca.pem());
+        let (code, out, err) = curl(
+            addr,
+            "pets.example.com",
+            "/h2",
+            &["--cacert", &ca_file, "--http2", "-w", "\n%{http_version}"],
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.ends_with("\n2"), "{out}");
+        let (code, out, err) = curl(
+            addr,
+            "pets.example.com",
+            "/h1",
+            &["--cacert", &ca_file, "--http1.1", "-w", "\n%{http_version}"],
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.ends_with("\n1.1") && out.contains("\"/h1\""), "{out}");
+    }
+}
+
+/// With a CA in the secret (`ca.crt`), clients must present a certificate it signed (mTLS);
+/// `verifySubjectAltName` narrows which; `oneWayTls` turns it off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_refuses_without_a_client_certificate_and_accepts_with_one() {
+    let h = harness(true).await;
+    let ca = Ca::new("mtls CA");
+    let server = ca.leaf(&["secure.example.com", "open.example.com"]);
+    let alice = ca.leaf(&["alice.clients"]);
+    let mallory = Ca::new("other CA").leaf(&["alice.clients"]);
+    let bob = ca.leaf(&["bob.clients"]);
+    h.apply(&format!(
+        "{}---\n{}---\n{}",
+        tls_secret("gloo-system", "secure-tls", &server, Some(&ca.pem())),
+        tls_vs(
+            "secure",
+            "['secure.example.com']",
+            &format!(
+                "{}    verifySubjectAltName: [alice.clients]\n",
+                secret_ref("secure-tls", &["secure.example.com"])
+            ),
+            "secret"
+        ),
+        tls_vs(
+            "open",
+            "['open.example.com']",
+            &format!(
+                "{}    oneWayTls: true\n",
+                secret_ref("secure-tls", &["open.example.com"])
+            ),
+            "open"
+        ),
+    ))
+    .await;
+    let addr = tls_addr(&h);
+    let client = |cert: Option<&Leaf>| {
+        let mut c = Client::new(&ca.pem(), "secure.example.com");
+        c.client_cert = cert.cloned();
+        c
+    };
+    assert!(
+        client(None).get(addr, "/").await.is_err(),
+        "served without a client certificate"
+    );
+    assert!(
+        client(Some(&mallory)).get(addr, "/").await.is_err(),
+        "a certificate of another CA"
+    );
+    assert!(
+        client(Some(&bob)).get(addr, "/").await.is_err(),
+        "a SAN not in verifySubjectAltName"
+    );
+    assert_eq!(
+        client(Some(&alice)).get(addr, "/").await.unwrap(),
+        (200, "secret".into())
+    );
+    // curl too: refused without, served with.
+    let dir = h.dir.path();
+    let ca_file = write_pem(dir, "ca.pem", &ca.pem());
+    let (code, _, _) = curl(addr, "secure.example.com", "/", &["--cacert", &ca_file]);
+    assert_ne!(code, 0, "curl without a client certificate was served");
+    let (code, out, err) = curl(
+        addr,
+        "secure.example.com",
+        "/",
+        &[
+            "--cacert",
+            &ca_file,
+            "--cert",
+            &write_pem(dir, "alice.pem", &alice.cert),
+            "--key",
+            &write_pem(dir, "alice.key", &alice.key),
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "secret"), "{err}");
+    // oneWayTls: the same CA, no client certificate asked.
+    let mut open = Client::new(&ca.pem(), "open.example.com");
+    open.client_cert = None;
+    assert_eq!(open.get(addr, "/").await.unwrap(), (200, "open".into()));
+}
+
+/// `minimumProtocolVersion: TLSv1_3` refuses a TLS 1.2 client; without it TLS 1.2 is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minimum_protocol_version_is_enforced() {
+    let h = harness(true).await;
+    let ca = Ca::new("version CA");
+    let modern = ca.leaf(&["modern.example.com"]);
+    let legacy = ca.leaf(&["legacy.example.com"]);
+    h.apply(&format!(
+        "{}---\n{}---\n{}---\n{}",
+        tls_secret("gloo-system", "modern", &modern, None),
+        tls_secret("gloo-system", "legacy", &legacy, None),
+        tls_vs(
+            "modern",
+            "[modern.example.com]",
+            &format!(
+                "{}    parameters: {{minimumProtocolVersion: TLSv1_3}}\n",
+                secret_ref("modern", &["modern.example.com"])
+            ),
+            "modern"
+        ),
+        tls_vs(
+            "legacy",
+            "[legacy.example.com]",
+            &format!(
+                "{}    parameters: {{maximumProtocolVersion: TLSv1_2}}\n",
+                secret_ref("legacy", &["legacy.example.com"])
+            ),
+            "legacy"
+        ),
+    ))
+    .await;
+    let addr = tls_addr(&h);
+    let mut old = Client::new(&ca.pem(), "modern.example.com");
+    old.tls12_only = true;
+    assert!(
+        old.get(addr, "/").await.is_err(),
+        "TLS 1.2 under a TLS 1.3 minimum"
+    );
+    let c = Client::new(&ca.pem(), "modern.example.com")
+        .connect(addr)
+        .await
+        .unwrap();
+    assert_eq!(c.version, rustls::ProtocolVersion::TLSv1_3);
+    let c = Client::new(&ca.pem(), "legacy.example.com")
+        .connect(addr)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.version,
+        rustls::ProtocolVersion::TLSv1_2,
+        "the maximum is TLS 1.2"
+    );
+    // curl: TLS 1.2 at most is refused by the modern one.
+    let ca_file = write_pem(h.dir.path(), "ca.pem", &ca.pem());
+    let (code, _, _) = curl(
+        addr,
+        "modern.example.com",
+        "/",
+        &["--cacert", &ca_file, "--tls-max", "1.2"],
+    );
+    assert_ne!(code, 0);
+    let (code, out, err) = curl(addr, "modern.example.com", "/", &["--cacert", &ca_file]);
+    assert_eq!((code, out.as_str()), (0, "modern"), "{err}");
+}
+
+/// Two virtual services with different sslConfigs and no sniDomains cannot share the TLS
+/// gateway (Gloo refuses it too): the write is refused naming both.
+#[test]
+fn two_tls_virtual_services_without_sni_are_refused() {
+    let e = Epoxy::new();
+    let ca = Ca::new("CA");
+    let one = ca.leaf(&["one.example.com"]);
+    let two = ca.leaf(&["two.example.com"]);
+    e.apply(&format!(
+        "{}---\n{}---\n{}",
+        tls_secret("gloo-system", "one", &one, None),
+        tls_secret("gloo-system", "two", &two, None),
+        tls_vs("one", "[one.example.com]", &secret_ref("one", &[]), "1"),
+    ))
+    .ok();
+    let err = e
+        .apply(&tls_vs(
+            "two",
+            "[two.example.com]",
+            &secret_ref("two", &[]),
+            "2",
+        ))
+        .refused();
+    assert!(
+        err.contains("virtualservices/gloo-system/two")
+            && err.contains("spec.sslConfig.sniDomains")
+            && err.contains("virtualservices/gloo-system/one")
+            && err.contains("no sniDomains"),
+        "{err}"
+    );
+    // A virtual service naming a secret that does not exist is refused too.
+    let err = e
+        .apply(&tls_vs(
+            "three",
+            "[three.example.com]",
+            &secret_ref("missing", &["three.example.com"]),
+            "3",
+        ))
+        .refused();
+    assert!(
+        err.contains("secret secrets/gloo-system/missing not found"),
+        "{err}"
+    );
+}

@@ -8,6 +8,7 @@ pub mod schema;
 pub mod secret;
 pub mod shadow;
 pub mod sort;
+pub mod ssl;
 pub mod status;
 pub mod strict;
 pub mod time;

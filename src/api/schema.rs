@@ -433,12 +433,45 @@ const VIRTUAL_HOST: &[Field] = &[
     one("options", VIRTUAL_HOST_OPTIONS),
     refused("optionsConfigRefs", OPTION_REFS),
 ];
+const SSL_FILES: &[Field] = &[
+    leaf("tlsCert"),
+    leaf("tlsKey"),
+    leaf("rootCa"),
+    kept("ocspStaple"),
+];
+const SSL_PARAMETERS: &[Field] = &[
+    leaf("minimumProtocolVersion"),
+    leaf("maximumProtocolVersion"),
+    leaf("cipherSuites"),
+    kept("ecdhCurves"),
+];
+const SDS: &str = "epoxy does not read certificates from a secret discovery service; refused so that this is not served without its certificate";
+const SSL_CONFIG: &[Field] = &[
+    one("secretRef", REF),
+    one("sslFiles", SSL_FILES),
+    refused("sds", SDS),
+    leaf("sniDomains"),
+    leaf("verifySubjectAltName"),
+    one("parameters", SSL_PARAMETERS),
+    leaf("alpnProtocols"),
+    leaf("oneWayTls"),
+    kept("disableTlsSessionResumption"),
+    kept("transportSocketConnectTimeout"),
+    kept("ocspStaplePolicy"),
+];
+const UPSTREAM_SSL_CONFIG: &[Field] = &[
+    one("secretRef", REF),
+    one("sslFiles", SSL_FILES),
+    refused("sds", SDS),
+    leaf("sni"),
+    leaf("verifySubjectAltName"),
+    one("parameters", SSL_PARAMETERS),
+    leaf("alpnProtocols"),
+    kept("allowRenegotiation"),
+];
 pub const VIRTUAL_SERVICE: &[Field] = &[
     one("virtualHost", VIRTUAL_HOST),
-    refused(
-        "sslConfig",
-        "epoxy does not terminate TLS yet; refused so that this virtual service is not served in clear",
-    ),
+    one("sslConfig", SSL_CONFIG),
     kept("displayName"),
     quiet("namespacedStatuses"),
 ];
@@ -561,14 +594,14 @@ pub const UPSTREAM: &[Field] = &[
     quiet("gcp"),
     quiet("ai"),
     quiet("failover"),
-    kept("sslConfig"),
+    one("sslConfig", UPSTREAM_SSL_CONFIG),
     kept("circuitBreakers"),
     kept("loadBalancerConfig"),
     kept("healthChecks"),
     kept("outlierDetection"),
     kept("connectionConfig"),
     kept("protocolSelection"),
-    kept("useHttp2"),
+    leaf("useHttp2"),
     kept("initialStreamWindowSize"),
     kept("initialConnectionWindowSize"),
     kept("maxConcurrentStreams"),

@@ -133,6 +133,9 @@ pub struct UpstreamSpec {
     /// An AWS Lambda upstream: its functions are called by `Invoke`, signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsUpstream>,
+    /// TLS to the upstream: the root it is verified against, the client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_config: Option<super::ssl::UpstreamSslConfig>,
     /// Gloo's `useHttp2`: gRPC discovery sets it on the upstreams it finds gRPC on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_http2: Option<bool>,
@@ -531,6 +534,9 @@ pub struct Parameters {
 pub struct VirtualServiceSpec {
     #[serde(default)]
     pub virtual_host: VirtualHost,
+    /// TLS termination: a virtual service with it binds to TLS listeners only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_config: Option<super::ssl::SslConfig>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -72,7 +72,12 @@ pub fn validate(set: &ResourceSet) -> Vec<Problem> {
             sink.error(path, reason);
         }
         match r {
-            Resource::Upstream(u) => validate_upstream(&u.spec, &mut sink),
+            Resource::Upstream(u) => {
+                validate_upstream(&u.spec, &mut sink);
+                if let Some(ssl) = &u.spec.ssl_config {
+                    validate_upstream_ssl(ssl, &key.namespace, set, &mut sink);
+                }
+            }
             Resource::UpstreamGroup(g) => validate_weighted(
                 "spec.destinations",
                 &g.spec.destinations,
@@ -82,6 +87,9 @@ pub fn validate(set: &ResourceSet) -> Vec<Problem> {
             ),
             Resource::VirtualService(vs) => {
                 validate_domains(&vs.spec.virtual_host.domains, &mut sink);
+                if let Some(ssl) = &vs.spec.ssl_config {
+                    validate_ssl(ssl, &key.namespace, set, &mut sink);
+                }
                 warn_shadowed(
                     "spec.virtualHost.routes",
                     &vs.spec.virtual_host.routes,
@@ -114,6 +122,7 @@ pub fn validate(set: &ResourceSet) -> Vec<Problem> {
         }
     }
     validate_domain_conflicts(set, &mut out);
+    validate_sni_conflicts(set, &mut out);
     validate_delegation(set, &mut out);
     out
 }
@@ -366,12 +375,16 @@ pub fn effective_domains(vs: &VirtualServiceSpec) -> Vec<String> {
     }
 }
 
+/// Two virtual services may not serve one domain on one listener: the plain listener serves
+/// those without `sslConfig`, the TLS one those with it (a domain served on both is Gloo's
+/// usual HTTP-to-HTTPS redirect).
 fn validate_domain_conflicts(set: &ResourceSet, out: &mut Vec<Problem>) {
-    let mut owners: HashMap<String, Vec<&ResourceKey>> = HashMap::new();
+    let mut owners: HashMap<(bool, String), Vec<&ResourceKey>> = HashMap::new();
     for (key, r) in set {
         if let Resource::VirtualService(vs) = r {
+            let ssl = vs.spec.ssl_config.is_some();
             for d in effective_domains(&vs.spec) {
-                let list = owners.entry(d).or_default();
+                let list = owners.entry((ssl, d)).or_default();
                 if !list.contains(&key) {
                     list.push(key);
                 }
@@ -380,7 +393,7 @@ fn validate_domain_conflicts(set: &ResourceSet, out: &mut Vec<Problem>) {
     }
     let mut domains: Vec<_> = owners.into_iter().filter(|(_, ks)| ks.len() > 1).collect();
     domains.sort();
-    for (domain, keys) in domains {
+    for ((_, domain), keys) in domains {
         for k in &keys {
             let others: Vec<String> = keys
                 .iter()
@@ -391,6 +404,177 @@ fn validate_domain_conflicts(set: &ResourceSet, out: &mut Vec<Problem>) {
                 key: (*k).clone(),
                 path: "spec.virtualHost.domains".into(),
                 reason: format!("domain `{domain}` is also served by {}", others.join(", ")),
+                severity: Severity::Error,
+            });
+        }
+    }
+}
+
+/// A virtual service's TLS termination: one source of certificates (a TLS secret that exists,
+/// or files), versions and suites epoxy can honour, SNI names that are names.
+fn validate_ssl(ssl: &super::ssl::SslConfig, ns: &str, set: &ResourceSet, sink: &mut Sink) {
+    let at = "spec.sslConfig";
+    check_cert_source(at, &ssl.secret_ref, &ssl.ssl_files, true, ns, set, sink);
+    check_parameters(at, ssl.parameters.as_ref(), sink);
+    for (i, d) in ssl.sni_domains.iter().enumerate() {
+        let stars = d.matches('*').count();
+        if d.is_empty() || stars > 1 || (stars == 1 && !d.starts_with("*.")) {
+            sink.error(
+                format!("{at}.sniDomains[{i}]"),
+                format!("`{d}` is not a server name (`example.com`, `*.example.com`)"),
+            );
+        }
+    }
+    let mut warnings = Vec::new();
+    crate::tls::server::alpn(&ssl.alpn_protocols, &mut warnings);
+    for w in warnings {
+        sink.warn(at, w);
+    }
+    if !ssl.verify_subject_alt_name.is_empty() && ssl.one_way_tls == Some(true) {
+        sink.error(
+            format!("{at}.verifySubjectAltName"),
+            "client certificates are not asked for with oneWayTls: their names cannot be verified",
+        );
+    }
+}
+
+/// An upstream's TLS origination: where its root and client certificate come from.
+fn validate_upstream_ssl(
+    ssl: &super::ssl::UpstreamSslConfig,
+    ns: &str,
+    set: &ResourceSet,
+    sink: &mut Sink,
+) {
+    let at = "spec.sslConfig";
+    check_cert_source(at, &ssl.secret_ref, &ssl.ssl_files, false, ns, set, sink);
+    check_parameters(at, ssl.parameters.as_ref(), sink);
+    for (i, p) in ssl.alpn_protocols.iter().enumerate() {
+        if !matches!(p.as_str(), "h2" | "http/1.1") {
+            sink.warn(
+                format!("{at}.alpnProtocols[{i}]"),
+                format!("epoxy speaks h2 and http/1.1 to upstreams; `{p}` is not offered"),
+            );
+        }
+    }
+}
+
+/// `secretRef` or `sslFiles` (at most one; for termination, exactly one), and a secret that
+/// exists and holds a certificate.
+fn check_cert_source(
+    at: &str,
+    secret: &Option<ResourceRef>,
+    files: &Option<super::ssl::SslFiles>,
+    required: bool,
+    ns: &str,
+    set: &ResourceSet,
+    sink: &mut Sink,
+) {
+    match (secret, files) {
+        (Some(_), Some(_)) => sink.error(at, "give secretRef or sslFiles, not both"),
+        (None, None) if required => sink.error(
+            at,
+            "needs a certificate: secretRef (a kubernetes.io/tls Secret) or sslFiles",
+        ),
+        (Some(r), None) => match super::secret::lookup_secret(set, r, ns) {
+            Err(e) => sink.error(format!("{at}.secretRef"), e.to_string()),
+            Ok(s) if required && !s.is_tls() => sink.error(
+                format!("{at}.secretRef"),
+                format!(
+                    "secret {} is not a TLS secret (type {}, no tls.crt)",
+                    s.key(),
+                    s.effective_type()
+                ),
+            ),
+            Ok(_) => {}
+        },
+        (None, Some(f)) => {
+            let has = |v: &Option<String>| v.as_deref().is_some_and(|p| !p.is_empty());
+            if required && !(has(&f.tls_cert) && has(&f.tls_key)) {
+                sink.error(format!("{at}.sslFiles"), "needs tlsCert and tlsKey");
+            }
+            if has(&f.tls_cert) != has(&f.tls_key) {
+                sink.error(format!("{at}.sslFiles"), "tlsCert and tlsKey go together");
+            }
+        }
+        (None, None) => {}
+    }
+}
+
+fn check_parameters(at: &str, p: Option<&super::ssl::SslParameters>, sink: &mut Sink) {
+    let mut warnings = Vec::new();
+    if let Err(e) = crate::tls::server::versions(p, &mut warnings) {
+        sink.error(at, e);
+    }
+    let names = p.map(|p| p.cipher_suites.as_slice()).unwrap_or(&[]);
+    if let Err(e) = crate::tls::server::provider_with(names, &mut warnings) {
+        sink.error(at, e);
+    }
+    for w in warnings {
+        sink.warn(at, w);
+    }
+}
+
+/// On a TLS listener the certificate is chosen by SNI: two different `sslConfig`s may not
+/// claim one name, nor may two both go without `sniDomains` (Gloo refuses both).
+fn validate_sni_conflicts(set: &ResourceSet, out: &mut Vec<Problem>) {
+    // Identical sslConfigs (in one namespace) share a chain, as in Gloo.
+    let mut chains: BTreeMap<String, (Vec<String>, Vec<&ResourceKey>)> = BTreeMap::new();
+    for (key, r) in set {
+        if let Resource::VirtualService(vs) = r
+            && let Some(ssl) = &vs.spec.ssl_config
+        {
+            let id = format!(
+                "{}/{}",
+                key.namespace,
+                serde_json::to_string(ssl).unwrap_or_default()
+            );
+            let names = ssl
+                .sni_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect();
+            chains
+                .entry(id)
+                .or_insert_with(|| (names, Vec::new()))
+                .1
+                .push(key);
+        }
+    }
+    let mut claims: BTreeMap<String, Vec<&Vec<&ResourceKey>>> = BTreeMap::new();
+    for (names, keys) in chains.values() {
+        if names.is_empty() {
+            claims.entry(String::new()).or_default().push(keys);
+        }
+        for n in names {
+            claims.entry(n.clone()).or_default().push(keys);
+        }
+    }
+    for (name, groups) in claims {
+        if groups.len() < 2 {
+            continue;
+        }
+        let all: Vec<&ResourceKey> = groups.iter().flat_map(|g| g.iter().copied()).collect();
+        for k in &all {
+            let others: Vec<String> = all
+                .iter()
+                .filter(|o| *o != k)
+                .map(|o| o.to_string())
+                .collect();
+            let reason = if name.is_empty() {
+                format!(
+                    "another virtual service with a different sslConfig has no sniDomains either ({}): on one TLS gateway only one may go without; give each its sniDomains",
+                    others.join(", ")
+                )
+            } else {
+                format!(
+                    "SNI name `{name}` is also claimed by {} with a different sslConfig",
+                    others.join(", ")
+                )
+            };
+            out.push(Problem {
+                key: (*k).clone(),
+                path: "spec.sslConfig.sniDomains".into(),
+                reason,
                 severity: Severity::Error,
             });
         }

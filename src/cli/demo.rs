@@ -27,6 +27,10 @@ pub struct DemoArgs {
     /// Gateway address [default: 127.0.0.1:8080, or a free port when that is taken]
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// TLS address, for virtual services with sslConfig [default: 127.0.0.1:8443, or a free
+    /// port when that is taken]
+    #[arg(long)]
+    pub listen_tls: Option<SocketAddr>,
     /// Admin address [default: 127.0.0.1:9080, or a free port when that is taken]
     #[arg(long)]
     pub admin: Option<SocketAddr>,
@@ -143,6 +147,13 @@ pub async fn demo(g: &Global, a: DemoArgs) -> Result<()> {
         listen: a
             .listen
             .unwrap_or_else(|| free_or("127.0.0.1:8080".parse().expect("literal address"))),
+        listen_tls: Some(a.listen_tls.unwrap_or_else(|| {
+            free_or(
+                super::serve::DEFAULT_LISTEN_TLS
+                    .parse()
+                    .expect("literal address"),
+            )
+        })),
         admin: Some(
             a.admin
                 .unwrap_or_else(|| free_or("127.0.0.1:9080".parse().expect("literal address"))),

@@ -16,6 +16,10 @@ pub struct GatewayArgs {
     /// Address to serve traffic on
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address to serve TLS on (the virtual services with sslConfig); `off` to disable
+    /// [default: 127.0.0.1:8443, skipped with a warning when taken]
+    #[arg(long)]
+    pub listen_tls: Option<String>,
     /// Admin address (/metrics, /ready, /routes); `off` to disable
     #[arg(long, default_value = "127.0.0.1:9080")]
     pub admin: String,
@@ -231,6 +235,7 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
     };
     let cfg = GatewayConfig {
         listen: a.listen,
+        listen_tls: listen_tls(a.listen_tls.as_deref())?,
         admin: if a.admin == "off" {
             None
         } else {
@@ -278,6 +283,32 @@ pub async fn gateway(g: &Global, a: GatewayArgs) -> Result<()> {
     serve(store, &g.state_dir(), cfg, fds_cfg, "epoxy gateway").await
 }
 
+/// Gloo's default TLS gateway address.
+pub const DEFAULT_LISTEN_TLS: &str = "127.0.0.1:8443";
+
+/// The TLS listener's address: the one given (or none for `off`); unsaid, Gloo's default port
+/// when it is free (a gateway without TLS virtual services must not fail for want of it).
+pub fn listen_tls(asked: Option<&str>) -> Result<Option<SocketAddr>> {
+    match asked {
+        Some("off") => Ok(None),
+        Some(a) => Ok(Some(
+            a.parse()
+                .context("--listen-tls: expected HOST:PORT or off")?,
+        )),
+        None => {
+            let default: SocketAddr = DEFAULT_LISTEN_TLS.parse()?;
+            match std::net::TcpListener::bind(default) {
+                Ok(_) => Ok(Some(default)),
+                Err(e) => {
+                    tracing::warn!(address = %default, error = %e, "TLS listener not started (give --listen-tls)");
+                    eprintln!("warning: TLS not served: {default}: {e} (give --listen-tls ADDR)");
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
 /// Runs the control loop, function discovery and the gateway on `store` until a signal.
 pub async fn serve(
     store: Arc<dyn Store>,
@@ -306,6 +337,9 @@ pub async fn serve(
             .unwrap_or_default();
         let mut out = std::io::stdout();
         let _ = writeln!(out, "{what} on {url}{admin_note}");
+        for (name, addr) in &handle.listeners {
+            let _ = writeln!(out, "listener {name} on {addr}");
+        }
         let _ = writeln!(out, "store: {}", root.display());
         let _ = out.flush();
     }

@@ -6,7 +6,7 @@
 use crate::api::status::{Status, statuses};
 use crate::api::{ParseError, Resource, ResourceKey, ResourceSet, Severity, validate};
 use crate::gateway::Gateway;
-use crate::gateway::table::compile_with;
+use crate::gateway::listener::{build_all, fingerprint};
 use crate::store::{Listing, Store};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -105,6 +105,32 @@ impl Reconciler {
     }
 }
 
+/// How often certificate files (`sslFiles`) are checked for a change.
+const FILE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A listener's finding on a virtual service, in its status.
+fn add_problem(
+    statuses: &mut BTreeMap<ResourceKey, Status>,
+    p: &crate::gateway::listener::BindProblem,
+) {
+    use crate::api::status::State;
+    let st = statuses
+        .entry(p.key.clone())
+        .or_insert_with(Status::accepted);
+    if p.error {
+        st.state = State::Rejected;
+        st.reason = Some(match st.reason.take() {
+            Some(r) => format!("{r}; {}", p.message),
+            None => p.message.clone(),
+        });
+    } else {
+        if st.state == State::Accepted {
+            st.state = State::Warning;
+        }
+        st.warnings.push(p.message.clone());
+    }
+}
+
 /// Starts the loop on the current runtime; returns the receiver of its reports.
 pub fn spawn(store: Arc<dyn Store>, gateway: Gateway) -> watch::Receiver<Arc<Report>> {
     let (tx, rx) = watch::channel(Arc::new(Report::default()));
@@ -114,26 +140,49 @@ pub fn spawn(store: Arc<dyn Store>, gateway: Gateway) -> watch::Receiver<Arc<Rep
         loop {
             let listing = changes.borrow_and_update().clone();
             let (set, mut report) = r.reconcile(&listing);
-            let table = compile_with(
+            let built = build_all(
+                &gateway.listeners,
                 &set,
                 &gateway.registry,
                 report.generation,
                 &*gateway.connector,
             );
-            report.routes = table.route_count();
-            for p in &table.problems {
-                tracing::warn!(problem = %p, "route not compiled");
+            report.routes = built.routes;
+            if !gateway.listeners.iter().any(|l| !l.spec.ssl) {
+                // No plain listener routes with `table`: it still says which generation is in.
+                gateway
+                    .table
+                    .store(Arc::new(crate::gateway::table::RouteTable::empty(
+                        report.generation,
+                    )));
+            }
+            for p in &built.problems {
+                add_problem(&mut report.statuses, p);
             }
             for k in &report.serving_last_good {
                 tracing::warn!(resource = %k, "rejected; serving its last accepted version");
             }
-            gateway.table.store(Arc::new(table));
             drop(set);
             drop(listing);
             let _ = tx.send(Arc::new(report));
             crate::memory::give_back();
-            if changes.changed().await.is_err() {
-                return;
+            // Certificate files are watched too: a rotated one is served within a second.
+            let files = built.files;
+            let seen = fingerprint(&files);
+            loop {
+                tokio::select! {
+                    changed = changes.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        break;
+                    }
+                    _ = tokio::time::sleep(FILE_POLL), if !files.is_empty() => {
+                        if fingerprint(&files) != seen {
+                            break;
+                        }
+                    }
+                }
             }
         }
     });

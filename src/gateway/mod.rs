@@ -6,6 +6,7 @@ pub mod calls;
 pub mod function;
 pub mod h1;
 pub mod inja;
+pub mod listener;
 pub mod matcher;
 pub mod pipeline;
 pub mod pool;
@@ -26,7 +27,11 @@ use tokio::sync::{broadcast, watch};
 /// Where and how to serve.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
+    /// Plain HTTP: the virtual services without `sslConfig` (Gloo's `gateway-proxy`).
     pub listen: SocketAddr,
+    /// TLS: the virtual services with `sslConfig` (Gloo's `gateway-proxy-ssl`); `None`, not
+    /// served. Listeners of Gloo `Gateway` resources have their own addresses.
+    pub listen_tls: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
     /// Worker threads (each with its own listener and connection pool); default: one per core.
     pub workers: usize,
@@ -50,6 +55,7 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen_tls: None,
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 9080))),
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -73,6 +79,9 @@ pub struct Gateway {
     pub events: broadcast::Sender<RequestEvent>,
     /// How kube upstreams are reached (cluster DNS unless told otherwise).
     pub connector: Arc<dyn crate::net::Connector>,
+    /// The listeners and the virtual services each serves (the first plain one routes with
+    /// `table`).
+    pub listeners: Arc<Vec<Arc<listener::Listener>>>,
 }
 
 impl Default for Gateway {
@@ -83,11 +92,30 @@ impl Default for Gateway {
 
 impl Gateway {
     pub fn new() -> Self {
+        Self::with_listeners(listener::ListenerSpec::default_pair())
+    }
+
+    /// A gateway serving these listeners (Gloo `Gateway` resources, say).
+    pub fn with_listeners(specs: Vec<listener::ListenerSpec>) -> Self {
+        let table = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
+        let mut first_plain = true;
+        let listeners = specs
+            .into_iter()
+            .map(|spec| {
+                let t = if !spec.ssl && std::mem::take(&mut first_plain) {
+                    table.clone()
+                } else {
+                    Arc::new(ArcSwap::from_pointee(RouteTable::default()))
+                };
+                Arc::new(listener::Listener::new(spec, t))
+            })
+            .collect();
         Gateway {
-            table: Arc::new(ArcSwap::from_pointee(RouteTable::default())),
+            table,
             registry: Arc::new(Registry::default()),
             events: broadcast::channel(4096).0,
             connector: crate::net::default_connector(),
+            listeners: Arc::new(listeners),
         }
     }
 
@@ -100,7 +128,35 @@ impl Gateway {
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         }
         let workers = cfg.workers.max(1);
-        let (addr, listeners) = server::bind_all(cfg.listen, workers)?;
+        // Each listener's sockets, one per worker (SO_REUSEPORT).
+        let mut per_worker: Vec<Vec<(std::net::TcpListener, Arc<listener::Listener>)>> =
+            (0..workers).map(|_| Vec::new()).collect();
+        let mut bound = Vec::new();
+        for l in self.listeners.iter() {
+            let at = match (l.spec.addr, l.spec.ssl) {
+                (Some(a), _) => a,
+                (None, false) => cfg.listen,
+                (None, true) => match cfg.listen_tls {
+                    Some(a) => a,
+                    None => continue,
+                },
+            };
+            let (actual, socks) = server::bind_all(at, workers).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("listener {} on {at}: {e}", l.spec.name))
+            })?;
+            bound.push((l.spec.name.clone(), l.spec.ssl, actual));
+            for (w, s) in per_worker.iter_mut().zip(socks) {
+                w.push((s, l.clone()));
+            }
+        }
+        // The first plain listener is `addr` (what `url()` gives); the first TLS one `tls_addr`.
+        let addr = bound
+            .iter()
+            .find(|b| !b.1)
+            .or(bound.first())
+            .map(|b| b.2)
+            .unwrap_or(cfg.listen);
+        let tls_addr = bound.iter().find(|b| b.1).map(|b| b.2);
         let admin = match cfg.admin {
             Some(a) => {
                 let l = std::net::TcpListener::bind(a)?;
@@ -122,7 +178,7 @@ impl Gateway {
             fast_path: cfg.fast_path,
         });
         let mut threads = Vec::new();
-        for (i, l) in listeners.into_iter().enumerate() {
+        for (i, l) in per_worker.into_iter().enumerate() {
             let shared = shared.clone();
             let rx = rx.clone();
             threads.push(
@@ -141,6 +197,8 @@ impl Gateway {
         }
         Ok(GatewayHandle {
             addr,
+            tls_addr,
+            listeners: bound.into_iter().map(|(n, _, a)| (n, a)).collect(),
             admin_addr,
             shutdown: tx,
             threads,
@@ -150,7 +208,12 @@ impl Gateway {
 
 /// A running gateway; `shutdown` stops accepting, drains in-flight requests, and joins.
 pub struct GatewayHandle {
+    /// The (first) plain listener's address.
     pub addr: SocketAddr,
+    /// The (first) TLS listener's address, if one is served.
+    pub tls_addr: Option<SocketAddr>,
+    /// Every listener's name and address.
+    pub listeners: Vec<(String, SocketAddr)>,
     pub admin_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,

@@ -36,7 +36,8 @@ pub struct Clients {
     pub general: UpstreamClient,
 }
 
-/// What every worker shares.
+/// What every worker shares (a TLS connection gets a copy with its chain's table).
+#[derive(Clone)]
 pub struct Shared {
     pub table: Arc<ArcSwap<RouteTable>>,
     pub registry: Arc<Registry>,

@@ -3,6 +3,7 @@
 //! on the hot path but the route table (read through `ArcSwap`) and atomic counters.
 
 use super::h1::{self, Rewind, UpstreamConns};
+use super::listener::Listener;
 use super::proxy::{Clients, Shared, handle, new_client};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -52,11 +53,11 @@ pub fn bind_all(
     Ok((actual, all))
 }
 
-/// Runs one worker until `shutdown` turns true, then drains its connections.
+/// Runs one worker (its listeners) until `shutdown` turns true, then drains its connections.
 pub fn run_worker(
-    listener: std::net::TcpListener,
+    listeners: Vec<(std::net::TcpListener, Arc<Listener>)>,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -69,13 +70,6 @@ pub fn run_worker(
         }
     };
     rt.block_on(async move {
-        let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot use the gateway listener");
-                return;
-            }
-        };
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // Hyper's header timeout runs from the end of one request to the head of the next, so it is
         // the idle timeout too; the first request's head is timed by the fast path, which
@@ -94,56 +88,183 @@ pub fn run_worker(
             shared: shared.clone(),
             builder,
         });
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => break,
-                accepted = listener.accept() => {
-                    let (stream, remote) = match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                            continue;
-                        }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let worker = worker.clone();
-                    let watcher = graceful.watcher();
-                    let shutdown = shutdown.clone();
-                    tokio::spawn(async move {
-                        let mut stream = stream;
-                        let w = &*worker;
-                        let read = if w.shared.fast_path {
-                            let Some(read) = h1::serve(&mut stream, remote, &w.shared, &w.conns, shutdown).await else {
+        let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
+        let mut accepting = tokio::task::JoinSet::new();
+        for (l, listener) in listeners {
+            let l = match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot use the gateway listener");
+                    continue;
+                }
+            };
+            accepting.spawn(accept_loop(
+                l,
+                listener,
+                worker.clone(),
+                graceful.clone(),
+                shutdown.clone(),
+            ));
+        }
+        while accepting.join_next().await.is_some() {}
+        // Every accept loop is done (and its listener closed): the connections drain.
+        drop(worker);
+        if let Ok(graceful) = Arc::try_unwrap(graceful) {
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+        }
+    });
+}
+
+/// Accepts on one listener until shutdown; each connection is served on its own task.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    spec: Arc<Listener>,
+    worker: Arc<Worker>,
+    graceful: Arc<hyper_util::server::graceful::GracefulShutdown>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // A plain listener has one table for good: its connections share one `Shared`.
+    let plain = (!spec.spec.ssl).then(|| {
+        let chains = spec.chains.load();
+        match chains.list.first() {
+            Some(c) if !Arc::ptr_eq(&c.table, &worker.shared.table) => Arc::new(Shared {
+                table: c.table.clone(),
+                ..(*worker.shared).clone()
+            }),
+            _ => worker.shared.clone(),
+        }
+    });
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let worker = worker.clone();
+                let watcher = graceful.watcher();
+                let shutdown = shutdown.clone();
+                match &plain {
+                    Some(shared) => {
+                        let shared = shared.clone();
+                        let fast = shared.fast_path;
+                        tokio::spawn(serve_connection(stream, remote, shared, worker, watcher, shutdown, fast));
+                    }
+                    None => {
+                        let spec = spec.clone();
+                        tokio::spawn(async move {
+                            let Some((tls, shared, h2)) = handshake(stream, &spec, &worker.shared).await else {
                                 return;
                             };
-                            w.shared.registry.handoffs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            read
-                        } else {
-                            bytes::Bytes::new()
-                        };
-                        // The fast path left this request to hyper: it serves the rest.
-                        let svc = {
-                            let worker = worker.clone();
-                            service_fn(move |req| {
-                                let worker = worker.clone();
-                                async move { Ok::<_, std::convert::Infallible>(handle(&worker.shared, &worker.clients, req, remote).await) }
-                            })
-                        };
-                        let io = TokioIo::new(Rewind::new(read, stream));
-                        let conn = worker.builder.serve_connection_with_upgrades(io, svc).into_owned();
-                        if let Err(e) = watcher.watch(conn).await {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                    });
+                            // HTTP/1.1 over TLS takes the fast path too; HTTP/2 is hyper's.
+                            let fast = shared.fast_path && !h2;
+                            serve_connection(tls, remote, shared, worker, watcher, shutdown, fast).await;
+                        });
+                    }
                 }
             }
         }
-        drop(listener);
-        let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+    }
+}
+
+/// A TLS handshake: the chain is chosen by the client's SNI, then the handshake completes with
+/// its configuration; `None` when it fails (logged) or no chain serves that name. Returns the
+/// connection, the `Shared` with the chain's routes, and whether ALPN chose HTTP/2.
+async fn handshake(
+    stream: tokio::net::TcpStream,
+    listener: &Listener,
+    base: &Arc<Shared>,
+) -> Option<(
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    Arc<Shared>,
+    bool,
+)> {
+    let deadline = base.header_read_timeout;
+    let acceptor =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = match tokio::time::timeout(deadline, acceptor).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS client hello refused");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let sni = start.client_hello().server_name().map(str::to_owned);
+    let chain = listener.chains.load().for_sni(sni.as_deref()).cloned();
+    let Some((chain, config)) = chain.and_then(|c| c.tls.clone().map(|t| (c, t))) else {
+        tracing::debug!(sni = ?sni, listener = %listener.spec.name, "no certificate for this name; connection closed");
+        return None;
+    };
+    let tls = match tokio::time::timeout(deadline, start.into_stream(config)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, sni = ?sni, "TLS handshake failed");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let shared = Arc::new(Shared {
+        table: chain.table.clone(),
+        ..(**base).clone()
     });
+    Some((tls, shared, h2))
+}
+
+/// Serves one connection: the fast path first (when `fast`), then hyper for the rest.
+async fn serve_connection<IO>(
+    mut io: IO,
+    remote: SocketAddr,
+    shared: Arc<Shared>,
+    worker: Arc<Worker>,
+    watcher: hyper_util::server::graceful::Watcher,
+    shutdown: watch::Receiver<bool>,
+    fast: bool,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let w = &*worker;
+    let read = if fast {
+        let Some(read) = h1::serve(&mut io, remote, &shared, &w.conns, shutdown).await else {
+            return;
+        };
+        w.shared
+            .registry
+            .handoffs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        read
+    } else {
+        bytes::Bytes::new()
+    };
+    // The fast path left this request to hyper: it serves the rest.
+    let svc = {
+        let worker = worker.clone();
+        service_fn(move |req| {
+            let worker = worker.clone();
+            let shared = shared.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(
+                    handle(&shared, &worker.clients, req, remote).await,
+                )
+            }
+        })
+    };
+    let io = TokioIo::new(Rewind::new(read, io));
+    let conn = worker
+        .builder
+        .serve_connection_with_upgrades(io, svc)
+        .into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// One worker's state, shared by its connections.

@@ -303,6 +303,14 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// A table that routes nothing, as of `generation`.
+    pub fn empty(generation: u64) -> RouteTable {
+        RouteTable {
+            generation,
+            ..Default::default()
+        }
+    }
+
     /// The virtual host for a `Host` (with or without the port).
     pub fn vhost(&self, host: &str) -> Option<&VirtualHostTable> {
         let host_l;
@@ -487,6 +495,17 @@ pub fn compile_with(
     generation: u64,
     connector: &dyn Connector,
 ) -> RouteTable {
+    compile_only(set, registry, generation, connector, &|_, _| true)
+}
+
+/// Compiles the virtual services `keep` picks (a listener's: see `listener`).
+pub fn compile_only(
+    set: &ResourceSet,
+    registry: &Registry,
+    generation: u64,
+    connector: &dyn Connector,
+    keep: &dyn Fn(&ResourceKey, &crate::api::resource::VirtualService) -> bool,
+) -> RouteTable {
     let mut c = Compiler {
         set,
         registry,
@@ -562,6 +581,9 @@ pub fn compile_with(
             continue;
         };
         let key = r.key();
+        if !keep(&key, vs) {
+            continue;
+        }
         let mut routes = Vec::new();
         c.vhost = vs
             .spec

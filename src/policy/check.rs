@@ -132,15 +132,17 @@ const PROTECTION: [&str; 5] = [
     "rateLimitConfigs",
 ];
 
-/// Whether a virtual service or route table asks for auth or rate limits anywhere: rejected,
-/// it is not served as an older version, which may lack them.
+/// Whether a resource asks for protection: a virtual service or route table for auth or rate
+/// limits anywhere, a virtual service or upstream for TLS. Rejected, it is not served as an
+/// older version, which may lack them.
 pub fn asks_protection(r: &Resource) -> bool {
     let asks = |o: Option<&serde_json::Map<String, serde_json::Value>>| {
         o.is_some_and(|o| PROTECTION.iter().any(|k| o.contains_key(*k)))
     };
     let routes = match r {
+        Resource::Upstream(u) => return u.spec.ssl_config.is_some(),
         Resource::VirtualService(vs) => {
-            if asks(vs.spec.virtual_host.options.as_ref()) {
+            if vs.spec.ssl_config.is_some() || asks(vs.spec.virtual_host.options.as_ref()) {
                 return true;
             }
             &vs.spec.virtual_host.routes

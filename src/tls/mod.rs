@@ -2,6 +2,7 @@
 //! choice by SNI, and the upstream connector's configuration. rustls with the ring provider.
 
 pub mod material;
+pub mod server;
 
 pub use material::{CertInfo, TlsError, certified_key, parse_certs, parse_key};
 

@@ -6,6 +6,7 @@ pub mod gw;
 pub mod keys;
 pub mod kube;
 pub mod pyserver;
+pub mod tls;
 pub mod tmux;
 pub mod upstream;
 

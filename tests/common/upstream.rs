@@ -44,6 +44,15 @@ impl Upstream {
 
 /// Starts an upstream named `name` on a free loopback port, on its own thread.
 pub fn start(name: &str) -> Upstream {
+    start_with(name, None)
+}
+
+/// An upstream speaking TLS with `config` (HTTP/2 when ALPN chooses it).
+pub fn start_tls(name: &str, config: Arc<rustls::ServerConfig>) -> Upstream {
+    start_with(name, Some(tokio_rustls::TlsAcceptor::from(config)))
+}
+
+fn start_with(name: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -65,15 +74,23 @@ pub fn start(name: &str) -> Upstream {
                     _ = &mut rx => return,
                     Ok((stream, _)) = listener.accept() => {
                         let (h, n, flaky, lg) = (h.clone(), n.clone(), flaky.clone(), lg.clone());
+                        let tls = tls.clone();
                         tokio::spawn(async move {
                             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                                 let target = req.uri().path_and_query().map_or("/".to_string(), |p| p.to_string());
                                 lg.lock().unwrap().push(format!("{} {target}", req.method()));
                                 serve(req, h.clone(), n.clone(), flaky.clone())
                             });
-                            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                                .serve_connection(TokioIo::new(stream), svc)
-                                .await;
+                            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                            match tls {
+                                None => {
+                                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                                }
+                                Some(acceptor) => {
+                                    let Ok(stream) = acceptor.accept(stream).await else { return };
+                                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                                }
+                            }
                         });
                     }
                 }
@@ -103,6 +120,7 @@ async fn serve(
         .map(|p| p.to_string())
         .unwrap_or_default();
     let method = req.method().to_string();
+    let version = req.version();
     let mut headers = serde_json::Map::new();
     for (k, v) in req.headers() {
         headers.insert(
@@ -132,6 +150,7 @@ async fn serve(
     let echo = serde_json::json!({
         "server": name,
         "method": method,
+        "version": format!("{version:?}"),
         "path": pq,
         "headers": headers,
         "body": String::from_utf8_lossy(&body),

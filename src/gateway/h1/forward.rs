@@ -11,15 +11,14 @@ use super::super::table::{DEFAULT_TIMEOUT, Options, Retry, UpstreamTarget};
 use super::response::{Framing, UpHead, parse_response, relay};
 use super::upstream::{READ_SIZE, UpConn, UpstreamConns};
 use super::{
-    Call, Request, Served, fail, hop_by_hop, is, push_decimal, push_request_id, request_target,
-    until as until_or_timer, visible,
+    Call, ClientIo, Request, Served, fail, hop_by_hop, is, push_decimal, push_request_id,
+    request_target, until as until_or_timer, visible,
 };
 use bytes::Buf;
 use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 fn method_has_body(m: &str) -> bool {
@@ -36,7 +35,7 @@ fn idempotent(m: &str) -> bool {
 /// Forwards a request to its destination: the function's call rendered, the head written, the
 /// attempts the route allows, and the answer relayed (or an error answered).
 pub(super) async fn forward<'t>(
-    io: &mut TcpStream,
+    io: &mut impl ClientIo,
     req: &Request<'_, '_>,
     call: &Call<'t, '_>,
     conns: &UpstreamConns,

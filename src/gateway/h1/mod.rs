@@ -37,9 +37,19 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Sleep;
+
+/// A client connection the fast path serves: TCP, or TLS over it.
+pub trait ClientIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> ClientIo for T {}
+
+/// Writes all of `out` to the client and flushes it: over TLS, written bytes can wait in the
+/// session until flushed (on TCP the flush does nothing).
+async fn send_client(io: &mut impl ClientIo, out: &[u8]) -> std::io::Result<()> {
+    io.write_all(out).await?;
+    io.flush().await
+}
 
 /// Request headers the fast path parses; a request with more goes to hyper.
 const MAX_HEADERS: usize = 64;
@@ -206,7 +216,7 @@ struct Waits<'a, S: Future> {
 /// Reads more of a request into `buf`, before `deadline`: `false` when the connection closed,
 /// the deadline passed, or the gateway shuts down while nothing of a request has come.
 async fn read_more<S: Future>(
-    io: &mut TcpStream,
+    io: &mut impl ClientIo,
     buf: &mut BytesMut,
     waits: &mut Waits<'_, S>,
     deadline: tokio::time::Instant,
@@ -273,7 +283,7 @@ async fn until<F: Future>(
 /// of its body within `header_timeout` of the one before. Each request's head is parsed once,
 /// when it is whole.
 pub async fn serve(
-    io: &mut TcpStream,
+    io: &mut impl ClientIo,
     remote: SocketAddr,
     shared: &Shared,
     conns: &UpstreamConns,
@@ -365,7 +375,7 @@ pub async fn serve(
 
 /// Answers a request the gateway cannot read (no route involved), and closes the connection.
 async fn refuse(
-    io: &mut TcpStream,
+    io: &mut impl ClientIo,
     status: http::StatusCode,
     code: &str,
     message: &str,
@@ -378,7 +388,7 @@ async fn refuse(
         true,
         true,
     );
-    if io.write_all(out).await.is_ok() {
+    if send_client(io, out).await.is_ok() {
         linger(io).await;
     }
 }
@@ -422,7 +432,7 @@ const LINGER: Duration = Duration::from_secs(1);
 /// Closes after a last response without cutting it off: closing a socket with unread bytes
 /// from the client (a request it pipelined) sends a reset, which can destroy the response still
 /// on its way. So: end our side, then read and drop what comes until the client closes too.
-async fn linger(io: &mut TcpStream) {
+async fn linger(io: &mut impl ClientIo) {
     let _ = io.shutdown().await;
     let mut sink = [0u8; 4096];
     let mut left: usize = 64 * 1024;
@@ -485,7 +495,7 @@ fn fast_route(route: &CompiledRoute) -> Option<&super::table::Forward> {
 }
 
 async fn handle(
-    io: &mut TcpStream,
+    io: &mut impl ClientIo,
     req: &Request<'_, '_>,
     shared: &Shared,
     conns: &UpstreamConns,
@@ -579,7 +589,7 @@ fn finish<'t>(
 
 /// Writes a stage's answer (see `super::pipeline`) in the upstream's place.
 async fn answer_with<'t>(
-    io: &mut TcpStream,
+    io: &mut impl ClientIo,
     req: &Request<'_, '_>,
     answer: Answer,
     out: &mut Vec<u8>,
@@ -591,7 +601,7 @@ async fn answer_with<'t>(
     o.bytes_out = answer.body.len() as u64;
     o.error = Some(answer.reason);
     let latency = started.elapsed();
-    let flow = match io.write_all(out).await {
+    let flow = match send_client(io, out).await {
         Ok(()) => req.flow(),
         Err(_) => Flow::Close,
     };
@@ -613,7 +623,7 @@ struct Call<'t, 'r> {
 type Served<'t> = (Outcome<'t>, Duration, Flow);
 
 async fn fail<'t>(
-    io: &mut TcpStream,
+    io: &mut impl ClientIo,
     req: &Request<'_, '_>,
     call: &Call<'t, '_>,
     mut o: Outcome<'t>,
@@ -626,7 +636,7 @@ async fn fail<'t>(
     o.status = status.as_u16();
     o.error = Some(message.to_string());
     let latency = call.started.elapsed();
-    let flow = match io.write_all(out).await {
+    let flow = match send_client(io, out).await {
         Ok(()) => req.flow(),
         Err(_) => Flow::Close,
     };

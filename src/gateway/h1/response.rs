@@ -6,12 +6,12 @@ use super::super::table::Options;
 use super::chunked::ChunkScanner;
 use super::upstream::{HeaderAt, READ_SIZE, UpConn, UpstreamConns};
 use super::{
-    Call, Flow, MAX_HEAD, MAX_RESPONSE_HEADERS, Request, hop_by_hop, is, push_decimal, visible,
+    Call, ClientIo, Flow, MAX_HEAD, MAX_RESPONSE_HEADERS, Request, hop_by_hop, is, push_decimal,
+    send_client, visible,
 };
 use std::mem::MaybeUninit;
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 
 /// How an upstream response's body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +145,7 @@ fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &str> {
 /// when the body was read to its end and nothing followed it.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn relay(
-    io: &mut TcpStream,
+    io: &mut impl ClientIo,
     req: &Request<'_, '_>,
     call: &Call<'_, '_>,
     mut conn: UpConn,
@@ -172,7 +172,7 @@ pub(super) async fn relay(
     if shape == ClientBody::HeadOnly {
         // The upstream's body is not the client's: the head goes, and the connection with
         // its unread body is not kept.
-        if io.write_all(out).await.is_err() {
+        if send_client(io, out).await.is_err() {
             return (latency, Flow::Close);
         }
         if head.framing == Framing::Empty && head.keep_alive && conn.buf.len() == head.len {
@@ -193,7 +193,7 @@ pub(super) async fn relay(
     let (mut done, mut ok) = body.take(&conn.buf[head.len..], out);
     // A malformed body: the client gets what came, and the connection ends.
     done |= !ok;
-    if io.write_all(out).await.is_err() {
+    if send_client(io, out).await.is_err() {
         return (latency, Flow::Close);
     }
     while !done {
@@ -205,7 +205,7 @@ pub(super) async fn relay(
                 let (d, o) = body.take(&conn.buf, out);
                 done = d || !o;
                 ok = o;
-                if io.write_all(out).await.is_err() {
+                if send_client(io, out).await.is_err() {
                     return (latency, Flow::Close);
                 }
             }
