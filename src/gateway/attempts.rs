@@ -241,7 +241,13 @@ mod tests {
 
     fn upstream() -> UpstreamTarget {
         let hosts: Vec<Arc<str>> = vec!["a:1".into(), "b:2".into()];
-        UpstreamTarget::new("u".into(), hosts.clone(), hosts, false, Default::default())
+        UpstreamTarget::new(
+            "u".into(),
+            hosts.clone(),
+            hosts,
+            Default::default(),
+            Default::default(),
+        )
     }
 
     fn retry(on: &str) -> Retry {

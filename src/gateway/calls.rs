@@ -151,7 +151,22 @@ impl GrpcCall {
             let f = super::attempts::Failed::no_upstream("the upstream has no hosts");
             return Err((f.status, f.code, f.message));
         };
-        let send = wire::pooled(host).await.map_err(grpc_failure)?;
+        let open = async {
+            let unreachable = |reason: String| GrpcError::Unreachable {
+                authority: host.to_string(),
+                reason,
+            };
+            match upstream.dial.connect(host, true).await {
+                Ok(super::dial::Sender::H2(s)) => Ok(s),
+                Ok(super::dial::Sender::H1(_)) => Err(unreachable(
+                    "it chose HTTP/1.1 by ALPN; gRPC needs HTTP/2".into(),
+                )),
+                Err(e) => Err(unreachable(e.to_string())),
+            }
+        };
+        let send = wire::pooled(host, upstream.dial.id, open)
+            .await
+            .map_err(grpc_failure)?;
         let answers = wire::call(
             &send,
             host,

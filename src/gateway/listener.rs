@@ -13,11 +13,11 @@
 use super::table::{RouteTable, compile_only};
 use super::telemetry::Registry;
 use crate::api::resource::VirtualService;
-use crate::api::secret::{CA_CERT, TLS_CERT, TLS_KEY, lookup_secret};
 use crate::api::ssl::SslConfig;
 use crate::api::{Resource, ResourceKey, ResourceSet};
 use crate::net::Connector;
 use crate::tls::CertInfo;
+use crate::tls::material::read_pems;
 use crate::tls::server::{Material, build};
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap};
@@ -355,46 +355,38 @@ fn build_tls(
     l.chains.store(Arc::new(Chains::index(list)));
 }
 
-/// The PEM of an `sslConfig`: from its Secret, or from its files (noted in `files`).
+/// The PEM of an `sslConfig`: from its Secret, or from its files (noted in `files`); a
+/// listener needs a certificate and its key.
 pub fn material(
     ssl: &SslConfig,
     ns: &str,
     set: &ResourceSet,
     files: &mut Vec<PathBuf>,
 ) -> Result<Material, String> {
-    match (&ssl.secret_ref, &ssl.ssl_files) {
-        (Some(r), None) => {
-            let s = lookup_secret(set, r, ns).map_err(|e| e.to_string())?;
-            let mut d = s.decoded().map_err(|e| e.to_string())?;
-            let need = |d: &mut crate::api::secret::SecretData, k: &str| {
-                d.remove(k)
-                    .ok_or_else(|| format!("secret {} has no `{k}`", s.key()))
-            };
-            Ok(Material {
-                cert: need(&mut d, TLS_CERT)?,
-                key: need(&mut d, TLS_KEY)?,
-                ca: d.remove(CA_CERT),
-            })
-        }
-        (None, Some(f)) => {
-            let mut read = |p: &Option<String>, what: &str| -> Result<Option<Vec<u8>>, String> {
-                let Some(p) = p.as_deref().filter(|p| !p.is_empty()) else {
-                    return Ok(None);
-                };
-                files.push(PathBuf::from(p));
-                std::fs::read(p)
-                    .map(Some)
-                    .map_err(|e| format!("sslFiles.{what} `{p}`: {e}"))
-            };
-            let cert = read(&f.tls_cert, "tlsCert")?;
-            let key = read(&f.tls_key, "tlsKey")?;
-            let ca = read(&f.root_ca, "rootCa")?;
-            match (cert, key) {
-                (Some(cert), Some(key)) => Ok(Material { cert, key, ca }),
-                _ => Err("sslFiles needs tlsCert and tlsKey".into()),
-            }
-        }
-        (Some(_), Some(_)) => Err("give secretRef or sslFiles, not both".into()),
-        (None, None) => Err("needs a certificate: secretRef or sslFiles".into()),
+    if ssl.secret_ref.is_none() && ssl.ssl_files.is_none() {
+        return Err("needs a certificate: secretRef or sslFiles".into());
+    }
+    let p = read_pems(
+        ssl.secret_ref.as_ref(),
+        ssl.ssl_files.as_ref(),
+        ns,
+        set,
+        files,
+    )?;
+    let whose = || match &ssl.secret_ref {
+        Some(r) => format!("secret {}", r.name),
+        None => "sslFiles".to_string(),
+    };
+    match (p.cert, p.key) {
+        (Some(cert), Some(key)) => Ok(Material {
+            cert,
+            key,
+            ca: p.ca,
+        }),
+        (None, _) => Err(format!(
+            "{} has no certificate (`tls.crt`, tlsCert)",
+            whose()
+        )),
+        (_, None) => Err(format!("{} has no key (`tls.key`, tlsKey)", whose())),
     }
 }

@@ -1,17 +1,19 @@
-//! Plain HTTP/1.1 connections to upstreams, kept per worker thread.
+//! Connections to upstreams, kept per worker thread.
 //!
-//! The common case of a gateway (cleartext HTTP/1.1 to a service) does not need a general
-//! client: one worker's connections are used by that worker only, so the pool is a map of idle
-//! connections by `host:port` behind a lock nobody else takes. A connection goes back to the
-//! pool when its response body has been read to the end (a response cut short closes it), and
-//! requests go out in origin form (`GET /path HTTP/1.1`) without building an absolute URI.
-//! TLS upstreams and shadow copies use the general client (`crate::net`).
+//! A gateway does not need a general client: one worker's connections are used by that worker
+//! only, so the pool is a map of idle connections by endpoint (`host:port` and the upstream's
+//! connection settings, `Dial`) behind a lock nobody else takes. An HTTP/1.1 connection goes
+//! back to the pool when its response body has been read to the end (a response cut short
+//! closes it), and requests go out in origin form (`GET /path HTTP/1.1`) without building an
+//! absolute URI. An HTTP/2 connection is shared by every request to its endpoint.
+//! Connections are opened by `super::dial` (TCP, TLS, HTTP/1.1 or HTTP/2).
 
+use super::dial::{Dial, Sender};
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http2;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -21,8 +23,6 @@ use std::time::{Duration, Instant};
 /// The body of a request sent upstream: the client's, streamed, or one the gateway made.
 pub type OutBody = http_body_util::Either<Incoming, http_body_util::Full<Bytes>>;
 
-/// How long connecting to an upstream may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept per upstream host.
 const MAX_IDLE_PER_HOST: usize = 256;
 /// How long a connection may sit idle before the pool closes it (as hyper-util's client does):
@@ -59,7 +59,10 @@ pub(super) fn close_idle_regularly<P: Send + Sync + 'static>(
 pub enum SendError {
     #[error("cannot connect: {0}")]
     Connect(#[source] std::io::Error),
-    #[error("the HTTP/1.1 handshake failed: {0}")]
+    /// The TLS handshake failed, or its settings do not fit this endpoint.
+    #[error("{0}")]
+    Tls(String),
+    #[error("the HTTP handshake failed: {0}")]
     Handshake(#[source] hyper::Error),
     #[error("{0}")]
     Request(#[source] hyper::Error),
@@ -68,7 +71,10 @@ pub enum SendError {
 impl SendError {
     /// Whether the upstream was never reached (safe to retry elsewhere, nothing was sent).
     pub fn is_connect(&self) -> bool {
-        matches!(self, SendError::Connect(_) | SendError::Handshake(_))
+        matches!(
+            self,
+            SendError::Connect(_) | SendError::Tls(_) | SendError::Handshake(_)
+        )
     }
 
     /// Whether the request's own body failed (the client's fault, not the upstream's).
@@ -77,13 +83,17 @@ impl SendError {
     }
 }
 
-/// Idle connections by `host:port`, each with the time it went idle.
-type Idle = HashMap<Arc<str>, Vec<(SendRequest<OutBody>, Instant)>>;
+/// An endpoint: `host:port` and the `Dial::id` of the settings it is reached with.
+type Key = (Arc<str>, u64);
+/// Idle HTTP/1.1 connections by endpoint, each with the time it went idle.
+type Idle = HashMap<Key, Vec<(SendRequest<OutBody>, Instant)>>;
 
-/// One worker's idle upstream connections.
+/// One worker's upstream connections.
 #[derive(Default)]
 pub struct Pool {
     idle: Mutex<Idle>,
+    /// The HTTP/2 connection of each endpoint that has one.
+    shared: Mutex<HashMap<Key, http2::SendRequest<OutBody>>>,
     /// Connections opened, for the metrics (shared by every worker's pool).
     opened: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -99,6 +109,7 @@ impl Pool {
     pub fn counting(opened: Arc<std::sync::atomic::AtomicU64>) -> Arc<Pool> {
         let pool = Arc::new(Pool {
             idle: Mutex::default(),
+            shared: Mutex::default(),
             opened,
         });
         close_idle_regularly(&pool, Pool::close_idle_since);
@@ -112,6 +123,8 @@ impl Pool {
             list.retain(|(s, since)| *since >= cutoff && !s.is_closed());
             !list.is_empty()
         });
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.retain(|_, s| !s.is_closed());
     }
 
     /// Idle connections, all hosts together.
@@ -120,9 +133,9 @@ impl Pool {
         idle.values().map(Vec::len).sum()
     }
 
-    fn take(&self, host: &str) -> Option<SendRequest<OutBody>> {
+    fn take(&self, key: &Key) -> Option<SendRequest<OutBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(host)?;
+        let list = idle.get_mut(key)?;
         while let Some((s, _)) = list.pop() {
             if !s.is_closed() {
                 return Some(s);
@@ -131,59 +144,54 @@ impl Pool {
         None
     }
 
-    fn put(&self, host: Arc<str>, sender: SendRequest<OutBody>) {
+    fn put(&self, key: Key, sender: SendRequest<OutBody>) {
         if sender.is_closed() {
             return;
         }
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(host).or_default();
+        let list = idle.entry(key).or_default();
         if list.len() < MAX_IDLE_PER_HOST {
             list.push((sender, now));
         }
     }
 
-    async fn connect(host: &str) -> Result<SendRequest<OutBody>, SendError> {
-        let stream =
-            match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(host)).await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(SendError::Connect(e)),
-                Err(_) => {
-                    return Err(SendError::Connect(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("no connection within {CONNECT_TIMEOUT:?}"),
-                    )));
-                }
-            };
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(SendError::Handshake)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+    /// The endpoint's HTTP/2 connection, if it has one still open.
+    fn shared(&self, key: &Key) -> Option<http2::SendRequest<OutBody>> {
+        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.get(key).filter(|s| !s.is_closed()).cloned()
     }
 
-    /// Sends `req` (origin-form URI, headers as they go) to `host` (`host:port`) on an idle
-    /// connection, or a new one. An idle connection the upstream closed in the meantime is
-    /// replaced without the request being lost.
+    /// Sends `req` (origin-form URI, headers as they go) to `host` (`host:port`) reached as
+    /// `dial` says: on its HTTP/2 connection, an idle HTTP/1.1 one, or a new one. A connection
+    /// the upstream closed in the meantime is replaced without the request being lost.
     pub async fn send(
         self: &Arc<Self>,
+        dial: &Dial,
         host: &Arc<str>,
         req: Request<OutBody>,
     ) -> Result<Response<UpstreamBody>, SendError> {
+        let key = (host.clone(), dial.id);
         let mut req = req;
-        while let Some(mut sender) = self.take(host) {
+        if !dial.is_plain()
+            && let Some(mut sender) = self.shared(&key)
+            && sender.ready().await.is_ok()
+        {
+            to_absolute(&mut req, dial.scheme(), host);
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(resp.map(UpstreamBody::unpooled)),
+                Err(mut e) => match e.take_message() {
+                    Some(back) => req = back,
+                    None => return Err(SendError::Request(e.into_error())),
+                },
+            }
+        }
+        while let Some(mut sender) = self.take(&key) {
             if sender.ready().await.is_err() {
                 continue;
             }
             match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(self.wrap(host, sender, resp)),
+                Ok(resp) => return Ok(self.wrap(key, sender, resp)),
                 Err(mut e) => match e.take_message() {
                     // Never written: the connection was gone; try another.
                     Some(back) => req = back,
@@ -191,24 +199,58 @@ impl Pool {
                 },
             }
         }
-        let mut sender = Self::connect(host).await?;
+        let sender = dial.connect(host, false).await?;
         self.opened
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let resp = sender.send_request(req).await.map_err(SendError::Request)?;
-        Ok(self.wrap(host, sender, resp))
+        match sender {
+            Sender::H1(mut sender) => {
+                let resp = sender.send_request(req).await.map_err(SendError::Request)?;
+                Ok(self.wrap(key, sender, resp))
+            }
+            Sender::H2(mut sender) => {
+                self.shared
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, sender.clone());
+                to_absolute(&mut req, dial.scheme(), host);
+                let resp = sender.send_request(req).await.map_err(SendError::Request)?;
+                Ok(resp.map(UpstreamBody::unpooled))
+            }
+        }
     }
 
     fn wrap(
         self: &Arc<Self>,
-        host: &Arc<str>,
+        key: Key,
         sender: SendRequest<OutBody>,
         resp: Response<Incoming>,
     ) -> Response<UpstreamBody> {
         resp.map(|inner| UpstreamBody {
             inner,
             done: false,
-            back: Some((self.clone(), host.clone(), sender)),
+            back: Some((self.clone(), key, sender)),
         })
+    }
+}
+
+/// HTTP/2 names the target in `:scheme` and `:authority`: the request's `Host` (or the
+/// endpoint) becomes its authority.
+fn to_absolute(req: &mut Request<OutBody>, scheme: &str, host: &str) {
+    if req.uri().scheme().is_some() {
+        return;
+    }
+    let authority = req
+        .headers_mut()
+        .remove(http::header::HOST)
+        .and_then(|h| h.to_str().ok().map(str::to_string))
+        .unwrap_or_else(|| host.to_string());
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    if let Ok(uri) = format!("{scheme}://{authority}{pq}").parse() {
+        *req.uri_mut() = uri;
     }
 }
 
@@ -218,11 +260,12 @@ pub struct UpstreamBody {
     inner: Incoming,
     /// Seen the end (a chunked body does not say so through `is_end_stream`).
     done: bool,
-    back: Option<(Arc<Pool>, Arc<str>, SendRequest<OutBody>)>,
+    back: Option<(Arc<Pool>, Key, SendRequest<OutBody>)>,
 }
 
 impl UpstreamBody {
-    /// A body whose connection is not the pool's (the general client's).
+    /// A body whose connection does not go back to a pool (an HTTP/2 stream, the general
+    /// client's).
     pub fn unpooled(inner: Incoming) -> Self {
         UpstreamBody {
             inner,
@@ -234,10 +277,10 @@ impl UpstreamBody {
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        if let Some((pool, host, sender)) = self.back.take()
+        if let Some((pool, key, sender)) = self.back.take()
             && (self.done || self.inner.is_end_stream())
         {
-            pool.put(host, sender);
+            pool.put(key, sender);
         }
     }
 }
@@ -269,6 +312,7 @@ impl Body for UpstreamBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper_util::rt::TokioIo;
 
     /// An upstream answering `ok` on every request of every connection.
     async fn upstream() -> String {
@@ -306,14 +350,15 @@ mod tests {
         use http_body_util::BodyExt;
         let host: Arc<str> = Arc::from(upstream().await.as_str());
         let pool = Pool::new();
-        let body = pool.send(&host, get()).await.unwrap().into_body();
+        let plain = Dial::default();
+        let body = pool.send(&plain, &host, get()).await.unwrap().into_body();
         assert_eq!(pool.idle_count(), 0, "in use until its body is read");
         assert_eq!(body.collect().await.unwrap().to_bytes(), "ok");
         assert_eq!(pool.idle_count(), 1, "back once read to the end");
         // A response dropped before its end takes its connection with it.
-        let unread = pool.send(&host, get()).await.unwrap();
+        let unread = pool.send(&plain, &host, get()).await.unwrap();
         drop(unread);
-        let read = pool.send(&host, get()).await.unwrap();
+        let read = pool.send(&plain, &host, get()).await.unwrap();
         let _ = read.into_body().collect().await.unwrap();
         assert_eq!(pool.idle_count(), 1);
         pool.close_idle_since(Instant::now() - IDLE_TIMEOUT);

@@ -25,15 +25,12 @@ use tokio::sync::broadcast;
 
 /// What the gateway answers with: an upstream's body, or one it made.
 pub type GatewayBody = Either<UpstreamBody, Full<Bytes>>;
-/// The general client: TLS upstreams (HTTP/1.1 or HTTP/2 by ALPN) and shadow copies.
-pub type UpstreamClient = crate::net::Client<OutBody>;
-
-/// One worker's ways to reach upstreams.
+/// One worker's way to reach upstreams.
 #[derive(Clone)]
 pub struct Clients {
-    /// Cleartext HTTP/1.1, the common case: this worker's own pool.
+    /// This worker's own connections, for every upstream (cleartext or TLS, HTTP/1.1 or
+    /// HTTP/2; see `super::dial`).
     pub pool: Arc<Pool>,
-    pub general: UpstreamClient,
 }
 
 /// What every worker shares (a TLS connection gets a copy with its chain's table).
@@ -50,12 +47,10 @@ pub struct Shared {
     pub fast_path: bool,
 }
 
-/// A worker's upstream clients (see `pool` and `crate::net::client`); the connections its pool
-/// opens are counted in `registry`.
+/// A worker's upstream connections (see `pool`); those it opens are counted in `registry`.
 pub fn new_client(registry: &Registry) -> Clients {
     Clients {
         pool: Pool::counting(registry.upstream_connections.clone()),
-        general: crate::net::client(),
     }
 }
 
@@ -697,20 +692,18 @@ async fn forward<'t>(
     if let (Some((shadow, pct)), RequestBody::Buffered(b)) = (&opts.shadow, &body)
         && fastrand::f64() * 100.0 < *pct
         && let Some(host) = shadow.pick()
+        && let Ok(uri) = Uri::try_from(path_and_query.as_str())
     {
-        let scheme = if shadow.use_tls { "https" } else { "http" };
-        if let Ok(uri) = format!("{scheme}://{host}{path_and_query}").parse::<Uri>() {
-            let mut sreq = Request::new(Either::Right(Full::new(b.clone())));
-            *sreq.method_mut() = method.clone();
-            *sreq.uri_mut() = uri;
-            *sreq.headers_mut() = headers.clone();
-            let c = client.general.clone();
-            tokio::spawn(async move {
-                if let Ok(resp) = c.request(sreq).await {
-                    let _ = resp.into_body().collect().await;
-                }
-            });
-        }
+        let mut sreq = Request::new(Either::Right(Full::new(b.clone())));
+        *sreq.method_mut() = method.clone();
+        *sreq.uri_mut() = uri;
+        *sreq.headers_mut() = headers.clone();
+        let (pool, shadow, host) = (client.pool.clone(), shadow.clone(), host.clone());
+        tokio::spawn(async move {
+            if let Ok(resp) = pool.send(&shadow.dial, &host, sreq).await {
+                let _ = resp.into_body().collect().await;
+            }
+        });
     }
 
     let retry = opts.retry.clone().unwrap_or_default();
@@ -782,8 +775,8 @@ async fn forward<'t>(
     }
 }
 
-/// One attempt through hyper: this worker's pool for cleartext upstreams (origin-form target),
-/// the general client for TLS ones (absolute URI).
+/// One attempt through hyper, on this worker's pool (origin-form target; HTTP/2 takes it with
+/// the authority).
 struct HyperExchange<'a> {
     client: &'a Clients,
     upstream: &'a UpstreamTarget,
@@ -810,13 +803,8 @@ impl Exchange for HyperExchange<'_> {
         until: tokio::time::Instant,
         last: bool,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
-        let tls = self.upstream.use_tls;
-        let uri: Result<Uri, _> = if tls {
-            format!("https://{host}{}", self.path_and_query).parse()
-        } else {
-            Uri::try_from(self.path_and_query)
-        };
-        let uri = uri.map_err(|e| ProxyError::upstream(RetryType::Never, e.to_string()))?;
+        let uri = Uri::try_from(self.path_and_query)
+            .map_err(|e| ProxyError::upstream(RetryType::Never, e.to_string()))?;
         let b: OutBody = match (&self.buffered, self.stream.take()) {
             (Some(b), _) => Either::Right(Full::new(b.clone())),
             (None, Some(s)) => Either::Left(s),
@@ -837,7 +825,7 @@ impl Exchange for HyperExchange<'_> {
         {
             ureq.headers_mut().insert(header::HOST, v);
         }
-        if !tls && !ureq.headers().contains_key(header::HOST) {
+        if !ureq.headers().contains_key(header::HOST) {
             // An HTTP/2 client gives `:authority`, not `Host`; HTTP/1.1 needs one.
             if let Ok(v) = HeaderValue::from_str(self.authority.unwrap_or(host)) {
                 ureq.headers_mut().insert(header::HOST, v);
@@ -845,20 +833,11 @@ impl Exchange for HyperExchange<'_> {
         }
         let client = self.client;
         let sent = async {
-            if tls {
-                client
-                    .general
-                    .request(ureq)
-                    .await
-                    .map(|r| r.map(UpstreamBody::unpooled))
-                    .map_err(|e| fault(e.is_connect(), false, &e))
-            } else {
-                client
-                    .pool
-                    .send(host, ureq)
-                    .await
-                    .map_err(|e| fault(e.is_connect(), e.is_request_body(), &e))
-            }
+            client
+                .pool
+                .send(&self.upstream.dial, host, ureq)
+                .await
+                .map_err(|e| fault(e.is_connect(), e.is_request_body(), &e))
         };
         let resp = tokio::time::timeout_at(until, sent)
             .await

@@ -6,6 +6,7 @@
 //! only the routes that can match (plus regex routes) are checked, in order.
 
 use super::calls::{Call, GrpcCall, LambdaCall};
+use super::dial::Dial;
 use super::function::{FunctionCall, Templates};
 use super::matcher::{CompiledMatcher, PathCond, RequestHead};
 use super::pipeline::fault::Faults;
@@ -44,7 +45,8 @@ pub struct UpstreamTarget {
     /// What `autoHostRewrite` sends as `Host` for each endpoint (by position): its configured
     /// name (a kube service's DNS name, however it is reached), without a default port.
     pub authorities: Vec<Arc<str>>,
-    pub use_tls: bool,
+    /// How connections to it are opened: TLS, HTTP/2.
+    pub dial: Dial,
     next: AtomicUsize,
     pub stats: Arc<Stats>,
 }
@@ -54,14 +56,14 @@ impl UpstreamTarget {
         name: Arc<str>,
         hosts: Vec<Arc<str>>,
         authorities: Vec<Arc<str>>,
-        use_tls: bool,
+        dial: Dial,
         stats: Arc<Stats>,
     ) -> UpstreamTarget {
         UpstreamTarget {
             name,
             hosts,
             authorities,
-            use_tls,
+            dial,
             next: AtomicUsize::new(0),
             stats,
         }
@@ -521,12 +523,16 @@ pub fn compile_only(
     for r in set.values() {
         if let Resource::Upstream(u) = r {
             let name: Arc<str> = Arc::from(u.metadata.name.as_str());
+            let asks_tls = u.spec.ssl_config.is_some();
+            let mut sni = None;
             let (hosts, authorities, use_tls) = match (&u.spec.static_, &u.spec.kube) {
                 (Some(s), _) => {
-                    // Gloo: TLS when asked, or by default when every host listens on 443.
-                    let tls = s
-                        .use_tls
-                        .unwrap_or(!s.hosts.is_empty() && s.hosts.iter().all(|h| h.port == 443));
+                    // Gloo: TLS when asked (`useTls`, `sslConfig`), or by default when every
+                    // host listens on 443.
+                    let tls = asks_tls
+                        || s.use_tls.unwrap_or(
+                            !s.hosts.is_empty() && s.hosts.iter().all(|h| h.port == 443),
+                        );
                     (
                         s.hosts
                             .iter()
@@ -544,11 +550,13 @@ pub fn compile_only(
                         "{}.{}.svc.cluster.local",
                         k.service_name, k.service_namespace
                     );
+                    // Over TLS, the service is named by its cluster DNS name, however reached.
+                    sni = asks_tls.then(|| dns.clone());
                     match connector.service(&k.service_namespace, &k.service_name, k.service_port) {
                         Ok(address) => (
                             vec![Arc::from(address.as_str())],
-                            vec![authority(&dns, k.service_port, false)],
-                            false,
+                            vec![authority(&dns, k.service_port, asks_tls)],
+                            asks_tls,
                         ),
                         // No hosts: requests get 503 naming the upstream; the reason is logged.
                         Err(e) => {
@@ -559,16 +567,19 @@ pub fn compile_only(
                 }
                 _ => (Vec::new(), Vec::new(), false),
             };
+            let (hosts, authorities, dial) =
+                match upstream_dial(u, &r.key().namespace, use_tls, sni, set) {
+                    Ok(dial) => (hosts, authorities, dial),
+                    // Never in clear what asks for TLS: no hosts, so requests get 503 naming it.
+                    Err(e) => {
+                        c.problems.push(format!("upstream {}: {e}", r.key()));
+                        (Vec::new(), Vec::new(), Dial::default())
+                    }
+                };
             let stats = registry.upstream(&name);
             c.upstreams.insert(
                 r.key(),
-                Arc::new(UpstreamTarget::new(
-                    name,
-                    hosts,
-                    authorities,
-                    use_tls,
-                    stats,
-                )),
+                Arc::new(UpstreamTarget::new(name, hosts, authorities, dial, stats)),
             );
         }
     }
@@ -625,6 +636,55 @@ pub fn compile_only(
         .sort_by_key(|w| std::cmp::Reverse(w.0.len()));
     table.problems = c.problems;
     table
+}
+
+/// How connections to upstream `u` are opened: TLS (`use_tls`, with its `sslConfig` if any,
+/// `sni` the default server name) and HTTP/2 (`useHttp2`, or gRPC services).
+fn upstream_dial(
+    u: &crate::api::resource::Upstream,
+    ns: &str,
+    use_tls: bool,
+    sni: Option<String>,
+    set: &ResourceSet,
+) -> Result<Dial, String> {
+    use std::hash::{Hash, Hasher};
+    let grpc = u
+        .spec
+        .service_spec()
+        .is_some_and(|s| s.grpc.is_some() || s.extra.0.contains_key("grpcJsonTranscoder"));
+    let http2 = u.spec.use_http2.unwrap_or(false) || grpc;
+    if !use_tls {
+        return Ok(Dial {
+            tls: None,
+            http2,
+            id: u64::from(http2),
+        });
+    }
+    let ssl = u.spec.ssl_config.as_ref();
+    let pems = crate::tls::material::read_pems(
+        ssl.and_then(|s| s.secret_ref.as_ref()),
+        ssl.and_then(|s| s.ssl_files.as_ref()),
+        ns,
+        set,
+        &mut Vec::new(),
+    )
+    .map_err(|e| format!("sslConfig: {e}"))?;
+    let mut warnings = Vec::new();
+    let mut tls = crate::tls::client::build(ssl, &pems, http2, &mut warnings)
+        .map_err(|e| format!("sslConfig: {e}"))?;
+    for w in warnings {
+        tracing::warn!(upstream = %u.metadata.name, "sslConfig.{w}");
+    }
+    tls.sni = tls.sni.or(sni);
+    // Settings that differ never share a connection.
+    let mut h = std::hash::DefaultHasher::new();
+    serde_json::to_string(&ssl).unwrap_or_default().hash(&mut h);
+    (&pems, http2, &tls.sni).hash(&mut h);
+    Ok(Dial {
+        tls: Some(tls),
+        http2,
+        id: h.finish() | 2,
+    })
 }
 
 fn host_port(addr: &str, port: u32) -> String {
@@ -692,7 +752,13 @@ impl Compiler<'_> {
         let dns = format!("{name}.{ns}.svc.cluster.local");
         let authorities = hosts.iter().map(|_| authority(&dns, port, false)).collect();
         let stats = self.registry.upstream(&label);
-        let t = Arc::new(UpstreamTarget::new(label, hosts, authorities, false, stats));
+        let t = Arc::new(UpstreamTarget::new(
+            label,
+            hosts,
+            authorities,
+            Dial::default(),
+            stats,
+        ));
         self.kube_services.borrow_mut().insert(key, t.clone());
         t
     }
@@ -810,12 +876,6 @@ impl Compiler<'_> {
             })
             .clone()
             .map_err(|e| format!("upstream `{}`: {e}", key.name))?;
-        if self.upstreams.get(key).is_some_and(|u| u.use_tls) {
-            return Err(format!(
-                "upstream `{}`: epoxy calls gRPC methods over cleartext HTTP/2 only",
-                key.name
-            ));
-        }
         let method = crate::grpc::method::Method::find(&pool, &g.package, &g.service, &g.function)
             .map_err(|e| format!("upstream `{}`: {e}", key.name))?;
         let extractors = super::function::extractors(g.parameters.as_ref(), &|p| self.regex(p))

@@ -17,7 +17,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest answer (all messages together) read from a server.
 pub const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
-type Sender = SendRequest<Full<Bytes>>;
+pub type Sender = SendRequest<Full<Bytes>>;
 
 /// An open HTTP/2 connection to `authority` (`host:port`).
 pub async fn connect(authority: &str) -> Result<Sender, GrpcError> {
@@ -43,28 +43,28 @@ pub async fn connect(authority: &str) -> Result<Sender, GrpcError> {
 }
 
 thread_local! {
-    /// A gateway worker's connections, one per upstream address, shared by all its requests
-    /// (HTTP/2 multiplexes calls): opened on first use, opened again once closed. Per worker
-    /// thread, as the worker's runtime drives the connection.
-    static POOL: RefCell<HashMap<String, Sender>> = RefCell::default();
+    /// A gateway worker's connections, one per upstream address and connection settings,
+    /// shared by all its requests (HTTP/2 multiplexes calls): opened on first use, opened
+    /// again once closed. Per worker thread, as the worker's runtime drives the connection.
+    static POOL: RefCell<HashMap<(String, u64), Sender>> = RefCell::default();
 }
 
-/// The pooled connection to `authority`.
-pub async fn pooled(authority: &str) -> Result<Sender, GrpcError> {
-    let open = POOL.with(|p| {
-        p.borrow()
-            .get(authority)
-            .filter(|s| !s.is_closed())
-            .cloned()
-    });
-    if let Some(s) = open {
+/// The pooled connection to `authority` with settings `id`, opened by `open` when there is
+/// none (the gateway's dialer: cleartext or TLS).
+pub async fn pooled<F>(authority: &str, id: u64, open: F) -> Result<Sender, GrpcError>
+where
+    F: Future<Output = Result<Sender, GrpcError>>,
+{
+    let key = (authority.to_string(), id);
+    let live = POOL.with(|p| p.borrow().get(&key).filter(|s| !s.is_closed()).cloned());
+    if let Some(s) = live {
         return Ok(s);
     }
-    let s = connect(authority).await?;
+    let s = open.await?;
     POOL.with(|p| {
         let mut p = p.borrow_mut();
         p.retain(|_, s| !s.is_closed());
-        p.insert(authority.to_string(), s.clone());
+        p.insert(key, s.clone());
     });
     Ok(s)
 }

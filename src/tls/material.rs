@@ -130,3 +130,53 @@ impl CertInfo {
         }
     }
 }
+
+/// The PEM an `sslConfig` names (a certificate, its key, a root CA), each as it is given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Pems {
+    pub cert: Option<Vec<u8>>,
+    pub key: Option<Vec<u8>>,
+    pub ca: Option<Vec<u8>>,
+}
+
+/// Reads the PEM of an `sslConfig`: from its Secret (`tls.crt`, `tls.key`, `ca.crt`), or from
+/// its files (each file read is added to `watched`, so that a rotation is noticed). Messages
+/// name the field or the secret.
+pub fn read_pems(
+    secret_ref: Option<&crate::api::ResourceRef>,
+    files: Option<&crate::api::ssl::SslFiles>,
+    ns: &str,
+    set: &crate::api::ResourceSet,
+    watched: &mut Vec<std::path::PathBuf>,
+) -> Result<Pems, String> {
+    use crate::api::secret::{CA_CERT, TLS_CERT, TLS_KEY, lookup_secret};
+    match (secret_ref, files) {
+        (Some(r), None) => {
+            let s = lookup_secret(set, r, ns).map_err(|e| e.to_string())?;
+            let mut d = s.decoded().map_err(|e| e.to_string())?;
+            Ok(Pems {
+                cert: d.remove(TLS_CERT),
+                key: d.remove(TLS_KEY),
+                ca: d.remove(CA_CERT),
+            })
+        }
+        (None, Some(f)) => {
+            let mut read = |p: &Option<String>, what: &str| -> Result<Option<Vec<u8>>, String> {
+                let Some(p) = p.as_deref().filter(|p| !p.is_empty()) else {
+                    return Ok(None);
+                };
+                watched.push(std::path::PathBuf::from(p));
+                std::fs::read(p)
+                    .map(Some)
+                    .map_err(|e| format!("sslFiles.{what} `{p}`: {e}"))
+            };
+            Ok(Pems {
+                cert: read(&f.tls_cert, "tlsCert")?,
+                key: read(&f.tls_key, "tlsKey")?,
+                ca: read(&f.root_ca, "rootCa")?,
+            })
+        }
+        (Some(_), Some(_)) => Err("give secretRef or sslFiles, not both".into()),
+        (None, None) => Ok(Pems::default()),
+    }
+}

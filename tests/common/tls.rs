@@ -181,3 +181,38 @@ impl Conn {
         self.get_host(&host, path).await
     }
 }
+
+/// A server configuration for a test upstream: `leaf`'s certificate, ALPN `h2` and `http/1.1`,
+/// and client certificates signed by `client_ca` required when given.
+pub fn server_config(leaf: &Leaf, client_ca: Option<&str>) -> Arc<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let b = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let b = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                roots.add(c.unwrap()).unwrap();
+            }
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            b.with_client_cert_verifier(v)
+        }
+        None => b.with_no_client_auth(),
+    };
+    let mut c = b
+        .with_single_cert(
+            CertificateDer::pem_slice_iter(leaf.cert.as_bytes())
+                .map(|c| c.unwrap())
+                .collect(),
+            PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(c)
+}

@@ -489,7 +489,9 @@ fn fast_route(route: &CompiledRoute) -> Option<&super::table::Forward> {
     };
     // gRPC and Lambda calls are hyper's (`calls`).
     let plain = |t: &Target| {
-        t.problem.is_none() && t.call.is_none() && t.upstream.as_ref().is_some_and(|u| !u.use_tls)
+        t.problem.is_none()
+            && t.call.is_none()
+            && t.upstream.as_ref().is_some_and(|u| u.dial.is_plain())
     };
     (route.options.shadow.is_none() && fwd.targets.iter().all(plain)).then_some(fwd)
 }
