@@ -421,3 +421,74 @@ fn function_fields_are_checked_on_apply() {
         warned.stderr
     );
 }
+
+/// gRPC over TLS: the upstream discovered in clear is served by a TLS-only server (grpcio's),
+/// reached with the upstream's `sslConfig` (its root, its name) and HTTP/2 by ALPN; with
+/// another root, the call fails with 503 and the server sees nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_over_tls_verify_the_server() {
+    use common::certs;
+    let plain = grpc_server();
+    let h = Harness::start().await;
+    h.apply(&upstream("shop", &plain.addr())).await;
+    discover(&h).await;
+    let Ok(Resource::Upstream(u)) = h.store.get(&key("shop")).await else {
+        panic!("no upstream")
+    };
+    drop(plain);
+
+    let ca = certs::Ca::new("grpc CA");
+    let leaf = ca.leaf(&["shop.internal"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let (cert, key_file, root) = (
+        file("cert.pem", &leaf.cert),
+        file("key.pem", &leaf.key),
+        file("ca.pem", &ca.pem()),
+    );
+    let other_root = file("other.pem", &certs::Ca::new("other").pem());
+    let secure = PyServer::start(
+        "grpc/server.py",
+        &[],
+        &[("GRPC_TLS_CERT", &cert), ("GRPC_TLS_KEY", &key_file)],
+    );
+    let serve_with = |root: &str| {
+        let mut u = u.clone();
+        u.metadata.resource_version = None;
+        if let Some(s) = u.spec.static_.as_mut() {
+            s.hosts[0].port = u32::from(secure.port);
+        }
+        u.spec.ssl_config = Some(epoxy::api::ssl::UpstreamSslConfig {
+            ssl_files: Some(epoxy::api::ssl::SslFiles {
+                root_ca: Some(root.to_string()),
+                ..Default::default()
+            }),
+            sni: Some("shop.internal".into()),
+            ..Default::default()
+        });
+        Resource::Upstream(u)
+    };
+    let routes = route(
+        "/pets/",
+        "Pets",
+        "GetPet",
+        ", parameters: {path: '/pets/{id}'}",
+    );
+    h.apply(&vs("default", "['*']", &routes)).await;
+    h.apply(&serve_with(&root).to_yaml()).await;
+    let (status, pet) = call(&h, reqwest::Method::GET, "/pets/1", None).await;
+    assert_eq!(status, 200, "{pet}");
+    assert_eq!(pet["name"], "Rex", "{pet}");
+
+    h.apply(&serve_with(&other_root).to_yaml()).await;
+    let (status, e) = call(&h, reqwest::Method::GET, "/pets/1", None).await;
+    assert_eq!(status, 503, "{e}");
+    assert!(
+        e["message"].as_str().unwrap_or("").contains("certificate"),
+        "{e}"
+    );
+}

@@ -83,7 +83,14 @@ def main():
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(f"127.0.0.1:{port}")
+    # With GRPC_TLS_CERT and GRPC_TLS_KEY (PEM files), the server speaks TLS only.
+    cert, key = os.environ.get("GRPC_TLS_CERT"), os.environ.get("GRPC_TLS_KEY")
+    if cert and key:
+        with open(cert, "rb") as c, open(key, "rb") as k:
+            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+        port = server.add_secure_port(f"127.0.0.1:{port}", creds)
+    else:
+        port = server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     print(f"PORT {port}", flush=True)
     threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
