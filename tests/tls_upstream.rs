@@ -207,3 +207,50 @@ async fn use_http2_in_clear_is_h2c() {
         );
     }
 }
+
+/// A root CA file (`sslFiles.rootCa`) is watched: rewritten, it is used for new connections
+/// within a second, without a restart or a store change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_root_file_is_picked_up() {
+    let old = Ca::new("old CA");
+    let new = Ca::new("new CA");
+    let up = upstream::start_tls(
+        "pets",
+        common::tls::server_config(&new.leaf(&["pets.internal"]), None),
+    );
+    let h = Harness::start().await;
+    let root = h.dir.path().join("root.pem");
+    std::fs::write(&root, old.pem()).unwrap();
+    h.apply(&format!(
+        "{}---\n{}",
+        upstream_yaml(
+            "pets",
+            &up.host_port(),
+            &format!(
+                "  sslConfig:\n    sslFiles: {{rootCa: '{}'}}\n    sni: pets.internal\n",
+                root.display()
+            )
+        ),
+        route_to("pets")
+    ))
+    .await;
+    assert_eq!(
+        get(&h, "/before").await.0,
+        503,
+        "the old root does not verify"
+    );
+    std::fs::write(&root, new.pem()).unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if get(&h, "/after").await.0 == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "the new root was not used within 2 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    eprintln!("new root used after {:?}", started.elapsed());
+    assert_eq!(up.hits(), 1);
+}

@@ -224,6 +224,7 @@ pub fn build_all(
                 l.spec.binds(k, vs)
             });
             out.routes += table.route_count();
+            out.files.extend(table.watched.iter().cloned());
             for p in &table.problems {
                 tracing::warn!(problem = %p, "route not compiled");
             }
@@ -232,6 +233,8 @@ pub fn build_all(
             }
         }
     }
+    out.files.sort();
+    out.files.dedup();
     out
 }
 
@@ -335,6 +338,7 @@ fn build_tls(
             keep.contains(k)
         });
         out.routes += compiled.route_count();
+        out.files.extend(compiled.watched.iter().cloned());
         table.store(Arc::new(compiled));
         list.push(Arc::new(Chain {
             key: id,

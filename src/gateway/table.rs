@@ -302,6 +302,8 @@ pub struct RouteTable {
     catch_all: Option<usize>,
     /// What could not be compiled (should be rare: validation comes first).
     pub problems: Vec<String>,
+    /// Certificate files the upstreams' TLS was built from, watched for a rotation.
+    pub watched: Vec<std::path::PathBuf>,
 }
 
 impl RouteTable {
@@ -520,6 +522,7 @@ pub fn compile_only(
         vhost: None,
         descriptors: RefCell::default(),
     };
+    let mut watched = Vec::new();
     for r in set.values() {
         if let Resource::Upstream(u) = r {
             let name: Arc<str> = Arc::from(u.metadata.name.as_str());
@@ -567,15 +570,15 @@ pub fn compile_only(
                 }
                 _ => (Vec::new(), Vec::new(), false),
             };
-            let (hosts, authorities, dial) =
-                match upstream_dial(u, &r.key().namespace, use_tls, sni, set) {
-                    Ok(dial) => (hosts, authorities, dial),
-                    // Never in clear what asks for TLS: no hosts, so requests get 503 naming it.
-                    Err(e) => {
-                        c.problems.push(format!("upstream {}: {e}", r.key()));
-                        (Vec::new(), Vec::new(), Dial::default())
-                    }
-                };
+            let dial = upstream_dial(u, &r.key().namespace, use_tls, sni, set, &mut watched);
+            let (hosts, authorities, dial) = match dial {
+                Ok(dial) => (hosts, authorities, dial),
+                // Never in clear what asks for TLS: no hosts, so requests get 503 naming it.
+                Err(e) => {
+                    c.problems.push(format!("upstream {}: {e}", r.key()));
+                    (Vec::new(), Vec::new(), Dial::default())
+                }
+            };
             let stats = registry.upstream(&name);
             c.upstreams.insert(
                 r.key(),
@@ -635,6 +638,7 @@ pub fn compile_only(
         .prefix_wildcards
         .sort_by_key(|w| std::cmp::Reverse(w.0.len()));
     table.problems = c.problems;
+    table.watched = watched;
     table
 }
 
@@ -646,6 +650,7 @@ fn upstream_dial(
     use_tls: bool,
     sni: Option<String>,
     set: &ResourceSet,
+    watched: &mut Vec<std::path::PathBuf>,
 ) -> Result<Dial, String> {
     use std::hash::{Hash, Hasher};
     let grpc = u
@@ -666,7 +671,7 @@ fn upstream_dial(
         ssl.and_then(|s| s.ssl_files.as_ref()),
         ns,
         set,
-        &mut Vec::new(),
+        watched,
     )
     .map_err(|e| format!("sslConfig: {e}"))?;
     let mut warnings = Vec::new();
