@@ -484,3 +484,266 @@ fn two_tls_virtual_services_without_sni_are_refused() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------- rotation
+
+use epoxy::api::status::State;
+use epoxy::api::{Kind, ResourceKey};
+use epoxy::store::Store;
+use std::time::{Duration, Instant};
+
+/// How long until a new connection for `sni` is served `want` (polling with fresh
+/// handshakes every 10 ms); panics after 3 s.
+async fn until_served(addr: SocketAddr, ca: &Ca, sni: &str, want: &Leaf) -> Duration {
+    let start = Instant::now();
+    let want = want.der();
+    loop {
+        if let Ok(Ok(c)) = tokio::time::timeout(
+            Duration::from_secs(1),
+            Client::new(&ca.pem(), sni).connect(addr),
+        )
+        .await
+            && c.cert == want
+        {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the new certificate is not served after 3 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The certificate a new connection for `sni` is served, or the handshake's error.
+async fn served(addr: SocketAddr, ca: &Ca, sni: &str) -> Result<Vec<u8>, String> {
+    tokio::time::timeout(
+        Duration::from_secs(3),
+        Client::new(&ca.pem(), sni).connect(addr),
+    )
+    .await
+    .map_err(|_| "no handshake within 3 s".to_string())?
+    .map(|c| c.cert)
+}
+
+/// The status the control loop last reported for `key`.
+fn status_of(h: &Harness, key: &ResourceKey) -> epoxy::api::status::Status {
+    h.reports
+        .borrow()
+        .statuses
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| panic!("no status for {key}"))
+}
+
+/// Waits (3 s at most) until the status of `key` is in `state`; returns it.
+async fn until_state(h: &Harness, key: &ResourceKey, state: State) -> epoxy::api::status::Status {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let st = status_of(h, key);
+        if st.state == state {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{key} is not {state:?}: {st:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `epoxy apply -f -` run as its own process on the harness's store (another writer).
+fn cli_apply(h: &Harness, yaml: &str) -> common::Run {
+    use std::io::Write;
+    let mut child = std::process::Command::new(common::bin())
+        .env("EPOXY_DIR", h.dir.path())
+        .env_remove("XDG_DATA_HOME")
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A Secret changed with `epoxy apply` is served to new connections within 1 s, without a
+/// restart, while a connection opened before keeps working (and keeps its certificate); a
+/// changed Secret whose key does not match, or whose certificate does not parse, written
+/// straight to the store, is refused in the Secret's status and the last good one serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_is_served_within_a_second_and_open_connections_survive() {
+    for fast in [true, false] {
+        let h = harness(fast).await;
+        let addr = tls_addr(&h);
+        let ca = Ca::new("rotation CA");
+        let sni = "rot.example.com";
+        let v1 = ca.leaf(&[sni]);
+        let v2 = ca.leaf(&[sni]);
+        let v3 = ca.leaf(&[sni]);
+        h.apply(&format!(
+            "{}---\n{}",
+            tls_secret("gloo-system", "rot-tls", &v1, None),
+            tls_vs("rot", "['*']", &secret_ref("rot-tls", &[]), "rotating"),
+        ))
+        .await;
+        let mut open = Client::new(&ca.pem(), sni).connect(addr).await.unwrap();
+        assert_eq!(open.cert, v1.der());
+        assert_eq!(open.get("/before").await.unwrap(), (200, "rotating".into()));
+
+        // `epoxy apply` (another process) rotates it.
+        let out = cli_apply(&h, &tls_secret("gloo-system", "rot-tls", &v2, None)).ok();
+        assert!(out.contains("secrets/gloo-system/rot-tls configured"), "{out}");
+        let delay = until_served(addr, &ca, sni, &v2).await;
+        eprintln!("fast={fast}: a Secret applied with `epoxy apply` served after {delay:?}");
+        assert!(delay < Duration::from_secs(1), "rotation took {delay:?}");
+        // The connection opened before goes on, under the certificate it was made with.
+        for i in 0..3 {
+            assert_eq!(
+                open.get(&format!("/after/{i}")).await.unwrap(),
+                (200, "rotating".into()),
+                "fast={fast}"
+            );
+        }
+        assert_eq!(open.cert, v1.der());
+
+        // Written straight to the store (a store write, as an external edit): also served.
+        let t = Instant::now();
+        let written = h
+            .store
+            .put(
+                epoxy::api::parse_one(&tls_secret("gloo-system", "rot-tls", &v3, None), "t")
+                    .unwrap(),
+                epoxy::store::Precondition::Any,
+            )
+            .await
+            .unwrap();
+        let delay = until_served(addr, &ca, sni, &v3).await;
+        eprintln!(
+            "fast={fast}: a Secret written to the store served after {delay:?} ({:?} with the write)",
+            t.elapsed()
+        );
+        assert!(delay < Duration::from_secs(1), "rotation took {delay:?}");
+        h.wait_for(&[written]).await;
+
+        // A key of another certificate: refused in the Secret's status, v3 goes on serving.
+        let key = ResourceKey::new(Kind::Secret, "gloo-system", "rot-tls");
+        let stranger = ca.leaf(&["stranger.example.com"]);
+        let mismatched = Leaf {
+            cert: v2.cert.clone(),
+            key: stranger.key.clone(),
+        };
+        h.put_raw(&tls_secret("gloo-system", "rot-tls", &mismatched, None))
+            .await;
+        let st = until_state(&h, &key, State::Rejected).await;
+        let reason = st.reason.unwrap_or_default();
+        assert!(
+            reason.contains("tls.key") && reason.contains("does not match the certificate"),
+            "{reason}"
+        );
+        assert_eq!(served(addr, &ca, sni).await.unwrap(), v3.der(), "fast={fast}");
+        assert_eq!(open.get("/still").await.unwrap().0, 200);
+        // A certificate that does not parse: the same.
+        let garbage = Leaf {
+            cert: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into(),
+            key: v2.key.clone(),
+        };
+        h.put_raw(&tls_secret("gloo-system", "rot-tls", &garbage, None))
+            .await;
+        let st = until_state(&h, &key, State::Rejected).await;
+        let reason = st.reason.unwrap_or_default();
+        assert!(reason.contains("tls.crt"), "{reason}");
+        assert_eq!(served(addr, &ca, sni).await.unwrap(), v3.der(), "fast={fast}");
+        // Fixed: accepted and served again.
+        h.put_raw(&tls_secret("gloo-system", "rot-tls", &v1, None))
+            .await;
+        until_served(addr, &ca, sni, &v1).await;
+        until_state(&h, &key, State::Accepted).await;
+    }
+}
+
+/// Certificate files (`sslFiles`) rewritten in place are served to new connections within
+/// 1 s, an open connection keeps working; a file that does not parse, or a key that does not
+/// match, is refused in the virtual service's status (naming it) and the last good
+/// certificate keeps serving until the files are right again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_certificate_files_are_served_within_a_second() {
+    for fast in [true, false] {
+        let h = harness(fast).await;
+        let addr = tls_addr(&h);
+        let files = tempfile::tempdir().unwrap();
+        let ca = Ca::new("files CA");
+        let sni = "files.example.com";
+        let v1 = ca.leaf(&[sni]);
+        let v2 = ca.leaf(&[sni]);
+        let cert = write_pem(files.path(), "tls.crt", &v1.cert);
+        let key = write_pem(files.path(), "tls.key", &v1.key);
+        h.apply(&tls_vs(
+            "files",
+            "['*']",
+            &format!("    sslFiles: {{tlsCert: '{cert}', tlsKey: '{key}'}}\n"),
+            "from files",
+        ))
+        .await;
+        let mut open = Client::new(&ca.pem(), sni).connect(addr).await.unwrap();
+        assert_eq!(open.cert, v1.der());
+        assert_eq!(open.get("/").await.unwrap(), (200, "from files".into()));
+
+        // Rewritten in place, the certificate first, then the key (the moment between is a
+        // mismatch, which must not stick).
+        std::fs::write(&cert, &v2.cert).unwrap();
+        std::fs::write(&key, &v2.key).unwrap();
+        let delay = until_served(addr, &ca, sni, &v2).await;
+        eprintln!("fast={fast}: sslFiles rewritten, served after {delay:?}");
+        assert!(delay < Duration::from_secs(1), "rotation took {delay:?}");
+        assert_eq!(open.get("/after").await.unwrap(), (200, "from files".into()));
+        let vs_key = ResourceKey::new(Kind::VirtualService, "gloo-system", "files");
+        until_state(&h, &vs_key, State::Accepted).await;
+
+        // A certificate that does not parse: refused in the status, v2 keeps serving.
+        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+            .unwrap();
+        let st = until_state(&h, &vs_key, State::Rejected).await;
+        let reason = st.reason.unwrap_or_default();
+        assert!(
+            reason.contains("does not parse") && reason.contains("last good certificate"),
+            "{reason}"
+        );
+        assert_eq!(served(addr, &ca, sni).await.unwrap(), v2.der(), "fast={fast}");
+        // A key that is not the certificate's: the same.
+        std::fs::write(&cert, &v1.cert).unwrap();
+        let st = until_state_reason(&h, &vs_key, "does not match").await;
+        assert!(st.reason.unwrap_or_default().contains("last good certificate"));
+        assert_eq!(served(addr, &ca, sni).await.unwrap(), v2.der(), "fast={fast}");
+        assert_eq!(open.get("/still").await.unwrap().0, 200);
+        // Right again: served, accepted.
+        std::fs::write(&key, &v1.key).unwrap();
+        until_served(addr, &ca, sni, &v1).await;
+        until_state(&h, &vs_key, State::Accepted).await;
+    }
+}
+
+/// Waits (3 s at most) until the status reason of `key` contains `text`.
+async fn until_state_reason(
+    h: &Harness,
+    key: &ResourceKey,
+    text: &str,
+) -> epoxy::api::status::Status {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let st = status_of(h, key);
+        if st.reason.as_deref().is_some_and(|r| r.contains(text)) {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{key}: no `{text}` in {st:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
