@@ -601,7 +601,10 @@ async fn a_rotated_secret_is_served_within_a_second_and_open_connections_survive
 
         // `epoxy apply` (another process) rotates it.
         let out = cli_apply(&h, &tls_secret("gloo-system", "rot-tls", &v2, None)).ok();
-        assert!(out.contains("secrets/gloo-system/rot-tls configured"), "{out}");
+        assert!(
+            out.contains("secrets/gloo-system/rot-tls configured"),
+            "{out}"
+        );
         let delay = until_served(addr, &ca, sni, &v2).await;
         eprintln!("fast={fast}: a Secret applied with `epoxy apply` served after {delay:?}");
         assert!(delay < Duration::from_secs(1), "rotation took {delay:?}");
@@ -649,7 +652,11 @@ async fn a_rotated_secret_is_served_within_a_second_and_open_connections_survive
             reason.contains("tls.key") && reason.contains("does not match the certificate"),
             "{reason}"
         );
-        assert_eq!(served(addr, &ca, sni).await.unwrap(), v3.der(), "fast={fast}");
+        assert_eq!(
+            served(addr, &ca, sni).await.unwrap(),
+            v3.der(),
+            "fast={fast}"
+        );
         assert_eq!(open.get("/still").await.unwrap().0, 200);
         // A certificate that does not parse: the same.
         let garbage = Leaf {
@@ -661,7 +668,11 @@ async fn a_rotated_secret_is_served_within_a_second_and_open_connections_survive
         let st = until_state(&h, &key, State::Rejected).await;
         let reason = st.reason.unwrap_or_default();
         assert!(reason.contains("tls.crt"), "{reason}");
-        assert_eq!(served(addr, &ca, sni).await.unwrap(), v3.der(), "fast={fast}");
+        assert_eq!(
+            served(addr, &ca, sni).await.unwrap(),
+            v3.der(),
+            "fast={fast}"
+        );
         // Fixed: accepted and served again.
         h.put_raw(&tls_secret("gloo-system", "rot-tls", &v1, None))
             .await;
@@ -704,25 +715,43 @@ async fn rotated_certificate_files_are_served_within_a_second() {
         let delay = until_served(addr, &ca, sni, &v2).await;
         eprintln!("fast={fast}: sslFiles rewritten, served after {delay:?}");
         assert!(delay < Duration::from_secs(1), "rotation took {delay:?}");
-        assert_eq!(open.get("/after").await.unwrap(), (200, "from files".into()));
+        assert_eq!(
+            open.get("/after").await.unwrap(),
+            (200, "from files".into())
+        );
         let vs_key = ResourceKey::new(Kind::VirtualService, "gloo-system", "files");
         until_state(&h, &vs_key, State::Accepted).await;
 
         // A certificate that does not parse: refused in the status, v2 keeps serving.
-        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
-            .unwrap();
+        std::fs::write(
+            &cert,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         let st = until_state(&h, &vs_key, State::Rejected).await;
         let reason = st.reason.unwrap_or_default();
         assert!(
             reason.contains("does not parse") && reason.contains("last good certificate"),
             "{reason}"
         );
-        assert_eq!(served(addr, &ca, sni).await.unwrap(), v2.der(), "fast={fast}");
+        assert_eq!(
+            served(addr, &ca, sni).await.unwrap(),
+            v2.der(),
+            "fast={fast}"
+        );
         // A key that is not the certificate's: the same.
         std::fs::write(&cert, &v1.cert).unwrap();
         let st = until_state_reason(&h, &vs_key, "does not match").await;
-        assert!(st.reason.unwrap_or_default().contains("last good certificate"));
-        assert_eq!(served(addr, &ca, sni).await.unwrap(), v2.der(), "fast={fast}");
+        assert!(
+            st.reason
+                .unwrap_or_default()
+                .contains("last good certificate")
+        );
+        assert_eq!(
+            served(addr, &ca, sni).await.unwrap(),
+            v2.der(),
+            "fast={fast}"
+        );
         assert_eq!(open.get("/still").await.unwrap().0, 200);
         // Right again: served, accepted.
         std::fs::write(&key, &v1.key).unwrap();
