@@ -776,3 +776,340 @@ async fn until_state_reason(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+// ---------------------------------------------------------------- where a user looks
+
+/// `epoxy get vs` shows each virtual service's listener and certificate (subject, names,
+/// days left), a Warning for one expiring within 14 days, and what cannot be read; `-o json`
+/// has the same under `status.tls`.
+#[test]
+fn get_vs_shows_the_listener_and_the_certificate_and_warns_before_expiry() {
+    let e = Epoxy::new();
+    let ca = Ca::new("listing CA");
+    let long = ca.leaf(&["long.example.com", "www.long.example.com"]);
+    let short = ca.leaf_valid_for(&["short.example.com"], 5);
+    let files = tempfile::tempdir().unwrap();
+    let missing = files.path().join("gone.crt");
+    e.apply(&format!(
+        "{}---\n{}---\n{}---\n{}---\n{}---\n{}",
+        tls_secret("gloo-system", "long", &long, None),
+        tls_secret("gloo-system", "short", &short, None),
+        tls_vs("long", "[long.example.com]", &secret_ref("long", &["long.example.com"]), "l"),
+        tls_vs("short", "[short.example.com]", &secret_ref("short", &["short.example.com"]), "s"),
+        tls_vs(
+            "files",
+            "[files.example.com]",
+            &format!(
+                "    sslFiles: {{tlsCert: '{}', tlsKey: '{}'}}\n    sniDomains: [files.example.com]\n",
+                missing.display(),
+                missing.display()
+            ),
+            "f"
+        ),
+        common::gw::vs(
+            "plain",
+            "['*']",
+            "    - matchers: [{prefix: /}]\n      directResponseAction: {status: 200}\n"
+        ),
+    ))
+    .ok();
+    let run = e.run(&["get", "vs"]);
+    let (table, warnings) = (run.stdout.clone(), run.stderr.clone());
+    assert_eq!(run.code, 0, "{table}{warnings}");
+    let header = table.lines().next().unwrap();
+    for col in ["LISTENER", "CERTIFICATE", "STATUS"] {
+        assert!(header.contains(col), "{table}");
+    }
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{table}"))
+            .to_string()
+    };
+    let l = row("long");
+    assert!(
+        l.contains("https")
+            && (l.contains("CN=long.example.com (364d left)")
+                || l.contains("CN=long.example.com (365d left)"))
+            && l.contains("long.example.com, www.long.example.com")
+            && l.trim_end().ends_with("Accepted"),
+        "{table}"
+    );
+    let s = row("short");
+    // Valid for 5 days from (a moment before) now: 4 whole days left.
+    assert!(
+        s.contains("CN=short.example.com (4d left)") && s.trim_end().ends_with("Warning"),
+        "{table}"
+    );
+    assert!(
+        warnings.contains("virtualservices/gloo-system/short")
+            && warnings.contains("expires in 4 days"),
+        "{warnings}"
+    );
+    let f = row("files");
+    assert!(
+        f.contains("https")
+            && f.contains("unreadable")
+            && f.contains("gone.crt")
+            && f.trim_end().ends_with("Warning"),
+        "{table}"
+    );
+    assert!(
+        warnings.contains("the certificate cannot be read"),
+        "{warnings}"
+    );
+    let p = row("plain");
+    assert!(p.contains(" http ") && !p.contains("https"), "{table}");
+
+    let j: serde_json::Value =
+        serde_json::from_str(&e.run(&["get", "vs", "short", "-o", "json"]).ok()).unwrap();
+    let tls = &j["status"]["tls"];
+    assert_eq!(tls["listener"], "https", "{j}");
+    assert_eq!(tls["subject"], "CN=short.example.com");
+    assert_eq!(
+        tls["subjectAltNames"],
+        serde_json::json!(["short.example.com"])
+    );
+    assert_eq!(tls["daysLeft"], 4);
+    assert!(tls["notAfter"].as_str().unwrap().ends_with('Z'), "{tls}");
+    assert_eq!(j["status"]["state"], "Warning");
+}
+
+/// `epoxy proxy url --port https` prints the running gateway's TLS URL (glooctl's `proxy url
+/// --port https`), which curl reaches with the CA; `--port http` (the default) the plain
+/// one; a gateway without TLS says so.
+#[test]
+fn proxy_url_prints_the_https_url() {
+    let e = Epoxy::new();
+    let ca = Ca::new("proxy CA");
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    e.apply(&format!(
+        "{}---\n{}",
+        tls_secret("gloo-system", "local", &leaf, None),
+        tls_vs("local", "['*']", &secret_ref("local", &[]), "over https"),
+    ))
+    .ok();
+    let start = |tls: &str| {
+        let mut gw = e
+            .command()
+            .args([
+                "gateway",
+                "--listen",
+                "127.0.0.1:0",
+                "--listen-tls",
+                tls,
+                "--admin",
+                "off",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(gw.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert!(line.contains(" on http://"), "{line}");
+        KillOnDrop(gw)
+    };
+    let gw = start("127.0.0.1:0");
+    let https = e.run(&["proxy", "url", "--port", "https"]).ok();
+    let https = https.trim();
+    assert!(https.starts_with("https://127.0.0.1:"), "{https}");
+    let http = e.run(&["proxy", "url"]).ok();
+    assert!(http.trim().starts_with("http://127.0.0.1:"), "{http}");
+    assert_eq!(e.run(&["proxy", "url", "--port", "http"]).ok(), http);
+    let ca_file = write_pem(e.store(), "ca.pem", &ca.pem());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--cacert", &ca_file, https])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "over https");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(gw);
+    let _gw = start("off");
+    let err = e.run(&["proxy", "url", "--port", "https"]).refused();
+    assert!(
+        err.contains("serves no TLS") && err.contains("--listen-tls"),
+        "{err}"
+    );
+}
+
+/// Kills a process started by a test when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// ---------------------------------------------------------------- the console
+
+/// The console on a store with a TLS virtual service in front of the petstore: the virtual
+/// services view shows its listener and certificate, describe the subject, names and expiry;
+/// the tester calls an https:// URL through the TLS listener (SNI from the URL), trusting the
+/// CA given with `--ca`, shows the answer and the match trace; its curl export does the same
+/// from outside (curl agrees); without the CA the handshake fails saying to give one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_tls_and_its_tester_calls_an_https_route() {
+    use epoxy::tui::app::{App, View};
+    use epoxy::tui::target::TesterCa;
+    let dir = tempfile::tempdir().unwrap();
+    let store = epoxy::store::dir::DirStore::open(dir.path()).unwrap();
+    let pets = epoxy::demo::petstore::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let ca = Ca::new("console CA");
+    let leaf = ca.leaf(&["pets.example.com", "www.pets.example.com"]);
+    let yaml = format!(
+        "{}---\n{}---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: secure, namespace: gloo-system}}\nspec:\n  sslConfig:\n{}  virtualHost:\n    domains: ['pets.example.com']\n    routes:\n    - matchers: [{{prefix: /api}}]\n      routeAction: {{single: {{upstream: {{name: pets}}}}}}\n",
+        tls_secret("gloo-system", "pets-tls", &leaf, None),
+        common::gw::static_upstream("pets", &[pets.addr.to_string()]),
+        secret_ref("pets-tls", &["pets.example.com"]),
+    );
+    for r in epoxy::api::parse_resources(&yaml, "t").unwrap() {
+        store.put_sync(r, epoxy::store::Precondition::Any).unwrap();
+    }
+    let cfg = epoxy::gateway::GatewayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        listen_tls: Some("127.0.0.1:0".parse().unwrap()),
+        admin: None,
+        workers: 1,
+        ..Default::default()
+    };
+    let root = store.root().to_path_buf();
+    let host = epoxy::tui::host::Host::start(
+        std::sync::Arc::new(store),
+        root,
+        &cfg,
+        epoxy::discovery::fds::FdsConfig::default(),
+    )
+    .unwrap();
+    let ca_file = write_pem(dir.path(), "ca.pem", &ca.pem());
+    let session = |with_ca: bool| {
+        let mut ctx = host.ctx("dir", "gloo-system", true);
+        ctx.history_file = None;
+        if with_ca {
+            ctx.tester_ca = Some(std::sync::Arc::new(
+                TesterCa::read(ca_file.clone().into()).unwrap(),
+            ));
+        }
+        let (app, rx) = App::new(
+            ctx,
+            epoxy::tui::theme::Theme::default(),
+            epoxy::tui::keymap::Keymap::default(),
+        );
+        epoxy::tui::harness::Harness::new(app, host.feeds(rx))
+    };
+    let wait = Duration::from_secs(10);
+    let mut h = session(true);
+    h.until("the TLS chain", wait, |a| {
+        a.ctx
+            .gateway
+            .listeners
+            .iter()
+            .any(|l| l.spec.ssl && !l.chains.load().list.is_empty())
+    })
+    .await
+    .unwrap();
+
+    // The virtual services view, and describe.
+    h.command("vs");
+    let screen = h.screen(160, 30);
+    assert!(
+        screen.contains("LISTENER") && screen.contains("https · CN=pets.example.com ("),
+        "{screen}"
+    );
+    h.key("d");
+    let screen = h.screen(160, 40);
+    for want in [
+        "listener     https",
+        "certificate  secret gloo-system/pets-tls",
+        "subject    CN=pets.example.com",
+        "names      pets.example.com, www.pets.example.com",
+        "days left)",
+        "sni          pets.example.com",
+    ] {
+        assert!(screen.contains(want), "no `{want}` in\n{screen}");
+    }
+
+    // The tester: an https:// URL.
+    let call = |h: &mut epoxy::tui::harness::Harness, url: &str| {
+        h.command("test");
+        assert_eq!(h.app.view(), &View::Tester);
+        assert_eq!(h.app.tester.focus, 1, "the path field");
+        h.key("ctrl-u");
+        h.type_text(url);
+    };
+    call(&mut h, "https://pets.example.com/api/pets/1");
+    let screen = h.screen(160, 40);
+    assert!(screen.contains("→ route secure#0 answers"), "{screen}");
+    h.key("enter");
+    h.until("the response", wait, |a| a.tester.response.is_some())
+        .await
+        .unwrap();
+    let screen = h.screen(160, 40);
+    assert!(screen.contains("200 OK"), "{screen}");
+    assert!(screen.contains("\"name\": \"Dog\""), "{screen}");
+    assert!(screen.contains("✓ → pets"), "{screen}");
+    // A name no virtual service has a certificate for: said before sending.
+    h.key("ctrl-u");
+    h.type_text("https://nobody.example.com/api/pets/1");
+    let screen = h.screen(160, 40);
+    assert!(
+        screen.contains("no virtual service has a certificate for this name"),
+        "{screen}"
+    );
+    h.key("ctrl-u");
+    h.type_text("https://pets.example.com/api/pets/1");
+
+    // Its curl export reaches the same through the TLS listener.
+    h.key("ctrl-o");
+    let curl = h.app.clipboard.clone().unwrap();
+    assert!(
+        curl.contains("--cacert") && curl.contains("--connect-to"),
+        "{curl}"
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{curl} --max-time 5"))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && body.contains("\"Dog\""),
+        "{curl}: {body} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Without the CA: the public roots do not know it, and the error says what to do.
+    let mut h = session(false);
+    call(&mut h, "https://pets.example.com/api/pets/1");
+    h.key("enter");
+    h.until("the response", wait, |a| a.tester.response.is_some())
+        .await
+        .unwrap();
+    let err = match h.app.tester.response.clone().unwrap() {
+        Err(e) => e,
+        Ok(r) => panic!("served without trusting the CA: {}", r.status),
+    };
+    assert!(err.contains("--ca FILE"), "{err}");
+    drop(h);
+    host.handle.shutdown();
+}

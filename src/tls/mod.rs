@@ -1,6 +1,7 @@
 //! TLS: certificates and keys read from PEM (Secrets, files), the listener's certificate
 //! choice by SNI, and the upstream connector's configuration. rustls with the ring provider.
 
+pub mod describe;
 pub mod material;
 pub mod server;
 
