@@ -238,6 +238,8 @@ fn load(dir: &std::path::Path, listing: Listing) -> (Harness, Senders) {
         store: Arc::new(DirStore::open(dir).expect("a store")),
         gateway,
         gateway_url: "http://127.0.0.1:8080".into(),
+        gateway_tls: None,
+        tester_ca: None,
         source: "dir".into(),
         store_desc: format!("dir {}", dir.display()),
         namespace: NS.into(),

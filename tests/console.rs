@@ -110,6 +110,8 @@ fn fixture(readonly: bool) -> Fixture {
         store: Arc::new(store),
         gateway: gateway.clone(),
         gateway_url: "http://127.0.0.1:8080".into(),
+        gateway_tls: None,
+        tester_ca: None,
         source: "demo".into(),
         store_desc: "dir /home/me/.local/share/epoxy/demo".into(),
         namespace: "gloo-system".into(),
@@ -279,7 +281,7 @@ fn snapshot_tester_with_trace() {
     }));
     snap(&mut f, "tester");
     assert_eq!(
-        f.h.app.tester.curl("http://127.0.0.1:8080"),
+        f.h.app.tester.curl(&f.h.app.ctx.endpoint()),
         "curl -sS -X GET 'http://127.0.0.1:8080/petstore/findPet' -H 'x-pet: 1'"
     );
 }

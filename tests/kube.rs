@@ -1056,3 +1056,163 @@ fn a_tls_secret_is_read_from_the_cluster() {
         "{out}"
     );
 }
+
+/// Kubernetes mode end to end: a TLS Secret created in the cluster (as kubectl would) and a
+/// virtual service naming it; `epoxy gateway --kubeconfig` serves HTTPS with that certificate
+/// (curl, trusting the CA, agrees); the Secret replaced in the cluster is served to new
+/// connections within a second while an open connection goes on.
+#[test]
+fn the_gateway_serves_https_with_a_tls_secret_from_the_cluster() {
+    use common::certs::{Ca, Leaf, b64};
+    use common::tls::Client;
+    use std::io::BufRead;
+    let emu = Emulator::start();
+    let e = Epoxy::new();
+    let ca = Ca::new("cluster TLS CA");
+    let sni = "petstore.example.com";
+    let v1 = ca.leaf(&[sni]);
+    let v2 = ca.leaf(&[sni]);
+    let secret = |leaf: &Leaf, rv: Option<&str>| {
+        let mut s = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "petstore-tls", "namespace": "gloo-system"},
+            "type": "kubernetes.io/tls",
+            "data": {"tls.crt": b64(&leaf.cert), "tls.key": b64(&leaf.key)}});
+        if let Some(rv) = rv {
+            s["metadata"]["resourceVersion"] = json!(rv);
+        }
+        s
+    };
+    let (s, _) = emu.request(
+        "POST",
+        "/api/v1/namespaces/gloo-system/secrets",
+        Some(secret(&v1, None)),
+    );
+    assert!(s < 300, "seeding the secret: {s}");
+    let vs = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: secure, namespace: gloo-system}\nspec:\n  sslConfig:\n    secretRef: {name: petstore-tls, namespace: gloo-system}\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{prefix: /}]\n      directResponseAction: {status: 200, body: 'over TLS from the cluster'}\n";
+    let out = common::Run::ok(e.run_stdin(
+        &[
+            "--kubeconfig",
+            emu.kubeconfig.to_str().unwrap(),
+            "apply",
+            "-f",
+            "-",
+        ],
+        vs,
+    ));
+    assert!(out.contains("virtualservices/gloo-system/secure"), "{out}");
+
+    let mut gw = e
+        .command()
+        .args([
+            "--kubeconfig",
+            emu.kubeconfig.to_str().unwrap(),
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-tls",
+            "127.0.0.1:0",
+            "--admin",
+            "off",
+            "--no-upstream-discovery",
+            "--ingress-class",
+            "none",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = gw.stdout.take().unwrap();
+    let _kill = Kill(gw);
+    // `listener https on ADDR` among its first lines.
+    let mut tls_addr = None;
+    for line in std::io::BufReader::new(stdout).lines().take(10) {
+        let line = line.unwrap();
+        if let Some(a) = line.strip_prefix("listener https on ") {
+            tls_addr = Some(a.trim().parse::<std::net::SocketAddr>().unwrap());
+            break;
+        }
+    }
+    let addr = tls_addr.expect("the gateway names its TLS listener");
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    // curl, trusting the CA: the certificate from the cluster, once the gateway has read it.
+    let started = Instant::now();
+    let body = loop {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--cacert"])
+            .arg(&ca_file)
+            .arg("--resolve")
+            .arg(format!("{sni}:{}:127.0.0.1", addr.port()))
+            .arg(format!("https://{sni}:{}/pets", addr.port()))
+            .output()
+            .expect("curl is installed (.ci/run)");
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never served over TLS: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(body, "over TLS from the cluster");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut open = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            Client::new(&ca.pem(), sni).connect(addr),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+    });
+    assert_eq!(open.cert, v1.der());
+
+    // Replaced in the cluster (kubectl replace): new connections get it within a second.
+    let (_, current) = emu.request(
+        "GET",
+        "/api/v1/namespaces/gloo-system/secrets/petstore-tls",
+        None,
+    );
+    let rv = current["metadata"]["resourceVersion"]
+        .as_str()
+        .map(str::to_string);
+    let (s, body) = emu.request(
+        "PUT",
+        "/api/v1/namespaces/gloo-system/secrets/petstore-tls",
+        Some(secret(&v2, rv.as_deref())),
+    );
+    assert!(s < 300, "replacing the secret: {s} {body}");
+    let replaced = Instant::now();
+    let delay = rt.block_on(async {
+        loop {
+            if let Ok(Ok(c)) = tokio::time::timeout(
+                Duration::from_secs(1),
+                Client::new(&ca.pem(), sni).connect(addr),
+            )
+            .await
+                && c.cert == v2.der()
+            {
+                return replaced.elapsed();
+            }
+            assert!(
+                replaced.elapsed() < Duration::from_secs(3),
+                "the replaced secret is not served after 3 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    eprintln!("a Secret replaced in the cluster served after {delay:?}");
+    assert!(delay < Duration::from_secs(1), "rotation took {delay:?}");
+    let (status, body) = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), open.get("/after"))
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    assert_eq!((status, body.as_str()), (200, "over TLS from the cluster"));
+}

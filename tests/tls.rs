@@ -484,3 +484,665 @@ fn two_tls_virtual_services_without_sni_are_refused() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------- rotation
+
+use epoxy::api::status::State;
+use epoxy::api::{Kind, ResourceKey};
+use epoxy::store::Store;
+use std::time::{Duration, Instant};
+
+/// How long until a new connection for `sni` is served `want` (polling with fresh
+/// handshakes every 10 ms); panics after 3 s.
+async fn until_served(addr: SocketAddr, ca: &Ca, sni: &str, want: &Leaf) -> Duration {
+    let start = Instant::now();
+    let want = want.der();
+    loop {
+        if let Ok(Ok(c)) = tokio::time::timeout(
+            Duration::from_secs(1),
+            Client::new(&ca.pem(), sni).connect(addr),
+        )
+        .await
+            && c.cert == want
+        {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the new certificate is not served after 3 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The certificate a new connection for `sni` is served, or the handshake's error.
+async fn served(addr: SocketAddr, ca: &Ca, sni: &str) -> Result<Vec<u8>, String> {
+    tokio::time::timeout(
+        Duration::from_secs(3),
+        Client::new(&ca.pem(), sni).connect(addr),
+    )
+    .await
+    .map_err(|_| "no handshake within 3 s".to_string())?
+    .map(|c| c.cert)
+}
+
+/// The status the control loop last reported for `key`.
+fn status_of(h: &Harness, key: &ResourceKey) -> epoxy::api::status::Status {
+    h.reports
+        .borrow()
+        .statuses
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| panic!("no status for {key}"))
+}
+
+/// Waits (3 s at most) until the status of `key` is in `state`; returns it.
+async fn until_state(h: &Harness, key: &ResourceKey, state: State) -> epoxy::api::status::Status {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let st = status_of(h, key);
+        if st.state == state {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{key} is not {state:?}: {st:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `epoxy apply -f -` run as its own process on the harness's store (another writer).
+fn cli_apply(h: &Harness, yaml: &str) -> common::Run {
+    use std::io::Write;
+    let mut child = std::process::Command::new(common::bin())
+        .env("EPOXY_DIR", h.dir.path())
+        .env_remove("XDG_DATA_HOME")
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A Secret changed with `epoxy apply` is served to new connections within 1 s, without a
+/// restart, while a connection opened before keeps working (and keeps its certificate); a
+/// changed Secret whose key does not match, or whose certificate does not parse, written
+/// straight to the store, is refused in the Secret's status and the last good one serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_is_served_within_a_second_and_open_connections_survive() {
+    for fast in [true, false] {
+        let h = harness(fast).await;
+        let addr = tls_addr(&h);
+        let ca = Ca::new("rotation CA");
+        let sni = "rot.example.com";
+        let v1 = ca.leaf(&[sni]);
+        let v2 = ca.leaf(&[sni]);
+        let v3 = ca.leaf(&[sni]);
+        h.apply(&format!(
+            "{}---\n{}",
+            tls_secret("gloo-system", "rot-tls", &v1, None),
+            tls_vs("rot", "['*']", &secret_ref("rot-tls", &[]), "rotating"),
+        ))
+        .await;
+        let mut open = Client::new(&ca.pem(), sni).connect(addr).await.unwrap();
+        assert_eq!(open.cert, v1.der());
+        assert_eq!(open.get("/before").await.unwrap(), (200, "rotating".into()));
+
+        // `epoxy apply` (another process) rotates it.
+        let out = cli_apply(&h, &tls_secret("gloo-system", "rot-tls", &v2, None)).ok();
+        assert!(
+            out.contains("secrets/gloo-system/rot-tls configured"),
+            "{out}"
+        );
+        let delay = until_served(addr, &ca, sni, &v2).await;
+        eprintln!("fast={fast}: a Secret applied with `epoxy apply` served after {delay:?}");
+        assert!(delay < Duration::from_secs(1), "rotation took {delay:?}");
+        // The connection opened before goes on, under the certificate it was made with.
+        for i in 0..3 {
+            assert_eq!(
+                open.get(&format!("/after/{i}")).await.unwrap(),
+                (200, "rotating".into()),
+                "fast={fast}"
+            );
+        }
+        assert_eq!(open.cert, v1.der());
+
+        // Written straight to the store (a store write, as an external edit): also served.
+        let t = Instant::now();
+        let written = h
+            .store
+            .put(
+                epoxy::api::parse_one(&tls_secret("gloo-system", "rot-tls", &v3, None), "t")
+                    .unwrap(),
+                epoxy::store::Precondition::Any,
+            )
+            .await
+            .unwrap();
+        let delay = until_served(addr, &ca, sni, &v3).await;
+        eprintln!(
+            "fast={fast}: a Secret written to the store served after {delay:?} ({:?} with the write)",
+            t.elapsed()
+        );
+        assert!(delay < Duration::from_secs(1), "rotation took {delay:?}");
+        h.wait_for(&[written]).await;
+
+        // A key of another certificate: refused in the Secret's status, v3 goes on serving.
+        let key = ResourceKey::new(Kind::Secret, "gloo-system", "rot-tls");
+        let stranger = ca.leaf(&["stranger.example.com"]);
+        let mismatched = Leaf {
+            cert: v2.cert.clone(),
+            key: stranger.key.clone(),
+        };
+        h.put_raw(&tls_secret("gloo-system", "rot-tls", &mismatched, None))
+            .await;
+        let st = until_state(&h, &key, State::Rejected).await;
+        let reason = st.reason.unwrap_or_default();
+        assert!(
+            reason.contains("tls.key") && reason.contains("does not match the certificate"),
+            "{reason}"
+        );
+        assert_eq!(
+            served(addr, &ca, sni).await.unwrap(),
+            v3.der(),
+            "fast={fast}"
+        );
+        assert_eq!(open.get("/still").await.unwrap().0, 200);
+        // A certificate that does not parse: the same.
+        let garbage = Leaf {
+            cert: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into(),
+            key: v2.key.clone(),
+        };
+        h.put_raw(&tls_secret("gloo-system", "rot-tls", &garbage, None))
+            .await;
+        let st = until_state(&h, &key, State::Rejected).await;
+        let reason = st.reason.unwrap_or_default();
+        assert!(reason.contains("tls.crt"), "{reason}");
+        assert_eq!(
+            served(addr, &ca, sni).await.unwrap(),
+            v3.der(),
+            "fast={fast}"
+        );
+        // Fixed: accepted and served again.
+        h.put_raw(&tls_secret("gloo-system", "rot-tls", &v1, None))
+            .await;
+        until_served(addr, &ca, sni, &v1).await;
+        until_state(&h, &key, State::Accepted).await;
+    }
+}
+
+/// Certificate files (`sslFiles`) rewritten in place are served to new connections within
+/// 1 s, an open connection keeps working; a file that does not parse, or a key that does not
+/// match, is refused in the virtual service's status (naming it) and the last good
+/// certificate keeps serving until the files are right again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_certificate_files_are_served_within_a_second() {
+    for fast in [true, false] {
+        let h = harness(fast).await;
+        let addr = tls_addr(&h);
+        let files = tempfile::tempdir().unwrap();
+        let ca = Ca::new("files CA");
+        let sni = "files.example.com";
+        let v1 = ca.leaf(&[sni]);
+        let v2 = ca.leaf(&[sni]);
+        let cert = write_pem(files.path(), "tls.crt", &v1.cert);
+        let key = write_pem(files.path(), "tls.key", &v1.key);
+        h.apply(&tls_vs(
+            "files",
+            "['*']",
+            &format!("    sslFiles: {{tlsCert: '{cert}', tlsKey: '{key}'}}\n"),
+            "from files",
+        ))
+        .await;
+        let mut open = Client::new(&ca.pem(), sni).connect(addr).await.unwrap();
+        assert_eq!(open.cert, v1.der());
+        assert_eq!(open.get("/").await.unwrap(), (200, "from files".into()));
+
+        // Rewritten in place, the certificate first, then the key (the moment between is a
+        // mismatch, which must not stick).
+        std::fs::write(&cert, &v2.cert).unwrap();
+        std::fs::write(&key, &v2.key).unwrap();
+        let delay = until_served(addr, &ca, sni, &v2).await;
+        eprintln!("fast={fast}: sslFiles rewritten, served after {delay:?}");
+        assert!(delay < Duration::from_secs(1), "rotation took {delay:?}");
+        assert_eq!(
+            open.get("/after").await.unwrap(),
+            (200, "from files".into())
+        );
+        let vs_key = ResourceKey::new(Kind::VirtualService, "gloo-system", "files");
+        until_state(&h, &vs_key, State::Accepted).await;
+
+        // A certificate that does not parse: refused in the status, v2 keeps serving.
+        std::fs::write(
+            &cert,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let st = until_state(&h, &vs_key, State::Rejected).await;
+        let reason = st.reason.unwrap_or_default();
+        assert!(
+            reason.contains("does not parse") && reason.contains("last good certificate"),
+            "{reason}"
+        );
+        assert_eq!(
+            served(addr, &ca, sni).await.unwrap(),
+            v2.der(),
+            "fast={fast}"
+        );
+        // A key that is not the certificate's: the same.
+        std::fs::write(&cert, &v1.cert).unwrap();
+        let st = until_state_reason(&h, &vs_key, "does not match").await;
+        assert!(
+            st.reason
+                .unwrap_or_default()
+                .contains("last good certificate")
+        );
+        assert_eq!(
+            served(addr, &ca, sni).await.unwrap(),
+            v2.der(),
+            "fast={fast}"
+        );
+        assert_eq!(open.get("/still").await.unwrap().0, 200);
+        // Right again: served, accepted.
+        std::fs::write(&key, &v1.key).unwrap();
+        until_served(addr, &ca, sni, &v1).await;
+        until_state(&h, &vs_key, State::Accepted).await;
+    }
+}
+
+/// Waits (3 s at most) until the status reason of `key` contains `text`.
+async fn until_state_reason(
+    h: &Harness,
+    key: &ResourceKey,
+    text: &str,
+) -> epoxy::api::status::Status {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let st = status_of(h, key);
+        if st.reason.as_deref().is_some_and(|r| r.contains(text)) {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{key}: no `{text}` in {st:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---------------------------------------------------------------- where a user looks
+
+/// `epoxy get vs` shows each virtual service's listener and certificate (subject, names,
+/// days left), a Warning for one expiring within 14 days, and what cannot be read; `-o json`
+/// has the same under `status.tls`.
+#[test]
+fn get_vs_shows_the_listener_and_the_certificate_and_warns_before_expiry() {
+    let e = Epoxy::new();
+    let ca = Ca::new("listing CA");
+    let long = ca.leaf(&["long.example.com", "www.long.example.com"]);
+    let short = ca.leaf_valid_for(&["short.example.com"], 5);
+    let files = tempfile::tempdir().unwrap();
+    let missing = files.path().join("gone.crt");
+    e.apply(&format!(
+        "{}---\n{}---\n{}---\n{}---\n{}---\n{}",
+        tls_secret("gloo-system", "long", &long, None),
+        tls_secret("gloo-system", "short", &short, None),
+        tls_vs("long", "[long.example.com]", &secret_ref("long", &["long.example.com"]), "l"),
+        tls_vs("short", "[short.example.com]", &secret_ref("short", &["short.example.com"]), "s"),
+        tls_vs(
+            "files",
+            "[files.example.com]",
+            &format!(
+                "    sslFiles: {{tlsCert: '{}', tlsKey: '{}'}}\n    sniDomains: [files.example.com]\n",
+                missing.display(),
+                missing.display()
+            ),
+            "f"
+        ),
+        common::gw::vs(
+            "plain",
+            "['*']",
+            "    - matchers: [{prefix: /}]\n      directResponseAction: {status: 200}\n"
+        ),
+    ))
+    .ok();
+    let run = e.run(&["get", "vs"]);
+    let (table, warnings) = (run.stdout.clone(), run.stderr.clone());
+    assert_eq!(run.code, 0, "{table}{warnings}");
+    let header = table.lines().next().unwrap();
+    for col in ["LISTENER", "CERTIFICATE", "STATUS"] {
+        assert!(header.contains(col), "{table}");
+    }
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{table}"))
+            .to_string()
+    };
+    let l = row("long");
+    assert!(
+        l.contains("https")
+            && (l.contains("CN=long.example.com (364d left)")
+                || l.contains("CN=long.example.com (365d left)"))
+            && l.contains("long.example.com, www.long.example.com")
+            && l.trim_end().ends_with("Accepted"),
+        "{table}"
+    );
+    let s = row("short");
+    // Valid for 5 days from now: 5 whole days left within the second it was made, then 4.
+    assert!(
+        (s.contains("CN=short.example.com (4d left)")
+            || s.contains("CN=short.example.com (5d left)"))
+            && s.trim_end().ends_with("Warning"),
+        "{table}"
+    );
+    assert!(
+        warnings.contains("virtualservices/gloo-system/short")
+            && (warnings.contains("expires in 4 days") || warnings.contains("expires in 5 days")),
+        "{warnings}"
+    );
+    let f = row("files");
+    assert!(
+        f.contains("https")
+            && f.contains("unreadable")
+            && f.contains("gone.crt")
+            && f.trim_end().ends_with("Warning"),
+        "{table}"
+    );
+    assert!(
+        warnings.contains("the certificate cannot be read"),
+        "{warnings}"
+    );
+    let p = row("plain");
+    assert!(p.contains(" http ") && !p.contains("https"), "{table}");
+
+    let j: serde_json::Value =
+        serde_json::from_str(&e.run(&["get", "vs", "short", "-o", "json"]).ok()).unwrap();
+    let tls = &j["status"]["tls"];
+    assert_eq!(tls["listener"], "https", "{j}");
+    assert_eq!(tls["subject"], "CN=short.example.com");
+    assert_eq!(
+        tls["subjectAltNames"],
+        serde_json::json!(["short.example.com"])
+    );
+    let days = tls["daysLeft"].as_i64().unwrap();
+    assert!(days == 4 || days == 5, "{tls}");
+    assert!(tls["notAfter"].as_str().unwrap().ends_with('Z'), "{tls}");
+    assert_eq!(j["status"]["state"], "Warning");
+}
+
+/// `epoxy proxy url --port https` prints the running gateway's TLS URL (glooctl's `proxy url
+/// --port https`), which curl reaches with the CA; `--port http` (the default) the plain
+/// one; a gateway without TLS says so.
+#[test]
+fn proxy_url_prints_the_https_url() {
+    let e = Epoxy::new();
+    let ca = Ca::new("proxy CA");
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    e.apply(&format!(
+        "{}---\n{}",
+        tls_secret("gloo-system", "local", &leaf, None),
+        tls_vs("local", "['*']", &secret_ref("local", &[]), "over https"),
+    ))
+    .ok();
+    let start = |tls: &str| {
+        let mut gw = e
+            .command()
+            .args([
+                "gateway",
+                "--listen",
+                "127.0.0.1:0",
+                "--listen-tls",
+                tls,
+                "--admin",
+                "off",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(gw.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert!(line.contains(" on http://"), "{line}");
+        KillOnDrop(gw)
+    };
+    let gw = start("127.0.0.1:0");
+    let https = e.run(&["proxy", "url", "--port", "https"]).ok();
+    let https = https.trim();
+    assert!(https.starts_with("https://127.0.0.1:"), "{https}");
+    let http = e.run(&["proxy", "url"]).ok();
+    assert!(http.trim().starts_with("http://127.0.0.1:"), "{http}");
+    assert_eq!(e.run(&["proxy", "url", "--port", "http"]).ok(), http);
+    let ca_file = write_pem(e.store(), "ca.pem", &ca.pem());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--cacert", &ca_file, https])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "over https");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(gw);
+    let _gw = start("off");
+    let err = e.run(&["proxy", "url", "--port", "https"]).refused();
+    assert!(
+        err.contains("serves no TLS") && err.contains("--listen-tls"),
+        "{err}"
+    );
+}
+
+/// Kills a process started by a test when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// ---------------------------------------------------------------- the console
+
+/// The console on a store with a TLS virtual service in front of the petstore: the virtual
+/// services view shows its listener and certificate, describe the subject, names and expiry;
+/// the tester calls an https:// URL through the TLS listener (SNI from the URL), trusting the
+/// CA given with `--ca`, shows the answer and the match trace; its curl export does the same
+/// from outside (curl agrees); without the CA the handshake fails saying to give one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_tls_and_its_tester_calls_an_https_route() {
+    use epoxy::tui::app::{App, View};
+    use epoxy::tui::target::TesterCa;
+    let dir = tempfile::tempdir().unwrap();
+    let store = epoxy::store::dir::DirStore::open(dir.path()).unwrap();
+    let pets = epoxy::demo::petstore::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let ca = Ca::new("console CA");
+    let leaf = ca.leaf(&["pets.example.com", "www.pets.example.com"]);
+    let yaml = format!(
+        "{}---\n{}---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: secure, namespace: gloo-system}}\nspec:\n  sslConfig:\n{}  virtualHost:\n    domains: ['pets.example.com']\n    routes:\n    - matchers: [{{prefix: /api}}]\n      routeAction: {{single: {{upstream: {{name: pets}}}}}}\n",
+        tls_secret("gloo-system", "pets-tls", &leaf, None),
+        common::gw::static_upstream("pets", &[pets.addr.to_string()]),
+        secret_ref("pets-tls", &["pets.example.com"]),
+    );
+    for r in epoxy::api::parse_resources(&yaml, "t").unwrap() {
+        store.put_sync(r, epoxy::store::Precondition::Any).unwrap();
+    }
+    let cfg = epoxy::gateway::GatewayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        listen_tls: Some("127.0.0.1:0".parse().unwrap()),
+        admin: None,
+        workers: 1,
+        ..Default::default()
+    };
+    let root = store.root().to_path_buf();
+    let host = epoxy::tui::host::Host::start(
+        std::sync::Arc::new(store),
+        root,
+        &cfg,
+        epoxy::discovery::fds::FdsConfig::default(),
+    )
+    .unwrap();
+    let ca_file = write_pem(dir.path(), "ca.pem", &ca.pem());
+    let session = |with_ca: bool| {
+        let mut ctx = host.ctx("dir", "gloo-system", true);
+        ctx.history_file = None;
+        if with_ca {
+            ctx.tester_ca = Some(std::sync::Arc::new(
+                TesterCa::read(ca_file.clone().into()).unwrap(),
+            ));
+        }
+        let (app, rx) = App::new(
+            ctx,
+            epoxy::tui::theme::Theme::default(),
+            epoxy::tui::keymap::Keymap::default(),
+        );
+        epoxy::tui::harness::Harness::new(app, host.feeds(rx))
+    };
+    let wait = Duration::from_secs(10);
+    let mut h = session(true);
+    h.until("the TLS chain", wait, |a| {
+        a.ctx
+            .gateway
+            .listeners
+            .iter()
+            .any(|l| l.spec.ssl && !l.chains.load().list.is_empty())
+    })
+    .await
+    .unwrap();
+
+    // The virtual services view, and describe.
+    h.command("vs");
+    let screen = h.screen(160, 30);
+    assert!(
+        screen.contains("LISTENER") && screen.contains("https · CN=pets.example.com ("),
+        "{screen}"
+    );
+    h.key("d");
+    let screen = h.screen(160, 40);
+    for want in [
+        "listener     https",
+        "certificate  secret gloo-system/pets-tls",
+        "subject    CN=pets.example.com",
+        "names      pets.example.com, www.pets.example.com",
+        "days left)",
+        "sni          pets.example.com",
+    ] {
+        assert!(screen.contains(want), "no `{want}` in\n{screen}");
+    }
+
+    // The tester: an https:// URL.
+    let call = |h: &mut epoxy::tui::harness::Harness, url: &str| {
+        h.command("test");
+        assert_eq!(h.app.view(), &View::Tester);
+        assert_eq!(h.app.tester.focus, 1, "the path field");
+        h.key("ctrl-u");
+        h.type_text(url);
+    };
+    call(&mut h, "https://pets.example.com/api/pets/1");
+    let screen = h.screen(160, 40);
+    assert!(screen.contains("→ route secure#0 answers"), "{screen}");
+    h.key("enter");
+    h.until("the response", wait, |a| a.tester.response.is_some())
+        .await
+        .unwrap();
+    let screen = h.screen(160, 40);
+    assert!(screen.contains("200 OK"), "{screen}");
+    assert!(screen.contains("\"name\": \"Dog\""), "{screen}");
+    assert!(screen.contains("✓ → pets"), "{screen}");
+    // A name no virtual service has a certificate for: said before sending.
+    h.key("ctrl-u");
+    h.type_text("https://nobody.example.com/api/pets/1");
+    let screen = h.screen(160, 40);
+    assert!(
+        screen.contains("no virtual service has a certificate for this name"),
+        "{screen}"
+    );
+    h.key("ctrl-u");
+    h.type_text("https://pets.example.com/api/pets/1");
+
+    // Its curl export reaches the same through the TLS listener.
+    h.key("ctrl-o");
+    let curl = h.app.clipboard.clone().unwrap();
+    assert!(
+        curl.contains("--cacert") && curl.contains("--connect-to"),
+        "{curl}"
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{curl} --max-time 5"))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && body.contains("\"Dog\""),
+        "{curl}: {body} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Without the CA: the public roots do not know it, and the error says what to do.
+    let mut h = session(false);
+    call(&mut h, "https://pets.example.com/api/pets/1");
+    h.key("enter");
+    h.until("the response", wait, |a| a.tester.response.is_some())
+        .await
+        .unwrap();
+    let err = match h.app.tester.response.clone().unwrap() {
+        Err(e) => e,
+        Ok(r) => panic!("served without trusting the CA: {}", r.status),
+    };
+    assert!(err.contains("--ca FILE"), "{err}");
+    drop(h);
+    host.handle.shutdown();
+}
+
+/// The running gateway reports a certificate expiring within 14 days as a Warning on the
+/// virtual service (what the console's status column shows), and still serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_warns_of_a_certificate_about_to_expire() {
+    let h = harness(true).await;
+    let ca = Ca::new("expiry CA");
+    let soon = ca.leaf_valid_for(&["soon.example.com"], 3);
+    h.apply(&format!(
+        "{}---\n{}",
+        tls_secret("gloo-system", "soon", &soon, None),
+        tls_vs("soon", "['*']", &secret_ref("soon", &[]), "still served"),
+    ))
+    .await;
+    let key = ResourceKey::new(Kind::VirtualService, "gloo-system", "soon");
+    let st = until_state(&h, &key, State::Warning).await;
+    assert!(
+        st.warnings.iter().any(|w| w
+            == "sslConfig: the certificate (CN=soon.example.com) expires in 2 days"
+            || w == "sslConfig: the certificate (CN=soon.example.com) expires in 3 days"),
+        "{st:?}"
+    );
+    assert_eq!(
+        Client::new(&ca.pem(), "soon.example.com")
+            .get(tls_addr(&h), "/")
+            .await
+            .unwrap(),
+        (200, "still served".into())
+    );
+}

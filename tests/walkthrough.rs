@@ -40,6 +40,8 @@ fn start_demo(e: &Epoxy) -> Demo {
             "127.0.0.1:0",
             "--admin",
             "127.0.0.1:0",
+            "--listen-tls",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -336,4 +338,115 @@ fn protect_the_petstore_on_epoxy_demo() {
         refused.contains("AuthConfig `nowhere` does not exist"),
         "{refused}"
     );
+}
+
+/// The shell blocks of one walkthrough section (`## N. TITLE`), in order.
+fn section_scripts(title: &str) -> Vec<String> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/walkthrough.md"))
+        .unwrap();
+    let start = doc
+        .find(title)
+        .unwrap_or_else(|| panic!("no section {title}"));
+    let section = &doc[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let mut out = Vec::new();
+    let mut rest = section;
+    while let Some(i) = rest.find("```sh\n") {
+        let body = &rest[i + 6..];
+        let end = body.find("```").unwrap();
+        out.push(body[..end].to_string());
+        rest = &body[end..];
+    }
+    out
+}
+
+/// The walkthrough's "Serve the petstore over HTTPS", its shell blocks run as written (bash,
+/// openssl, curl) against the real `epoxy demo`: the Secret, the virtual service, curl over
+/// HTTPS with the CA, the rotation to a short-lived certificate (a Warning), a wrong key refused.
+#[test]
+fn walkthrough_https_section_runs_as_written() {
+    let e = Epoxy::new();
+    let _demo = start_demo(&e);
+    let work = tempfile::tempdir().unwrap();
+    let bin_dir = common::bin().parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |script: &str| {
+        let out = Command::new("timeout")
+            .args(["60", "bash", "-e", "-c", script])
+            .current_dir(work.path())
+            .env("PATH", &path)
+            .env("EPOXY_DIR", e.store())
+            .env_remove("XDG_DATA_HOME")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let blocks = section_scripts("## 12. Serve the petstore over HTTPS");
+    assert_eq!(blocks.len(), 6, "{blocks:?}");
+    let (code, _, err) = run(&blocks[0]);
+    assert_eq!(code, 0, "making the certificates: {err}");
+    let (code, out, err) = run(&blocks[1]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("secrets/gloo-system/petstore-tls created")
+            && (out.contains("CN=petstore.example.com (89d left)")
+                || out.contains("CN=petstore.example.com (90d left)")),
+        "{out}"
+    );
+    let (code, out, err) = run(&blocks[2]);
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("petstore-https"))
+        .unwrap_or("");
+    assert!(
+        row.contains("https")
+            && row.contains("CN=petstore.example.com (")
+            && row.contains("d left) · petstore.example.com")
+            && row.trim_end().ends_with("Accepted"),
+        "{out}"
+    );
+    let pets = eventually("the petstore over HTTPS", || {
+        let (code, out, _) = run(&blocks[3]);
+        (code == 0 && out.contains("Dog")).then_some(out)
+    });
+    let v: Value = serde_json::from_str(&pets).unwrap();
+    assert_eq!(v["name"], "Dog");
+    let (code, out, err) = run(&blocks[4]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        (out.contains("(6d left)") || out.contains("(7d left)"))
+            && out.trim_end().ends_with("Warning"),
+        "{out}"
+    );
+    // Whole days left: 6 once a second has passed since openssl signed it, 7 within it.
+    assert!(
+        err.contains("expires in 6 days") || err.contains("expires in 7 days"),
+        "{err}"
+    );
+    // The rotated certificate is what curl now sees.
+    let (code, out, err) = run(&format!(
+        "want=$(openssl x509 -in petstore.crt -noout -enddate | cut -d= -f2)\n\
+         got=$({} -v 2>&1 | sed -n 's/.*expire date: //p')\n\
+         echo \"$want|$got\"; [ \"$want\" = \"$got\" ]",
+        blocks[3].trim_end()
+    ));
+    assert_eq!(code, 0, "served certificate's end of validity: {out} {err}");
+    let (code, _, err) = run(&blocks[5]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("secrets/gloo-system/petstore-tls: data[\"tls.key\"]: the private key does not match the certificate"),
+        "{err}"
+    );
+    // The last good certificate keeps serving.
+    let (code, out, _) = run(&blocks[3]);
+    assert!(code == 0 && out.contains("Dog"), "{out}");
 }

@@ -223,19 +223,11 @@ fn validate_secret(s: &super::secret::Secret, sink: &mut Sink) {
     {
         sink.error(at(CA_CERT), e.to_string());
     }
-    if let Ok(info) = crate::tls::CertInfo::of_pem(cert) {
-        let days = info.days_left();
-        if days < 0 {
-            sink.warn(
-                at(TLS_CERT),
-                format!("the certificate ({}) has expired", info.subject),
-            );
-        } else if days < crate::tls::material::EXPIRY_WARNING_DAYS {
-            sink.warn(
-                at(TLS_CERT),
-                format!("the certificate ({}) expires in {days} days", info.subject),
-            );
-        }
+    if let Some(w) = crate::tls::CertInfo::of_pem(cert)
+        .ok()
+        .and_then(|info| info.expiry_warning())
+    {
+        sink.warn(at(TLS_CERT), w);
     }
 }
 

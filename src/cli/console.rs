@@ -29,11 +29,17 @@ pub struct ConsoleArgs {
     /// direct, apiserver, port-forward
     #[arg(long, value_enum, default_value_t = super::serve::Connect::Auto)]
     pub connect: super::serve::Connect,
+    /// The CA certificate (PEM) the tester trusts when it calls an HTTPS route [default: the
+    /// usual public roots]
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 /// What the console hosts: where its gateway listens, and how the header names the source.
 pub struct Hosting {
     pub listen: SocketAddr,
+    /// Where TLS is served (the virtual services with sslConfig); none: not served.
+    pub listen_tls: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
     /// `demo`, or `dir` for a plain store.
     pub source: &'static str,
@@ -55,6 +61,12 @@ pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> 
     if let Some(why) = tui::unusable_term(std::env::var("TERM").ok().as_deref()) {
         bail!("{why}");
     }
+    let tester_ca = match &args.ca {
+        Some(p) => Some(Arc::new(
+            tui::target::TesterCa::read(p.clone()).map_err(|e| anyhow!(e))?,
+        )),
+        None => None,
+    };
     let (keymap, notes) = tui::keymap::Keymap::load();
     let mut fds_cfg = hosting.fds;
     let (store, root, source): (Arc<dyn Store>, PathBuf, &str) = match g.kube_target() {
@@ -89,13 +101,20 @@ pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> 
     };
     let cfg = GatewayConfig {
         listen: hosting.listen,
+        listen_tls: hosting.listen_tls,
         admin: hosting.admin,
         ..GatewayConfig::default()
     };
     let host = tui::host::Host::start_with(store, root, &cfg, fds_cfg, !args.readonly)
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let admin = host.handle.admin_addr.map(|a| format!("http://{a}"));
-    let record = super::serve::record_address(&host.root, &host.url(), admin.as_deref())?;
+    let tls_url = host.handle.tls_addr.map(|a| format!("https://{a}"));
+    let record = super::serve::record_address(
+        &host.root,
+        &host.url(),
+        tls_url.as_deref(),
+        admin.as_deref(),
+    )?;
     // Read-only touches no file of the store: the log goes to the temporary directory.
     let log = if args.readonly {
         std::env::temp_dir().join(format!("epoxy-console-{}.log", std::process::id()))
@@ -104,6 +123,7 @@ pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> 
     };
     let _ = tui::logfile::to_file(&log);
     let mut ctx = host.ctx(source, &g.namespace, args.readonly);
+    ctx.tester_ca = tester_ca;
     if args.readonly {
         ctx.history_file = None;
     }

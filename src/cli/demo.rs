@@ -163,6 +163,7 @@ pub async fn demo(g: &Global, a: DemoArgs) -> Result<()> {
     if !a.headless {
         let hosting = super::console::Hosting {
             listen: cfg.listen,
+            listen_tls: cfg.listen_tls,
             admin: cfg.admin,
             source: "demo",
             fds: a.discovery.config(),

@@ -5,6 +5,7 @@ use super::{Global, OutputFormat};
 use crate::api::status::{Status, statuses};
 use crate::api::{Kind, Matcher, PathMatch, Resource, ResourceKey, Route, validate};
 
+use crate::tls::describe::VsTls;
 use anyhow::{Result, bail};
 use clap::Args;
 
@@ -37,8 +38,23 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
     // Discovery that fails is the upstream's warning, in full (its functions may be stale).
     let discovery =
         crate::discovery::fds::load_state(&crate::discovery::fds::state_file(&g.state_dir()));
+    // A virtual service's listener and certificate, read as the gateway would read it.
+    let tls_of = |k: &ResourceKey| match listing.resources.get(k) {
+        Some(Resource::VirtualService(vs)) => Some(VsTls::from_store(k, vs, &listing.resources)),
+        _ => None,
+    };
     let status = |k: &ResourceKey| {
         let mut st = status_of.get(k).unwrap_or(&accepted).clone();
+        // A certificate about to expire is the virtual service's warning too (as the gateway
+        // reports it), where the user looks.
+        if st.state != crate::api::status::State::Rejected
+            && let Some(w) = tls_of(k).and_then(|t| t.warning())
+        {
+            if st.state == crate::api::status::State::Accepted {
+                st.state = crate::api::status::State::Warning;
+            }
+            st.warnings.push(format!("spec.sslConfig: {w}"));
+        }
         if let Some(err) = discovery
             .get(&k.to_string())
             .and_then(|d| d.last_error.as_ref())
@@ -96,9 +112,14 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                 Kind::Upstream => {
                     Table::new(&["UPSTREAM", "TYPE", "STATUS", "ADDRESS", "FUNCTIONS"])
                 }
-                Kind::VirtualService => {
-                    Table::new(&["VIRTUAL SERVICE", "DOMAINS", "ROUTES", "STATUS"])
-                }
+                Kind::VirtualService => Table::new(&[
+                    "VIRTUAL SERVICE",
+                    "DOMAINS",
+                    "ROUTES",
+                    "LISTENER",
+                    "CERTIFICATE",
+                    "STATUS",
+                ]),
                 Kind::RouteTable => Table::new(&["ROUTE TABLE", "ROUTES", "STATUS"]),
                 Kind::UpstreamGroup => Table::new(&["UPSTREAM GROUP", "DESTINATIONS", "STATUS"]),
                 Kind::Secret => Table::new(&["SECRET", "TYPE", "KEYS", "CERTIFICATE", "STATUS"]),
@@ -143,12 +164,17 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                             functions_column(&u.spec),
                         ]
                     }
-                    Resource::VirtualService(vs) => vec![
-                        r.name().into(),
-                        vs.spec.virtual_host.domains.join(", "),
-                        vs.spec.virtual_host.routes.len().to_string(),
-                        st,
-                    ],
+                    Resource::VirtualService(vs) => {
+                        let tls = VsTls::from_store(&r.key(), vs, &listing.resources);
+                        vec![
+                            r.name().into(),
+                            vs.spec.virtual_host.domains.join(", "),
+                            vs.spec.virtual_host.routes.len().to_string(),
+                            tls.listener.clone(),
+                            tls.certificate(),
+                            st,
+                        ]
+                    }
                     Resource::RouteTable(rt) => {
                         vec![r.name().into(), rt.spec.routes.len().to_string(), st]
                     }
@@ -190,7 +216,7 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
             print!("{}", t.render());
             for r in &selected {
                 for w in status(&r.key()).warnings {
-                    if w.starts_with("discovery failed") {
+                    if w.starts_with("discovery failed") || w.starts_with("spec.sslConfig: ") {
                         eprintln!("warning: {}: {w}", r.key());
                     }
                 }
@@ -203,6 +229,9 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                     let mut v = with_status(r, &status(&r.key()));
                     if let Some(d) = discovery.get(&r.key().to_string()) {
                         v["status"]["discovery"] = serde_json::to_value(d).unwrap_or_default();
+                    }
+                    if let Some(t) = tls_of(&r.key()) {
+                        v["status"]["tls"] = t.to_json();
                     }
                     v
                 })

@@ -215,6 +215,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let hosting = console::Hosting {
                 listen: demo::free_or("127.0.0.1:8080".parse()?),
+                listen_tls: Some(demo::free_or(serve::DEFAULT_LISTEN_TLS.parse()?)),
                 admin: Some(demo::free_or("127.0.0.1:9080".parse()?)),
                 source: "dir",
                 fds: Default::default(),

@@ -131,7 +131,11 @@ impl DiscoveryArgs {
 #[derive(Subcommand, Debug)]
 pub enum ProxyCommand {
     /// Print the URL of the gateway running on this store
-    Url,
+    Url {
+        /// Which listener (as glooctl's `--port`): http, or https (the TLS listener)
+        #[arg(long, default_value = "http", value_parser = ["http", "https"])]
+        port: String,
+    },
     /// Print the URL of the running gateway's admin listener
     AdminUrl,
 }
@@ -153,8 +157,13 @@ pub struct AddressRecord {
 }
 
 /// Records where this process's gateway listens: the store's latest record, and its own.
-pub fn record_address(store: &Path, url: &str, admin: Option<&str>) -> Result<AddressRecord> {
-    let record = serde_json::json!({"url": url, "admin": admin, "pid": std::process::id()});
+pub fn record_address(
+    store: &Path,
+    url: &str,
+    tls_url: Option<&str>,
+    admin: Option<&str>,
+) -> Result<AddressRecord> {
+    let record = serde_json::json!({"url": url, "url_tls": tls_url, "admin": admin, "pid": std::process::id()});
     let dir = address_dir(store);
     std::fs::create_dir_all(&dir).context("recording the gateway's address")?;
     std::fs::write(
@@ -327,7 +336,8 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let url = handle.url();
     let admin = handle.admin_addr.map(|a| format!("http://{a}"));
-    let record = record_address(&root, &url, admin.as_deref())?;
+    let tls_url = handle.tls_addr.map(|a| format!("https://{a}"));
+    let record = record_address(&root, &url, tls_url.as_deref(), admin.as_deref())?;
     // A server must not die because whoever started it closed its output: ignore write errors.
     {
         use std::io::Write;
@@ -398,10 +408,15 @@ pub fn proxy(g: &Global, c: ProxyCommand) -> Result<()> {
         )
     };
     let v = running_record(&dir).ok_or_else(none)?;
-    let key = match c {
-        ProxyCommand::Url => "url",
-        ProxyCommand::AdminUrl => "admin",
+    let url = match c {
+        ProxyCommand::Url { port } if port == "https" => {
+            v["url_tls"].as_str().ok_or_else(|| {
+                anyhow!("the gateway running on store {} serves no TLS (start it with --listen-tls ADDR)", dir.display())
+            })?
+        }
+        ProxyCommand::Url { .. } => v["url"].as_str().ok_or_else(none)?,
+        ProxyCommand::AdminUrl => v["admin"].as_str().ok_or_else(none)?,
     };
-    println!("{}", v[key].as_str().ok_or_else(none)?);
+    println!("{url}");
     Ok(())
 }

@@ -137,8 +137,12 @@ pub fn spawn(store: Arc<dyn Store>, gateway: Gateway) -> watch::Receiver<Arc<Rep
     let mut changes = store.watch();
     tokio::spawn(async move {
         let mut r = Reconciler::default();
+        let mut files = Vec::new();
         loop {
             let listing = changes.borrow_and_update().clone();
+            // The certificate files as they are *before* this build reads them: a file
+            // rewritten while it is read (the certificate, then its key) is noticed next poll.
+            let before = fingerprint(&files);
             let (set, mut report) = r.reconcile(&listing);
             let built = build_all(
                 &gateway.listeners,
@@ -167,8 +171,12 @@ pub fn spawn(store: Arc<dyn Store>, gateway: Gateway) -> watch::Receiver<Arc<Rep
             let _ = tx.send(Arc::new(report));
             crate::memory::give_back();
             // Certificate files are watched too: a rotated one is served within a second.
-            let files = built.files;
-            let seen = fingerprint(&files);
+            let seen = if built.files == files {
+                before
+            } else {
+                files = built.files;
+                fingerprint(&files)
+            };
             loop {
                 tokio::select! {
                     changed = changes.changed() => {

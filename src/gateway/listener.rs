@@ -321,17 +321,9 @@ fn build_tls(
                 }
             },
         };
-        if let Some(c) = &cert {
-            let days = c.days_left();
-            if days < crate::tls::material::EXPIRY_WARNING_DAYS {
-                out.problems.extend(problem(
-                    format!(
-                        "sslConfig: the certificate ({}) expires in {days} days",
-                        c.subject
-                    ),
-                    false,
-                ));
-            }
+        if let Some(w) = cert.as_ref().and_then(CertInfo::expiry_warning) {
+            out.problems
+                .extend(problem(format!("sslConfig: {w}"), false));
         }
         let keep: std::collections::HashSet<&ResourceKey> = vhosts.iter().collect();
         let compiled = compile_only(set, registry, generation, connector, &|k, _| {

@@ -120,6 +120,29 @@ impl CertInfo {
         (self.not_after - now).div_euclid(86_400)
     }
 
+    /// `the certificate (CN=a) expires in 3 days` within [`EXPIRY_WARNING_DAYS`], or that it
+    /// has expired; `None` when it has longer.
+    pub fn expiry_warning(&self) -> Option<String> {
+        let days = self.days_left();
+        if days < 0 {
+            Some(format!("the certificate ({}) has expired", self.subject))
+        } else if days < EXPIRY_WARNING_DAYS {
+            Some(format!(
+                "the certificate ({}) expires in {days} days",
+                self.subject
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// The end of validity as RFC 3339 (`2027-01-01T00:00:00Z`).
+    pub fn not_after_text(&self) -> String {
+        crate::api::time::rfc3339(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.not_after.max(0) as u64),
+        )
+    }
+
     /// `CN=a, expires in 30 days`, the few words a listing shows.
     pub fn summary(&self) -> String {
         let days = self.days_left();

@@ -2,6 +2,7 @@
 //! choice by SNI, and the upstream connector's configuration. rustls with the ring provider.
 
 pub mod client;
+pub mod describe;
 pub mod material;
 pub mod server;
 

@@ -86,6 +86,10 @@ pub struct Ctx {
     pub store: Arc<dyn Store>,
     pub gateway: Gateway,
     pub gateway_url: String,
+    /// The gateway's TLS listener, when it serves one (the tester's https:// URLs go there).
+    pub gateway_tls: Option<std::net::SocketAddr>,
+    /// The CA the tester trusts for HTTPS (`--ca FILE`).
+    pub tester_ca: Option<Arc<crate::tui::target::TesterCa>>,
     /// `demo` or `dir`.
     pub source: String,
     /// Where the store lives (`dir /home/me/...`).
@@ -99,6 +103,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Where the tester sends.
+    pub fn endpoint(&self) -> crate::tui::target::Endpoint {
+        crate::tui::target::Endpoint {
+            url: self.gateway_url.clone(),
+            tls: self.gateway_tls,
+            ca: self.tester_ca.clone(),
+        }
+    }
+
     pub fn now(&self) -> SystemTime {
         self.clock.unwrap_or_else(SystemTime::now)
     }
@@ -1062,17 +1075,16 @@ impl App {
             Action::Send => {
                 if view == View::Tester {
                     let tx = self.tx.clone();
-                    let url = self.ctx.gateway_url.clone();
-                    let table = self.ctx.gateway.table.load_full();
+                    let ep = self.ctx.endpoint();
                     let data = &self.data;
-                    if let Err(e) = self.tester.send(&url, &table, data, tx) {
+                    if let Err(e) = self.tester.send(&ep, &self.ctx.gateway, data, tx) {
                         self.error(e);
                     }
                 }
             }
             Action::CopyCurl => {
                 if view == View::Tester {
-                    let curl = self.tester.curl(&self.ctx.gateway_url);
+                    let curl = self.tester.curl(&self.ctx.endpoint());
                     self.osc52 = Some(osc52(&curl));
                     self.clipboard = Some(curl);
                     self.info("copied the request as curl (OSC 52)");

@@ -69,6 +69,8 @@ impl Host {
             store: self.store.clone(),
             gateway: self.gateway.clone(),
             gateway_url: self.url(),
+            gateway_tls: self.handle.tls_addr,
+            tester_ca: None,
             source: source.to_string(),
             store_desc: self.describe.clone(),
             namespace: namespace.to_string(),

@@ -11,6 +11,7 @@ pub mod harness;
 pub mod host;
 pub mod keymap;
 pub mod logfile;
+pub mod target;
 pub mod theme;
 pub mod views;
 pub mod widgets;

@@ -61,6 +61,17 @@ impl Ca {
     }
 }
 
+impl Leaf {
+    /// The certificate's DER, as a client sees it in the handshake.
+    pub fn der(&self) -> Vec<u8> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        CertificateDer::from_pem_slice(self.cert.as_bytes())
+            .unwrap()
+            .to_vec()
+    }
+}
+
 /// Base64 of a text, as a Secret's `data` holds it.
 pub fn b64(s: &str) -> String {
     use base64::Engine;

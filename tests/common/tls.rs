@@ -28,6 +28,8 @@ pub struct Conn {
     pub alpn: Option<String>,
     /// The subject of the certificate the server presented.
     pub subject: String,
+    /// The certificate the server presented (DER), to tell two of one subject apart.
+    pub cert: Vec<u8>,
     pub version: rustls::ProtocolVersion,
     sni: String,
     send: Sender,
@@ -95,13 +97,13 @@ impl Client {
             .alpn_protocol()
             .map(|a| String::from_utf8_lossy(a).into_owned());
         let version = session.protocol_version().unwrap();
-        let subject = session
+        let cert = session
             .peer_certificates()
             .and_then(|c| c.first())
-            .map(|c| {
-                let (_, x) = x509_parser::parse_x509_certificate(c).unwrap();
-                x.subject().to_string()
-            })
+            .map(|c| c.to_vec())
+            .unwrap_or_default();
+        let subject = x509_parser::parse_x509_certificate(&cert)
+            .map(|(_, x)| x.subject().to_string())
             .unwrap_or_default();
         let io = TokioIo::new(tls);
         let send = if alpn.as_deref() == Some("h2") {
@@ -129,6 +131,7 @@ impl Client {
         Ok(Conn {
             alpn,
             subject,
+            cert,
             version,
             sni: self.sni.clone(),
             send,

@@ -265,6 +265,43 @@ fn describe_vs(app: &App, k: &ResourceKey, out: &mut Lines) {
         vs.spec.virtual_host.domains.join(", ")
     };
     field(out, t, "domains", domains);
+    let tls = crate::tls::describe::VsTls::from_gateway(&app.ctx.gateway.listeners, k, vs);
+    field(out, t, "listener", tls.listener.clone());
+    if let Some(ssl) = &vs.spec.ssl_config {
+        let from = match (&ssl.secret_ref, &ssl.ssl_files) {
+            (Some(r), _) => format!("secret {}/{}", r.namespace_or(&k.namespace), r.name),
+            (None, Some(f)) => format!(
+                "files {}",
+                [&f.tls_cert, &f.tls_key]
+                    .iter()
+                    .filter_map(|p| p.as_deref())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => "-".into(),
+        };
+        field(out, t, "certificate", from);
+        match &tls.cert {
+            Some(Ok(c)) => {
+                field(out, t, "  subject", c.subject.clone());
+                field(out, t, "  names", c.sans.join(", "));
+                let until = c.not_after_text();
+                let days = c.days_left();
+                let line = format!("{:<13}{until} ({days} days left)", "  expires");
+                let style = if c.expiry_warning().is_some() {
+                    t.warn()
+                } else {
+                    Style::default()
+                };
+                out.push((line, style));
+            }
+            Some(Err(e)) => out.push((format!("{:<13}{e}", "  problem"), t.warn())),
+            None => {}
+        }
+        if !ssl.sni_domains.is_empty() {
+            field(out, t, "sni", ssl.sni_domains.join(", "));
+        }
+    }
     let (s, st) = status_of(app, k);
     out.push((format!("{:<13}{s}", "status"), st));
     out.push((String::new(), Style::default()));

@@ -4,6 +4,7 @@
 use super::ListMeta;
 use crate::api::status::State;
 use crate::api::{Kind, Matcher, PathMatch, Resource, ResourceKey, Route};
+use crate::tls::describe::VsTls;
 use crate::tui::app::App;
 use crate::tui::data::route_id;
 use crate::tui::widgets::table::TRow;
@@ -21,12 +22,23 @@ pub fn vs_row(app: &App, key: &ResourceKey) -> Option<TRow> {
         vs.spec.virtual_host.domains.join(", ")
     };
     let (status, st) = status_of(app, key);
+    let tls = VsTls::from_gateway(&app.ctx.gateway.listeners, key, vs);
+    let listener = match &tls.cert {
+        None => tls.listener.clone(),
+        Some(_) => format!("{} · {}", tls.listener, tls.certificate()),
+    };
+    let listener_style = if tls.warning().is_some() || matches!(tls.cert, Some(Err(_))) {
+        t.warn()
+    } else {
+        Style::default()
+    };
     Some(
         TRow::new()
             .cell(key.name.clone())
             .styled(key.namespace.clone(), t.muted())
             .cell(domains)
             .cell(vs.spec.virtual_host.routes.len().to_string())
+            .styled(listener, listener_style)
             .styled(status, st),
     )
 }
@@ -34,12 +46,20 @@ pub fn vs_row(app: &App, key: &ResourceKey) -> Option<TRow> {
 pub fn vs_meta(n: usize) -> ListMeta {
     ListMeta {
         title: format!("Virtual services ({n})"),
-        header: vec!["NAME", "NAMESPACE", "DOMAINS", "ROUTES", "STATUS"],
+        header: vec![
+            "NAME",
+            "NAMESPACE",
+            "DOMAINS",
+            "ROUTES",
+            "LISTENER",
+            "STATUS",
+        ],
         widths: vec![
             Constraint::Min(14),
             Constraint::Min(12),
             Constraint::Min(10),
             Constraint::Length(6),
+            Constraint::Min(10),
             Constraint::Min(10),
         ],
         empty: "no virtual services yet: :routes then n creates the default one".into(),

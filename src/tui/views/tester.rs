@@ -3,11 +3,13 @@
 //! matched, and why each earlier one did not); curl export; a history kept across runs.
 
 use crate::api::Route;
+use crate::gateway::Gateway;
 use crate::gateway::matcher::RequestHead;
 use crate::gateway::table::RouteTable;
 use crate::tui::action::Action;
 use crate::tui::app::{App, Msg, find_route};
 use crate::tui::data::Data;
+use crate::tui::target::{Endpoint, Target, TesterCa, send_tls};
 use crate::tui::widgets::input::LineInput;
 use crate::tui::widgets::table::ellipsize;
 use bytes::Bytes;
@@ -322,13 +324,20 @@ impl Tester {
             .collect()
     }
 
-    pub fn curl(&self, base: &str) -> String {
+    /// The request as a curl command (for an https:// URL: trusting the `--ca` file, and
+    /// connecting to the gateway's TLS listener under the URL's name).
+    pub fn curl(&self, ep: &Endpoint) -> String {
         let s = self.composed();
-        let mut out = format!(
-            "curl -sS -X {} {}",
-            s.method,
-            sq(&format!("{base}{}", s.path))
-        );
+        let target = Target::resolve(&s.path, ep);
+        let args = match &target {
+            Ok(t) => t.curl_args(ep.ca.as_deref()),
+            Err(_) => vec![format!("{}{}", ep.url, s.path)],
+        };
+        let mut out = format!("curl -sS -X {}", s.method);
+        for a in args {
+            out.push(' ');
+            out.push_str(&sq(&a));
+        }
         for (k, v) in Self::header_pairs(&s) {
             out.push_str(&format!(" -H {}", sq(&format!("{k}: {v}"))));
         }
@@ -414,32 +423,44 @@ impl Tester {
         }
     }
 
-    /// Traces the request through the current table and fires it at the gateway.
+    /// Traces the request through the table that will see it and fires it at the gateway
+    /// (its plain listener, or its TLS one for an https:// URL).
     pub fn send(
         &mut self,
-        base: &str,
-        table: &Arc<RouteTable>,
+        ep: &Endpoint,
+        gateway: &Gateway,
         data: &Data,
         tx: mpsc::UnboundedSender<Msg>,
     ) -> Result<(), String> {
         let s = self.composed();
         let method = http::Method::from_bytes(s.method.as_bytes())
             .map_err(|_| format!("`{}` is not an HTTP method", s.method))?;
-        if !s.path.starts_with('/') {
-            return Err("the path must start with /".into());
-        }
-        let uri: http::Uri = format!("{base}{}", s.path)
-            .parse()
-            .map_err(|e| format!("path: {e}"))?;
+        let target = Target::resolve(&s.path, ep)?;
         let hm = header_map(&s)?;
-        let authority = authority_of(&hm, &uri);
-        self.trace = trace(table, data, &s, &authority, &hm);
+        let authority = target.authority(&hm);
+        self.trace = match target.table(gateway) {
+            Some(table) => {
+                // The trace shows the path the gateway sees (of an https:// URL too).
+                let seen = Saved {
+                    path: target.path().to_string(),
+                    ..s.clone()
+                };
+                trace(&table, data, &seen, &authority, &hm)
+            }
+            None => vec![Trace {
+                text: format!(
+                    "no virtual service has a certificate for {authority}: the handshake fails"
+                ),
+                ok: Some(false),
+            }],
+        };
         self.remember(s.clone());
         self.sending = true;
         self.response = None;
         let body = s.body.clone();
+        let ca = ep.ca.clone();
         tokio::spawn(async move {
-            let r = fire(method, uri, hm, body).await;
+            let r = fire(method, target, authority, hm, body, ca).await;
             let _ = tx.send(Msg::Response(Box::new(r)));
         });
         Ok(())
@@ -447,18 +468,18 @@ impl Tester {
 
     /// Which route would answer the request as it stands (before sending), and whether it
     /// is not the route the tester was loaded from.
-    pub fn preview(&self, base: &str, table: &RouteTable, data: &Data) -> Preview {
+    pub fn preview(&self, ep: &Endpoint, gateway: &Gateway, data: &Data) -> Preview {
         let s = self.composed();
-        let (Ok(hm), Ok(uri)) = (
-            header_map(&s),
-            format!("{base}{}", s.path).parse::<http::Uri>(),
-        ) else {
+        let (Ok(hm), Ok(target)) = (header_map(&s), Target::resolve(&s.path, ep)) else {
             return Preview::Unsendable;
         };
-        let authority = authority_of(&hm, &uri);
-        let (path, query) = match s.path.split_once('?') {
+        let Some(table) = target.table(gateway) else {
+            return Preview::NoCertificate;
+        };
+        let authority = target.authority(&hm);
+        let (path, query) = match target.path().split_once('?') {
             Some((p, q)) => (p, Some(q)),
-            None => (s.path.as_str(), None),
+            None => (target.path(), None),
         };
         let head = RequestHead {
             method: &s.method,
@@ -508,6 +529,8 @@ fn write_atomically(p: &Path, text: &str) -> std::io::Result<()> {
 pub enum Preview {
     /// Not a request yet (a bad header, path or method).
     Unsendable,
+    /// An https:// URL whose name no virtual service has a certificate for.
+    NoCertificate,
     NoRoute,
     /// The route that answers (`default#1`), and, when the tester was loaded from another
     /// route, where that one is (it is shadowed for this request).
@@ -529,33 +552,56 @@ fn header_map(s: &Saved) -> Result<http::HeaderMap, String> {
     Ok(hm)
 }
 
-/// The authority a request goes to: its Host header, else the gateway's.
-fn authority_of(hm: &http::HeaderMap, uri: &http::Uri) -> String {
-    hm.get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| uri.authority().map(|a| a.to_string()))
-        .unwrap_or_default()
-}
-
 async fn fire(
     method: http::Method,
-    uri: http::Uri,
+    target: Target,
+    authority: String,
     headers: http::HeaderMap,
     body: String,
+    ca: Option<Arc<TesterCa>>,
 ) -> Result<TesterResponse, String> {
-    let client = crate::net::client::<Full<Bytes>>();
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    *req.headers_mut() = headers;
     let start = Instant::now();
-    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
-        .await
-        .map_err(|_| "no response within 30s".to_string())?
-        .map_err(|e| format!("request failed: {e}"))?;
+    let resp = match target {
+        Target::Plain { uri, host } => {
+            let client = crate::net::client::<Full<Bytes>>();
+            let mut req = http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|e| e.to_string())?;
+            *req.headers_mut() = headers;
+            if let Some(h) = host
+                && !req.headers().contains_key(http::header::HOST)
+            {
+                let v = http::HeaderValue::from_str(&h).map_err(|e| e.to_string())?;
+                req.headers_mut().insert(http::header::HOST, v);
+            }
+            tokio::time::timeout(Duration::from_secs(30), client.request(req))
+                .await
+                .map_err(|_| "no response within 30s".to_string())?
+                .map_err(|e| format!("request failed: {e}"))?
+        }
+        Target::Tls {
+            addr, sni, path, ..
+        } => {
+            let mut req = http::Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|e| e.to_string())?;
+            *req.headers_mut() = headers;
+            if !req.headers().contains_key(http::header::HOST) {
+                let v = http::HeaderValue::from_str(&authority).map_err(|e| e.to_string())?;
+                req.headers_mut().insert(http::header::HOST, v);
+            }
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                send_tls(addr, &sni, ca.as_deref(), req),
+            )
+            .await
+            .map_err(|_| "no response within 30s".to_string())??
+        }
+    };
     let status = resp.status();
     let headers: Vec<(String, String)> = resp
         .headers()
@@ -728,23 +774,28 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         }
     }
     // Who answers, before sending.
-    let table = app.ctx.gateway.table.load_full();
     lines.push(Line::raw(""));
-    lines.push(match tr.preview(&app.ctx.gateway_url, &table, &app.data) {
-        Preview::Unsendable => Line::styled("not a request yet (see the fields)", t.warn()),
-        Preview::NoRoute => Line::styled("⚠ no route answers this (404)", t.warn()),
-        Preview::Route {
-            place,
-            shadowed_target: None,
-        } => Line::styled(format!("→ route {place} answers"), t.ok()),
-        Preview::Route {
-            place,
-            shadowed_target: Some(target),
-        } => Line::styled(
-            format!("⚠ route {place} answers, not {target}: an earlier route shadows it"),
-            t.warn(),
-        ),
-    });
+    lines.push(
+        match tr.preview(&app.ctx.endpoint(), &app.ctx.gateway, &app.data) {
+            Preview::Unsendable => Line::styled("not a request yet (see the fields)", t.warn()),
+            Preview::NoCertificate => Line::styled(
+                "⚠ no virtual service has a certificate for this name (the handshake fails)",
+                t.warn(),
+            ),
+            Preview::NoRoute => Line::styled("⚠ no route answers this (404)", t.warn()),
+            Preview::Route {
+                place,
+                shadowed_target: None,
+            } => Line::styled(format!("→ route {place} answers"), t.ok()),
+            Preview::Route {
+                place,
+                shadowed_target: Some(target),
+            } => Line::styled(
+                format!("⚠ route {place} answers, not {target}: an earlier route shadows it"),
+                t.warn(),
+            ),
+        },
+    );
     f.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::bordered()
