@@ -52,9 +52,11 @@ async fn get(addr: SocketAddr, host: &str, path: &str) -> Result<Reply, String> 
         let mut s = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| e.to_string())?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&buf).into_owned();
@@ -112,6 +114,16 @@ fn vs_yaml(name: &str, domain: &str, labels: &str, up: &str) -> String {
     )
 }
 
+/// The upstream `web` on `up`, `vs-a` (a.example, team a) and `vs-b` (b.example, team b).
+fn two_virtual_services(up: &upstream::Upstream) -> String {
+    format!(
+        "{}---\n{}---\n{}",
+        static_upstream("web", &[up.host_port()]),
+        vs_yaml("vs-a", "a.example", "team: a", "web"),
+        vs_yaml("vs-b", "b.example", "team: b", "web"),
+    )
+}
+
 async fn harness(fast_path: bool) -> Harness {
     Harness::with(|c| c.fast_path = fast_path).await
 }
@@ -126,10 +138,8 @@ async fn two_gateways_serve_only_their_virtual_services() {
         let default = at(h.handle.addr.port());
         let (pa, pb) = (free_port(), free_port());
         h.apply(&format!(
-            "{}---\n{}---\n{}---\n{}---\n{}",
-            static_upstream("web", &[up.host_port()]),
-            vs_yaml("vs-a", "a.example", "team: a", "web"),
-            vs_yaml("vs-b", "b.example", "team: b", "web"),
+            "{}---\n{}---\n{}",
+            two_virtual_services(&up),
             gateway_yaml(
                 "gw-a",
                 pa,
@@ -181,11 +191,13 @@ async fn gateways_are_bound_changed_and_closed_at_runtime() {
         let up = upstream::start("web");
         let (pa, pb) = (free_port(), free_port());
         h.apply(&format!(
-            "{}---\n{}---\n{}---\n{}",
-            static_upstream("web", &[up.host_port()]),
-            vs_yaml("vs-a", "a.example", "team: a", "web"),
-            vs_yaml("vs-b", "b.example", "team: b", "web"),
-            gateway_yaml("gw-a", pa, "  httpGateway: {virtualServiceSelector: {team: a}}\n"),
+            "{}---\n{}",
+            two_virtual_services(&up),
+            gateway_yaml(
+                "gw-a",
+                pa,
+                "  httpGateway: {virtualServiceSelector: {team: a}}\n"
+            ),
         ))
         .await;
         let (a, b) = (at(pa), at(pb));
@@ -265,7 +277,8 @@ async fn a_taken_port_rejects_only_its_gateway() {
     assert_eq!(get(at(free), "a.example", "/").await.unwrap().status, 200);
 
     drop(holder);
-    h.apply(&vs_yaml("vs-c", "c.example", "team: c", "web")).await;
+    h.apply(&vs_yaml("vs-c", "c.example", "team: c", "web"))
+        .await;
     wait_listening(at(taken), true).await;
     assert_eq!(get(at(taken), "c.example", "/").await.unwrap().status, 200);
     let r = h.reports.borrow().clone();
@@ -457,7 +470,10 @@ fn gateways_through_the_cli() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });

@@ -1082,10 +1082,12 @@ fn a_gateway_is_read_from_the_cluster_and_served() {
     let (s, _) = emu.request(
         "POST",
         "/apis/gateway.solo.io/v1/namespaces/gloo-system/gateways",
-        Some(json!({"apiVersion": "gateway.solo.io/v1", "kind": "Gateway",
+        Some(
+            json!({"apiVersion": "gateway.solo.io/v1", "kind": "Gateway",
             "metadata": {"name": "edge", "namespace": "gloo-system"},
             "spec": {"bindAddress": "127.0.0.1", "bindPort": port,
-                     "httpGateway": {"virtualServices": [{"name": "hello"}]}}})),
+                     "httpGateway": {"virtualServices": [{"name": "hello"}]}}}),
+        ),
     );
     assert!(s < 300, "seeding the gateway: {s}");
     let e = Epoxy::new();
@@ -1095,7 +1097,11 @@ fn a_gateway_is_read_from_the_cluster_and_served() {
         row.contains(&format!("127.0.0.1:{port}")) && row.contains("Accepted"),
         "{out}"
     );
-    let (_url, _gw) = start_gateway(&emu, &e, &["--listen-tls", "off", "--no-upstream-discovery"]);
+    let (_url, _gw) = start_gateway(
+        &emu,
+        &e,
+        &["--listen-tls", "off", "--no-upstream-discovery"],
+    );
     let want = "from the cluster's gateway";
     let deadline = Instant::now() + Duration::from_secs(10);
     let rt = tokio::runtime::Runtime::new().unwrap();

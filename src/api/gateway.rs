@@ -137,7 +137,12 @@ mod tests {
             spec("[::1]", 443).address().unwrap().to_string(),
             "[::1]:443"
         );
-        assert!(spec("127.0.0.1", 0).address().unwrap_err().contains("bindPort"));
+        assert!(
+            spec("127.0.0.1", 0)
+                .address()
+                .unwrap_err()
+                .contains("bindPort")
+        );
         assert!(spec("127.0.0.1", 70000).address().is_err());
         assert!(
             spec("localhost", 80)

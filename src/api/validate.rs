@@ -1384,12 +1384,7 @@ fn find_cycle(set: &ResourceSet, start: &ResourceKey, origin: &ResourceKey) -> O
 
 /// A Gateway: its address, what epoxy cannot serve, the virtual services it names, and its
 /// `httpLocalRatelimit` (built as the gateway builds it).
-fn validate_gateway(
-    g: &super::gateway::GatewaySpec,
-    ns: &str,
-    set: &ResourceSet,
-    sink: &mut Sink,
-) {
+fn validate_gateway(g: &super::gateway::GatewaySpec, ns: &str, set: &ResourceSet, sink: &mut Sink) {
     use super::gateway::LOCAL_RATELIMIT_AT;
     if let Err(e) = g.address() {
         let (path, reason) = e.split_once(": ").unwrap_or(("spec", e.as_str()));

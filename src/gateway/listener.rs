@@ -97,11 +97,6 @@ impl ListenerSpec {
         ]
     }
 
-    /// Whether the virtual service `key` binds to this listener.
-    pub fn binds(&self, key: &ResourceKey, vs: &VirtualService) -> bool {
-        vs.spec.ssl_config.is_some() == self.ssl && self.select.selects(key, vs)
-    }
-
     /// Whether it is the same socket as `other` (name, address and TLS): what a changed
     /// Gateway keeps without being bound again.
     pub fn same_socket(&self, other: &ListenerSpec) -> bool {
@@ -241,7 +236,8 @@ impl Listener {
         }
     }
 
-    /// Whether the virtual service `key` binds to this listener now.
+    /// Whether the virtual service `key` binds to this listener now (Gloo: a plain listener
+    /// serves those without `sslConfig`, a TLS one those with it).
     pub fn binds(&self, key: &ResourceKey, vs: &VirtualService) -> bool {
         vs.spec.ssl_config.is_some() == self.spec.ssl && self.select.load().selects(key, vs)
     }
@@ -272,13 +268,10 @@ impl Listener {
         let Some(Resource::Gateway(g)) = set.get(key) else {
             return None;
         };
-        let built = g
-            .spec
-            .local_ratelimit()
-            .and_then(|s| match s {
-                Some(s) => ListenerLimit::build(key, &s, &registry.policy),
-                None => Ok(None),
-            });
+        let built = g.spec.local_ratelimit().and_then(|s| match s {
+            Some(s) => ListenerLimit::build(key, &s, &registry.policy),
+            None => Ok(None),
+        });
         match built {
             Ok(l) => l.map(|l| Arc::new(l) as Arc<dyn Stage>),
             Err(e) => {
@@ -524,5 +517,76 @@ pub fn material(
         }
         (Some(_), Some(_)) => Err("give secretRef or sslFiles, not both".into()),
         (None, None) => Err("needs a certificate: secretRef or sslFiles".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::parse_resources;
+
+    fn set(yaml: &str) -> ResourceSet {
+        parse_resources(yaml, "t")
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key(), r))
+            .collect()
+    }
+
+    const VS: &str = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: a, namespace: apps, labels: {team: a}}\nspec: {virtualHost: {domains: [a]}}\n---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: b, namespace: other, labels: {team: a}}\nspec: {virtualHost: {domains: [b]}}\n";
+
+    /// The virtual services a Gateway's listener selects, by name.
+    fn selected(gateway_spec: &str) -> Vec<String> {
+        let s = set(&format!(
+            "{VS}---\napiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: g, namespace: apps}}\nspec:\n  bindPort: 8080\n{gateway_spec}"
+        ));
+        let specs = ListenerSpec::of_set(&s, true);
+        assert_eq!(specs.len(), 1);
+        let l = Listener::new(
+            specs[0].clone(),
+            Arc::new(ArcSwap::from_pointee(RouteTable::default())),
+        );
+        s.iter()
+            .filter_map(|(k, r)| match r {
+                Resource::VirtualService(vs) if l.binds(k, vs) => Some(k.name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gloos_selection_priority() {
+        assert_eq!(selected(""), ["a", "b"], "no httpGateway: every one");
+        assert_eq!(
+            selected("  httpGateway: {virtualServices: [{name: a}]}\n"),
+            ["a"],
+            "refs in the Gateway's namespace"
+        );
+        // The selector wins over refs, and namespaces restrict it.
+        assert_eq!(
+            selected(
+                "  httpGateway: {virtualServices: [{name: a}], virtualServiceSelector: {team: a}, virtualServiceNamespaces: [other]}\n"
+            ),
+            ["b"]
+        );
+        assert_eq!(
+            selected("  httpGateway: {virtualServiceNamespaces: ['*']}\n"),
+            ["a", "b"]
+        );
+        assert!(
+            selected("  ssl: true\n").is_empty(),
+            "no sslConfig: plain only"
+        );
+    }
+
+    #[test]
+    fn the_default_pair_only_without_gateways() {
+        let s = set(VS);
+        assert_eq!(
+            ListenerSpec::of_set(&s, false),
+            ListenerSpec::default_pair()
+        );
+        // Gateways in the store, none accepted: nothing is served on --listen.
+        assert!(ListenerSpec::of_set(&s, true).is_empty());
     }
 }

@@ -296,11 +296,7 @@ struct Worker {
 }
 
 /// A listener's socket handed to a worker, with the signal that closes it.
-pub type Handoff = (
-    std::net::TcpListener,
-    Arc<Listener>,
-    watch::Receiver<bool>,
-);
+pub type Handoff = (std::net::TcpListener, Arc<Listener>, watch::Receiver<bool>);
 
 /// A listener that could not be bound (its port is taken, say).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,18 +386,20 @@ impl Listeners {
         let old = self.list();
         let next: Vec<Arc<Listener>> = specs
             .into_iter()
-            .map(|spec| match old.iter().find(|l| l.spec.same_socket(&spec)) {
-                Some(l) => {
-                    l.select.store(Arc::new(spec.select));
-                    l.clone()
-                }
-                None => Arc::new(Listener::new(
-                    spec,
-                    Arc::new(arc_swap::ArcSwap::from_pointee(
-                        super::table::RouteTable::default(),
+            .map(
+                |spec| match old.iter().find(|l| l.spec.same_socket(&spec)) {
+                    Some(l) => {
+                        l.select.store(Arc::new(spec.select));
+                        l.clone()
+                    }
+                    None => Arc::new(Listener::new(
+                        spec,
+                        Arc::new(arc_swap::ArcSwap::from_pointee(
+                            super::table::RouteTable::default(),
+                        )),
                     )),
-                )),
-            })
+                },
+            )
             .collect();
         for l in old.iter() {
             if !next.iter().any(|n| Arc::ptr_eq(n, l)) {
@@ -461,7 +459,13 @@ impl Listeners {
                         let _ = w.send((s, l.clone(), closed.clone()));
                     }
                     tracing::info!(listener = %l.spec.name, address = %actual, tls = l.spec.ssl, "listening");
-                    added.push((l.spec.name.clone(), Bound { addr: actual, close }));
+                    added.push((
+                        l.spec.name.clone(),
+                        Bound {
+                            addr: actual,
+                            close,
+                        },
+                    ));
                 }
                 Err(e) => {
                     tracing::warn!(listener = %l.spec.name, address = %at, error = %e, "cannot listen");

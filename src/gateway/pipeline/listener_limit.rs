@@ -69,7 +69,12 @@ impl Stage for ListenerLimit {
                 }
                 Ok(())
             }
-            Err(wait) => Err(over_limit(&self.bucket, wait, self.x_headers, &self.runtime)),
+            Err(wait) => Err(over_limit(
+                &self.bucket,
+                wait,
+                self.x_headers,
+                &self.runtime,
+            )),
         }
     }
 }
