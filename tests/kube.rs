@@ -104,11 +104,12 @@ fn install_crds_dry_run_prints_gloos_crds() {
         "routetables.gateway.solo.io",
         "authconfigs.enterprise.gloo.solo.io",
         "ratelimitconfigs.ratelimit.solo.io",
+        "gateways.gateway.solo.io",
     ] {
         assert!(out.contains(&format!("name: {name}")), "{name}\n{out}");
     }
     assert!(out.contains("x-kubernetes-preserve-unknown-fields: true"));
-    assert_eq!(out.matches("kind: CustomResourceDefinition").count(), 6);
+    assert_eq!(out.matches("kind: CustomResourceDefinition").count(), 7);
 }
 
 #[test]
@@ -116,7 +117,7 @@ fn cli_get_apply_and_add_route_work_the_same_in_kube_mode() {
     let emu = Emulator::start();
     let e = Epoxy::new();
     let out = cli(&emu, &e, &["install", "crds"]).ok();
-    assert_eq!(out.matches("created").count(), 6, "{out}");
+    assert_eq!(out.matches("created").count(), 7, "{out}");
     let r = cli(
         &emu,
         &e,
@@ -1215,4 +1216,72 @@ fn the_gateway_serves_https_with_a_tls_secret_from_the_cluster() {
             .unwrap()
     });
     assert_eq!((status, body.as_str()), (200, "over TLS from the cluster"));
+
+/// A Gateway written to the cluster (as kubectl would) is read in kube mode: `epoxy get
+/// gateways` lists it, and `epoxy gateway` listens on its port with the virtual service it
+/// names.
+#[test]
+fn a_gateway_is_read_from_the_cluster_and_served() {
+    let emu = Emulator::start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (s, _) = emu.request(
+        "POST",
+        "/apis/gateway.solo.io/v1/namespaces/gloo-system/virtualservices",
+        Some(json!({"apiVersion": "gateway.solo.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "hello", "namespace": "gloo-system"},
+            "spec": {"virtualHost": {"domains": ["*"], "routes": [
+                {"matchers": [{"prefix": "/"}],
+                 "directResponseAction": {"status": 200, "body": "from the cluster's gateway"}}]}}})),
+    );
+    assert!(s < 300, "seeding the virtual service: {s}");
+    let (s, _) = emu.request(
+        "POST",
+        "/apis/gateway.solo.io/v1/namespaces/gloo-system/gateways",
+        Some(
+            json!({"apiVersion": "gateway.solo.io/v1", "kind": "Gateway",
+            "metadata": {"name": "edge", "namespace": "gloo-system"},
+            "spec": {"bindAddress": "127.0.0.1", "bindPort": port,
+                     "httpGateway": {"virtualServices": [{"name": "hello"}]}}}),
+        ),
+    );
+    assert!(s < 300, "seeding the gateway: {s}");
+    let e = Epoxy::new();
+    let out = cli(&emu, &e, &["get", "gateways"]).ok();
+    let row = out.lines().find(|l| l.starts_with("edge")).unwrap_or("");
+    assert!(
+        row.contains(&format!("127.0.0.1:{port}")) && row.contains("Accepted"),
+        "{out}"
+    );
+    let (_url, _gw) = start_gateway(
+        &emu,
+        &e,
+        &["--listen-tls", "off", "--no-upstream-discovery"],
+    );
+    let want = "from the cluster's gateway";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        loop {
+            let body = match client.get(format!("http://127.0.0.1:{port}/")).send().await {
+                Ok(r) => r.text().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match body {
+                Ok(b) if b == want => break,
+                other => assert!(
+                    Instant::now() < deadline,
+                    "the Gateway's port did not serve in 10 s: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
 }

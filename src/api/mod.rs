@@ -1,6 +1,7 @@
 //! The resource model: Gloo's kinds, parsing, validation and naming. No I/O here.
 
 pub mod duration;
+pub mod gateway;
 pub mod naming;
 pub mod parse;
 pub mod resource;

@@ -155,9 +155,10 @@ pub fn kind_of(v: &Value) -> Result<Kind, String> {
         "AuthConfig" => Kind::AuthConfig,
         "RateLimitConfig" => Kind::RateLimitConfig,
         "Secret" => Kind::Secret,
+        "Gateway" => Kind::Gateway,
         other => {
             return Err(format!(
-                "unsupported kind `{other}` (epoxy reads Upstream, UpstreamGroup, VirtualService, RouteTable, Secret, AuthConfig, RateLimitConfig)"
+                "unsupported kind `{other}` (epoxy reads Upstream, UpstreamGroup, VirtualService, RouteTable, Secret, AuthConfig, RateLimitConfig, Gateway)"
             ));
         }
     };

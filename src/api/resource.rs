@@ -18,10 +18,12 @@ pub enum Kind {
     AuthConfig,
     /// Gloo Enterprise's `RateLimitConfig`: descriptors and actions counted in Redis.
     RateLimitConfig,
+    /// Gloo's `Gateway`: a listener (address, port, TLS) and the virtual services it serves.
+    Gateway,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Upstream,
         Kind::UpstreamGroup,
         Kind::VirtualService,
@@ -29,16 +31,18 @@ impl Kind {
         Kind::Secret,
         Kind::AuthConfig,
         Kind::RateLimitConfig,
+        Kind::Gateway,
     ];
 
     /// The kinds that are Gloo's custom resources (a `Secret` is Kubernetes' own).
-    pub const CUSTOM: [Kind; 6] = [
+    pub const CUSTOM: [Kind; 7] = [
         Kind::Upstream,
         Kind::UpstreamGroup,
         Kind::VirtualService,
         Kind::RouteTable,
         Kind::AuthConfig,
         Kind::RateLimitConfig,
+        Kind::Gateway,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +54,7 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::AuthConfig => "AuthConfig",
             Kind::RateLimitConfig => "RateLimitConfig",
+            Kind::Gateway => "Gateway",
         }
     }
 
@@ -63,13 +68,14 @@ impl Kind {
             Kind::Secret => "secrets",
             Kind::AuthConfig => "authconfigs",
             Kind::RateLimitConfig => "ratelimitconfigs",
+            Kind::Gateway => "gateways",
         }
     }
 
     pub fn api_version(self) -> &'static str {
         match self {
             Kind::Upstream | Kind::UpstreamGroup => "gloo.solo.io/v1",
-            Kind::VirtualService | Kind::RouteTable => "gateway.solo.io/v1",
+            Kind::VirtualService | Kind::RouteTable | Kind::Gateway => "gateway.solo.io/v1",
             Kind::Secret => "v1",
             Kind::AuthConfig => "enterprise.gloo.solo.io/v1",
             Kind::RateLimitConfig => "ratelimit.solo.io/v1alpha1",
@@ -87,6 +93,7 @@ impl Kind {
             "secret" | "secrets" => Kind::Secret,
             "authconfig" | "authconfigs" | "ac" => Kind::AuthConfig,
             "ratelimitconfig" | "ratelimitconfigs" | "rlc" => Kind::RateLimitConfig,
+            "gateway" | "gateways" | "gw" => Kind::Gateway,
             _ => return None,
         })
     }
@@ -161,6 +168,7 @@ pub type VirtualService = Object<VirtualServiceSpec>;
 pub type RouteTable = Object<RouteTableSpec>;
 pub type AuthConfig = Object<RawSpec>;
 pub type RateLimitConfig = Object<RawSpec>;
+pub type Gateway = Object<super::gateway::GatewaySpec>;
 
 /// Any resource epoxy stores.
 // Upstreams are the largest kind; resources live in maps, not on hot paths, so no boxing.
@@ -174,6 +182,7 @@ pub enum Resource {
     Secret(Secret),
     AuthConfig(AuthConfig),
     RateLimitConfig(RateLimitConfig),
+    Gateway(Gateway),
 }
 
 macro_rules! each {
@@ -186,6 +195,7 @@ macro_rules! each {
             Resource::Secret($o) => $e,
             Resource::AuthConfig($o) => $e,
             Resource::RateLimitConfig($o) => $e,
+            Resource::Gateway($o) => $e,
         }
     };
 }
@@ -200,6 +210,7 @@ impl Resource {
             Resource::Secret(_) => Kind::Secret,
             Resource::AuthConfig(_) => Kind::AuthConfig,
             Resource::RateLimitConfig(_) => Kind::RateLimitConfig,
+            Resource::Gateway(_) => Kind::Gateway,
         }
     }
 
@@ -262,6 +273,7 @@ impl Resource {
             Kind::Secret => Resource::Secret(de(value)?),
             Kind::AuthConfig => Resource::AuthConfig(de(value)?),
             Kind::RateLimitConfig => Resource::RateLimitConfig(de(value)?),
+            Kind::Gateway => Resource::Gateway(de(value)?),
         })
     }
 
@@ -289,7 +301,8 @@ impl Resource {
             Resource::Upstream(_)
             | Resource::Secret(_)
             | Resource::AuthConfig(_)
-            | Resource::RateLimitConfig(_) => return out,
+            | Resource::RateLimitConfig(_)
+            | Resource::Gateway(_) => return out,
         };
         for (i, r) in routes.iter().enumerate() {
             let Some(a) = &r.route_action else { continue };

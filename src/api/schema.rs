@@ -723,3 +723,93 @@ const RATE_LIMIT_RAW: &[Field] = &[
     refused("setDescriptors", UNSUPPORTED_ACTION),
 ];
 pub const RATE_LIMIT_CONFIG: &[Field] = &[one("raw", RATE_LIMIT_RAW), quiet("namespacedStatuses")];
+
+// ---------------------------------------------------------------- Gateway
+
+const NOT_SERVED_PROTECTION: &str = "epoxy does not run this listener filter; refused so that this traffic is not served without it";
+const HTTP_LOCAL_RATELIMIT: &[Field] = &[
+    one("defaultLimit", TOKEN_BUCKET),
+    leaf("enableXRatelimitHeaders"),
+    // `true` is refused by validation (one bucket per connection is not built).
+    leaf("localRateLimitPerDownstreamConnection"),
+];
+/// Gloo's `HttpListenerOptions` (http_listener_options.proto).
+const HTTP_LISTENER_OPTIONS: &[Field] = &[
+    one("httpLocalRatelimit", HTTP_LOCAL_RATELIMIT),
+    kept("grpcWeb"),
+    kept("httpConnectionManagerSettings"),
+    kept("healthCheck"),
+    kept("extensions"),
+    refused("waf", NOT_SERVED_PROTECTION),
+    refused("dlp", NOT_SERVED_PROTECTION),
+    kept("wasm"),
+    // Settings of the external auth and rate-limit servers: epoxy runs its own.
+    kept("extauth"),
+    kept("ratelimitServer"),
+    kept("caching"),
+    kept("disableExtProcEarly"),
+    refused("extProcEarly", NOT_SERVED_PROTECTION),
+    kept("disableExtProc"),
+    refused("extProc", NOT_SERVED_PROTECTION),
+    kept("disableExtProcLate"),
+    refused("extProcLate", NOT_SERVED_PROTECTION),
+    kept("gzip"),
+    kept("proxyLatency"),
+    kept("buffer"),
+    refused("csrf", NOT_SERVED_PROTECTION),
+    kept("grpcJsonTranscoder"),
+    kept("sanitizeClusterHeader"),
+    kept("leftmostXffAddress"),
+    kept("dynamicForwardProxy"),
+    refused("connectionLimit", NOT_SERVED_PROTECTION),
+    refused("networkLocalRatelimit", NOT_SERVED_PROTECTION),
+    kept("router"),
+    kept("tap"),
+    kept("statefulSession"),
+    kept("headerValidationSettings"),
+];
+const HTTP_GATEWAY: &[Field] = &[
+    list("virtualServices", REF),
+    leaf("virtualServiceSelector"),
+    refused(
+        "virtualServiceExpressions",
+        "epoxy selects virtual services by refs, labels (virtualServiceSelector) or namespaces; refused so that no other virtual services are served on this listener",
+    ),
+    leaf("virtualServiceNamespaces"),
+    one("options", HTTP_LISTENER_OPTIONS),
+];
+/// Gloo's `ListenerOptions` (listener_options.proto).
+const LISTENER_OPTIONS: &[Field] = &[
+    kept("accessLoggingService"),
+    kept("extensions"),
+    kept("perConnectionBufferLimitBytes"),
+    kept("socketOptions"),
+    refused(
+        "proxyProtocol",
+        "epoxy does not read the PROXY protocol; refused: every connection would fail to parse",
+    ),
+    kept("connectionBalanceConfig"),
+    kept("listenerAccessLoggingService"),
+    kept("tcpStats"),
+];
+pub const GATEWAY: &[Field] = &[
+    leaf("ssl"),
+    leaf("bindAddress"),
+    leaf("bindPort"),
+    one("options", LISTENER_OPTIONS),
+    // `true` is refused by validation; `false` says what epoxy does.
+    leaf("useProxyProto"),
+    one("httpGateway", HTTP_GATEWAY),
+    refused(
+        "tcpGateway",
+        "epoxy serves HTTP gateways only; refused so that this port is not served as HTTP",
+    ),
+    refused(
+        "hybridGateway",
+        "epoxy serves HTTP gateways only (no matchers by source or SNI); refused so that no traffic is served under other terms",
+    ),
+    // One gateway process serves every Gateway of the store.
+    kept("proxyNames"),
+    kept("routeOptions"),
+    quiet("namespacedStatuses"),
+];

@@ -28,6 +28,7 @@ const VIRTUAL_SERVICE: [Field; 5] = schema::object(schema::VIRTUAL_SERVICE);
 const ROUTE_TABLE: [Field; 5] = schema::object(schema::ROUTE_TABLE);
 const AUTH_CONFIG: [Field; 5] = schema::object(schema::AUTH_CONFIG);
 const RATE_LIMIT_CONFIG: [Field; 5] = schema::object(schema::RATE_LIMIT_CONFIG);
+const GATEWAY: [Field; 5] = schema::object(schema::GATEWAY);
 
 /// The findings of every key of `r`, in document order.
 pub fn check(r: &Resource) -> Vec<Finding> {
@@ -39,6 +40,7 @@ pub fn check(r: &Resource) -> Vec<Finding> {
         Kind::Secret => schema::SECRET,
         Kind::AuthConfig => &AUTH_CONFIG,
         Kind::RateLimitConfig => &RATE_LIMIT_CONFIG,
+        Kind::Gateway => &GATEWAY,
     };
     let mut out = Vec::new();
     walk(&r.to_value(), level, "", &mut out);

@@ -107,6 +107,7 @@ pub fn validate(set: &ResourceSet) -> Vec<Problem> {
             }
             Resource::Secret(s) => validate_secret(s, &mut sink),
             Resource::AuthConfig(_) | Resource::RateLimitConfig(_) => {}
+            Resource::Gateway(gw) => validate_gateway(&gw.spec, &key.namespace, set, &mut sink),
             Resource::RouteTable(rt) => {
                 warn_shadowed("spec.routes", &rt.spec.routes, &mut sink);
                 for (i, route) in rt.spec.routes.iter().enumerate() {
@@ -123,6 +124,7 @@ pub fn validate(set: &ResourceSet) -> Vec<Problem> {
     }
     validate_domain_conflicts(set, &mut out);
     validate_sni_conflicts(set, &mut out);
+    validate_gateway_addresses(set, &mut out);
     validate_delegation(set, &mut out);
     out
 }
@@ -1370,4 +1372,82 @@ fn find_cycle(set: &ResourceSet, start: &ResourceKey, origin: &ResourceKey) -> O
         }
     }
     None
+}
+
+/// A Gateway: its address, what epoxy cannot serve, the virtual services it names, and its
+/// `httpLocalRatelimit` (built as the gateway builds it).
+fn validate_gateway(g: &super::gateway::GatewaySpec, ns: &str, set: &ResourceSet, sink: &mut Sink) {
+    use super::gateway::LOCAL_RATELIMIT_AT;
+    if let Err(e) = g.address() {
+        let (path, reason) = e.split_once(": ").unwrap_or(("spec", e.as_str()));
+        sink.error(path, reason);
+    }
+    if g.use_proxy_proto == Some(true) {
+        sink.error(
+            "spec.useProxyProto",
+            "epoxy does not read the PROXY protocol: every connection would fail to parse",
+        );
+    }
+    for (i, k) in g.virtual_service_refs(ns).iter().enumerate() {
+        if !set.contains_key(k) {
+            sink.warn(
+                format!("spec.httpGateway.virtualServices[{i}]"),
+                format!("virtual service {}.{} does not exist", k.namespace, k.name),
+            );
+        }
+    }
+    match g.local_ratelimit() {
+        Err(e) => sink.error(LOCAL_RATELIMIT_AT, e),
+        Ok(None) => {}
+        Ok(Some(l)) => {
+            if l.local_rate_limit_per_downstream_connection == Some(true) {
+                sink.error(
+                    format!("{LOCAL_RATELIMIT_AT}.localRateLimitPerDownstreamConnection"),
+                    "epoxy keeps one bucket per gateway, not one per connection; refused so that no other limit is applied than the one asked",
+                );
+            }
+            if let Some(b) = &l.default_limit {
+                let at = format!("{LOCAL_RATELIMIT_AT}.defaultLimit");
+                let runtime = crate::policy::Runtime::default();
+                if let Err(e) = crate::policy::limit::bucket(&at, "", b, &runtime) {
+                    let (path, reason) = e.split_once(": ").unwrap_or((at.as_str(), e.as_str()));
+                    sink.error(path, reason);
+                }
+            }
+        }
+    }
+}
+
+/// Two Gateways on one address (or one on every address and another on the same port) cannot
+/// both listen: each is refused, naming the other.
+fn validate_gateway_addresses(set: &ResourceSet, out: &mut Vec<Problem>) {
+    let gateways: Vec<(&ResourceKey, std::net::SocketAddr)> = set
+        .iter()
+        .filter_map(|(k, r)| match r {
+            Resource::Gateway(g) => g.spec.address().ok().map(|a| (k, a)),
+            _ => None,
+        })
+        .collect();
+    for (k, a) in &gateways {
+        let clash: Vec<String> = gateways
+            .iter()
+            .filter(|(o, b)| {
+                o != k
+                    && a.port() == b.port()
+                    && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+            })
+            .map(|(o, b)| format!("{o} ({b})"))
+            .collect();
+        if !clash.is_empty() {
+            out.push(Problem {
+                key: (*k).clone(),
+                path: "spec.bindPort".into(),
+                reason: format!(
+                    "{a} is also the address of {}: two Gateways cannot listen on one address",
+                    clash.join(", ")
+                ),
+                severity: Severity::Error,
+            });
+        }
+    }
 }

@@ -11,7 +11,8 @@ use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// upstreams (us), virtualservices (vs), routetables (rt), upstreamgroups (ug), secrets
+    /// upstreams (us), virtualservices (vs), routetables (rt), upstreamgroups (ug), secrets,
+    /// gateways (gw), authconfigs (ac), ratelimitconfigs (rlc)
     pub kind: String,
     /// A name; or, after `vs`: `route [VS]` for the route table of a virtual service
     pub args: Vec<String>,
@@ -23,7 +24,7 @@ pub struct GetArgs {
 pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
     let Some(kind) = Kind::parse(&a.kind) else {
         bail!(
-            "unknown kind `{}`: use upstreams (us), virtualservices (vs), routetables (rt), upstreamgroups (ug) or secrets",
+            "unknown kind `{}`: use upstreams (us), virtualservices (vs), routetables (rt), upstreamgroups (ug), secrets, gateways (gw), authconfigs (ac) or ratelimitconfigs (rlc)",
             a.kind
         );
     };
@@ -125,6 +126,9 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                 Kind::Secret => Table::new(&["SECRET", "TYPE", "KEYS", "CERTIFICATE", "STATUS"]),
                 Kind::AuthConfig => Table::new(&["AUTH CONFIG", "CONFIGS", "STATUS"]),
                 Kind::RateLimitConfig => Table::new(&["RATE LIMIT CONFIG", "STATUS"]),
+                Kind::Gateway => {
+                    Table::new(&["GATEWAY", "ADDRESS", "SSL", "VIRTUAL SERVICES", "STATUS"])
+                }
             };
             for r in &selected {
                 let st = status(&r.key()).state.as_str().to_string();
@@ -211,6 +215,16 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
                         st,
                     ],
                     Resource::RateLimitConfig(_) => vec![r.name().into(), st],
+                    Resource::Gateway(g) => vec![
+                        r.name().into(),
+                        g.spec
+                            .address()
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|_| "?".into()),
+                        if g.spec.ssl { "yes" } else { "no" }.into(),
+                        gateway_selection(&g.spec, r.namespace()),
+                        st,
+                    ],
                 });
             }
             print!("{}", t.render());
@@ -360,4 +374,31 @@ fn functions_column(spec: &crate::api::UpstreamSpec) -> String {
         }
     }
     parts.join("; ")
+}
+
+/// Which virtual services a Gateway serves, as its table row says it.
+fn gateway_selection(g: &crate::api::gateway::GatewaySpec, ns: &str) -> String {
+    let Some(h) = &g.http_gateway else {
+        return "all".into();
+    };
+    if !h.virtual_services.is_empty() {
+        return g
+            .virtual_service_refs(ns)
+            .iter()
+            .map(|k| format!("{}.{}", k.namespace, k.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
+    if !h.virtual_service_selector.is_empty() {
+        return h
+            .virtual_service_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    if !h.virtual_service_namespaces.is_empty() {
+        return format!("namespaces {}", h.virtual_service_namespaces.join(", "));
+    }
+    "all".into()
 }

@@ -330,6 +330,12 @@ pub async fn serve(
     let mut gw = Gateway::new();
     gw.connector = fds_cfg.connector.clone();
     let mut reports = reconcile::spawn(store.clone(), gw.clone());
+    // The store's Gateways (or the default pair) are the listeners bound at the start.
+    while reports.borrow_and_update().generation == 0 {
+        if reports.changed().await.is_err() {
+            break;
+        }
+    }
     let _discovery = fds::spawn(store.clone(), fds_cfg, Some(fds::state_file(&root)));
     let handle = gw
         .start(&cfg)

@@ -93,6 +93,8 @@ fn kind_order(k: Kind) -> u8 {
         Kind::UpstreamGroup => 1,
         Kind::RouteTable => 2,
         Kind::VirtualService => 3,
+        // The listeners that select the virtual services.
+        Kind::Gateway => 4,
     }
 }
 

@@ -4,9 +4,9 @@
 //! what epoxy cannot enforce (auth, rate limits, TLS) serves nothing.
 
 use crate::api::status::{Status, statuses};
-use crate::api::{ParseError, Resource, ResourceKey, ResourceSet, Severity, validate};
+use crate::api::{Kind, ParseError, Resource, ResourceKey, ResourceSet, Severity, validate};
 use crate::gateway::Gateway;
-use crate::gateway::listener::{build_all, fingerprint};
+use crate::gateway::listener::{ListenerSpec, build_all, fingerprint};
 use crate::store::{Listing, Store};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -144,24 +144,47 @@ pub fn spawn(store: Arc<dyn Store>, gateway: Gateway) -> watch::Receiver<Arc<Rep
             // rewritten while it is read (the certificate, then its key) is noticed next poll.
             let before = fingerprint(&files);
             let (set, mut report) = r.reconcile(&listing);
+            // The listeners: one per Gateway (bound, rebound or closed as they change), or
+            // Gloo's default pair when the store has none.
+            let has_gateways = listing.resources.keys().any(|k| k.kind == Kind::Gateway);
+            let failed = gateway
+                .listeners
+                .update(ListenerSpec::of_set(&set, has_gateways), report.generation);
+            let listeners = gateway.listeners.list();
             let built = build_all(
-                &gateway.listeners,
+                &listeners,
                 &set,
                 &gateway.registry,
                 report.generation,
                 &*gateway.connector,
             );
             report.routes = built.routes;
-            if !gateway.listeners.iter().any(|l| !l.spec.ssl) {
-                // No plain listener routes with `table`: it still says which generation is in.
-                gateway
-                    .table
-                    .store(Arc::new(crate::gateway::table::RouteTable::empty(
-                        report.generation,
-                    )));
-            }
+            // `table` shows the first plain listener's routes, and which generation is in.
+            gateway.table.store(
+                listeners
+                    .iter()
+                    .find_map(|l| l.plain_table())
+                    .map(|t| t.load_full())
+                    .unwrap_or_else(|| {
+                        Arc::new(crate::gateway::table::RouteTable::empty(report.generation))
+                    }),
+            );
             for p in &built.problems {
                 add_problem(&mut report.statuses, p);
+            }
+            for f in failed {
+                let Some(key) = f.gateway else {
+                    tracing::warn!(listener = %f.name, reason = %f.message, "listener not served");
+                    continue;
+                };
+                add_problem(
+                    &mut report.statuses,
+                    &crate::gateway::listener::BindProblem {
+                        key,
+                        message: format!("spec.bindPort: {}", f.message),
+                        error: true,
+                    },
+                );
             }
             for k in &report.serving_last_good {
                 tracing::warn!(resource = %k, "rejected; serving its last accepted version");
@@ -185,6 +208,8 @@ pub fn spawn(store: Arc<dyn Store>, gateway: Gateway) -> watch::Receiver<Arc<Rep
                         }
                         break;
                     }
+                    // The workers started (or a listener could not be bound): statuses anew.
+                    _ = gateway.listeners.rebound.notified() => break,
                     _ = tokio::time::sleep(FILE_POLL), if !files.is_empty() => {
                         if fingerprint(&files) != seen {
                             break;

@@ -10,8 +10,11 @@
 //! built keeps its last good configuration (its virtual services' status says why). New
 //! connections take the chains of the moment; open connections keep theirs.
 
-use super::table::{RouteTable, compile_only};
+use super::pipeline::Stage;
+use super::pipeline::listener_limit::ListenerLimit;
+use super::table::{RouteTable, compile_listener};
 use super::telemetry::Registry;
+use crate::api::gateway::GatewaySpec;
 use crate::api::resource::VirtualService;
 use crate::api::ssl::SslConfig;
 use crate::api::{Resource, ResourceKey, ResourceSet};
@@ -26,13 +29,38 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// Which virtual services a listener serves (Gloo's `Gateway`: refs, else a label selector,
-/// else every one in `namespaces`, all namespaces when empty).
+/// Which virtual services a listener serves (Gloo's `HttpGateway`: a label selector first,
+/// else refs, else every one; `namespaces` restricts the selector and "every one", all
+/// namespaces when empty or `*`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Selection {
     pub refs: Vec<ResourceKey>,
     pub labels: BTreeMap<String, String>,
     pub namespaces: Vec<String>,
+}
+
+impl Selection {
+    /// Whether the virtual service `key` is selected (whatever its TLS).
+    pub fn selects(&self, key: &ResourceKey, vs: &VirtualService) -> bool {
+        let in_namespaces = || {
+            self.namespaces.is_empty()
+                || self
+                    .namespaces
+                    .iter()
+                    .any(|n| n == "*" || *n == key.namespace)
+        };
+        if !self.labels.is_empty() {
+            return in_namespaces()
+                && self
+                    .labels
+                    .iter()
+                    .all(|(k, v)| vs.metadata.labels.get(k) == Some(v));
+        }
+        if !self.refs.is_empty() {
+            return self.refs.contains(key);
+        }
+        in_namespaces()
+    }
 }
 
 /// A listener's identity and what it serves.
@@ -44,6 +72,8 @@ pub struct ListenerSpec {
     pub addr: Option<SocketAddr>,
     pub ssl: bool,
     pub select: Selection,
+    /// The Gateway resource it comes from (its options are read from the set at each build).
+    pub gateway: Option<ResourceKey>,
 }
 
 impl ListenerSpec {
@@ -55,32 +85,58 @@ impl ListenerSpec {
                 addr: None,
                 ssl: false,
                 select: Selection::default(),
+                gateway: None,
             },
             ListenerSpec {
                 name: "https".into(),
                 addr: None,
                 ssl: true,
                 select: Selection::default(),
+                gateway: None,
             },
         ]
     }
 
-    /// Whether the virtual service `key` binds to this listener.
-    pub fn binds(&self, key: &ResourceKey, vs: &VirtualService) -> bool {
-        if vs.spec.ssl_config.is_some() != self.ssl {
-            return false;
+    /// Whether it is the same socket as `other` (name, address and TLS): what a changed
+    /// Gateway keeps without being bound again.
+    pub fn same_socket(&self, other: &ListenerSpec) -> bool {
+        self.name == other.name && self.addr == other.addr && self.ssl == other.ssl
+    }
+
+    /// The listener of an (accepted) Gateway resource.
+    pub fn of_gateway(key: &ResourceKey, g: &GatewaySpec) -> Result<ListenerSpec, String> {
+        let h = g.http_gateway.clone().unwrap_or_default();
+        Ok(ListenerSpec {
+            name: format!("{}.{}", key.namespace, key.name),
+            addr: Some(g.address()?),
+            ssl: g.ssl,
+            select: Selection {
+                refs: g.virtual_service_refs(&key.namespace),
+                labels: h.virtual_service_selector.into_iter().collect(),
+                namespaces: h.virtual_service_namespaces,
+            },
+            gateway: Some(key.clone()),
+        })
+    }
+
+    /// The listeners of a configuration: one per Gateway of `set`; with none in the store
+    /// (`store_has_gateways` false), Gloo's default pair.
+    pub fn of_set(set: &ResourceSet, store_has_gateways: bool) -> Vec<ListenerSpec> {
+        if !store_has_gateways {
+            return ListenerSpec::default_pair();
         }
-        let s = &self.select;
-        if !s.refs.is_empty() {
-            return s.refs.contains(key);
-        }
-        if !s.labels.is_empty() {
-            return s
-                .labels
-                .iter()
-                .all(|(k, v)| vs.metadata.labels.get(k) == Some(v));
-        }
-        s.namespaces.is_empty() || s.namespaces.iter().any(|n| n == "*" || *n == key.namespace)
+        set.iter()
+            .filter_map(|(k, r)| match r {
+                Resource::Gateway(g) => match ListenerSpec::of_gateway(k, &g.spec) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(gateway = %k, error = %e, "not served");
+                        None
+                    }
+                },
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -149,9 +205,11 @@ impl Chains {
     }
 }
 
-/// A listener as the gateway runs it.
+/// A listener as the gateway runs it. Its socket identity (`spec`'s name, address, TLS) is
+/// fixed; which virtual services it serves (`select`) changes with its Gateway.
 pub struct Listener {
     pub spec: ListenerSpec,
+    pub select: ArcSwap<Selection>,
     pub chains: ArcSwap<Chains>,
 }
 
@@ -172,8 +230,59 @@ impl Listener {
             })])
         };
         Listener {
+            select: ArcSwap::from_pointee(spec.select.clone()),
             spec,
             chains: ArcSwap::from_pointee(chains),
+        }
+    }
+
+    /// Whether the virtual service `key` binds to this listener now (Gloo: a plain listener
+    /// serves those without `sslConfig`, a TLS one those with it).
+    pub fn binds(&self, key: &ResourceKey, vs: &VirtualService) -> bool {
+        vs.spec.ssl_config.is_some() == self.spec.ssl && self.select.load().selects(key, vs)
+    }
+
+    /// The table its plain connections route with (`None` for TLS: one per chain).
+    pub fn plain_table(&self) -> Option<Arc<ArcSwap<RouteTable>>> {
+        if self.spec.ssl {
+            return None;
+        }
+        self.chains.load().list.first().map(|c| c.table.clone())
+    }
+
+    /// A listener that is closed: its open connections route nothing any more.
+    pub fn retire(&self, generation: u64) {
+        for c in &self.chains.load().list {
+            c.table.store(Arc::new(RouteTable::empty(generation)));
+        }
+    }
+
+    /// Its Gateway's rate limit stage (`httpLocalRatelimit`), built from `set`.
+    fn default_limit(
+        &self,
+        set: &ResourceSet,
+        registry: &Registry,
+        problems: &mut Vec<BindProblem>,
+    ) -> Option<Arc<dyn Stage>> {
+        let key = self.spec.gateway.as_ref()?;
+        let Some(Resource::Gateway(g)) = set.get(key) else {
+            return None;
+        };
+        let built = g.spec.local_ratelimit().and_then(|s| match s {
+            Some(s) => ListenerLimit::build(key, &s, &registry.policy),
+            None => Ok(None),
+        });
+        match built {
+            Ok(l) => l.map(|l| Arc::new(l) as Arc<dyn Stage>),
+            Err(e) => {
+                // Validation refuses this first; never served without the limit asked for.
+                problems.push(BindProblem {
+                    key: key.clone(),
+                    message: e.clone(),
+                    error: true,
+                });
+                Some(Arc::new(crate::policy::build::Broken(e)))
+            }
         }
     }
 }
@@ -217,12 +326,18 @@ pub fn build_all(
 ) -> Built {
     let mut out = Built::default();
     for l in listeners {
+        let limit = l.default_limit(set, registry, &mut out.problems);
         if l.spec.ssl {
-            build_tls(l, set, registry, generation, connector, &mut out);
+            build_tls(l, set, registry, generation, connector, limit, &mut out);
         } else {
-            let table = compile_only(set, registry, generation, connector, &|k, vs| {
-                l.spec.binds(k, vs)
-            });
+            let table = compile_listener(
+                set,
+                registry,
+                generation,
+                connector,
+                &|k, vs| l.binds(k, vs),
+                limit,
+            );
             out.routes += table.route_count();
             out.files.extend(table.watched.iter().cloned());
             for p in &table.problems {
@@ -244,6 +359,7 @@ fn build_tls(
     registry: &Registry,
     generation: u64,
     connector: &dyn Connector,
+    limit: Option<Arc<dyn Stage>>,
     out: &mut Built,
 ) {
     // Virtual services by their sslConfig (identical ones share a chain, as in Gloo).
@@ -255,7 +371,7 @@ fn build_tls(
         let Some(ssl) = &vs.spec.ssl_config else {
             continue;
         };
-        if !l.spec.binds(key, vs) {
+        if !l.binds(key, vs) {
             continue;
         }
         let id = format!(
@@ -326,9 +442,14 @@ fn build_tls(
                 .extend(problem(format!("sslConfig: {w}"), false));
         }
         let keep: std::collections::HashSet<&ResourceKey> = vhosts.iter().collect();
-        let compiled = compile_only(set, registry, generation, connector, &|k, _| {
-            keep.contains(k)
-        });
+        let compiled = compile_listener(
+            set,
+            registry,
+            generation,
+            connector,
+            &|k, _| keep.contains(k),
+            limit.clone(),
+        );
         out.routes += compiled.route_count();
         out.files.extend(compiled.watched.iter().cloned());
         table.store(Arc::new(compiled));
@@ -384,5 +505,76 @@ pub fn material(
             whose()
         )),
         (_, None) => Err(format!("{} has no key (`tls.key`, tlsKey)", whose())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::parse_resources;
+
+    fn set(yaml: &str) -> ResourceSet {
+        parse_resources(yaml, "t")
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key(), r))
+            .collect()
+    }
+
+    const VS: &str = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: a, namespace: apps, labels: {team: a}}\nspec: {virtualHost: {domains: [a]}}\n---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: b, namespace: other, labels: {team: a}}\nspec: {virtualHost: {domains: [b]}}\n";
+
+    /// The virtual services a Gateway's listener selects, by name.
+    fn selected(gateway_spec: &str) -> Vec<String> {
+        let s = set(&format!(
+            "{VS}---\napiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {{name: g, namespace: apps}}\nspec:\n  bindPort: 8080\n{gateway_spec}"
+        ));
+        let specs = ListenerSpec::of_set(&s, true);
+        assert_eq!(specs.len(), 1);
+        let l = Listener::new(
+            specs[0].clone(),
+            Arc::new(ArcSwap::from_pointee(RouteTable::default())),
+        );
+        s.iter()
+            .filter_map(|(k, r)| match r {
+                Resource::VirtualService(vs) if l.binds(k, vs) => Some(k.name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gloos_selection_priority() {
+        assert_eq!(selected(""), ["a", "b"], "no httpGateway: every one");
+        assert_eq!(
+            selected("  httpGateway: {virtualServices: [{name: a}]}\n"),
+            ["a"],
+            "refs in the Gateway's namespace"
+        );
+        // The selector wins over refs, and namespaces restrict it.
+        assert_eq!(
+            selected(
+                "  httpGateway: {virtualServices: [{name: a}], virtualServiceSelector: {team: a}, virtualServiceNamespaces: [other]}\n"
+            ),
+            ["b"]
+        );
+        assert_eq!(
+            selected("  httpGateway: {virtualServiceNamespaces: ['*']}\n"),
+            ["a", "b"]
+        );
+        assert!(
+            selected("  ssl: true\n").is_empty(),
+            "no sslConfig: plain only"
+        );
+    }
+
+    #[test]
+    fn the_default_pair_only_without_gateways() {
+        let s = set(VS);
+        assert_eq!(
+            ListenerSpec::of_set(&s, false),
+            ListenerSpec::default_pair()
+        );
+        // Gateways in the store, none accepted: nothing is served on --listen.
+        assert!(ListenerSpec::of_set(&s, true).is_empty());
     }
 }

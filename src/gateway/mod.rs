@@ -80,9 +80,9 @@ pub struct Gateway {
     pub events: broadcast::Sender<RequestEvent>,
     /// How kube upstreams are reached (cluster DNS unless told otherwise).
     pub connector: Arc<dyn crate::net::Connector>,
-    /// The listeners and the virtual services each serves (the first plain one routes with
-    /// `table`).
-    pub listeners: Arc<Vec<Arc<listener::Listener>>>,
+    /// The listeners and the virtual services each serves; `table` mirrors the first plain
+    /// one's (what `/routes` shows and `/ready` waits for).
+    pub listeners: Arc<server::Listeners>,
 }
 
 impl Default for Gateway {
@@ -96,31 +96,29 @@ impl Gateway {
         Self::with_listeners(listener::ListenerSpec::default_pair())
     }
 
-    /// A gateway serving these listeners (Gloo `Gateway` resources, say).
+    /// A gateway serving these listeners (until the control loop sets them from the store).
     pub fn with_listeners(specs: Vec<listener::ListenerSpec>) -> Self {
-        let table = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
-        let mut first_plain = true;
         let listeners = specs
             .into_iter()
             .map(|spec| {
-                let t = if !spec.ssl && std::mem::take(&mut first_plain) {
-                    table.clone()
-                } else {
-                    Arc::new(ArcSwap::from_pointee(RouteTable::default()))
-                };
-                Arc::new(listener::Listener::new(spec, t))
+                Arc::new(listener::Listener::new(
+                    spec,
+                    Arc::new(ArcSwap::from_pointee(RouteTable::default())),
+                ))
             })
             .collect();
         Gateway {
-            table,
+            table: Arc::new(ArcSwap::from_pointee(RouteTable::default())),
             registry: Arc::new(Registry::default()),
             events: broadcast::channel(4096).0,
             connector: crate::net::default_connector(),
-            listeners: Arc::new(listeners),
+            listeners: Arc::new(server::Listeners::new(listeners)),
         }
     }
 
-    /// Binds and starts serving on worker threads.
+    /// Binds and starts serving on worker threads. A listener of the default pair that
+    /// cannot be bound fails the start; a Gateway's is reported on its status (see
+    /// `server::Listeners`) and the others serve.
     pub fn start(&self, cfg: &GatewayConfig) -> std::io::Result<GatewayHandle> {
         if let Some(url) = &cfg.redis {
             self.registry
@@ -129,27 +127,18 @@ impl Gateway {
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         }
         let workers = cfg.workers.max(1);
-        // Each listener's sockets, one per worker (SO_REUSEPORT).
-        let mut per_worker: Vec<Vec<(std::net::TcpListener, Arc<listener::Listener>)>> =
-            (0..workers).map(|_| Vec::new()).collect();
-        let mut bound = Vec::new();
-        for l in self.listeners.iter() {
-            let at = match (l.spec.addr, l.spec.ssl) {
-                (Some(a), _) => a,
-                (None, false) => cfg.listen,
-                (None, true) => match cfg.listen_tls {
-                    Some(a) => a,
-                    None => continue,
-                },
-            };
-            let (actual, socks) = server::bind_all(at, workers).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("listener {} on {at}: {e}", l.spec.name))
-            })?;
-            bound.push((l.spec.name.clone(), l.spec.ssl, actual));
-            for (w, s) in per_worker.iter_mut().zip(socks) {
-                w.push((s, l.clone()));
-            }
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers)
+            .map(|_| tokio::sync::mpsc::unbounded_channel())
+            .unzip();
+        let failed = self.listeners.start(senders, cfg.listen, cfg.listen_tls);
+        if let Some(f) = failed.iter().find(|f| f.gateway.is_none()) {
+            self.listeners.stop();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("listener {}: {}", f.name, f.message),
+            ));
         }
+        let bound = self.listeners.bound();
         // The first plain listener is `addr` (what `url()` gives); the first TLS one `tls_addr`.
         let addr = bound
             .iter()
@@ -159,11 +148,16 @@ impl Gateway {
             .unwrap_or(cfg.listen);
         let tls_addr = bound.iter().find(|b| b.1).map(|b| b.2);
         let admin = match cfg.admin {
-            Some(a) => {
-                let l = std::net::TcpListener::bind(a)?;
+            Some(a) => match std::net::TcpListener::bind(a).and_then(|l| {
                 l.set_nonblocking(true)?;
-                Some(l)
-            }
+                Ok(l)
+            }) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    self.listeners.stop();
+                    return Err(e);
+                }
+            },
             None => None,
         };
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
@@ -179,13 +173,13 @@ impl Gateway {
             fast_path: cfg.fast_path,
         });
         let mut threads = Vec::new();
-        for (i, l) in per_worker.into_iter().enumerate() {
+        for (i, adds) in receivers.into_iter().enumerate() {
             let shared = shared.clone();
             let rx = rx.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("epoxy-gw-{i}"))
-                    .spawn(move || server::run_worker(l, shared, rx))?,
+                    .spawn(move || server::run_worker(adds, shared, rx))?,
             );
         }
         if let Some(l) = admin {
@@ -201,6 +195,7 @@ impl Gateway {
             tls_addr,
             listeners: bound.into_iter().map(|(n, _, a)| (n, a)).collect(),
             admin_addr,
+            all: self.listeners.clone(),
             shutdown: tx,
             threads,
         })
@@ -216,6 +211,8 @@ pub struct GatewayHandle {
     /// Every listener's name and address.
     pub listeners: Vec<(String, SocketAddr)>,
     pub admin_addr: Option<SocketAddr>,
+    /// The listeners as they are now (Gateways come and go while it runs).
+    pub all: Arc<server::Listeners>,
     shutdown: watch::Sender<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -227,6 +224,7 @@ impl GatewayHandle {
 
     /// Stops and waits (blocking) until in-flight requests are done.
     pub fn shutdown(mut self) {
+        self.all.stop();
         let _ = self.shutdown.send(true);
         for t in std::mem::take(&mut self.threads) {
             let _ = t.join();
@@ -237,6 +235,7 @@ impl GatewayHandle {
 impl Drop for GatewayHandle {
     /// A dropped handle stops the gateway (without waiting for the drain).
     fn drop(&mut self) {
+        self.all.stop();
         let _ = self.shutdown.send(true);
     }
 }

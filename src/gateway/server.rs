@@ -53,11 +53,13 @@ pub fn bind_all(
     Ok((actual, all))
 }
 
-/// Runs one worker (its listeners) until `shutdown` turns true, then drains its connections.
+/// Runs one worker until `shutdown` turns true, then drains its connections. Its listeners
+/// come through `adds` (at the start and whenever one is bound); each accepts until its own
+/// close signal or the shutdown.
 pub fn run_worker(
-    listeners: Vec<(std::net::TcpListener, Arc<Listener>)>,
+    mut adds: tokio::sync::mpsc::UnboundedReceiver<Handoff>,
     shared: Arc<Shared>,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -90,21 +92,34 @@ pub fn run_worker(
         });
         let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
         let mut accepting = tokio::task::JoinSet::new();
-        for (l, listener) in listeners {
-            let l = match tokio::net::TcpListener::from_std(l) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot use the gateway listener");
-                    continue;
+        while !*shutdown.borrow() {
+            tokio::select! {
+                biased;
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
                 }
-            };
-            accepting.spawn(accept_loop(
-                l,
-                listener,
-                worker.clone(),
-                graceful.clone(),
-                shutdown.clone(),
-            ));
+                add = adds.recv() => {
+                    let Some((l, listener, close)) = add else { break };
+                    let l = match tokio::net::TcpListener::from_std(l) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot use the gateway listener");
+                            continue;
+                        }
+                    };
+                    accepting.spawn(accept_loop(
+                        l,
+                        listener,
+                        worker.clone(),
+                        graceful.clone(),
+                        shutdown.clone(),
+                        close,
+                    ));
+                }
+                Some(_) = accepting.join_next(), if !accepting.is_empty() => {}
+            }
         }
         while accepting.join_next().await.is_some() {}
         // Every accept loop is done (and its listener closed): the connections drain.
@@ -122,6 +137,7 @@ async fn accept_loop(
     worker: Arc<Worker>,
     graceful: Arc<hyper_util::server::graceful::GracefulShutdown>,
     mut shutdown: watch::Receiver<bool>,
+    mut close: watch::Receiver<bool>,
 ) {
     // A plain listener has one table for good: its connections share one `Shared`.
     let plain = (!spec.spec.ssl).then(|| {
@@ -138,6 +154,8 @@ async fn accept_loop(
         tokio::select! {
             biased;
             _ = shutdown.changed() => return,
+            // Its Gateway is gone or moved (or the sender dropped): the socket closes.
+            _ = close.changed() => return,
             accepted = listener.accept() => {
                 let (stream, remote) = match accepted {
                     Ok(a) => a,
@@ -275,4 +293,201 @@ struct Worker {
     conns: Arc<UpstreamConns>,
     /// Serves what the fast path leaves: HTTP/2, upgrades, and the rest (see `h1`).
     builder: auto::Builder<TokioExecutor>,
+}
+
+/// A listener's socket handed to a worker, with the signal that closes it.
+pub type Handoff = (std::net::TcpListener, Arc<Listener>, watch::Receiver<bool>);
+
+/// A listener that could not be bound (its port is taken, say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindFailure {
+    /// The listener's name (`http`, `https`, or `namespace.name` of its Gateway).
+    pub name: String,
+    pub gateway: Option<crate::api::ResourceKey>,
+    pub message: String,
+}
+
+/// How the running workers take new listeners.
+struct Binder {
+    workers: Vec<tokio::sync::mpsc::UnboundedSender<Handoff>>,
+    listen: SocketAddr,
+    listen_tls: Option<SocketAddr>,
+}
+
+/// A bound listener: where, and the sender whose dropping (or `true`) closes it.
+struct Bound {
+    addr: SocketAddr,
+    close: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct State {
+    binder: Option<Binder>,
+    bound: std::collections::HashMap<String, Bound>,
+    failed: Vec<BindFailure>,
+}
+
+/// Every listener of the gateway: the control loop sets them from the store's Gateways
+/// (`update`), and once the workers run, each is bound, rebound or closed in place, without
+/// a restart; connections already open stay on their worker.
+pub struct Listeners {
+    current: arc_swap::ArcSwap<Vec<Arc<Listener>>>,
+    state: std::sync::Mutex<State>,
+    /// Told when binding changed what the statuses should say (the workers started).
+    pub rebound: tokio::sync::Notify,
+}
+
+impl Listeners {
+    pub fn new(listeners: Vec<Arc<Listener>>) -> Listeners {
+        Listeners {
+            current: arc_swap::ArcSwap::from_pointee(listeners),
+            state: Default::default(),
+            rebound: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The listeners of the moment.
+    pub fn list(&self) -> Arc<Vec<Arc<Listener>>> {
+        self.current.load_full()
+    }
+
+    /// Each bound listener's name, TLS and address.
+    pub fn bound(&self) -> Vec<(String, bool, SocketAddr)> {
+        let st = self.lock();
+        self.list()
+            .iter()
+            .filter_map(|l| {
+                st.bound
+                    .get(&l.spec.name)
+                    .map(|b| (l.spec.name.clone(), l.spec.ssl, b.addr))
+            })
+            .collect()
+    }
+
+    /// The listeners that could not be bound, as of the last attempt.
+    pub fn failures(&self) -> Vec<BindFailure> {
+        self.lock().failed.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the listeners to `specs`: one with the same name, address and TLS as before is
+    /// kept (its selection updated); the others are closed (their open connections route
+    /// nothing from `generation` on) and the new ones bound, once the workers run. Returns
+    /// what could not be bound.
+    pub fn update(
+        &self,
+        specs: Vec<super::listener::ListenerSpec>,
+        generation: u64,
+    ) -> Vec<BindFailure> {
+        let mut st = self.lock();
+        let old = self.list();
+        let next: Vec<Arc<Listener>> = specs
+            .into_iter()
+            .map(
+                |spec| match old.iter().find(|l| l.spec.same_socket(&spec)) {
+                    Some(l) => {
+                        l.select.store(Arc::new(spec.select));
+                        l.clone()
+                    }
+                    None => Arc::new(Listener::new(
+                        spec,
+                        Arc::new(arc_swap::ArcSwap::from_pointee(
+                            super::table::RouteTable::default(),
+                        )),
+                    )),
+                },
+            )
+            .collect();
+        for l in old.iter() {
+            if !next.iter().any(|n| Arc::ptr_eq(n, l)) {
+                if let Some(b) = st.bound.remove(&l.spec.name) {
+                    let _ = b.close.send(true);
+                    tracing::info!(listener = %l.spec.name, address = %b.addr, "listener closed");
+                }
+                l.retire(generation);
+            }
+        }
+        self.current.store(Arc::new(next));
+        self.bind_pending(&mut st)
+    }
+
+    /// Binds every listener, each socket handed to a worker through `workers`, and every one
+    /// `update` sets from now on; returns what failed.
+    pub fn start(
+        &self,
+        workers: Vec<tokio::sync::mpsc::UnboundedSender<Handoff>>,
+        listen: SocketAddr,
+        listen_tls: Option<SocketAddr>,
+    ) -> Vec<BindFailure> {
+        let mut st = self.lock();
+        st.binder = Some(Binder {
+            workers,
+            listen,
+            listen_tls,
+        });
+        let failed = self.bind_pending(&mut st);
+        self.rebound.notify_one();
+        failed
+    }
+
+    fn bind_pending(&self, st: &mut State) -> Vec<BindFailure> {
+        st.failed.clear();
+        let Some(b) = &st.binder else {
+            return Vec::new();
+        };
+        let mut failed = Vec::new();
+        let mut added = Vec::new();
+        for l in self.list().iter() {
+            if st.bound.contains_key(&l.spec.name) {
+                continue;
+            }
+            let at = match (l.spec.addr, l.spec.ssl) {
+                (Some(a), _) => a,
+                (None, false) => b.listen,
+                (None, true) => match b.listen_tls {
+                    Some(a) => a,
+                    None => continue,
+                },
+            };
+            match bind_all(at, b.workers.len()) {
+                Ok((actual, socks)) => {
+                    let (close, closed) = watch::channel(false);
+                    for (w, s) in b.workers.iter().zip(socks) {
+                        let _ = w.send((s, l.clone(), closed.clone()));
+                    }
+                    tracing::info!(listener = %l.spec.name, address = %actual, tls = l.spec.ssl, "listening");
+                    added.push((
+                        l.spec.name.clone(),
+                        Bound {
+                            addr: actual,
+                            close,
+                        },
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(listener = %l.spec.name, address = %at, error = %e, "cannot listen");
+                    failed.push(BindFailure {
+                        name: l.spec.name.clone(),
+                        gateway: l.spec.gateway.clone(),
+                        message: format!("cannot listen on {at}: {e}"),
+                    });
+                }
+            }
+        }
+        st.bound.extend(added);
+        st.failed = failed.clone();
+        failed
+    }
+
+    /// Closes every listener (the gateway is stopping, or did not start).
+    pub fn stop(&self) {
+        let mut st = self.lock();
+        st.binder = None;
+        for (_, b) in st.bound.drain() {
+            let _ = b.close.send(true);
+        }
+    }
 }

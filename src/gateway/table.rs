@@ -510,7 +510,22 @@ pub fn compile_only(
     connector: &dyn Connector,
     keep: &dyn Fn(&ResourceKey, &crate::api::resource::VirtualService) -> bool,
 ) -> RouteTable {
+    compile_listener(set, registry, generation, connector, keep, None)
+}
+
+/// Compiles a listener's table: the virtual services `keep` picks, each route with the
+/// listener's rate limit (`default_limit`: a Gateway's `httpLocalRatelimit`) where neither
+/// the route nor its virtual host has a local limit of its own (Gloo: those override it).
+pub fn compile_listener(
+    set: &ResourceSet,
+    registry: &Registry,
+    generation: u64,
+    connector: &dyn Connector,
+    keep: &dyn Fn(&ResourceKey, &crate::api::resource::VirtualService) -> bool,
+    default_limit: Option<Arc<dyn Stage>>,
+) -> RouteTable {
     let mut c = Compiler {
+        default_limit,
         set,
         registry,
         connector,
@@ -716,6 +731,8 @@ struct Compiler<'a> {
     vhost: Option<(serde_json::Map<String, serde_json::Value>, String, String)>,
     /// Each gRPC upstream's descriptors, decoded once for all the routes that call it.
     descriptors: RefCell<HashMap<ResourceKey, Result<prost_reflect::DescriptorPool, String>>>,
+    /// The listener's local rate limit, for routes without one of their own.
+    default_limit: Option<Arc<dyn Stage>>,
 }
 
 impl Compiler<'_> {
@@ -1186,6 +1203,17 @@ impl Compiler<'_> {
         let options = self.options(options_of, ns);
         let mut stages = self.stages(options_of);
         stages.extend(self.policies(options_of, id, ns));
+        if let Some(limit) = &self.default_limit {
+            let own = |o: Option<&serde_json::Map<String, serde_json::Value>>| {
+                o.and_then(|o| o.get("ratelimit"))
+                    .and_then(|r| r.get("localRatelimit"))
+                    .is_some()
+            };
+            let vhost = self.vhost.as_ref().map(|(o, _, _)| o);
+            if !own(vhost) && !own(options_of.options.as_ref().map(|o| &o.extra.0)) {
+                stages.push(limit.clone());
+            }
+        }
         let policies = Policies::new(stages);
         out.push(CompiledRoute {
             id: Arc::from(id),

@@ -13,6 +13,7 @@ fn short_names(kind: Kind) -> Vec<&'static str> {
         Kind::Secret => vec![],
         Kind::AuthConfig => vec!["ac"],
         Kind::RateLimitConfig => vec!["rlc"],
+        Kind::Gateway => vec!["gw"],
     }
 }
 

@@ -115,7 +115,10 @@ pub fn problems(r: &Resource, set: &ResourceSet) -> Vec<(String, String)> {
                 out.push(split(&e));
             }
         }
-        Resource::Upstream(_) | Resource::UpstreamGroup(_) | Resource::Secret(_) => {}
+        Resource::Upstream(_)
+        | Resource::UpstreamGroup(_)
+        | Resource::Secret(_)
+        | Resource::Gateway(_) => {}
     }
     // One finding per path (every route repeats a virtual host's problem).
     out.sort();

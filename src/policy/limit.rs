@@ -31,6 +31,11 @@ impl Bucket {
         }
     }
 
+    /// The bucket's size (`maxTokens`).
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
     /// Takes a token if there is one; else how long until the next fill.
     pub fn take(&self) -> Result<u32, Duration> {
         let now = Instant::now();
@@ -57,6 +62,52 @@ pub struct LocalLimit {
     runtime: Arc<Runtime>,
 }
 
+/// Checks a token bucket's settings (`at` names where they are) and gives its bucket: one per
+/// `key` and settings, shared by whatever names the same, kept across recompiles.
+pub fn bucket(
+    at: &str,
+    key: &str,
+    b: &TokenBucket,
+    runtime: &Runtime,
+) -> Result<Arc<Bucket>, String> {
+    if b.max_tokens == 0 {
+        return Err(format!("{at}.maxTokens: must be at least 1"));
+    }
+    let per_fill = b.tokens_per_fill.unwrap_or(1);
+    if per_fill == 0 {
+        return Err(format!("{at}.tokensPerFill: must be at least 1"));
+    }
+    let every = b
+        .fill_interval
+        .as_ref()
+        .ok_or_else(|| format!("{at}.fillInterval: missing"))?
+        .get()
+        .map_err(|e| format!("{at}.fillInterval: {e}"))?;
+    // Envoy's minimum.
+    if every < Duration::from_millis(50) {
+        return Err(format!("{at}.fillInterval: at least 50ms"));
+    }
+    let id = format!("{key} {} {per_fill} {every:?}", b.max_tokens);
+    Ok(runtime.bucket(&id, || Bucket::new(b.max_tokens, per_fill, every)))
+}
+
+/// The 429 of an empty bucket (`wait`: until its next fill), counted; with Envoy's
+/// `x-ratelimit-*` headers when `x_headers`.
+pub fn over_limit(bucket: &Bucket, wait: Duration, x_headers: bool, runtime: &Runtime) -> Answer {
+    runtime
+        .counters
+        .local_limited
+        .fetch_add(1, Ordering::Relaxed);
+    let a = super::answer(StatusCode::TOO_MANY_REQUESTS, "local_rate_limited")
+        .header("x-envoy-ratelimited", "true");
+    if !x_headers {
+        return a;
+    }
+    a.header("x-ratelimit-limit", &bucket.max.to_string())
+        .header("x-ratelimit-remaining", "0")
+        .header("x-ratelimit-reset", &wait.as_secs().max(1).to_string())
+}
+
 impl LocalLimit {
     /// `key` identifies the route, so that its bucket outlives a recompile.
     pub fn build(
@@ -65,26 +116,8 @@ impl LocalLimit {
         b: &TokenBucket,
         runtime: &Arc<Runtime>,
     ) -> Result<LocalLimit, String> {
-        if b.max_tokens == 0 {
-            return Err(format!("{at}.maxTokens: must be at least 1"));
-        }
-        let per_fill = b.tokens_per_fill.unwrap_or(1);
-        if per_fill == 0 {
-            return Err(format!("{at}.tokensPerFill: must be at least 1"));
-        }
-        let every = b
-            .fill_interval
-            .as_ref()
-            .ok_or_else(|| format!("{at}.fillInterval: missing"))?
-            .get()
-            .map_err(|e| format!("{at}.fillInterval: {e}"))?;
-        // Envoy's minimum.
-        if every < Duration::from_millis(50) {
-            return Err(format!("{at}.fillInterval: at least 50ms"));
-        }
-        let id = format!("{key} {} {per_fill} {every:?}", b.max_tokens);
         Ok(LocalLimit {
-            bucket: runtime.bucket(&id, || Bucket::new(b.max_tokens, per_fill, every)),
+            bucket: bucket(at, key, b, runtime)?,
             runtime: runtime.clone(),
         })
     }
@@ -99,19 +132,7 @@ impl Stage for LocalLimit {
     async fn check(&self, _req: &Inbound<'_>, _edits: &mut Edits) -> Result<(), Answer> {
         match self.bucket.take() {
             Ok(_) => Ok(()),
-            Err(wait) => {
-                self.runtime
-                    .counters
-                    .local_limited
-                    .fetch_add(1, Ordering::Relaxed);
-                Err(
-                    super::answer(StatusCode::TOO_MANY_REQUESTS, "local_rate_limited")
-                        .header("x-envoy-ratelimited", "true")
-                        .header("x-ratelimit-limit", &self.bucket.max.to_string())
-                        .header("x-ratelimit-remaining", "0")
-                        .header("x-ratelimit-reset", &wait.as_secs().max(1).to_string()),
-                )
-            }
+            Err(wait) => Err(over_limit(&self.bucket, wait, true, &self.runtime)),
         }
     }
 }

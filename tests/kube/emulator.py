@@ -42,6 +42,7 @@ RESOURCES = [
     "gloo.solo.io/v1/upstreamgroups",
     "gateway.solo.io/v1/virtualservices",
     "gateway.solo.io/v1/routetables",
+    "gateway.solo.io/v1/gateways",
     "enterprise.gloo.solo.io/v1/authconfigs",
     "ratelimit.solo.io/v1alpha1/ratelimitconfigs",
     "v1/secrets",

@@ -9,6 +9,7 @@
 //! and add to the response's.
 
 pub mod fault;
+pub mod listener_limit;
 
 use super::matcher::RequestHead;
 use async_trait::async_trait;
