@@ -373,7 +373,7 @@ const FAULTS: &[Field] = &[one("abort", FAULT_ABORT), one("delay", FAULT_DELAY)]
 const ROUTE_OPTIONS: &[Field] = security_options![
     one("jwt", JWT_ROUTE),
     one("jwtStaged", JWT_ROUTE_STAGED),
-    refused("jwtProvidersStaged", AUTH),
+    one("jwtProvidersStaged", JWT_VHOST_STAGED),
     one("ratelimit", ROUTE_RATELIMIT),
     leaf("prefixRewrite"),
     one("regexRewrite", REGEX_REWRITE),

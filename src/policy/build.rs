@@ -123,42 +123,76 @@ fn jwt(
     let legacy: Option<(String, spec::JwtVhost)> = vhost.read("jwt").map_err(err)?;
     let r_staged: Option<(String, spec::JwtRouteStaged)> = route.read("jwtStaged").map_err(err)?;
     let r_legacy: Option<(String, spec::JwtRoute)> = route.read("jwt").map_err(err)?;
-    let disabled = |before: bool| {
-        let staged = r_staged.as_ref().is_some_and(|(_, s)| {
-            let x = if before {
+    // Gloo's newer route form: the route's own providers, stage by stage.
+    let r_providers: Option<(String, spec::JwtVhostStaged)> =
+        route.read("jwtProvidersStaged").map_err(err)?;
+    if let Some((at, _)) = &legacy
+        && staged.is_some()
+    {
+        return Err(err(format!(
+            "{at}: both `jwt` and `jwtStaged` (Gloo takes one)"
+        )));
+    }
+    let route_forms = [
+        r_staged.as_ref().map(|(at, _)| at),
+        r_legacy.as_ref().map(|(at, _)| at),
+        r_providers.as_ref().map(|(at, _)| at),
+    ];
+    if route_forms.iter().flatten().count() > 1 {
+        let at = route_forms.iter().flatten().next().map_or("", |a| a.as_str());
+        return Err(err(format!(
+            "{at}: more than one of `jwt`, `jwtStaged`, `jwtProvidersStaged` on the route (Gloo takes one)"
+        )));
+    }
+    for (order, name) in [
+        (Order::JwtBeforeExtAuth, "beforeExtAuth"),
+        (Order::JwtAfterExtAuth, "afterExtAuth"),
+    ] {
+        let pick = |s: &spec::JwtVhostStaged| -> Option<spec::JwtVhost> {
+            if order == Order::JwtBeforeExtAuth {
+                s.before_ext_auth.clone()
+            } else {
+                s.after_ext_auth.clone()
+            }
+        };
+        // The route's providers for this stage replace the virtual host's (Gloo's same-stage
+        // precedence); at the other stage the virtual host's still run.
+        if let Some((at, p)) = &r_providers
+            && let Some(ext) = pick(p)
+        {
+            let at = format!("{at}.{name}");
+            out.push(Arc::new(
+                JwtStage::build(&at, order, &ext, runtime, resolve).map_err(err)?,
+            ));
+            continue;
+        }
+        let disabled = match (&r_staged, &r_legacy) {
+            (Some((_, s)), _) => if order == Order::JwtBeforeExtAuth {
                 &s.before_ext_auth
             } else {
                 &s.after_ext_auth
-            };
-            x.as_ref().is_some_and(|r| r.disable)
-        });
-        // The older `jwt` is the stage after external auth.
-        staged || (!before && r_legacy.as_ref().is_some_and(|(_, r)| r.disable))
-    };
-    let mut stages: Vec<(String, Order, &spec::JwtVhost)> = Vec::new();
-    if let Some((at, s)) = &staged {
-        if let Some(b) = &s.before_ext_auth {
-            stages.push((format!("{at}.beforeExtAuth"), Order::JwtBeforeExtAuth, b));
-        }
-        if let Some(a) = &s.after_ext_auth {
-            stages.push((format!("{at}.afterExtAuth"), Order::JwtAfterExtAuth, a));
-        }
-    }
-    if let Some((at, l)) = &legacy {
-        if staged.is_some() {
-            return Err(err(format!(
-                "{at}: both `jwt` and `jwtStaged` (Gloo takes one)"
-            )));
-        }
-        stages.push((at.clone(), Order::JwtAfterExtAuth, l));
-    }
-    for (at, order, ext) in stages {
-        if disabled(order == Order::JwtBeforeExtAuth) {
+            }
+            .as_ref()
+            .is_some_and(|r| r.disable),
+            // The older `jwt` is the stage after external auth.
+            (None, Some((_, r))) => order == Order::JwtAfterExtAuth && r.disable,
+            (None, None) => false,
+        };
+        if disabled {
             continue;
         }
-        out.push(Arc::new(
-            JwtStage::build(&at, order, ext, runtime, resolve).map_err(err)?,
-        ));
+        let from_vhost = match (&staged, &legacy) {
+            (Some((at, s)), _) => pick(s).map(|e| (format!("{at}.{name}"), e)),
+            (None, Some((at, l))) if order == Order::JwtAfterExtAuth => {
+                Some((at.clone(), l.clone()))
+            }
+            _ => None,
+        };
+        if let Some((at, ext)) = from_vhost {
+            out.push(Arc::new(
+                JwtStage::build(&at, order, &ext, runtime, resolve).map_err(err)?,
+            ));
+        }
     }
     Ok(())
 }

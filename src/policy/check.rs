@@ -124,9 +124,10 @@ pub fn problems(r: &Resource, set: &ResourceSet) -> Vec<(String, String)> {
 }
 
 /// Options that protect a route (auth, JWT, rate limits).
-const PROTECTION: [&str; 5] = [
+const PROTECTION: [&str; 6] = [
     "jwt",
     "jwtStaged",
+    "jwtProvidersStaged",
     "extauth",
     "ratelimit",
     "rateLimitConfigs",
