@@ -975,8 +975,8 @@ fn security_options_are_refused_other_options_kept_with_their_path() {
             "spec.virtualHost.routes[0].options.ratelimitEarly",
         ),
         (
-            vs("", "    options: {ratelimitBasic: {}}\n", ""),
-            "spec.virtualHost.options.ratelimitBasic",
+            vs("", "    options: {ratelimitRegular: {}}\n", ""),
+            "spec.virtualHost.options.ratelimitRegular",
         ),
         (
             vs("", "    options: {extauth: {customAuth: {}}}\n", ""),

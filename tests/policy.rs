@@ -6,7 +6,7 @@
 
 mod common;
 use common::gw::{Harness, static_upstream, vs};
-use common::keys::{self, KeyPair};
+use common::keys::{self, KeyPair, basic, htpasswd};
 use common::upstream::{self, Upstream};
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
@@ -475,7 +475,8 @@ async fn jwt_providers_staged(fast_path: bool) {
     let claims = keys::claims("https://issuer.example", "petstore", "erin", false);
     let vt = format!("Bearer {}", vhost_key.sign(&claims));
     let rt = format!("Bearer {}", route_key.sign(&claims));
-    let cases: [(&str, &[(&str, &str)], u16); 9] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16);
+    let cases: [Case; 9] = [
         ("/plain", &[("authorization", &vt)], 200),
         ("/plain", &[("authorization", &rt)], 401),
         ("/same", &[("authorization", &rt)], 200),
@@ -510,7 +511,11 @@ async fn jwt_providers_staged(fast_path: bool) {
             assert!(r.header("www-authenticate").starts_with("Bearer realm="));
         }
     }
-    assert_eq!(up.hits(), passed, "the upstream never sees a denied request");
+    assert_eq!(
+        up.hits(),
+        passed,
+        "the upstream never sees a denied request"
+    );
 }
 
 #[tokio::test]
@@ -521,6 +526,21 @@ async fn jwt_providers_staged_fast_path() {
 #[tokio::test]
 async fn jwt_providers_staged_hyper() {
     jwt_providers_staged(false).await;
+}
+
+/// What validation says of a virtual service with one route with `options` (YAML).
+fn route_problems(options: &str) -> Vec<String> {
+    let doc = vs("default", "['*']", &route("/", &indent(options, 8)));
+    let set = epoxy::api::parse_resources(
+        &format!(
+            "{}---\n{doc}",
+            static_upstream("web", &["127.0.0.1:1".into()])
+        ),
+        "t",
+    )
+    .unwrap();
+    let problems = epoxy::api::validate(&set.into_iter().map(|r| (r.key(), r)).collect());
+    problems.iter().map(|p| p.to_string()).collect()
 }
 
 /// Gloo takes one of `jwt`, `jwtStaged`, `jwtProvidersStaged` on a route; a route's provider
@@ -541,14 +561,7 @@ async fn jwt_providers_staged_is_checked() {
         ),
     ];
     for (options, want) in cases {
-        let doc = vs("default", "['*']", &route("/", &indent(&options, 8)));
-        let set = epoxy::api::parse_resources(
-            &format!("{}---\n{doc}", static_upstream("web", &["127.0.0.1:1".into()])),
-            "t",
-        )
-        .unwrap();
-        let problems = epoxy::api::validate(&set.into_iter().map(|r| (r.key(), r)).collect());
-        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let text = route_problems(&options);
         assert!(text.iter().any(|p| p.contains(want)), "{want}: {text:?}");
     }
 }
@@ -661,27 +674,6 @@ async fn cors_hyper() {
 }
 
 // ---------------------------------------------------------------- basic auth
-
-/// `htpasswd -nbm user password`'s line: (salt, hash).
-fn htpasswd(user: &str, password: &str) -> (String, String) {
-    let out = std::process::Command::new("htpasswd")
-        .args(["-nbm", user, password])
-        .output()
-        .expect("htpasswd (apache2-utils) is needed for this test");
-    let line = String::from_utf8(out.stdout).unwrap();
-    let apr = line.trim().split_once(':').unwrap().1.to_string();
-    let parts: Vec<&str> = apr.split('$').collect();
-    assert_eq!(parts[1], "apr1", "{apr}");
-    (parts[2].to_string(), parts[3].to_string())
-}
-
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
 
 async fn basic_auth(fast_path: bool) {
     let h = gateway(fast_path).await;
@@ -989,4 +981,28 @@ async fn api_keys_fast_path() {
 #[tokio::test]
 async fn api_keys_hyper() {
     api_keys(false).await;
+}
+
+/// `ratelimitBasic` and the staged RateLimitConfig references are checked like the other
+/// limits: a unit that is none, a config that does not exist, named by their path.
+#[tokio::test]
+async fn staged_and_basic_rate_limits_are_checked() {
+    let cases = [
+        (
+            "ratelimitBasic: {anonymousLimits: {unit: FORTNIGHT, requestsPerUnit: 1}}\n",
+            "spec.virtualHost.routes[0].options.ratelimitBasic.anonymousLimits.unit: `FORTNIGHT` is none of",
+        ),
+        (
+            "rateLimitEarlyConfigs: {refs: [{name: gone}]}\n",
+            "spec.virtualHost.routes[0].options.rateLimitEarlyConfigs.refs[0]: RateLimitConfig `gone` does not exist",
+        ),
+        (
+            "rateLimitRegularConfigs: {refs: [{name: gone}]}\n",
+            "spec.virtualHost.routes[0].options.rateLimitRegularConfigs.refs[0]: RateLimitConfig `gone` does not exist",
+        ),
+    ];
+    for (options, want) in cases {
+        let text = route_problems(options);
+        assert!(text.iter().any(|p| p.contains(want)), "{want}: {text:?}");
+    }
 }

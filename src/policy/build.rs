@@ -139,7 +139,11 @@ fn jwt(
         r_providers.as_ref().map(|(at, _)| at),
     ];
     if route_forms.iter().flatten().count() > 1 {
-        let at = route_forms.iter().flatten().next().map_or("", |a| a.as_str());
+        let at = route_forms
+            .iter()
+            .flatten()
+            .next()
+            .map_or("", |a| a.as_str());
         return Err(err(format!(
             "{at}: more than one of `jwt`, `jwtStaged`, `jwtProvidersStaged` on the route (Gloo takes one)"
         )));
@@ -295,22 +299,21 @@ fn local_limit(
     Ok(())
 }
 
-fn global_limit(
+/// The RateLimitConfigs an option of `field` names (`rateLimitConfigs` and its staged forms):
+/// the route's, else its virtual host's (Envoy: a route's own rate limits replace its virtual
+/// host's).
+fn config_refs(
     vhost: &Level<'_>,
     route: &Level<'_>,
+    field: &str,
     set: &ResourceSet,
-    runtime: &Arc<Runtime>,
-    out: &mut Vec<Arc<dyn Stage>>,
-) -> Result<(), PolicyError> {
-    let r: Option<(String, spec::RateLimitConfigRefs)> =
-        route.read("rateLimitConfigs").map_err(err)?;
-    let v: Option<(String, spec::RateLimitConfigRefs)> =
-        vhost.read("rateLimitConfigs").map_err(err)?;
-    // Envoy: a route's own rate limits replace its virtual host's.
+) -> Result<Vec<Arc<Config>>, PolicyError> {
+    let r: Option<(String, spec::RateLimitConfigRefs)> = route.read(field).map_err(err)?;
+    let v: Option<(String, spec::RateLimitConfigRefs)> = vhost.read(field).map_err(err)?;
     let (at, refs, ns) = match (&r, &v) {
         (Some((at, e)), _) if !e.refs.is_empty() => (at, e, route.namespace),
         (_, Some((at, e))) => (at, e, vhost.namespace),
-        _ => return Ok(()),
+        _ => return Ok(Vec::new()),
     };
     let mut configs = Vec::new();
     for (i, cref) in refs.refs.iter().enumerate() {
@@ -323,8 +326,37 @@ fn global_limit(
             ))
         })?));
     }
-    if !configs.is_empty() {
-        out.push(Arc::new(GlobalLimit::new(configs, runtime)));
+    Ok(configs)
+}
+
+/// Global limits: RateLimitConfigs in Gloo's regular stage (`rateLimitConfigs`,
+/// `rateLimitRegularConfigs`: after auth) and early stage (`rateLimitEarlyConfigs`: before
+/// it), and `ratelimitBasic` (after auth, per user or client address) of the virtual host and
+/// of the route, both counted.
+fn global_limit(
+    vhost: &Level<'_>,
+    route: &Level<'_>,
+    set: &ResourceSet,
+    runtime: &Arc<Runtime>,
+    out: &mut Vec<Arc<dyn Stage>>,
+) -> Result<(), PolicyError> {
+    let early = config_refs(vhost, route, "rateLimitEarlyConfigs", set)?;
+    if !early.is_empty() {
+        out.push(Arc::new(GlobalLimit::new(early, runtime).early()));
+    }
+    let mut regular = config_refs(vhost, route, "rateLimitConfigs", set)?;
+    regular.extend(config_refs(vhost, route, "rateLimitRegularConfigs", set)?);
+    for level in [vhost, route] {
+        if let Some((at, basic)) = level
+            .read::<spec::IngressRateLimit>("ratelimitBasic")
+            .map_err(err)?
+        {
+            let id = format!("{}|{}", level.namespace, level.id);
+            regular.push(Arc::new(Config::basic(&at, &id, &basic).map_err(err)?));
+        }
+    }
+    if !regular.is_empty() {
+        out.push(Arc::new(GlobalLimit::new(regular, runtime)));
     }
     Ok(())
 }
