@@ -971,12 +971,12 @@ fn security_options_are_refused_other_options_kept_with_their_path() {
     };
     let refused = [
         (
-            vs("", "", "      options: {jwtProvidersStaged: {}}\n"),
-            "spec.virtualHost.routes[0].options.jwtProvidersStaged",
+            vs("", "", "      options: {ratelimitEarly: {}}\n"),
+            "spec.virtualHost.routes[0].options.ratelimitEarly",
         ),
         (
-            vs("", "    options: {ratelimitBasic: {}}\n", ""),
-            "spec.virtualHost.options.ratelimitBasic",
+            vs("", "    options: {ratelimitRegular: {}}\n", ""),
+            "spec.virtualHost.options.ratelimitRegular",
         ),
         (
             vs("", "    options: {extauth: {customAuth: {}}}\n", ""),
@@ -1033,7 +1033,7 @@ fn security_options_are_refused_other_options_kept_with_their_path() {
     assert_eq!(j["status"]["state"], "Rejected");
     assert!(
         j["status"]["reason"].as_str().unwrap().starts_with(
-            "spec.virtualHost.routes[0].options.jwtProvidersStaged: epoxy does not enforce"
+            "spec.virtualHost.routes[0].options.ratelimitEarly: epoxy does not enforce"
         ),
         "{j}"
     );

@@ -1,6 +1,8 @@
 //! Scripted console sessions against the real thing: the embedded petstore, a directory store,
 //! function discovery, the control loop and the gateway on real sockets; keys go into the app.
 
+mod common;
+
 use epoxy::api::{Kind, Object, Resource, ResourceKey, StaticHost, StaticUpstream, UpstreamSpec};
 use epoxy::control::routes::{Position, RouteEdit};
 use epoxy::discovery::fds::FdsConfig;
@@ -479,4 +481,126 @@ async fn the_confirmation_diff_is_exactly_what_is_written_and_undo_redo_stack() 
 
 fn vs_key() -> ResourceKey {
     ResourceKey::new(Kind::VirtualService, "gloo-system", "default")
+}
+
+/// A route behind basic auth and a local rate limit: its description names both; the tester
+/// attaches credentials with `:auth`, shows the 401 and the 429 with their reasons; the access
+/// log counts the denials and `/denied` keeps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_route_in_describe_tester_and_access_log() {
+    let mut s = session(false).await;
+    let (salt, hash) = common::keys::htpasswd("ann", "s3cret");
+    let write = |rel: &str, yaml: String| {
+        let p = s.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, yaml).unwrap();
+    };
+    write(
+        "authconfigs/gloo-system/basic.yaml",
+        format!(
+            "apiVersion: enterprise.gloo.solo.io/v1\nkind: AuthConfig\nmetadata: {{name: basic, namespace: gloo-system}}\nspec:\n  configs:\n  - basicAuth:\n      realm: pets\n      apr:\n        users:\n          ann: {{salt: '{salt}', hashedPassword: '{hash}'}}\n"
+        ),
+    );
+    write(
+        "virtualservices/gloo-system/default.yaml",
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: default, namespace: gloo-system}\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n    - matchers: [{prefix: /api}]\n      routeAction: {single: {upstream: {name: default-petstore-8080, namespace: gloo-system}}}\n      options:\n        extauth: {configRef: {name: basic}}\n        ratelimit: {localRatelimit: {maxTokens: 2, tokensPerFill: 2, fillInterval: 3600s}}\n".into(),
+    );
+    s.h.until("the protected route", WAIT, |a| {
+        a.data.route_count() == 1 && a.ctx.gateway.table.load().route_count() == 1
+    })
+    .await
+    .unwrap();
+
+    // Describe: the route's policies.
+    s.h.command("routes");
+    s.h.key("d");
+    let screen = s.h.screen(160, 40);
+    assert!(
+        screen.contains("policies     extauth: AuthConfig gloo-system/basic: basicAuth (route)"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("local limit: 2 tokens, 2 every 3600s (route; one bucket per gateway)"),
+        "{screen}"
+    );
+    s.h.key("esc");
+
+    // The tester without credentials: 401 and why.
+    s.h.command("test");
+    s.h.app.tester.path.set("/api/pets");
+    let send = |s: &mut Session| {
+        s.h.app.tester.response = None;
+        s.h.key("enter");
+    };
+    send(&mut s);
+    s.h.until("the 401", WAIT, |a| a.tester.response.is_some())
+        .await
+        .unwrap();
+    let screen = s.h.screen(160, 40);
+    assert!(screen.contains("401 Unauthorized"), "{screen}");
+    assert!(
+        screen.contains("refused: basic-auth: no credentials · challenge Basic realm=\"pets\""),
+        "{screen}"
+    );
+
+    // `:auth basic`: 200 twice, then the bucket is empty: 429 and why.
+    s.h.key("alt-:");
+    s.h.type_text("auth basic ann:s3cret");
+    s.h.key("enter");
+    assert_eq!(s.h.app.view(), &View::Tester);
+    assert!(
+        s.h.app
+            .tester
+            .headers
+            .text
+            .starts_with("authorization: Basic "),
+        "{}",
+        s.h.app.tester.headers.text
+    );
+    for want in [200, 200, 429] {
+        send(&mut s);
+        s.h.until("the response", WAIT, |a| a.tester.response.is_some())
+            .await
+            .unwrap();
+        let got = s.h.app.tester.response.as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(got.status, want, "{}", got.body);
+    }
+    let screen = s.h.screen(160, 40);
+    assert!(screen.contains("429 Too Many Requests"), "{screen}");
+    assert!(
+        screen.contains("refused: local_rate_limited · rate limited by the gateway"),
+        "{screen}"
+    );
+
+    // The access log: two denials, counted and kept by `/denied`.
+    s.h.key("esc");
+    s.h.command("log");
+    s.h.until("the four requests in the log", WAIT, |a| {
+        a.data.log.iter().filter(|e| e.path == "/api/pets").count() == 4
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.h.app.data.denied, 2);
+    let screen = s.h.screen(200, 40);
+    assert!(screen.contains("2 denied"), "{screen}");
+    let errors: Vec<String> =
+        s.h.app
+            .data
+            .log
+            .iter()
+            .map(epoxy::tui::views::log::error_text)
+            .filter(|e| !e.is_empty())
+            .collect();
+    assert_eq!(
+        errors,
+        [
+            "denied auth: basic-auth: no credentials (authconfig gloo-system/basic)",
+            "denied limit: local_rate_limited"
+        ]
+    );
+    s.h.key("/");
+    s.h.type_text("denied");
+    s.h.key("enter");
+    let screen = s.h.screen(200, 40);
+    assert!(screen.contains("Access log (2)"), "{screen}");
 }

@@ -1069,7 +1069,7 @@ async fn a_virtual_service_asking_for_auth_rate_limits_or_tls_is_not_served() {
         ),
         locked_vs.replace(
             "      routeAction:",
-            "      options: {ratelimitBasic: {anonymousLimits: {requestsPerUnit: 1, unit: MINUTE}}}\n      routeAction:",
+            "      options: {ratelimitRegular: {rateLimits: [{actions: [{genericKey: {descriptorValue: x}}]}]}}\n      routeAction:",
         ),
         locked_vs.replace(
             "      routeAction: {single: {upstream: {name: locked}}}",
@@ -1090,7 +1090,7 @@ async fn a_virtual_service_asking_for_auth_rate_limits_or_tls_is_not_served() {
             .unwrap_or_else(|| panic!("variant {i} was written"));
         let e = e.to_string();
         assert!(
-            ["extauth", "ratelimitBasic", "sslConfig"]
+            ["extauth", "ratelimitRegular", "sslConfig"]
                 .iter()
                 .any(|f| e.contains(&format!(".{f}: epoxy does not")))
                 || e.contains(".extauth.configRef: AuthConfig `auth` does not exist")

@@ -1216,6 +1216,7 @@ fn the_gateway_serves_https_with_a_tls_secret_from_the_cluster() {
             .unwrap()
     });
     assert_eq!((status, body.as_str()), (200, "over TLS from the cluster"));
+}
 
 /// A Gateway written to the cluster (as kubectl would) is read in kube mode: `epoxy get
 /// gateways` lists it, and `epoxy gateway` listens on its port with the virtual service it

@@ -6,7 +6,7 @@
 
 mod common;
 use common::gw::{Harness, static_upstream, vs};
-use common::keys::{self, KeyPair};
+use common::keys::{self, KeyPair, basic, htpasswd};
 use common::upstream::{self, Upstream};
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
@@ -428,6 +428,144 @@ async fn jwt_remote_rotation_hyper() {
     jwt_remote_rotation(false).await;
 }
 
+/// A provider `name` with an inline key under `stage` of a staged JWT option `option`, the
+/// token read from `header` (with `Bearer `) when given.
+fn staged_provider(option: &str, stage: &str, name: &str, key: &str, header: &str) -> String {
+    let source = if header.is_empty() {
+        String::new()
+    } else {
+        format!("        tokenSource: {{headers: [{{header: {header}, prefix: 'Bearer '}}]}}\n")
+    };
+    format!(
+        "{option}:\n  {stage}:\n    providers:\n      {name}:\n        issuer: https://issuer.example\n        jwks: {{local: {{key: {}}}}}\n{source}",
+        serde_json::to_string(key).unwrap()
+    )
+}
+
+/// `jwtProvidersStaged` (Gloo's route-level providers): at the virtual host's stage the
+/// route's providers replace the virtual host's; at the other stage both run, so a request
+/// needs both tokens. Routes without it keep the virtual host's.
+async fn jwt_providers_staged(fast_path: bool) {
+    let h = gateway(fast_path).await;
+    let up = upstream::start("web");
+    let vhost_key = KeyPair::new(Algorithm::RS256, "vh");
+    let route_key = KeyPair::new(Algorithm::RS256, "rt");
+    let vhost = staged_provider("jwtStaged", "beforeExtAuth", "vhost", &vhost_key.public, "");
+    let same_stage = staged_provider(
+        "jwtProvidersStaged",
+        "beforeExtAuth",
+        "route",
+        &route_key.public,
+        "",
+    );
+    let other_stage = staged_provider(
+        "jwtProvidersStaged",
+        "afterExtAuth",
+        "route",
+        &route_key.public,
+        "x-route-token",
+    );
+    let routes = [
+        route("/same", &indent(&same_stage, 8)),
+        route("/both", &indent(&other_stage, 8)),
+        route("/", ""),
+    ]
+    .concat();
+    serve(&h, &up, &indent(&vhost, 6), &routes, "").await;
+    let claims = keys::claims("https://issuer.example", "petstore", "erin", false);
+    let vt = format!("Bearer {}", vhost_key.sign(&claims));
+    let rt = format!("Bearer {}", route_key.sign(&claims));
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16);
+    let cases: [Case; 9] = [
+        ("/plain", &[("authorization", &vt)], 200),
+        ("/plain", &[("authorization", &rt)], 401),
+        ("/same", &[("authorization", &rt)], 200),
+        ("/same", &[("authorization", &vt)], 401),
+        ("/same", &[], 401),
+        (
+            "/both",
+            &[("authorization", &vt), ("x-route-token", &rt)],
+            200,
+        ),
+        ("/both", &[("authorization", &vt)], 401),
+        ("/both", &[("x-route-token", &rt)], 401),
+        (
+            "/both",
+            &[("authorization", &rt), ("x-route-token", &vt)],
+            401,
+        ),
+    ];
+    let mut passed = 0;
+    for (path, headers, want) in cases {
+        let r = get(&h, path, headers).await;
+        assert_eq!(r.status, want, "{path} {headers:?}: {}", r.body);
+        if want == 200 {
+            passed += 1;
+            let seen = r.echo();
+            assert!(
+                seen["headers"].get("authorization").is_none()
+                    && seen["headers"].get("x-route-token").is_none(),
+                "the tokens are removed: {seen}"
+            );
+        } else {
+            assert!(r.header("www-authenticate").starts_with("Bearer realm="));
+        }
+    }
+    assert_eq!(
+        up.hits(),
+        passed,
+        "the upstream never sees a denied request"
+    );
+}
+
+#[tokio::test]
+async fn jwt_providers_staged_fast_path() {
+    jwt_providers_staged(true).await;
+}
+
+#[tokio::test]
+async fn jwt_providers_staged_hyper() {
+    jwt_providers_staged(false).await;
+}
+
+/// What validation says of a virtual service with one route with `options` (YAML).
+fn route_problems(options: &str) -> Vec<String> {
+    let doc = vs("default", "['*']", &route("/", &indent(options, 8)));
+    let set = epoxy::api::parse_resources(
+        &format!(
+            "{}---\n{doc}",
+            static_upstream("web", &["127.0.0.1:1".into()])
+        ),
+        "t",
+    )
+    .unwrap();
+    let problems = epoxy::api::validate(&set.into_iter().map(|r| (r.key(), r)).collect());
+    problems.iter().map(|p| p.to_string()).collect()
+}
+
+/// Gloo takes one of `jwt`, `jwtStaged`, `jwtProvidersStaged` on a route; a route's provider
+/// is checked like a virtual host's.
+#[tokio::test]
+async fn jwt_providers_staged_is_checked() {
+    let key = KeyPair::new(Algorithm::RS256, "k");
+    let providers = staged_provider("jwtProvidersStaged", "afterExtAuth", "r", &key.public, "");
+    let bad = staged_provider("jwtProvidersStaged", "afterExtAuth", "r", "not a key", "");
+    let cases = [
+        (
+            format!("{providers}jwtStaged: {{beforeExtAuth: {{disable: true}}}}\n"),
+            "spec.virtualHost.routes[0].options.jwtStaged: more than one of",
+        ),
+        (
+            bad,
+            "spec.virtualHost.routes[0].options.jwtProvidersStaged.afterExtAuth.providers.r.jwks.local.key",
+        ),
+    ];
+    for (options, want) in cases {
+        let text = route_problems(&options);
+        assert!(text.iter().any(|p| p.contains(want)), "{want}: {text:?}");
+    }
+}
+
 /// A virtual service with a key that is no key is refused, naming the field.
 #[tokio::test]
 async fn jwt_bad_key_is_refused() {
@@ -536,27 +674,6 @@ async fn cors_hyper() {
 }
 
 // ---------------------------------------------------------------- basic auth
-
-/// `htpasswd -nbm user password`'s line: (salt, hash).
-fn htpasswd(user: &str, password: &str) -> (String, String) {
-    let out = std::process::Command::new("htpasswd")
-        .args(["-nbm", user, password])
-        .output()
-        .expect("htpasswd (apache2-utils) is needed for this test");
-    let line = String::from_utf8(out.stdout).unwrap();
-    let apr = line.trim().split_once(':').unwrap().1.to_string();
-    let parts: Vec<&str> = apr.split('$').collect();
-    assert_eq!(parts[1], "apr1", "{apr}");
-    (parts[2].to_string(), parts[3].to_string())
-}
-
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
 
 async fn basic_auth(fast_path: bool) {
     let h = gateway(fast_path).await;
@@ -864,4 +981,28 @@ async fn api_keys_fast_path() {
 #[tokio::test]
 async fn api_keys_hyper() {
     api_keys(false).await;
+}
+
+/// `ratelimitBasic` and the staged RateLimitConfig references are checked like the other
+/// limits: a unit that is none, a config that does not exist, named by their path.
+#[tokio::test]
+async fn staged_and_basic_rate_limits_are_checked() {
+    let cases = [
+        (
+            "ratelimitBasic: {anonymousLimits: {unit: FORTNIGHT, requestsPerUnit: 1}}\n",
+            "spec.virtualHost.routes[0].options.ratelimitBasic.anonymousLimits.unit: `FORTNIGHT` is none of",
+        ),
+        (
+            "rateLimitEarlyConfigs: {refs: [{name: gone}]}\n",
+            "spec.virtualHost.routes[0].options.rateLimitEarlyConfigs.refs[0]: RateLimitConfig `gone` does not exist",
+        ),
+        (
+            "rateLimitRegularConfigs: {refs: [{name: gone}]}\n",
+            "spec.virtualHost.routes[0].options.rateLimitRegularConfigs.refs[0]: RateLimitConfig `gone` does not exist",
+        ),
+    ];
+    for (options, want) in cases {
+        let text = route_problems(options);
+        assert!(text.iter().any(|p| p.contains(want)), "{want}: {text:?}");
+    }
 }

@@ -336,3 +336,178 @@ async fn redis_stopped_fails_open_by_default_and_closed_with_deny_on_fail() {
     );
     assert!(metric(&open, "epoxy_policy_redis_errors_total").await >= 3);
 }
+
+fn auth(value: &str) -> [(&'static str, &str); 1] {
+    [("authorization", value)]
+}
+
+/// A GET of `url` with `headers`, from the loopback address `from` (127.0.0.x): its status.
+async fn status_from(from: [u8; 4], url: &str, headers: &[(&str, &str)]) -> u16 {
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(from))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut r = client.get(url);
+    for (n, v) in headers {
+        r = r.header(*n, *v);
+    }
+    r.send().await.unwrap().status().as_u16()
+}
+
+/// Gloo's `ratelimitBasic` (per user for a request external auth identified, per client
+/// address otherwise) and the staged RateLimitConfig references: `rateLimitEarlyConfigs`
+/// counts before auth (refused requests spend the budget), `rateLimitRegularConfigs` after
+/// it. Two gateways, fast path and hyper, on one Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratelimit_basic_and_staged_config_refs() {
+    use common::keys::{basic, htpasswd};
+    let redis = Redis::start();
+    let up = upstream::start("web");
+    let e = Epoxy::new();
+    let (s1, h1) = htpasswd("alice", "a-pass");
+    let (s2, h2) = htpasswd("bob", "b-pass");
+    let secret = |name: &str, key: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: gloo-system}}\ntype: extauth.solo.io/apikey\nstringData: {{api-key: '{key}'}}\n---\n"
+        )
+    };
+    let rlc = |name: &str| {
+        format!(
+            "apiVersion: ratelimit.solo.io/v1alpha1\nkind: RateLimitConfig\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  raw:\n    descriptors:\n    - {{key: generic_key, value: {name}, rateLimit: {{unit: HOUR, requestsPerUnit: 2}}}}\n    rateLimits:\n    - actions: [{{genericKey: {{descriptorValue: {name}}}}}]\n---\n"
+        )
+    };
+    let extra = format!(
+        "{}{}{}{}apiVersion: enterprise.gloo.solo.io/v1\nkind: AuthConfig\nmetadata: {{name: users, namespace: gloo-system}}\nspec:\n  configs:\n  - basicAuth:\n      realm: pets\n      apr:\n        users:\n          alice: {{salt: '{s1}', hashedPassword: '{h1}'}}\n          bob: {{salt: '{s2}', hashedPassword: '{h2}'}}\n---\napiVersion: enterprise.gloo.solo.io/v1\nkind: AuthConfig\nmetadata: {{name: keys, namespace: gloo-system}}\nspec:\n  configs:\n  - apiKeyAuth: {{apiKeySecretRefs: [{{name: key-one}}, {{name: key-two}}]}}\n---\n",
+        secret("key-one", "k-one-123"),
+        secret("key-two", "k-two-456"),
+        rlc("early"),
+        rlc("regular"),
+    );
+    let route = |prefix: &str, options: &str| {
+        format!(
+            "    - matchers: [{{prefix: {prefix}}}]\n      routeAction: {{single: {{upstream: {{name: web}}}}}}\n      options: {{{options}}}\n"
+        )
+    };
+    let hour = |n: u32| format!("{{unit: HOUR, requestsPerUnit: {n}}}");
+    let routes = [
+        "    - matchers: [{prefix: /health}]\n      routeAction: {single: {upstream: {name: web}}}\n"
+            .to_string(),
+        route("/open", &format!("ratelimitBasic: {{anonymousLimits: {}}}", hour(2))),
+        route(
+            "/users",
+            &format!(
+                "extauth: {{configRef: {{name: users}}}}, ratelimitBasic: {{authorizedLimits: {}, anonymousLimits: {}}}",
+                hour(2),
+                hour(1)
+            ),
+        ),
+        route(
+            "/keys",
+            &format!(
+                "extauth: {{configRef: {{name: keys}}}}, ratelimitBasic: {{authorizedLimits: {}}}",
+                hour(1)
+            ),
+        ),
+        route(
+            "/early",
+            "extauth: {configRef: {name: users}}, rateLimitEarlyConfigs: {refs: [{name: early}]}",
+        ),
+        route(
+            "/regular",
+            "extauth: {configRef: {name: users}}, rateLimitRegularConfigs: {refs: [{name: regular}]}",
+        ),
+    ]
+    .concat();
+    e.apply(&format!(
+        "{extra}{}---\n{}",
+        static_upstream("web", &[up.host_port()]),
+        vs("default", "['*']", &routes)
+    ))
+    .ok();
+    not_near_the_hour().await;
+    let a = gateway(&e, &["--redis", &redis.url()]);
+    let b = gateway(&e, &["--redis", &redis.url(), "--no-fast-path"]);
+    ready(&a).await;
+    ready(&b).await;
+    let one = [127, 0, 0, 1];
+    let get = |g: &Gateway, path: &str| format!("{}{path}", g.url);
+
+    // Anonymous: per client address, across both gateways.
+    assert_eq!(status_from(one, &get(&a, "/open"), &[]).await, 200);
+    assert_eq!(status_from(one, &get(&b, "/open"), &[]).await, 200);
+    assert_eq!(status_from(one, &get(&a, "/open"), &[]).await, 429);
+    assert_eq!(
+        status_from([127, 0, 0, 2], &get(&b, "/open"), &[]).await,
+        200,
+        "another address has its own budget"
+    );
+
+    // Authorized: per user (the basic-auth user), not per address.
+    let alice = basic("alice", "a-pass");
+    let bob = basic("bob", "b-pass");
+    let wrong = basic("alice", "nope");
+    for (g, want) in [(&a, 200), (&b, 200), (&a, 429)] {
+        assert_eq!(
+            status_from(one, &get(g, "/users"), &auth(&alice)).await,
+            want
+        );
+    }
+    let (s, h) = status(&get(&b, "/users"), &auth(&alice)).await;
+    assert_eq!(s, 429);
+    assert_eq!(h.get("x-envoy-ratelimited").unwrap(), "true");
+    assert_eq!(h.get("x-ratelimit-limit").unwrap(), "2");
+    assert_eq!(
+        status_from(one, &get(&b, "/users"), &auth(&bob)).await,
+        200,
+        "another user has their own budget"
+    );
+    assert_eq!(
+        status_from(one, &get(&a, "/users"), &auth(&wrong)).await,
+        401,
+        "auth answers first"
+    );
+
+    // API keys: the user is the key's Secret.
+    let k1 = [("api-key", "k-one-123")];
+    assert_eq!(status_from(one, &get(&a, "/keys"), &k1).await, 200);
+    assert_eq!(status_from(one, &get(&b, "/keys"), &k1).await, 429);
+    assert_eq!(
+        status_from(one, &get(&a, "/keys"), &[("api-key", "k-two-456")]).await,
+        200
+    );
+
+    // Early: counted before auth, so refused requests spend the budget.
+    assert_eq!(status(&get(&a, "/early"), &auth(&wrong)).await.0, 401);
+    assert_eq!(status(&get(&b, "/early"), &auth(&wrong)).await.0, 401);
+    assert_eq!(
+        status(&get(&a, "/early"), &auth(&alice)).await.0,
+        429,
+        "the early budget went to the refused requests"
+    );
+    // Regular: counted after auth; refused requests do not count.
+    assert_eq!(status(&get(&a, "/regular"), &auth(&wrong)).await.0, 401);
+    assert_eq!(status(&get(&b, "/regular"), &auth(&wrong)).await.0, 401);
+    for (g, want) in [(&a, 200), (&b, 200), (&a, 429)] {
+        assert_eq!(status(&get(g, "/regular"), &auth(&alice)).await.0, want);
+    }
+
+    for (path, n) in [
+        ("/open", 3),
+        ("/users", 3),
+        ("/keys", 2),
+        ("/early", 0),
+        ("/regular", 2),
+    ] {
+        assert_eq!(
+            up.seen(path),
+            n,
+            "{path}: the upstream never sees a refused request"
+        );
+    }
+    assert_eq!(
+        metric(&a, "epoxy_policy_global_ratelimited_total").await
+            + metric(&b, "epoxy_policy_global_ratelimited_total").await,
+        6
+    );
+}

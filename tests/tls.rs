@@ -1026,6 +1026,7 @@ async fn the_console_shows_tls_and_its_tester_calls_an_https_route() {
         a.ctx
             .gateway
             .listeners
+            .list()
             .iter()
             .any(|l| l.spec.ssl && !l.chains.load().list.is_empty())
     })

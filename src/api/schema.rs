@@ -98,13 +98,13 @@ macro_rules! security_options {
             refused("extProc", FILTER),
             refused("extProcEarly", FILTER),
             refused("extProcLate", FILTER),
-            refused("ratelimitBasic", LIMIT),
+            one("ratelimitBasic", INGRESS_RATE_LIMIT),
             refused("ratelimitEarly", LIMIT),
             refused("ratelimitRegular", LIMIT),
             refused("ratelimitRegex", LIMIT),
             one("rateLimitConfigs", RATE_LIMIT_CONFIG_REFS),
-            refused("rateLimitEarlyConfigs", LIMIT),
-            refused("rateLimitRegularConfigs", LIMIT),
+            one("rateLimitEarlyConfigs", RATE_LIMIT_CONFIG_REFS),
+            one("rateLimitRegularConfigs", RATE_LIMIT_CONFIG_REFS),
             refused("ratelimitBeforeAuth", LIMIT),
             refused("extensions", PLUGINS),
             one("cors", CORS),
@@ -127,6 +127,11 @@ const EXTAUTH: &[Field] = &[
     ),
 ];
 const RATE_LIMIT_CONFIG_REFS: &[Field] = &[list("refs", REF)];
+const RATE_LIMIT_UNIT: &[Field] = &[leaf("unit"), leaf("requestsPerUnit")];
+const INGRESS_RATE_LIMIT: &[Field] = &[
+    one("authorizedLimits", RATE_LIMIT_UNIT),
+    one("anonymousLimits", RATE_LIMIT_UNIT),
+];
 const CORS: &[Field] = &[
     leaf("allowOrigin"),
     leaf("allowOriginRegex"),
@@ -373,7 +378,7 @@ const FAULTS: &[Field] = &[one("abort", FAULT_ABORT), one("delay", FAULT_DELAY)]
 const ROUTE_OPTIONS: &[Field] = security_options![
     one("jwt", JWT_ROUTE),
     one("jwtStaged", JWT_ROUTE_STAGED),
-    refused("jwtProvidersStaged", AUTH),
+    one("jwtProvidersStaged", JWT_VHOST_STAGED),
     one("ratelimit", ROUTE_RATELIMIT),
     leaf("prefixRewrite"),
     one("regexRewrite", REGEX_REWRITE),

@@ -2,7 +2,8 @@
 //! default `api-key`) must be the `api-key` of one of the Secrets the config names
 //! (`apiKeySecretRefs`) or selects (`labelSelector`, Secrets of type
 //! `extauth.solo.io/apikey`); the Secret's other entries are its metadata, which
-//! `headersFromMetadataEntry` sets as request headers for the upstream.
+//! `headersFromMetadataEntry` sets as request headers for the upstream. The Secret's name is
+//! the client's identity (Gloo's user id for API keys), which per-user limits count by.
 
 use super::spec;
 use super::{Answer, Edits, Inbound, WithHeader};
@@ -24,19 +25,22 @@ struct Entry {
     required: bool,
 }
 
+/// The Secret an API key is in.
+#[derive(Debug)]
+struct Owner {
+    name: String,
+    meta: BTreeMap<String, String>,
+}
+
 #[derive(Debug)]
 pub struct ApiKeys {
     header: HeaderName,
-    /// Key → the Secret's other entries, as text.
-    keys: HashMap<Vec<u8>, BTreeMap<String, String>>,
+    /// Key → its Secret's name and other entries (as text).
+    keys: HashMap<Vec<u8>, Owner>,
     entries: Vec<Entry>,
 }
 
-fn add(
-    at: &str,
-    keys: &mut HashMap<Vec<u8>, BTreeMap<String, String>>,
-    s: &Secret,
-) -> Result<(), String> {
+fn add(at: &str, keys: &mut HashMap<Vec<u8>, Owner>, s: &Secret) -> Result<(), String> {
     let data: SecretData = s.decoded().map_err(|e| format!("{at}: {e}"))?;
     let key = data
         .get(KEY_FIELD)
@@ -47,7 +51,11 @@ fn add(
         .filter(|(k, _)| k.as_str() != KEY_FIELD)
         .filter_map(|(k, v)| Some((k.clone(), String::from_utf8(v.clone()).ok()?)))
         .collect();
-    if keys.insert(key.clone(), meta).is_some() {
+    let owner = Owner {
+        name: s.metadata.name.clone(),
+        meta,
+    };
+    if keys.insert(key.clone(), owner).is_some() {
         return Err(format!(
             "{at}: two Secrets hold the same API key ({})",
             s.key()
@@ -135,11 +143,12 @@ impl ApiKeys {
         let Some(key) = req.head.headers.get(self.header.as_str()) else {
             return Err(deny("missing"));
         };
-        let Some(meta) = self.keys.get(key.trim().as_bytes()) else {
+        let Some(owner) = self.keys.get(key.trim().as_bytes()) else {
             return Err(deny("not a valid key"));
         };
         for e in &self.entries {
-            match meta
+            match owner
+                .meta
                 .get(&e.name)
                 .and_then(|v| HeaderValue::from_str(v).ok())
             {
@@ -148,6 +157,7 @@ impl ApiKeys {
                 None => {}
             }
         }
+        edits.user = Some(owner.name.clone());
         Ok(())
     }
 }

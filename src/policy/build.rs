@@ -123,42 +123,80 @@ fn jwt(
     let legacy: Option<(String, spec::JwtVhost)> = vhost.read("jwt").map_err(err)?;
     let r_staged: Option<(String, spec::JwtRouteStaged)> = route.read("jwtStaged").map_err(err)?;
     let r_legacy: Option<(String, spec::JwtRoute)> = route.read("jwt").map_err(err)?;
-    let disabled = |before: bool| {
-        let staged = r_staged.as_ref().is_some_and(|(_, s)| {
-            let x = if before {
+    // Gloo's newer route form: the route's own providers, stage by stage.
+    let r_providers: Option<(String, spec::JwtVhostStaged)> =
+        route.read("jwtProvidersStaged").map_err(err)?;
+    if let Some((at, _)) = &legacy
+        && staged.is_some()
+    {
+        return Err(err(format!(
+            "{at}: both `jwt` and `jwtStaged` (Gloo takes one)"
+        )));
+    }
+    let route_forms = [
+        r_staged.as_ref().map(|(at, _)| at),
+        r_legacy.as_ref().map(|(at, _)| at),
+        r_providers.as_ref().map(|(at, _)| at),
+    ];
+    if route_forms.iter().flatten().count() > 1 {
+        let at = route_forms
+            .iter()
+            .flatten()
+            .next()
+            .map_or("", |a| a.as_str());
+        return Err(err(format!(
+            "{at}: more than one of `jwt`, `jwtStaged`, `jwtProvidersStaged` on the route (Gloo takes one)"
+        )));
+    }
+    for (order, name) in [
+        (Order::JwtBeforeExtAuth, "beforeExtAuth"),
+        (Order::JwtAfterExtAuth, "afterExtAuth"),
+    ] {
+        let pick = |s: &spec::JwtVhostStaged| -> Option<spec::JwtVhost> {
+            if order == Order::JwtBeforeExtAuth {
+                s.before_ext_auth.clone()
+            } else {
+                s.after_ext_auth.clone()
+            }
+        };
+        // The route's providers for this stage replace the virtual host's (Gloo's same-stage
+        // precedence); at the other stage the virtual host's still run.
+        if let Some((at, p)) = &r_providers
+            && let Some(ext) = pick(p)
+        {
+            let at = format!("{at}.{name}");
+            out.push(Arc::new(
+                JwtStage::build(&at, order, &ext, runtime, resolve).map_err(err)?,
+            ));
+            continue;
+        }
+        let disabled = match (&r_staged, &r_legacy) {
+            (Some((_, s)), _) => if order == Order::JwtBeforeExtAuth {
                 &s.before_ext_auth
             } else {
                 &s.after_ext_auth
-            };
-            x.as_ref().is_some_and(|r| r.disable)
-        });
-        // The older `jwt` is the stage after external auth.
-        staged || (!before && r_legacy.as_ref().is_some_and(|(_, r)| r.disable))
-    };
-    let mut stages: Vec<(String, Order, &spec::JwtVhost)> = Vec::new();
-    if let Some((at, s)) = &staged {
-        if let Some(b) = &s.before_ext_auth {
-            stages.push((format!("{at}.beforeExtAuth"), Order::JwtBeforeExtAuth, b));
-        }
-        if let Some(a) = &s.after_ext_auth {
-            stages.push((format!("{at}.afterExtAuth"), Order::JwtAfterExtAuth, a));
-        }
-    }
-    if let Some((at, l)) = &legacy {
-        if staged.is_some() {
-            return Err(err(format!(
-                "{at}: both `jwt` and `jwtStaged` (Gloo takes one)"
-            )));
-        }
-        stages.push((at.clone(), Order::JwtAfterExtAuth, l));
-    }
-    for (at, order, ext) in stages {
-        if disabled(order == Order::JwtBeforeExtAuth) {
+            }
+            .as_ref()
+            .is_some_and(|r| r.disable),
+            // The older `jwt` is the stage after external auth.
+            (None, Some((_, r))) => order == Order::JwtAfterExtAuth && r.disable,
+            (None, None) => false,
+        };
+        if disabled {
             continue;
         }
-        out.push(Arc::new(
-            JwtStage::build(&at, order, ext, runtime, resolve).map_err(err)?,
-        ));
+        let from_vhost = match (&staged, &legacy) {
+            (Some((at, s)), _) => pick(s).map(|e| (format!("{at}.{name}"), e)),
+            (None, Some((at, l))) if order == Order::JwtAfterExtAuth => {
+                Some((at.clone(), l.clone()))
+            }
+            _ => None,
+        };
+        if let Some((at, ext)) = from_vhost {
+            out.push(Arc::new(
+                JwtStage::build(&at, order, &ext, runtime, resolve).map_err(err)?,
+            ));
+        }
     }
     Ok(())
 }
@@ -261,22 +299,21 @@ fn local_limit(
     Ok(())
 }
 
-fn global_limit(
+/// The RateLimitConfigs an option of `field` names (`rateLimitConfigs` and its staged forms):
+/// the route's, else its virtual host's (Envoy: a route's own rate limits replace its virtual
+/// host's).
+fn config_refs(
     vhost: &Level<'_>,
     route: &Level<'_>,
+    field: &str,
     set: &ResourceSet,
-    runtime: &Arc<Runtime>,
-    out: &mut Vec<Arc<dyn Stage>>,
-) -> Result<(), PolicyError> {
-    let r: Option<(String, spec::RateLimitConfigRefs)> =
-        route.read("rateLimitConfigs").map_err(err)?;
-    let v: Option<(String, spec::RateLimitConfigRefs)> =
-        vhost.read("rateLimitConfigs").map_err(err)?;
-    // Envoy: a route's own rate limits replace its virtual host's.
+) -> Result<Vec<Arc<Config>>, PolicyError> {
+    let r: Option<(String, spec::RateLimitConfigRefs)> = route.read(field).map_err(err)?;
+    let v: Option<(String, spec::RateLimitConfigRefs)> = vhost.read(field).map_err(err)?;
     let (at, refs, ns) = match (&r, &v) {
         (Some((at, e)), _) if !e.refs.is_empty() => (at, e, route.namespace),
         (_, Some((at, e))) => (at, e, vhost.namespace),
-        _ => return Ok(()),
+        _ => return Ok(Vec::new()),
     };
     let mut configs = Vec::new();
     for (i, cref) in refs.refs.iter().enumerate() {
@@ -289,8 +326,37 @@ fn global_limit(
             ))
         })?));
     }
-    if !configs.is_empty() {
-        out.push(Arc::new(GlobalLimit::new(configs, runtime)));
+    Ok(configs)
+}
+
+/// Global limits: RateLimitConfigs in Gloo's regular stage (`rateLimitConfigs`,
+/// `rateLimitRegularConfigs`: after auth) and early stage (`rateLimitEarlyConfigs`: before
+/// it), and `ratelimitBasic` (after auth, per user or client address) of the virtual host and
+/// of the route, both counted.
+fn global_limit(
+    vhost: &Level<'_>,
+    route: &Level<'_>,
+    set: &ResourceSet,
+    runtime: &Arc<Runtime>,
+    out: &mut Vec<Arc<dyn Stage>>,
+) -> Result<(), PolicyError> {
+    let early = config_refs(vhost, route, "rateLimitEarlyConfigs", set)?;
+    if !early.is_empty() {
+        out.push(Arc::new(GlobalLimit::new(early, runtime).early()));
+    }
+    let mut regular = config_refs(vhost, route, "rateLimitConfigs", set)?;
+    regular.extend(config_refs(vhost, route, "rateLimitRegularConfigs", set)?);
+    for level in [vhost, route] {
+        if let Some((at, basic)) = level
+            .read::<spec::IngressRateLimit>("ratelimitBasic")
+            .map_err(err)?
+        {
+            let id = format!("{}|{}", level.namespace, level.id);
+            regular.push(Arc::new(Config::basic(&at, &id, &basic).map_err(err)?));
+        }
+    }
+    if !regular.is_empty() {
+        out.push(Arc::new(GlobalLimit::new(regular, runtime)));
     }
     Ok(())
 }

@@ -127,12 +127,16 @@ pub fn problems(r: &Resource, set: &ResourceSet) -> Vec<(String, String)> {
 }
 
 /// Options that protect a route (auth, JWT, rate limits).
-const PROTECTION: [&str; 5] = [
+const PROTECTION: [&str; 9] = [
     "jwt",
     "jwtStaged",
+    "jwtProvidersStaged",
     "extauth",
     "ratelimit",
     "rateLimitConfigs",
+    "rateLimitEarlyConfigs",
+    "rateLimitRegularConfigs",
+    "ratelimitBasic",
 ];
 
 /// Whether a resource asks for protection: a virtual service or route table for auth or rate

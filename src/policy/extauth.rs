@@ -205,7 +205,7 @@ fn pass_through(at: &str, p: &spec::PassThroughAuth) -> Result<PassThrough, Stri
 // The pipeline's `Answer` is the error: built once per denied request, not worth a box.
 #[allow(clippy::result_large_err)]
 impl Basic {
-    fn check(&self, req: &Inbound<'_>) -> Result<(), Answer> {
+    fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer> {
         let deny = |why: &str| {
             super::answer(StatusCode::UNAUTHORIZED, format!("basic-auth: {why}")).header(
                 "www-authenticate",
@@ -230,7 +230,10 @@ impl Basic {
             return Err(deny("malformed credentials"));
         };
         match self.users.get(user) {
-            Some(u) if super::apr1::verify(password.as_bytes(), &u.salt, &u.hashed) => Ok(()),
+            Some(u) if super::apr1::verify(password.as_bytes(), &u.salt, &u.hashed) => {
+                edits.user = Some(user.to_string());
+                Ok(())
+            }
             _ => Err(deny("wrong user or password")),
         }
     }
@@ -347,7 +350,7 @@ impl Stage for ExtAuthStage {
     async fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer> {
         for c in &self.config.checks {
             let r = match c {
-                Check::Basic(b) => b.check(req),
+                Check::Basic(b) => b.check(req, edits),
                 Check::PassThrough(p) => p.check(req, edits, &self.runtime).await,
                 Check::ApiKey(k) => k.check(req, edits),
             };

@@ -1,6 +1,6 @@
-//! First-line policies on a matched route, in Gloo's filter order: CORS, JWT (before external
-//! auth), external auth (basic, pass-through), JWT (after external auth), rate limits (local
-//! token buckets, global counters in Redis).
+//! First-line policies on a matched route, in Gloo's filter order: CORS, early rate limits,
+//! JWT (before external auth), external auth (basic, API keys, pass-through), JWT (after
+//! external auth), rate limits (local token buckets, global counters in Redis).
 //!
 //! Each policy is a `Stage`; a route's stages are compiled once with the route table
 //! (`build`), and both transports run them after routing and before acting on the route. A

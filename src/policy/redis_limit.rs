@@ -4,6 +4,10 @@
 //! is counted in Redis in a fixed window of its unit, so that every gateway sharing the Redis
 //! shares the budget. Over it: 429 with `x-envoy-ratelimited`. Redis failing: the request goes
 //! on (counted and logged), or with Gloo's `denyOnFail` it is denied (500).
+//!
+//! Gloo's simpler `ratelimitBasic` is the same counting with descriptors of its own
+//! (`Config::basic`): per user (the identity external auth found) or, without one, per
+//! client address.
 
 use super::runtime::{REDIS_TIMEOUT, Runtime};
 use super::spec::{self, RateLimitConfigSpec};
@@ -40,6 +44,10 @@ enum Action {
         key: String,
         skip_if_absent: bool,
     },
+    /// `ratelimitBasic`: the user external auth found; no descriptor without one.
+    User,
+    /// `ratelimitBasic`: the client's address, for a request without a user only.
+    Anonymous,
 }
 
 /// One RateLimitConfig, compiled.
@@ -61,6 +69,21 @@ fn unit_secs(unit: &str) -> Option<u64> {
     })
 }
 
+/// A descriptor's `rateLimit` (at `at`), if any.
+fn limit(at: &str, r: &Option<spec::RateLimit>) -> Result<Option<Limit>, String> {
+    let Some(r) = r else { return Ok(None) };
+    let unit_secs = unit_secs(&r.unit).ok_or_else(|| {
+        format!(
+            "{at}.unit: `{}` is none of SECOND, MINUTE, HOUR, DAY",
+            r.unit
+        )
+    })?;
+    Ok(Some(Limit {
+        unit_secs,
+        per_unit: r.requests_per_unit,
+    }))
+}
+
 fn nodes(at: &str, ds: &[spec::Descriptor]) -> Result<Vec<Node>, String> {
     let mut out = Vec::new();
     for (i, d) in ds.iter().enumerate() {
@@ -68,21 +91,7 @@ fn nodes(at: &str, ds: &[spec::Descriptor]) -> Result<Vec<Node>, String> {
         if d.key.is_empty() {
             return Err(format!("{at}.key: missing"));
         }
-        let limit = match &d.rate_limit {
-            None => None,
-            Some(r) => {
-                let unit_secs = unit_secs(&r.unit).ok_or_else(|| {
-                    format!(
-                        "{at}.rateLimit.unit: `{}` is none of SECOND, MINUTE, HOUR, DAY",
-                        r.unit
-                    )
-                })?;
-                Some(Limit {
-                    unit_secs,
-                    per_unit: r.requests_per_unit,
-                })
-            }
-        };
+        let limit = limit(&format!("{at}.rateLimit"), &d.rate_limit)?;
         out.push(Node {
             key: d.key.clone(),
             value: d.value.clone(),
@@ -151,8 +160,48 @@ impl Config {
         })
     }
 
-    /// The (counter key, limit) of each descriptor the request makes that has a limit.
-    fn hits<'c>(&'c self, req: &Inbound<'_>) -> Vec<(String, &'c Limit)> {
+    /// Gloo's `ratelimitBasic` of one virtual host or route (`id`): `authorizedLimits` per
+    /// user, `anonymousLimits` per client address for requests without a user. The error
+    /// names the field under `at`.
+    pub fn basic(at: &str, id: &str, spec: &spec::IngressRateLimit) -> Result<Config, String> {
+        let user = |key: &str, limit| Node {
+            key: key.into(),
+            value: None,
+            limit,
+            children: Vec::new(),
+        };
+        let tree = vec![Node {
+            key: "generic_key".into(),
+            value: Some(id.to_string()),
+            limit: None,
+            children: vec![
+                user(
+                    "userid",
+                    limit(&format!("{at}.authorizedLimits"), &spec.authorized_limits)?,
+                ),
+                user(
+                    "remote_address",
+                    limit(&format!("{at}.anonymousLimits"), &spec.anonymous_limits)?,
+                ),
+            ],
+        }];
+        let generic = || Action::Generic {
+            key: "generic_key".into(),
+            value: id.to_string(),
+        };
+        Ok(Config {
+            name: format!("basic|{id}"),
+            tree,
+            rate_limits: vec![
+                vec![generic(), Action::User],
+                vec![generic(), Action::Anonymous],
+            ],
+        })
+    }
+
+    /// The (counter key, limit) of each descriptor the request (of `user`, when external auth
+    /// found one) makes that has a limit.
+    fn hits<'c>(&'c self, req: &Inbound<'_>, user: Option<&str>) -> Vec<(String, &'c Limit)> {
         let mut out = Vec::new();
         'descriptor: for actions in &self.rate_limits {
             let mut entries: Vec<(&str, String)> = Vec::new();
@@ -168,6 +217,14 @@ impl Config {
                         Some(v) => entries.push((key, v.to_string())),
                         None if *skip_if_absent => {}
                         None => continue 'descriptor,
+                    },
+                    Action::User => match user {
+                        Some(u) => entries.push(("userid", u.to_string())),
+                        None => continue 'descriptor,
+                    },
+                    Action::Anonymous => match user {
+                        None => entries.push(("remote_address", req.remote.ip().to_string())),
+                        Some(_) => continue 'descriptor,
                     },
                 }
             }
@@ -206,6 +263,7 @@ fn find<'t>(tree: &'t [Node], entries: &[(&str, String)]) -> Option<&'t Limit> {
 pub struct GlobalLimit {
     configs: Vec<Arc<Config>>,
     runtime: Arc<Runtime>,
+    order: Order,
 }
 
 impl GlobalLimit {
@@ -213,7 +271,15 @@ impl GlobalLimit {
         GlobalLimit {
             configs,
             runtime: runtime.clone(),
+            order: Order::RateLimit,
         }
+    }
+
+    /// The same limits in Gloo's early stage (`rateLimitEarlyConfigs`): before JWT and
+    /// external auth, so that a request they refuse counts too.
+    pub fn early(mut self) -> GlobalLimit {
+        self.order = Order::RateLimitEarly;
+        self
     }
 
     // The pipeline's `Answer` is the error: built once per failed request, not worth a box.
@@ -249,11 +315,16 @@ fn now_secs() -> u64 {
 #[async_trait::async_trait]
 impl Stage for GlobalLimit {
     fn order(&self) -> Order {
-        Order::RateLimit
+        self.order
     }
 
     async fn check(&self, req: &Inbound<'_>, edits: &mut Edits) -> Result<(), Answer> {
-        let hits: Vec<(String, &Limit)> = self.configs.iter().flat_map(|c| c.hits(req)).collect();
+        let user = edits.user.clone();
+        let hits: Vec<(String, &Limit)> = self
+            .configs
+            .iter()
+            .flat_map(|c| c.hits(req, user.as_deref()))
+            .collect();
         if hits.is_empty() {
             return Ok(());
         }

@@ -265,6 +265,16 @@ pub struct RateLimit {
     pub requests_per_unit: u32,
 }
 
+/// Gloo's `ratelimitBasic`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressRateLimit {
+    #[serde(default)]
+    pub authorized_limits: Option<RateLimit>,
+    #[serde(default)]
+    pub anonymous_limits: Option<RateLimit>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimitActions {

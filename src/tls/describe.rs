@@ -44,7 +44,7 @@ impl VsTls {
         if vs.spec.ssl_config.is_none() {
             let listener = listeners
                 .iter()
-                .find(|l| !l.spec.ssl && l.spec.binds(key, vs))
+                .find(|l| !l.spec.ssl && l.binds(key, vs))
                 .map(|l| l.spec.name.clone())
                 .unwrap_or_else(|| "http (no listener)".into());
             return VsTls {

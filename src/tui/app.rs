@@ -269,7 +269,7 @@ pub enum OnYes {
     Discard,
 }
 
-pub const COMMANDS: [(&str, &[&str], &str); 14] = [
+pub const COMMANDS: [(&str, &[&str], &str); 15] = [
     ("upstreams", &["us", "upstream"], "the upstreams"),
     (
         "functions",
@@ -302,6 +302,11 @@ pub const COMMANDS: [(&str, &[&str], &str); 14] = [
         "keep",
         &["k"],
         "save the tester's request under a name: keep NAME",
+    ),
+    (
+        "auth",
+        &["credentials"],
+        "attach credentials to the tester's request: auth bearer TOKEN | basic USER:PASSWORD | key KEY [HEADER] | none",
     ),
     (
         "requests",
@@ -838,6 +843,7 @@ impl App {
                     Err(e) => self.error(e),
                 }
             }
+            "auth" => self.tester_auth(line),
             "requests" => self.goto(View::Saved),
             "theme" => match arg.map(Theme::load) {
                 Some(Ok(t)) => {
@@ -850,6 +856,21 @@ impl App {
             },
             "quit" => self.quit = true,
             _ => {}
+        }
+    }
+
+    /// `:auth ...`: credentials into the tester's headers field, then the tester.
+    fn tester_auth(&mut self, line: &str) {
+        let spec = line.split_once(char::is_whitespace).map_or("", |x| x.1);
+        match views::credentials::attach(&self.tester.headers.text, spec) {
+            Ok((headers, said)) => {
+                self.tester.headers.set(headers);
+                if self.view() != &View::Tester {
+                    self.goto(View::Tester);
+                }
+                self.info(format!("{said} (the tester's headers)"));
+            }
+            Err(e) => self.error(e),
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Data {
     /// Requests seen per route id (see `naming::route_identity`), since the console started.
     pub route_counts: BTreeMap<String, u64>,
     pub total: u64,
+    /// Requests a policy refused (see `denial`), since the console started.
+    pub denied: u64,
     generations: Generations,
     window: Window,
     /// Route id → where that route is now (its virtual service and index), built once per
@@ -435,6 +437,9 @@ impl Data {
     pub fn push_event(&mut self, e: RequestEvent) {
         let seq = self.total;
         self.total += 1;
+        if denial(&e).is_some() {
+            self.denied += 1;
+        }
         if let Some(r) = &e.route {
             *self.route_counts.entry(r.clone()).or_default() += 1;
         }
@@ -497,6 +502,7 @@ impl Data {
         let mut s = Series {
             requests: vec![0; n],
             errors: vec![0; n],
+            denied: vec![0; n],
             p50: vec![0; n],
             p99: vec![0; n],
         };
@@ -513,6 +519,9 @@ impl Data {
             s.requests[b] += 1;
             if e.status >= 500 || e.error.is_some() {
                 s.errors[b] += 1;
+            }
+            if denial(e).is_some() {
+                s.denied[b] += 1;
             }
             lat[b].push(e.latency.as_micros() as u64);
         }
@@ -548,6 +557,8 @@ impl Data {
 pub struct Series {
     pub requests: Vec<u64>,
     pub errors: Vec<u64>,
+    /// Requests a policy refused (counted in `errors` too).
+    pub denied: Vec<u64>,
     /// Latency percentiles (µs); 0 where a bucket had no request.
     pub p50: Vec<u64>,
     pub p99: Vec<u64>,
@@ -569,6 +580,21 @@ impl Series {
             .zip(&self.errors)
             .map(|(r, e)| if *r == 0 { 0 } else { e * 100 / r })
             .collect()
+    }
+}
+
+/// Whether a policy stage refused the request, and how: `auth` (401/403 from JWT or external
+/// auth), `limit` (429 from a rate limit). The gateway answered it with its reason (the event's
+/// error) and the upstream never saw it; an injected fault is no denial.
+pub fn denial(e: &RequestEvent) -> Option<&'static str> {
+    let reason = e.error.as_deref()?;
+    if reason.starts_with("fault ") {
+        return None;
+    }
+    match e.status {
+        401 | 403 => Some("auth"),
+        429 => Some("limit"),
+        _ => None,
     }
 }
 

@@ -135,18 +135,17 @@ impl Target {
     pub fn table(&self, gateway: &Gateway) -> Option<Arc<RouteTable>> {
         match self {
             Target::Plain { .. } => Some(gateway.table.load_full()),
-            Target::Tls { sni, .. } => {
-                gateway
-                    .listeners
-                    .iter()
-                    .filter(|l| l.spec.ssl)
-                    .find_map(|l| {
-                        l.chains
-                            .load()
-                            .for_sni(Some(sni))
-                            .map(|c| c.table.load_full())
-                    })
-            }
+            Target::Tls { sni, .. } => gateway
+                .listeners
+                .list()
+                .iter()
+                .filter(|l| l.spec.ssl)
+                .find_map(|l| {
+                    l.chains
+                        .load()
+                        .for_sni(Some(sni))
+                        .map(|c| c.table.load_full())
+                }),
         }
     }
 

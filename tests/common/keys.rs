@@ -1,5 +1,6 @@
 //! Keys made by `openssl` and tokens minted with them, for the JWT tests: by `jsonwebtoken`,
-//! and (RS256) by `openssl dgst` alone, an implementation independent of the gateway's.
+//! and (RS256) by `openssl dgst` alone, an implementation independent of the gateway's; basic
+//! credentials hashed by `htpasswd`.
 #![allow(dead_code)]
 
 use base64::Engine as _;
@@ -148,4 +149,25 @@ pub fn now() -> u64 {
 pub fn claims(iss: &str, aud: &str, sub: &str, expired: bool) -> Value {
     let exp = if expired { now() - 3600 } else { now() + 3600 };
     json!({"iss": iss, "aud": aud, "sub": sub, "exp": exp, "iat": now() - 10})
+}
+
+/// `htpasswd -nbm`'s apr1 salt and hash of `password` (Apache's own implementation).
+pub fn htpasswd(user: &str, password: &str) -> (String, String) {
+    let out = std::process::Command::new("htpasswd")
+        .args(["-nbm", user, password])
+        .output()
+        .expect("htpasswd (apache2-utils) is needed for this test");
+    let line = String::from_utf8(out.stdout).unwrap();
+    let apr = line.trim().split_once(':').unwrap().1.to_string();
+    let parts: Vec<&str> = apr.split('$').collect();
+    assert_eq!(parts[1], "apr1", "{apr}");
+    (parts[2].to_string(), parts[3].to_string())
+}
+
+/// An `Authorization: Basic` value.
+pub fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }

@@ -1,5 +1,6 @@
 //! The stages a request passes after its route matched and before the route acts, in Gloo's
-//! filter order: fault, CORS, WAF, JWT, external auth, JWT after it, rate limit.
+//! filter order: fault, CORS, WAF, early rate limit, JWT, external auth, JWT after it, rate
+//! limit.
 //!
 //! A route's stages are compiled once per configuration into [`Policies`] (none: no cost on
 //! the request path). Both transports, the HTTP/1.1 fast path (`super::h1`) and hyper
@@ -25,6 +26,8 @@ pub enum Order {
     Fault,
     Cors,
     Waf,
+    /// Gloo's early rate-limit stage (`rateLimitEarlyConfigs`): before authentication.
+    RateLimitEarly,
     JwtBeforeExtAuth,
     ExtAuth,
     JwtAfterExtAuth,
@@ -52,6 +55,9 @@ pub struct Edits {
     pub request_remove: SmallVec<[HeaderName; 2]>,
     /// Set on the response (replacing the upstream's value): CORS, rate-limit headers.
     pub response_set: SmallVec<[HeaderPair; 2]>,
+    /// Who external auth found the client to be (Gloo's `UserInfo.UserID`: a basic-auth user,
+    /// an API key's Secret), for the limits that count per user (`ratelimitBasic`).
+    pub user: Option<String>,
 }
 
 impl Edits {

@@ -149,6 +149,7 @@ fn describe_route(app: &App, id: &str, out: &mut Lines) {
     if !opts.is_empty() {
         field(out, t, "options", opts);
     }
+    policy_lines(app, &vs, r, out);
     // Which earlier route always wins, from the routes view's rows (derived once per listing).
     if let Some(by) = super::route_rows(app, &vs)
         .shadowed_by
@@ -168,6 +169,33 @@ fn describe_route(app: &App, id: &str, out: &mut Lines) {
         "requests",
         format!("{count} since the console started"),
     );
+}
+
+/// The route's policies (auth, JWT providers, CORS, limits), its own and its virtual host's.
+fn policy_lines(app: &App, vs: &ResourceKey, r: &crate::api::Route, out: &mut Lines) {
+    let resources = &app.data.listing.resources;
+    let vhost = match resources.get(vs) {
+        Some(Resource::VirtualService(v)) => v.spec.virtual_host.options.as_ref(),
+        _ => None,
+    };
+    let route = r.options.as_ref().map(|o| &o.extra.0);
+    let kinds = |ns: &str, name: &str| {
+        let key = ResourceKey::new(Kind::AuthConfig, ns, name);
+        match resources.get(&key) {
+            Some(Resource::AuthConfig(ac)) => {
+                Some(crate::policy::spec::auth_config_kinds(&ac.spec))
+            }
+            _ => None,
+        }
+    };
+    let lines = super::policies::lines(vhost, route, &vs.namespace, &kinds);
+    if lines.is_empty() {
+        out.push((format!("{:<13}none", "policies"), app.theme.muted()));
+    }
+    for (n, l) in lines.into_iter().enumerate() {
+        let label = if n == 0 { "policies" } else { "" };
+        out.push((format!("{label:<13}{l}"), app.theme.accent()));
+    }
 }
 
 fn describe_upstream(app: &App, k: &ResourceKey, out: &mut Lines) {
@@ -265,7 +293,7 @@ fn describe_vs(app: &App, k: &ResourceKey, out: &mut Lines) {
         vs.spec.virtual_host.domains.join(", ")
     };
     field(out, t, "domains", domains);
-    let tls = crate::tls::describe::VsTls::from_gateway(&app.ctx.gateway.listeners, k, vs);
+    let tls = crate::tls::describe::VsTls::from_gateway(&app.ctx.gateway.listeners.list(), k, vs);
     field(out, t, "listener", tls.listener.clone());
     if let Some(ssl) = &vs.spec.ssl_config {
         let from = match (&ssl.secret_ref, &ssl.ssl_files) {
@@ -379,10 +407,11 @@ pub fn draw_charts(app: &App, f: &mut Frame, area: Rect, s: &Series, title: &str
         .border_style(t.border())
         .title(Span::styled(
             format!(
-                " {title} · last {}s: {} requests, {} errors ",
+                " {title} · last {}s: {} requests, {} errors, {} denied ",
                 BUCKETS,
                 s.total(),
-                s.error_total()
+                s.error_total(),
+                s.denied.iter().sum::<u64>()
             ),
             t.accent(),
         ));

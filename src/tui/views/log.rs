@@ -57,7 +57,16 @@ pub fn row(app: &App, e: &RequestEvent) -> TRow {
         .cell(e.upstream.clone().unwrap_or_default())
         .styled(e.function.clone().unwrap_or_default(), t.accent())
         .cell(latency(e.latency))
-        .styled(e.error.clone().unwrap_or_default(), t.error())
+        .styled(error_text(e), t.error())
+}
+
+/// The ERROR cell: a policy's refusal says so (`denied auth: jwt (p): expired`), so that `/`
+/// can keep the denials (`/denied`, `/denied limit`).
+pub fn error_text(e: &RequestEvent) -> String {
+    match (crate::tui::data::denial(e), &e.error) {
+        (Some(kind), Some(reason)) => format!("denied {kind}: {reason}"),
+        (_, error) => error.clone().unwrap_or_default(),
+    }
 }
 
 pub fn meta(app: &App, n: usize) -> ListMeta {
@@ -100,6 +109,7 @@ pub fn draw_strip(app: &App, f: &mut Frame, area: Rect) {
     let mut lines = vec![Line::from(vec![
         Span::styled(format!("{:.1} req/s", app.data.rate(now)), t.accent()),
         Span::raw(format!(" · {} total", app.data.total)),
+        Span::styled(format!(" · {} denied", app.data.denied), t.warn()),
     ])];
     for (r, n) in counts.iter().take(inner.height.saturating_sub(1) as usize) {
         lines.push(Line::from(vec![

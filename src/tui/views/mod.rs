@@ -2,6 +2,7 @@
 //! derived once per change of what it is made from (see `Cache`); the others (editor, tester,
 //! log strip, help) have their own state and drawing.
 
+pub mod credentials;
 pub mod describe;
 pub mod discovery;
 pub mod editor;
@@ -9,6 +10,7 @@ pub mod frame;
 pub mod functions;
 pub mod help;
 pub mod log;
+pub mod policies;
 pub mod request;
 pub mod routes;
 pub mod tester;

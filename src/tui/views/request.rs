@@ -121,7 +121,7 @@ pub fn lines(app: &App, seq: u64) -> Vec<(String, Style)> {
         field(&mut out, "function", f.clone(), t.accent());
     }
     match &e.error {
-        Some(err) => field(&mut out, "error", err.clone(), t.error()),
+        Some(_) => field(&mut out, "error", super::log::error_text(e), t.error()),
         None => field(&mut out, "error", "—".into(), t.muted()),
     }
     out.push((String::new(), Style::default()));

@@ -22,7 +22,7 @@ pub fn vs_row(app: &App, key: &ResourceKey) -> Option<TRow> {
         vs.spec.virtual_host.domains.join(", ")
     };
     let (status, st) = status_of(app, key);
-    let tls = VsTls::from_gateway(&app.ctx.gateway.listeners, key, vs);
+    let tls = VsTls::from_gateway(&app.ctx.gateway.listeners.list(), key, vs);
     let listener = match &tls.cert {
         None => tls.listener.clone(),
         Some(_) => format!("{} · {}", tls.listener, tls.certificate()),

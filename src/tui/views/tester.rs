@@ -840,6 +840,9 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
                 ),
                 t.muted(),
             ));
+            if let Some(why) = super::credentials::why(r) {
+                rl.push(Line::styled(why, t.warn()));
+            }
             for (k, v) in r.headers.iter().filter(|(k, _)| k != "date").take(3) {
                 rl.push(Line::styled(format!("{k}: {v}"), t.muted()));
             }
