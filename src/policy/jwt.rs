@@ -267,6 +267,34 @@ struct Provider {
     sources: Vec<Source>,
     keep_token: bool,
     claims: Vec<ClaimHeader>,
+    /// Tokens verified already (Envoy's JWT cache): a client sends the same token on every
+    /// request, and checking its signature each time is most of this stage's cost.
+    verified: std::sync::Mutex<std::collections::HashMap<String, Verified>>,
+}
+
+/// How many verified tokens a provider remembers (the cache is emptied when it is full).
+const VERIFIED_CACHE: usize = 1024;
+
+/// A token that verified: its claims, until when, and the key set it verified against (a
+/// rotated set verifies it again).
+#[derive(Debug)]
+struct Verified {
+    claims: Map<String, Value>,
+    exp: Option<u64>,
+    nbf: Option<u64>,
+    leeway: u64,
+    keys: Arc<KeySet>,
+}
+
+impl Verified {
+    /// Whether it is still good at `now` (seconds since the epoch), with the same key set.
+    fn holds(&self, now: u64, keys: &Arc<KeySet>) -> bool {
+        Arc::ptr_eq(&self.keys, keys)
+            && self.exp.is_none_or(|e| now < e.saturating_add(self.leeway))
+            && self
+                .nbf
+                .is_none_or(|n| now.saturating_add(self.leeway) >= n)
+    }
 }
 
 /// What happens to a request with no token, or a bad one (Gloo's `validationPolicy`).
@@ -445,6 +473,7 @@ fn provider(
         sources,
         keep_token: p.keep_token,
         claims,
+        verified: Default::default(),
     })
 }
 
@@ -481,7 +510,7 @@ impl Provider {
         None
     }
 
-    /// Verifies `token`: its claims, or why not.
+    /// Verifies `token`: its claims, or why not (from the cache when it verified before).
     async fn verify(&self, token: &str) -> Result<Map<String, Value>, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| format!("malformed: {e}"))?;
         let set = match &self.keys {
@@ -491,6 +520,37 @@ impl Provider {
                 .await
                 .ok_or_else(|| "the provider's keys could not be fetched".to_string())?,
         };
+        let now = jsonwebtoken::get_current_timestamp();
+        {
+            let cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = cache.get(token).filter(|v| v.holds(now, &set)) {
+                return Ok(v.claims.clone());
+            }
+        }
+        let (claims, leeway) = self.verify_with(token, &header, &set)?;
+        let seconds = |c: &str| claims.get(c).and_then(Value::as_u64);
+        let entry = Verified {
+            exp: seconds("exp"),
+            nbf: seconds("nbf"),
+            claims: claims.clone(),
+            leeway,
+            keys: set,
+        };
+        let mut cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= VERIFIED_CACHE {
+            cache.clear();
+        }
+        cache.insert(token.to_string(), entry);
+        Ok(claims)
+    }
+
+    /// Checks `token`'s signature and claims against `set`: the claims and the leeway used.
+    fn verify_with(
+        &self,
+        token: &str,
+        header: &jsonwebtoken::Header,
+        set: &KeySet,
+    ) -> Result<(Map<String, Value>, u64), String> {
         let mut last = format!("no key for algorithm {:?}", header.alg);
         let mut kid_known = header.kid.is_none();
         for k in &set.0 {
@@ -511,13 +571,16 @@ impl Provider {
                 continue;
             };
             match jsonwebtoken::decode::<Map<String, Value>>(token, &k.key, validation) {
-                Ok(data) => return Ok(data.claims),
+                Ok(data) => return Ok((data.claims, validation.leeway)),
                 Err(e) => last = describe(&e),
             }
         }
         if !kid_known && let Keys::Remote(r) = &self.keys {
             r.refresh.notify_one();
-            last = format!("no key with kid {:?}", header.kid.unwrap_or_default());
+            last = format!(
+                "no key with kid {:?}",
+                header.kid.clone().unwrap_or_default()
+            );
         }
         Err(last)
     }
@@ -610,5 +673,35 @@ impl Stage for JwtStage {
             None => super::answer(StatusCode::UNAUTHORIZED, "jwt: missing")
                 .header("www-authenticate", &challenge(req, false)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cached token holds only while it is within its time and its key set is the one in
+    /// use: an expired token, or one verified under keys since rotated, is verified again.
+    #[test]
+    fn a_cached_token_expires_and_follows_the_key_set() {
+        let keys = Arc::new(KeySet(Vec::new()));
+        let v = Verified {
+            claims: Map::new(),
+            exp: Some(1_000),
+            nbf: Some(500),
+            leeway: 60,
+            keys: keys.clone(),
+        };
+        assert!(v.holds(900, &keys));
+        assert!(v.holds(1_059, &keys), "within the clock skew");
+        assert!(!v.holds(1_060, &keys), "expired");
+        assert!(
+            v.holds(440, &keys) && !v.holds(439, &keys),
+            "not before nbf - skew"
+        );
+        assert!(
+            !v.holds(900, &Arc::new(KeySet(Vec::new()))),
+            "another key set"
+        );
     }
 }
