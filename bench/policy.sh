@@ -45,38 +45,12 @@ for tool in nginx wrk curl redis-server redis-cli openssl python3; do
     }
 done
 
-TMP=$(mktemp -d /tmp/epoxy-policy-bench.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    if [[ $rc -ne 0 && -n ${KEEP_LOGS:-} ]]; then
-        echo "logs kept in $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-log() { printf '== %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 die() { echo "$*" >&2; exit 1; }
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in $UP_PORT $EPX_PORT $EPX_ADMIN $REDIS_PORT; do
-    if port_busy "$p"; then die "127.0.0.1:$p is already in use"; fi
-done
+check_ports $UP_PORT $EPX_PORT $EPX_ADMIN $REDIS_PORT
 
-# The status of a GET of URL with extra curl arguments (000 when nothing answers).
 status() { curl -s -m 5 -o /dev/null -w '%{http_code}' "$@" || true; }
 
 wait_up() { # NAME PID CHECK-COMMAND...
@@ -253,57 +227,14 @@ curl -s -m 5 -D - -o /dev/null "${URL[global]}" | grep -qi '^x-ratelimit-remaini
     || die "no counter in redis-server after a request to /global/"
 
 # ----------------------------------------------------------------------------------------- load
-to_us() { # wrk's 1.23us / 4.56ms / 1.20s, in microseconds
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") f = 1; else if (u == "ms") f = 1000; else if (u == "s") f = 1000000;
-        else if (u == "m") f = 60000000; else f = 1
-        printf "%.0f", n * f }'
-}
-
-declare -A RPS P50 P99 ERRS
-run_wrk() { # KEY ROUND
-    local k=$1 r=$2 out=$TMP/wrk-$1-$2.txt args=()
-    [[ -z ${HDR[$k]} ]] || args=(-H "${HDR[$k]}")
-    wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "${args[@]}" "${URL[$k]}" >/dev/null 2>&1 || true
-    log "load $k (round $r/$REPEAT): wrk -t$THREADS -c$CONNS -d${DURATION}s --latency ${URL[$k]}"
-    wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "${args[@]}" "${URL[$k]}" >"$out" 2>&1 \
-        || { cat "$out" >&2; exit 1; }
-    RPS[$k,$r]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
-    P50[$k,$r]=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
-    P99[$k,$r]=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
-    local non2xx sock errs=()
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
-    sock=$(sed -n 's/^ *Socket errors: *//p' "$out")
-    [[ -z $non2xx ]] || errs+=("non-2xx: $non2xx")
-    [[ -z $sock ]] || errs+=("socket errors: $sock")
-    ERRS[$k,$r]=
-    if [[ ${#errs[@]} -gt 0 ]]; then ERRS[$k,$r]="round $r: $(IFS=';'; echo "${errs[*]}")"; fi
-    kill -0 "$EPX_PID" 2>/dev/null || { cat "$TMP/epoxy.log" >&2; die "epoxy died during $k"; }
-}
-
-idle_pct() { # share of the CPUs idle over one second
-    local a b
-    a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
-    awk -v i=$((b[4] + b[5] - a[4] - a[5])) \
-        -v t=$((b[1] + b[2] + b[3] + b[4] + b[5] + b[6] + b[7] + b[8] - a[1] - a[2] - a[3] - a[4] - a[5] - a[6] - a[7] - a[8])) \
-        'BEGIN { printf "%.0f", (t > 0 ? 100 * i / t : 100) }'
-}
-IDLE=$(idle_pct)
-for _ in $(seq "${QUIET_WAIT:-120}"); do
-    [[ $IDLE -lt 90 ]] || break
-    log "machine busy ($IDLE% idle), waiting"
-    sleep 4
-    IDLE=$(idle_pct)
-done
-[[ $IDLE -ge 90 ]] || log "machine still busy ($IDLE% idle): results will be noisy"
+wait_quiet
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 REVERSED=()
 for ((i = ${#KEYS[@]} - 1; i >= 0; i--)); do REVERSED+=("${KEYS[$i]}"); done
 for r in $(seq "$REPEAT"); do
     if ((r % 2)); then order=("${KEYS[@]}"); else order=("${REVERSED[@]}"); fi
-    for k in "${order[@]}"; do run_wrk "$k" "$r"; done
+    for k in "${order[@]}"; do run_wrk "$k" "${URL[$k]}" "$r" ${HDR[$k]:+-H "${HDR[$k]}"}; done
 done
 
 declare -A SPREAD
@@ -319,15 +250,6 @@ done
 METRICS=$(curl -s -m 5 "http://127.0.0.1:$EPX_ADMIN/metrics" | grep '^epoxy_policy_' || true)
 EPX_WARN=$(grep -ciE 'warn|error' "$TMP/epoxy.log" || true)
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
-verdict() { if "$@"; then echo "met"; else echo "NOT met"; fi; }
-# The median over the rounds of A/B (req/s), the lowest and the highest round.
-paired() { # A B
-    local r
-    for r in $(seq "$REPEAT"); do ratio "${RPS[$1,$r]}" "${RPS[$2,$r]}"; echo; done | sort -n |
-        awk '{ v[NR] = $1 } END { printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR] }'
-}
 # The median over the rounds of B's p99 minus A's, in microseconds.
 added_p99() { # A B
     local r
@@ -347,7 +269,7 @@ RATIO_TABLE=$(
     echo "|---|---:|---:|---|---|"
     for pair in "jwt 0.85" "key 0.95" "local 0.95" "global -"; do
         read -r k target <<<"$pair"
-        read -r med lo hi < <(paired "$k" plain)
+        read -r med lo hi _ < <(paired RPS "$k" plain)
         if [[ $target == - ]]; then t="—" v="—"; else t="≥ ${target}x" v=$(verdict ge "$med" "$target"); fi
         echo "| ${LABEL[$k]} | ${med}x | ${lo}–${hi}x | $t | $v |"
     done
