@@ -900,7 +900,12 @@ async fn metrics_ready_routes_and_events() {
     );
     assert_eq!(e.route.as_deref(), Some("catch-all"));
     assert_eq!(e.upstream.as_deref(), Some("a"));
-    let m = h.metrics().await;
+    let m = h
+        .metrics_when(|m| {
+            m.contains("epoxy_route_latency_seconds_bucket{route=\"catch-all\",le=\"+Inf\"} 3")
+                && m.contains("epoxy_upstream_requests_total{upstream=\"a\"} 3")
+        })
+        .await;
     assert!(
         m.contains("epoxy_route_requests_total{route=\"catch-all\"} 3"),
         "{m}"
@@ -1125,7 +1130,7 @@ async fn route_statistics_follow_the_route_not_its_position() {
             .find(|l| l.starts_with("epoxy_route_requests_total{") && l.ends_with(" 3"))
             .map(|l| l.split('"').nth(1).unwrap_or("").to_string())
     };
-    let m = h.metrics().await;
+    let m = h.metrics_when(|m| label(m).is_some()).await;
     let before = label(&m).unwrap_or_else(|| panic!("{m}"));
     // A route inserted first: /b is now #1; its count and label stay its own.
     let both = format!(
@@ -1133,7 +1138,14 @@ async fn route_statistics_follow_the_route_not_its_position() {
     );
     h.serve("a", &[a.host_port()], &both).await;
     c.get(format!("{}/a", h.url)).send().await.unwrap();
-    let m = h.metrics().await;
+    let counted_once = |m: &str| {
+        m.lines().any(|l| {
+            l.starts_with("epoxy_route_requests_total{")
+                && l.ends_with(" 1")
+                && !l.contains(&before)
+        })
+    };
+    let m = h.metrics_when(counted_once).await;
     assert_eq!(label(&m).as_deref(), Some(before.as_str()), "{m}");
     assert!(
         m.lines()

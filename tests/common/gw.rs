@@ -104,6 +104,20 @@ impl Harness {
             .unwrap()
     }
 
+    /// `/metrics` once `done` holds for it, or after 3 s (for the caller's assertion to show
+    /// it). A request is counted when its response has been written, as nginx counts in its
+    /// log phase, so a client can hold its answer a moment before the count moves.
+    pub async fn metrics_when(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let m = self.metrics().await;
+            if done(&m) || std::time::Instant::now() > deadline {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Writes without validation (as an external edit would) and waits until it is processed.
     pub async fn put_raw(&self, yaml: &str) {
         let mut written = Vec::new();
