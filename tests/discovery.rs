@@ -885,3 +885,68 @@ async fn the_largest_document_is_a_setting() {
     assert_eq!(fds::parse_size("1024"), Ok(1024));
     assert!(fds::parse_size("0").is_err() && fds::parse_size("5 parsecs").is_err());
 }
+
+/// Discovery's writes are validated like the CLI's, against the whole store: an upstream whose
+/// `sslConfig` names a Secret that exists gets its functions (validated alone, it was refused:
+/// the Secret is elsewhere in the store); the same upstream naming a missing Secret is not
+/// written, and its discovery state says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovered_functions_are_validated_against_the_whole_store() {
+    let inline = serde_json::to_string(PETSTORE).unwrap();
+    let spec = |secret: &str| {
+        format!(
+            "    serviceSpec:\n      rest:\n        swaggerInfo:\n          inline: {inline}\n  sslConfig:\n    secretRef: {{name: {secret}, namespace: gloo-system}}\n"
+        )
+    };
+    let dead: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: upstream-ca, namespace: gloo-system}\nstringData: {note: kept}\n".to_string();
+    let (_d, store) = store_with(&[
+        secret,
+        upstream_yaml("with-secret", dead, "", &spec("upstream-ca")),
+        upstream_yaml("dangling", dead, "", &spec("missing")),
+    ])
+    .await;
+    let state = poll(&store, &cfg()).await;
+    assert_eq!(state[&key("with-secret")].last_error, None);
+    assert_eq!(functions_of(&store, "with-secret").await.len(), 4);
+    let error = state[&key("dangling")]
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        error.starts_with("discovered functions are invalid: ")
+            && error.contains("spec.sslConfig.secretRef"),
+        "{error}"
+    );
+    assert!(functions_of(&store, "dangling").await.is_empty());
+}
+
+/// Upstream discovery's writes go through the same validation: a Service port out of range
+/// (a cluster's data is input too) makes an upstream that is refused and reported, while the
+/// service's other port is written.
+#[tokio::test]
+async fn a_discovered_upstream_that_would_be_invalid_is_refused_and_reported() {
+    let (_d, store) = store_with(&[]).await;
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "shop", "namespace": "default"},
+        "spec": {"ports": [{"port": 8080}, {"port": 70000}]}
+    }))
+    .unwrap();
+    let done = epoxy::discovery::uds::reconcile(&store, &[svc], "gloo-system")
+        .await
+        .unwrap();
+    assert_eq!(done.changes, 1);
+    let bad = key("default-shop-70000");
+    assert!(
+        done.refused
+            .get(&bad)
+            .is_some_and(|r| r.contains("spec.kube.servicePort") && r.contains("port 70000")),
+        "{:?}",
+        done.refused
+    );
+    assert!(store.get(&key("default-shop-8080")).await.is_ok());
+    assert!(matches!(
+        store.get(&bad).await,
+        Err(epoxy::store::StoreError::NotFound(_))
+    ));
+}

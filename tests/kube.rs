@@ -1286,3 +1286,136 @@ fn a_gateway_is_read_from_the_cluster_and_served() {
         }
     });
 }
+
+/// A cluster that lacks some of Gloo's CRDs (no `Gateway`, `AuthConfig`, `RateLimitConfig`)
+/// still serves its virtual services: the missing kinds are empty, said in `epoxy get`; when a
+/// CRD is installed later, its resources count (a `Gateway` created then opens its port).
+#[test]
+fn a_cluster_without_some_crds_serves_and_picks_them_up_when_installed() {
+    let emu = Emulator::start_without(&[
+        "gateways.gateway.solo.io",
+        "authconfigs.enterprise.gloo.solo.io",
+        "ratelimitconfigs.ratelimit.solo.io",
+    ]);
+    let (s, _) = emu.request("GET", "/apis/gateway.solo.io/v1/gateways", None);
+    assert_eq!(s, 404, "the emulator must lack the Gateway CRD");
+    let backend = upstream::start("backend");
+    let (s, _) = emu.request(
+        "POST",
+        "/apis/gloo.solo.io/v1/namespaces/gloo-system/upstreams",
+        Some(json!({"apiVersion": "gloo.solo.io/v1", "kind": "Upstream",
+            "metadata": {"name": "backend", "namespace": "gloo-system"},
+            "spec": {"static": {"hosts": [{"addr": "127.0.0.1", "port": backend.addr.port()}]}}})),
+    );
+    assert!(s < 300, "seeding the upstream: {s}");
+    let (s, _) = emu.request(
+        "POST",
+        "/apis/gateway.solo.io/v1/namespaces/gloo-system/virtualservices",
+        Some(json!({"apiVersion": "gateway.solo.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "default", "namespace": "gloo-system"},
+            "spec": {"virtualHost": {"domains": ["*"], "routes": [
+                {"matchers": [{"prefix": "/"}],
+                 "routeAction": {"single": {"upstream": {"name": "backend", "namespace": "gloo-system"}}}}]}}})),
+    );
+    assert!(s < 300, "seeding the virtual service: {s}");
+
+    // The CLI reads what is there and says what is not.
+    let e = Epoxy::new();
+    let r = cli(&emu, &e, &["get", "vs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("default"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("no CRD gateways.gateway.solo.io")
+            && r.stderr
+                .contains("no CRD authconfigs.enterprise.gloo.solo.io"),
+        "{}",
+        r.stderr
+    );
+
+    // `epoxy gateway` serves the virtual service.
+    let (url, _gw) = start_gateway(&emu, &e, &["--no-upstream-discovery"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(eventually_body(
+        &format!("{url}/through"),
+        "\"server\":\"backend\"",
+    ));
+
+    // The store itself: the missing kinds are listed as unavailable, and come in once their
+    // CRD is created (probed every 300 ms here, every 30 s by default).
+    rt.block_on(async {
+        let s: Arc<dyn Store> =
+            Arc::new(store(&emu).await.with_crd_probe(Duration::from_millis(300)));
+        let gw = Gateway::new();
+        let _reports = reconcile::spawn(s.clone(), gw.clone());
+        let _handle = gw
+            .start(&GatewayConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                admin: None,
+                workers: 1,
+                ..Default::default()
+            })
+            .unwrap();
+        let mut rx = s.watch();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rx.borrow_and_update().resources.is_empty() {
+            assert!(Instant::now() < deadline, "the store never became ready");
+            let _ = tokio::time::timeout(Duration::from_millis(500), rx.changed()).await;
+        }
+        assert_eq!(
+            rx.borrow().unavailable,
+            vec![Kind::AuthConfig, Kind::RateLimitConfig, Kind::Gateway]
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let post = |path: &str, body: Value| {
+            reqwest::Client::new()
+                .post(format!("{}{path}", emu.url))
+                .json(&body)
+                .send()
+        };
+        let s = post(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            epoxy::kube::crds::crd(Kind::Gateway),
+        )
+        .await
+        .unwrap()
+        .status();
+        assert!(s.is_success(), "creating the Gateway CRD: {s}");
+        let s = post(
+            "/apis/gateway.solo.io/v1/namespaces/gloo-system/gateways",
+            json!({"apiVersion": "gateway.solo.io/v1", "kind": "Gateway",
+                "metadata": {"name": "edge", "namespace": "gloo-system"},
+                "spec": {"bindAddress": "127.0.0.1", "bindPort": port,
+                         "httpGateway": {"virtualServices": [{"name": "default"}]}}}),
+        )
+        .await
+        .unwrap()
+        .status();
+        assert!(s.is_success(), "creating the Gateway: {s}");
+        let key = ResourceKey::new(Kind::Gateway, "gloo-system", "edge");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            {
+                let l = rx.borrow_and_update();
+                if l.resources.contains_key(&key) {
+                    assert_eq!(l.unavailable, vec![Kind::AuthConfig, Kind::RateLimitConfig]);
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Gateway was not read after its CRD was installed"
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(500), rx.changed()).await;
+        }
+        // It counts: its port serves the virtual service it names.
+        eventually_body(
+            &format!("http://127.0.0.1:{port}/through"),
+            "\"server\":\"backend\"",
+        )
+        .await;
+    });
+}

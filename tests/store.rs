@@ -245,7 +245,7 @@ async fn an_apply_validated_against_a_snapshot_never_overwrites_a_later_change()
         .unwrap();
     let out = epoxy::control::writes::write_batch_on(
         &store,
-        snapshot,
+        &snapshot,
         vec![upstream("a", 10), upstream("b", 11), upstream("c", 12)],
     )
     .await

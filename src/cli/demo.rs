@@ -109,8 +109,8 @@ async fn upsert_demo_upstream(store: &dyn Store, ns: &str, addr: SocketAddr) -> 
         }
         Err(e) => return Err(e.into()),
     };
-    store
-        .put(resource, pre)
+    // Validated like any other write: the demo's store may hold the user's resources too.
+    crate::control::writes::write(store, resource, pre)
         .await
         .with_context(|| format!("writing {key}"))?;
     Ok(())

@@ -33,6 +33,9 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<()> {
     for e in &listing.errors {
         eprintln!("warning: {e} (skipped)");
     }
+    for note in listing.unavailable_notes() {
+        eprintln!("note: {note}");
+    }
     let problems = validate(&listing.resources);
     let status_of = statuses(listing.resources.keys(), &problems);
     let accepted = Status::accepted();

@@ -142,7 +142,7 @@ pub async fn apply(g: &Global, file: &str) -> Result<()> {
         changes.push(r);
     }
     let mut failed = 0;
-    let outcome = writes::write_batch_on(store.as_ref(), listing.resources, changes)
+    let outcome = writes::write_batch_on(store.as_ref(), &listing.resources, changes)
         .await
         .map_err(refusal)?;
     for ((key, verb, kube_note), result) in verbs.into_iter().zip(outcome.results) {

@@ -20,6 +20,8 @@ pub struct Report {
     pub statuses: BTreeMap<ResourceKey, Status>,
     /// Files the store could not read.
     pub store_errors: Vec<ParseError>,
+    /// Kinds the store cannot hold now (a cluster without their CRD), read as empty.
+    pub unavailable: Vec<Kind>,
     /// Keys that are rejected but still serve their last accepted version.
     pub serving_last_good: Vec<ResourceKey>,
     pub routes: usize,
@@ -93,6 +95,7 @@ impl Reconciler {
             generation: self.generation,
             statuses: statuses(listing.resources.keys(), &problems),
             store_errors: listing.errors.clone(),
+            unavailable: listing.unavailable.clone(),
             serving_last_good,
             routes: 0,
             versions: listing

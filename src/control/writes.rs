@@ -1,6 +1,10 @@
 //! Every change is a validated write: the change is checked against everything else in the
 //! store, and refused if it brings in an error. Warnings (a reference that a later write or
 //! discovery may satisfy) are returned, not refused, as in Gloo.
+//!
+//! Every writer comes through here: the CLI, the console, discovery (`discovery/uds.rs`,
+//! `discovery/fds.rs`) and the demo. Only deletions by discovery of what it made go to the
+//! store directly (a deletion is never refused; its warnings have no one to read them).
 
 use crate::api::{DEFAULT_NAMESPACE, Problem, Resource, ResourceKey, Severity, validate};
 use crate::store::{Precondition, Store, StoreError};
@@ -118,13 +122,16 @@ pub async fn write_batch(
     resources: Vec<Resource>,
 ) -> Result<BatchOutcome, WriteError> {
     let listing = store.list().await?;
-    write_batch_on(store, listing.resources, resources).await
+    write_batch_on(store, &listing.resources, resources).await
 }
 
-/// [`write_batch`] on a listing of the store the caller already has (`base`).
+/// [`write_batch`] on a listing of the store the caller already has (`base`): the CLI's
+/// `apply`, discovery's writes (UDS, FDS) and the demo's all come through here or [`write`].
+/// Each resource replaces exactly the version `base` holds (absent: created), so a change made
+/// since is a conflict, not overwritten.
 pub async fn write_batch_on(
     store: &dyn Store,
-    base: crate::api::ResourceSet,
+    base: &crate::api::ResourceSet,
     mut resources: Vec<Resource>,
 ) -> Result<BatchOutcome, WriteError> {
     for r in &mut resources {
@@ -134,7 +141,7 @@ pub async fn write_batch_on(
     }
     let keys: Vec<ResourceKey> = resources.iter().map(Resource::key).collect();
     let distinct: HashSet<&ResourceKey> = keys.iter().collect();
-    let before = validate(&base);
+    let before = validate(base);
     let old_errors = errors(&before);
     let old_warnings: HashSet<String> = before.iter().map(|p| p.to_string()).collect();
     let mut set = base.clone();

@@ -8,11 +8,10 @@
 
 use super::openapi::{ApiDocument, read_document, transformation};
 use crate::api::resource::Upstream;
-use crate::api::{
-    Resource, ResourceKey, ResourceSet, Severity, SwaggerInfo, Transformation, validate,
-};
+use crate::api::{Resource, ResourceKey, ResourceSet, SwaggerInfo, Transformation};
+use crate::control::writes::WriteError;
 use crate::grpc::reflection::Discovered;
-use crate::store::{Precondition, Store};
+use crate::store::Store;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use indexmap::IndexMap;
@@ -438,6 +437,7 @@ pub async fn poll_once(
         }));
     }
     let mut state = DiscoveryState::new();
+    let mut writes = Vec::new();
     for t in tasks {
         let Ok((key, u, result, took)) = t.await else {
             continue;
@@ -481,40 +481,53 @@ pub async fn poll_once(
             Ok(Some(_)) if cfg.leader.as_ref().is_some_and(|l| !*l.borrow()) => {
                 // Another replica leads and writes; this one only serves.
             }
-            Ok(Some(next)) => {
-                if let Err(e) = write_upstream(store, next).await {
-                    s.last_error = Some(e);
-                }
-            }
+            Ok(Some(next)) => writes.push(Resource::Upstream(next)),
         }
         state.insert(key, s);
+    }
+    for (key, error) in write_upstreams(store, set, writes).await {
+        if let Some(s) = state.get_mut(&key) {
+            s.last_error = Some(error);
+        }
     }
     state
 }
 
-/// Writes a discovered upstream if it is valid; a conflict means someone else changed it and
-/// the next poll will try again.
-async fn write_upstream(store: &dyn Store, u: Upstream) -> Result<(), String> {
-    let r = Resource::Upstream(u);
-    let mut one = ResourceSet::new();
-    one.insert(r.key(), r.clone());
-    let errors: Vec<String> = validate(&one)
-        .into_iter()
-        .filter(|p| p.severity == Severity::Error)
-        .map(|p| p.to_string())
-        .collect();
-    if !errors.is_empty() {
-        return Err(format!(
-            "discovered functions are invalid: {}",
-            errors.join("; ")
-        ));
+/// Writes the upstreams a pass changed as one batch validated like the CLI's
+/// (`control::writes`), against the listing the pass read (`set`): one that would be invalid
+/// is not written and is logged; a conflict means someone else changed it and the next poll
+/// tries again. Returns the upstreams not written, with why.
+async fn write_upstreams(
+    store: &dyn Store,
+    set: &ResourceSet,
+    writes: Vec<Resource>,
+) -> Vec<(ResourceKey, String)> {
+    if writes.is_empty() {
+        return Vec::new();
     }
-    let pre = Precondition::from_read(&r);
-    store
-        .put(r, pre)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let keys: Vec<ResourceKey> = writes.iter().map(Resource::key).collect();
+    let results = match crate::control::writes::write_batch_on(store, set, writes).await {
+        Ok(outcome) => outcome.results,
+        Err(e) => return keys.into_iter().map(|k| (k, e.to_string())).collect(),
+    };
+    let mut failed = Vec::new();
+    for (key, result) in keys.into_iter().zip(results) {
+        let error = match result {
+            Ok(_) => continue,
+            Err(WriteError::Invalid(problems)) => {
+                let reason = problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                tracing::warn!(upstream = %key, %reason, "discovered functions refused: the upstream would be invalid");
+                format!("discovered functions are invalid: {reason}")
+            }
+            Err(e) => e.to_string(),
+        };
+        failed.push((key, error));
+    }
+    failed
 }
 
 /// What decides whether an upstream must be probed again before the next timer tick.

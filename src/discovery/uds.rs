@@ -5,7 +5,9 @@
 //! service.
 //!
 //! This writes to the store, so it runs only where epoxy is the cluster's controller
-//! (`epoxy gateway --kube`) or is told to: no surprise writes to a cluster.
+//! (`epoxy gateway --kube`) or is told to: no surprise writes to a cluster. Its writes are
+//! validated like the CLI's (`control::writes`): an upstream that would be invalid is refused
+//! and logged, never stored.
 
 use crate::api::naming::upstream_name;
 use crate::api::resource::Upstream;
@@ -98,12 +100,23 @@ fn merged(existing: &Upstream, discovered: &Upstream) -> Option<Upstream> {
     (next != *existing).then_some(next)
 }
 
-/// One reconcile: make the store's discovered upstreams match the services.
+/// What one reconcile did: how many upstreams it wrote or removed, and the ones it could not
+/// write because they would be invalid (each with why; logged too).
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    pub changes: usize,
+    pub refused: BTreeMap<ResourceKey, String>,
+}
+
+/// One reconcile: make the store's discovered upstreams match the services. The upstreams to
+/// create or update are written as one batch validated like the CLI's (`control::writes`),
+/// against the listing they were computed from: one that would be invalid (a service port out
+/// of range, say) is refused and reported, the others are written.
 pub async fn reconcile(
     store: &dyn Store,
     services: &[Service],
     namespace: &str,
-) -> Result<usize, String> {
+) -> Result<Reconciled, String> {
     let listing = store.list().await.map_err(|e| e.to_string())?;
     let mut desired: BTreeMap<ResourceKey, Upstream> = BTreeMap::new();
     for s in services {
@@ -114,25 +127,37 @@ pub async fn reconcile(
             );
         }
     }
-    let mut changes = 0;
+    let mut writes = Vec::new();
     for (key, want) in &desired {
         match listing.resources.get(key) {
             Some(Resource::Upstream(have)) => {
                 if let Some(next) = merged(have, want) {
-                    let pre = Precondition::from_read(&Resource::Upstream(have.clone()));
-                    store
-                        .put(Resource::Upstream(next), pre)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    changes += 1;
+                    writes.push(Resource::Upstream(next));
                 }
             }
-            _ => {
-                store
-                    .put(Resource::Upstream(want.clone()), Precondition::Absent)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                changes += 1;
+            _ => writes.push(Resource::Upstream(want.clone())),
+        }
+    }
+    let mut done = Reconciled::default();
+    let mut failed = Vec::new();
+    if !writes.is_empty() {
+        let keys: Vec<ResourceKey> = writes.iter().map(Resource::key).collect();
+        let outcome = crate::control::writes::write_batch_on(store, &listing.resources, writes)
+            .await
+            .map_err(|e| e.to_string())?;
+        for (key, result) in keys.into_iter().zip(outcome.results) {
+            match result {
+                Ok(_) => done.changes += 1,
+                Err(crate::control::writes::WriteError::Invalid(problems)) => {
+                    let reason = problems
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    tracing::warn!(upstream = %key, %reason, "discovered upstream refused: it would be invalid");
+                    done.refused.insert(key, reason);
+                }
+                Err(e) => failed.push(e.to_string()),
             }
         }
     }
@@ -143,14 +168,17 @@ pub async fn reconcile(
             && u.metadata.labels.get(DISCOVERED_BY).map(String::as_str) == Some(KUBERNETES_PLUGIN)
             && !desired.contains_key(key)
         {
-            store
-                .delete(key, Precondition::from_read(r))
-                .await
-                .map_err(|e| e.to_string())?;
-            changes += 1;
+            match store.delete(key, Precondition::from_read(r)).await {
+                Ok(()) => done.changes += 1,
+                Err(e) => failed.push(e.to_string()),
+            }
         }
     }
-    Ok(changes)
+    if failed.is_empty() {
+        Ok(done)
+    } else {
+        Err(failed.join("; "))
+    }
 }
 
 /// The services in `watch_namespaces` (or all), published whole after every change once the

@@ -5,6 +5,10 @@
 //!
 //! When the API server goes away, the watchers retry with backoff and the last complete state
 //! stays published: the gateway keeps serving it, then reconverges when the server is back.
+//!
+//! A kind whose CRD the cluster lacks (a list answers 404: no `Gateway`, no `AuthConfig`) is
+//! empty and ready, said once in the log and in the listing (`Listing::unavailable`), and
+//! looked for again every [`CRD_PROBE`]: a cluster without one of Gloo's CRDs still serves.
 
 use super::{Listing, Precondition, Result, Store, StoreError};
 use crate::api::{Kind, ParseError, Resource, ResourceKey};
@@ -16,12 +20,15 @@ use kube::core::GroupVersionKind;
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 
 pub struct KubeStore {
     client: kube::Client,
     describe: String,
     watch: Mutex<Option<watch::Receiver<Arc<Listing>>>>,
+    /// How often a kind whose CRD is missing is looked for again.
+    crd_probe: Duration,
 }
 
 /// kube-rs's description of one of Gloo's kinds.
@@ -88,44 +95,34 @@ impl KubeStore {
             client,
             describe,
             watch: Mutex::new(None),
+            crd_probe: CRD_PROBE,
         }
+    }
+
+    /// Looks for missing CRDs every `every` instead of [`CRD_PROBE`] (for tests).
+    pub fn with_crd_probe(mut self, every: Duration) -> Self {
+        self.crd_probe = every;
+        self
     }
 
     fn api(&self, kind: Kind, ns: &str) -> Api<DynamicObject> {
         Api::namespaced_with(self.client.clone(), ns, &api_resource(kind))
     }
 
-    /// Starts one watcher per kind; publishes the whole state once every kind is listed, then
-    /// on every change.
+    /// Starts one watcher per kind; publishes the whole state once every kind is listed (or
+    /// found absent: its CRD is not installed), then on every change.
     fn start_watch(&self) -> watch::Receiver<Arc<Listing>> {
         let (tx, rx) = watch::channel(Arc::new(Listing::default()));
-        let (ev_tx, mut ev_rx) =
-            tokio::sync::mpsc::unbounded_channel::<(Kind, watcher::Event<DynamicObject>)>();
+        let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel::<(Kind, KindEvent)>();
         for kind in Kind::ALL {
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &api_resource(kind));
-            let ev_tx = ev_tx.clone();
-            tokio::spawn(async move {
-                let mut stream = watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .boxed();
-                while let Some(ev) = stream.next().await {
-                    match ev {
-                        Ok(ev) => {
-                            if ev_tx.send((kind, ev)).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(kind = %kind, error = %e, "watch failed; retrying (the last state keeps serving)")
-                        }
-                    }
-                }
-            });
+            tokio::spawn(watch_kind(kind, api, self.crd_probe, ev_tx.clone()));
         }
         tokio::spawn(async move {
             let mut current: BTreeMap<Kind, BTreeMap<String, DynamicObject>> = BTreeMap::new();
             let mut pending: BTreeMap<Kind, BTreeMap<String, DynamicObject>> = BTreeMap::new();
             let mut ready: std::collections::BTreeSet<Kind> = Default::default();
+            let mut absent: std::collections::BTreeSet<Kind> = Default::default();
             let id = |o: &DynamicObject| {
                 format!(
                     "{}/{}",
@@ -135,30 +132,44 @@ impl KubeStore {
             };
             while let Some((kind, ev)) = ev_rx.recv().await {
                 match ev {
-                    watcher::Event::Init => {
+                    KindEvent::Absent => {
+                        // No CRD, no objects: the kind is empty and ready, so the rest serves.
+                        current.insert(kind, BTreeMap::new());
+                        ready.insert(kind);
+                        if absent.insert(kind) {
+                            tracing::warn!(kind = %kind, "{}", absent_note(kind));
+                        }
+                    }
+                    KindEvent::Watch(watcher::Event::Init) => {
                         pending.insert(kind, BTreeMap::new());
                         continue;
                     }
-                    watcher::Event::InitApply(o) => {
+                    KindEvent::Watch(watcher::Event::InitApply(o)) => {
                         pending.entry(kind).or_default().insert(id(&o), o);
                         continue;
                     }
-                    watcher::Event::InitDone => {
+                    KindEvent::Watch(watcher::Event::InitDone) => {
                         // A relist replaces the kind's state whole (objects deleted meanwhile go).
                         current.insert(kind, pending.remove(&kind).unwrap_or_default());
                         ready.insert(kind);
+                        if absent.remove(&kind) {
+                            tracing::info!(kind = %kind, "the cluster now has the CRD of {kind}: its resources are read");
+                        }
                     }
-                    watcher::Event::Apply(o) => {
+                    KindEvent::Watch(watcher::Event::Apply(o)) => {
                         current.entry(kind).or_default().insert(id(&o), o);
                     }
-                    watcher::Event::Delete(o) => {
+                    KindEvent::Watch(watcher::Event::Delete(o)) => {
                         current.entry(kind).or_default().remove(&id(&o));
                     }
                 }
                 if ready.len() < Kind::ALL.len() {
                     continue;
                 }
-                let mut listing = Listing::default();
+                let mut listing = Listing {
+                    unavailable: absent.iter().copied().collect(),
+                    ..Listing::default()
+                };
                 for (kind, objs) in &current {
                     for o in objs.values() {
                         match to_resource(*kind, o) {
@@ -186,6 +197,86 @@ impl KubeStore {
     }
 }
 
+/// What one kind's watcher tells the store. (`Absent` is rare and small; boxing the events
+/// would cost an allocation each for nothing.)
+#[allow(clippy::large_enum_variant)]
+enum KindEvent {
+    Watch(watcher::Event<DynamicObject>),
+    /// The cluster has no such resource type (its CRD is not installed, or was removed).
+    Absent,
+}
+
+/// How often a kind whose CRD is missing is looked for again.
+pub const CRD_PROBE: Duration = Duration::from_secs(30);
+
+/// The line said (once) about a kind whose CRD is missing.
+pub fn absent_note(kind: Kind) -> String {
+    let group = kind.api_version().split_once('/').map_or("", |(g, _)| g);
+    format!(
+        "the cluster has no CRD {}.{group}: no {kind} is read (install it with `epoxy install crds`); looked for again every {}s",
+        kind.plural(),
+        CRD_PROBE.as_secs()
+    )
+}
+
+/// Whether the API answered that the resource type does not exist (404 on a collection).
+fn type_absent(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+fn watch_absent(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => type_absent(e),
+        watcher::Error::WatchError(s) => s.code == 404,
+        watcher::Error::NoResourceVersion => false,
+    }
+}
+
+/// Watches one kind until the store's receiver goes: while its resource type is missing, it
+/// is reported absent once and probed every `probe`; once there, it is watched again.
+async fn watch_kind(
+    kind: Kind,
+    api: Api<DynamicObject>,
+    probe: Duration,
+    events: tokio::sync::mpsc::UnboundedSender<(Kind, KindEvent)>,
+) {
+    loop {
+        let mut stream = watcher(api.clone(), watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(ev) => {
+                    if events.send((kind, KindEvent::Watch(ev))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if watch_absent(&e) => break,
+                Err(e) => {
+                    tracing::warn!(kind = %kind, error = %e, "watch failed; retrying (the last state keeps serving)")
+                }
+            }
+        }
+        drop(stream);
+        if events.send((kind, KindEvent::Absent)).is_err() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(probe).await;
+            if events.is_closed() {
+                return;
+            }
+            match api.list(&ListParams::default().limit(1)).await {
+                Err(e) if type_absent(&e) => continue,
+                // There (or another error, which the watcher retries and reports).
+                _ => break,
+            }
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for KubeStore {
     fn describe(&self) -> String {
@@ -196,9 +287,18 @@ impl Store for KubeStore {
         let mut listing = Listing::default();
         for kind in Kind::ALL {
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &api_resource(kind));
-            let objs = api.list(&ListParams::default()).await.map_err(|e| {
-                StoreError::Invalid(format!("listing {kind}: the Kubernetes API answered: {e}"))
-            })?;
+            let objs = match api.list(&ListParams::default()).await {
+                Ok(objs) => objs,
+                Err(e) if type_absent(&e) => {
+                    listing.unavailable.push(kind);
+                    continue;
+                }
+                Err(e) => {
+                    return Err(StoreError::Invalid(format!(
+                        "listing {kind}: the Kubernetes API answered: {e}"
+                    )));
+                }
+            };
             for o in &objs.items {
                 match to_resource(kind, o) {
                     Ok(r) => {
@@ -244,7 +344,12 @@ impl Store for KubeStore {
                 resource.meta_mut().resource_version = None;
                 api.create(&pp, &to_object(&resource)?)
                     .await
-                    .map_err(|e| api_error(&key, e, None))?
+                    .map_err(|e| match &e {
+                        e if type_absent(e) => {
+                            StoreError::Invalid(format!("{key}: {}", absent_note(key.kind)))
+                        }
+                        _ => api_error(&key, e, None),
+                    })?
             }
             Some(v) => {
                 resource.meta_mut().resource_version = Some(v.clone());

@@ -1,5 +1,5 @@
 //! The single source of truth: a `Store` of resources, with list/get/put/delete and a watch of
-//! the whole state. `dir` keeps YAML files; `kube` (later) keeps CRDs.
+//! the whole state. `dir` keeps YAML files; `kube` keeps CRDs.
 
 pub mod dir;
 pub mod kube;
@@ -17,11 +17,22 @@ pub struct Listing {
     pub resources: ResourceSet,
     /// Files or objects that could not be read: reported, skipped, never removed.
     pub errors: Vec<ParseError>,
+    /// Kinds the store cannot hold at the moment (a cluster without their CRD): read as empty,
+    /// so the others serve, and looked for again (`kube::CRD_PROBE`).
+    pub unavailable: Vec<Kind>,
 }
 
 impl Listing {
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Resource> {
         self.resources.values().filter(move |r| r.kind() == kind)
+    }
+
+    /// One line per unavailable kind, for whoever reports the store's state.
+    pub fn unavailable_notes(&self) -> Vec<String> {
+        self.unavailable
+            .iter()
+            .map(|k| kube::absent_note(*k))
+            .collect()
     }
 }
 

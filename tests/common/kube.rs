@@ -28,20 +28,29 @@ impl Emulator {
     }
 
     pub fn start_on(port: u16) -> Emulator {
-        Self::launch(port, None)
+        Self::launch(port, None, &[])
+    }
+
+    /// An emulator of a cluster that lacks some CRDs (`PLURAL.GROUP`, like
+    /// `gateways.gateway.solo.io`): their lists answer 404 until the CRD is created.
+    pub fn start_without(crds: &[&str]) -> Emulator {
+        Self::launch(0, None, crds)
     }
 
     /// An emulator that speaks HTTPS with a certificate of its own private CA and wants a
     /// bearer token, as most real clusters do; the kubeconfig carries the CA and the token.
     pub fn start_tls(token: &str) -> Emulator {
-        Self::launch(0, Some(token))
+        Self::launch(0, Some(token), &[])
     }
 
-    fn launch(port: u16, tls_token: Option<&str>) -> Emulator {
+    fn launch(port: u16, tls_token: Option<&str>, without: &[&str]) -> Emulator {
         let dir = tempfile::tempdir().unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kube/emulator.py");
         let mut command = Command::new("python3");
-        command.arg(script).arg(port.to_string());
+        command
+            .arg(script)
+            .arg(port.to_string())
+            .env("EPOXY_EMULATOR_WITHOUT", without.join(","));
         let ca_path = dir.path().join("ca.pem");
         if let Some(token) = tls_token {
             let (ca, cert, key) = private_ca_and_server_cert();

@@ -8,7 +8,10 @@ Extensions:
 - POST of an existing object is 409 AlreadyExists; a missing object is 404 NotFound;
   both as Kubernetes `Status` objects, which kube-rs parses;
 - the resources epoxy uses are declared up front (Gloo's CRDs, Services, Ingresses,
-  Namespaces, Leases), so a list of an empty kind works;
+  Namespaces, Leases), so a list of an empty kind works; with `EPOXY_EMULATOR_WITHOUT=P.G,...`
+  (like `gateways.gateway.solo.io`) those are left out, as in a cluster that lacks their CRD
+  (a list answers 404), and creating a `CustomResourceDefinition` serves its resource from then
+  on, as the real API server does;
 - `/api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH` answers from documents registered
   through `POST /epoxy-test/proxy` (the `apiserver` connector's path);
 - `POST /epoxy-test/pause` with `{"seconds": N}` makes every API request fail with 503 for N
@@ -71,8 +74,25 @@ class Emulator(KubernetesEmulator):
         self._last_rv = 0
         self._proxy = {}
         self._paused_until = 0.0
+        without = {w for w in os.environ.get("EPOXY_EMULATOR_WITHOUT", "").split(",") if w}
         for r in RESOURCES:
+            group, _, rest = r.rpartition("/")
+            plural = rest
+            group_name = group.rpartition("/")[0] if "/" in group else ""
+            if f"{plural}.{group_name}" in without:
+                continue
             _ = self.resources[r]
+
+    def _serve_crd(self, crd):
+        """A created CRD makes its resource served (every version it lists)."""
+        spec = crd.get("spec", {}) if isinstance(crd, dict) else {}
+        plural = spec.get("names", {}).get("plural")
+        group = spec.get("group")
+        if not plural or not group:
+            return
+        for v in spec.get("versions", []):
+            if v.get("name"):
+                _ = self.resources[f"{group}/{v['name']}/{plural}"]
 
     def _next_rv(self):
         self._last_rv = next(self._rv)
@@ -201,6 +221,8 @@ class Emulator(KubernetesEmulator):
                     if exists:
                         return status(409, "AlreadyExists", f"{request.resource.plural} \"{name}\" already exists")
                     meta["resourceVersion"] = self._next_rv()
+                    if request.resource.plural == "customresourcedefinitions":
+                        self._serve_crd(request.data)
                     meta.setdefault("uid", f"uid-{self._last_rv}")
                     meta.setdefault("creationTimestamp", "2026-01-01T00:00:00Z")
                 elif request.action == enums.action.UPDATE:
