@@ -492,3 +492,447 @@ async fn calls_over_tls_verify_the_server() {
         "{e}"
     );
 }
+
+/// The descriptor set of `tests/grpc/<file>` with its imports, compiled by grpcio-tools'
+/// protoc (as `protoc --include_imports --descriptor_set_out` makes it for Envoy), base64.
+fn descriptor_set(file: &str) -> String {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("set.pb");
+    let status = std::process::Command::new("python3")
+        .args(["-m", "grpc_tools.protoc"])
+        .arg(format!("-I{}/tests/grpc", env!("CARGO_MANIFEST_DIR")))
+        .arg("--include_imports")
+        .arg(format!("--descriptor_set_out={}", out.display()))
+        .arg(file)
+        .status()
+        .expect("python3 -m grpc_tools.protoc (.ci/run installs grpcio-tools)");
+    assert!(status.success(), "protoc {file}");
+    base64::engine::general_purpose::STANDARD.encode(std::fs::read(out).unwrap())
+}
+
+/// An upstream for the server that transcodes `books.v1.Books` (Gloo's
+/// `serviceSpec.grpcJsonTranscoder`), with more of its fields in `extra` (YAML, one a line).
+fn books_upstream(name: &str, addr: &str, set: &str, extra: &[&str]) -> String {
+    let (a, p) = addr.rsplit_once(':').unwrap();
+    let extra: String = extra.iter().map(|l| format!("        {l}\n")).collect();
+    format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata:\n  name: {name}\n  namespace: gloo-system\nspec:\n  static:\n    hosts: [{{addr: '{a}', port: {p}}}]\n    serviceSpec:\n      grpcJsonTranscoder:\n        protoDescriptorBin: {set}\n        services: [books.v1.Books]\n{extra}"
+    )
+}
+
+/// A route on `prefix` (and header `header`, if any) to upstream `up`.
+fn plain_route(prefix: &str, header: Option<&str>, up: &str) -> String {
+    let headers = header.map_or(String::new(), |h| format!(", headers: [{{name: {h}}}]"));
+    format!(
+        "    - matchers: [{{prefix: '{prefix}'{headers}}}]\n      routeAction: {{single: {{upstream: {{name: {up}}}}}}}\n"
+    )
+}
+
+async fn send(
+    h: &Harness,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut req = Harness::client().request(method, format!("{}{path}", h.url));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.unwrap())
+}
+
+async fn send_json(
+    h: &Harness,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    let (status, _, text) = send(h, method, path, headers, body).await;
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
+    (status, v)
+}
+
+/// A gRPC request (one framed message) sent through the gateway over HTTP/2: the framed
+/// answer, not transcoded.
+async fn grpc_through(h: &Harness, path: &str, message: &[u8]) -> (u16, String, Vec<u8>) {
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut framed = vec![0u8];
+    framed.extend((message.len() as u32).to_be_bytes());
+    framed.extend(message);
+    let resp = client
+        .post(format!("{}{path}", h.url))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(framed)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, ct, resp.bytes().await.unwrap().to_vec())
+}
+
+async fn transcoding(fast_path: bool) {
+    let server = grpc_server();
+    let set = descriptor_set("books.proto");
+    let h = Harness::with(|c| c.fast_path = fast_path).await;
+    h.apply(&books_upstream(
+        "books",
+        &server.addr(),
+        &set,
+        &[
+            "matchIncomingRequestRoute: true",
+            "ignoredQueryParameters: [trace]",
+        ],
+    ))
+    .await;
+    h.apply(&books_upstream(
+        "books-print",
+        &server.addr(),
+        &set,
+        &[
+            "matchIncomingRequestRoute: true",
+            "convertGrpcStatus: true",
+            "printOptions: {addWhitespace: true, alwaysPrintPrimitiveFields: true, alwaysPrintEnumsAsInts: true, preserveProtoFieldNames: true}",
+        ],
+    ))
+    .await;
+    // Gloo's default: the transcoded call is routed again by its gRPC path.
+    h.apply(&books_upstream("books-reroute", &server.addr(), &set, &[]))
+        .await;
+    let routes = [
+        plain_route("/v1/", Some("x-print"), "books-print"),
+        plain_route("/v1/", Some("x-reroute"), "books-reroute"),
+        plain_route("/v1/", None, "books"),
+    ]
+    .concat();
+    h.apply(&vs("default", "['*']", &routes)).await;
+    use reqwest::Method as M;
+
+    // GET with path variables (a string and an int64): the proto3 JSON mapping back.
+    let (status, book) = send_json(&h, M::GET, "/v1/shelves/main/books/1", &[], None).await;
+    assert_eq!(status, 200, "{book}");
+    assert_eq!(
+        book,
+        json!({"id": "1", "title": "Dune", "authorName": "Frank Herbert", "genre": "NOVEL", "tags": ["sf"], "pages": 412, "shelf": "main"})
+    );
+    // A gRPC error status: its HTTP status and message.
+    let (status, e) = send_json(&h, M::GET, "/v1/shelves/main/books/9", &[], None).await;
+    assert_eq!(status, 404, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("NOT_FOUND: no book 9 on main"),
+        "{e}"
+    );
+    // Query parameters into fields (proto or JSON names, a repeated field twice), one listed
+    // in `ignoredQueryParameters`.
+    let (status, list) = send_json(
+        &h,
+        M::GET,
+        "/v1/books?authorName=Frank%20Herbert&tags=sf&tags=sequel&trace=1",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["books"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["books"][0]["title"], "Children of Dune");
+    let (_, list) = send_json(&h, M::GET, "/v1/books?limit=2", &[], None).await;
+    assert_eq!(list["books"].as_array().unwrap().len(), 2, "{list}");
+    // A parameter that is no field: 400 naming it, nothing called.
+    let (status, e) = send_json(&h, M::GET, "/v1/books?colour=red", &[], None).await;
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("query parameter `colour` is no field of `books.v1.ListBooksRequest`"),
+        "{e}"
+    );
+    // An additional binding, the variable percent-decoded; its `response_body` answers the
+    // response's `books` field alone.
+    let (status, list) = send_json(&h, M::GET, "/v1/authors/Sylvia%20Plath/books", &[], None).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list[0]["title"], "Ariel", "{list}");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    // POST with `body: "*"`: the body is the message.
+    let (status, book) = send_json(
+        &h,
+        M::POST,
+        "/v1/books",
+        &[],
+        Some(json!({"title": "Emma", "author_name": "Jane Austen", "genre": "NOVEL"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{book}");
+    assert_eq!(
+        book,
+        json!({"id": "100", "title": "Emma", "authorName": "Jane Austen", "genre": "NOVEL"})
+    );
+    // `body: "book"`: the body is one field, the rest from the path.
+    let (status, book) = send_json(
+        &h,
+        M::POST,
+        "/v1/shelves/new/books",
+        &[],
+        Some(json!({"title": "Persuasion"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{book}");
+    assert_eq!(book, json!({"title": "Persuasion", "shelf": "new"}));
+    // A body that is not the message: 400 naming the type.
+    let (status, e) = send_json(&h, M::POST, "/v1/books", &[], Some(json!({"nope": 1}))).await;
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("books.v1.Book"),
+        "{e}"
+    );
+
+    // printOptions: proto field names, default values, enums as numbers, whitespace; and
+    // `convertGrpcStatus`: an error as a google.rpc.Status with the gRPC headers.
+    let (status, _, text) = send(
+        &h,
+        M::GET,
+        "/v1/shelves/main/books/2",
+        &[("x-print", "1")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("\n  \"author_name\": \"Sylvia Plath\""),
+        "{text}"
+    );
+    let book: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(book["genre"], 2, "{text}");
+    assert_eq!(book["pages"], 0, "{text}");
+    assert_eq!(book["tags"], json!([]), "{text}");
+    let (status, headers, text) = send(
+        &h,
+        M::GET,
+        "/v1/shelves/main/books/7",
+        &[("x-print", "1")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({"code": 5, "message": "no book 7 on main"})
+    );
+    assert_eq!(headers["grpc-status"], "5");
+    assert_eq!(headers["grpc-message"], "no book 7 on main");
+
+    // matchIncomingRequestRoute false: the call is routed again by its gRPC path; no route
+    // takes `/books.v1.Books/GetBook` yet: 404 saying so.
+    let (status, e) = send_json(
+        &h,
+        M::GET,
+        "/v1/shelves/main/books/1",
+        &[("x-reroute", "1")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("no route takes the transcoded call `POST /books.v1.Books/GetBook`"),
+        "{e}"
+    );
+    // With a route for the gRPC paths, it is called; gRPC clients pass through that route
+    // untouched (a method without a rule, its framed answer back).
+    let routes = format!("{routes}{}", plain_route("/books.v1.Books/", None, "books"));
+    h.apply(&vs("default", "['*']", &routes)).await;
+    let (status, book) = send_json(
+        &h,
+        M::GET,
+        "/v1/shelves/main/books/3",
+        &[("x-reroute", "1")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{book}");
+    assert_eq!(book["title"], "Children of Dune");
+    // ListBooksRequest{author_name: "Sylvia Plath"}: field 1, length-delimited.
+    let mut msg = vec![0x0a, 12];
+    msg.extend(b"Sylvia Plath");
+    let (status, ct, body) = grpc_through(&h, "/books.v1.Books/CountBooks", &msg).await;
+    assert_eq!(
+        (status, ct.as_str()),
+        (200, "application/grpc"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(body[0], 0, "an uncompressed message");
+    assert!(
+        body.windows(5).any(|w| w == b"Ariel"),
+        "{:?}",
+        String::from_utf8_lossy(&body)
+    );
+    // A path no rule has, not gRPC: the upstream gets it as it is (grpcio resets such a
+    // stream, so the gateway answers 503 `upstream-reset` naming it, no transcoding error).
+    let (status, e) = send_json(&h, M::GET, "/v1/nothing", &[], None).await;
+    assert_eq!(status, 503, "{e}");
+    assert_eq!(
+        (e["error"].as_str(), e["upstream"].as_str()),
+        (Some("upstream-reset"), Some("books")),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcoding_on_the_fast_path() {
+    transcoding(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcoding_on_hyper_alone() {
+    transcoding(false).await;
+}
+
+/// `autoMapping` and `protoDescriptor` (a file): methods without a rule are called by POST
+/// to `/package.Service/Method` with a JSON body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_mapping_from_a_descriptor_file() {
+    use base64::Engine;
+    let server = grpc_server();
+    let set = base64::engine::general_purpose::STANDARD
+        .decode(descriptor_set("books.proto"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("books.pb");
+    std::fs::write(&file, set).unwrap();
+    let (a, p) = server
+        .addr()
+        .rsplit_once(':')
+        .map(|(a, p)| (a.to_string(), p.to_string()))
+        .unwrap();
+    let h = Harness::start().await;
+    h.apply(&format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: books, namespace: gloo-system}}\nspec:\n  static:\n    hosts: [{{addr: '{a}', port: {p}}}]\n    serviceSpec:\n      grpcJsonTranscoder:\n        protoDescriptor: '{}'\n        services: [books.v1.Books]\n        autoMapping: true\n        matchIncomingRequestRoute: true\n",
+        file.display()
+    ))
+    .await;
+    h.apply(&vs("default", "['*']", &plain_route("/", None, "books")))
+        .await;
+    let (status, list) = send_json(
+        &h,
+        reqwest::Method::POST,
+        "/books.v1.Books/CountBooks",
+        &[],
+        Some(json!({"tags": ["sf"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["books"].as_array().unwrap().len(), 2, "{list}");
+    // Methods with a rule keep to it.
+    let (status, book) =
+        send_json(&h, reqwest::Method::GET, "/v1/shelves/a/books/2", &[], None).await;
+    assert_eq!((status, book["title"].as_str()), (200, Some("Ariel")));
+}
+
+/// A transcoder that cannot be built refuses the upstream on `apply`, naming the field.
+#[test]
+fn bad_transcoders_are_refused_on_apply() {
+    let e = common::Epoxy::new();
+    let books = descriptor_set("books.proto");
+    let bad_rule = descriptor_set("bad_rule.proto");
+    let up = |fields: &str| {
+        format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: b, namespace: gloo-system}}\nspec:\n  static:\n    hosts: [{{addr: 127.0.0.1, port: 9}}]\n    serviceSpec:\n      grpcJsonTranscoder: {{{fields}}}\n"
+        )
+    };
+    let at = "spec.static.serviceSpec.grpcJsonTranscoder";
+    for (fields, want) in [
+        (
+            "protoDescriptorBin: 'not*base64', services: [books.v1.Books]".to_string(),
+            format!("{at}.protoDescriptorBin: descriptors are not base64"),
+        ),
+        (
+            "protoDescriptorBin: aGVsbG8=, services: [books.v1.Books]".to_string(),
+            format!("{at}.protoDescriptorBin: descriptors are not a FileDescriptorSet"),
+        ),
+        (
+            format!("protoDescriptorBin: {books}, services: [books.v1.Shelves]"),
+            format!("{at}.services: the descriptor set defines no service `books.v1.Shelves`"),
+        ),
+        (
+            format!("protoDescriptorBin: {books}"),
+            format!("{at}.services: name at least one service"),
+        ),
+        (
+            "services: [books.v1.Books]".to_string(),
+            format!("{at}.protoDescriptorBin: a descriptor set is required"),
+        ),
+        (
+            "protoDescriptor: /nonexistent/books.pb, services: [books.v1.Books]".to_string(),
+            format!("{at}.protoDescriptor: /nonexistent/books.pb"),
+        ),
+        (
+            format!("protoDescriptorBin: {bad_rule}, services: [bad.v1.Bad]"),
+            format!(
+                "{at}.protoDescriptorBin: `bad.v1.Bad/Get`: `/v1/{{nope}}`: variable `nope`: `nope` is no field of `bad.v1.Req`"
+            ),
+        ),
+        (
+            "protoDescriptorConfigMap: {configMapRef: {name: c}}, services: [books.v1.Books]"
+                .to_string(),
+            "protoDescriptorConfigMap: epoxy does not read ConfigMaps".to_string(),
+        ),
+    ] {
+        let out = e.apply(&up(&fields)).refused();
+        assert!(out.contains(&want), "{want}: {out}");
+    }
+    e.apply(&up(&format!("protoDescriptorBin: {books}, services: [books.v1.Books], printOptions: {{addWhitespace: true}}")))
+        .ok();
+}
+
+/// Discovery asks reflection v1 first and v1alpha when the server has only that: a server
+/// offering v1 alone, both, or v1alpha alone (grpcio-reflection's servicer under each name;
+/// the server logs which one each call reached).
+#[test]
+fn discovery_asks_reflection_v1_then_v1alpha() {
+    let e = common::Epoxy::new();
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = "grpc.reflection.v1.ServerReflection";
+    let v1alpha = "grpc.reflection.v1alpha.ServerReflection";
+    for (mode, asked) in [("v1", v1), ("both", v1), ("v1alpha", v1alpha)] {
+        let log = dir.path().join(format!("{mode}.log"));
+        let server = PyServer::start(
+            "grpc/server.py",
+            &[],
+            &[
+                ("GRPC_REFLECTION", mode),
+                ("GRPC_REFLECTION_LOG", log.to_str().unwrap()),
+            ],
+        );
+        let out = e.run(&["discover", "grpc", &server.addr()]).ok();
+        for want in ["shop.v1.Pets", "ListPets", "shop.v1.Admin"] {
+            assert!(out.contains(want), "{mode}: {want}: {out}");
+        }
+        assert!(!out.contains("grpc.reflection"), "{mode}: {out}");
+        let calls = std::fs::read_to_string(&log).unwrap();
+        let reached: std::collections::BTreeSet<&str> = calls.lines().collect();
+        assert_eq!(reached.into_iter().collect::<Vec<_>>(), [asked], "{mode}");
+    }
+}

@@ -544,10 +544,32 @@ const GRPC_SERVICE: &[Field] = &[
     leaf("functionNames"),
 ];
 const GRPC_SPEC: &[Field] = &[leaf("descriptors"), list("grpcServices", GRPC_SERVICE)];
+const PRINT_OPTIONS: &[Field] = &[
+    leaf("addWhitespace"),
+    leaf("alwaysPrintPrimitiveFields"),
+    leaf("alwaysPrintEnumsAsInts"),
+    leaf("preserveProtoFieldNames"),
+];
+/// Gloo's `GrpcJsonTranscoder` (options/grpc_json/grpc_json.proto).
+const GRPC_JSON_TRANSCODER: &[Field] = &[
+    leaf("protoDescriptor"),
+    leaf("protoDescriptorBin"),
+    refused(
+        "protoDescriptorConfigMap",
+        "epoxy does not read ConfigMaps; give the descriptor set as `protoDescriptorBin` (base64) or a `protoDescriptor` file",
+    ),
+    leaf("services"),
+    one("printOptions", PRINT_OPTIONS),
+    leaf("matchIncomingRequestRoute"),
+    leaf("ignoredQueryParameters"),
+    leaf("autoMapping"),
+    leaf("ignoreUnknownQueryParameters"),
+    leaf("convertGrpcStatus"),
+];
 const SERVICE_SPEC: &[Field] = &[
     one("rest", REST_SERVICE),
     one("grpc", GRPC_SPEC),
-    kept("grpcJsonTranscoder"),
+    one("grpcJsonTranscoder", GRPC_JSON_TRANSCODER),
 ];
 const STATIC_HOST: &[Field] = &[
     leaf("addr"),

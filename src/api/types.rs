@@ -302,6 +302,54 @@ pub struct ServiceSpec {
     pub rest: Option<RestServiceSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc: Option<GrpcServiceSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_json_transcoder: Option<GrpcJsonTranscoder>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Gloo's `grpc_json.options.gloo.solo.io.GrpcJsonTranscoder` (Envoy's gRPC-JSON transcoder):
+/// HTTP/JSON requests matching the methods' `google.api.http` rules become gRPC calls.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcJsonTranscoder {
+    /// A file holding a `FileDescriptorSet`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto_descriptor: Option<String>,
+    /// A `FileDescriptorSet`, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto_descriptor_bin: Option<String>,
+    /// Fully qualified names of the services transcoded (`package.Service`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub print_options: Option<PrintOptions>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub match_incoming_request_route: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_query_parameters: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_mapping: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_unknown_query_parameters: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub convert_grpc_status: bool,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// How response messages are written as JSON (protobuf's `JsonPrintOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrintOptions {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub add_whitespace: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub always_print_primitive_fields: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub always_print_enums_as_ints: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preserve_proto_field_names: bool,
     #[serde(flatten)]
     pub extra: Extra,
 }

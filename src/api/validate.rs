@@ -308,6 +308,7 @@ fn validate_upstream(spec: &UpstreamSpec, sink: &mut Sink) {
     } else {
         "spec.static.serviceSpec"
     };
+    validate_transcoder(base, spec, sink);
     if let Some(rest) = spec.service_spec().and_then(|s| s.rest.as_ref()) {
         for (name, t) in &rest.transformations {
             let at = format!("{base}.rest.transformations.{name}");
@@ -324,6 +325,24 @@ fn validate_upstream(spec: &UpstreamSpec, sink: &mut Sink) {
                 sink.error(format!("{at}.body"), e);
             }
         }
+    }
+}
+
+/// `serviceSpec.grpcJsonTranscoder`: the descriptor set, the services and every
+/// `google.api.http` rule compile, or the upstream is refused naming the field.
+fn validate_transcoder(base: &str, spec: &UpstreamSpec, sink: &mut Sink) {
+    let Some(t) = spec
+        .service_spec()
+        .and_then(|s| s.grpc_json_transcoder.as_ref())
+    else {
+        return;
+    };
+    // Refused by the schema, with its own reason.
+    if t.extra.contains_key("protoDescriptorConfigMap") {
+        return;
+    }
+    if let Err(e) = crate::grpc::transcode::Transcoder::compile(t, &|f| std::fs::read(f)) {
+        sink.error(format!("{base}.grpcJsonTranscoder.{}", e.field), e.reason);
     }
 }
 

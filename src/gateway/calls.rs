@@ -1,18 +1,22 @@
 //! Function calls that are not HTTP requests rewritten: gRPC methods (`destinationSpec.grpc`)
-//! called with the JSON body, and AWS Lambda functions (`destinationSpec.aws`) invoked with
-//! it. Compiled with the route table (descriptors decoded, methods and credentials found
-//! once); served on the hyper side (the fast path hands these routes over).
+//! called with the JSON body, HTTP requests transcoded by an upstream's `google.api.http` rules
+//! (`serviceSpec.grpcJsonTranscoder`), and AWS Lambda functions (`destinationSpec.aws`)
+//! invoked with the body. Compiled with the route table (descriptors decoded, methods, rules
+//! and credentials found once); served on the hyper side (the fast path hands these routes
+//! over).
 
 use super::function::{Extractor, extract};
 use super::table::UpstreamTarget;
 use crate::aws::{self, AwsError, Credentials};
 use crate::grpc::method::Method;
+use crate::grpc::transcode::{self, Transcoder};
 use crate::grpc::{GrpcError, code_name, http_status, wire};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use prost_reflect::Kind;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A compiled call of a gRPC method or a Lambda function.
@@ -20,6 +24,16 @@ use std::time::Duration;
 pub enum Call {
     Grpc(GrpcCall),
     Lambda(LambdaCall),
+    /// Requests matching the upstream's HTTP rules; the others go to it as they are.
+    Transcode(Arc<Transcoder>),
+}
+
+/// A request a call takes: every request for a function, one matching a rule for the
+/// transcoder.
+#[derive(Debug)]
+pub struct Bound<'c> {
+    call: &'c Call,
+    rule: Option<transcode::Bound<'c>>,
 }
 
 /// A gRPC method called with the request's JSON body plus the route's parameters.
@@ -48,11 +62,44 @@ const NDJSON: &str = "application/x-ndjson";
 pub type Failure = (StatusCode, &'static str, String);
 
 impl Call {
+    /// Whether the call takes this request (`None`: forwarded as it is).
+    pub fn bind<'c>(&'c self, head: &http::request::Parts) -> Option<Bound<'c>> {
+        let rule = match self {
+            Call::Transcode(t) => {
+                let ct = head
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok());
+                Some(t.bind(&head.method, head.uri.path(), ct)?)
+            }
+            _ => None,
+        };
+        Some(Bound { call: self, rule })
+    }
+}
+
+impl<'c> Bound<'c> {
     /// The function's name as events and the console show it.
-    pub fn name(&self) -> &str {
-        match self {
-            Call::Grpc(g) => &g.method.path,
-            Call::Lambda(l) => &l.logical_name,
+    pub fn name(&self) -> &'c str {
+        match (self.call, &self.rule) {
+            (_, Some(r)) => r.method_path(),
+            (Call::Grpc(g), None) => &g.method.path,
+            (Call::Lambda(l), None) => &l.logical_name,
+            (Call::Transcode(_), None) => "",
+        }
+    }
+
+    /// A transcoded call's gRPC path, `/package.Service/Method` (to route it again).
+    pub fn grpc_path(&self) -> Option<String> {
+        self.rule.as_ref().map(|r| format!("/{}", r.method_path()))
+    }
+
+    /// Whether the call goes to the upstream of the route the request matched (else its gRPC
+    /// path is routed again).
+    pub fn keeps_route(&self) -> bool {
+        match self.call {
+            Call::Transcode(t) => t.match_incoming_request_route,
+            _ => true,
         }
     }
 
@@ -64,9 +111,17 @@ impl Call {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Response<Full<Bytes>>, Failure> {
-        match self {
-            Call::Grpc(g) => g.serve(upstream, head, &body, timeout).await,
-            Call::Lambda(l) => l.serve(head, body, timeout).await,
+        match (self.call, &self.rule) {
+            (Call::Transcode(t), Some(rule)) => {
+                serve_transcoded(t, rule, upstream, head, &body, timeout).await
+            }
+            (Call::Grpc(g), _) => g.serve(upstream, head, &body, timeout).await,
+            (Call::Lambda(l), _) => l.serve(head, body, timeout).await,
+            (Call::Transcode(_), None) => Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "a request no rule matched".into(),
+            )),
         }
     }
 }
@@ -147,29 +202,10 @@ impl GrpcCall {
         timeout: Duration,
     ) -> Result<Response<Full<Bytes>>, Failure> {
         let message = self.request_json(head, body)?;
-        let Some(host) = upstream.pick() else {
-            let f = super::attempts::Failed::no_upstream("the upstream has no hosts");
-            return Err((f.status, f.code, f.message));
-        };
-        let open = async {
-            let unreachable = |reason: String| GrpcError::Unreachable {
-                authority: host.to_string(),
-                reason,
-            };
-            match upstream.dial.connect(host, true).await {
-                Ok(super::dial::Sender::H2(s)) => Ok(s),
-                Ok(super::dial::Sender::H1(_)) => Err(unreachable(
-                    "it chose HTTP/1.1 by ALPN; gRPC needs HTTP/2".into(),
-                )),
-                Err(e) => Err(unreachable(e.to_string())),
-            }
-        };
-        let send = wire::pooled(host, upstream.dial.id, open)
-            .await
-            .map_err(grpc_failure)?;
+        let (host, send) = grpc_sender(upstream).await?;
         let answers = wire::call(
             &send,
-            host,
+            &host,
             &self.method.path,
             &message,
             &metadata(&head.headers),
@@ -211,6 +247,89 @@ impl GrpcCall {
     }
 }
 
+/// An endpoint of the upstream and its pooled HTTP/2 connection (the gateway's dialer).
+async fn grpc_sender(upstream: &UpstreamTarget) -> Result<(Arc<str>, wire::Sender), Failure> {
+    let Some(host) = upstream.pick().cloned() else {
+        let f = super::attempts::Failed::no_upstream("the upstream has no hosts");
+        return Err((f.status, f.code, f.message));
+    };
+    let open = async {
+        let unreachable = |reason: String| GrpcError::Unreachable {
+            authority: host.to_string(),
+            reason,
+        };
+        match upstream.dial.connect(&host, true).await {
+            Ok(super::dial::Sender::H2(s)) => Ok(s),
+            Ok(super::dial::Sender::H1(_)) => Err(unreachable(
+                "it chose HTTP/1.1 by ALPN; gRPC needs HTTP/2".into(),
+            )),
+            Err(e) => Err(unreachable(e.to_string())),
+        }
+    };
+    let send = wire::pooled(&host, upstream.dial.id, open)
+        .await
+        .map_err(grpc_failure)?;
+    Ok((host, send))
+}
+
+/// A request transcoded by a rule: the message built from it, the method called, the
+/// answer as JSON; a gRPC error as its HTTP status (a `google.rpc.Status` body with
+/// `convertGrpcStatus`), with `grpc-status` and `grpc-message` headers as Envoy sends them.
+async fn serve_transcoded(
+    t: &Transcoder,
+    rule: &transcode::Bound<'_>,
+    upstream: &UpstreamTarget,
+    head: &http::request::Parts,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Response<Full<Bytes>>, Failure> {
+    let path = rule.method_path();
+    let message = t
+        .request(rule, head.uri.query(), body)
+        .map_err(|e| bad_request(format!("`{path}`: {e}")))?;
+    let (host, send) = grpc_sender(upstream).await?;
+    let answers = wire::call(
+        &send,
+        &host,
+        path,
+        &message,
+        &metadata(&head.headers),
+        timeout,
+    )
+    .await;
+    match answers {
+        Ok(answers) => {
+            let json = t.response(rule, &answers).map_err(|e| {
+                (
+                    StatusCode::BAD_GATEWAY,
+                    "function-error",
+                    format!("`{path}`: {e}"),
+                )
+            })?;
+            Ok(json_response(StatusCode::OK, json))
+        }
+        Err(GrpcError::Status { code, message }) if t.convert_grpc_status => {
+            let status = serde_json::json!({"code": code, "message": message});
+            let mut r = json_response(
+                http_status(code),
+                serde_json::to_vec(&status).unwrap_or_default(),
+            );
+            let h = r.headers_mut();
+            h.insert("grpc-status", HeaderValue::from(code));
+            let encoded = percent_encoding::utf8_percent_encode(&message, GRPC_MESSAGE).to_string();
+            if let Ok(v) = HeaderValue::from_str(&encoded) {
+                h.insert("grpc-message", v);
+            }
+            Ok(r)
+        }
+        Err(e) => Err(grpc_failure(e)),
+    }
+}
+
+/// What `grpc-message` percent-encodes (gRPC's HTTP/2 protocol: all but printable ASCII
+/// other than `%`).
+const GRPC_MESSAGE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
+
 fn grpc_failure(e: GrpcError) -> Failure {
     match e {
         GrpcError::Status { code, message } => (
@@ -247,8 +366,8 @@ impl LambdaCall {
             .uri
             .query()
             .map(|q| {
-                form_pairs(q)
-                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
                     .collect()
             })
             .unwrap_or_default();
@@ -328,19 +447,6 @@ impl LambdaCall {
         }
         Ok(json_response(StatusCode::OK, a.payload.to_vec()))
     }
-}
-
-/// `a=1&b=x%20y` as decoded pairs.
-fn form_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    q.split('&').filter(|p| !p.is_empty()).map(|p| {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        let d = |s: &str| {
-            percent_encoding::percent_decode_str(&s.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        (d(k), d(v))
-    })
 }
 
 /// API Gateway's proxy answer (`{statusCode, headers, multiValueHeaders, body,

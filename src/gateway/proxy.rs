@@ -458,6 +458,54 @@ fn apply_response_headers(h: &mut HeaderMap, o: &Options) {
     }
 }
 
+/// The upstream a transcoded call goes to when its gRPC path (`POST /package.Service/Method`,
+/// `content-type: application/grpc`) is routed again in the listener's table; 404 when no
+/// route takes it, 503 when the one that does cannot forward to an upstream.
+fn reroute<B>(
+    shared: &Shared,
+    req: &Request<B>,
+    path: String,
+) -> Result<Arc<UpstreamTarget>, (StatusCode, String)> {
+    let mut headers = req.headers().clone();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    let head = RequestHead {
+        method: "POST",
+        authority: authority_of(req),
+        path: &path,
+        query: None,
+        headers: (&headers).into(),
+    };
+    let table = shared.table.load();
+    let Some(m) = table.route(&head) else {
+        return Err((
+            StatusCode::NOT_FOUND,
+            format!(
+                "no route takes the transcoded call `POST {path}` (matchIncomingRequestRoute is false)"
+            ),
+        ));
+    };
+    let target = match &m.route.action {
+        Action::Forward(f) => f.pick(),
+        _ => {
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "route `{}` for the transcoded call `POST {path}` forwards to no upstream",
+                    m.route.id
+                ),
+            ));
+        }
+    };
+    match (&target.problem, &target.upstream) {
+        (None, Some(u)) => Ok(u.clone()),
+        (Some(p), _) => Err((StatusCode::SERVICE_UNAVAILABLE, p.to_string())),
+        (None, None) => Err((StatusCode::SERVICE_UNAVAILABLE, "no upstream".into())),
+    }
+}
+
 /// The request body, buffered when it must be replayed or read; refused past `max`.
 enum RequestBody {
     Stream(Incoming),
@@ -495,8 +543,21 @@ async fn forward<'t>(
             "no upstream",
         );
     };
-    if let Some(call) = target.call.as_deref() {
-        o.function = Some(call.name());
+    let (parts, body) = req.into_parts();
+    let bound = target.call.as_deref().and_then(|c| c.bind(&parts));
+    let req = Request::from_parts(parts, body);
+    if let Some(bound) = bound {
+        o.function = Some(bound.name()).filter(|n| !n.is_empty());
+        // A transcoded call is routed again by its gRPC path unless the transcoder keeps the
+        // route the HTTP request matched (Envoy clears its route cache).
+        let upstream = if bound.keeps_route() {
+            upstream
+        } else {
+            match reroute(shared, &req, bound.grpc_path().unwrap_or_default()) {
+                Ok(u) => u,
+                Err((status, msg)) => return fail(o, status, "no-route", &msg),
+            }
+        };
         let (parts, body) = req.into_parts();
         let body = match Limited::new(body, shared.max_body).collect().await {
             Ok(c) => c.to_bytes(),
@@ -510,7 +571,7 @@ async fn forward<'t>(
             }
         };
         let timeout = route.options.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        return match call.serve(&upstream, &parts, body, timeout).await {
+        return match bound.serve(&upstream, &parts, body, timeout).await {
             Ok(resp) => {
                 let mut resp = resp.map(Either::Right);
                 apply_response_headers(resp.headers_mut(), &route.options);
@@ -583,7 +644,18 @@ async fn forward<'t>(
         .unwrap_or("/")
         .to_string();
     let mut headers = std::mem::take(&mut parts.headers);
+    let te_trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     strip_hop_by_hop(&mut headers);
+    // `te: trailers` goes on (the one TE HTTP/2 allows, RFC 9113 8.2.2; Envoy keeps it):
+    // gRPC servers refuse calls without it.
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     if let Some(protocol) = &upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol.clone());

@@ -19,6 +19,7 @@ use crate::api::{
     AwsDestination, Destination, GrpcDestination, Kind, Resource, ResourceKey, ResourceRef,
     ResourceSet, Route, Transformation, WeightedDestination,
 };
+use crate::grpc::transcode::Transcoder;
 use crate::net::{ClusterDns, Connector};
 use bytes::Bytes;
 use http::StatusCode;
@@ -536,6 +537,7 @@ pub fn compile_listener(
         regexes: RefCell::default(),
         vhost: None,
         descriptors: RefCell::default(),
+        transcoders: RefCell::default(),
     };
     let mut watched = Vec::new();
     for r in set.values() {
@@ -671,7 +673,7 @@ fn upstream_dial(
     let grpc = u
         .spec
         .service_spec()
-        .is_some_and(|s| s.grpc.is_some() || s.extra.0.contains_key("grpcJsonTranscoder"));
+        .is_some_and(|s| s.grpc.is_some() || s.grpc_json_transcoder.is_some());
     let http2 = u.spec.use_http2.unwrap_or(false) || grpc;
     if !use_tls {
         return Ok(Dial {
@@ -715,6 +717,9 @@ fn host_port(addr: &str, port: u32) -> String {
     }
 }
 
+/// A compiled piece of configuration, or why it could not be.
+type Compiled<T> = Result<T, String>;
+
 struct Compiler<'a> {
     set: &'a ResourceSet,
     registry: &'a Registry,
@@ -731,6 +736,8 @@ struct Compiler<'a> {
     vhost: Option<(serde_json::Map<String, serde_json::Value>, String, String)>,
     /// Each gRPC upstream's descriptors, decoded once for all the routes that call it.
     descriptors: RefCell<HashMap<ResourceKey, Result<prost_reflect::DescriptorPool, String>>>,
+    /// Each upstream's gRPC-JSON transcoder, compiled once for all the routes to it.
+    transcoders: RefCell<HashMap<ResourceKey, Option<Compiled<Arc<Call>>>>>,
     /// The listener's local rate limit, for routes without one of their own.
     default_limit: Option<Arc<dyn Stage>>,
 }
@@ -837,6 +844,11 @@ impl Compiler<'_> {
         match other {
             Some(Ok(call)) => t.call = Some(Arc::new(call)),
             Some(Err(e)) => t.problem = Some(Arc::from(e.as_str())),
+            None if spec.is_none_or(|s| s.rest.is_none()) => match self.transcoder(&key) {
+                Some(Ok(call)) => t.call = Some(call),
+                Some(Err(e)) => t.problem = Some(Arc::from(e.as_str())),
+                None => {}
+            },
             None => {}
         }
         if let Some(rest) = d.destination_spec.as_ref().and_then(|s| s.rest.as_ref()) {
@@ -879,6 +891,25 @@ impl Compiler<'_> {
             }
         }
         t
+    }
+
+    /// The upstream's `grpcJsonTranscoder`, if it has one, compiled on first use.
+    fn transcoder(&self, key: &ResourceKey) -> Option<Compiled<Arc<Call>>> {
+        self.transcoders
+            .borrow_mut()
+            .entry(key.clone())
+            .or_insert_with(|| {
+                let Some(Resource::Upstream(u)) = self.set.get(key) else {
+                    return None;
+                };
+                let spec = u.spec.service_spec()?.grpc_json_transcoder.as_ref()?;
+                Some(
+                    Transcoder::compile(spec, &|f| std::fs::read(f))
+                        .map(|t| Arc::new(Call::Transcode(Arc::new(t))))
+                        .map_err(|e| format!("upstream `{}`: grpcJsonTranscoder.{e}", key.name)),
+                )
+            })
+            .clone()
     }
 
     /// A gRPC method of the upstream's descriptors, with the route's parameters.

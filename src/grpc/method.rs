@@ -3,7 +3,9 @@
 //! JSON. The descriptors are decoded and the method looked up once per configuration.
 
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, SerializeOptions,
+};
 
 /// A method of a service, with its message types.
 #[derive(Debug, Clone)]
@@ -24,8 +26,12 @@ pub fn pool(descriptors: &str) -> Result<DescriptorPool, String> {
         .decode(text.as_bytes())
         .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(text.as_bytes()))
         .map_err(|e| format!("descriptors are not base64: {e}"))?;
-    DescriptorPool::decode(raw.as_slice())
-        .map_err(|e| format!("descriptors are not a FileDescriptorSet: {e}"))
+    pool_of_bytes(&raw)
+}
+
+/// Decodes a binary `FileDescriptorSet`.
+pub fn pool_of_bytes(raw: &[u8]) -> Result<DescriptorPool, String> {
+    DescriptorPool::decode(raw).map_err(|e| format!("descriptors are not a FileDescriptorSet: {e}"))
 }
 
 impl Method {
@@ -48,13 +54,19 @@ impl Method {
             .methods()
             .find(|m| m.name() == function)
             .ok_or_else(|| format!("service `{full}` has no method `{function}`"))?;
+        Method::of(&m)
+    }
+
+    /// A method of a service in a pool.
+    pub fn of(m: &MethodDescriptor) -> Result<Method, String> {
+        let path = format!("{}/{}", m.parent_service().full_name(), m.name());
         if m.is_client_streaming() {
             return Err(format!(
-                "`{full}/{function}` takes a stream of requests, which a JSON call cannot send"
+                "`{path}` takes a stream of requests, which a JSON call cannot send"
             ));
         }
         Ok(Method {
-            path: format!("{full}/{function}"),
+            path,
             input: m.input(),
             output: m.output(),
             server_streaming: m.is_server_streaming(),
@@ -71,13 +83,21 @@ impl Method {
     /// The answer's messages as JSON: the message for a unary method, an array of them for a
     /// server stream.
     pub fn response(&self, messages: &[bytes::Bytes]) -> Result<serde_json::Value, String> {
-        let opts = SerializeOptions::new();
+        self.response_with(messages, &SerializeOptions::new())
+    }
+
+    /// The answer's messages as JSON written with `opts`.
+    pub fn response_with(
+        &self,
+        messages: &[bytes::Bytes],
+        opts: &SerializeOptions,
+    ) -> Result<serde_json::Value, String> {
         let mut out = Vec::with_capacity(messages.len());
         for m in messages {
             let msg = DynamicMessage::decode(self.output.clone(), m.as_ref())
                 .map_err(|e| format!("an answer is not a `{}`: {e}", self.output.full_name()))?;
             let v = msg
-                .serialize_with_options(serde_json::value::Serializer, &opts)
+                .serialize_with_options(serde_json::value::Serializer, opts)
                 .map_err(|e| e.to_string())?;
             out.push(v);
         }

@@ -1,6 +1,8 @@
 //! gRPC functions: a small HTTP/2 client with gRPC framing (`wire`), the reflection client
 //! that discovers a server's services (`reflection`), and methods compiled from descriptors
-//! that turn JSON into request messages and response messages into JSON (`method`).
+//! that turn JSON into request messages and response messages into JSON (`method`), and the
+//! gRPC-JSON transcoder that maps HTTP requests onto methods by their `google.api.http` rules
+//! (`transcode`).
 //!
 //! epoxy speaks gRPC itself rather than through a generated client: the gateway calls methods
 //! it learns at run time, so messages are dynamic (`prost-reflect`), and only unary requests
@@ -8,6 +10,7 @@
 
 pub mod method;
 pub mod reflection;
+pub mod transcode;
 pub mod wire;
 
 use http::StatusCode;

@@ -1,8 +1,9 @@
-"""A gRPC server with reflection (grpcio, grpcio-reflection: v1alpha), for epoxy's tests.
+"""A gRPC server with reflection (grpcio, grpcio-reflection: v1alpha, and v1 on request), for
+epoxy's tests.
 
-Compiles shop.proto with grpcio-tools into a temporary directory, serves shop.v1.Pets and
-shop.v1.Admin on 127.0.0.1 (an ephemeral port unless one is given), prints `PORT <n>` once
-serving, and exits when its standard input closes (so a test that dies leaves no server).
+Compiles shop.proto and books.proto with grpcio-tools into a temporary directory, serves
+shop.v1.Pets, shop.v1.Admin (both offered by reflection) and books.v1.Books on 127.0.0.1 (an
+ephemeral port unless one is given), prints `PORT <n>` once serving, and exits when its standard input closes (so a test that dies leaves no server).
 """
 import os
 import sys
@@ -14,15 +15,18 @@ from concurrent import futures
 import grpc
 import grpc_tools
 from grpc_tools import protoc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = tempfile.mkdtemp(prefix="epoxy-grpc-")
 WKT = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
 if protoc.main(["protoc", f"-I{HERE}", f"-I{WKT}", f"--python_out={OUT}",
-                f"--grpc_python_out={OUT}", "shop.proto"]) != 0:
+                f"--grpc_python_out={OUT}", "shop.proto", "books.proto",
+                "google/api/http.proto", "google/api/annotations.proto"]) != 0:
     sys.exit("protoc failed")
 sys.path.insert(0, OUT)
+import books_pb2  # noqa: E402
+import books_pb2_grpc  # noqa: E402
 import shop_pb2  # noqa: E402
 import shop_pb2_grpc  # noqa: E402
 
@@ -72,17 +76,99 @@ class Admin(shop_pb2_grpc.AdminServicer):
         context.abort(grpc.StatusCode.PERMISSION_DENIED, "admins only")
 
 
+BOOKS = {
+    1: books_pb2.Book(id=1, title="Dune", author_name="Frank Herbert", genre=books_pb2.NOVEL,
+                      tags=["sf"], pages=412),
+    2: books_pb2.Book(id=2, title="Ariel", author_name="Sylvia Plath", genre=books_pb2.POETRY),
+    3: books_pb2.Book(id=3, title="Children of Dune", author_name="Frank Herbert",
+                      genre=books_pb2.NOVEL, tags=["sf", "sequel"]),
+}
+
+
+class Books(books_pb2_grpc.BooksServicer):
+    """Transcoded from HTTP by the gateway (books.proto's google.api.http rules)."""
+
+    def GetBook(self, request, context):
+        book = BOOKS.get(request.id)
+        if book is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no book {request.id} on {request.shelf}")
+        found = books_pb2.Book()
+        found.CopyFrom(book)
+        found.shelf = request.shelf
+        return found
+
+    def ListBooks(self, request, context):
+        out = books_pb2.ListBooksResponse()
+        for book in BOOKS.values():
+            if request.author_name and book.author_name != request.author_name:
+                continue
+            if any(t not in book.tags for t in request.tags):
+                continue
+            if request.limit and len(out.books) >= request.limit:
+                break
+            out.books.append(book)
+        return out
+
+    def CreateBook(self, request, context):
+        book = books_pb2.Book()
+        book.CopyFrom(request)
+        book.id = 100
+        return book
+
+    def AddBook(self, request, context):
+        book = books_pb2.Book()
+        book.CopyFrom(request.book)
+        book.shelf = request.shelf
+        return book
+
+    def CountBooks(self, request, context):
+        return self.ListBooks(request, context)
+
+
+# Reflection v1 has v1alpha's messages under another package (grpc/reflection/v1/
+# reflection.proto): the same bytes on the wire, so grpcio-reflection's servicer answers both.
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+def reflection_handler(name, servicer, log):
+    def info(requests, context):
+        if log:
+            with open(log, "a") as f:
+                f.write(name + "\n")
+        yield from servicer.ServerReflectionInfo(requests, context)
+
+    return grpc.method_handlers_generic_handler(name, {
+        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+            info,
+            request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+        ),
+    })
+
+
 def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     shop_pb2_grpc.add_PetsServicer_to_server(Pets(), server)
     shop_pb2_grpc.add_AdminServicer_to_server(Admin(), server)
+    # Not offered by reflection: the transcoder's tests give its descriptors themselves.
+    books_pb2_grpc.add_BooksServicer_to_server(Books(), server)
+    # GRPC_REFLECTION: which reflection services are offered, `v1alpha` (grpcio-reflection's,
+    # the default), `v1` or `both`; GRPC_REFLECTION_LOG: a file each call appends its name to.
+    offered = {
+        "v1alpha": [reflection.SERVICE_NAME],
+        "v1": [REFLECTION_V1],
+        "both": [REFLECTION_V1, reflection.SERVICE_NAME],
+    }[os.environ.get("GRPC_REFLECTION", "v1alpha")]
     names = (
         shop_pb2.DESCRIPTOR.services_by_name["Pets"].full_name,
         shop_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
-        reflection.SERVICE_NAME,
+        *offered,
     )
-    reflection.enable_server_reflection(names, server)
+    servicer = reflection.ReflectionServicer(names)
+    log = os.environ.get("GRPC_REFLECTION_LOG")
+    server.add_generic_rpc_handlers(
+        tuple(reflection_handler(name, servicer, log) for name in offered))
     # With GRPC_TLS_CERT and GRPC_TLS_KEY (PEM files), the server speaks TLS only.
     cert, key = os.environ.get("GRPC_TLS_CERT"), os.environ.get("GRPC_TLS_KEY")
     if cert and key:
