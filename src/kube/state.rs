@@ -1,10 +1,12 @@
-//! The complete state of one kind, from kube-rs watchers: published whole after the first
-//! list and after every change; a relist (after 410 Gone, or a reconnect) replaces it whole.
+//! The complete state of one kind (Services, Ingresses) for discovery, from kube-runtime's
+//! reflectors: each event is applied to the reflector's store, and the state is published
+//! whole after the first list and after every change; a relist (after 410 Gone, or a
+//! reconnect) replaces it whole once it is complete.
 
 use futures_util::StreamExt;
 use kube::api::Api;
+use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, watcher};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -12,7 +14,7 @@ use tokio::sync::watch;
 /// dropped; None until every stream has listed once.
 pub fn watch_state<K>(apis: Vec<Api<K>>) -> watch::Receiver<Option<Arc<Vec<K>>>>
 where
-    K: kube::Resource
+    K: kube::Resource<DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
@@ -22,56 +24,48 @@ where
 {
     let (tx, rx) = watch::channel(None);
     let streams = apis.len();
-    tokio::spawn(async move {
-        let tagged = apis.into_iter().enumerate().map(|(i, api)| {
+    let mut readers = Vec::with_capacity(streams);
+    let tagged: Vec<_> = apis
+        .into_iter()
+        .enumerate()
+        .map(|(i, api)| {
+            let (reader, writer) = reflector::store();
+            readers.push(reader);
             watcher(api, watcher::Config::default())
                 .default_backoff()
+                .reflect(writer)
                 .map(move |e| (i, e))
                 .boxed()
-        });
+        })
+        .collect();
+    tokio::spawn(async move {
         let mut events = futures_util::stream::select_all(tagged);
-        // Per stream: its objects by namespace/name, and what a relist in progress has seen.
-        let mut objects: Vec<BTreeMap<String, K>> = vec![BTreeMap::new(); streams];
-        let mut pending: Vec<Option<BTreeMap<String, K>>> = vec![None; streams];
         let mut listed = vec![false; streams];
-        let id = |o: &K| {
-            format!(
-                "{}/{}",
-                o.meta().namespace.as_deref().unwrap_or(""),
-                o.meta().name.as_deref().unwrap_or("")
-            )
-        };
         while let Some((i, ev)) = events.next().await {
             match ev {
                 Err(e) => {
                     tracing::warn!(error = %e, "watch failed; retrying (the last state stays)");
                     continue;
                 }
-                Ok(watcher::Event::Init) => {
-                    pending[i] = Some(BTreeMap::new());
-                    continue;
-                }
-                Ok(watcher::Event::InitApply(o)) => {
-                    pending[i]
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert(id(&o), o);
-                    continue;
-                }
-                Ok(watcher::Event::InitDone) => {
-                    objects[i] = pending[i].take().unwrap_or_default();
-                    listed[i] = true;
-                }
-                Ok(watcher::Event::Apply(o)) => {
-                    objects[i].insert(id(&o), o);
-                }
-                Ok(watcher::Event::Delete(o)) => {
-                    objects[i].remove(&id(&o));
-                }
+                // A relist in progress: the reflector keeps the old state until it is done.
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
+                Ok(watcher::Event::InitDone) => listed[i] = true,
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => {}
             }
             if !listed.iter().all(|l| *l) {
                 continue;
             }
-            let all: Vec<K> = objects.iter().flat_map(|m| m.values().cloned()).collect();
+            let mut all: Vec<K> = readers
+                .iter()
+                .flat_map(|r| r.state())
+                .map(|o| K::clone(&o))
+                .collect();
+            // The reflector's store is a hash map: publish in a stable order (by namespace,
+            // then name), so that consumers see the same state the same way.
+            all.sort_by(|a, b| {
+                let at = |o: &K| (o.meta().namespace.clone(), o.meta().name.clone());
+                at(a).cmp(&at(b))
+            });
             if tx.send(Some(Arc::new(all))).is_err() {
                 return;
             }

@@ -1,5 +1,5 @@
 //! The Kubernetes store: Gloo's kinds as CRDs through kube-rs. Reads and watches come from
-//! watchers (kube-runtime), writes replace objects with their resourceVersion, so a write that
+//! kube-runtime's reflectors (one per kind; each event applied to the listing), writes replace objects with their resourceVersion, so a write that
 //! lost a race is refused, and every field of the object (including ones epoxy does not model,
 //! and the cluster's own bookkeeping) is sent back as it was read.
 //!
@@ -17,8 +17,8 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams, Preconditions,
 };
 use kube::core::GroupVersionKind;
-use kube::runtime::{WatchStreamExt, watcher};
-use std::collections::BTreeMap;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -109,8 +109,10 @@ impl KubeStore {
         Api::namespaced_with(self.client.clone(), ns, &api_resource(kind))
     }
 
-    /// Starts one watcher per kind; publishes the whole state once every kind is listed (or
-    /// found absent: its CRD is not installed), then on every change.
+    /// Starts one reflector per kind; publishes the whole state once every kind is listed (or
+    /// found absent: its CRD is not installed), then on every change. Each event is applied
+    /// to the listing (one object converted), not the listing rebuilt; a relist replaces its
+    /// kind whole.
     fn start_watch(&self) -> watch::Receiver<Arc<Listing>> {
         let (tx, rx) = watch::channel(Arc::new(Listing::default()));
         let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel::<(Kind, KindEvent)>();
@@ -119,75 +121,49 @@ impl KubeStore {
             tokio::spawn(watch_kind(kind, api, self.crd_probe, ev_tx.clone()));
         }
         tokio::spawn(async move {
-            let mut current: BTreeMap<Kind, BTreeMap<String, DynamicObject>> = BTreeMap::new();
-            let mut pending: BTreeMap<Kind, BTreeMap<String, DynamicObject>> = BTreeMap::new();
-            let mut ready: std::collections::BTreeSet<Kind> = Default::default();
-            let mut absent: std::collections::BTreeSet<Kind> = Default::default();
-            let id = |o: &DynamicObject| {
-                format!(
-                    "{}/{}",
-                    o.metadata.namespace.as_deref().unwrap_or(""),
-                    o.metadata.name.as_deref().unwrap_or("")
-                )
-            };
+            let mut listing = Listing::default();
+            let mut ready: BTreeSet<Kind> = BTreeSet::new();
+            let mut absent: BTreeSet<Kind> = BTreeSet::new();
             while let Some((kind, ev)) = ev_rx.recv().await {
-                match ev {
+                let whole = matches!(ev, KindEvent::Listed(_) | KindEvent::Absent);
+                let changed = match ev {
                     KindEvent::Absent => {
                         // No CRD, no objects: the kind is empty and ready, so the rest serves.
-                        current.insert(kind, BTreeMap::new());
+                        replace_kind(&mut listing, kind, &[]);
                         ready.insert(kind);
                         if absent.insert(kind) {
                             tracing::warn!(kind = %kind, "{}", absent_note(kind));
                         }
+                        true
                     }
-                    KindEvent::Watch(watcher::Event::Init) => {
-                        pending.insert(kind, BTreeMap::new());
-                        continue;
-                    }
-                    KindEvent::Watch(watcher::Event::InitApply(o)) => {
-                        pending.entry(kind).or_default().insert(id(&o), o);
-                        continue;
-                    }
-                    KindEvent::Watch(watcher::Event::InitDone) => {
+                    KindEvent::Listed(objects) => {
                         // A relist replaces the kind's state whole (objects deleted meanwhile go).
-                        current.insert(kind, pending.remove(&kind).unwrap_or_default());
+                        replace_kind(&mut listing, kind, &objects);
                         ready.insert(kind);
                         if absent.remove(&kind) {
                             tracing::info!(kind = %kind, "the cluster now has the CRD of {kind}: its resources are read");
                         }
-                    }
-                    KindEvent::Watch(watcher::Event::Apply(o)) => {
-                        current.entry(kind).or_default().insert(id(&o), o);
-                    }
-                    KindEvent::Watch(watcher::Event::Delete(o)) => {
-                        current.entry(kind).or_default().remove(&id(&o));
-                    }
-                }
-                if ready.len() < Kind::ALL.len() {
-                    continue;
-                }
-                let mut listing = Listing {
-                    unavailable: absent.iter().copied().collect(),
-                    ..Listing::default()
-                };
-                for (kind, objs) in &current {
-                    for o in objs.values() {
-                        match to_resource(*kind, o) {
-                            Ok(r) => {
-                                listing.resources.insert(r.key(), r);
-                            }
-                            Err(e) => listing.errors.push(e),
-                        }
-                    }
-                }
-                tx.send_if_modified(|cur| {
-                    if **cur == listing {
-                        false
-                    } else {
-                        *cur = Arc::new(listing);
                         true
                     }
-                });
+                    KindEvent::Applied(o) => apply_object(&mut listing, kind, &o),
+                    KindEvent::Deleted(o) => remove_object(&mut listing, kind, &o),
+                };
+                listing.unavailable = absent.iter().copied().collect();
+                if !changed || ready.len() < Kind::ALL.len() {
+                    continue;
+                }
+                if whole {
+                    tx.send_if_modified(|cur| {
+                        if **cur == listing {
+                            false
+                        } else {
+                            *cur = Arc::new(listing.clone());
+                            true
+                        }
+                    });
+                } else {
+                    tx.send_replace(Arc::new(listing.clone()));
+                }
                 if tx.is_closed() {
                     return;
                 }
@@ -197,11 +173,62 @@ impl KubeStore {
     }
 }
 
-/// What one kind's watcher tells the store. (`Absent` is rare and small; boxing the events
-/// would cost an allocation each for nothing.)
+/// The key an object has (or had) in the listing.
+fn key_of(kind: Kind, o: &DynamicObject) -> ResourceKey {
+    ResourceKey::new(
+        kind,
+        o.metadata.namespace.as_deref().unwrap_or(""),
+        o.metadata.name.as_deref().unwrap_or(""),
+    )
+}
+
+/// Forgets what the listing says about one object (its resource or its read error); whether
+/// it said anything.
+fn remove_object(listing: &mut Listing, kind: Kind, o: &DynamicObject) -> bool {
+    let at = origin(kind, o);
+    let errors = listing.errors.len();
+    listing.errors.retain(|e| e.origin != at);
+    listing.resources.remove(&key_of(kind, o)).is_some() || listing.errors.len() != errors
+}
+
+/// Puts one object's current state into the listing; whether anything changed.
+fn apply_object(listing: &mut Listing, kind: Kind, o: &DynamicObject) -> bool {
+    match to_resource(kind, o) {
+        Ok(r) => {
+            let key = r.key();
+            if listing.resources.get(&key) == Some(&r) {
+                return false;
+            }
+            let at = origin(kind, o);
+            listing.errors.retain(|e| e.origin != at);
+            listing.resources.insert(key, r);
+        }
+        Err(e) => {
+            remove_object(listing, kind, o);
+            listing.errors.push(e);
+        }
+    }
+    true
+}
+
+/// Replaces everything the listing holds of `kind` with `objects`.
+fn replace_kind(listing: &mut Listing, kind: Kind, objects: &[Arc<DynamicObject>]) {
+    let prefix = format!("{}/", kind.plural());
+    listing.resources.retain(|k, _| k.kind != kind);
+    listing.errors.retain(|e| !e.origin.starts_with(&prefix));
+    for o in objects {
+        apply_object(listing, kind, o);
+    }
+}
+
+/// What one kind's reflector tells the store. (`Absent` is rare and small; boxing the
+/// objects would cost an allocation each for nothing.)
 #[allow(clippy::large_enum_variant)]
 enum KindEvent {
-    Watch(watcher::Event<DynamicObject>),
+    /// The kind was listed (first, or again after an expired watch): the reflector's state.
+    Listed(Vec<Arc<DynamicObject>>),
+    Applied(DynamicObject),
+    Deleted(DynamicObject),
     /// The cluster has no such resource type (its CRD is not installed, or was removed).
     Absent,
 }
@@ -243,20 +270,27 @@ async fn watch_kind(
     events: tokio::sync::mpsc::UnboundedSender<(Kind, KindEvent)>,
 ) {
     loop {
+        let writer = reflector::store::Writer::new(api_resource(kind));
+        let reader = writer.as_reader();
         let mut stream = watcher(api.clone(), watcher::Config::default())
             .default_backoff()
+            .reflect(writer)
             .boxed();
         while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(ev) => {
-                    if events.send((kind, KindEvent::Watch(ev))).is_err() {
-                        return;
-                    }
-                }
+            let ev = match ev {
+                Ok(watcher::Event::InitDone) => KindEvent::Listed(reader.state()),
+                Ok(watcher::Event::Apply(o)) => KindEvent::Applied(o),
+                Ok(watcher::Event::Delete(o)) => KindEvent::Deleted(o),
+                // A relist in progress: the reflector keeps it until it is complete.
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
                 Err(e) if watch_absent(&e) => break,
                 Err(e) => {
-                    tracing::warn!(kind = %kind, error = %e, "watch failed; retrying (the last state keeps serving)")
+                    tracing::warn!(kind = %kind, error = %e, "watch failed; retrying (the last state keeps serving)");
+                    continue;
                 }
+            };
+            if events.send((kind, ev)).is_err() {
+                return;
             }
         }
         drop(stream);
