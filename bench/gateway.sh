@@ -259,18 +259,4 @@ EOF
 echo
 echo "$SECTION"
 
-mkdir -p "$(dirname "$DOC")"
-[[ -f $DOC ]] || printf '# Benchmarks\n' >"$DOC"
-# Replace the "## Gateway benchmark" section (up to the next "## " heading), or append it.
-printf '%s\n' "$SECTION" >"$TMP/section.md"
-awk -v secfile="$TMP/section.md" '
-    function emit() { while ((getline l < secfile) > 0) print l; print ""; done = 1 }
-    /^## Gateway benchmark[[:space:]]*$/ { emit(); skip = 1; next }
-    skip && /^## / { skip = 0 }
-    skip { next }
-    { print }
-    END { if (!done) { print ""; emit() } }
-' "$DOC" | cat -s >"$TMP/doc.md"
-# Drop a trailing blank line.
-sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$TMP/doc.md" >"$DOC"
-log "wrote $DOC"
+write_section "$DOC" "$SECTION"

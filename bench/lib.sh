@@ -171,3 +171,24 @@ paired() { # FIELD A B
         awk '{ v[NR] = $1; if ($1 >= 1) n++ }
              END { printf "%s %s %s %d\n", v[int((NR + 1) / 2)], v[1], v[NR], n }'
 }
+
+# Puts SECTION (whose first line is "## TITLE") into DOC in place of the section of that
+# title (up to the next "## " heading), or appends it.
+write_section() { # DOC SECTION
+    local doc=$1 section=$2 title
+    title=$(head -1 <<<"$section")
+    mkdir -p "$(dirname "$doc")"
+    [[ -f $doc ]] || printf '# Benchmarks\n' >"$doc"
+    printf '%s\n' "$section" >"$TMP/section.md"
+    awk -v secfile="$TMP/section.md" -v title="$title" '
+        function emit() { while ((getline l < secfile) > 0) print l; print ""; done = 1 }
+        $0 == title { emit(); skip = 1; next }
+        skip && /^## / { skip = 0 }
+        skip { next }
+        { print }
+        END { if (!done) { print ""; emit() } }
+    ' "$doc" | cat -s >"$TMP/doc.md"
+    # Drop a trailing blank line.
+    sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$TMP/doc.md" >"$doc"
+    log "wrote $doc"
+}

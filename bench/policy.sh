@@ -385,15 +385,4 @@ if [[ $REPORT != 1 ]]; then
     log "REPORT=$REPORT: $DOC left alone"
     exit 0
 fi
-[[ -f $DOC ]] || printf '# Benchmarks\n' >"$DOC"
-printf '%s\n' "$SECTION" >"$TMP/section.md"
-awk -v secfile="$TMP/section.md" '
-    function emit() { while ((getline l < secfile) > 0) print l; print ""; done = 1 }
-    /^## Policy benchmark[[:space:]]*$/ { emit(); skip = 1; next }
-    skip && /^## / { skip = 0 }
-    skip { next }
-    { print }
-    END { if (!done) { print ""; emit() } }
-' "$DOC" | cat -s >"$TMP/doc.md"
-sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$TMP/doc.md" >"$DOC"
-log "wrote $DOC"
+write_section "$DOC" "$SECTION"
