@@ -63,7 +63,7 @@ pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> 
     }
     let tester_ca = match &args.ca {
         Some(p) => Some(Arc::new(
-            tui::target::TesterCa::read(p.clone()).map_err(|e| anyhow!(e))?,
+            crate::tester::target::TesterCa::read(p.clone()).map_err(|e| anyhow!(e))?,
         )),
         None => None,
     };

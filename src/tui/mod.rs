@@ -12,7 +12,6 @@ pub mod host;
 pub mod keymap;
 pub mod lifeline;
 pub mod logfile;
-pub mod target;
 pub mod theme;
 pub mod views;
 pub mod widgets;
