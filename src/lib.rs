@@ -20,5 +20,6 @@ pub mod memory;
 pub mod net;
 pub mod policy;
 pub mod store;
+pub mod tester;
 pub mod tls;
 pub mod tui;

@@ -14,7 +14,9 @@ fn main() -> ExitCode {
     match epoxy::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Not `eprintln!`: it panics when stderr is gone (a console whose terminal closed).
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::from(1)
         }
     }

@@ -173,6 +173,81 @@ fn the_terminal_is_given_back_on_sigterm_sighup_and_sigint() {
     }
 }
 
+/// Waits (up to `secs`) for process `pid` to end; false if it is still running.
+fn ends_within(pid: u32, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while tmux::running(pid) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// The console ends when its terminal goes away: the tmux session killed (the pty closed and
+/// SIGHUP sent), while keys are flowing (crossterm's reader then loops forever on the dead tty
+/// on the console's own thread: this console once stayed at 70% CPU, deaf to SIGTERM, until
+/// SIGKILL), and with no SIGHUP at all (a console in a session of its own, `setsid`). Each time
+/// it ends within a few seconds and removes its address record.
+#[test]
+fn the_console_exits_when_its_terminal_goes_away() {
+    if !tmux::available() {
+        return;
+    }
+    let cases = [
+        ("gone", "", false),
+        ("gonesetsid", "setsid ", false),
+        ("goneflood1", "", true),
+        ("goneflood2", "", true),
+        ("goneflood3", "", true),
+    ];
+    for (tag, prefix, flood) in cases {
+        let e = Epoxy::new();
+        let dir = e.store().display().to_string();
+        let bin = common::bin().display().to_string();
+        let script = format!(
+            "EPOXY_DIR='{dir}' XDG_CONFIG_HOME='{dir}' {prefix}'{bin}' demo --listen 127.0.0.1:0 --admin 127.0.0.1:0; sleep 30"
+        );
+        let t = Tmux::start(tag, 110, 32, &script);
+        t.wait_for("the upstreams view", |s| {
+            s.contains("Upstreams (1)") && s.contains("/swagger.json")
+        });
+        let pid = console_pid(&e);
+        assert!(tmux::running(pid));
+        let keys = flood.then(|| {
+            let target = format!("={}", t.name);
+            std::thread::spawn(move || {
+                for _ in 0..300 {
+                    let sent = std::process::Command::new("tmux")
+                        .args(["send-keys", "-t", &target, "j", "k", "j", "k", "j", "k"])
+                        .output()
+                        .is_ok_and(|o| o.status.success());
+                    if !sent {
+                        break;
+                    }
+                }
+            })
+        });
+        if flood {
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        t.run(&["kill-session", "-t", &t.name]);
+        if let Some(k) = keys {
+            let _ = k.join();
+        }
+        assert!(
+            ends_within(pid, 8),
+            "{tag}: epoxy demo (pid {pid}) still runs 8 s after its terminal went away"
+        );
+        assert!(
+            !e.file(&format!(".epoxy-gateways/{pid}.json")).exists(),
+            "{tag}: the address record outlived the console; its log:\n{}",
+            std::fs::read_to_string(e.file(".epoxy-console.log")).unwrap_or_default()
+        );
+    }
+}
+
 /// Every file under `dir` (but the test's own `exit`), with its bytes and modification time.
 fn files(
     dir: &std::path::Path,

@@ -936,3 +936,50 @@ fn discovery_asks_reflection_v1_then_v1alpha() {
         assert_eq!(reached.into_iter().collect::<Vec<_>>(), [asked], "{mode}");
     }
 }
+
+/// The tester's body for a gRPC function (issue 17 §5) is the request message with every field
+/// at its zero value, from the descriptors discovery wrote (a real server's, by reflection);
+/// sent as it is, the method takes it.
+#[tokio::test]
+async fn the_tester_prefills_a_grpc_function_body_the_method_takes() {
+    let server = grpc_server();
+    let h = Harness::with(|_| {}).await;
+    h.apply(&upstream("shop", &server.addr())).await;
+    discover(&h).await;
+    h.apply(&vs(
+        "default",
+        "['*']",
+        &route("/create", "Pets", "CreatePet", ""),
+    ))
+    .await;
+    let Ok(Resource::Upstream(u)) = h.store.get(&key("shop")).await else {
+        panic!("no upstream")
+    };
+    let Ok(Resource::VirtualService(v)) = h
+        .store
+        .get(&ResourceKey::new(
+            Kind::VirtualService,
+            "gloo-system",
+            "default",
+        ))
+        .await
+    else {
+        panic!("no virtual service")
+    };
+    let route = &v.spec.virtual_host.routes[0];
+    let dest = route
+        .route_action
+        .as_ref()
+        .and_then(|a| a.single.as_ref())
+        .unwrap();
+    let body = epoxy::tester::grpc_body::for_destination(dest, &u).unwrap();
+    assert_eq!(
+        body,
+        json!({"id": "0", "name": "", "tags": [], "kind": "KIND_UNSPECIFIED",
+               "born": "1970-01-01T00:00:00Z", "ownerName": ""})
+    );
+    let (status, pet) = call(&h, reqwest::Method::POST, "/create", Some(body)).await;
+    assert_eq!(status, 200, "{pet}");
+    assert_eq!(pet["id"], "100", "{pet}");
+    assert_eq!(pet["tags"], json!(["tenant:acme"]), "{pet}");
+}

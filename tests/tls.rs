@@ -971,8 +971,8 @@ impl Drop for KillOnDrop {
 /// from outside (curl agrees); without the CA the handshake fails saying to give one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_tls_and_its_tester_calls_an_https_route() {
+    use epoxy::tester::target::TesterCa;
     use epoxy::tui::app::{App, View};
-    use epoxy::tui::target::TesterCa;
     let dir = tempfile::tempdir().unwrap();
     let store = epoxy::store::dir::DirStore::open(dir.path()).unwrap();
     let pets = epoxy::demo::petstore::start("127.0.0.1:0".parse().unwrap())

@@ -63,7 +63,7 @@ pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> 
     }
     let tester_ca = match &args.ca {
         Some(p) => Some(Arc::new(
-            tui::target::TesterCa::read(p.clone()).map_err(|e| anyhow!(e))?,
+            crate::tester::target::TesterCa::read(p.clone()).map_err(|e| anyhow!(e))?,
         )),
         None => None,
     };
@@ -138,7 +138,9 @@ pub async fn run(g: &Global, args: ConsoleArgs, hosting: Hosting) -> Result<()> 
         app.error(notes.join("; "));
     }
     let feeds = host.feeds(rx);
-    let result = tui::run(app, feeds).await;
+    let forced = record.clone();
+    let lifeline = tui::lifeline::Lifeline::start(Box::new(move || forced.remove()));
+    let result = tui::run(app, feeds, lifeline).await;
     tui::logfile::to_stderr();
     record.remove();
     let handle = host.handle;

@@ -152,6 +152,7 @@ fn address_dir(store: &Path) -> PathBuf {
 }
 
 /// This process's address records; `remove` takes them back on exit.
+#[derive(Clone)]
 pub struct AddressRecord {
     store: PathBuf,
 }

@@ -89,7 +89,7 @@ pub struct Ctx {
     /// The gateway's TLS listener, when it serves one (the tester's https:// URLs go there).
     pub gateway_tls: Option<std::net::SocketAddr>,
     /// The CA the tester trusts for HTTPS (`--ca FILE`).
-    pub tester_ca: Option<Arc<crate::tui::target::TesterCa>>,
+    pub tester_ca: Option<Arc<crate::tester::target::TesterCa>>,
     /// `demo` or `dir`.
     pub source: String,
     /// Where the store lives (`dir /home/me/...`).
@@ -104,8 +104,8 @@ pub struct Ctx {
 
 impl Ctx {
     /// Where the tester sends.
-    pub fn endpoint(&self) -> crate::tui::target::Endpoint {
-        crate::tui::target::Endpoint {
+    pub fn endpoint(&self) -> crate::tester::target::Endpoint {
+        crate::tester::target::Endpoint {
             url: self.gateway_url.clone(),
             tls: self.gateway_tls,
             ca: self.tester_ca.clone(),

@@ -34,7 +34,9 @@ impl Write for LogWriter {
         let mut g = FILE.lock().unwrap_or_else(|p| p.into_inner());
         match g.as_mut() {
             Some(f) => f.write(buf),
-            None => io::stderr().write(buf),
+            // A line for a gone stderr (a console whose terminal closed) is dropped: an error
+            // here would be reported with `eprintln!`, which panics.
+            None => Ok(io::stderr().write(buf).unwrap_or(buf.len())),
         }
     }
 
@@ -42,7 +44,10 @@ impl Write for LogWriter {
         let mut g = FILE.lock().unwrap_or_else(|p| p.into_inner());
         match g.as_mut() {
             Some(f) => f.flush(),
-            None => io::stderr().flush(),
+            None => {
+                let _ = io::stderr().flush();
+                Ok(())
+            }
         }
     }
 }

@@ -10,8 +10,8 @@ pub mod feeds;
 pub mod harness;
 pub mod host;
 pub mod keymap;
+pub mod lifeline;
 pub mod logfile;
-pub mod target;
 pub mod theme;
 pub mod views;
 pub mod widgets;
@@ -27,6 +27,7 @@ use crossterm::terminal::{
 };
 use feeds::Feeds;
 use futures_util::{FutureExt, StreamExt};
+use lifeline::{Ending, Lifeline};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::Write;
@@ -65,9 +66,9 @@ pub fn restore_terminal() {
     let _ = out.flush();
 }
 
-/// Runs the console on the terminal until it quits; the terminal is restored on every exit
-/// path, panics included.
-pub async fn run(mut app: App, mut feeds: Feeds) -> anyhow::Result<()> {
+/// Runs the console on the terminal until it quits, a quit signal arrives or the terminal goes
+/// away (see `lifeline`); the terminal is restored on every exit path, panics included.
+pub async fn run(mut app: App, mut feeds: Feeds, mut lifeline: Lifeline) -> anyhow::Result<()> {
     enable_raw_mode()?;
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -83,70 +84,27 @@ pub async fn run(mut app: App, mut feeds: Feeds) -> anyhow::Result<()> {
         )?;
         let mut term = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
         term.clear()?;
-        event_loop(&mut app, &mut feeds, &mut term).await
+        let result = event_loop(&mut app, &mut feeds, &mut lifeline, &mut term).await;
+        // Not dropped: its drop shows the cursor (`restore_terminal` does) and reports a failure
+        // with `eprintln!`, which panics when stderr is a terminal that went away.
+        std::mem::forget(term);
+        result
     }
     .await;
-    restore_terminal();
+    if !lifeline.terminal_gone() {
+        restore_terminal();
+    }
     let _ = std::panic::take_hook();
     result
-}
-
-/// SIGTERM, SIGHUP and SIGINT: each ends the console as `:q` does, so that the terminal is
-/// given back (a killed console would leave it in the alternate screen, reporting the mouse).
-struct QuitSignals {
-    #[cfg(unix)]
-    signals: Vec<(&'static str, tokio::signal::unix::Signal)>,
-}
-
-impl QuitSignals {
-    fn new() -> QuitSignals {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let signals = [
-                ("SIGTERM", SignalKind::terminate()),
-                ("SIGHUP", SignalKind::hangup()),
-                ("SIGINT", SignalKind::interrupt()),
-            ]
-            .into_iter()
-            .filter_map(|(n, k)| signal(k).ok().map(|s| (n, s)))
-            .collect();
-            QuitSignals { signals }
-        }
-        #[cfg(not(unix))]
-        QuitSignals {}
-    }
-
-    /// The name of the next signal that arrives.
-    async fn recv(&mut self) -> &'static str {
-        #[cfg(unix)]
-        {
-            if self.signals.is_empty() {
-                return std::future::pending().await;
-            }
-            let waits = self.signals.iter_mut().map(|(n, s)| {
-                Box::pin(async move {
-                    s.recv().await;
-                    *n
-                })
-            });
-            futures_util::future::select_all(waits).await.0
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            "ctrl-c"
-        }
-    }
 }
 
 async fn event_loop(
     app: &mut App,
     feeds: &mut Feeds,
+    lifeline: &mut Lifeline,
     term: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
 ) -> anyhow::Result<()> {
     let mut events = EventStream::new();
-    let mut signals = QuitSignals::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for m in feeds.initial() {
@@ -170,7 +128,14 @@ async fn event_loop(
             return Ok(());
         }
         let animating = app.animating();
+        // An ending is looked at before the terminal is read: a gone terminal must not be
+        // polled again (see `lifeline`).
+        if let Some(why) = lifeline.try_recv() {
+            return ended(why);
+        }
         let msg = tokio::select! {
+            biased;
+            why = lifeline.recv() => return ended(why),
             ev = events.next() => match ev {
                 Some(Ok(e)) => Msg::Term(e),
                 Some(Err(e)) => return Err(e.into()),
@@ -178,10 +143,6 @@ async fn event_loop(
             },
             m = feeds.next() => m,
             _ = tick.tick(), if animating => Msg::Tick,
-            name = signals.recv() => {
-                tracing::info!(signal = name, "quitting on a signal");
-                return Ok(());
-            }
         };
         app.update(msg);
         inputs += 1;
@@ -189,6 +150,9 @@ async fn event_loop(
         // paste without bracketing, a held key) is handled whole before the next draw, not one
         // key per frame.
         for _ in 0..BURST {
+            if lifeline.terminal_gone() {
+                break;
+            }
             match events.next().now_or_never() {
                 Some(Some(Ok(e))) => {
                     app.update(Msg::Term(e));
@@ -208,5 +172,14 @@ async fn event_loop(
                 None => break,
             }
         }
+    }
+}
+
+/// The loop's result when `why` ends it: a signal is a normal quit; a gone terminal is not.
+fn ended(why: Ending) -> anyhow::Result<()> {
+    tracing::info!(?why, "the console ends");
+    match why {
+        Ending::Signal(_) => Ok(()),
+        Ending::TerminalGone => Err(anyhow::anyhow!("the terminal went away")),
     }
 }

@@ -102,10 +102,79 @@ impl Tmux {
     }
 }
 
+/// Whether process `pid` is still running (a zombie has ended).
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// `pid` and every process under it (children found by their parent in /proc).
+fn tree(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+        if let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u32>().ok())
+        {
+            parents.push((p, ppid));
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let at = out[i];
+        out.extend(parents.iter().filter(|(_, pp)| *pp == at).map(|(p, _)| *p));
+        i += 1;
+    }
+    out
+}
+
+/// Ends the session, and whatever ran in it even if it ignored the hangup (a console that does
+/// not exit must not outlive its test, passed or failed): what is left 3 s after the session
+/// is gone gets SIGKILL.
 impl Drop for Tmux {
     fn drop(&mut self) {
+        let pids = self
+            .run(&[
+                "display-message",
+                "-p",
+                "-t",
+                &format!("={}", self.name),
+                "#{pane_pid}",
+            ])
+            .trim()
+            .parse::<u32>()
+            .map(tree)
+            .unwrap_or_default();
         let _ = Command::new("tmux")
             .args(["kill-session", "-t", &self.name])
             .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while pids.iter().any(|p| running(*p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for p in pids.into_iter().filter(|p| running(*p)) {
+            eprintln!("process {p} outlived its tmux session: killing it");
+            let _ = Command::new("kill")
+                .args(["-KILL", &p.to_string()])
+                .status();
+        }
     }
 }

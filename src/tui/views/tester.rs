@@ -6,30 +6,26 @@ use crate::api::Route;
 use crate::gateway::Gateway;
 use crate::gateway::matcher::RequestHead;
 use crate::gateway::table::RouteTable;
+pub use crate::tester::send::{Named, Saved, TesterResponse};
+use crate::tester::send::{fire, header_map};
+use crate::tester::target::{Endpoint, Target};
 use crate::tui::action::Action;
 use crate::tui::app::{App, Msg, find_route};
 use crate::tui::data::Data;
-use crate::tui::target::{Endpoint, Target, TesterCa, send_tls};
 use crate::tui::widgets::input::LineInput;
 use crate::tui::widgets::table::ellipsize;
-use bytes::Bytes;
 use crossterm::event::KeyEvent;
-use http_body_util::{BodyExt, Full};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::OnceLock;
 use tokio::sync::mpsc;
 
 /// How many requests the history keeps.
 pub const HISTORY_LEN: usize = 100;
-/// The largest response body kept for display.
-const MAX_BODY: usize = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum VarSource {
@@ -45,36 +41,6 @@ pub struct Var {
     pub name: String,
     pub source: VarSource,
     pub input: LineInput,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Saved {
-    pub method: String,
-    pub path: String,
-    #[serde(default)]
-    pub headers: String,
-    #[serde(default)]
-    pub body: String,
-}
-
-/// A request kept under a name (`:keep NAME`), in the store's collection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Named {
-    pub name: String,
-    #[serde(flatten)]
-    pub request: Saved,
-}
-
-#[derive(Debug, Clone)]
-pub struct TesterResponse {
-    /// When the response arrived.
-    pub received: SystemTime,
-    pub status: u16,
-    pub reason: String,
-    pub elapsed: Duration,
-    pub size: usize,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
 }
 
 /// One line of the match trace.
@@ -216,8 +182,12 @@ impl Tester {
             let params = d
                 .destination_spec
                 .as_ref()
-                .and_then(|s| s.rest.as_ref())
-                .and_then(|r| r.parameters.clone())
+                .and_then(|s| {
+                    s.rest
+                        .as_ref()
+                        .and_then(|r| r.parameters.clone())
+                        .or_else(|| s.grpc.as_ref().and_then(|g| g.parameters.clone()))
+                })
                 .unwrap_or_default();
             for (h, tpl) in &params.headers {
                 for c in brace_vars().captures_iter(tpl) {
@@ -230,7 +200,20 @@ impl Tester {
                     self.add_var(&c[1], VarSource::Path);
                 }
             }
-            if let Some(info) = data.functions(Some(up)).into_iter().find(|x| x.name == f) {
+            // A gRPC method: the request message's fields, at their zero values.
+            if d.destination_spec
+                .as_ref()
+                .is_some_and(|s| s.grpc.is_some())
+            {
+                match data
+                    .upstream(up)
+                    .ok_or_else(|| format!("no upstream {up}"))
+                    .and_then(|u| crate::tester::grpc_body::for_destination(d, u))
+                {
+                    Ok(body) => self.body.set(body.to_string()),
+                    Err(e) => tracing::debug!(error = %e, "no gRPC body to prefill"),
+                }
+            } else if let Some(info) = data.functions(Some(up)).into_iter().find(|x| x.name == f) {
                 for (v, _) in &info.params {
                     self.add_var(v, VarSource::Body);
                 }
@@ -239,7 +222,9 @@ impl Tester {
         let method = m
             .and_then(|m| m.methods.first().cloned())
             .unwrap_or_else(|| {
-                if self.vars.iter().any(|v| v.source == VarSource::Body) {
+                if !self.body.text.is_empty()
+                    || self.vars.iter().any(|v| v.source == VarSource::Body)
+                {
                     "POST".into()
                 } else {
                     "GET".into()
@@ -247,7 +232,14 @@ impl Tester {
             });
         self.method.set(method);
         self.path.set(path);
-        self.focus = if self.vars.is_empty() { 1 } else { 4 };
+        // The first thing to fill in: a variable, else a prefilled body (gRPC), else the path.
+        self.focus = if !self.vars.is_empty() {
+            4
+        } else if !self.body.text.is_empty() {
+            3
+        } else {
+            1
+        };
     }
 
     fn add_var(&mut self, name: &str, source: VarSource) {
@@ -313,17 +305,6 @@ impl Tester {
         }
     }
 
-    fn header_pairs(s: &Saved) -> Vec<(String, String)> {
-        s.headers
-            .split(';')
-            .filter_map(|h| {
-                let (k, v) = h.split_once(':')?;
-                Some((k.trim().to_string(), v.trim().to_string()))
-            })
-            .filter(|(k, _)| !k.is_empty())
-            .collect()
-    }
-
     /// The request as a curl command (for an https:// URL: trusting the `--ca` file, and
     /// connecting to the gateway's TLS listener under the URL's name).
     pub fn curl(&self, ep: &Endpoint) -> String {
@@ -338,7 +319,7 @@ impl Tester {
             out.push(' ');
             out.push_str(&sq(&a));
         }
-        for (k, v) in Self::header_pairs(&s) {
+        for (k, v) in s.header_pairs() {
             out.push_str(&format!(" -H {}", sq(&format!("{k}: {v}"))));
         }
         if !s.body.is_empty() {
@@ -538,103 +519,6 @@ pub enum Preview {
         place: String,
         shadowed_target: Option<String>,
     },
-}
-
-fn header_map(s: &Saved) -> Result<http::HeaderMap, String> {
-    let mut hm = http::HeaderMap::new();
-    for (k, v) in Tester::header_pairs(s) {
-        let name = http::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| format!("header name `{k}` is not valid"))?;
-        let value = http::HeaderValue::from_str(&v)
-            .map_err(|_| format!("header `{k}`: value not valid"))?;
-        hm.append(name, value);
-    }
-    Ok(hm)
-}
-
-async fn fire(
-    method: http::Method,
-    target: Target,
-    authority: String,
-    headers: http::HeaderMap,
-    body: String,
-    ca: Option<Arc<TesterCa>>,
-) -> Result<TesterResponse, String> {
-    let start = Instant::now();
-    let resp = match target {
-        Target::Plain { uri, host } => {
-            let client = crate::net::client::<Full<Bytes>>();
-            let mut req = http::Request::builder()
-                .method(method)
-                .uri(uri)
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| e.to_string())?;
-            *req.headers_mut() = headers;
-            if let Some(h) = host
-                && !req.headers().contains_key(http::header::HOST)
-            {
-                let v = http::HeaderValue::from_str(&h).map_err(|e| e.to_string())?;
-                req.headers_mut().insert(http::header::HOST, v);
-            }
-            tokio::time::timeout(Duration::from_secs(30), client.request(req))
-                .await
-                .map_err(|_| "no response within 30s".to_string())?
-                .map_err(|e| format!("request failed: {e}"))?
-        }
-        Target::Tls {
-            addr, sni, path, ..
-        } => {
-            let mut req = http::Request::builder()
-                .method(method)
-                .uri(path)
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| e.to_string())?;
-            *req.headers_mut() = headers;
-            if !req.headers().contains_key(http::header::HOST) {
-                let v = http::HeaderValue::from_str(&authority).map_err(|e| e.to_string())?;
-                req.headers_mut().insert(http::header::HOST, v);
-            }
-            tokio::time::timeout(
-                Duration::from_secs(30),
-                send_tls(addr, &sni, ca.as_deref(), req),
-            )
-            .await
-            .map_err(|_| "no response within 30s".to_string())??
-        }
-    };
-    let status = resp.status();
-    let headers: Vec<(String, String)> = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("reading the response: {e}"))?
-        .to_bytes();
-    let elapsed = start.elapsed();
-    let size = bytes.len();
-    let shown = &bytes[..size.min(MAX_BODY)];
-    let body = match serde_json::from_slice::<serde_json::Value>(shown) {
-        Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),
-        Err(_) => String::from_utf8_lossy(shown).into_owned(),
-    };
-    Ok(TesterResponse {
-        received: SystemTime::now(),
-        status: status.as_u16(),
-        reason: status.canonical_reason().unwrap_or("").to_string(),
-        elapsed,
-        size,
-        headers,
-        body,
-    })
 }
 
 /// Which route the request meets, and why each earlier route did not match.
