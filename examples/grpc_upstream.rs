@@ -56,8 +56,12 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
 }
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9120".into());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9120".into());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         println!("listening on {}", listener.local_addr()?);

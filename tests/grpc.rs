@@ -3,6 +3,7 @@
 //! routes call its methods with JSON through the real gateway, on both transports.
 
 mod common;
+use common::grpc::{call, discover, key, route, upstream};
 use common::gw::{Harness, vs};
 use common::pyserver::PyServer;
 use epoxy::api::{Kind, Resource, ResourceKey};
@@ -13,66 +14,6 @@ use std::time::Duration;
 
 fn grpc_server() -> PyServer {
     PyServer::start("grpc/server.py", &[], &[])
-}
-
-fn key(name: &str) -> ResourceKey {
-    ResourceKey::new(Kind::Upstream, "gloo-system", name)
-}
-
-/// An upstream for the server, opted into discovery by Gloo's label.
-fn upstream(name: &str, addr: &str) -> String {
-    let (a, p) = addr.rsplit_once(':').unwrap();
-    format!(
-        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata:\n  name: {name}\n  namespace: gloo-system\n  labels: {{discovery.solo.io/function_discovery: enabled}}\nspec:\n  static:\n    hosts: [{{addr: '{a}', port: {p}}}]\n"
-    )
-}
-
-fn cfg() -> FdsConfig {
-    FdsConfig {
-        mode: fds::Mode::Whitelist,
-        probe_timeout: Duration::from_secs(2),
-        ..FdsConfig::default()
-    }
-}
-
-/// Discovers the store's upstreams once and waits until the gateway serves what was written.
-async fn discover(h: &Harness) -> fds::DiscoveryState {
-    let set = h.store.list().await.unwrap().resources;
-    let state = fds::poll_once(h.store.as_ref(), &set, &cfg(), &epoxy::net::client(), None).await;
-    let mut written = Vec::new();
-    for k in state.keys() {
-        written.push(h.store.get(k).await.unwrap());
-    }
-    h.wait_for(&written).await;
-    state
-}
-
-/// A route on `prefix` calling `service/function` of upstream `shop`.
-fn route(prefix: &str, service: &str, function: &str, params: &str) -> String {
-    format!(
-        "    - matchers: [{{prefix: '{prefix}'}}]\n      routeAction:\n        single:\n          upstream: {{name: shop}}\n          destinationSpec:\n            grpc: {{package: shop.v1, service: {service}, function: {function}{params}}}\n"
-    )
-}
-
-async fn call(
-    h: &Harness,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = Harness::client()
-        .request(method, format!("{}{path}", h.url))
-        .header("x-tenant", "acme");
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
-    )
 }
 
 async fn discovery_then_calls(fast_path: bool) {
