@@ -3,7 +3,7 @@
 //! routes call its methods with JSON through the real gateway, on both transports.
 
 mod common;
-use common::grpc::{call, discover, key, route, upstream};
+use common::grpc::{call, call_ndjson, discover, discover_shop, key, route, shop_routes, upstream};
 use common::gw::{Harness, vs};
 use common::pyserver::PyServer;
 use epoxy::api::Resource;
@@ -18,28 +18,7 @@ fn grpc_server() -> PyServer {
 async fn discovery_then_calls(fast_path: bool) {
     let server = grpc_server();
     let h = Harness::with(|c| c.fast_path = fast_path).await;
-    h.apply(&upstream("shop", &server.addr())).await;
-    let state = discover(&h).await;
-    let s = &state[&key("shop")];
-    assert_eq!(s.last_error, None);
-    assert_eq!(s.kind.as_deref(), Some("grpc"));
-    assert_eq!(s.functions, 4, "GetPet, ListPets, CreatePet, Ping");
-    let Ok(Resource::Upstream(u)) = h.store.get(&key("shop")).await else {
-        panic!("no upstream")
-    };
-    assert_eq!(u.spec.use_http2, Some(true));
-    let grpc = u.spec.service_spec().unwrap().grpc.clone().unwrap();
-    let services: Vec<(String, String, Vec<String>)> = grpc
-        .grpc_services
-        .iter()
-        .map(|s| {
-            (
-                s.package_name.clone(),
-                s.service_name.clone(),
-                s.function_names.clone(),
-            )
-        })
-        .collect();
+    let (u, services) = discover_shop(&h, &server.addr()).await;
     assert_eq!(
         services,
         vec![
@@ -62,19 +41,7 @@ async fn discovery_then_calls(fast_path: bool) {
         "written only on change"
     );
 
-    let routes = [
-        route(
-            "/pets/",
-            "Pets",
-            "GetPet",
-            ", parameters: {path: '/pets/{id}'}",
-        ),
-        route("/list", "Pets", "ListPets", ""),
-        route("/create", "Pets", "CreatePet", ""),
-        route("/admin", "Admin", "Ping", ""),
-    ]
-    .concat();
-    h.apply(&vs("default", "['*']", &routes)).await;
+    h.apply(&vs("default", "['*']", &shop_routes())).await;
 
     // Unary, the variable from the path; the proto3 JSON mapping both ways (int64 as a
     // string, enums by name, a Timestamp as RFC 3339).
@@ -132,19 +99,7 @@ async fn discovery_then_calls(fast_path: bool) {
     .await;
     assert_eq!(pets.as_array().unwrap().len(), 1);
     // Or newline-delimited JSON, when the client asks for it.
-    let resp = Harness::client()
-        .post(format!("{}/list", h.url))
-        .header("accept", "application/x-ndjson")
-        .json(&json!({"tag": "dog"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
-    let text = resp.text().await.unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = call_ndjson(&h, "/list", json!({"tag": "dog"})).await;
     assert_eq!(lines, pets_of_tag_dog);
     // A body as the request message (field names in either form), metadata passed on.
     let (status, pet) = call(

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use super::gw::Harness;
-use epoxy::api::{Kind, ResourceKey};
+use epoxy::api::{Kind, Resource, ResourceKey};
 use epoxy::discovery::fds::{self, FdsConfig};
 use epoxy::store::Store;
 use serde_json::Value;
@@ -68,4 +68,75 @@ pub async fn call(
         status,
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
     )
+}
+
+/// Routes to the methods of shop.proto on upstream `shop`: `/pets/{id}` GetPet, `/list`
+/// ListPets, `/create` CreatePet, `/admin` Ping.
+pub fn shop_routes() -> String {
+    [
+        route(
+            "/pets/",
+            "Pets",
+            "GetPet",
+            ", parameters: {path: '/pets/{id}'}",
+        ),
+        route("/list", "Pets", "ListPets", ""),
+        route("/create", "Pets", "CreatePet", ""),
+        route("/admin", "Admin", "Ping", ""),
+    ]
+    .concat()
+}
+
+/// A server-streaming call asking for newline-delimited JSON: the messages, one a line.
+pub async fn call_ndjson(h: &Harness, path: &str, body: Value) -> Vec<Value> {
+    let resp = Harness::client()
+        .post(format!("{}{path}", h.url))
+        .header("accept", "application/x-ndjson")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let text = resp.text().await.unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{path}: {e}: {l}")))
+        .collect()
+}
+
+/// `shop` discovered on `addr` (shop.proto's server): checks the pass found its 4 methods and
+/// wrote HTTP/2 on; the upstream and its services as (package, service, methods).
+pub async fn discover_shop(
+    h: &Harness,
+    addr: &str,
+) -> (
+    epoxy::api::resource::Upstream,
+    Vec<(String, String, Vec<String>)>,
+) {
+    h.apply(&upstream("shop", addr)).await;
+    let state = discover(h).await;
+    let s = &state[&key("shop")];
+    assert_eq!(s.last_error, None);
+    assert_eq!(s.kind.as_deref(), Some("grpc"));
+    assert_eq!(s.functions, 4, "GetPet, ListPets, CreatePet, Ping");
+    let Ok(Resource::Upstream(u)) = h.store.get(&key("shop")).await else {
+        panic!("no upstream")
+    };
+    assert_eq!(u.spec.use_http2, Some(true));
+    let grpc = u.spec.service_spec().unwrap().grpc.clone().unwrap();
+    assert!(
+        !grpc.descriptors.is_empty(),
+        "the descriptors are kept on the upstream"
+    );
+    let services = grpc
+        .grpc_services
+        .iter()
+        .map(|s| {
+            (
+                s.package_name.clone(),
+                s.service_name.clone(),
+                s.function_names.clone(),
+            )
+        })
+        .collect();
+    (u, services)
 }

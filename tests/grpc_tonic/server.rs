@@ -214,28 +214,32 @@ impl Shop {
         let mut grpc = Grpc::new(DynamicCodec(method.input()));
         let shop = self.clone();
         match method.name() {
-            "GetPet" => grpc.unary(Unary(move |r| shop.get_pet(r)), req).await,
-            "CreatePet" => grpc.unary(Unary(move |r| shop.create_pet(r)), req).await,
-            "ListPets" => grpc.server_streaming(Streaming(shop), req).await,
+            "GetPet" => grpc.unary(Handler(move |r| shop.get_pet(r)), req).await,
+            "CreatePet" => grpc.unary(Handler(move |r| shop.create_pet(r)), req).await,
+            "ListPets" => {
+                let list = move |r| Ok(tokio_stream::iter(shop.list_pets(r)));
+                grpc.server_streaming(Handler(list), req).await
+            }
             "Ping" => {
-                let refuse = |_| Err(Status::permission_denied("admins only"));
-                grpc.unary(Unary(refuse), req).await
+                let refuse = |_| Err::<DynamicMessage, _>(Status::permission_denied("admins only"));
+                grpc.unary(Handler(refuse), req).await
             }
             other => Status::unimplemented(format!("no method {other}")).into_http(),
         }
     }
 }
 
-/// A unary method as the tower service tonic's `Grpc::unary` calls.
-struct Unary<F>(F);
+/// A method as the tower service tonic's `Grpc::unary` (`T` a message) or
+/// `Grpc::server_streaming` (`T` a stream of them) calls.
+struct Handler<F>(F);
 
-impl<F> Service<Request<DynamicMessage>> for Unary<F>
+impl<F, T> Service<Request<DynamicMessage>> for Handler<F>
 where
-    F: FnMut(Request<DynamicMessage>) -> Result<DynamicMessage, Status>,
+    F: FnMut(Request<DynamicMessage>) -> Result<T, Status>,
 {
-    type Response = Response<DynamicMessage>;
+    type Response = Response<T>;
     type Error = Status;
-    type Future = Ready<Result<Self::Response, Status>>;
+    type Future = Ready<Result<Response<T>, Status>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
         Poll::Ready(Ok(()))
@@ -243,26 +247,6 @@ where
 
     fn call(&mut self, req: Request<DynamicMessage>) -> Self::Future {
         ready((self.0)(req).map(Response::new))
-    }
-}
-
-/// ListPets as the tower service tonic's `Grpc::server_streaming` calls.
-struct Streaming(Arc<Shop>);
-
-type PetStream = tokio_stream::Iter<std::vec::IntoIter<Result<DynamicMessage, Status>>>;
-
-impl Service<Request<DynamicMessage>> for Streaming {
-    type Response = Response<PetStream>;
-    type Error = Status;
-    type Future = Ready<Result<Self::Response, Status>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<DynamicMessage>) -> Self::Future {
-        let pets = self.0.list_pets(req);
-        ready(Ok(Response::new(tokio_stream::iter(pets))))
     }
 }
 
