@@ -3,10 +3,10 @@
 //! routes call its methods with JSON through the real gateway, on both transports.
 
 mod common;
+use common::grpc::{call, call_ndjson, discover, discover_shop, key, route, shop_routes, upstream};
 use common::gw::{Harness, vs};
 use common::pyserver::PyServer;
-use epoxy::api::{Kind, Resource, ResourceKey};
-use epoxy::discovery::fds::{self, FdsConfig};
+use epoxy::api::Resource;
 use epoxy::store::Store;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -15,91 +15,10 @@ fn grpc_server() -> PyServer {
     PyServer::start("grpc/server.py", &[], &[])
 }
 
-fn key(name: &str) -> ResourceKey {
-    ResourceKey::new(Kind::Upstream, "gloo-system", name)
-}
-
-/// An upstream for the server, opted into discovery by Gloo's label.
-fn upstream(name: &str, addr: &str) -> String {
-    let (a, p) = addr.rsplit_once(':').unwrap();
-    format!(
-        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata:\n  name: {name}\n  namespace: gloo-system\n  labels: {{discovery.solo.io/function_discovery: enabled}}\nspec:\n  static:\n    hosts: [{{addr: '{a}', port: {p}}}]\n"
-    )
-}
-
-fn cfg() -> FdsConfig {
-    FdsConfig {
-        mode: fds::Mode::Whitelist,
-        probe_timeout: Duration::from_secs(2),
-        ..FdsConfig::default()
-    }
-}
-
-/// Discovers the store's upstreams once and waits until the gateway serves what was written.
-async fn discover(h: &Harness) -> fds::DiscoveryState {
-    let set = h.store.list().await.unwrap().resources;
-    let state = fds::poll_once(h.store.as_ref(), &set, &cfg(), &epoxy::net::client(), None).await;
-    let mut written = Vec::new();
-    for k in state.keys() {
-        written.push(h.store.get(k).await.unwrap());
-    }
-    h.wait_for(&written).await;
-    state
-}
-
-/// A route on `prefix` calling `service/function` of upstream `shop`.
-fn route(prefix: &str, service: &str, function: &str, params: &str) -> String {
-    format!(
-        "    - matchers: [{{prefix: '{prefix}'}}]\n      routeAction:\n        single:\n          upstream: {{name: shop}}\n          destinationSpec:\n            grpc: {{package: shop.v1, service: {service}, function: {function}{params}}}\n"
-    )
-}
-
-async fn call(
-    h: &Harness,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = Harness::client()
-        .request(method, format!("{}{path}", h.url))
-        .header("x-tenant", "acme");
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
-    )
-}
-
 async fn discovery_then_calls(fast_path: bool) {
     let server = grpc_server();
     let h = Harness::with(|c| c.fast_path = fast_path).await;
-    h.apply(&upstream("shop", &server.addr())).await;
-    let state = discover(&h).await;
-    let s = &state[&key("shop")];
-    assert_eq!(s.last_error, None);
-    assert_eq!(s.kind.as_deref(), Some("grpc"));
-    assert_eq!(s.functions, 4, "GetPet, ListPets, CreatePet, Ping");
-    let Ok(Resource::Upstream(u)) = h.store.get(&key("shop")).await else {
-        panic!("no upstream")
-    };
-    assert_eq!(u.spec.use_http2, Some(true));
-    let grpc = u.spec.service_spec().unwrap().grpc.clone().unwrap();
-    let services: Vec<(String, String, Vec<String>)> = grpc
-        .grpc_services
-        .iter()
-        .map(|s| {
-            (
-                s.package_name.clone(),
-                s.service_name.clone(),
-                s.function_names.clone(),
-            )
-        })
-        .collect();
+    let (u, services) = discover_shop(&h, &server.addr()).await;
     assert_eq!(
         services,
         vec![
@@ -122,19 +41,7 @@ async fn discovery_then_calls(fast_path: bool) {
         "written only on change"
     );
 
-    let routes = [
-        route(
-            "/pets/",
-            "Pets",
-            "GetPet",
-            ", parameters: {path: '/pets/{id}'}",
-        ),
-        route("/list", "Pets", "ListPets", ""),
-        route("/create", "Pets", "CreatePet", ""),
-        route("/admin", "Admin", "Ping", ""),
-    ]
-    .concat();
-    h.apply(&vs("default", "['*']", &routes)).await;
+    h.apply(&vs("default", "['*']", &shop_routes())).await;
 
     // Unary, the variable from the path; the proto3 JSON mapping both ways (int64 as a
     // string, enums by name, a Timestamp as RFC 3339).
@@ -192,19 +99,7 @@ async fn discovery_then_calls(fast_path: bool) {
     .await;
     assert_eq!(pets.as_array().unwrap().len(), 1);
     // Or newline-delimited JSON, when the client asks for it.
-    let resp = Harness::client()
-        .post(format!("{}/list", h.url))
-        .header("accept", "application/x-ndjson")
-        .json(&json!({"tag": "dog"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
-    let text = resp.text().await.unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = call_ndjson(&h, "/list", json!({"tag": "dog"})).await;
     assert_eq!(lines, pets_of_tag_dog);
     // A body as the request message (field names in either form), metadata passed on.
     let (status, pet) = call(

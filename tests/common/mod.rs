@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod grpc;
 pub mod gw;
 pub mod keys;
 pub mod kube;
