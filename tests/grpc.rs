@@ -6,7 +6,7 @@ mod common;
 use common::grpc::{call, call_ndjson, discover, discover_shop, key, route, shop_routes, upstream};
 use common::gw::{Harness, vs};
 use common::pyserver::PyServer;
-use epoxy::api::Resource;
+use epoxy::api::{Kind, Resource, ResourceKey};
 use epoxy::store::Store;
 use serde_json::{Value, json};
 use std::time::Duration;
