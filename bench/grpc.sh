@@ -114,16 +114,7 @@ for r in $(seq "$REPEAT"); do
         fi
     done
 done
-declare -A SPREAD
-for k in plain grpc; do
-    mapfile -t sorted < <(for r in $(seq "$REPEAT"); do echo "${RPS[$k,$r]} $r"; done | sort -n)
-    m=${sorted[$(((REPEAT - 1) / 2))]##* }
-    SPREAD[$k]="${sorted[0]%% *}–${sorted[$((REPEAT - 1))]%% *}"
-    RPS[$k]=${RPS[$k,$m]} P50[$k]=${P50[$k,$m]} P99[$k]=${P99[$k,$m]}
-    e=""
-    for r in $(seq "$REPEAT"); do [[ -z ${ERRS[$k,$r]} ]] || e+="${e:+; }${ERRS[$k,$r]}"; done
-    ERRS[$k]=${e:-none}
-done
+median_round plain grpc
 read -r CALL CALL_MIN CALL_MAX _ < <(paired RPS grpc plain)
 CALL_VERDICT=$(verdict ge "$CALL" 0.7)
 
@@ -153,8 +144,8 @@ s = [x for x in d["grpcServices"] if x.get("packageName") == "bench.v1"]
 print(len(s), sum(len(x.get("functionNames", [])) for x in s))' "$TMP/found.json")
     ((nsvc == SERVICES)) || { echo "run $r found $nsvc services, expected $SERVICES" >&2; head -c 2000 "$TMP/found.json" >&2; exit 1; }
 done
-read -r MED MIN MAX < <(printf '%s\n' "${TIMES[@]}" | sort -n |
-    awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], v[1], v[NR] }')
+MED=$(printf '%s\n' "${TIMES[@]}" | median)
+read -r MIN MAX < <(printf '%s\n' "${TIMES[@]}" | sort -n | awk 'NR == 1 { a = $1 } { b = $1 } END { print a, b }')
 VERDICT=$(verdict le "$MED" 1000)
 CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 GRPC_V=$(python3 -c 'import grpc; print(grpc.__version__)')

@@ -157,6 +157,25 @@ wait_quiet() {
     done
     [[ $IDLE -ge 90 ]] || log "machine still busy ($IDLE% idle): results will be noisy"
 }
+# The median of the numbers on standard input, one a line.
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# For each KEY: RPS, P50 and P99 of the round with the median req/s, SPREAD the req/s range
+# over the rounds, ERRS every round's errors (or "none").
+declare -A SPREAD
+median_round() { # KEY...
+    local k m e r sorted
+    for k in "$@"; do
+        mapfile -t sorted < <(for r in $(seq "$REPEAT"); do echo "${RPS[$k,$r]} $r"; done | sort -n)
+        m=${sorted[$(((REPEAT - 1) / 2))]##* }
+        SPREAD[$k]="${sorted[0]%% *}–${sorted[$((REPEAT - 1))]%% *}"
+        RPS[$k]=${RPS[$k,$m]} P50[$k]=${P50[$k,$m]} P99[$k]=${P99[$k,$m]}
+        e=""
+        for r in $(seq "$REPEAT"); do [[ -z ${ERRS[$k,$r]} ]] || e+="${e:+; }${ERRS[$k,$r]}"; done
+        ERRS[$k]=${e:-none}
+    done
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }

@@ -242,16 +242,14 @@ for r in $(seq "$REPEAT"); do
     for k in "${order[@]}"; do run_wrk "$k" "${URL[$k]}" "$r" ${HDR[$k]:+-H "${HDR[$k]}"}; done
 done
 
-declare -A SPREAD
-for k in "${KEYS[@]}"; do
-    mapfile -t sorted < <(for r in $(seq "$REPEAT"); do echo "${RPS[$k,$r]} $r"; done | sort -n)
-    m=${sorted[$(((REPEAT - 1) / 2))]##* }
-    SPREAD[$k]="${sorted[0]%% *}–${sorted[$((REPEAT - 1))]%% *}"
-    RPS[$k]=${RPS[$k,$m]} P50[$k]=${P50[$k,$m]} P99[$k]=${P99[$k,$m]}
-    e=""
-    for r in $(seq "$REPEAT"); do [[ -z ${ERRS[$k,$r]} ]] || e+="${e:+; }${ERRS[$k,$r]}"; done
-    ERRS[$k]=${e:-none}
-done
+median_round "${KEYS[@]}"
+# Each round's FIELD of B minus A's (microseconds), one a line.
+added() { # FIELD A B
+    local -n field=$1
+    local r
+    for r in $(seq "$REPEAT"); do echo $((${field[$3,$r]} - ${field[$2,$r]})); done
+}
+
 # ----------------------------------------------------------------------------- fixed rate
 declare -A FP50 FP99 FRPS FERR
 run_oha() { # KEY URL ROUND
@@ -276,13 +274,10 @@ if command -v oha >/dev/null; then
         if ((r % 2)); then order=(plain global); else order=(global plain); fi
         for k in "${order[@]}"; do run_oha "$k" "${URL[$k]}" "$r"; done
     done
-    FIXED_ADDED=$(for r in $(seq "$REPEAT"); do echo $((${FP99[global,$r]} - ${FP99[plain,$r]})); done |
-        sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-    FIXED_ROUNDS=$(for r in $(seq "$REPEAT"); do echo $((${FP99[global,$r]} - ${FP99[plain,$r]})); done |
-        paste -sd, | sed 's/,/, /g')
+    FIXED_ADDED=$(added FP99 plain global | median)
+    FIXED_ROUNDS=$(added FP99 plain global | paste -sd, | sed 's/,/, /g')
     FIXED_VERDICT=$(verdict le "$FIXED_ADDED" 1000)
-    FIXED_P50=$(for r in $(seq "$REPEAT"); do echo $((${FP50[global,$r]} - ${FP50[plain,$r]})); done |
-        sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    FIXED_P50=$(added FP50 plain global | median)
     FIXED=$(
         echo "### Fixed rate: the Redis global limit's added latency"
         echo
@@ -308,12 +303,6 @@ fi
 METRICS=$(curl -s -m 5 "http://127.0.0.1:$EPX_ADMIN/metrics" | grep '^epoxy_policy_' || true)
 EPX_WARN=$(grep -ciE 'warn|error' "$TMP/epoxy.log" || true)
 
-# The median over the rounds of B's p99 minus A's, in microseconds.
-added_p99() { # A B
-    local r
-    for r in $(seq "$REPEAT"); do echo $((${P99[$2,$r]} - ${P99[$1,$r]})); done | sort -n |
-        awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
-}
 
 LOAD_TABLE=$(
     echo "| route | req/s | req/s, all rounds | p50 (µs) | p99 (µs) | errors |"
@@ -332,7 +321,7 @@ RATIO_TABLE=$(
         echo "| ${LABEL[$k]} | ${med}x | ${lo}–${hi}x | $t | $v |"
     done
 )
-ADDED=$(added_p99 plain global)
+ADDED=$(added P99 plain global | median)
 
 CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 WRK_V=$( (wrk -v 2>&1 || true) | head -1 | awk '{print $2}')

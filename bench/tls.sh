@@ -146,16 +146,7 @@ for r in $(seq "$REPEAT"); do
 done
 
 KEYS=(ka_nginx ka_epoxy hs_nginx hs_epoxy h2_nginx h2_epoxy)
-declare -A SPREAD
-for k in "${KEYS[@]}"; do
-    mapfile -t sorted < <(for r in $(seq "$REPEAT"); do echo "${RPS[$k,$r]} $r"; done | sort -n)
-    m=${sorted[$(((REPEAT - 1) / 2))]##* }
-    SPREAD[$k]="${sorted[0]%% *}–${sorted[$((REPEAT - 1))]%% *}"
-    RPS[$k]=${RPS[$k,$m]} P50[$k]=${P50[$k,$m]} P99[$k]=${P99[$k,$m]}
-    e=""
-    for r in $(seq "$REPEAT"); do [[ -z ${ERRS[$k,$r]} ]] || e+="${e:+; }${ERRS[$k,$r]}"; done
-    ERRS[$k]=${e:-none}
-done
+median_round "${KEYS[@]}"
 EPX_RSS=$(awk '/^VmHWM/ {print $2 " " $3}' "/proc/$EPX_PID/status" 2>/dev/null || echo "?")
 read -r KA KA_MIN KA_MAX KA_WINS < <(paired RPS ka_epoxy ka_nginx)
 read -r KA_P99 KA_P99_MIN KA_P99_MAX _ < <(paired P99 ka_epoxy ka_nginx)
