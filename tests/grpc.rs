@@ -656,7 +656,11 @@ async fn transcoding(fast_path: bool) {
     );
     // With a route for the gRPC paths, it is called; gRPC clients pass through that route
     // untouched (a method without a rule, its framed answer back).
-    let routes = format!("{routes}{}", plain_route("/books.v1.Books/", None, "books"));
+    let http_routes = routes;
+    let routes = format!(
+        "{http_routes}{}",
+        plain_route("/books.v1.Books/", None, "books")
+    );
     h.apply(&vs("default", "['*']", &routes)).await;
     let (status, book) = send_json(
         &h,
@@ -684,6 +688,25 @@ async fn transcoding(fast_path: bool) {
         "{:?}",
         String::from_utf8_lossy(&body)
     );
+    // The gRPC route's own stages run on the re-routed call too (Envoy would run only the
+    // first route's): a gRPC route that refuses (a fault abort, every request) refuses the
+    // transcoded call that reaches it, and its gRPC clients alike.
+    let guarded = "    - matchers: [{prefix: '/books.v1.Books/'}]\n      options: {faults: {abort: {percentage: 100, httpStatus: 403}}}\n      routeAction: {single: {upstream: {name: books}}}\n";
+    h.apply(&vs("default", "['*']", &format!("{http_routes}{guarded}")))
+        .await;
+    let (status, _, text) = send(
+        &h,
+        M::GET,
+        "/v1/shelves/main/books/3",
+        &[("x-reroute", "1")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{text}");
+    assert!(!text.contains("Children of Dune"), "{text}");
+    let (status, _, _) = grpc_through(&h, "/books.v1.Books/CountBooks", &msg).await;
+    assert_eq!(status, 403);
+    h.apply(&vs("default", "['*']", &routes)).await;
     // A path no rule has, not gRPC: the upstream gets it as it is (grpcio resets such a
     // stream, so the gateway answers 503 `upstream-reset` naming it, no transcoding error).
     let (status, e) = send_json(&h, M::GET, "/v1/nothing", &[], None).await;

@@ -458,14 +458,25 @@ fn apply_response_headers(h: &mut HeaderMap, o: &Options) {
     }
 }
 
+/// Why a transcoded call routed again by its gRPC path is not sent.
+enum Rerouted {
+    /// No route takes the gRPC path (404), or the one that does forwards nowhere (503).
+    Unroutable(StatusCode, String),
+    /// The second route's stages refused it (their answer, written in the upstream's place).
+    Refused(Answer),
+}
+
 /// The upstream a transcoded call goes to when its gRPC path (`POST /package.Service/Method`,
-/// `content-type: application/grpc`) is routed again in the listener's table; 404 when no
-/// route takes it, 503 when the one that does cannot forward to an upstream.
-fn reroute<B>(
+/// `content-type: application/grpc`) is routed again in the listener's table, and the edits of
+/// that route's stages. Envoy runs its auth filters once, on the route the HTTP request
+/// matched; epoxy also runs the second route's stages, so a gRPC route's protection holds
+/// whichever HTTP path reaches it (fail closed).
+async fn reroute<B>(
     shared: &Shared,
     req: &Request<B>,
     path: String,
-) -> Result<Arc<UpstreamTarget>, (StatusCode, String)> {
+    remote: SocketAddr,
+) -> Result<(Arc<UpstreamTarget>, Option<Edits>), Rerouted> {
     let mut headers = req.headers().clone();
     headers.insert(
         header::CONTENT_TYPE,
@@ -478,9 +489,10 @@ fn reroute<B>(
         query: None,
         headers: (&headers).into(),
     };
-    let table = shared.table.load();
+    // Held across the stages' await: a reference count, not a guard.
+    let table = shared.table.load_full();
     let Some(m) = table.route(&head) else {
-        return Err((
+        return Err(Rerouted::Unroutable(
             StatusCode::NOT_FOUND,
             format!(
                 "no route takes the transcoded call `POST {path}` (matchIncomingRequestRoute is false)"
@@ -490,7 +502,7 @@ fn reroute<B>(
     let target = match &m.route.action {
         Action::Forward(f) => f.pick(),
         _ => {
-            return Err((
+            return Err(Rerouted::Unroutable(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "route `{}` for the transcoded call `POST {path}` forwards to no upstream",
@@ -499,11 +511,30 @@ fn reroute<B>(
             ));
         }
     };
-    match (&target.problem, &target.upstream) {
-        (None, Some(u)) => Ok(u.clone()),
-        (Some(p), _) => Err((StatusCode::SERVICE_UNAVAILABLE, p.to_string())),
-        (None, None) => Err((StatusCode::SERVICE_UNAVAILABLE, "no upstream".into())),
-    }
+    let upstream = match (&target.problem, &target.upstream) {
+        (None, Some(u)) => u.clone(),
+        (Some(p), _) => {
+            return Err(Rerouted::Unroutable(
+                StatusCode::SERVICE_UNAVAILABLE,
+                p.to_string(),
+            ));
+        }
+        (None, None) => {
+            return Err(Rerouted::Unroutable(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no upstream".into(),
+            ));
+        }
+    };
+    let edits = match &m.route.policies {
+        None => None,
+        Some(p) => Some(
+            p.admit(&Inbound { head, remote })
+                .await
+                .map_err(Rerouted::Refused)?,
+        ),
+    };
+    Ok((upstream, edits))
 }
 
 /// The request body, buffered when it must be replayed or read; refused past `max`.
@@ -550,15 +581,25 @@ async fn forward<'t>(
         o.function = Some(bound.name()).filter(|n| !n.is_empty());
         // A transcoded call is routed again by its gRPC path unless the transcoder keeps the
         // route the HTTP request matched (Envoy clears its route cache).
-        let upstream = if bound.keeps_route() {
-            upstream
+        let (upstream, edits) = if bound.keeps_route() {
+            (upstream, None)
         } else {
-            match reroute(shared, &req, bound.grpc_path().unwrap_or_default()) {
-                Ok(u) => u,
-                Err((status, msg)) => return fail(o, status, "no-route", &msg),
+            let path = bound.grpc_path().unwrap_or_default();
+            match reroute(shared, &req, path, remote).await {
+                Ok(found) => found,
+                Err(Rerouted::Unroutable(status, msg)) => return fail(o, status, "no-route", &msg),
+                Err(Rerouted::Refused(answer)) => {
+                    o.status = answer.status.as_u16();
+                    o.bytes_out = answer.body.len() as u64;
+                    o.error = Some(answer.reason.clone());
+                    return (answer_response(answer), o);
+                }
             }
         };
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        if let Some(e) = &edits {
+            e.apply_to_request(&mut parts.headers);
+        }
         let body = match Limited::new(body, shared.max_body).collect().await {
             Ok(c) => c.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
@@ -575,6 +616,9 @@ async fn forward<'t>(
             Ok(resp) => {
                 let mut resp = resp.map(Either::Right);
                 apply_response_headers(resp.headers_mut(), &route.options);
+                if let Some(e) = &edits {
+                    e.apply_to_response(resp.headers_mut());
+                }
                 o.status = resp.status().as_u16();
                 o.bytes_out = resp.body().size_hint().exact().unwrap_or(0);
                 upstream.stats.record(o.status, Duration::ZERO, o.bytes_out);
