@@ -138,6 +138,17 @@ async fn discovery_then_calls(fast_path: bool) {
     let _back = PyServer::start("grpc/server.py", &[&port.to_string()], &[]);
     let (status, pet) = call(&h, reqwest::Method::GET, "/pets/2", None).await;
     assert_eq!((status, pet["name"].as_str()), (200, Some("Tom")));
+
+    // The fast path served every call itself (none of its connections went to hyper).
+    let handoffs = h
+        .metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("epoxy_http1_handoffs_total "))
+        .map(|n| n.trim().to_string());
+    if fast_path {
+        assert_eq!(handoffs.as_deref(), Some("0"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

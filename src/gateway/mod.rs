@@ -7,6 +7,7 @@ pub mod dial;
 pub mod function;
 pub mod h1;
 pub mod inja;
+pub mod invoke;
 pub mod listener;
 pub mod matcher;
 pub mod pipeline;

@@ -370,7 +370,7 @@ async fn serve_route<'t>(
         Action::Direct { status, body } => {
             let mut r = Response::new(Either::Right(Full::new(body.clone())));
             *r.status_mut() = *status;
-            apply_response_headers(r.headers_mut(), &route.options);
+            route.options.apply_response_headers(r.headers_mut());
             let mut o = outcome(status.as_u16());
             o.bytes_out = body.len() as u64;
             (r, o)
@@ -443,19 +443,6 @@ pub(super) fn envoy_substitution(s: &str) -> String {
         }
     }
     out
-}
-
-fn apply_response_headers(h: &mut HeaderMap, o: &Options) {
-    for n in &o.response_remove {
-        h.remove(n);
-    }
-    for a in &o.response_add {
-        if a.append {
-            h.append(a.name.clone(), a.value.clone());
-        } else {
-            h.insert(a.name.clone(), a.value.clone());
-        }
-    }
 }
 
 /// Why a transcoded call routed again by its gRPC path is not sent.
@@ -611,22 +598,18 @@ async fn forward<'t>(
                 return fail(o, StatusCode::BAD_REQUEST, "bad-request", &msg);
             }
         };
-        let timeout = route.options.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        return match bound.serve(&upstream, &parts, body, timeout).await {
-            Ok(resp) => {
-                let mut resp = resp.map(Either::Right);
-                apply_response_headers(resp.headers_mut(), &route.options);
-                if let Some(e) = &edits {
-                    e.apply_to_response(resp.headers_mut());
-                }
-                o.status = resp.status().as_u16();
-                o.bytes_out = resp.body().size_hint().exact().unwrap_or(0);
-                upstream.stats.record(o.status, Duration::ZERO, o.bytes_out);
-                (resp, o)
+        return match super::invoke::invoke(&bound, &upstream, &parts, body, route, edits.as_ref())
+            .await
+        {
+            Ok(answer) => {
+                o.status = answer.status.as_u16();
+                o.bytes_out = answer.body.len() as u64;
+                (answer_response(answer), o)
             }
-            Err((status, code, msg)) => {
-                upstream.stats.record(status.as_u16(), Duration::ZERO, 0);
-                fail(o, status, code, &msg)
+            Err(answer) => {
+                o.status = answer.status.as_u16();
+                o.error = Some(answer.reason.clone());
+                (answer_response(answer), o)
             }
         };
     }
@@ -882,7 +865,7 @@ async fn forward<'t>(
                 return (resp.map(Either::Left), o);
             }
             strip_hop_by_hop(resp.headers_mut());
-            apply_response_headers(resp.headers_mut(), opts);
+            opts.apply_response_headers(resp.headers_mut());
             o.status = status;
             o.bytes_out = HyperExchange::size(&resp);
             (resp.map(Either::Left), o)

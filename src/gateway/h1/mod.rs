@@ -14,6 +14,7 @@
 //! request upstream, `response` relays the answer, `upstream` keeps the connections, `chunked`
 //! finds the end of chunked bodies, `rewind` hands a connection to hyper.
 
+mod call;
 mod chunked;
 mod forward;
 mod response;
@@ -487,11 +488,14 @@ fn fast_route(route: &CompiledRoute) -> Option<&super::table::Forward> {
     let Action::Forward(fwd) = &route.action else {
         return None;
     };
-    // gRPC and Lambda calls are hyper's (`calls`).
+    // Function calls that answer every request (gRPC methods, Lambda functions) dial their
+    // own connections; forwards need a cleartext upstream; a transcoder's requests are hyper's.
     let plain = |t: &Target| {
         t.problem.is_none()
-            && t.call.is_none()
-            && t.upstream.as_ref().is_some_and(|u| u.dial.is_plain())
+            && match &t.call {
+                Some(c) => call::served_here(c) && t.upstream.is_some(),
+                None => t.upstream.as_ref().is_some_and(|u| u.dial.is_plain()),
+            }
     };
     (route.options.shadow.is_none() && fwd.targets.iter().all(plain)).then_some(fwd)
 }
@@ -544,6 +548,11 @@ async fn handle(
         }
     };
     let dest = fwd.pick();
+    if let Some(function) = &dest.call {
+        let (o, latency, flow) =
+            call::serve(io, req, route, dest, function, edits.as_ref(), out, started).await;
+        return finish(shared, req, route, o, latency, want_event, flow);
+    }
     let call = Call {
         route,
         dest,
