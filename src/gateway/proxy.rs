@@ -11,6 +11,7 @@ use super::pool::{OutBody, Pool, UpstreamBody};
 use super::table::{
     Action, CompiledRoute, DEFAULT_TIMEOUT, Options, Redirect, RouteTable, Target, UpstreamTarget,
 };
+use super::telemetry::{Outcome, Seen, outcome};
 use super::telemetry::{Registry, RequestEvent};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -20,7 +21,7 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body, Incoming};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 /// What the gateway answers with: an upstream's body, or one it made.
@@ -126,16 +127,6 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// What a request did, for the event and the counters (borrowed from the route table).
-pub(super) struct Outcome<'t> {
-    pub status: u16,
-    pub route: Option<&'t str>,
-    pub upstream: Option<&'t str>,
-    pub function: Option<&'t str>,
-    pub error: Option<String>,
-    pub bytes_out: u64,
-}
-
 /// Handles one request.
 pub async fn handle(
     shared: &Shared,
@@ -153,19 +144,7 @@ pub async fn handle(
         let authority = head.authority;
         let matched = table.route(&head);
         let no_vhost = matched.is_none() && table.vhost(authority).is_none();
-        let info = want_event.then(|| {
-            let pq = req
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/");
-            (
-                req.method().to_string(),
-                authority.to_string(),
-                pq.to_string(),
-                super::telemetry::event_headers(&req.headers().into()),
-            )
-        });
+        let info = want_event.then(|| Seen::of(&head));
         (matched, no_vhost, info)
     };
     let bytes_in = req.body().size_hint().exact().unwrap_or(0);
@@ -226,7 +205,7 @@ pub async fn handle(
         .and_then(|r| r.take())
     {
         // An upgraded connection: its event comes when it ends, with what it carried.
-        if let Some((method, host, path, headers)) = info {
+        if let Some(seen) = info {
             let events = shared.events.clone();
             let (route, upstream) = (
                 outcome.route.map(str::to_string),
@@ -234,41 +213,21 @@ pub async fn handle(
             );
             tokio::spawn(async move {
                 let Ok(t) = report.await else { return };
-                let _ = events.send(RequestEvent {
-                    time: SystemTime::now(),
-                    method,
-                    host,
-                    path,
-                    route,
-                    upstream,
-                    function: None,
-                    status: 101,
-                    latency: started.elapsed(),
-                    bytes_in: t.from_client,
-                    bytes_out: t.to_client,
-                    error: t.error,
-                    headers,
-                });
+                let tunnel = super::telemetry::outcome(101);
+                let mut event = seen.event(&tunnel, started.elapsed(), t.from_client);
+                event.route = route;
+                event.upstream = upstream;
+                event.bytes_out = t.to_client;
+                event.error = t.error;
+                let _ = events.send(event);
             });
         }
         return resp;
     }
-    if let Some((method, host, path, headers)) = info {
-        let _ = shared.events.send(RequestEvent {
-            time: SystemTime::now(),
-            method,
-            host,
-            path,
-            route: outcome.route.map(str::to_string),
-            upstream: outcome.upstream.map(str::to_string),
-            function: outcome.function.map(str::to_string),
-            status: outcome.status,
-            latency: started.elapsed(),
-            bytes_in,
-            bytes_out: outcome.bytes_out,
-            error: outcome.error,
-            headers,
-        });
+    if let Some(seen) = info {
+        let _ = shared
+            .events
+            .send(seen.event(&outcome, started.elapsed(), bytes_in));
     }
     resp
 }
@@ -345,17 +304,6 @@ fn unreadable_head<B>(req: &Request<B>) -> Option<(StatusCode, &'static str, &'s
         ));
     }
     None
-}
-
-pub(super) fn outcome<'t>(status: u16) -> Outcome<'t> {
-    Outcome {
-        status,
-        route: None,
-        upstream: None,
-        function: None,
-        error: None,
-        bytes_out: 0,
-    }
 }
 
 async fn serve_route<'t>(

@@ -28,6 +28,73 @@ pub struct RequestEvent {
     pub headers: Vec<(String, String)>,
 }
 
+/// What a request did, for the event and the counters (borrowed from the route table).
+pub struct Outcome<'t> {
+    pub status: u16,
+    pub route: Option<&'t str>,
+    pub upstream: Option<&'t str>,
+    pub function: Option<&'t str>,
+    pub error: Option<String>,
+    pub bytes_out: u64,
+}
+
+/// An outcome with `status` and nothing else known yet.
+pub fn outcome<'t>(status: u16) -> Outcome<'t> {
+    Outcome {
+        status,
+        route: None,
+        upstream: None,
+        function: None,
+        error: None,
+        bytes_out: 0,
+    }
+}
+
+/// What an event says of the request as it came, copied (only when someone listens) from the
+/// [`RequestHead`](super::matcher::RequestHead) both transports route by.
+pub struct Seen {
+    method: String,
+    host: String,
+    /// Path and query, as the client sent them.
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    pub fn of(head: &super::matcher::RequestHead<'_>) -> Seen {
+        let mut path = head.path.to_string();
+        if let Some(q) = head.query {
+            path.push('?');
+            path.push_str(q);
+        }
+        Seen {
+            method: head.method.to_string(),
+            host: head.authority.to_string(),
+            path,
+            headers: event_headers(&head.headers),
+        }
+    }
+
+    /// The access log's event for this request, once its outcome is known.
+    pub fn event(self, o: &Outcome<'_>, latency: Duration, bytes_in: u64) -> RequestEvent {
+        RequestEvent {
+            time: SystemTime::now(),
+            method: self.method,
+            host: self.host,
+            path: self.path,
+            route: o.route.map(str::to_string),
+            upstream: o.upstream.map(str::to_string),
+            function: o.function.map(str::to_string),
+            status: o.status,
+            latency,
+            bytes_in,
+            bytes_out: o.bytes_out,
+            error: o.error.clone(),
+            headers: self.headers,
+        }
+    }
+}
+
 /// How many request headers an event keeps, and how much of each value.
 pub const EVENT_HEADERS: usize = 32;
 pub const EVENT_HEADER_VALUE: usize = 256;

@@ -5,8 +5,8 @@
 use super::super::calls::Call as FunctionCall;
 use super::super::invoke::invoke;
 use super::super::pipeline::{Answer, Edits};
-use super::super::proxy::outcome;
 use super::super::table::{CompiledRoute, Target};
+use super::super::telemetry::outcome;
 use super::{ClientIo, Flow, Request, Served, send_client, write_answer};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};

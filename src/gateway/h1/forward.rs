@@ -6,8 +6,9 @@ use super::super::attempts::{self, Exchange, Failed, ProxyError, RetryType};
 use super::super::function::RenderedCall;
 use super::super::matcher::Headers;
 use super::super::pipeline::Edits;
-use super::super::proxy::{envoy_substitution, outcome, rewrite_prefix};
+use super::super::proxy::{envoy_substitution, rewrite_prefix};
 use super::super::table::{DEFAULT_TIMEOUT, Options, Retry, UpstreamTarget};
+use super::super::telemetry::outcome;
 use super::response::{Framing, UpHead, parse_response, relay};
 use super::upstream::{READ_SIZE, UpConn, UpstreamConns};
 use super::{

@@ -26,9 +26,9 @@ pub use upstream::UpstreamConns;
 
 use super::matcher::{Headers, PathCond, RequestHead, visible_ascii as visible};
 use super::pipeline::{Answer, Edits, Inbound};
-use super::proxy::{Outcome, Shared};
+use super::proxy::Shared;
 use super::table::{Action, CompiledRoute, Target};
-use super::telemetry::RequestEvent;
+use super::telemetry::{Outcome, Seen};
 use bytes::{Buf, Bytes, BytesMut};
 use response::push_date;
 use std::future::Future;
@@ -36,7 +36,7 @@ use std::io::Write;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Sleep;
@@ -579,21 +579,17 @@ fn finish<'t>(
     o.route = Some(&route.id);
     route.stats.record(o.status, latency, o.bytes_out);
     if want_event {
-        let _ = shared.events.send(RequestEvent {
-            time: SystemTime::now(),
-            method: req.head.method.to_string(),
-            host: req.head.host.to_string(),
-            path: req.head.target.to_string(),
-            route: o.route.map(str::to_string),
-            upstream: o.upstream.map(str::to_string),
-            function: o.function.map(str::to_string),
-            status: o.status,
-            latency,
-            bytes_in: req.body.len() as u64,
-            bytes_out: o.bytes_out,
-            error: o.error,
-            headers: super::telemetry::event_headers(&Headers::Raw(req.headers)),
-        });
+        let head = RequestHead {
+            method: req.head.method,
+            authority: req.head.host,
+            path: req.head.target,
+            query: None,
+            headers: Headers::Raw(req.headers),
+        };
+        let seen = Seen::of(&head);
+        let _ = shared
+            .events
+            .send(seen.event(&o, latency, req.body.len() as u64));
     }
     flow
 }
@@ -608,7 +604,7 @@ async fn answer_with<'t>(
 ) -> Served<'t> {
     out.clear();
     write_answer(out, &answer, req.closing(), req.head.method != "HEAD");
-    let mut o = super::proxy::outcome(answer.status.as_u16());
+    let mut o = super::telemetry::outcome(answer.status.as_u16());
     o.bytes_out = answer.body.len() as u64;
     o.error = Some(answer.reason);
     let latency = started.elapsed();
