@@ -273,6 +273,8 @@ async fn alpn_negotiates_h2_and_http11_and_forwards() {
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap();
                 assert_eq!(v["path"], format!("/pets/{i}"));
                 assert_eq!(v["server"], "pets");
+                // The upstream learns the client came by TLS (as Envoy tells it).
+                assert_eq!(v["headers"]["x-forwarded-proto"], "https", "fast={fast}");
             }
         }
         let ca_file = write_pem(h.dir.path(), "ca.pem", &ca.pem());

@@ -172,6 +172,7 @@ impl Gateway {
             idle_timeout: cfg.idle_timeout,
             stream_idle_timeout: cfg.stream_idle_timeout,
             fast_path: cfg.fast_path,
+            scheme: "http",
         });
         let mut threads = Vec::new();
         for (i, adds) in receivers.into_iter().enumerate() {

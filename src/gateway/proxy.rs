@@ -46,6 +46,8 @@ pub struct Shared {
     pub idle_timeout: Duration,
     pub stream_idle_timeout: Duration,
     pub fast_path: bool,
+    /// The scheme clients reach this listener by (`x-forwarded-proto`): `https` on a TLS one.
+    pub scheme: &'static str,
 }
 
 /// A worker's upstream connections (see `pool`); those it opens are counted in `registry`.
@@ -717,7 +719,7 @@ async fn forward<'t>(
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert(X_FORWARDED_FOR, v);
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(shared.scheme));
     if !headers.contains_key(&X_REQUEST_ID) {
         let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         if let Ok(v) = HeaderValue::from_str(&id) {

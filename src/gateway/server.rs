@@ -232,6 +232,7 @@ async fn handshake(
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let shared = Arc::new(Shared {
         table: chain.table.clone(),
+        scheme: "https",
         ..(**base).clone()
     });
     Some((tls, shared, h2))

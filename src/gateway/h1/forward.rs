@@ -323,7 +323,9 @@ fn write_request_head(
         out.extend_from_slice(b"\r\n");
     }
     if !by_route("x-forwarded-proto") {
-        out.extend_from_slice(b"x-forwarded-proto: http\r\n");
+        for part in [&b"x-forwarded-proto: "[..], req.scheme.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
     }
     if !has_request_id && !by_route("x-request-id") {
         out.extend_from_slice(b"x-request-id: ");

@@ -321,6 +321,7 @@ pub async fn serve(
                         headers: req.headers,
                         body: &buf[head_len..total],
                         client_ip: &client_ip,
+                        scheme: shared.scheme,
                         remote,
                         draining: &draining,
                     };
@@ -462,6 +463,8 @@ struct Request<'a, 'b> {
     body: &'a [u8],
     /// The client's address as `x-forwarded-for` gives it (formatted once per connection).
     client_ip: &'a str,
+    /// `http`, or `https` on a TLS listener (for `x-forwarded-proto`).
+    scheme: &'static str,
     remote: SocketAddr,
     /// Turns true when the gateway shuts down: the response then closes the connection.
     draining: &'a watch::Receiver<bool>,
