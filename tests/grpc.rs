@@ -802,6 +802,67 @@ fn bad_transcoders_are_refused_on_apply() {
         .ok();
 }
 
+/// `get upstreams` lists the methods a transcoder serves as `grpc-json` functions: those with
+/// a `google.api.http` rule (every method with `autoMapping`), from `protoDescriptorBin` and
+/// from a `protoDescriptor` file, beside the upstream's discovered gRPC methods.
+#[test]
+fn transcoded_methods_are_listed_as_functions() {
+    use base64::Engine;
+    let e = common::Epoxy::new();
+    let books = descriptor_set("books.proto");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("books.pb");
+    std::fs::write(
+        &file,
+        base64::engine::general_purpose::STANDARD
+            .decode(&books)
+            .unwrap(),
+    )
+    .unwrap();
+    let up = |name: &str, fields: &str| {
+        format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  static:\n    hosts: [{{addr: 127.0.0.1, port: 9}}]\n    serviceSpec:\n      grpcJsonTranscoder: {{{fields}}}\n"
+        )
+    };
+    e.apply(&up(
+        "books",
+        &format!("protoDescriptorBin: {books}, services: [books.v1.Books]"),
+    ))
+    .ok();
+    e.apply(&up(
+        "books-file",
+        &format!(
+            "protoDescriptor: '{}', services: [books.v1.Books], autoMapping: true",
+            file.display()
+        ),
+    ))
+    .ok();
+    let out = e.run(&["get", "upstreams"]).ok();
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no row {name}: {out}"))
+            .to_string()
+    };
+    let rules = "books.v1.Books/GetBook, books.v1.Books/ListBooks, books.v1.Books/CreateBook, books.v1.Books/AddBook";
+    assert!(
+        row("books").ends_with(&format!("grpc-json 4: {rules}")),
+        "CountBooks has no rule: {out}"
+    );
+    assert!(
+        row("books-file").ends_with(&format!("grpc-json 5: {rules}, books.v1.Books/CountBooks")),
+        "autoMapping serves CountBooks too: {out}"
+    );
+    // The file gone, its methods are not listed (and nothing fails).
+    drop(dir);
+    let out = e.run(&["get", "upstreams"]).ok();
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with("books-file") && l.contains("grpc-json")),
+        "{out}"
+    );
+}
+
 /// Discovery asks reflection v1 first and v1alpha when the server has only that: a server
 /// offering v1 alone, both, or v1alpha alone (grpcio-reflection's servicer under each name;
 /// the server logs which one each call reached).
