@@ -635,6 +635,54 @@ async fn transcoding(fast_path: bool) {
     );
     assert_eq!(headers["grpc-status"], "5");
     assert_eq!(headers["grpc-message"], "no book 7 on main");
+    // A rich status (grpcio-status' grpc-status-details-bin): with `convertGrpcStatus` the
+    // server's google.rpc.Status, a detail of a type the descriptors define as its fields, an
+    // unknown one (google.rpc.ErrorInfo) as its bytes; without, the gateway's error with the
+    // same details.
+    let (status, headers, text) = send(
+        &h,
+        M::GET,
+        "/v1/shelves/main/books/13",
+        &[("x-print", "1")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "FAILED_PRECONDITION: {text}");
+    assert_eq!(headers["grpc-status"], "9");
+    let rich: Value = serde_json::from_str(&text).unwrap();
+    let held = json!({"@type": "type.googleapis.com/books.v1.Book", "id": "13", "title": "Emma", "shelf": "loans"});
+    assert_eq!(
+        (&rich["code"], &rich["message"], &rich["details"][0]),
+        (&json!(9), &json!("book 13 is checked out"), &held),
+        "{text}"
+    );
+    let error_info = |detail: &Value| {
+        use base64::Engine;
+        assert_eq!(
+            detail["@type"], "type.googleapis.com/google.rpc.ErrorInfo",
+            "{detail}"
+        );
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(detail["value"].as_str().unwrap())
+            .unwrap();
+        // ErrorInfo {reason = 1, domain = 2}: length-delimited strings.
+        let mut want = vec![0x0a, 11];
+        want.extend(b"CHECKED_OUT");
+        want.extend([0x12, 13]);
+        want.extend(b"books.example");
+        assert_eq!(raw, want);
+    };
+    error_info(&rich["details"][1]);
+    let (status, headers, text) = send(&h, M::GET, "/v1/shelves/main/books/13", &[], None).await;
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(headers["x-epoxy-error"], "grpc-status");
+    let e: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        e["message"], "FAILED_PRECONDITION: book 13 is checked out",
+        "{text}"
+    );
+    assert_eq!(e["details"][0], held, "{text}");
+    error_info(&e["details"][1]);
 
     // matchIncomingRequestRoute false: the call is routed again by its gRPC path; no route
     // takes `/books.v1.Books/GetBook` yet: 404 saying so.

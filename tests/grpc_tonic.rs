@@ -73,6 +73,30 @@ async fn discovery_then_calls(fast_path: bool) {
         let message = e["message"].as_str().unwrap();
         assert!(message.contains(want), "{path}: {e}");
     }
+    // A rich status (grpc-status-details-bin): the details decoded in the error, a
+    // shop.proto type by its fields, an unknown one (google.rpc.ErrorInfo) as its bytes.
+    let (status, e) = call(&h, Method::GET, "/pets/13", None).await;
+    assert_eq!(status, 400, "FAILED_PRECONDITION: {e}");
+    assert_eq!(
+        (&e["error"], &e["message"], &e["upstream"]),
+        (
+            &json!("grpc-status"),
+            &json!("FAILED_PRECONDITION: pet 13 is away"),
+            &json!("shop")
+        ),
+        "{e}"
+    );
+    {
+        use base64::Engine;
+        assert_eq!(
+            e["details"],
+            json!([
+                {"@type": "type.googleapis.com/shop.v1.PetProblem", "id": "13", "reason": "at the vet"},
+                {"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                 "value": base64::engine::general_purpose::STANDARD.encode(server::error_info())},
+            ])
+        );
+    }
     let (status, e) = call(&h, Method::POST, "/admin", Some(json!({}))).await;
     assert_eq!(status, 403, "{e}");
     assert!(

@@ -129,6 +129,7 @@ impl Client<'_> {
             Some(Answer::Error(e)) => Err(GrpcError::Status {
                 code: e.error_code as u32,
                 message: e.error_message,
+                details: None,
             }),
             Some(a) => Ok(a),
             None => Err(GrpcError::Protocol(
@@ -170,9 +171,7 @@ pub async fn discover(authority: &str, timeout: Duration) -> Result<Discovered, 
         };
         match discover_with(&client).await {
             // The server has no such reflection service: try the older one.
-            Err(GrpcError::Status { code: 12, message }) => {
-                last = Some(GrpcError::Status { code: 12, message })
-            }
+            Err(e @ GrpcError::Status { code: 12, .. }) => last = Some(e),
             other => return other,
         }
     }

@@ -127,6 +127,11 @@ impl<'t> Bound<'t> {
     pub fn method_path(&self) -> &'t str {
         &self.binding.method.path
     }
+
+    /// The gRPC method called.
+    pub fn method(&self) -> &'t Method {
+        &self.binding.method
+    }
 }
 
 /// The `google.api.http` extension's fields (google/api/http.proto, `HttpRule`).

@@ -131,11 +131,45 @@ impl Shop {
         if id < 0 {
             return Err(Status::invalid_argument(format!("id {id} is negative")));
         }
+        if id == 13 {
+            return Err(self.away(id));
+        }
         self.pets
             .iter()
             .find(|p| Self::id(p) == id)
             .cloned()
             .ok_or_else(|| Status::not_found(format!("no pet {id}")))
+    }
+
+    /// A rich status (tonic's `with_details`: a google.rpc.Status in grpc-status-details-bin):
+    /// a `shop.v1.PetProblem`, a type of shop.proto, and a `google.rpc.ErrorInfo`, which the
+    /// gateway's descriptors do not have.
+    fn away(&self, id: i64) -> Status {
+        let problem = self.pool.get_message_by_name("shop.v1.PetProblem").unwrap();
+        let problem = DynamicMessage::deserialize(
+            problem,
+            serde_json::json!({"id": id, "reason": "at the vet"}),
+        )
+        .unwrap();
+        let status = RpcStatus {
+            code: tonic::Code::FailedPrecondition as i32,
+            message: format!("pet {id} is away"),
+            details: vec![
+                prost_types::Any {
+                    type_url: "type.googleapis.com/shop.v1.PetProblem".into(),
+                    value: problem.encode_to_vec(),
+                },
+                prost_types::Any {
+                    type_url: "type.googleapis.com/google.rpc.ErrorInfo".into(),
+                    value: error_info(),
+                },
+            ],
+        };
+        Status::with_details(
+            tonic::Code::FailedPrecondition,
+            format!("pet {id} is away"),
+            status.encode_to_vec().into(),
+        )
     }
 
     /// The pets with the tag asked for, up to the limit; a negative limit fails the call
@@ -227,6 +261,35 @@ impl Shop {
             other => Status::unimplemented(format!("no method {other}")).into_http(),
         }
     }
+}
+
+/// google/rpc/status.proto's `Status`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+/// google/rpc/error_details.proto's `ErrorInfo` (its first two fields).
+#[derive(Clone, PartialEq, prost::Message)]
+struct ErrorInfo {
+    #[prost(string, tag = "1")]
+    reason: String,
+    #[prost(string, tag = "2")]
+    domain: String,
+}
+
+/// The `ErrorInfo` of a pet that is away, encoded.
+pub fn error_info() -> Vec<u8> {
+    ErrorInfo {
+        reason: "AWAY".into(),
+        domain: "shop.example".into(),
+    }
+    .encode_to_vec()
 }
 
 /// A method as the tower service tonic's `Grpc::unary` (`T` a message) or
