@@ -158,9 +158,18 @@ impl Client<'_> {
     }
 }
 
-/// Asks the server at `authority` (`host:port`) what it serves.
+/// Asks the server at `authority` (`host:port`, cleartext HTTP/2) what it serves.
 pub async fn discover(authority: &str, timeout: Duration) -> Result<Discovered, GrpcError> {
-    let send = wire::connect(authority).await?;
+    discover_on(wire::connect(authority).await?, authority, timeout).await
+}
+
+/// Asks the server at the other end of `send` (an HTTP/2 connection to `authority`, in
+/// clear or over TLS) what it serves.
+pub async fn discover_on(
+    send: wire::Sender,
+    authority: &str,
+    timeout: Duration,
+) -> Result<Discovered, GrpcError> {
     let mut last = None;
     for service in SERVICES {
         let client = Client {

@@ -37,8 +37,19 @@ impl TonicShop {
         Self::start_on(0).await
     }
 
+    /// Serves over TLS only (tonic's rustls, ring), with this certificate and key (PEM).
+    pub async fn start_tls(cert: &str, key: &str) -> TonicShop {
+        let tls = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(cert, key));
+        Self::serve(0, Some(tls)).await
+    }
+
     /// Serves on `port` of 127.0.0.1 (0: an ephemeral one).
     pub async fn start_on(port: u16) -> TonicShop {
+        Self::serve(port, None).await
+    }
+
+    async fn serve(port: u16, tls: Option<tonic::transport::ServerTlsConfig>) -> TonicShop {
         let set = descriptor_set();
         let pool = DescriptorPool::decode(set.as_slice()).expect("shop.proto's descriptors");
         let shop = Arc::new(Shop::new(pool));
@@ -50,7 +61,11 @@ impl TonicShop {
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).expect("the TLS settings");
+        }
+        let router = builder
             .add_service(reflection)
             .add_service(Pets(shop.clone()))
             .add_service(Admin(shop));
