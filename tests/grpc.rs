@@ -646,6 +646,54 @@ async fn transcoding(fast_path: bool) {
     );
     assert_eq!(headers["grpc-status"], "5");
     assert_eq!(headers["grpc-message"], "no book 7 on main");
+    // A rich status (grpcio-status' grpc-status-details-bin): with `convertGrpcStatus` the
+    // server's google.rpc.Status, a detail of a type the descriptors define as its fields, an
+    // unknown one (google.rpc.ErrorInfo) as its bytes; without, the gateway's error with the
+    // same details.
+    let (status, headers, text) = send(
+        &h,
+        M::GET,
+        "/v1/shelves/main/books/13",
+        &[("x-print", "1")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "FAILED_PRECONDITION: {text}");
+    assert_eq!(headers["grpc-status"], "9");
+    let rich: Value = serde_json::from_str(&text).unwrap();
+    let held = json!({"@type": "type.googleapis.com/books.v1.Book", "id": "13", "title": "Emma", "shelf": "loans"});
+    assert_eq!(
+        (&rich["code"], &rich["message"], &rich["details"][0]),
+        (&json!(9), &json!("book 13 is checked out"), &held),
+        "{text}"
+    );
+    let error_info = |detail: &Value| {
+        use base64::Engine;
+        assert_eq!(
+            detail["@type"], "type.googleapis.com/google.rpc.ErrorInfo",
+            "{detail}"
+        );
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(detail["value"].as_str().unwrap())
+            .unwrap();
+        // ErrorInfo {reason = 1, domain = 2}: length-delimited strings.
+        let mut want = vec![0x0a, 11];
+        want.extend(b"CHECKED_OUT");
+        want.extend([0x12, 13]);
+        want.extend(b"books.example");
+        assert_eq!(raw, want);
+    };
+    error_info(&rich["details"][1]);
+    let (status, headers, text) = send(&h, M::GET, "/v1/shelves/main/books/13", &[], None).await;
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(headers["x-epoxy-error"], "grpc-status");
+    let e: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        e["message"], "FAILED_PRECONDITION: book 13 is checked out",
+        "{text}"
+    );
+    assert_eq!(e["details"][0], held, "{text}");
+    error_info(&e["details"][1]);
 
     // matchIncomingRequestRoute false: the call is routed again by its gRPC path; no route
     // takes `/books.v1.Books/GetBook` yet: 404 saying so.
@@ -834,6 +882,67 @@ fn bad_transcoders_are_refused_on_apply() {
     }
     e.apply(&up(&format!("protoDescriptorBin: {books}, services: [books.v1.Books], printOptions: {{addWhitespace: true}}")))
         .ok();
+}
+
+/// `get upstreams` lists the methods a transcoder serves as `grpc-json` functions: those with
+/// a `google.api.http` rule (every method with `autoMapping`), from `protoDescriptorBin` and
+/// from a `protoDescriptor` file, beside the upstream's discovered gRPC methods.
+#[test]
+fn transcoded_methods_are_listed_as_functions() {
+    use base64::Engine;
+    let e = common::Epoxy::new();
+    let books = descriptor_set("books.proto");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("books.pb");
+    std::fs::write(
+        &file,
+        base64::engine::general_purpose::STANDARD
+            .decode(&books)
+            .unwrap(),
+    )
+    .unwrap();
+    let up = |name: &str, fields: &str| {
+        format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec:\n  static:\n    hosts: [{{addr: 127.0.0.1, port: 9}}]\n    serviceSpec:\n      grpcJsonTranscoder: {{{fields}}}\n"
+        )
+    };
+    e.apply(&up(
+        "books",
+        &format!("protoDescriptorBin: {books}, services: [books.v1.Books]"),
+    ))
+    .ok();
+    e.apply(&up(
+        "books-file",
+        &format!(
+            "protoDescriptor: '{}', services: [books.v1.Books], autoMapping: true",
+            file.display()
+        ),
+    ))
+    .ok();
+    let out = e.run(&["get", "upstreams"]).ok();
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no row {name}: {out}"))
+            .to_string()
+    };
+    let rules = "books.v1.Books/GetBook, books.v1.Books/ListBooks, books.v1.Books/CreateBook, books.v1.Books/AddBook";
+    assert!(
+        row("books").ends_with(&format!("grpc-json 4: {rules}")),
+        "CountBooks has no rule: {out}"
+    );
+    assert!(
+        row("books-file").ends_with(&format!("grpc-json 5: {rules}, books.v1.Books/CountBooks")),
+        "autoMapping serves CountBooks too: {out}"
+    );
+    // The file gone, its methods are not listed (and nothing fails).
+    drop(dir);
+    let out = e.run(&["get", "upstreams"]).ok();
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with("books-file") && l.contains("grpc-json")),
+        "{out}"
+    );
 }
 
 /// Discovery asks reflection v1 first and v1alpha when the server has only that: a server

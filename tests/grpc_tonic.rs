@@ -73,6 +73,30 @@ async fn discovery_then_calls(fast_path: bool) {
         let message = e["message"].as_str().unwrap();
         assert!(message.contains(want), "{path}: {e}");
     }
+    // A rich status (grpc-status-details-bin): the details decoded in the error, a
+    // shop.proto type by its fields, an unknown one (google.rpc.ErrorInfo) as its bytes.
+    let (status, e) = call(&h, Method::GET, "/pets/13", None).await;
+    assert_eq!(status, 400, "FAILED_PRECONDITION: {e}");
+    assert_eq!(
+        (&e["error"], &e["message"], &e["upstream"]),
+        (
+            &json!("grpc-status"),
+            &json!("FAILED_PRECONDITION: pet 13 is away"),
+            &json!("shop")
+        ),
+        "{e}"
+    );
+    {
+        use base64::Engine;
+        assert_eq!(
+            e["details"],
+            json!([
+                {"@type": "type.googleapis.com/shop.v1.PetProblem", "id": "13", "reason": "at the vet"},
+                {"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                 "value": base64::engine::general_purpose::STANDARD.encode(server::error_info())},
+            ])
+        );
+    }
     let (status, e) = call(&h, Method::POST, "/admin", Some(json!({}))).await;
     assert_eq!(status, 403, "{e}");
     assert!(
@@ -162,4 +186,64 @@ async fn discover_grpc_lists_the_tonic_services() {
         json["files"],
         json!(["google/protobuf/timestamp.proto", "shop.proto"])
     );
+}
+
+/// `epoxy discover grpc --tls` against a tonic server with a certificate of a private CA
+/// (rcgen, for 127.0.0.1): verified against `--ca` (which implies `--tls`), refused against the
+/// public roots or another CA, and a cleartext attempt fails; a CA file that is not there
+/// is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_grpc_over_tls_verifies_the_server() {
+    let ca = common::certs::Ca::new("epoxy test CA");
+    let other = common::certs::Ca::new("another CA");
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    let server = TonicShop::start_tls(&leaf.cert, &leaf.key).await;
+    let addr = server.addr();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    let other_file = dir.path().join("other.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(&other_file, other.pem()).unwrap();
+    let (ca_file, other_file) = (
+        ca_file.display().to_string(),
+        other_file.display().to_string(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let e = common::Epoxy::new();
+        for args in [vec!["--tls", "--ca", &ca_file], vec!["--ca", &ca_file]] {
+            let mut cmd = vec!["discover", "grpc", &addr];
+            cmd.extend(args);
+            let out = e.run(&cmd).ok();
+            for want in [
+                "shop.v1.Pets",
+                "GetPet",
+                "server streaming",
+                "shop.v1.Admin",
+            ] {
+                assert!(out.contains(want), "{cmd:?}: {want}: {out}");
+            }
+        }
+        let json: Value = serde_json::from_str(
+            &e.run(&["discover", "grpc", &addr, "--ca", &ca_file, "-o", "json"])
+                .ok(),
+        )
+        .unwrap();
+        assert_eq!(json["grpcServices"][0]["serviceName"], "Pets", "{json}");
+        for (args, want) in [
+            (vec!["--tls"], "certificate"),
+            (vec!["--ca", &other_file], "certificate"),
+            (vec![], "a server that speaks TLS needs --tls"),
+            (
+                vec!["--ca", "/nonexistent/ca.pem"],
+                "--ca /nonexistent/ca.pem",
+            ),
+        ] {
+            let mut cmd = vec!["discover", "grpc", &addr];
+            cmd.extend(args);
+            let refused = e.run(&cmd).refused();
+            assert!(refused.contains(want), "{cmd:?}: {want}: {refused}");
+        }
+    })
+    .await
+    .unwrap();
 }

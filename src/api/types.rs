@@ -171,8 +171,16 @@ impl UpstreamSpec {
     }
 
     /// Every function the upstream offers, with its kind: REST operations, gRPC methods
-    /// (`package.Service/Method`) and Lambda functions (by logical name).
+    /// (`package.Service/Method`), Lambda functions (by logical name) and the methods its
+    /// gRPC-JSON transcoder serves (`package.Service/Method`). A transcoder's descriptor set
+    /// given as a file (`protoDescriptor`) is not read here: see `functions_reading`.
     pub fn functions(&self) -> Vec<(FunctionKind, String)> {
+        self.functions_reading(&no_files)
+    }
+
+    /// `functions`, with a transcoder's `protoDescriptor` file read by `read` (the CLI and
+    /// the console pass `std::fs::read`; api/ itself does no I/O).
+    pub fn functions_reading(&self, read: ReadFile<'_>) -> Vec<(FunctionKind, String)> {
         let mut out: Vec<(FunctionKind, String)> = self
             .function_names()
             .into_iter()
@@ -190,8 +198,33 @@ impl UpstreamSpec {
                 out.push((FunctionKind::Lambda, f.logical_name.clone()));
             }
         }
+        for m in self.transcoded(read) {
+            out.push((FunctionKind::GrpcJson, m.path));
+        }
         out
     }
+
+    /// The methods the upstream's `grpcJsonTranscoder` serves, each by its first HTTP rule;
+    /// none when it has no transcoder or one that does not compile (validation names why).
+    /// Decoded by the gateway's own compiler, so the list is what the gateway serves (and
+    /// kept: see `transcode::served`).
+    pub fn transcoded(&self, read: ReadFile<'_>) -> Vec<crate::grpc::transcode::Served> {
+        self.service_spec()
+            .and_then(|s| s.grpc_json_transcoder.as_ref())
+            .map(|t| crate::grpc::transcode::served(t, read).to_vec())
+            .unwrap_or_default()
+    }
+}
+
+/// Reads a file a resource names (a transcoder's `protoDescriptor`).
+pub type ReadFile<'a> = &'a dyn Fn(&str) -> std::io::Result<Vec<u8>>;
+
+/// The reader of code that does no I/O: every file is unreadable.
+pub fn no_files(path: &str) -> std::io::Result<Vec<u8>> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!("`{path}` is not read here"),
+    ))
 }
 
 /// What kind of function an upstream offers.
@@ -200,6 +233,9 @@ pub enum FunctionKind {
     Rest,
     Grpc,
     Lambda,
+    /// A gRPC method called by HTTP requests matching its `google.api.http` rule (an
+    /// upstream's `grpcJsonTranscoder`).
+    GrpcJson,
 }
 
 impl FunctionKind {
@@ -208,6 +244,7 @@ impl FunctionKind {
             FunctionKind::Rest => "rest",
             FunctionKind::Grpc => "grpc",
             FunctionKind::Lambda => "lambda",
+            FunctionKind::GrpcJson => "grpc-json",
         }
     }
 }

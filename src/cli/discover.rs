@@ -19,10 +19,18 @@ pub enum DiscoverCommand {
         #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
-    /// Ask a gRPC server (cleartext HTTP/2) for its services by reflection and list them
+    /// Ask a gRPC server (HTTP/2, cleartext unless --tls) for its services by reflection and
+    /// list them
     Grpc {
-        /// The server's address, HOST:PORT
+        /// The server's address, HOST:PORT (over TLS, its certificate must be valid for HOST)
         address: String,
+        /// Speak TLS to the server, its certificate verified against --ca, else the usual
+        /// public roots
+        #[arg(long)]
+        tls: bool,
+        /// The CA certificate (PEM) the server's certificate is verified against; implies --tls
+        #[arg(long, value_name = "FILE")]
+        ca: Option<std::path::PathBuf>,
         /// How long each reflection call may take, in seconds
         #[arg(long, default_value_t = 5)]
         timeout: u64,
@@ -42,10 +50,35 @@ fn grpc_json(found: &crate::grpc::reflection::Discovered) -> Value {
     })
 }
 
-async fn run_grpc(address: &str, timeout: u64, output: OutputFormat) -> Result<()> {
-    let found = crate::discovery::functions::grpc(address, std::time::Duration::from_secs(timeout))
-        .await
-        .map_err(|e| anyhow!(e))?;
+/// The TLS client of `--tls` / `--ca`: the gateway's upstream connector with `useTls` and
+/// the CA as `rootCa` (never a certificate accepted unverified).
+fn grpc_tls(ca: Option<&std::path::Path>) -> Result<crate::tls::client::UpstreamTls> {
+    let ca = match ca {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("--ca {}", p.display()))?),
+        None => None,
+    };
+    let pems = crate::tls::material::Pems {
+        ca,
+        ..Default::default()
+    };
+    let mut warnings = Vec::new();
+    crate::tls::client::build(None, &pems, true, &mut warnings).map_err(|e| anyhow!("--ca: {e}"))
+}
+
+async fn run_grpc(
+    address: &str,
+    tls: Option<crate::tls::client::UpstreamTls>,
+    timeout: u64,
+    output: OutputFormat,
+) -> Result<()> {
+    let timeout = std::time::Duration::from_secs(timeout);
+    let found = match tls {
+        Some(tls) => crate::discovery::functions::grpc_tls(address, tls, timeout).await,
+        None => crate::discovery::functions::grpc(address, timeout)
+            .await
+            .map_err(|e| format!("{e} (in clear: a server that speaks TLS needs --tls)")),
+    }
+    .map_err(|e| anyhow!(e))?;
     match output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&grpc_json(&found))?),
         OutputFormat::Yaml => print!("{}", crate::api::parse::value_to_yaml(&grpc_json(&found))),
@@ -136,9 +169,18 @@ pub async fn run(c: DiscoverCommand) -> Result<()> {
         DiscoverCommand::Openapi { source, output } => (source, output),
         DiscoverCommand::Grpc {
             address,
+            tls,
+            ca,
             timeout,
             output,
-        } => return run_grpc(&address, timeout, output).await,
+        } => {
+            let tls = if tls || ca.is_some() {
+                Some(grpc_tls(ca.as_deref())?)
+            } else {
+                None
+            };
+            return run_grpc(&address, tls, timeout, output).await;
+        }
     };
     let text = read_source(&source).await?;
     let doc = read_document(&text).map_err(|e| anyhow!("{source}: {e}"))?;

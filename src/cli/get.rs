@@ -347,11 +347,13 @@ pub fn describe_action(r: &Route) -> (String, String) {
         .unwrap_or_else(|| ("-".into(), String::new()))
 }
 
-/// The FUNCTIONS column: REST functions by name; gRPC methods and Lambda functions by kind,
-/// count and names (`grpc 4: shop.v1.Pets/GetPet, ...`).
+/// The FUNCTIONS column: REST functions by name; gRPC methods, Lambda functions and the
+/// methods a gRPC-JSON transcoder serves by kind, count and names (`grpc 4:
+/// shop.v1.Pets/GetPet, ...`). A transcoder's `protoDescriptor` file is read from this
+/// machine (none listed when it cannot be).
 fn functions_column(spec: &crate::api::UpstreamSpec) -> String {
     use crate::api::FunctionKind;
-    let all = spec.functions();
+    let all = spec.functions_reading(&|p| std::fs::read(p));
     let mut parts = Vec::new();
     let rest: Vec<&str> = all
         .iter()
@@ -361,7 +363,11 @@ fn functions_column(spec: &crate::api::UpstreamSpec) -> String {
     if !rest.is_empty() {
         parts.push(rest.join(", "));
     }
-    for kind in [FunctionKind::Grpc, FunctionKind::Lambda] {
+    for kind in [
+        FunctionKind::Grpc,
+        FunctionKind::Lambda,
+        FunctionKind::GrpcJson,
+    ] {
         let names: Vec<&str> = all
             .iter()
             .filter(|(k, _)| *k == kind)

@@ -15,6 +15,35 @@ pub async fn grpc(authority: &str, timeout: Duration) -> Result<Discovered, Stri
         .map_err(|e| format!("gRPC reflection at {authority}: {e}"))
 }
 
+/// A gRPC server's services, found by reflection at `authority` over TLS: the server's
+/// certificate verified by `tls` (for the name in `authority`), HTTP/2 agreed by ALPN or, when
+/// the server names no protocol, assumed as gRPC servers do.
+pub async fn grpc_tls(
+    authority: &str,
+    tls: crate::tls::client::UpstreamTls,
+    timeout: Duration,
+) -> Result<Discovered, String> {
+    use crate::gateway::dial::{Dial, Sender};
+    let fail = |e: String| format!("gRPC reflection at {authority} over TLS: {e}");
+    let dial = Dial {
+        tls: Some(tls),
+        http2: true,
+        id: 0,
+    };
+    let send = match dial.connect(authority, true).await {
+        Ok(Sender::H2(s)) => s,
+        Ok(Sender::H1(_)) => {
+            return Err(fail(
+                "the server chose HTTP/1.1 by ALPN; gRPC needs HTTP/2".into(),
+            ));
+        }
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    reflection::discover_on(send, authority, timeout)
+        .await
+        .map_err(|e| fail(e.to_string()))
+}
+
 /// The `serviceSpec.grpc` that reflection's answer makes.
 pub fn grpc_spec(found: &Discovered) -> GrpcServiceSpec {
     use base64::Engine;

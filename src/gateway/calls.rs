@@ -203,7 +203,7 @@ impl GrpcCall {
     ) -> Result<Response<Full<Bytes>>, Failure> {
         let message = self.request_json(head, body)?;
         let (host, send) = grpc_sender(upstream).await?;
-        let answers = wire::call(
+        let answers = match wire::call(
             &send,
             &host,
             &self.method.path,
@@ -212,7 +212,10 @@ impl GrpcCall {
             timeout,
         )
         .await
-        .map_err(grpc_failure)?;
+        {
+            Ok(a) => a,
+            Err(e) => return failed(e, &self.method, upstream, false),
+        };
         let json = self.method.response(&answers).map_err(|e| {
             (
                 StatusCode::BAD_GATEWAY,
@@ -308,22 +311,59 @@ async fn serve_transcoded(
             })?;
             Ok(json_response(StatusCode::OK, json))
         }
-        Err(GrpcError::Status { code, message }) if t.convert_grpc_status => {
-            let status = serde_json::json!({"code": code, "message": message});
-            let mut r = json_response(
-                http_status(code),
-                serde_json::to_vec(&status).unwrap_or_default(),
-            );
-            let h = r.headers_mut();
-            h.insert("grpc-status", HeaderValue::from(code));
-            let encoded = percent_encoding::utf8_percent_encode(&message, GRPC_MESSAGE).to_string();
-            if let Ok(v) = HeaderValue::from_str(&encoded) {
-                h.insert("grpc-message", v);
-            }
-            Ok(r)
-        }
-        Err(e) => Err(grpc_failure(e)),
+        Err(e) => failed(e, rule.method(), upstream, t.convert_grpc_status),
     }
+}
+
+/// A failed call's answer. With `convert` (the transcoder's `convertGrpcStatus`), a gRPC
+/// status answers as Envoy's does: the `google.rpc.Status` as JSON (the server's own, with its
+/// details, when it sent `grpc-status-details-bin`) and the `grpc-status` and `grpc-message`
+/// headers. Otherwise a status with details answers the gateway's error JSON with the details
+/// added (`"details": [...]`), and any other failure is the gateway's error. Details are
+/// decoded against the method's descriptors (see `grpc::status`).
+fn failed(
+    e: GrpcError,
+    method: &Method,
+    upstream: &UpstreamTarget,
+    convert: bool,
+) -> Result<Response<Full<Bytes>>, Failure> {
+    let (code, message, details) = match e {
+        GrpcError::Status {
+            code,
+            message,
+            details,
+        } if convert || details.is_some() => (code, message, details),
+        e => return Err(grpc_failure(e)),
+    };
+    let pool = method.input.parent_pool();
+    let body = match (&details, convert) {
+        (Some(d), true) => d.to_json(pool),
+        (None, _) => serde_json::json!({"code": code, "message": message}),
+        (Some(d), false) => serde_json::json!({
+            "error": "grpc-status",
+            "message": format!("{}: {message}", code_name(code)),
+            "upstream": &*upstream.name,
+            "details": d.details_json(pool),
+        }),
+    };
+    let mut r = json_response(
+        http_status(code),
+        serde_json::to_vec(&body).unwrap_or_default(),
+    );
+    let h = r.headers_mut();
+    if convert {
+        h.insert("grpc-status", HeaderValue::from(code));
+        let encoded = percent_encoding::utf8_percent_encode(&message, GRPC_MESSAGE).to_string();
+        if let Ok(v) = HeaderValue::from_str(&encoded) {
+            h.insert("grpc-message", v);
+        }
+    } else {
+        h.insert(
+            super::proxy::X_EPOXY_ERROR,
+            HeaderValue::from_static("grpc-status"),
+        );
+    }
+    Ok(r)
 }
 
 /// What `grpc-message` percent-encodes (gRPC's HTTP/2 protocol: all but printable ASCII
@@ -332,7 +372,7 @@ const GRPC_MESSAGE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.ad
 
 fn grpc_failure(e: GrpcError) -> Failure {
     match e {
-        GrpcError::Status { code, message } => (
+        GrpcError::Status { code, message, .. } => (
             http_status(code),
             "grpc-status",
             format!("{}: {message}", code_name(code)),

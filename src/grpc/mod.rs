@@ -10,6 +10,7 @@
 
 pub mod method;
 pub mod reflection;
+pub mod status;
 pub mod transcode;
 pub mod wire;
 
@@ -24,9 +25,14 @@ pub enum GrpcError {
     /// No answer within the deadline.
     #[error("no answer within {0:?}")]
     Timeout(std::time::Duration),
-    /// The server answered with a gRPC status other than OK.
+    /// The server answered with a gRPC status other than OK, with its rich status
+    /// (`grpc-status-details-bin`) when it sent one.
     #[error("gRPC status {} ({}): {message}", code, code_name(*code))]
-    Status { code: u32, message: String },
+    Status {
+        code: u32,
+        message: String,
+        details: Option<Box<status::Details>>,
+    },
     /// The answer is not gRPC as the protocol frames it.
     #[error("not a gRPC answer: {0}")]
     Protocol(String),

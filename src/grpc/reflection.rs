@@ -129,6 +129,7 @@ impl Client<'_> {
             Some(Answer::Error(e)) => Err(GrpcError::Status {
                 code: e.error_code as u32,
                 message: e.error_message,
+                details: None,
             }),
             Some(a) => Ok(a),
             None => Err(GrpcError::Protocol(
@@ -157,9 +158,18 @@ impl Client<'_> {
     }
 }
 
-/// Asks the server at `authority` (`host:port`) what it serves.
+/// Asks the server at `authority` (`host:port`, cleartext HTTP/2) what it serves.
 pub async fn discover(authority: &str, timeout: Duration) -> Result<Discovered, GrpcError> {
-    let send = wire::connect(authority).await?;
+    discover_on(wire::connect(authority).await?, authority, timeout).await
+}
+
+/// Asks the server at the other end of `send` (an HTTP/2 connection to `authority`, in
+/// clear or over TLS) what it serves.
+pub async fn discover_on(
+    send: wire::Sender,
+    authority: &str,
+    timeout: Duration,
+) -> Result<Discovered, GrpcError> {
     let mut last = None;
     for service in SERVICES {
         let client = Client {
@@ -170,9 +180,7 @@ pub async fn discover(authority: &str, timeout: Duration) -> Result<Discovered, 
         };
         match discover_with(&client).await {
             // The server has no such reflection service: try the older one.
-            Err(GrpcError::Status { code: 12, message }) => {
-                last = Some(GrpcError::Status { code: 12, message })
-            }
+            Err(e @ GrpcError::Status { code: 12, .. }) => last = Some(e),
             other => return other,
         }
     }

@@ -13,6 +13,7 @@ use prost_reflect::{
     DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, SerializeOptions,
 };
 use serde_json::{Map, Value};
+use std::sync::{Arc, Mutex};
 
 /// A transcoder setting that cannot be served; `field` is its name in Gloo's YAML.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,10 @@ pub struct Transcoder {
 struct Binding {
     verb: http::Method,
     template: Template,
+    /// The template as written, and the rule's place in the descriptor set (the bindings
+    /// are matched most specific first, listed in this order).
+    text: String,
+    order: usize,
     method: Method,
     body: BodyRule,
     /// The response field answered instead of the whole message.
@@ -65,6 +70,23 @@ enum BodyRule {
     Whole,
     /// `body: "field"`: the body is that field's value.
     Field(Vec<FieldDescriptor>),
+}
+
+/// A method the transcoder serves, by its first HTTP rule: how `get upstreams` and the
+/// console list the upstream's functions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served {
+    /// `package.Service/Method`.
+    pub path: String,
+    /// The request message's type: `books.v1.GetBookRequest`.
+    pub input: String,
+    pub verb: http::Method,
+    /// The rule's path template as written: `/v1/shelves/{shelf}/books/{id}`.
+    pub template: String,
+    /// The request fields the path's variables set (`shelf`, `book.id`), in order.
+    pub variables: Vec<String>,
+    /// What the body is: `*` (the request message) or a field of it; `None`: not read.
+    pub body: Option<String>,
 }
 
 /// A path template: `/v1/{name=shelves/*}/books/{id}:verb`.
@@ -104,6 +126,11 @@ impl<'t> Bound<'t> {
     /// The gRPC method called, `package.Service/Method`.
     pub fn method_path(&self) -> &'t str {
         &self.binding.method.path
+    }
+
+    /// The gRPC method called.
+    pub fn method(&self) -> &'t Method {
+        &self.binding.method
     }
 }
 
@@ -170,11 +197,14 @@ impl Transcoder {
                 let method = Method::of(&m).map_err(|e| config(field, e))?;
                 if rules.is_empty() {
                     // `autoMapping`: POST /package.Service/Method with the message as body.
-                    let template = Template::parse(&format!("/{}", method.path), &method.input)
+                    let text = format!("/{}", method.path);
+                    let template = Template::parse(&text, &method.input)
                         .map_err(|e| config(field, format!("`{}`: {e}", method.path)))?;
                     bindings.push(Binding {
                         verb: http::Method::POST,
                         template,
+                        text,
+                        order: bindings.len(),
                         method,
                         body: BodyRule::Whole,
                         response_body: None,
@@ -182,7 +212,7 @@ impl Transcoder {
                     continue;
                 }
                 for rule in rules {
-                    let b = Binding::compile(&rule, method.clone())
+                    let b = Binding::compile(&rule, method.clone(), bindings.len())
                         .map_err(|e| config(field, format!("`{}`: {e}", method.path)))?;
                     bindings.push(b);
                 }
@@ -206,6 +236,39 @@ impl Transcoder {
             convert_grpc_status: spec.convert_grpc_status,
             match_incoming_request_route: spec.match_incoming_request_route,
         })
+    }
+
+    /// The methods served, in the descriptor set's order, each by its first rule.
+    pub fn served(&self) -> Vec<Served> {
+        let mut rules: Vec<&Binding> = self.bindings.iter().collect();
+        rules.sort_by_key(|b| b.order);
+        let mut out: Vec<Served> = Vec::new();
+        for b in rules {
+            if out.iter().any(|s| s.path == b.method.path) {
+                continue;
+            }
+            let name = |path: &[FieldDescriptor]| {
+                path.iter().map(|f| f.name()).collect::<Vec<_>>().join(".")
+            };
+            out.push(Served {
+                path: b.method.path.clone(),
+                input: b.method.input.full_name().to_string(),
+                verb: b.verb.clone(),
+                template: b.text.clone(),
+                variables: b
+                    .template
+                    .variables
+                    .iter()
+                    .map(|v| name(&v.field))
+                    .collect(),
+                body: match &b.body {
+                    BodyRule::None => None,
+                    BodyRule::Whole => Some("*".into()),
+                    BodyRule::Field(path) => Some(name(path)),
+                },
+            });
+        }
+        out
     }
 
     /// How many HTTP rules were compiled.
@@ -327,6 +390,48 @@ impl Transcoder {
     }
 }
 
+/// The methods `spec` serves (none when it does not compile: validation says why); `read`
+/// reads a `protoDescriptor` file, every time. The list of a `protoDescriptorBin` set is kept
+/// by a hash of what decides it, so listing an upstream's functions (the console does it for
+/// every row it draws) costs a hash, not a decoding.
+pub fn served(
+    spec: &GrpcJsonTranscoder,
+    read: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+) -> Arc<[Served]> {
+    use std::hash::BuildHasher;
+    static KEPT: Mutex<Vec<(u64, Arc<[Served]>)>> = Mutex::new(Vec::new());
+    /// Sets kept at most (the least recently made go first).
+    const KEEP: usize = 64;
+    let compile = || -> Arc<[Served]> {
+        Transcoder::compile(spec, read)
+            .map(|t| t.served().into())
+            .unwrap_or_else(|_| Arc::from([]))
+    };
+    if spec.proto_descriptor.is_some() {
+        return compile();
+    }
+    let key = foldhash::fast::FixedState::default().hash_one((
+        &spec.proto_descriptor_bin,
+        &spec.services,
+        spec.auto_mapping,
+    ));
+    let found = KEPT
+        .lock()
+        .ok()
+        .and_then(|k| k.iter().find(|(h, _)| *h == key).map(|(_, s)| s.clone()));
+    if let Some(s) = found {
+        return s;
+    }
+    let s = compile();
+    if let Ok(mut k) = KEPT.lock() {
+        if k.len() >= KEEP {
+            k.remove(0);
+        }
+        k.push((key, s.clone()));
+    }
+    s
+}
+
 /// The method's `google.api.http` rule and its additional bindings (none when the pool does
 /// not define the extension or the method has no rule).
 fn http_rules(pool: &DescriptorPool, options: &DynamicMessage) -> Vec<DynamicMessage> {
@@ -358,7 +463,7 @@ fn text_field(m: &DynamicMessage, name: &str) -> Option<String> {
 }
 
 impl Binding {
-    fn compile(rule: &DynamicMessage, method: Method) -> Result<Binding, String> {
+    fn compile(rule: &DynamicMessage, method: Method, order: usize) -> Result<Binding, String> {
         let mut pattern = VERBS
             .iter()
             .find_map(|(name, verb)| text_field(rule, name).map(|p| (verb.clone(), p)));
@@ -395,6 +500,8 @@ impl Binding {
         Ok(Binding {
             verb,
             template,
+            text: path,
+            order,
             method,
             body,
             response_body,

@@ -162,7 +162,8 @@ pub async fn call(
         .map_err(|_| GrpcError::Timeout(timeout))?
 }
 
-/// The error a `grpc-status` other than 0 in `h` says, with its `grpc-message`.
+/// The error a `grpc-status` other than 0 in `h` says, with its `grpc-message` and
+/// `grpc-status-details-bin`.
 fn status_error(h: &HeaderMap) -> Option<GrpcError> {
     let code: u32 = h.get("grpc-status")?.to_str().ok()?.trim().parse().ok()?;
     if code == 0 {
@@ -176,7 +177,15 @@ fn status_error(h: &HeaderMap) -> Option<GrpcError> {
                 .into_owned()
         })
         .unwrap_or_default();
-    Some(GrpcError::Status { code, message })
+    let details = h
+        .get("grpc-status-details-bin")
+        .and_then(|v| super::status::Details::from_header(v.as_bytes()))
+        .map(Box::new);
+    Some(GrpcError::Status {
+        code,
+        message,
+        details,
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! and the gateway's request events (with rates). Updated from the feeds; never written by views.
 
 use crate::api::resource::Upstream;
-use crate::api::{Kind, Resource, ResourceKey, Route, Transformation};
+use crate::api::{FunctionKind, Kind, ReadFile, Resource, ResourceKey, Route, Transformation};
 use crate::control::reconcile::Report;
 use crate::discovery::fds::DiscoveryState;
 use crate::gateway::telemetry::RequestEvent;
@@ -35,6 +35,9 @@ pub struct Data {
     /// Route id → where that route is now (its virtual service and index), built once per
     /// listing.
     places: OnceLock<HashMap<String, (ResourceKey, usize)>>,
+    /// The functions of each upstream's gRPC-JSON transcoder, decoded once per listing (a
+    /// descriptor set is worth decoding once; a `protoDescriptor` file is read then).
+    transcoded: OnceLock<HashMap<ResourceKey, Vec<FunctionInfo>>>,
 }
 
 /// How many times each input has been replaced (derived data is recomputed when these move).
@@ -167,6 +170,8 @@ pub struct FunctionInfo {
     pub upstream: String,
     pub namespace: String,
     pub name: String,
+    /// REST, gRPC, Lambda, or a gRPC method behind the upstream's transcoder.
+    pub kind: FunctionKind,
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -216,6 +221,11 @@ pub fn grpc_and_lambda_functions(u: &Upstream) -> Vec<FunctionInfo> {
         upstream: u.metadata.name.clone(),
         namespace: u.metadata.namespace.clone().unwrap_or_default(),
         name: name.to_string(),
+        kind: if method == "gRPC" {
+            FunctionKind::Grpc
+        } else {
+            FunctionKind::Lambda
+        },
         method: method.to_string(),
         path,
         headers: Vec::new(),
@@ -238,6 +248,42 @@ pub fn grpc_and_lambda_functions(u: &Upstream) -> Vec<FunctionInfo> {
         out.push(info(&f.logical_name, "LAMBDA", target));
     }
     out
+}
+
+/// The methods an upstream's gRPC-JSON transcoder serves, each as its first HTTP rule
+/// calls it: the rule's verb and path template, the fields its variables set (`path`) and
+/// what the body is; `read` reads a `protoDescriptor` file.
+pub fn transcoded_functions(u: &Upstream, read: ReadFile<'_>) -> Vec<FunctionInfo> {
+    u.spec
+        .transcoded(read)
+        .into_iter()
+        .map(|m| FunctionInfo {
+            upstream: u.metadata.name.clone(),
+            namespace: u.metadata.namespace.clone().unwrap_or_default(),
+            name: m.path.rsplit('/').next().unwrap_or(&m.path).to_string(),
+            kind: FunctionKind::GrpcJson,
+            method: m.verb.to_string(),
+            path: m.template,
+            headers: Vec::new(),
+            body: m.body.map(|b| match b.as_str() {
+                "*" => format!("a {} as JSON", m.input),
+                field => format!("field `{field}` of a {}, as JSON", m.input),
+            }),
+            params: m
+                .variables
+                .into_iter()
+                .map(|v| (v, "path".to_string()))
+                .collect(),
+        })
+        .collect()
+}
+
+fn upstream_key(u: &Upstream) -> ResourceKey {
+    ResourceKey::new(
+        Kind::Upstream,
+        u.metadata.namespace.clone().unwrap_or_default(),
+        &u.metadata.name,
+    )
 }
 
 pub fn function_info(u: &Upstream, name: &str, t: &Transformation) -> FunctionInfo {
@@ -281,6 +327,7 @@ pub fn function_info(u: &Upstream, name: &str, t: &Transformation) -> FunctionIn
         upstream: u.metadata.name.clone(),
         namespace: u.metadata.namespace.clone().unwrap_or_default(),
         name: name.to_string(),
+        kind: FunctionKind::Rest,
         method: {
             let m = get(":method");
             if m.is_empty() { "GET".into() } else { m }
@@ -317,8 +364,26 @@ impl Data {
                 }
             }
             out.extend(grpc_and_lambda_functions(u));
+            if let Some(t) = self.transcoded_of().get(&upstream_key(u)) {
+                out.extend(t.iter().cloned());
+            }
         }
         out
+    }
+
+    /// The transcoders' functions of this listing, by upstream.
+    fn transcoded_of(&self) -> &HashMap<ResourceKey, Vec<FunctionInfo>> {
+        self.transcoded.get_or_init(|| {
+            self.upstreams()
+                .map(|u| {
+                    (
+                        upstream_key(u),
+                        transcoded_functions(u, &|p| std::fs::read(p)),
+                    )
+                })
+                .filter(|(_, fs)| !fs.is_empty())
+                .collect()
+        })
     }
 
     pub fn virtual_services(&self) -> impl Iterator<Item = &Resource> {
@@ -342,6 +407,7 @@ impl Data {
         self.listing = l;
         self.generations.listing += 1;
         self.places = OnceLock::new();
+        self.transcoded = OnceLock::new();
     }
 
     /// Where the route with id `id` is now: its virtual service and index.
@@ -688,5 +754,135 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// tests/grpc/books.proto's descriptor set (with its imports), compiled by grpcio-tools'
+    /// protoc (.ci/run installs it).
+    fn books_set() -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("books.pb");
+        let status = std::process::Command::new("python3")
+            .args(["-m", "grpc_tools.protoc", "--include_imports"])
+            .arg(format!("-I{}/tests/grpc", env!("CARGO_MANIFEST_DIR")))
+            .arg(format!("--descriptor_set_out={}", out.display()))
+            .arg("books.proto")
+            .status()
+            .expect("python3 -m grpc_tools.protoc");
+        assert!(status.success());
+        std::fs::read(out).unwrap()
+    }
+
+    /// A transcoder's methods are functions of kind `GrpcJson`, each with its first rule's
+    /// verb, template and path variables, beside the upstream's gRPC methods; from
+    /// `protoDescriptorBin` and from a `protoDescriptor` file (read once per listing).
+    #[test]
+    fn a_transcoders_methods_are_listed_with_their_rules() {
+        use base64::Engine;
+        let set = books_set();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("books.pb");
+        std::fs::write(&file, &set).unwrap();
+        let bin = base64::engine::general_purpose::STANDARD.encode(&set);
+        let yaml = format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: books, namespace: gloo-system}}\nspec:\n  static:\n    hosts: [{{addr: 127.0.0.1, port: 9}}]\n    serviceSpec:\n      grpcJsonTranscoder: {{protoDescriptorBin: {bin}, services: [books.v1.Books]}}\n      grpc: {{grpcServices: [{{packageName: shop.v1, serviceName: Pets, functionNames: [GetPet]}}]}}\n---\napiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: books-file, namespace: gloo-system}}\nspec:\n  static:\n    hosts: [{{addr: 127.0.0.1, port: 9}}]\n    serviceSpec:\n      grpcJsonTranscoder: {{protoDescriptor: '{}', services: [books.v1.Books], autoMapping: true}}\n",
+            file.display()
+        );
+        let resources = crate::api::parse_resources(&yaml, "test").unwrap();
+        let mut d = Data::default();
+        d.set_listing(Arc::new(Listing {
+            resources: resources.into_iter().map(|r| (r.key(), r)).collect(),
+            ..Default::default()
+        }));
+        let listed =
+            |d: &Data, up: &str| -> Vec<(FunctionKind, String, String, String, String, bool)> {
+                d.functions(Some(up))
+                    .into_iter()
+                    .map(|f| {
+                        let params = f.params_text();
+                        (f.kind, f.name, f.method, f.path, params, f.body.is_some())
+                    })
+                    .collect()
+            };
+        let k = FunctionKind::GrpcJson;
+        let rules = [
+            (
+                k,
+                "GetBook",
+                "GET",
+                "/v1/shelves/{shelf}/books/{id}",
+                "shelf (path), id (path)",
+                false,
+            ),
+            (k, "ListBooks", "GET", "/v1/books", "—", false),
+            (k, "CreateBook", "POST", "/v1/books", "—", true),
+            (
+                k,
+                "AddBook",
+                "POST",
+                "/v1/shelves/{shelf}/books",
+                "shelf (path)",
+                true,
+            ),
+        ]
+        .map(|(k, n, m, p, v, b)| {
+            (
+                k,
+                n.to_string(),
+                m.to_string(),
+                p.to_string(),
+                v.to_string(),
+                b,
+            )
+        });
+        let mut want = vec![(
+            FunctionKind::Grpc,
+            "GetPet".to_string(),
+            "gRPC".to_string(),
+            "/shop.v1.Pets/GetPet".to_string(),
+            "—".to_string(),
+            false,
+        )];
+        want.extend(rules.iter().cloned());
+        assert_eq!(listed(&d, "books"), want);
+        let mut want = rules.to_vec();
+        want.push((
+            k,
+            "CountBooks".into(),
+            "POST".into(),
+            "/books.v1.Books/CountBooks".into(),
+            "—".into(),
+            true,
+        ));
+        assert_eq!(listed(&d, "books-file"), want);
+        let add = d
+            .functions(Some("books"))
+            .into_iter()
+            .find(|f| f.name == "AddBook")
+            .unwrap();
+        assert_eq!(
+            add.body.as_deref(),
+            Some("field `book` of a books.v1.AddBookRequest, as JSON")
+        );
+        // A set given inline is decoded once, whoever lists it.
+        let Some(Resource::Upstream(u)) =
+            d.listing.resources.values().find(|r| r.name() == "books")
+        else {
+            panic!("no books upstream")
+        };
+        let t = u
+            .spec
+            .service_spec()
+            .unwrap()
+            .grpc_json_transcoder
+            .as_ref()
+            .unwrap();
+        let served = |t| crate::grpc::transcode::served(t, &crate::api::no_files);
+        assert!(Arc::ptr_eq(&served(t), &served(t)));
+        // Read once per listing: the file gone, the listing's functions stay until the next.
+        drop(dir);
+        assert_eq!(listed(&d, "books-file").len(), 5);
+        let again = Arc::new(Listing::clone(&d.listing));
+        d.set_listing(again);
+        assert_eq!(listed(&d, "books-file"), vec![]);
     }
 }

@@ -14,6 +14,9 @@ from concurrent import futures
 
 import grpc
 import grpc_tools
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
 from grpc_tools import protoc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
@@ -89,6 +92,15 @@ class Books(books_pb2_grpc.BooksServicer):
     """Transcoded from HTTP by the gateway (books.proto's google.api.http rules)."""
 
     def GetBook(self, request, context):
+        if request.id == 13:
+            # A rich status (grpcio-status: grpc-status-details-bin): the book that is out,
+            # a type of the transcoder's descriptors, and an ErrorInfo, which they do not have.
+            held, info = any_pb2.Any(), any_pb2.Any()
+            held.Pack(books_pb2.Book(id=13, title="Emma", shelf="loans"))
+            info.Pack(error_details_pb2.ErrorInfo(reason="CHECKED_OUT", domain="books.example"))
+            context.abort_with_status(rpc_status.to_status(status_pb2.Status(
+                code=code_pb2.FAILED_PRECONDITION, message="book 13 is checked out",
+                details=[held, info])))
         book = BOOKS.get(request.id)
         if book is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"no book {request.id} on {request.shelf}")

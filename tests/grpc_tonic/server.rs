@@ -37,8 +37,19 @@ impl TonicShop {
         Self::start_on(0).await
     }
 
+    /// Serves over TLS only (tonic's rustls, ring), with this certificate and key (PEM).
+    pub async fn start_tls(cert: &str, key: &str) -> TonicShop {
+        let tls = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(cert, key));
+        Self::serve(0, Some(tls)).await
+    }
+
     /// Serves on `port` of 127.0.0.1 (0: an ephemeral one).
     pub async fn start_on(port: u16) -> TonicShop {
+        Self::serve(port, None).await
+    }
+
+    async fn serve(port: u16, tls: Option<tonic::transport::ServerTlsConfig>) -> TonicShop {
         let set = descriptor_set();
         let pool = DescriptorPool::decode(set.as_slice()).expect("shop.proto's descriptors");
         let shop = Arc::new(Shop::new(pool));
@@ -50,7 +61,11 @@ impl TonicShop {
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).expect("the TLS settings");
+        }
+        let router = builder
             .add_service(reflection)
             .add_service(Pets(shop.clone()))
             .add_service(Admin(shop));
@@ -131,11 +146,45 @@ impl Shop {
         if id < 0 {
             return Err(Status::invalid_argument(format!("id {id} is negative")));
         }
+        if id == 13 {
+            return Err(self.away(id));
+        }
         self.pets
             .iter()
             .find(|p| Self::id(p) == id)
             .cloned()
             .ok_or_else(|| Status::not_found(format!("no pet {id}")))
+    }
+
+    /// A rich status (tonic's `with_details`: a google.rpc.Status in grpc-status-details-bin):
+    /// a `shop.v1.PetProblem`, a type of shop.proto, and a `google.rpc.ErrorInfo`, which the
+    /// gateway's descriptors do not have.
+    fn away(&self, id: i64) -> Status {
+        let problem = self.pool.get_message_by_name("shop.v1.PetProblem").unwrap();
+        let problem = DynamicMessage::deserialize(
+            problem,
+            serde_json::json!({"id": id, "reason": "at the vet"}),
+        )
+        .unwrap();
+        let status = RpcStatus {
+            code: tonic::Code::FailedPrecondition as i32,
+            message: format!("pet {id} is away"),
+            details: vec![
+                prost_types::Any {
+                    type_url: "type.googleapis.com/shop.v1.PetProblem".into(),
+                    value: problem.encode_to_vec(),
+                },
+                prost_types::Any {
+                    type_url: "type.googleapis.com/google.rpc.ErrorInfo".into(),
+                    value: error_info(),
+                },
+            ],
+        };
+        Status::with_details(
+            tonic::Code::FailedPrecondition,
+            format!("pet {id} is away"),
+            status.encode_to_vec().into(),
+        )
     }
 
     /// The pets with the tag asked for, up to the limit; a negative limit fails the call
@@ -227,6 +276,35 @@ impl Shop {
             other => Status::unimplemented(format!("no method {other}")).into_http(),
         }
     }
+}
+
+/// google/rpc/status.proto's `Status`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+/// google/rpc/error_details.proto's `ErrorInfo` (its first two fields).
+#[derive(Clone, PartialEq, prost::Message)]
+struct ErrorInfo {
+    #[prost(string, tag = "1")]
+    reason: String,
+    #[prost(string, tag = "2")]
+    domain: String,
+}
+
+/// The `ErrorInfo` of a pet that is away, encoded.
+pub fn error_info() -> Vec<u8> {
+    ErrorInfo {
+        reason: "AWAY".into(),
+        domain: "shop.example".into(),
+    }
+    .encode_to_vec()
 }
 
 /// A method as the tower service tonic's `Grpc::unary` (`T` a message) or
