@@ -86,6 +86,8 @@ async fn discovery_then_calls(fast_path: bool) {
         ),
         "{e}"
     );
+    // Named by its route, as every gateway error is.
+    assert!(e["route"].as_str().is_some_and(|r| !r.is_empty()), "{e}");
     {
         use base64::Engine;
         assert_eq!(

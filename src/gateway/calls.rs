@@ -362,9 +362,17 @@ fn failed(
             super::proxy::X_EPOXY_ERROR,
             HeaderValue::from_static("grpc-status"),
         );
+        // The gateway's error (with the details): `invoke` names the route and logs why.
+        r.extensions_mut()
+            .insert(CallFailed(format!("{}: {message}", code_name(code))));
     }
     Ok(r)
 }
+
+/// Marks a call's answer that is the gateway's error JSON made here (it carries what the
+/// server said beyond the gateway's usual fields): the message, for the access log.
+#[derive(Debug, Clone)]
+pub struct CallFailed(pub String);
 
 /// What `grpc-message` percent-encodes (gRPC's HTTP/2 protocol: all but printable ASCII
 /// other than `%`).

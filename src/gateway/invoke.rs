@@ -4,7 +4,7 @@
 //! upstream's counters moved. The fast path writes the answer with `h1::write_answer`, hyper
 //! with `proxy::answer_response`: one decision, two writers.
 
-use super::calls::Bound;
+use super::calls::{Bound, CallFailed};
 use super::pipeline::{Answer, Edits};
 use super::table::{CompiledRoute, DEFAULT_TIMEOUT, UpstreamTarget};
 use bytes::Bytes;
@@ -34,10 +34,19 @@ pub async fn invoke(
             // Framing is each transport's to write.
             parts.headers.remove(header::CONTENT_LENGTH);
             parts.headers.remove(header::TRANSFER_ENCODING);
-            let body = match body.collect().await {
+            let mut body = match body.collect().await {
                 Ok(c) => c.to_bytes(),
                 Err(never) => match never {},
             };
+            // The gateway's error made by the call (a gRPC status with details): it names the
+            // route as every gateway error does, and says why in the access log.
+            let failed = parts.extensions.remove::<CallFailed>();
+            if failed.is_some()
+                && let Ok(serde_json::Value::Object(mut o)) = serde_json::from_slice(&body)
+            {
+                o.insert("route".into(), serde_json::Value::from(&*route.id));
+                body = Bytes::from(serde_json::Value::Object(o).to_string());
+            }
             let len = body.len() as u64;
             upstream
                 .stats
@@ -53,12 +62,17 @@ pub async fn invoke(
                     headers.push((n.clone(), value));
                 }
             }
-            Ok(Answer {
+            let answer = Answer {
                 status: parts.status,
                 headers,
                 body,
-                reason: String::new(),
-            })
+                reason: failed.as_ref().map_or_else(String::new, |f| f.0.clone()),
+            };
+            if failed.is_some() {
+                Err(answer)
+            } else {
+                Ok(answer)
+            }
         }
         Err((status, code, message)) => {
             upstream.stats.record(status.as_u16(), Duration::ZERO, 0);
