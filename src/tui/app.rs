@@ -1119,7 +1119,6 @@ impl App {
                     }
                 }
             }
-            Action::EditField => {}
             Action::Follow => {
                 if view == View::Log {
                     self.follow = !self.follow;

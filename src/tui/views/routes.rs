@@ -3,7 +3,7 @@
 
 use super::ListMeta;
 use crate::api::status::State;
-use crate::api::{Kind, Matcher, PathMatch, Resource, ResourceKey, Route};
+use crate::api::{Matcher, PathMatch, Resource, ResourceKey, Route};
 use crate::tls::describe::VsTls;
 use crate::tui::app::App;
 use crate::tui::data::route_id;
@@ -313,9 +313,4 @@ pub fn meta(app: &App, vs: &ResourceKey, n: usize) -> ListMeta {
             "no routes yet: n creates one (or r on a function)".into()
         },
     }
-}
-
-/// For `:routes` without a name when nothing exists: the key of the default one.
-pub fn default_key(ns: &str) -> ResourceKey {
-    ResourceKey::new(Kind::VirtualService, ns, "default")
 }
