@@ -3,9 +3,9 @@
 //! much it carried, and the match trace of the request against the routes as they are now.
 //! `t` replays it in the tester, `g` goes to its route.
 
+use super::ViewCtx;
 use super::tester::{Saved, trace};
 use crate::gateway::telemetry::RequestEvent;
-use crate::tui::app::App;
 use ratatui::style::Style;
 
 /// How many lines of a match trace the request view shows (the last ones).
@@ -51,9 +51,9 @@ pub fn as_saved(e: &RequestEvent) -> Saved {
     }
 }
 
-pub fn lines(app: &App, seq: u64) -> Vec<(String, Style)> {
-    let t = &app.theme;
-    let Some(e) = app.data.event(seq) else {
+pub fn lines(cx: &ViewCtx, seq: u64) -> Vec<(String, Style)> {
+    let t = cx.theme;
+    let Some(e) = cx.data.event(seq) else {
         return vec![(
             "this request has left the log (it keeps the last 2000)".into(),
             t.warn(),
@@ -99,10 +99,10 @@ pub fn lines(app: &App, seq: u64) -> Vec<(String, Style)> {
         Style::default(),
     );
     let route = match &e.route {
-        Some(id) => match app.data.route_by_id(id) {
+        Some(id) => match cx.data.route_by_id(id) {
             Some((vs, i, r)) => format!(
                 "{} (now #{i} of {}: {})",
-                app.data.route_place(id, &app.ctx.namespace),
+                cx.data.route_place(id, cx.namespace),
                 vs.name,
                 super::routes::match_text(r)
             ),
@@ -146,14 +146,14 @@ pub fn lines(app: &App, seq: u64) -> Vec<(String, Style)> {
             hm.append(k, v);
         }
     }
-    let table = app.ctx.gateway.table.load_full();
+    let table = cx.gateway.table.load_full();
     let saved = Saved {
         method: e.method.clone(),
         path: e.path.clone(),
         headers: String::new(),
         body: String::new(),
     };
-    let mut tr = trace(&table, &app.data, &saved, &e.host, &hm);
+    let mut tr = trace(&table, cx.data, &saved, &e.host, &hm);
     // A long walk (thousands of routes before the match) shows its end: the routes just
     // before the one that answered, and how many earlier ones did not match.
     if tr.len() > TRACE_SHOWN + 1 {

@@ -2,6 +2,7 @@
 //! function route) fired at the embedded gateway; the response; the match trace (which route
 //! matched, and why each earlier one did not); curl export; a history kept across runs.
 
+use super::ViewCtx;
 use crate::api::Route;
 use crate::gateway::Gateway;
 use crate::gateway::matcher::RequestHead;
@@ -10,8 +11,8 @@ pub use crate::tester::send::{Named, Saved, TesterResponse};
 use crate::tester::send::{fire, header_map};
 use crate::tester::target::{Endpoint, Target};
 use crate::tui::action::Action;
-use crate::tui::app::{App, Msg, find_route};
 use crate::tui::data::Data;
+use crate::tui::theme::Theme;
 use crate::tui::widgets::input::LineInput;
 use crate::tui::widgets::table::ellipsize;
 use crossterm::event::KeyEvent;
@@ -22,7 +23,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use tokio::sync::mpsc;
 
 /// How many requests the history keeps.
 pub const HISTORY_LEN: usize = 100;
@@ -404,15 +404,15 @@ impl Tester {
         }
     }
 
-    /// Traces the request through the table that will see it and fires it at the gateway
-    /// (its plain listener, or its TLS one for an https:// URL).
+    /// Traces the request through the table that will see it; the request itself is the
+    /// returned future, which fires it at the gateway (its plain listener, or its TLS one for
+    /// an https:// URL) when run.
     pub fn send(
         &mut self,
         ep: &Endpoint,
         gateway: &Gateway,
         data: &Data,
-        tx: mpsc::UnboundedSender<Msg>,
-    ) -> Result<(), String> {
+    ) -> Result<impl Future<Output = Result<TesterResponse, String>> + Send + 'static, String> {
         let s = self.composed();
         let method = http::Method::from_bytes(s.method.as_bytes())
             .map_err(|_| format!("`{}` is not an HTTP method", s.method))?;
@@ -440,11 +440,7 @@ impl Tester {
         self.response = None;
         let body = s.body.clone();
         let ca = ep.ca.clone();
-        tokio::spawn(async move {
-            let r = fire(method, target, authority, hm, body, ca).await;
-            let _ = tx.send(Msg::Response(Box::new(r)));
-        });
-        Ok(())
+        Ok(fire(method, target, authority, hm, body, ca))
     }
 
     /// Which route would answer the request as it stands (before sending), and whether it
@@ -554,7 +550,7 @@ pub fn trace(
     let verdicts = vh.explain(&head);
     let mut matched = false;
     for (i, (id, v)) in verdicts.iter().enumerate() {
-        let found = find_route(data, id).map(|(_, _, r)| r);
+        let found = data.route_by_id(id).map(|(_, _, r)| r);
         let what = found.map(super::routes::match_text).unwrap_or_default();
         match v {
             Ok(()) => {
@@ -596,14 +592,13 @@ pub fn trace(
 /// One field of the request, in `width` columns: the focused one scrolls to its cursor, the
 /// others end with `…` when cut.
 fn field_line<'a>(
-    app: &App,
+    t: &Theme,
     label: &str,
     input: &'a LineInput,
     focused: bool,
     hint: &str,
     width: usize,
 ) -> Line<'a> {
-    let t = &app.theme;
     let room = width.saturating_sub(8);
     let mut spans = vec![Span::styled(format!("{label:<8}"), t.muted())];
     if focused {
@@ -619,9 +614,9 @@ fn field_line<'a>(
     Line::from(spans)
 }
 
-pub fn draw(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let tr = &app.tester;
+/// Draws the tester `tr`, whose requests go to `ep`.
+pub fn draw(cx: &ViewCtx, tr: &Tester, ep: &Endpoint, f: &mut Frame, area: Rect) {
+    let t = cx.theme;
     let trace_h = (tr.trace.len() as u16 + 2).clamp(4, area.height / 3 + 1);
     let [top, bottom] =
         Layout::vertical([Constraint::Min(6), Constraint::Length(trace_h)]).areas(area);
@@ -630,17 +625,17 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     // The request.
     let w = left.width.saturating_sub(2) as usize;
     let mut lines = vec![
-        field_line(app, "method", &tr.method, tr.focus == 0, "GET", w),
-        field_line(app, "path", &tr.path, tr.focus == 1, "/", w),
+        field_line(t, "method", &tr.method, tr.focus == 0, "GET", w),
+        field_line(t, "path", &tr.path, tr.focus == 1, "/", w),
         field_line(
-            app,
+            t,
             "headers",
             &tr.headers,
             tr.focus == 2,
             "name: value; ...",
             w,
         ),
-        field_line(app, "body", &tr.body, tr.focus == 3, "(none)", w),
+        field_line(t, "body", &tr.body, tr.focus == 3, "(none)", w),
     ];
     if !tr.vars.is_empty() {
         lines.push(Line::styled("variables", t.accent()));
@@ -652,34 +647,32 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
             };
             let to = format!("  → {from}");
             let room = w.saturating_sub(to.chars().count());
-            let mut l = field_line(app, &v.name, &v.input, tr.focus == 4 + i, "…", room);
+            let mut l = field_line(t, &v.name, &v.input, tr.focus == 4 + i, "…", room);
             l.spans.push(Span::styled(to, t.muted()));
             lines.push(l);
         }
     }
     // Who answers, before sending.
     lines.push(Line::raw(""));
-    lines.push(
-        match tr.preview(&app.ctx.endpoint(), &app.ctx.gateway, &app.data) {
-            Preview::Unsendable => Line::styled("not a request yet (see the fields)", t.warn()),
-            Preview::NoCertificate => Line::styled(
-                "⚠ no virtual service has a certificate for this name (the handshake fails)",
-                t.warn(),
-            ),
-            Preview::NoRoute => Line::styled("⚠ no route answers this (404)", t.warn()),
-            Preview::Route {
-                place,
-                shadowed_target: None,
-            } => Line::styled(format!("→ route {place} answers"), t.ok()),
-            Preview::Route {
-                place,
-                shadowed_target: Some(target),
-            } => Line::styled(
-                format!("⚠ route {place} answers, not {target}: an earlier route shadows it"),
-                t.warn(),
-            ),
-        },
-    );
+    lines.push(match tr.preview(ep, cx.gateway, cx.data) {
+        Preview::Unsendable => Line::styled("not a request yet (see the fields)", t.warn()),
+        Preview::NoCertificate => Line::styled(
+            "⚠ no virtual service has a certificate for this name (the handshake fails)",
+            t.warn(),
+        ),
+        Preview::NoRoute => Line::styled("⚠ no route answers this (404)", t.warn()),
+        Preview::Route {
+            place,
+            shadowed_target: None,
+        } => Line::styled(format!("→ route {place} answers"), t.ok()),
+        Preview::Route {
+            place,
+            shadowed_target: Some(target),
+        } => Line::styled(
+            format!("⚠ route {place} answers, not {target}: an earlier route shadows it"),
+            t.warn(),
+        ),
+    });
     f.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::bordered()
@@ -706,7 +699,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
                 Span::styled(
                     format!(
                         " · {} · {} B",
-                        if app.ctx.clock.is_some() {
+                        if cx.fixed_clock {
                             "—".to_string()
                         } else {
                             super::log::latency(r.elapsed)
@@ -720,7 +713,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
                 format!(
                     "received {} UTC ({})",
                     super::log::clock(r.received),
-                    crate::tui::data::ago(app.now(), r.received)
+                    crate::tui::data::ago(cx.now, r.received)
                 ),
                 t.muted(),
             ));
