@@ -263,7 +263,7 @@ impl App {
         views::ListCtx {
             page: self.page(),
             follow: self.follow,
-            saved: &self.tester.collection,
+            saved: &self.tester.collection.items,
         }
     }
 
@@ -764,7 +764,7 @@ impl App {
                     Ok(()) => self.info(format!(
                         "kept as `{}` ({} saved: :requests)",
                         name.trim(),
-                        self.tester.collection.len()
+                        self.tester.collection.items.len()
                     )),
                     Err(e) => self.error(e),
                 }
@@ -908,7 +908,7 @@ impl App {
             }
             Action::Delete if view == View::Saved => {
                 if let Some(ItemId::Saved(i)) = self.selected_item()
-                    && let Some(n) = self.tester.collection.get(i).cloned()
+                    && let Some(n) = self.tester.collection.items.get(i).cloned()
                 {
                     match self.tester.forget(&n.name) {
                         Ok(()) => {
@@ -1207,7 +1207,7 @@ impl App {
             Some(ItemId::Route(..)) => self.act(Action::Edit),
             Some(ItemId::Discovery(u)) => self.push(View::Functions { upstream: Some(u) }),
             Some(ItemId::Saved(i)) => {
-                if let Some(n) = self.tester.collection.get(i).cloned() {
+                if let Some(n) = self.tester.collection.items.get(i).cloned() {
                     self.tester.load_saved(&n.request);
                     self.push(View::Tester);
                     self.info(format!("{}: enter sends it", n.name));
@@ -1232,7 +1232,7 @@ impl App {
             _ => None,
         };
         if let Some(seq) = replay {
-            match self.data.event(seq).map(views::request::as_saved) {
+            match self.data.event(seq).map(crate::tester::request::replay) {
                 Some(s) => {
                     self.tester.load_saved(&s);
                     self.push(View::Tester);

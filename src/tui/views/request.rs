@@ -4,8 +4,9 @@
 //! `t` replays it in the tester, `g` goes to its route.
 
 use super::ViewCtx;
-use super::tester::{Saved, trace};
 use crate::gateway::telemetry::RequestEvent;
+use crate::tester::send::Saved;
+use crate::tester::trace::{Trace, trace};
 use ratatui::style::Style;
 
 /// How many lines of a match trace the request view shows (the last ones).
@@ -26,28 +27,6 @@ pub fn shown_value(name: &str, value: &str) -> String {
         format!("••• ({} bytes, hidden)", value.len())
     } else {
         value.to_string()
-    }
-}
-
-/// The request as the tester sends it (credentials included: the replay is this console's own).
-pub fn as_saved(e: &RequestEvent) -> Saved {
-    let headers = e
-        .headers
-        .iter()
-        .filter(|(k, _)| {
-            // What the tester's client sets itself, or what no longer holds for a new request.
-            !["host", "content-length", "connection", "transfer-encoding"]
-                .iter()
-                .any(|h| k.eq_ignore_ascii_case(h))
-        })
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Saved {
-        method: e.method.clone(),
-        path: e.path.clone(),
-        headers,
-        body: String::new(),
     }
 }
 
@@ -158,7 +137,7 @@ pub fn lines(cx: &ViewCtx, seq: u64) -> Vec<(String, Style)> {
     // before the one that answered, and how many earlier ones did not match.
     if tr.len() > TRACE_SHOWN + 1 {
         let cut = tr.len() - TRACE_SHOWN;
-        let note = super::tester::Trace {
+        let note = Trace {
             text: format!("… {} earlier routes did not match", cut - 1),
             ok: None,
         };

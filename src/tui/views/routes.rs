@@ -4,7 +4,8 @@
 use super::ListMeta;
 use super::ViewCtx;
 use crate::api::status::State;
-use crate::api::{Matcher, PathMatch, Resource, ResourceKey, Route};
+use crate::api::{Resource, ResourceKey, Route};
+pub use crate::tester::route_text::{destination, match_text};
 use crate::tls::describe::VsTls;
 use crate::tui::data::route_id;
 use crate::tui::widgets::table::TRow;
@@ -85,58 +86,6 @@ pub fn status_of(cx: &ViewCtx, key: &ResourceKey) -> (String, ratatui::style::St
         },
         None => ("Pending".into(), t.muted()),
     }
-}
-
-pub fn matcher_text(m: &Matcher) -> String {
-    let mut s = String::new();
-    if !m.methods.is_empty() {
-        s.push_str(&m.methods.join(","));
-        s.push(' ');
-    }
-    match m.path() {
-        PathMatch::Prefix(p) => s.push_str(&format!("prefix {p}")),
-        PathMatch::Exact(p) => s.push_str(&format!("exact {p}")),
-        PathMatch::Regex(p) => s.push_str(&format!("regex {p}")),
-    }
-    if m.case_sensitive == Some(false) {
-        s.push_str(" (any case)");
-    }
-    for h in &m.headers {
-        let neg = if h.invert_match == Some(true) {
-            "!"
-        } else {
-            ""
-        };
-        match &h.value {
-            Some(v) => s.push_str(&format!(" {neg}{}={v}", h.name)),
-            None => s.push_str(&format!(" {neg}{}", h.name)),
-        }
-    }
-    for q in &m.query_parameters {
-        s.push_str(&format!(
-            " ?{}={}",
-            q.name,
-            q.value.clone().unwrap_or_default()
-        ));
-    }
-    s
-}
-
-pub fn match_text(r: &Route) -> String {
-    if r.matchers.is_empty() {
-        return "prefix /".into();
-    }
-    r.matchers
-        .iter()
-        .map(matcher_text)
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
-/// (destination, function) of a route.
-pub fn destination(r: &Route) -> (String, String) {
-    r.describe_destination()
-        .unwrap_or_else(|| ("—".into(), String::new()))
 }
 
 pub fn options_text(r: &Route) -> String {
