@@ -749,3 +749,57 @@ fn saved_requests_are_kept_by_name_in_the_store_and_loaded_back() {
     assert!(f.h.screen(160, 48).contains("Saved requests (0)"));
     assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "[]");
 }
+
+/// The fixture's store as a cluster without some CRDs would list it: those kinds empty and
+/// named in `Listing::unavailable`.
+fn without_crds(f: &mut Fixture, kinds: &[Kind]) {
+    let mut listing = (*f.h.app.data.listing).clone();
+    listing.resources.retain(|k, _| !kinds.contains(&k.kind));
+    listing.unavailable = kinds.to_vec();
+    f.h.app.update(Msg::Listing(Arc::new(listing)));
+}
+
+#[test]
+fn kinds_the_cluster_lacks_are_noted_in_the_frame_and_their_views() {
+    // Gloo open source: no enterprise CRDs. The note stays in view on every page, and a
+    // route's description says its auth and rate limit policies are not read.
+    let mut f = fixture(false);
+    without_crds(&mut f, &[Kind::AuthConfig, Kind::RateLimitConfig]);
+    f.h.command("routes");
+    f.h.key("j");
+    f.h.key("d");
+    for (w, h) in [(80, 24), (160, 48)] {
+        let s = f.h.screen(w, h);
+        // At 80 columns the note is cut after the breadcrumbs (`…`); whole at 160.
+        assert!(
+            s.contains("⚠ cluster lacks CRDs: authconf"),
+            "{w}x{h}:\n{s}"
+        );
+        assert!(
+            s.contains("⚠ the cluster has no CRD authconfigs.enterprise.gloo.solo.io"),
+            "{w}x{h}:\n{s}"
+        );
+    }
+    let s = f.h.screen(160, 48);
+    assert!(
+        s.contains("cluster lacks CRDs: authconfigs, ratelimitconfigs"),
+        "{s}"
+    );
+    snap(&mut f, "describe_route_without_crds");
+    // Without the VirtualService CRD, the empty list says why instead of "none yet".
+    without_crds(&mut f, &[Kind::VirtualService]);
+    f.h.command("vs");
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("Virtual services (0)"), "{s}");
+    assert!(
+        s.contains(
+            "the cluster has no CRD virtualservices.gateway.solo.io: no virtualservices is read"
+        ),
+        "{s}"
+    );
+    assert!(!s.contains(":routes then n creates"), "{s}");
+    snap(&mut f, "virtualservices_without_crd");
+    // When the CRDs come back, the note goes.
+    without_crds(&mut f, &[]);
+    assert!(!f.h.screen(160, 48).contains("cluster lacks"));
+}

@@ -97,10 +97,18 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect) {
 fn draw_crumbs(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.theme;
     let crumbs: Vec<String> = app.stack.iter().map(|p| p.view.title()).collect();
-    f.render_widget(
-        Paragraph::new(Line::styled(format!(" {}", crumbs.join(" > ")), t.muted())),
-        area,
-    );
+    let left = format!(" {}", crumbs.join(" > "));
+    let mut spans = vec![Span::styled(left.clone(), t.muted())];
+    // Kinds the cluster has no CRD for (read as empty) stay in view, on the right.
+    if let Some(note) = views::crd_note(&app.data.listing.unavailable) {
+        let w = area.width as usize;
+        let used = left.chars().count() + 2;
+        let note = table::ellipsize(&format!("⚠ {note} "), w.saturating_sub(used).max(12));
+        let pad = w.saturating_sub(used + note.chars().count()) + 2;
+        spans.push(Span::raw(" ".repeat(pad)));
+        spans.push(Span::styled(note, t.warn()));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 fn draw_view(app: &mut App, f: &mut Frame, area: Rect) {

@@ -176,6 +176,13 @@ fn policy_lines(cx: &ViewCtx, vs: &ResourceKey, r: &crate::api::Route, out: &mut
         let label = if n == 0 { "policies" } else { "" };
         out.push((format!("{label:<13}{l}"), cx.theme.accent()));
     }
+    // Policies that live in kinds the cluster cannot hold are not read: say which.
+    for kind in [Kind::AuthConfig, Kind::RateLimitConfig] {
+        if cx.data.listing.unavailable.contains(&kind) {
+            let note = crate::store::kube::absent_note(kind);
+            out.push((format!("{:<13}⚠ {note}", ""), cx.theme.warn()));
+        }
+    }
 }
 
 fn describe_upstream(cx: &ViewCtx, k: &ResourceKey, out: &mut Lines) {

@@ -19,7 +19,7 @@ use super::data::{Data, Generations};
 use super::nav::{Page, View};
 use super::theme::Theme;
 use super::widgets::table::TRow;
-use crate::api::ResourceKey;
+use crate::api::{Kind, ResourceKey};
 use crate::gateway::Gateway;
 use crate::tester::send::Named;
 use ratatui::layout::Constraint;
@@ -261,6 +261,20 @@ impl List<'_> {
     }
 
     pub fn meta(&self) -> ListMeta {
+        let mut meta = self.own_meta();
+        // An empty list of a kind the cluster has no CRD for says so, not "none yet".
+        let kind = match &self.rows {
+            Rows::Upstreams(_) | Rows::Functions { .. } | Rows::Discovery(_) => Kind::Upstream,
+            Rows::VirtualServices(_) | Rows::Routes { .. } => Kind::VirtualService,
+            Rows::Log | Rows::Saved => return meta,
+        };
+        if self.cx.data.listing.unavailable.contains(&kind) {
+            meta.empty = crate::store::kube::absent_note(kind);
+        }
+        meta
+    }
+
+    fn own_meta(&self) -> ListMeta {
         let cx = &self.cx;
         let n = self.len();
         match &self.rows {
@@ -388,4 +402,14 @@ pub fn list<'a>(cx: ViewCtx<'a>, lc: ListCtx<'a>) -> Option<List<'a>> {
         );
     }
     Some(list)
+}
+
+/// The note the frame keeps in view while the cluster lacks CRDs (their kinds read as empty):
+/// `cluster lacks CRDs: authconfigs, ratelimitconfigs`.
+pub fn crd_note(unavailable: &[Kind]) -> Option<String> {
+    if unavailable.is_empty() {
+        return None;
+    }
+    let kinds: Vec<&str> = unavailable.iter().map(|k| k.plural()).collect();
+    Some(format!("cluster lacks CRDs: {}", kinds.join(", ")))
 }
