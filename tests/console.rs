@@ -803,3 +803,94 @@ fn kinds_the_cluster_lacks_are_noted_in_the_frame_and_their_views() {
     without_crds(&mut f, &[]);
     assert!(!f.h.screen(160, 48).contains("cluster lacks"));
 }
+
+#[test]
+fn snapshot_describe_of_a_virtual_service_and_yaml_of_a_function() {
+    let mut f = fixture(false);
+    f.h.command("vs");
+    f.h.key("d");
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("Describe · default"), "{s}");
+    assert!(s.contains("exact /petstore/list"), "its routes: {s}");
+    assert!(
+        s.contains("last 60s: 3 requests"),
+        "its routes' traffic: {s}"
+    );
+    snap(&mut f, "describe_virtualservice");
+    f.h.command("fn");
+    f.h.key("y");
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("YAML · "), "{s}");
+    snap(&mut f, "yaml_function");
+}
+
+#[test]
+fn snapshot_tester_loaded_from_a_saved_request_and_its_help() {
+    let mut f = fixture(false);
+    let dir = tempfile::tempdir().unwrap();
+    f.h.app.tester = epoxy::tui::views::tester::Tester::new(Some(
+        &dir.path().join(".epoxy-tester-history.json"),
+    ));
+    f.h.command("routes");
+    f.h.key("j");
+    f.h.key("t");
+    f.h.type_text("7");
+    f.h.key("alt-:");
+    f.h.type_text("keep find pet 7");
+    f.h.key("enter");
+    f.h.key("esc");
+    f.h.command("requests");
+    f.h.key("enter");
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("x-pet: 7"), "the saved headers, loaded: {s}");
+    assert!(s.contains("find pet 7: enter sends it"), "{s}");
+    snap(&mut f, "tester_saved_loaded");
+    // f1: the help of the tester (plain ? would be typed into the field).
+    f.h.key("f1");
+    let s = f.h.screen(160, 48);
+    assert!(
+        s.contains("keys of test") && s.contains("copy as curl"),
+        "{s}"
+    );
+    snap(&mut f, "help_tester");
+}
+
+#[test]
+fn snapshot_the_conflict_a_stale_edit_meets() {
+    use epoxy::control::routes::RouteError;
+    use epoxy::tui::app::Refused;
+    let mut f = fixture(false);
+    f.h.command("routes");
+    f.h.key("j");
+    f.h.key("e");
+    // The user changes the path...
+    f.h.key("end");
+    f.h.type_text("ById");
+    // ... while another writer changed the same route's header: the write is refused with
+    // what the route is now, and the console offers to re-apply the edit over it.
+    let vs = ResourceKey::new(Kind::VirtualService, "gloo-system", "default");
+    let was = f.h.app.data.routes_ref(&vs)[1].clone();
+    let mut now = was.clone();
+    now.matchers[0].methods = vec!["GET".into(), "HEAD".into()];
+    let e = RouteError::Changed {
+        was: Box::new(was.clone()),
+        now: Box::new(now.clone()),
+    };
+    f.h.app.update(Msg::Written(Box::new(Err(Refused {
+        message: format!("refused: {e}"),
+        from_editor: true,
+        conflict: Some((was, Some(now))),
+    }))));
+    let s = f.h.screen(160, 48);
+    assert!(
+        s.contains("Changed by another writer since you opened it"),
+        "{s}"
+    );
+    assert!(
+        s.contains("+   - HEAD"),
+        "what the other writer changed: {s}"
+    );
+    // The user's edit is kept.
+    assert!(s.contains("/petstore/findPetById"), "{s}");
+    snap(&mut f, "editor_conflict");
+}

@@ -414,9 +414,10 @@ fn draw_confirm(app: &App, f: &mut Frame, body: Rect, c: &crate::tui::app::Confi
     ]));
     f.render_widget(
         Paragraph::new(lines).style(t.base()).block(
-            Block::bordered()
-                .border_style(t.warn())
-                .title(Span::styled(format!(" {} ", c.title), t.warn())),
+            Block::bordered().border_style(t.warn()).title(Span::styled(
+                table::ellipsize(&format!(" {} ", c.title), w.saturating_sub(2) as usize),
+                t.warn(),
+            )),
         ),
         area,
     );
