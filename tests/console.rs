@@ -9,12 +9,13 @@ use epoxy::gateway::table::compile;
 use epoxy::gateway::telemetry::RequestEvent;
 use epoxy::store::Listing;
 use epoxy::store::dir::DirStore;
+use epoxy::tester::send::{Saved, TesterResponse};
+use epoxy::tester::trace::trace;
 use epoxy::tui::app::{App, Ctx, Msg, View};
 use epoxy::tui::feeds::Feeds;
 use epoxy::tui::harness::Harness;
 use epoxy::tui::keymap::{Key, Keymap, Scope};
 use epoxy::tui::theme::Theme;
-use epoxy::tui::views::tester::{Saved, TesterResponse, trace};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, watch};
@@ -747,4 +748,149 @@ fn saved_requests_are_kept_by_name_in_the_store_and_loaded_back() {
     f.h.key("ctrl-d");
     assert!(f.h.screen(160, 48).contains("Saved requests (0)"));
     assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "[]");
+}
+
+/// The fixture's store as a cluster without some CRDs would list it: those kinds empty and
+/// named in `Listing::unavailable`.
+fn without_crds(f: &mut Fixture, kinds: &[Kind]) {
+    let mut listing = (*f.h.app.data.listing).clone();
+    listing.resources.retain(|k, _| !kinds.contains(&k.kind));
+    listing.unavailable = kinds.to_vec();
+    f.h.app.update(Msg::Listing(Arc::new(listing)));
+}
+
+#[test]
+fn kinds_the_cluster_lacks_are_noted_in_the_frame_and_their_views() {
+    // Gloo open source: no enterprise CRDs. The note stays in view on every page, and a
+    // route's description says its auth and rate limit policies are not read.
+    let mut f = fixture(false);
+    without_crds(&mut f, &[Kind::AuthConfig, Kind::RateLimitConfig]);
+    f.h.command("routes");
+    f.h.key("j");
+    f.h.key("d");
+    for (w, h) in [(80, 24), (160, 48)] {
+        let s = f.h.screen(w, h);
+        // At 80 columns the note is cut after the breadcrumbs (`…`); whole at 160.
+        assert!(
+            s.contains("⚠ cluster lacks CRDs: authconf"),
+            "{w}x{h}:\n{s}"
+        );
+        assert!(
+            s.contains("⚠ the cluster has no CRD authconfigs.enterprise.gloo.solo.io"),
+            "{w}x{h}:\n{s}"
+        );
+    }
+    let s = f.h.screen(160, 48);
+    assert!(
+        s.contains("cluster lacks CRDs: authconfigs, ratelimitconfigs"),
+        "{s}"
+    );
+    snap(&mut f, "describe_route_without_crds");
+    // Without the VirtualService CRD, the empty list says why instead of "none yet".
+    without_crds(&mut f, &[Kind::VirtualService]);
+    f.h.command("vs");
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("Virtual services (0)"), "{s}");
+    assert!(
+        s.contains(
+            "the cluster has no CRD virtualservices.gateway.solo.io: no virtualservices is read"
+        ),
+        "{s}"
+    );
+    assert!(!s.contains(":routes then n creates"), "{s}");
+    snap(&mut f, "virtualservices_without_crd");
+    // When the CRDs come back, the note goes.
+    without_crds(&mut f, &[]);
+    assert!(!f.h.screen(160, 48).contains("cluster lacks"));
+}
+
+#[test]
+fn snapshot_describe_of_a_virtual_service_and_yaml_of_a_function() {
+    let mut f = fixture(false);
+    f.h.command("vs");
+    f.h.key("d");
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("Describe · default"), "{s}");
+    assert!(s.contains("exact /petstore/list"), "its routes: {s}");
+    assert!(
+        s.contains("last 60s: 3 requests"),
+        "its routes' traffic: {s}"
+    );
+    snap(&mut f, "describe_virtualservice");
+    f.h.command("fn");
+    f.h.key("y");
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("YAML · "), "{s}");
+    snap(&mut f, "yaml_function");
+}
+
+#[test]
+fn snapshot_tester_loaded_from_a_saved_request_and_its_help() {
+    let mut f = fixture(false);
+    let dir = tempfile::tempdir().unwrap();
+    f.h.app.tester = epoxy::tui::views::tester::Tester::new(Some(
+        &dir.path().join(".epoxy-tester-history.json"),
+    ));
+    f.h.command("routes");
+    f.h.key("j");
+    f.h.key("t");
+    f.h.type_text("7");
+    f.h.key("alt-:");
+    f.h.type_text("keep find pet 7");
+    f.h.key("enter");
+    f.h.key("esc");
+    f.h.command("requests");
+    f.h.key("enter");
+    let s = f.h.screen(160, 48);
+    assert!(s.contains("x-pet: 7"), "the saved headers, loaded: {s}");
+    assert!(s.contains("find pet 7: enter sends it"), "{s}");
+    snap(&mut f, "tester_saved_loaded");
+    // f1: the help of the tester (plain ? would be typed into the field).
+    f.h.key("f1");
+    let s = f.h.screen(160, 48);
+    assert!(
+        s.contains("keys of test") && s.contains("copy as curl"),
+        "{s}"
+    );
+    snap(&mut f, "help_tester");
+}
+
+#[test]
+fn snapshot_the_conflict_a_stale_edit_meets() {
+    use epoxy::control::routes::RouteError;
+    use epoxy::tui::app::Refused;
+    let mut f = fixture(false);
+    f.h.command("routes");
+    f.h.key("j");
+    f.h.key("e");
+    // The user changes the path...
+    f.h.key("end");
+    f.h.type_text("ById");
+    // ... while another writer changed the same route's header: the write is refused with
+    // what the route is now, and the console offers to re-apply the edit over it.
+    let vs = ResourceKey::new(Kind::VirtualService, "gloo-system", "default");
+    let was = f.h.app.data.routes_ref(&vs)[1].clone();
+    let mut now = was.clone();
+    now.matchers[0].methods = vec!["GET".into(), "HEAD".into()];
+    let e = RouteError::Changed {
+        was: Box::new(was.clone()),
+        now: Box::new(now.clone()),
+    };
+    f.h.app.update(Msg::Written(Box::new(Err(Refused {
+        message: format!("refused: {e}"),
+        from_editor: true,
+        conflict: Some((was, Some(now))),
+    }))));
+    let s = f.h.screen(160, 48);
+    assert!(
+        s.contains("Changed by another writer since you opened it"),
+        "{s}"
+    );
+    assert!(
+        s.contains("+   - HEAD"),
+        "what the other writer changed: {s}"
+    );
+    // The user's edit is kept.
+    assert!(s.contains("/petstore/findPetById"), "{s}");
+    snap(&mut f, "editor_conflict");
 }

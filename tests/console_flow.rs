@@ -179,7 +179,10 @@ async fn function_route_from_the_editor_then_tester_then_access_log() {
     let t = epoxy::tui::views::tester::Tester::new(Some(
         &s.dir.path().join(".epoxy-tester-history.json"),
     ));
-    assert_eq!(t.history.last().unwrap().path, "/petstore/findPetById");
+    assert_eq!(
+        t.history.entries.last().unwrap().path,
+        "/petstore/findPetById"
+    );
 
     // Undo the apply: the route is gone again.
     s.h.command("routes");

@@ -31,7 +31,6 @@ pub enum Action {
     Send,
     CopyCurl,
     History,
-    EditField,
     Follow,
     Dismiss,
     Apply,
@@ -49,7 +48,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 40] = [
+    pub const ALL: [Action; 39] = [
         Action::Quit,
         Action::Back,
         Action::Help,
@@ -75,7 +74,6 @@ impl Action {
         Action::Send,
         Action::CopyCurl,
         Action::History,
-        Action::EditField,
         Action::Follow,
         Action::Dismiss,
         Action::Apply,

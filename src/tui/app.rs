@@ -3,8 +3,10 @@
 //! marks it dirty; `draw` renders it. No terminal here, so tests drive it directly.
 
 use super::action::Action;
+pub use super::commands::{COMMANDS, candidates, complete};
 use super::data::{Data, route_id};
 use super::keymap::{Keymap, Scope};
+pub use super::nav::{Page, Target, View};
 use super::theme::Theme;
 use super::views::editor::Editor;
 use super::views::tester::{Tester, TesterResponse};
@@ -117,110 +119,6 @@ impl Ctx {
     }
 }
 
-/// The views.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum View {
-    Upstreams,
-    Functions {
-        upstream: Option<String>,
-    },
-    Function {
-        upstream: String,
-        name: String,
-    },
-    VirtualServices,
-    Routes {
-        vs: ResourceKey,
-    },
-    Editor,
-    Tester,
-    Log,
-    Discovery,
-    Help,
-    /// One resource, route or function, described or as YAML (`d`, `y`).
-    Describe {
-        target: views::describe::Target,
-        yaml: bool,
-    },
-    /// The tester's saved, named requests.
-    Saved,
-    /// One request of the access log, by sequence number.
-    Request {
-        seq: u64,
-    },
-}
-
-impl View {
-    pub fn title(&self) -> String {
-        match self {
-            View::Upstreams => "upstreams".into(),
-            View::Functions { upstream: None } => "functions".into(),
-            View::Functions { upstream: Some(u) } => format!("{u} > functions"),
-            View::Function { name, .. } => name.clone(),
-            View::VirtualServices => "virtualservices".into(),
-            View::Routes { vs } => format!("{} > routes", vs.name),
-            View::Editor => "edit".into(),
-            View::Tester => "test".into(),
-            View::Log => "log".into(),
-            View::Discovery => "discovery".into(),
-            View::Help => "help".into(),
-            View::Describe { target, yaml } => {
-                format!(
-                    "{} ({})",
-                    target.title(),
-                    if *yaml { "yaml" } else { "describe" }
-                )
-            }
-            View::Request { seq } => format!("request {seq}"),
-            View::Saved => "saved requests".into(),
-        }
-    }
-
-    /// The key scopes of the view, most specific first.
-    pub fn scopes(&self) -> Vec<Scope> {
-        match self {
-            View::Upstreams => vec![Scope::Upstreams, Scope::List, Scope::Global],
-            View::Functions { .. } => vec![Scope::Functions, Scope::List, Scope::Global],
-            View::Function { .. } => vec![Scope::Function, Scope::List, Scope::Global],
-            View::VirtualServices => vec![Scope::VirtualServices, Scope::List, Scope::Global],
-            View::Routes { .. } => vec![Scope::Routes, Scope::List, Scope::Global],
-            View::Editor => vec![Scope::Editor],
-            View::Tester => vec![Scope::Tester],
-            View::Log => vec![Scope::Log, Scope::List, Scope::Global],
-            View::Discovery => vec![Scope::Discovery, Scope::List, Scope::Global],
-            View::Help => vec![Scope::List, Scope::Global],
-            View::Describe { .. } => vec![Scope::Describe, Scope::List, Scope::Global],
-            View::Request { .. } => vec![Scope::Request, Scope::List, Scope::Global],
-            View::Saved => vec![Scope::Saved, Scope::List, Scope::Global],
-        }
-    }
-
-    /// Views whose keys go to a text input unless the view binds them.
-    pub fn takes_text(&self) -> bool {
-        matches!(self, View::Editor | View::Tester)
-    }
-}
-
-/// A view on the navigation stack, with its selection and filter.
-#[derive(Debug, Clone)]
-pub struct Page {
-    pub view: View,
-    pub selected: usize,
-    pub offset: usize,
-    pub filter: String,
-}
-
-impl Page {
-    pub fn new(view: View) -> Self {
-        Page {
-            view,
-            selected: 0,
-            offset: 0,
-            filter: String::new(),
-        }
-    }
-}
-
 /// A question before something irreversible-ish: apply (with its diff), delete.
 #[derive(Debug, Clone)]
 pub struct Confirm {
@@ -268,60 +166,6 @@ pub enum OnYes {
     /// Leave the editor, dropping its edit.
     Discard,
 }
-
-pub const COMMANDS: [(&str, &[&str], &str); 15] = [
-    ("upstreams", &["us", "upstream"], "the upstreams"),
-    (
-        "functions",
-        &["fn", "function"],
-        "every function of every upstream",
-    ),
-    (
-        "virtualservices",
-        &["vs", "virtualservice"],
-        "the virtual services",
-    ),
-    (
-        "routes",
-        &["route", "rt"],
-        "the routes of a virtual service: routes [NAME]",
-    ),
-    ("test", &["tester", "t"], "the request tester"),
-    ("log", &["logs", "accesslog"], "the live access log"),
-    (
-        "discovery",
-        &["fds", "disc"],
-        "function discovery, per upstream",
-    ),
-    (
-        "namespace",
-        &["ns"],
-        "switch the namespace new routes and :routes use: ns NAME (without: list them)",
-    ),
-    (
-        "keep",
-        &["k"],
-        "save the tester's request under a name: keep NAME",
-    ),
-    (
-        "auth",
-        &["credentials"],
-        "attach credentials to the tester's request: auth bearer TOKEN | basic USER:PASSWORD | key KEY [HEADER] | none",
-    ),
-    (
-        "requests",
-        &["saved", "collection"],
-        "the tester's saved requests",
-    ),
-    ("help", &["h"], "the keys of the current view"),
-    (
-        "save",
-        &["w"],
-        "save the access log to a file, as JSON lines: save [FILE]",
-    ),
-    ("theme", &[], "switch the colour theme: theme NAME"),
-    ("quit", &["q", "q!", "exit"], "leave the console"),
-];
 
 pub struct App {
     pub ctx: Ctx,
@@ -398,6 +242,88 @@ impl App {
 
     pub fn view(&self) -> &View {
         &self.page().view
+    }
+
+    /// What the views see (see `views::ViewCtx`).
+    pub fn view_ctx(&self) -> views::ViewCtx<'_> {
+        views::ViewCtx {
+            data: &self.data,
+            theme: &self.theme,
+            cache: &self.cache,
+            gateway: &self.ctx.gateway,
+            namespace: &self.ctx.namespace,
+            readonly: self.ctx.readonly,
+            now: self.now(),
+            fixed_clock: self.ctx.clock.is_some(),
+        }
+    }
+
+    /// The current list view's own state.
+    pub fn list_ctx(&self) -> views::ListCtx<'_> {
+        views::ListCtx {
+            page: self.page(),
+            follow: self.follow,
+            saved: &self.tester.collection.items,
+        }
+    }
+
+    /// The view help was opened from (help shows its keys).
+    pub fn help_under(&self) -> View {
+        self.stack
+            .iter()
+            .rev()
+            .map(|p| &p.view)
+            .find(|v| **v != View::Help)
+            .cloned()
+            .unwrap_or(View::Upstreams)
+    }
+
+    /// How many rows (or lines) the current view has.
+    pub fn item_count(&self) -> usize {
+        let cx = self.view_ctx();
+        match self.view() {
+            View::Help => views::help::lines(&cx, &self.keymap, &self.help_under()).len(),
+            View::Function { upstream, name } => {
+                views::functions::detail_lines(&cx, upstream, name).len()
+            }
+            View::Describe { target, yaml } => views::describe::lines(&cx, target, *yaml).len(),
+            View::Request { seq } => views::request_lines(&cx, *seq).len(),
+            _ => views::list(cx, self.list_ctx()).map_or(0, |l| l.len()),
+        }
+    }
+
+    /// What the selection of the current view stands for.
+    pub fn selected_item(&self) -> Option<ItemId> {
+        match self.view() {
+            View::Function { upstream, name } => {
+                Some(ItemId::Function(upstream.clone(), name.clone()))
+            }
+            View::Describe { target, .. } => match target {
+                Target::Route(id) => {
+                    let (vs, i) = self.data.locate(id)?;
+                    Some(ItemId::Route(vs, i))
+                }
+                Target::Resource(k) if k.kind == Kind::Upstream => {
+                    Some(ItemId::Upstream(k.name.clone()))
+                }
+                Target::Resource(k) if k.kind == Kind::VirtualService => {
+                    Some(ItemId::Vs(k.clone()))
+                }
+                Target::Function { upstream, name } => {
+                    Some(ItemId::Function(upstream.clone(), name.clone()))
+                }
+                _ => None,
+            },
+            View::Request { seq } => Some(ItemId::Event(
+                (*seq + self.data.log.len() as u64).checked_sub(self.data.total)? as usize,
+            )),
+            View::Log if self.follow => {
+                // Following: the newest request is the selected one, whatever was drawn last.
+                let l = views::list(self.view_ctx(), self.list_ctx())?;
+                l.id(l.len().checked_sub(1)?)
+            }
+            _ => views::list(self.view_ctx(), self.list_ctx())?.id(self.page().selected),
+        }
     }
 
     pub fn info(&mut self, text: impl Into<String>) {
@@ -616,7 +542,7 @@ impl App {
 
     /// Keeps selections inside their lists after the data changed.
     fn clamp(&mut self) {
-        let n = views::item_count(self);
+        let n = self.item_count();
         let p = self.page_mut();
         if n > 0 && p.selected >= n {
             p.selected = n - 1;
@@ -645,7 +571,7 @@ impl App {
                     && m.column < a.x + a.width
                 {
                     let i = self.page().offset + (m.row - a.y) as usize;
-                    if i < views::item_count(self) {
+                    if i < self.item_count() {
                         if self.page().selected == i {
                             self.act(Action::Open);
                         } else {
@@ -838,7 +764,7 @@ impl App {
                     Ok(()) => self.info(format!(
                         "kept as `{}` ({} saved: :requests)",
                         name.trim(),
-                        self.tester.collection.len()
+                        self.tester.collection.items.len()
                     )),
                     Err(e) => self.error(e),
                 }
@@ -948,7 +874,7 @@ impl App {
             Action::Open => self.open(),
             Action::Test => self.test_selected(),
             Action::Edit => {
-                if let Some(ItemId::Route(vs, i)) = views::selected_item(self)
+                if let Some(ItemId::Route(vs, i)) = self.selected_item()
                     && let Some(r) = self.data.routes_ref(&vs).get(i).cloned()
                 {
                     self.editor = Some(Editor::new(vs, Some(i), Some(r), &self.data));
@@ -970,7 +896,7 @@ impl App {
                 self.push(View::Editor);
             }
             Action::RouteTo => {
-                if let Some(ItemId::Function(up, name)) = views::selected_item(self) {
+                if let Some(ItemId::Function(up, name)) = self.selected_item() {
                     let vs = self.default_vs();
                     let n = self.data.routes_ref(&vs).len();
                     let mut e = Editor::new_at(vs, n, None, &self.data);
@@ -981,8 +907,8 @@ impl App {
                 }
             }
             Action::Delete if view == View::Saved => {
-                if let Some(ItemId::Saved(i)) = views::selected_item(self)
-                    && let Some(n) = self.tester.collection.get(i).cloned()
+                if let Some(ItemId::Saved(i)) = self.selected_item()
+                    && let Some(n) = self.tester.collection.items.get(i).cloned()
                 {
                     match self.tester.forget(&n.name) {
                         Ok(()) => {
@@ -994,7 +920,7 @@ impl App {
                 }
             }
             Action::Delete => {
-                if let Some(ItemId::Route(vs, i)) = views::selected_item(self)
+                if let Some(ItemId::Route(vs, i)) = self.selected_item()
                     && let Some(r) = self.data.routes_ref(&vs).get(i).cloned()
                 {
                     let old = views::editor::route_yaml(&r);
@@ -1014,7 +940,7 @@ impl App {
                 }
             }
             Action::MoveUp | Action::MoveDown => {
-                if let Some(ItemId::Route(vs, i)) = views::selected_item(self) {
+                if let Some(ItemId::Route(vs, i)) = self.selected_item() {
                     let routes = self.data.routes_ref(&vs);
                     let to = if a == Action::MoveUp {
                         i.checked_sub(1)
@@ -1095,11 +1021,16 @@ impl App {
             }
             Action::Send => {
                 if view == View::Tester {
-                    let tx = self.tx.clone();
                     let ep = self.ctx.endpoint();
-                    let data = &self.data;
-                    if let Err(e) = self.tester.send(&ep, &self.ctx.gateway, data, tx) {
-                        self.error(e);
+                    match self.tester.send(&ep, &self.ctx.gateway, &self.data) {
+                        Ok(request) => {
+                            let tx = self.tx.clone();
+                            tokio::spawn(async move {
+                                let r = request.await;
+                                let _ = tx.send(Msg::Response(Box::new(r)));
+                            });
+                        }
+                        Err(e) => self.error(e),
                     }
                 }
             }
@@ -1119,11 +1050,10 @@ impl App {
                     }
                 }
             }
-            Action::EditField => {}
             Action::Follow => {
                 if view == View::Log {
                     self.follow = !self.follow;
-                    let n = views::item_count(self);
+                    let n = self.item_count();
                     if self.follow && n > 0 {
                         self.page_mut().selected = n - 1;
                     }
@@ -1151,13 +1081,12 @@ impl App {
 
     /// `d` and `y`: the selected item described, or as YAML; in the describe view, `y` switches.
     fn describe(&mut self, yaml: bool) {
-        use views::describe::Target;
         if let View::Describe { target, yaml: was } = self.view().clone() {
             let yaml = if yaml { !was } else { false };
             self.page_mut().view = View::Describe { target, yaml };
             return;
         }
-        let target = match views::selected_item(self) {
+        let target = match self.selected_item() {
             Some(ItemId::Upstream(u)) | Some(ItemId::Discovery(u)) => self
                 .data
                 .upstream(&u)
@@ -1251,7 +1180,7 @@ impl App {
     }
 
     fn move_selection(&mut self, a: Action) {
-        let n = views::item_count(self);
+        let n = self.item_count();
         let page = self.list_area.height.max(1) as usize;
         let view = self.view().clone();
         let p = self.page_mut();
@@ -1271,14 +1200,14 @@ impl App {
     }
 
     fn open(&mut self) {
-        match views::selected_item(self) {
+        match self.selected_item() {
             Some(ItemId::Upstream(u)) => self.push(View::Functions { upstream: Some(u) }),
             Some(ItemId::Function(upstream, name)) => self.push(View::Function { upstream, name }),
             Some(ItemId::Vs(vs)) => self.push(View::Routes { vs }),
             Some(ItemId::Route(..)) => self.act(Action::Edit),
             Some(ItemId::Discovery(u)) => self.push(View::Functions { upstream: Some(u) }),
             Some(ItemId::Saved(i)) => {
-                if let Some(n) = self.tester.collection.get(i).cloned() {
+                if let Some(n) = self.tester.collection.items.get(i).cloned() {
                     self.tester.load_saved(&n.request);
                     self.push(View::Tester);
                     self.info(format!("{}: enter sends it", n.name));
@@ -1296,14 +1225,14 @@ impl App {
     fn test_selected(&mut self) {
         let replay = match self.view() {
             View::Request { seq } => Some(*seq),
-            View::Log => match views::selected_item(self) {
+            View::Log => match self.selected_item() {
                 Some(ItemId::Event(i)) => Some(self.data.seq_of(i)),
                 _ => None,
             },
             _ => None,
         };
         if let Some(seq) = replay {
-            match self.data.event(seq).map(views::request::as_saved) {
+            match self.data.event(seq).map(crate::tester::request::replay) {
                 Some(s) => {
                     self.tester.load_saved(&s);
                     self.push(View::Tester);
@@ -1313,7 +1242,7 @@ impl App {
             }
             return;
         }
-        match views::selected_item(self) {
+        match self.selected_item() {
             Some(ItemId::Route(vs, i)) => {
                 if let Some(r) = self.data.routes_ref(&vs).get(i).cloned() {
                     self.tester.load_route(&r, &self.data);
@@ -1452,7 +1381,7 @@ impl App {
     pub fn draw(&mut self, f: &mut Frame) {
         let now = self.now();
         self.data.advance(now);
-        views::frame::draw(self, f);
+        super::frame::draw(self, f);
     }
 }
 
@@ -1503,36 +1432,6 @@ async fn do_write(store: &dyn Store, op: WriteOp) -> Result<Written, Refused> {
     }
 }
 
-/// Completes a command: the first command or alias that starts with what was typed.
-pub fn complete(text: &str) -> String {
-    let t = text.trim_start();
-    if t.contains(' ') {
-        if let Some(rest) = t.strip_prefix("theme ")
-            && let Some(n) = Theme::names()
-                .into_iter()
-                .find(|n| n.starts_with(rest.trim()))
-        {
-            return format!("theme {n}");
-        }
-        return text.to_string();
-    }
-    COMMANDS
-        .iter()
-        .find(|(n, _, _)| n.starts_with(t))
-        .map(|(n, _, _)| n.to_string())
-        .unwrap_or_else(|| text.to_string())
-}
-
-/// The candidates for what was typed so far (shown while typing a command).
-pub fn candidates(text: &str) -> Vec<&'static str> {
-    let t = text.trim();
-    COMMANDS
-        .iter()
-        .filter(|(n, a, _)| n.starts_with(t) || a.iter().any(|a| a.starts_with(t)))
-        .map(|(n, _, _)| *n)
-        .collect()
-}
-
 /// The OSC 52 sequence that puts `text` on the terminal's clipboard.
 pub fn osc52(text: &str) -> String {
     format!("\x1b]52;c;{}\x07", base64(text.as_bytes()))
@@ -1559,11 +1458,6 @@ fn base64(b: &[u8]) -> String {
         });
     }
     out
-}
-
-/// For route ids in traces and the log: the route with that id, where it is now.
-pub fn find_route<'d>(data: &'d Data, id: &str) -> Option<(ResourceKey, usize, &'d Route)> {
-    data.route_by_id(id)
 }
 
 #[cfg(test)]

@@ -664,6 +664,12 @@ pub fn denial(e: &RequestEvent) -> Option<&'static str> {
     }
 }
 
+impl crate::tester::trace::Routes for Data {
+    fn by_id(&self, id: &str) -> Option<(ResourceKey, usize, &Route)> {
+        self.route_by_id(id)
+    }
+}
+
 /// The id the gateway gives a route of a virtual service (see `naming::route_identity`).
 pub fn route_id(vs: &ResourceKey, r: &Route) -> String {
     crate::api::naming::route_identity(&vs.namespace, &vs.name, r)

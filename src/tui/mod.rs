@@ -5,13 +5,16 @@
 
 pub mod action;
 pub mod app;
+pub mod commands;
 pub mod data;
 pub mod feeds;
+pub mod frame;
 pub mod harness;
 pub mod host;
 pub mod keymap;
 pub mod lifeline;
 pub mod logfile;
+pub mod nav;
 pub mod theme;
 pub mod views;
 pub mod widgets;

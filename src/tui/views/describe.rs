@@ -3,10 +3,10 @@
 //! reach it) and, for routes, upstreams and virtual services, draws their traffic over the last
 //! minute as sparklines (requests, errors, p50 and p99 latency), from the access log.
 
+use super::ViewCtx;
 use super::routes::{destination, match_text, options_text, status_of};
 use crate::api::{Kind, Resource, ResourceKey};
 use crate::gateway::telemetry::RequestEvent;
-use crate::tui::app::App;
 use crate::tui::data::{Series, ago};
 use crate::tui::theme::Theme;
 use ratatui::Frame;
@@ -16,31 +16,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Sparkline};
 use std::time::Duration;
 
-/// What a describe or YAML view shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    Resource(ResourceKey),
-    /// A route, by its id (it is found wherever it is now).
-    Route(String),
-    Function {
-        upstream: String,
-        name: String,
-    },
-}
+pub use crate::tui::nav::Target;
 
 /// How far back the charts reach, in buckets of `BUCKET`.
 pub const BUCKETS: usize = 60;
 pub const BUCKET: Duration = Duration::from_secs(1);
-
-impl Target {
-    pub fn title(&self) -> String {
-        match self {
-            Target::Resource(k) => k.name.clone(),
-            Target::Route(id) => id.rsplit('/').next().unwrap_or(id).to_string(),
-            Target::Function { name, .. } => name.clone(),
-        }
-    }
-}
 
 type Lines = Vec<(String, Style)>;
 
@@ -57,15 +37,15 @@ fn field(lines: &mut Lines, t: &Theme, name: &str, value: impl Into<String>) {
 }
 
 /// The YAML of the target, as it is in the store.
-pub fn yaml(app: &App, target: &Target) -> Option<String> {
+pub fn yaml(cx: &ViewCtx, target: &Target) -> Option<String> {
     match target {
-        Target::Resource(k) => Some(app.data.listing.resources.get(k)?.to_yaml()),
+        Target::Resource(k) => Some(cx.data.listing.resources.get(k)?.to_yaml()),
         Target::Route(id) => {
-            let (_, _, r) = app.data.route_by_id(id)?;
+            let (_, _, r) = cx.data.route_by_id(id)?;
             Some(super::editor::route_yaml(r))
         }
         Target::Function { upstream, name } => {
-            let u = app.data.upstream(upstream)?;
+            let u = cx.data.upstream(upstream)?;
             let t = u
                 .spec
                 .service_spec()?
@@ -80,10 +60,10 @@ pub fn yaml(app: &App, target: &Target) -> Option<String> {
 }
 
 /// The lines of the view: the YAML, or the description.
-pub fn lines(app: &App, target: &Target, as_yaml: bool) -> Lines {
-    let t = &app.theme;
+pub fn lines(cx: &ViewCtx, target: &Target, as_yaml: bool) -> Lines {
+    let t = cx.theme;
     if as_yaml {
-        return match yaml(app, target) {
+        return match yaml(cx, target) {
             Some(y) => y
                 .lines()
                 .map(|l| (l.to_string(), Style::default()))
@@ -93,20 +73,20 @@ pub fn lines(app: &App, target: &Target, as_yaml: bool) -> Lines {
     }
     let mut out = Lines::new();
     match target {
-        Target::Resource(k) => match app.data.listing.resources.get(k) {
-            Some(Resource::Upstream(_)) => describe_upstream(app, k, &mut out),
-            Some(Resource::VirtualService(_)) => describe_vs(app, k, &mut out),
+        Target::Resource(k) => match cx.data.listing.resources.get(k) {
+            Some(Resource::Upstream(_)) => describe_upstream(cx, k, &mut out),
+            Some(Resource::VirtualService(_)) => describe_vs(cx, k, &mut out),
             Some(r) => {
                 field(&mut out, t, "kind", r.kind().to_string());
                 field(&mut out, t, "name", format!("{}/{}", k.namespace, k.name));
-                let (s, st) = status_of(app, k);
+                let (s, st) = status_of(cx, k);
                 out.push((format!("{:<13}{s}", "status"), st));
             }
             None => out.push((gone(target), t.error())),
         },
-        Target::Route(id) => describe_route(app, id, &mut out),
+        Target::Route(id) => describe_route(cx, id, &mut out),
         Target::Function { upstream, name } => {
-            out = super::functions::detail_lines(app, upstream, name)
+            out = super::functions::detail_lines(cx, upstream, name)
         }
     }
     out
@@ -116,9 +96,9 @@ fn gone(target: &Target) -> String {
     format!("{} is gone (removed or changed since)", target.title())
 }
 
-fn describe_route(app: &App, id: &str, out: &mut Lines) {
-    let t = &app.theme;
-    let Some((vs, i, r)) = app.data.route_by_id(id) else {
+fn describe_route(cx: &ViewCtx, id: &str, out: &mut Lines) {
+    let t = cx.theme;
+    let Some((vs, i, r)) = cx.data.route_by_id(id) else {
         out.push((
             format!("route {id} is gone (removed, or changed: its id follows its content)"),
             t.error(),
@@ -134,7 +114,7 @@ fn describe_route(app: &App, id: &str, out: &mut Lines) {
             None => format!("#{i} of {} (unnamed: known as {id})", vs.name),
         },
     );
-    let (s, st) = status_of(app, &vs);
+    let (s, st) = status_of(cx, &vs);
     out.push((
         format!("{:<13}{}/{} · {s}", "virtual svc", vs.namespace, vs.name),
         st,
@@ -149,9 +129,9 @@ fn describe_route(app: &App, id: &str, out: &mut Lines) {
     if !opts.is_empty() {
         field(out, t, "options", opts);
     }
-    policy_lines(app, &vs, r, out);
+    policy_lines(cx, &vs, r, out);
     // Which earlier route always wins, from the routes view's rows (derived once per listing).
-    if let Some(by) = super::route_rows(app, &vs)
+    if let Some(by) = super::route_rows(cx, &vs)
         .shadowed_by
         .get(i)
         .copied()
@@ -162,7 +142,7 @@ fn describe_route(app: &App, id: &str, out: &mut Lines) {
             t.warn(),
         ));
     }
-    let count = app.data.route_counts.get(id).copied().unwrap_or(0);
+    let count = cx.data.route_counts.get(id).copied().unwrap_or(0);
     field(
         out,
         t,
@@ -172,8 +152,8 @@ fn describe_route(app: &App, id: &str, out: &mut Lines) {
 }
 
 /// The route's policies (auth, JWT providers, CORS, limits), its own and its virtual host's.
-fn policy_lines(app: &App, vs: &ResourceKey, r: &crate::api::Route, out: &mut Lines) {
-    let resources = &app.data.listing.resources;
+fn policy_lines(cx: &ViewCtx, vs: &ResourceKey, r: &crate::api::Route, out: &mut Lines) {
+    let resources = &cx.data.listing.resources;
     let vhost = match resources.get(vs) {
         Some(Resource::VirtualService(v)) => v.spec.virtual_host.options.as_ref(),
         _ => None,
@@ -190,29 +170,36 @@ fn policy_lines(app: &App, vs: &ResourceKey, r: &crate::api::Route, out: &mut Li
     };
     let lines = super::policies::lines(vhost, route, &vs.namespace, &kinds);
     if lines.is_empty() {
-        out.push((format!("{:<13}none", "policies"), app.theme.muted()));
+        out.push((format!("{:<13}none", "policies"), cx.theme.muted()));
     }
     for (n, l) in lines.into_iter().enumerate() {
         let label = if n == 0 { "policies" } else { "" };
-        out.push((format!("{label:<13}{l}"), app.theme.accent()));
+        out.push((format!("{label:<13}{l}"), cx.theme.accent()));
+    }
+    // Policies that live in kinds the cluster cannot hold are not read: say which.
+    for kind in [Kind::AuthConfig, Kind::RateLimitConfig] {
+        if cx.data.listing.unavailable.contains(&kind) {
+            let note = crate::store::kube::absent_note(kind);
+            out.push((format!("{:<13}⚠ {note}", ""), cx.theme.warn()));
+        }
     }
 }
 
-fn describe_upstream(app: &App, k: &ResourceKey, out: &mut Lines) {
-    let t = &app.theme;
-    let Some(Resource::Upstream(u)) = app.data.listing.resources.get(k) else {
+fn describe_upstream(cx: &ViewCtx, k: &ResourceKey, out: &mut Lines) {
+    let t = cx.theme;
+    let Some(Resource::Upstream(u)) = cx.data.listing.resources.get(k) else {
         return;
     };
     let (kind, addr) = super::upstreams::address(u);
     field(out, t, "upstream", format!("{}/{}", k.namespace, k.name));
     field(out, t, "address", format!("{kind} {addr}"));
-    let (s, st) = status_of(app, k);
+    let (s, st) = status_of(cx, k);
     out.push((format!("{:<13}{s}", "status"), st));
-    match app.data.discovery.get(k) {
+    match cx.data.discovery.get(k) {
         Some(d) => {
             let when = d
                 .last_poll
-                .map(|p| format!(", polled {}", ago(app.now(), p)))
+                .map(|p| format!(", polled {}", ago(cx.now, p)))
                 .unwrap_or_default();
             let took = d
                 .poll_duration_ms
@@ -237,7 +224,7 @@ fn describe_upstream(app: &App, k: &ResourceKey, out: &mut Lines) {
         }
         None => field(out, t, "discovery", "—"),
     }
-    let fns = app.data.functions(Some(&k.name));
+    let fns = cx.data.functions(Some(&k.name));
     out.push((String::new(), Style::default()));
     out.push((format!("functions ({})", fns.len()), t.muted()));
     for f in &fns {
@@ -246,7 +233,7 @@ fn describe_upstream(app: &App, k: &ResourceKey, out: &mut Lines) {
     out.push((String::new(), Style::default()));
     out.push(("routes to it".into(), t.muted()));
     let mut any = false;
-    for vs in app.data.virtual_services() {
+    for vs in cx.data.virtual_services() {
         let key = vs.key();
         for (i, r) in vs.routes().into_iter().flatten().enumerate() {
             if reaches(r, &k.name) {
@@ -281,9 +268,9 @@ fn reaches(r: &crate::api::Route, name: &str) -> bool {
     single || multi
 }
 
-fn describe_vs(app: &App, k: &ResourceKey, out: &mut Lines) {
-    let t = &app.theme;
-    let Some(Resource::VirtualService(vs)) = app.data.listing.resources.get(k) else {
+fn describe_vs(cx: &ViewCtx, k: &ResourceKey, out: &mut Lines) {
+    let t = cx.theme;
+    let Some(Resource::VirtualService(vs)) = cx.data.listing.resources.get(k) else {
         return;
     };
     field(out, t, "virtual svc", format!("{}/{}", k.namespace, k.name));
@@ -293,7 +280,7 @@ fn describe_vs(app: &App, k: &ResourceKey, out: &mut Lines) {
         vs.spec.virtual_host.domains.join(", ")
     };
     field(out, t, "domains", domains);
-    let tls = crate::tls::describe::VsTls::from_gateway(&app.ctx.gateway.listeners.list(), k, vs);
+    let tls = crate::tls::describe::VsTls::from_gateway(&cx.gateway.listeners.list(), k, vs);
     field(out, t, "listener", tls.listener.clone());
     if let Some(ssl) = &vs.spec.ssl_config {
         let from = match (&ssl.secret_ref, &ssl.ssl_files) {
@@ -330,7 +317,7 @@ fn describe_vs(app: &App, k: &ResourceKey, out: &mut Lines) {
             field(out, t, "sni", ssl.sni_domains.join(", "));
         }
     }
-    let (s, st) = status_of(app, k);
+    let (s, st) = status_of(cx, k);
     out.push((format!("{:<13}{s}", "status"), st));
     out.push((String::new(), Style::default()));
     let routes = &vs.spec.virtual_host.routes;
@@ -360,7 +347,7 @@ type Keep<'a> = Box<dyn Fn(&RequestEvent) -> bool + 'a>;
 
 /// What the charts of a target count: the requests of a route, through an upstream, or to a
 /// virtual service's routes. None: no charts (functions, other kinds).
-fn keeps<'a>(app: &'a App, target: &Target) -> Option<Keep<'a>> {
+fn keeps<'a>(cx: &ViewCtx<'a>, target: &Target) -> Option<Keep<'a>> {
     match target {
         Target::Route(id) => {
             let id = id.clone();
@@ -374,10 +361,11 @@ fn keeps<'a>(app: &'a App, target: &Target) -> Option<Keep<'a>> {
         }
         Target::Resource(k) if k.kind == Kind::VirtualService => {
             let k = k.clone();
+            let data = cx.data;
             Some(Box::new(move |e| {
                 e.route
                     .as_deref()
-                    .and_then(|r| app.data.locate(r))
+                    .and_then(|r| data.locate(r))
                     .is_some_and(|(vs, _)| vs == k)
             }))
         }
@@ -386,9 +374,9 @@ fn keeps<'a>(app: &'a App, target: &Target) -> Option<Keep<'a>> {
 }
 
 /// The target's traffic over the last minute, if it has charts.
-pub fn series(app: &App, target: &Target) -> Option<Series> {
-    let keep = keeps(app, target)?;
-    Some(app.data.series(app.now(), BUCKETS, BUCKET, keep))
+pub fn series(cx: &ViewCtx, target: &Target) -> Option<Series> {
+    let keep = keeps(cx, target)?;
+    Some(cx.data.series(cx.now, BUCKETS, BUCKET, keep))
 }
 
 /// How many rows the charts take in an area of `height` (0: no room, the text comes first).
@@ -401,8 +389,8 @@ pub fn chart_height(height: u16) -> u16 {
 }
 
 /// Requests, errors, p50 and p99 over the last minute, one sparkline each, labelled.
-pub fn draw_charts(app: &App, f: &mut Frame, area: Rect, s: &Series, title: &str) {
-    let t = &app.theme;
+pub fn draw_charts(cx: &ViewCtx, f: &mut Frame, area: Rect, s: &Series, title: &str) {
+    let t = cx.theme;
     let block = Block::bordered()
         .border_style(t.border())
         .title(Span::styled(

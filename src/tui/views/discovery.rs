@@ -1,16 +1,16 @@
 //! Discovery: per upstream, the document found, function count, last poll, last error.
 
 use super::ListMeta;
+use super::ViewCtx;
 use crate::api::ResourceKey;
-use crate::tui::app::App;
 use crate::tui::data::ago;
 use crate::tui::widgets::table::TRow;
 use ratatui::layout::Constraint;
 
-pub fn row(app: &App, k: &ResourceKey) -> Option<TRow> {
-    let t = &app.theme;
-    let now = app.now();
-    let d = app.data.discovery.get(k)?;
+pub fn row(cx: &ViewCtx, k: &ResourceKey) -> Option<TRow> {
+    let t = cx.theme;
+    let now = cx.now;
+    let d = cx.data.discovery.get(k)?;
     let doc = d.document_url.as_deref().map(|u| u.to_string());
     Some(
         TRow::new()

@@ -10,8 +10,8 @@ use crate::api::{
 };
 use crate::control::routes::{Position, RouteError, fresh_name, locate};
 use crate::tui::action::Action;
-use crate::tui::app::App;
 use crate::tui::data::Data;
+use crate::tui::theme::Theme;
 use crate::tui::widgets::diff::{DiffLine, diff_lines};
 use crate::tui::widgets::input::LineInput;
 use crossterm::event::KeyEvent;
@@ -798,10 +798,8 @@ impl Editor {
     }
 }
 
-pub fn draw(app: &mut App, f: &mut Frame, area: Rect) {
-    let t = app.theme.clone();
-    let data = &app.data;
-    let Some(e) = app.editor.as_mut() else { return };
+/// Draws the editor `e` (the textarea keeps its scroll, hence `mut`), validated against `data`.
+pub fn draw(e: &mut Editor, data: &Data, t: &Theme, f: &mut Frame, area: Rect) {
     let title = match e.index {
         Some(i) => format!(" Edit route #{i} · {} ", e.vs.name),
         None => format!(" New route #{} · {} ", e.insert_at, e.vs.name),

@@ -1,7 +1,7 @@
 //! Functions: every function of every upstream (or of one), and one function's template.
 
 use super::ListMeta;
-use crate::tui::app::App;
+use super::ViewCtx;
 use crate::tui::widgets::table::TRow;
 use ratatui::layout::Constraint;
 use ratatui::style::Style;
@@ -19,8 +19,8 @@ pub struct FnRow {
 }
 
 /// Every function of every upstream (or of one), in store order.
-pub fn rows(app: &App, upstream: Option<&str>) -> Vec<FnRow> {
-    app.data
+pub fn rows(cx: &ViewCtx, upstream: Option<&str>) -> Vec<FnRow> {
+    cx.data
         .functions(upstream)
         .into_iter()
         .map(|f| FnRow {
@@ -34,12 +34,12 @@ pub fn rows(app: &App, upstream: Option<&str>) -> Vec<FnRow> {
         .collect()
 }
 
-pub fn row(app: &App, f: &FnRow, all: bool) -> TRow {
+pub fn row(cx: &ViewCtx, f: &FnRow, all: bool) -> TRow {
     let mut r = TRow::new().cell(f.name.clone());
     if all {
-        r = r.styled(f.upstream.clone(), app.theme.muted());
+        r = r.styled(f.upstream.clone(), cx.theme.muted());
     }
-    r.styled(f.method.clone(), app.theme.accent())
+    r.styled(f.method.clone(), cx.theme.accent())
         .cell(f.path.clone())
         .cell(f.params.clone())
         .cell(if f.body { "json" } else { "—" })
@@ -82,9 +82,9 @@ pub fn meta(upstream: Option<&str>, n: usize) -> ListMeta {
 }
 
 /// The lines of one function's details: template, variables and where each comes from.
-pub fn detail_lines(app: &App, upstream: &str, name: &str) -> Vec<(String, Style)> {
-    let t = &app.theme;
-    let Some(f) = app
+pub fn detail_lines(cx: &ViewCtx, upstream: &str, name: &str) -> Vec<(String, Style)> {
+    let t = cx.theme;
+    let Some(f) = cx
         .data
         .functions(Some(upstream))
         .into_iter()
@@ -132,7 +132,7 @@ pub fn detail_lines(app: &App, upstream: &str, name: &str) -> Vec<(String, Style
     out.push((String::new(), Style::default()));
     out.push(("routes to it".into(), t.muted()));
     let mut any = false;
-    for vs in app.data.virtual_services() {
+    for vs in cx.data.virtual_services() {
         let key = vs.key();
         for (i, r) in vs.routes().into_iter().flatten().enumerate() {
             let (dest, func) = super::routes::destination(r);

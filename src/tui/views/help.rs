@@ -1,26 +1,22 @@
 //! Help: every key of the view help was opened from (from the same table that dispatches
 //! them), then the commands.
 
-use crate::tui::app::{App, COMMANDS, View};
+use super::ViewCtx;
+use crate::tui::commands::COMMANDS;
+use crate::tui::keymap::Keymap;
+use crate::tui::nav::View;
 use ratatui::style::Style;
 
-pub fn lines(app: &App) -> Vec<(String, Style)> {
-    let t = &app.theme;
-    let under = app
-        .stack
-        .iter()
-        .rev()
-        .map(|p| &p.view)
-        .find(|v| **v != View::Help)
-        .cloned()
-        .unwrap_or(View::Upstreams);
+/// The help of `under` (the view help was opened from), with the keys of `keymap`.
+pub fn lines(cx: &ViewCtx, keymap: &Keymap, under: &View) -> Vec<(String, Style)> {
+    let t = cx.theme;
     let mut scopes = under.scopes();
     if under.takes_text() {
         scopes.push(crate::tui::keymap::Scope::Global);
     }
     let mut out = vec![(format!("keys of {}", under.title()), t.accent())];
-    for b in app.keymap.bindings_for(&scopes) {
-        if app.ctx.readonly && b.action.writes() {
+    for b in keymap.bindings_for(&scopes) {
+        if cx.readonly && b.action.writes() {
             continue;
         }
         let keys = b
@@ -57,7 +53,7 @@ pub fn lines(app: &App) -> Vec<(String, Style)> {
         out.push((format!("  :{n}{a}"), Style::default()));
         out.push((format!("      {h}"), t.muted()));
     }
-    if app.ctx.readonly {
+    if cx.readonly {
         out.push((String::new(), Style::default()));
         out.push((
             "read-only: edit, new, delete, move and undo are off".into(),

@@ -2,8 +2,8 @@
 //! sparkline, then the requests (newest last), following or paused.
 
 use super::ListMeta;
+use super::ViewCtx;
 use crate::gateway::telemetry::RequestEvent;
-use crate::tui::app::App;
 use crate::tui::widgets::table::TRow;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -35,8 +35,8 @@ pub fn latency(d: std::time::Duration) -> String {
     }
 }
 
-pub fn row(app: &App, e: &RequestEvent) -> TRow {
-    let t = &app.theme;
+pub fn row(cx: &ViewCtx, e: &RequestEvent) -> TRow {
+    let t = cx.theme;
     let st = match e.status {
         0..=299 => t.ok(),
         300..=399 => t.accent(),
@@ -45,7 +45,7 @@ pub fn row(app: &App, e: &RequestEvent) -> TRow {
     };
     // A route reads as its name or where it is now (`default#1`).
     let route = match &e.route {
-        Some(r) => app.data.route_place(r, &app.ctx.namespace),
+        Some(r) => cx.data.route_place(r, cx.namespace),
         None => "(no route)".into(),
     };
     TRow::new()
@@ -69,11 +69,11 @@ pub fn error_text(e: &RequestEvent) -> String {
     }
 }
 
-pub fn meta(app: &App, n: usize) -> ListMeta {
+pub fn meta(follow: bool, n: usize) -> ListMeta {
     ListMeta {
         title: format!(
             "Access log ({n}) · {}",
-            if app.follow { "following" } else { "paused" }
+            if follow { "following" } else { "paused" }
         ),
         header: vec![
             "TIME", "CODE", "METHOD", "PATH", "ROUTE", "UPSTREAM", "FUNCTION", "LATENCY", "ERROR",
@@ -94,9 +94,9 @@ pub fn meta(app: &App, n: usize) -> ListMeta {
 }
 
 /// The strip above the log: totals, the busiest routes, and a latency sparkline.
-pub fn draw_strip(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let now = app.now();
+pub fn draw_strip(cx: &ViewCtx, f: &mut Frame, area: Rect) {
+    let t = cx.theme;
+    let now = cx.now;
     let block = Block::bordered()
         .border_style(t.border())
         .title(Span::styled(" Traffic ", t.accent()));
@@ -104,22 +104,22 @@ pub fn draw_strip(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(block, area);
     let [text, spark] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(inner);
-    let mut counts: Vec<(&String, &u64)> = app.data.route_counts.iter().collect();
+    let mut counts: Vec<(&String, &u64)> = cx.data.route_counts.iter().collect();
     counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     let mut lines = vec![Line::from(vec![
-        Span::styled(format!("{:.1} req/s", app.data.rate(now)), t.accent()),
-        Span::raw(format!(" · {} total", app.data.total)),
-        Span::styled(format!(" · {} denied", app.data.denied), t.warn()),
+        Span::styled(format!("{:.1} req/s", cx.data.rate(now)), t.accent()),
+        Span::raw(format!(" · {} total", cx.data.total)),
+        Span::styled(format!(" · {} denied", cx.data.denied), t.warn()),
     ])];
     for (r, n) in counts.iter().take(inner.height.saturating_sub(1) as usize) {
         lines.push(Line::from(vec![
             Span::raw(format!("{n:>5} ")),
-            Span::styled(app.data.route_place(r, &app.ctx.namespace), t.muted()),
-            Span::raw(format!(" {:.1}/s", app.data.route_rate(now, r))),
+            Span::styled(cx.data.route_place(r, cx.namespace), t.muted()),
+            Span::raw(format!(" {:.1}/s", cx.data.route_rate(now, r))),
         ]));
     }
     f.render_widget(Paragraph::new(lines), text);
-    let data = app.data.latencies(None, spark.width as usize);
+    let data = cx.data.latencies(None, spark.width as usize);
     let max = data.iter().copied().max().unwrap_or(0);
     let [label, bars] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(spark);
     f.render_widget(

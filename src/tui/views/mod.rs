@@ -6,7 +6,6 @@ pub mod credentials;
 pub mod describe;
 pub mod discovery;
 pub mod editor;
-pub mod frame;
 pub mod functions;
 pub mod help;
 pub mod log;
@@ -16,15 +15,46 @@ pub mod routes;
 pub mod tester;
 pub mod upstreams;
 
-use super::app::{App, View};
-use super::data::Generations;
+use super::data::{Data, Generations};
+use super::nav::{Page, View};
+use super::theme::Theme;
 use super::widgets::table::TRow;
-use crate::api::ResourceKey;
+use crate::api::{Kind, ResourceKey};
+use crate::gateway::Gateway;
+use crate::tester::send::Named;
 use ratatui::layout::Constraint;
 use ratatui::style::Style;
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What every view sees: the console's data, the theme, the clock, the settings that change
+/// what it shows, and the cache of derived rows. Never the `App`: a view draws and answers
+/// questions about its rows; what a key asks is an `Action` the app applies.
+#[derive(Clone, Copy)]
+pub struct ViewCtx<'a> {
+    pub data: &'a Data,
+    pub theme: &'a Theme,
+    pub cache: &'a Cache,
+    /// Its route table (match traces) and listeners (certificates).
+    pub gateway: &'a Gateway,
+    /// The namespace the console works in (routes read relative to it).
+    pub namespace: &'a str,
+    pub readonly: bool,
+    pub now: SystemTime,
+    /// The clock is fixed (snapshot tests): what differs run to run (durations) is not shown.
+    pub fixed_clock: bool,
+}
+
+/// A list view's own state: its page (selection, filter), and what the log and the saved
+/// requests keep.
+#[derive(Clone, Copy)]
+pub struct ListCtx<'a> {
+    pub page: &'a Page,
+    /// The log follows its newest request.
+    pub follow: bool,
+    pub saved: &'a [Named],
+}
 
 /// Lines of text with their styles (details views).
 pub type StyledLines = Vec<(String, Style)>;
@@ -133,7 +163,9 @@ enum Rows {
 
 /// A list view: its rows are built on demand (only the visible ones are, when drawing).
 pub struct List<'a> {
-    app: &'a App,
+    cx: ViewCtx<'a>,
+    follow: bool,
+    saved: &'a [Named],
     rows: Rows,
     /// The rows the `/` filter keeps (indices into the view's rows); None: every row.
     shown: Option<Arc<Vec<usize>>>,
@@ -145,15 +177,15 @@ impl List<'_> {
             Rows::Upstreams(k) | Rows::VirtualServices(k) | Rows::Discovery(k) => k.len(),
             Rows::Functions { fns, .. } => fns.len(),
             Rows::Routes { rows, .. } => rows.shadowed_by.len(),
-            Rows::Log => self.app.data.log.len(),
-            Rows::Saved => self.app.tester.collection.len(),
+            Rows::Log => self.cx.data.log.len(),
+            Rows::Saved => self.saved.len(),
         }
     }
 
     fn raw_id(&self, i: usize) -> Option<ItemId> {
-        let app = self.app;
+        let cx = &self.cx;
         Some(match &self.rows {
-            Rows::Upstreams(k) => upstreams::id(app, k.get(i)?)?,
+            Rows::Upstreams(k) => upstreams::id(cx, k.get(i)?)?,
             Rows::Functions { fns, .. } => {
                 let f = fns.get(i)?;
                 ItemId::Function(f.upstream.clone(), f.name.clone())
@@ -164,36 +196,36 @@ impl List<'_> {
                 ItemId::Route(vs.clone(), i)
             }
             Rows::Log => {
-                app.data.log.get(i)?;
+                cx.data.log.get(i)?;
                 ItemId::Event(i)
             }
             Rows::Discovery(k) => ItemId::Discovery(k.get(i)?.name.clone()),
             Rows::Saved => {
-                app.tester.collection.get(i)?;
+                self.saved.get(i)?;
                 ItemId::Saved(i)
             }
         })
     }
 
     fn raw_row(&self, i: usize) -> Option<TRow> {
-        let app = self.app;
+        let cx = &self.cx;
         Some(match &self.rows {
-            Rows::Upstreams(k) => upstreams::row(app, k.get(i)?)?,
-            Rows::Functions { fns, all, .. } => functions::row(app, fns.get(i)?, *all),
-            Rows::VirtualServices(k) => routes::vs_row(app, k.get(i)?)?,
+            Rows::Upstreams(k) => upstreams::row(cx, k.get(i)?)?,
+            Rows::Functions { fns, all, .. } => functions::row(cx, fns.get(i)?, *all),
+            Rows::VirtualServices(k) => routes::vs_row(cx, k.get(i)?)?,
             Rows::Routes { vs, rows, status } => {
-                routes::row(app, vs, i, *rows.shadowed_by.get(i)?, status)?
+                routes::row(cx, vs, i, *rows.shadowed_by.get(i)?, status)?
             }
-            Rows::Log => log::row(app, app.data.log.get(i)?),
-            Rows::Discovery(k) => discovery::row(app, k.get(i)?)?,
+            Rows::Log => log::row(cx, cx.data.log.get(i)?),
+            Rows::Discovery(k) => discovery::row(cx, k.get(i)?)?,
             Rows::Saved => {
-                let n = app.tester.collection.get(i)?;
+                let n = self.saved.get(i)?;
                 TRow::new()
-                    .styled(n.name.clone(), app.theme.accent())
+                    .styled(n.name.clone(), cx.theme.accent())
                     .cell(n.request.method.clone())
                     .cell(n.request.path.clone())
-                    .styled(n.request.headers.clone(), app.theme.muted())
-                    .styled(n.request.body.clone(), app.theme.muted())
+                    .styled(n.request.headers.clone(), cx.theme.muted())
+                    .styled(n.request.body.clone(), cx.theme.muted())
             }
         })
     }
@@ -229,14 +261,28 @@ impl List<'_> {
     }
 
     pub fn meta(&self) -> ListMeta {
-        let app = self.app;
+        let mut meta = self.own_meta();
+        // An empty list of a kind the cluster has no CRD for says so, not "none yet".
+        let kind = match &self.rows {
+            Rows::Upstreams(_) | Rows::Functions { .. } | Rows::Discovery(_) => Kind::Upstream,
+            Rows::VirtualServices(_) | Rows::Routes { .. } => Kind::VirtualService,
+            Rows::Log | Rows::Saved => return meta,
+        };
+        if self.cx.data.listing.unavailable.contains(&kind) {
+            meta.empty = crate::store::kube::absent_note(kind);
+        }
+        meta
+    }
+
+    fn own_meta(&self) -> ListMeta {
+        let cx = &self.cx;
         let n = self.len();
         match &self.rows {
             Rows::Upstreams(_) => upstreams::meta(n),
             Rows::Functions { upstream, .. } => functions::meta(upstream.as_deref(), n),
             Rows::VirtualServices(_) => routes::vs_meta(n),
-            Rows::Routes { vs, .. } => routes::meta(app, vs, n),
-            Rows::Log => log::meta(app, n),
+            Rows::Routes { vs, .. } => routes::meta(cx, vs, n),
+            Rows::Log => log::meta(self.follow, n),
             Rows::Discovery(_) => discovery::meta(n),
             Rows::Saved => ListMeta {
                 title: format!("Saved requests ({n})"),
@@ -274,81 +320,83 @@ impl List<'_> {
 }
 
 /// The derived rows of a virtual service's routes (shadowing), from the cache.
-pub fn route_rows(app: &App, vs: &ResourceKey) -> Arc<routes::RouteRows> {
-    let g = app.data.generations();
-    app.cache
+pub fn route_rows(cx: &ViewCtx, vs: &ResourceKey) -> Arc<routes::RouteRows> {
+    let g = cx.data.generations();
+    cx.cache
         .routes
-        .get((g.listing, vs.clone()), || Arc::new(routes::rows(app, vs)))
+        .get((g.listing, vs.clone()), || Arc::new(routes::rows(cx, vs)))
 }
 
 /// The lines of a request's details, from the cache (its match trace walks the routes).
-pub fn request_lines(app: &App, seq: u64) -> Arc<StyledLines> {
-    app.cache.request.get((seq, app.data.generations()), || {
-        Arc::new(request::lines(app, seq))
+pub fn request_lines(cx: &ViewCtx, seq: u64) -> Arc<StyledLines> {
+    cx.cache.request.get((seq, cx.data.generations()), || {
+        Arc::new(request::lines(cx, seq))
     })
 }
 
-fn rows_of(app: &App, view: &View) -> Option<Rows> {
-    let cache = &app.cache;
-    let g = app.data.generations();
+fn rows_of(cx: &ViewCtx, view: &View) -> Option<Rows> {
+    let cache = cx.cache;
+    let g = cx.data.generations();
     Some(match view {
         View::Upstreams => Rows::Upstreams(
             cache
                 .upstreams
-                .get(g.listing, || Arc::new(upstreams::keys(app))),
+                .get(g.listing, || Arc::new(upstreams::keys(cx))),
         ),
         View::Functions { upstream } => Rows::Functions {
             all: upstream.is_none(),
             upstream: upstream.clone(),
             fns: cache.functions.get((g.listing, upstream.clone()), || {
-                Arc::new(functions::rows(app, upstream.as_deref()))
+                Arc::new(functions::rows(cx, upstream.as_deref()))
             }),
         },
         View::VirtualServices => {
             Rows::VirtualServices(cache.virtual_services.get(g.listing, || {
-                Arc::new(app.data.virtual_services().map(|r| r.key()).collect())
+                Arc::new(cx.data.virtual_services().map(|r| r.key()).collect())
             }))
         }
         View::Routes { vs } => Rows::Routes {
             vs: vs.clone(),
-            rows: route_rows(app, vs),
-            status: routes::status_of(app, vs),
+            rows: route_rows(cx, vs),
+            status: routes::status_of(cx, vs),
         },
         View::Log => Rows::Log,
         View::Saved => Rows::Saved,
         View::Discovery => Rows::Discovery(cache.discovery.get(g.discovery, || {
-            Arc::new(app.data.discovery.keys().cloned().collect())
+            Arc::new(cx.data.discovery.keys().cloned().collect())
         })),
         _ => return None,
     })
 }
 
-/// The current list view, filtered by its `/` filter.
-pub fn list(app: &App) -> Option<List<'_>> {
-    let page = app.page();
+/// The list view of `lc.page`, filtered by its `/` filter (None: not a list view).
+pub fn list<'a>(cx: ViewCtx<'a>, lc: ListCtx<'a>) -> Option<List<'a>> {
+    let page = lc.page;
     let mut list = List {
-        app,
-        rows: rows_of(app, &page.view)?,
+        cx,
+        follow: lc.follow,
+        saved: lc.saved,
+        rows: rows_of(&cx, &page.view)?,
         shown: None,
     };
     if !page.filter.is_empty() {
         let stamp = match page.view {
-            View::Upstreams | View::Discovery => app
-                .now()
+            View::Upstreams | View::Discovery => cx
+                .now
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos()),
-            View::Routes { .. } => app.data.window_version() as u128,
-            View::Log => app.data.total as u128,
+            View::Routes { .. } => cx.data.window_version() as u128,
+            View::Log => cx.data.total as u128,
             _ => 0,
         };
         let key = FilterKey {
             view: page.view.clone(),
             filter: page.filter.clone(),
-            generations: app.data.generations(),
+            generations: cx.data.generations(),
             stamp,
         };
         list.shown = Some(
-            app.cache
+            cx.cache
                 .filter
                 .get(key, || Arc::new(list.matching(&page.filter))),
         );
@@ -356,43 +404,12 @@ pub fn list(app: &App) -> Option<List<'_>> {
     Some(list)
 }
 
-pub fn item_count(app: &App) -> usize {
-    match app.view() {
-        View::Help => help::lines(app).len(),
-        View::Function { upstream, name } => functions::detail_lines(app, upstream, name).len(),
-        View::Describe { target, yaml } => describe::lines(app, target, *yaml).len(),
-        View::Request { seq } => request_lines(app, *seq).len(),
-        _ => list(app).map_or(0, |l| l.len()),
+/// The note the frame keeps in view while the cluster lacks CRDs (their kinds read as empty):
+/// `cluster lacks CRDs: authconfigs, ratelimitconfigs`.
+pub fn crd_note(unavailable: &[Kind]) -> Option<String> {
+    if unavailable.is_empty() {
+        return None;
     }
-}
-
-pub fn selected_item(app: &App) -> Option<ItemId> {
-    match app.view() {
-        View::Function { upstream, name } => Some(ItemId::Function(upstream.clone(), name.clone())),
-        View::Describe { target, .. } => match target {
-            describe::Target::Route(id) => {
-                let (vs, i) = app.data.locate(id)?;
-                Some(ItemId::Route(vs, i))
-            }
-            describe::Target::Resource(k) if k.kind == crate::api::Kind::Upstream => {
-                Some(ItemId::Upstream(k.name.clone()))
-            }
-            describe::Target::Resource(k) if k.kind == crate::api::Kind::VirtualService => {
-                Some(ItemId::Vs(k.clone()))
-            }
-            describe::Target::Function { upstream, name } => {
-                Some(ItemId::Function(upstream.clone(), name.clone()))
-            }
-            _ => None,
-        },
-        View::Request { seq } => Some(ItemId::Event(
-            (*seq + app.data.log.len() as u64).checked_sub(app.data.total)? as usize,
-        )),
-        View::Log if app.follow => {
-            // Following: the newest request is the selected one, whatever was drawn last.
-            let l = list(app)?;
-            l.id(l.len().checked_sub(1)?)
-        }
-        _ => list(app)?.id(app.page().selected),
-    }
+    let kinds: Vec<&str> = unavailable.iter().map(|k| k.plural()).collect();
+    Some(format!("cluster lacks CRDs: {}", kinds.join(", ")))
 }

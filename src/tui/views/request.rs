@@ -3,9 +3,10 @@
 //! much it carried, and the match trace of the request against the routes as they are now.
 //! `t` replays it in the tester, `g` goes to its route.
 
-use super::tester::{Saved, trace};
+use super::ViewCtx;
 use crate::gateway::telemetry::RequestEvent;
-use crate::tui::app::App;
+use crate::tester::send::Saved;
+use crate::tester::trace::{Trace, trace};
 use ratatui::style::Style;
 
 /// How many lines of a match trace the request view shows (the last ones).
@@ -29,31 +30,9 @@ pub fn shown_value(name: &str, value: &str) -> String {
     }
 }
 
-/// The request as the tester sends it (credentials included: the replay is this console's own).
-pub fn as_saved(e: &RequestEvent) -> Saved {
-    let headers = e
-        .headers
-        .iter()
-        .filter(|(k, _)| {
-            // What the tester's client sets itself, or what no longer holds for a new request.
-            !["host", "content-length", "connection", "transfer-encoding"]
-                .iter()
-                .any(|h| k.eq_ignore_ascii_case(h))
-        })
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Saved {
-        method: e.method.clone(),
-        path: e.path.clone(),
-        headers,
-        body: String::new(),
-    }
-}
-
-pub fn lines(app: &App, seq: u64) -> Vec<(String, Style)> {
-    let t = &app.theme;
-    let Some(e) = app.data.event(seq) else {
+pub fn lines(cx: &ViewCtx, seq: u64) -> Vec<(String, Style)> {
+    let t = cx.theme;
+    let Some(e) = cx.data.event(seq) else {
         return vec![(
             "this request has left the log (it keeps the last 2000)".into(),
             t.warn(),
@@ -99,10 +78,10 @@ pub fn lines(app: &App, seq: u64) -> Vec<(String, Style)> {
         Style::default(),
     );
     let route = match &e.route {
-        Some(id) => match app.data.route_by_id(id) {
+        Some(id) => match cx.data.route_by_id(id) {
             Some((vs, i, r)) => format!(
                 "{} (now #{i} of {}: {})",
-                app.data.route_place(id, &app.ctx.namespace),
+                cx.data.route_place(id, cx.namespace),
                 vs.name,
                 super::routes::match_text(r)
             ),
@@ -146,19 +125,19 @@ pub fn lines(app: &App, seq: u64) -> Vec<(String, Style)> {
             hm.append(k, v);
         }
     }
-    let table = app.ctx.gateway.table.load_full();
+    let table = cx.gateway.table.load_full();
     let saved = Saved {
         method: e.method.clone(),
         path: e.path.clone(),
         headers: String::new(),
         body: String::new(),
     };
-    let mut tr = trace(&table, &app.data, &saved, &e.host, &hm);
+    let mut tr = trace(&table, cx.data, &saved, &e.host, &hm);
     // A long walk (thousands of routes before the match) shows its end: the routes just
     // before the one that answered, and how many earlier ones did not match.
     if tr.len() > TRACE_SHOWN + 1 {
         let cut = tr.len() - TRACE_SHOWN;
-        let note = super::tester::Trace {
+        let note = Trace {
             text: format!("… {} earlier routes did not match", cut - 1),
             ok: None,
         };

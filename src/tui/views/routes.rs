@@ -2,18 +2,19 @@
 //! status, requests per second; routes that can never match are flagged.
 
 use super::ListMeta;
+use super::ViewCtx;
 use crate::api::status::State;
-use crate::api::{Kind, Matcher, PathMatch, Resource, ResourceKey, Route};
+use crate::api::{Resource, ResourceKey, Route};
+pub use crate::tester::route_text::{destination, match_text};
 use crate::tls::describe::VsTls;
-use crate::tui::app::App;
 use crate::tui::data::route_id;
 use crate::tui::widgets::table::TRow;
 use ratatui::layout::Constraint;
 use ratatui::style::Style;
 
-pub fn vs_row(app: &App, key: &ResourceKey) -> Option<TRow> {
-    let t = &app.theme;
-    let Some(Resource::VirtualService(vs)) = app.data.listing.resources.get(key) else {
+pub fn vs_row(cx: &ViewCtx, key: &ResourceKey) -> Option<TRow> {
+    let t = cx.theme;
+    let Some(Resource::VirtualService(vs)) = cx.data.listing.resources.get(key) else {
         return None;
     };
     let domains = if vs.spec.virtual_host.domains.is_empty() {
@@ -21,8 +22,8 @@ pub fn vs_row(app: &App, key: &ResourceKey) -> Option<TRow> {
     } else {
         vs.spec.virtual_host.domains.join(", ")
     };
-    let (status, st) = status_of(app, key);
-    let tls = VsTls::from_gateway(&app.ctx.gateway.listeners.list(), key, vs);
+    let (status, st) = status_of(cx, key);
+    let tls = VsTls::from_gateway(&cx.gateway.listeners.list(), key, vs);
     let listener = match &tls.cert {
         None => tls.listener.clone(),
         Some(_) => format!("{} · {}", tls.listener, tls.certificate()),
@@ -66,9 +67,9 @@ pub fn vs_meta(n: usize) -> ListMeta {
     }
 }
 
-pub fn status_of(app: &App, key: &ResourceKey) -> (String, ratatui::style::Style) {
-    let t = &app.theme;
-    match app.data.report.statuses.get(key) {
+pub fn status_of(cx: &ViewCtx, key: &ResourceKey) -> (String, ratatui::style::Style) {
+    let t = cx.theme;
+    match cx.data.report.statuses.get(key) {
         Some(s) => match s.state {
             State::Accepted => ("Accepted".into(), t.ok()),
             State::Warning => (
@@ -85,58 +86,6 @@ pub fn status_of(app: &App, key: &ResourceKey) -> (String, ratatui::style::Style
         },
         None => ("Pending".into(), t.muted()),
     }
-}
-
-pub fn matcher_text(m: &Matcher) -> String {
-    let mut s = String::new();
-    if !m.methods.is_empty() {
-        s.push_str(&m.methods.join(","));
-        s.push(' ');
-    }
-    match m.path() {
-        PathMatch::Prefix(p) => s.push_str(&format!("prefix {p}")),
-        PathMatch::Exact(p) => s.push_str(&format!("exact {p}")),
-        PathMatch::Regex(p) => s.push_str(&format!("regex {p}")),
-    }
-    if m.case_sensitive == Some(false) {
-        s.push_str(" (any case)");
-    }
-    for h in &m.headers {
-        let neg = if h.invert_match == Some(true) {
-            "!"
-        } else {
-            ""
-        };
-        match &h.value {
-            Some(v) => s.push_str(&format!(" {neg}{}={v}", h.name)),
-            None => s.push_str(&format!(" {neg}{}", h.name)),
-        }
-    }
-    for q in &m.query_parameters {
-        s.push_str(&format!(
-            " ?{}={}",
-            q.name,
-            q.value.clone().unwrap_or_default()
-        ));
-    }
-    s
-}
-
-pub fn match_text(r: &Route) -> String {
-    if r.matchers.is_empty() {
-        return "prefix /".into();
-    }
-    r.matchers
-        .iter()
-        .map(matcher_text)
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
-/// (destination, function) of a route.
-pub fn destination(r: &Route) -> (String, String) {
-    r.describe_destination()
-        .unwrap_or_else(|| ("—".into(), String::new()))
 }
 
 pub fn options_text(r: &Route) -> String {
@@ -181,8 +130,8 @@ pub struct RouteRows {
     pub shadowed_by: Vec<Option<usize>>,
 }
 
-pub fn rows(app: &App, vs: &ResourceKey) -> RouteRows {
-    let routes = app.data.routes_ref(vs);
+pub fn rows(cx: &ViewCtx, vs: &ResourceKey) -> RouteRows {
+    let routes = cx.data.routes_ref(vs);
     let mut shadowed_by = vec![None; routes.len()];
     for (j, by) in crate::api::shadow::shadowed_routes(routes) {
         // The first finding of a route, as a search in order would give.
@@ -203,14 +152,14 @@ pub type Trends = std::collections::HashMap<String, [u64; TREND]>;
 
 /// The trends of every route with recent requests: one walk over the recent log, once per
 /// second or new event (not per row, not per frame).
-pub fn trends(app: &App) -> std::sync::Arc<Trends> {
-    let now = app.now();
+pub fn trends(cx: &ViewCtx) -> std::sync::Arc<Trends> {
+    let now = cx.now;
     let secs = now
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    app.cache.trends.get((app.data.total, secs), || {
+    cx.cache.trends.get((cx.data.total, secs), || {
         let mut m = Trends::new();
-        for e in app.data.log.iter().rev() {
+        for e in cx.data.log.iter().rev() {
             let age = now.duration_since(e.time).unwrap_or_default().as_secs() as usize;
             if age >= TREND {
                 break;
@@ -243,18 +192,18 @@ pub fn bars(v: &[u64]) -> String {
 
 /// The row of route `i` of `vs`; `status` is the virtual service's.
 pub fn row(
-    app: &App,
+    cx: &ViewCtx,
     vs: &ResourceKey,
     i: usize,
     shadowed_by: Option<usize>,
     status: &(String, Style),
 ) -> Option<TRow> {
-    let t = &app.theme;
-    let r = app.data.routes_ref(vs).get(i)?;
+    let t = cx.theme;
+    let r = cx.data.routes_ref(vs).get(i)?;
     let (dest, func) = destination(r);
     let id = route_id(vs, r);
-    let rate = app.data.window_route_rate(&id);
-    let trend = trends(app).get(&id).map_or_else(|| "·".into(), |t| bars(t));
+    let rate = cx.data.window_route_rate(&id);
+    let trend = trends(cx).get(&id).map_or_else(|| "·".into(), |t| bars(t));
     let (stext, sst) = match shadowed_by {
         Some(by) => (format!("⚠ never matches: #{by} wins"), t.warn()),
         None => (
@@ -279,8 +228,8 @@ pub fn row(
     )
 }
 
-pub fn meta(app: &App, vs: &ResourceKey, n: usize) -> ListMeta {
-    let exists = app.data.listing.resources.contains_key(vs);
+pub fn meta(cx: &ViewCtx, vs: &ResourceKey, n: usize) -> ListMeta {
+    let exists = cx.data.listing.resources.contains_key(vs);
     ListMeta {
         title: format!(
             "Routes · {}{} ({n})",
@@ -307,15 +256,10 @@ pub fn meta(app: &App, vs: &ResourceKey, n: usize) -> ListMeta {
             Constraint::Length(5),
             Constraint::Length(TREND as u16),
         ],
-        empty: if app.ctx.readonly {
+        empty: if cx.readonly {
             "no routes".into()
         } else {
             "no routes yet: n creates one (or r on a function)".into()
         },
     }
-}
-
-/// For `:routes` without a name when nothing exists: the key of the default one.
-pub fn default_key(ns: &str) -> ResourceKey {
-    ResourceKey::new(Kind::VirtualService, ns, "default")
 }

@@ -1,17 +1,17 @@
 //! Upstreams: name, type, address, functions, discovery, status.
 
+use super::ViewCtx;
 use super::{ItemId, ListMeta};
 use crate::api::resource::Upstream;
 use crate::api::status::State;
 use crate::api::{Kind, Resource, ResourceKey};
-use crate::tui::app::App;
 use crate::tui::data::ago;
 use crate::tui::widgets::table::TRow;
 use ratatui::layout::Constraint;
 
 /// The upstreams, in store order (the keys of the listing).
-pub fn keys(app: &App) -> Vec<ResourceKey> {
-    app.data
+pub fn keys(cx: &ViewCtx) -> Vec<ResourceKey> {
+    cx.data
         .listing
         .resources
         .iter()
@@ -20,21 +20,21 @@ pub fn keys(app: &App) -> Vec<ResourceKey> {
         .collect()
 }
 
-fn upstream<'a>(app: &'a App, key: &ResourceKey) -> Option<&'a Upstream> {
-    match app.data.listing.resources.get(key)? {
+fn upstream<'a>(cx: &ViewCtx<'a>, key: &ResourceKey) -> Option<&'a Upstream> {
+    match cx.data.listing.resources.get(key)? {
         Resource::Upstream(u) => Some(u),
         _ => None,
     }
 }
 
-pub fn id(app: &App, key: &ResourceKey) -> Option<ItemId> {
-    Some(ItemId::Upstream(upstream(app, key)?.metadata.name.clone()))
+pub fn id(cx: &ViewCtx, key: &ResourceKey) -> Option<ItemId> {
+    Some(ItemId::Upstream(upstream(cx, key)?.metadata.name.clone()))
 }
 
-pub fn row(app: &App, key: &ResourceKey) -> Option<TRow> {
-    let u = upstream(app, key)?;
-    let now = app.now();
-    let t = &app.theme;
+pub fn row(cx: &ViewCtx, key: &ResourceKey) -> Option<TRow> {
+    let u = upstream(cx, key)?;
+    let now = cx.now;
+    let t = cx.theme;
     let key = ResourceKey::new(
         Kind::Upstream,
         u.metadata.namespace.clone().unwrap_or_default(),
@@ -42,7 +42,7 @@ pub fn row(app: &App, key: &ResourceKey) -> Option<TRow> {
     );
     let (kind, addr) = address(u);
     let nfun = u.spec.functions().len();
-    let (disc, dstyle) = match app.data.discovery.get(&key) {
+    let (disc, dstyle) = match cx.data.discovery.get(&key) {
         Some(d) => match (&d.last_error, &d.document_url) {
             (Some(e), _) => (format!("✗ {e}"), t.error()),
             (None, Some(url)) => (
@@ -59,7 +59,7 @@ pub fn row(app: &App, key: &ResourceKey) -> Option<TRow> {
         },
         None => ("—".into(), t.muted()),
     };
-    let (status, sstyle) = match app.data.report.statuses.get(&key) {
+    let (status, sstyle) = match cx.data.report.statuses.get(&key) {
         Some(s) => match s.state {
             State::Accepted => ("Accepted".to_string(), t.ok()),
             State::Warning => ("Warning".to_string(), t.warn()),

@@ -149,7 +149,9 @@ pub fn render(
             h,
         );
         f.render_widget(
-            ratatui::widgets::Paragraph::new(Line::styled(format!(" {}", t.empty), theme.muted())),
+            // Wrapped: an empty list's text says why (a missing CRD: a long line).
+            ratatui::widgets::Paragraph::new(Line::styled(format!(" {}", t.empty), theme.muted()))
+                .wrap(ratatui::widgets::Wrap { trim: false }),
             rest,
         );
     } else {

@@ -1,8 +1,11 @@
-//! The frame around every view: header, breadcrumbs, the view, the message line, the footer
-//! (the keys that work here, from the keymap), and the confirm dialog on top.
+//! The app's drawing: the frame around every view (header, breadcrumbs, the message line, the
+//! footer with the keys that work here, from the keymap, and the confirm dialog on top), and in
+//! it the current view, drawn from its own narrow context (`views::ViewCtx`), never from `App`.
 
-use super::help;
-use crate::tui::app::{App, INFO_TTL, Mode, View, candidates};
+use crate::tui::app::{App, INFO_TTL, Mode};
+use crate::tui::commands::candidates;
+use crate::tui::nav::View;
+use crate::tui::views::{self, help};
 use crate::tui::widgets::diff::DiffLine;
 use crate::tui::widgets::table::{self, TRow, TableView};
 use ratatui::Frame;
@@ -94,20 +97,38 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect) {
 fn draw_crumbs(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.theme;
     let crumbs: Vec<String> = app.stack.iter().map(|p| p.view.title()).collect();
-    f.render_widget(
-        Paragraph::new(Line::styled(format!(" {}", crumbs.join(" > ")), t.muted())),
-        area,
-    );
+    let left = format!(" {}", crumbs.join(" > "));
+    let mut spans = vec![Span::styled(left.clone(), t.muted())];
+    // Kinds the cluster has no CRD for (read as empty) stay in view, on the right.
+    if let Some(note) = views::crd_note(&app.data.listing.unavailable) {
+        let w = area.width as usize;
+        let used = left.chars().count() + 2;
+        let note = table::ellipsize(&format!("⚠ {note} "), w.saturating_sub(used).max(12));
+        let pad = w.saturating_sub(used + note.chars().count()) + 2;
+        spans.push(Span::raw(" ".repeat(pad)));
+        spans.push(Span::styled(note, t.warn()));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 fn draw_view(app: &mut App, f: &mut Frame, area: Rect) {
     let view = app.view().clone();
     match view {
-        View::Editor => super::editor::draw(app, f, area),
-        View::Tester => super::tester::draw(app, f, area),
-        View::Help => draw_lines(app, f, area, " Help ", help::lines(app)),
+        View::Editor => {
+            if let Some(e) = app.editor.as_mut() {
+                views::editor::draw(e, &app.data, &app.theme, f, area);
+            }
+        }
+        View::Tester => {
+            let ep = app.ctx.endpoint();
+            views::tester::draw(&app.view_ctx(), &app.tester, &ep, f, area);
+        }
+        View::Help => {
+            let lines = help::lines(&app.view_ctx(), &app.keymap, &app.help_under());
+            draw_lines(app, f, area, " Help ", lines)
+        }
         View::Function { upstream, name } => {
-            let lines = super::functions::detail_lines(app, &upstream, &name);
+            let lines = views::functions::detail_lines(&app.view_ctx(), &upstream, &name);
             draw_lines(
                 app,
                 f,
@@ -117,16 +138,17 @@ fn draw_view(app: &mut App, f: &mut Frame, area: Rect) {
             )
         }
         View::Describe { target, yaml } => {
-            let lines = super::describe::lines(app, &target, yaml);
+            let cx = app.view_ctx();
+            let lines = views::describe::lines(&cx, &target, yaml);
             let title = format!(
                 " {} · {} ",
                 if yaml { "YAML" } else { "Describe" },
                 target.title()
             );
             let series = (!yaml)
-                .then(|| super::describe::series(app, &target))
+                .then(|| views::describe::series(&cx, &target))
                 .flatten();
-            let ch = super::describe::chart_height(area.height);
+            let ch = views::describe::chart_height(area.height);
             match series {
                 Some(s) if ch > 0 => {
                     // The text as tall as it needs (up to what the charts leave); the charts
@@ -135,21 +157,21 @@ fn draw_view(app: &mut App, f: &mut Frame, area: Rect) {
                     let [text, charts] =
                         Layout::vertical([Constraint::Length(text_h), Constraint::Min(ch)])
                             .areas(area);
+                    views::describe::draw_charts(&cx, f, charts, &s, "traffic");
                     draw_lines(app, f, text, &title, lines);
-                    super::describe::draw_charts(app, f, charts, &s, "traffic");
                 }
                 _ => draw_lines(app, f, area, &title, lines),
             }
         }
         View::Request { seq } => {
-            let lines = super::request_lines(app, seq);
+            let lines = views::request_lines(&app.view_ctx(), seq);
             draw_lines(app, f, area, " Request ", lines.as_ref().clone());
         }
         View::Log => {
             let strip_h = if area.height >= 16 { 6 } else { 4 };
             let [strip, list] =
                 Layout::vertical([Constraint::Length(strip_h), Constraint::Min(3)]).areas(area);
-            super::log::draw_strip(app, f, strip);
+            views::log::draw_strip(&app.view_ctx(), f, strip);
             let follow = app.follow;
             draw_list(app, f, list, follow);
         }
@@ -179,8 +201,8 @@ fn draw_view(app: &mut App, f: &mut Frame, area: Rect) {
 
 /// The discovery error of the upstream selected in the upstreams or discovery view.
 fn discovery_error(app: &App) -> Option<String> {
-    let name = match super::selected_item(app)? {
-        super::ItemId::Upstream(u) | super::ItemId::Discovery(u) => u,
+    let name = match app.selected_item()? {
+        views::ItemId::Upstream(u) | views::ItemId::Discovery(u) => u,
         _ => return None,
     };
     app.data
@@ -196,7 +218,7 @@ fn draw_list(app: &mut App, f: &mut Frame, area: Rect, to_last: bool) {
     let mut selected = app.page().selected;
     let mut offset = app.page().offset;
     let (meta, rows, shown, total) = {
-        let Some(list) = super::list(app) else {
+        let Some(list) = views::list(app.view_ctx(), app.list_ctx()) else {
             return;
         };
         let total = list.len();
@@ -317,7 +339,7 @@ fn draw_footer(app: &App, f: &mut Frame, area: Rect) {
         // Keys that would do nothing here are not offered.
         if let View::Describe { target, .. } = app.view()
             && b.action == crate::tui::action::Action::Edit
-            && !matches!(target, super::describe::Target::Route(_))
+            && !matches!(target, crate::tui::nav::Target::Route(_))
         {
             continue;
         }
@@ -392,9 +414,10 @@ fn draw_confirm(app: &App, f: &mut Frame, body: Rect, c: &crate::tui::app::Confi
     ]));
     f.render_widget(
         Paragraph::new(lines).style(t.base()).block(
-            Block::bordered()
-                .border_style(t.warn())
-                .title(Span::styled(format!(" {} ", c.title), t.warn())),
+            Block::bordered().border_style(t.warn()).title(Span::styled(
+                table::ellipsize(&format!(" {} ", c.title), w.saturating_sub(2) as usize),
+                t.warn(),
+            )),
         ),
         area,
     );
