@@ -4,9 +4,9 @@
 //! shows the diff that apply (ctrl-s) will write.
 
 use crate::api::{
-    Destination, DestinationSpec, HeaderMatcher, Kind, Matcher, Object, Parameters, PathMatch,
-    Resource, ResourceKey, ResourceRef, RestDestination, Route, RouteOptions, Severity,
-    VirtualHost, VirtualServiceSpec, validate,
+    AwsDestination, Destination, DestinationSpec, FunctionKind, GrpcDestination, HeaderMatcher,
+    Kind, Matcher, Object, Parameters, PathMatch, Resource, ResourceKey, ResourceRef,
+    RestDestination, Route, RouteOptions, Severity, VirtualHost, VirtualServiceSpec, validate,
 };
 use crate::control::routes::{Position, RouteError, fresh_name, locate};
 use crate::tui::action::Action;
@@ -96,6 +96,9 @@ pub struct Editor {
     pub error_line: Option<usize>,
     /// The route as the editor opened (what `esc` compares with before asking).
     pristine: String,
+    /// The function choices' kinds and gRPC paths, beside their names (a function's kind says
+    /// which `destinationSpec` routes to it).
+    function_kinds: Vec<(FunctionKind, String)>,
 }
 
 /// The route as YAML, as the editor shows it.
@@ -261,6 +264,7 @@ impl Editor {
             warnings: Vec::new(),
             error_line: None,
             pristine: String::new(),
+            function_kinds: Vec::new(),
         };
         let r = route.unwrap_or_else(|| Route {
             matchers: vec![Matcher {
@@ -370,8 +374,10 @@ impl Editor {
     fn refresh_functions(&mut self, data: &Data) {
         let up = self.fields[F_UPSTREAM].value();
         let current = self.fields[F_FUNCTION].value();
+        let found = data.functions(Some(&up));
+        self.function_kinds = found.iter().map(|f| (f.kind, f.path.clone())).collect();
         let options: Vec<String> = std::iter::once(NONE.to_string())
-            .chain(data.functions(Some(&up)).into_iter().map(|f| f.name))
+            .chain(found.into_iter().map(|f| f.name))
             .collect();
         let idx = options.iter().position(|o| *o == current).unwrap_or(0);
         self.fields[F_FUNCTION].kind = FieldKind::Choice { options, idx };
@@ -398,14 +404,20 @@ impl Editor {
             .and_then(|d| d.upstream.as_ref())
             .map(|u| u.name.clone())
             .unwrap_or_else(|| NONE.into());
-        let rest = single
-            .and_then(|d| d.destination_spec.as_ref())
-            .and_then(|s| s.rest.as_ref());
+        let spec = single.and_then(|d| d.destination_spec.as_ref());
+        let rest = spec.and_then(|s| s.rest.as_ref());
+        let grpc = spec.and_then(|s| s.grpc.as_ref());
         let function = rest
             .map(|r| r.function_name.clone())
+            .or_else(|| grpc.map(|g| g.function.clone()))
+            .or_else(|| {
+                spec.and_then(|s| s.aws.as_ref())
+                    .map(|a| a.logical_name.clone())
+            })
             .unwrap_or_else(|| NONE.into());
         let params = rest
             .and_then(|r| r.parameters.as_ref())
+            .or_else(|| grpc.and_then(|g| g.parameters.as_ref()))
             .map(|p| {
                 let mut v: Vec<String> =
                     p.headers.iter().map(|(h, t)| format!("{h}={t}")).collect();
@@ -444,6 +456,14 @@ impl Editor {
                 options.push(function.clone());
             }
             *idx = options.iter().position(|o| *o == function).unwrap_or(0);
+        }
+    }
+
+    /// The kind (and gRPC path) of the function picked, when the upstream lists it.
+    fn function_kind(&self) -> Option<(FunctionKind, String)> {
+        match &self.fields[F_FUNCTION].kind {
+            FieldKind::Choice { idx, .. } if *idx > 0 => self.function_kinds.get(idx - 1).cloned(),
+            _ => None,
         }
     }
 
@@ -499,10 +519,15 @@ impl Editor {
                 namespace: ns,
                 ..Default::default()
             });
-            if func == NONE {
-                if let Some(s) = &mut d.destination_spec {
-                    s.rest = None;
-                }
+            let kind = self.function_kind();
+            if let Some(s) = &mut d.destination_spec {
+                // One function kind at a time: the one picked (if any) is written below.
+                s.rest = None;
+                s.grpc = None;
+                s.aws = None;
+            }
+            // A method of the upstream's transcoder is served by a plain route to it.
+            if func == NONE || matches!(kind, Some((FunctionKind::GrpcJson, _))) {
                 if d.destination_spec
                     .as_ref()
                     .is_some_and(|s| s.extra.is_empty())
@@ -529,13 +554,39 @@ impl Editor {
                 let spec = d
                     .destination_spec
                     .get_or_insert_with(DestinationSpec::default);
-                let rest = spec.rest.get_or_insert_with(RestDestination::default);
-                rest.function_name = func;
-                rest.parameters = if p.headers.is_empty() && p.path.is_none() {
+                let parameters = if p.headers.is_empty() && p.path.is_none() {
                     None
                 } else {
                     Some(p)
                 };
+                match kind {
+                    Some((FunctionKind::Grpc, path)) => {
+                        // `/package.Service/Method`: the service's full name splits at its
+                        // last dot.
+                        let full = path.trim_start_matches('/').split('/').next().unwrap_or("");
+                        let (package, service) = full.rsplit_once('.').unwrap_or(("", full));
+                        spec.grpc = Some(GrpcDestination {
+                            package: package.to_string(),
+                            service: service.to_string(),
+                            function: func,
+                            parameters,
+                            ..Default::default()
+                        });
+                    }
+                    Some((FunctionKind::Lambda, _)) => {
+                        spec.aws = Some(AwsDestination {
+                            logical_name: func,
+                            ..Default::default()
+                        });
+                    }
+                    _ => {
+                        spec.rest = Some(RestDestination {
+                            function_name: func,
+                            parameters,
+                            ..Default::default()
+                        });
+                    }
+                }
             }
             r.redirect_action = None;
             r.direct_response_action = None;
@@ -913,4 +964,51 @@ pub fn draw(e: &mut Editor, data: &Data, t: &Theme, f: &mut Frame, area: Rect) {
         )]
     };
     f.render_widget(Paragraph::new(sl).wrap(Wrap { trim: true }), status);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Listing;
+    use std::sync::Arc;
+
+    /// A route made in the form to a gRPC method, a Lambda function or a REST operation carries
+    /// the `destinationSpec` of that function's kind, and reads back into the same form.
+    #[test]
+    fn a_function_route_carries_its_kinds_destination() {
+        let yaml = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: shop, namespace: gloo-system}\nspec:\n  static:\n    hosts: [{addr: 127.0.0.1, port: 9}]\n    serviceSpec:\n      grpc: {grpcServices: [{packageName: shop.v1, serviceName: Pets, functionNames: [GetPet]}]}\n---\napiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: fns, namespace: gloo-system}\nspec:\n  aws: {region: us-east-1, lambdaFunctions: [{logicalName: hello, lambdaFunctionName: hello}]}\n";
+        let resources = crate::api::parse_resources(yaml, "test").unwrap();
+        let mut data = Data::default();
+        data.set_listing(Arc::new(Listing {
+            resources: resources.into_iter().map(|r| (r.key(), r)).collect(),
+            ..Default::default()
+        }));
+        let vs = ResourceKey::new(Kind::VirtualService, "gloo-system", "default");
+        let spec_of = |up: &str, f: &str| {
+            let mut e = Editor::new(vs.clone(), None, None, &data);
+            e.prefill_function(up, f, &data);
+            let r = e.route().unwrap();
+            let spec = r
+                .route_action
+                .unwrap()
+                .single
+                .unwrap()
+                .destination_spec
+                .unwrap();
+            // Read back: the form shows the same function.
+            let again = Editor::new(vs.clone(), None, Some(e.route().unwrap()), &data);
+            assert_eq!(again.fields[F_FUNCTION].value(), f);
+            spec
+        };
+        let grpc = spec_of("shop", "GetPet");
+        let g = grpc.grpc.expect("a grpc destination");
+        assert_eq!(
+            (g.package.as_str(), g.service.as_str(), g.function.as_str()),
+            ("shop.v1", "Pets", "GetPet")
+        );
+        assert!(grpc.rest.is_none() && grpc.aws.is_none());
+        let aws = spec_of("fns", "hello");
+        assert_eq!(aws.aws.expect("an aws destination").logical_name, "hello");
+        assert!(aws.rest.is_none() && aws.grpc.is_none());
+    }
 }
