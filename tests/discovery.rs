@@ -125,7 +125,9 @@ async fn each_probe_path_is_found() {
         let s = doc_server().await;
         // The YAML path gets the document in YAML, the others in JSON.
         let doc = if path.ends_with(".yaml") {
-            epoxy::api::parse::value_to_yaml(&serde_json::from_str(PETSTORE).unwrap())
+            epoxy::api::codec::to_yaml(
+                &serde_json::from_str::<serde_json::Value>(PETSTORE).unwrap(),
+            )
         } else {
             PETSTORE.to_string()
         };

@@ -3,6 +3,7 @@
 
 use super::OutputFormat;
 use super::output::Table;
+use crate::api::codec;
 use crate::discovery::openapi::{ApiDocument, read_document};
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
@@ -47,8 +48,8 @@ async fn run_grpc(address: &str, timeout: u64, output: OutputFormat) -> Result<(
         .await
         .map_err(|e| anyhow!(e))?;
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&grpc_json(&found))?),
-        OutputFormat::Yaml => print!("{}", crate::api::parse::value_to_yaml(&grpc_json(&found))),
+        OutputFormat::Json => println!("{}", codec::to_json(&grpc_json(&found))),
+        OutputFormat::Yaml => print!("{}", codec::to_yaml(&grpc_json(&found))),
         OutputFormat::Table => {
             let mut t = Table::new(&["SERVICE", "METHOD", "KIND"]);
             let pool =
@@ -143,8 +144,8 @@ pub async fn run(c: DiscoverCommand) -> Result<()> {
     let text = read_source(&source).await?;
     let doc = read_document(&text).map_err(|e| anyhow!("{source}: {e}"))?;
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&document_json(&doc))?),
-        OutputFormat::Yaml => print!("{}", crate::api::parse::value_to_yaml(&document_json(&doc))),
+        OutputFormat::Json => println!("{}", codec::to_json(&document_json(&doc))),
+        OutputFormat::Yaml => print!("{}", codec::to_yaml(&document_json(&doc))),
         OutputFormat::Table => {
             let mut t = Table::new(&["FUNCTION", "METHOD", "PATH", "PARAMETERS", "WARNINGS"]);
             for f in &doc.functions {
