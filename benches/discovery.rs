@@ -243,7 +243,7 @@ fn main() {
             store.put(parse_one(y, "bench").unwrap(), Precondition::Any).await.unwrap();
         }
         let set: ResourceSet = store.list().await.unwrap().resources;
-        let client = epoxy::net::client();
+        let client = epoxy::net::document_client(0).unwrap();
         let mut runs = Vec::new();
         for _ in 0..3 {
             let t = Instant::now();

@@ -6,9 +6,8 @@ use super::output::Table;
 use crate::api::codec;
 use crate::discovery::openapi::{ApiDocument, read_document};
 use anyhow::{Context, Result, anyhow, bail};
-use bytes::Bytes;
 use clap::Subcommand;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 
 #[derive(Subcommand, Debug)]
@@ -86,18 +85,18 @@ async fn run_grpc(address: &str, timeout: u64, output: OutputFormat) -> Result<(
 
 async fn read_source(source: &str) -> Result<String> {
     if source.starts_with("http://") || source.starts_with("https://") {
-        let client: crate::net::Client<Empty<Bytes>> = crate::net::client();
-        let uri: http::Uri = source
-            .parse()
-            .with_context(|| format!("`{source}` is not a URL"))?;
-        let resp = tokio::time::timeout(std::time::Duration::from_secs(10), client.get(uri))
-            .await
-            .map_err(|_| anyhow!("{source}: no answer within 10s"))?
-            .map_err(|e| anyhow!("{source}: {e}"))?;
+        let client = crate::net::document_client(1).map_err(|e| anyhow!(e))?;
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.get(source).send(),
+        )
+        .await
+        .map_err(|_| anyhow!("{source}: no answer within 10s"))?
+        .map_err(|e| anyhow!("{source}: {}", crate::cause::with_root_cause(&e)))?;
         if !resp.status().is_success() {
             bail!("{source}: {}", resp.status());
         }
-        let body = Limited::new(resp.into_body(), 64 * 1024 * 1024)
+        let body = Limited::new(reqwest::Body::from(resp), 64 * 1024 * 1024)
             .collect()
             .await
             .map_err(|e| anyhow!("{source}: {e}"))?;
