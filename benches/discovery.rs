@@ -206,7 +206,8 @@ fn main() {
         big.len(),
         d.as_secs_f64() * 1e3
     );
-    let yaml = epoxy::api::parse::value_to_yaml(&serde_json::from_str(&big).unwrap());
+    let yaml =
+        epoxy::api::codec::to_yaml(&serde_json::from_str::<serde_json::Value>(&big).unwrap());
     let d = time(3, || read_document(&yaml).map(|d| d.functions.len()));
     println!(
         "the same as YAML ({} bytes): {:.1} ms",
@@ -242,7 +243,7 @@ fn main() {
             store.put(parse_one(y, "bench").unwrap(), Precondition::Any).await.unwrap();
         }
         let set: ResourceSet = store.list().await.unwrap().resources;
-        let client = epoxy::net::client();
+        let client = epoxy::net::document_client(0).unwrap();
         let mut runs = Vec::new();
         for _ in 0..3 {
             let t = Instant::now();
@@ -282,7 +283,8 @@ fn memory(corpus: &str) {
     print_peak("generated Swagger 2.0", &big);
     let graph = graph_like_document(20 * 1024 * 1024);
     print_peak("generated Graph-like OpenAPI 3.0", &graph);
-    let yaml = epoxy::api::parse::value_to_yaml(&serde_json::from_str(&graph).unwrap());
+    let yaml =
+        epoxy::api::codec::to_yaml(&serde_json::from_str::<serde_json::Value>(&graph).unwrap());
     print_peak("the same as YAML", &yaml);
 }
 

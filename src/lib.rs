@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod aws;
+pub mod cause;
 pub mod cli;
 pub mod control;
 pub mod demo;

@@ -57,6 +57,24 @@ where
         .build(https)
 }
 
+/// A client for fetching documents (function discovery, `epoxy discover`): redirects followed
+/// (at most 10), HTTP/2 by ALPN, TLS with the same ring-only rustls configuration, keeping at
+/// most `idle_per_host` idle connections per host. Never on the gateway's request path.
+pub fn document_client(idle_per_host: usize) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config())
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(idle_per_host);
+    builder.build().map_err(|e| {
+        format!(
+            "cannot build the document client: {}",
+            crate::cause::with_root_cause(&e)
+        )
+    })
+}
+
 /// How the gateway and function discovery reach a Kubernetes service (`kube` upstreams):
 /// directly by cluster DNS, through the API server's service proxy, or through a port-forward
 /// to a pod. The implementations that need a cluster live in `crate::kube::connect`; they hand

@@ -688,6 +688,39 @@ fn malformed_input_gets_a_clear_error() {
     assert!(r.contains("/nonexistent.yaml"), "{r}");
 }
 
+/// A syntax error in a multi-document file names the file, the line and the column, in YAML
+/// and in JSON alike (the one codec reads `apply`'s files, the store's and the editor's).
+#[test]
+fn syntax_errors_name_file_line_and_column() {
+    let e = Epoxy::new();
+    let dir = tempfile::tempdir().unwrap();
+    let good = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: a}\nspec: {static: {hosts: [{addr: h, port: 1}]}}\n";
+    let bad_line = "  labels: {x: \"y}";
+    let yaml = format!(
+        "{good}---\napiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata:\n  name: b\n{bad_line}\n"
+    );
+    // Where the unclosed quote opens, counted from the text itself.
+    let line = yaml.lines().position(|l| l == bad_line).unwrap() + 1;
+    let column = bad_line.find('"').unwrap() + 1;
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let r = e.run(&["apply", "-f", path.to_str().unwrap()]).refused();
+    let want = format!("{}:{line}:{column}: invalid YAML: ", path.display());
+    assert!(r.contains(&want), "want {want:?} in {r}");
+
+    let bad_json_line = " \"kind\": \"Upstream\",, }";
+    let json = format!("{{\"apiVersion\": \"gloo.solo.io/v1\",\n{bad_json_line}\n");
+    let column = bad_json_line.find(",,").unwrap() + 2;
+    let path = dir.path().join("bad.json");
+    std::fs::write(&path, &json).unwrap();
+    let r = e.run(&["apply", "-f", path.to_str().unwrap()]).refused();
+    let want = format!("{}:2:{column}: invalid JSON: ", path.display());
+    assert!(r.contains(&want), "want {want:?} in {r}");
+    // Nothing of the file with the error was applied, not even its good first document.
+    let listed = e.run(&["get", "us", "-o", "json"]).ok();
+    assert!(!listed.contains("\"a\""), "{listed}");
+}
+
 #[test]
 fn corrupt_file_is_reported_and_left_untouched() {
     let e = with_examples();

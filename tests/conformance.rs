@@ -102,7 +102,7 @@ async fn absolute_form_targets_are_routed_and_forwarded_by_their_authority() {
         assert_eq!(ups[1].hits(), 0, "fast={fast}: nothing reached admin");
 
         // HTTP/2: `:authority` names the host, a `host` header that disagrees does not.
-        let c = reqwest::Client::builder()
+        let c = common::http()
             .http2_prior_knowledge()
             .resolve("public.example", h.handle.addr)
             .build()

@@ -40,6 +40,12 @@ async fn doc_server() -> DocServer {
                         if body.is_none() {
                             *r.status_mut() = hyper::StatusCode::NOT_FOUND;
                         }
+                        // `redirect:LOCATION` answers 302 to LOCATION.
+                        if let Some(to) = body.as_deref().and_then(|b| b.strip_prefix("redirect:"))
+                        {
+                            *r.status_mut() = hyper::StatusCode::FOUND;
+                            r.headers_mut().insert("location", to.parse().unwrap());
+                        }
                         Ok::<_, std::convert::Infallible>(r)
                     }
                 });
@@ -115,7 +121,7 @@ fn cfg() -> FdsConfig {
 
 async fn poll(store: &DirStore, c: &FdsConfig) -> fds::DiscoveryState {
     let set = store.list().await.unwrap().resources;
-    let client = epoxy::net::client();
+    let client = epoxy::net::document_client(0).unwrap();
     fds::poll_once(store, &set, c, &client, None).await
 }
 
@@ -125,7 +131,9 @@ async fn each_probe_path_is_found() {
         let s = doc_server().await;
         // The YAML path gets the document in YAML, the others in JSON.
         let doc = if path.ends_with(".yaml") {
-            epoxy::api::parse::value_to_yaml(&serde_json::from_str(PETSTORE).unwrap())
+            epoxy::api::codec::to_yaml(
+                &serde_json::from_str::<serde_json::Value>(PETSTORE).unwrap(),
+            )
         } else {
             PETSTORE.to_string()
         };
@@ -186,6 +194,40 @@ async fn given_url_and_inline_documents_are_used() {
         Some("inline")
     );
     assert_eq!(functions_of(&store, "inline").await.len(), 4);
+}
+
+/// A document behind redirects (a moved URL, then a versioned path) is followed to its end,
+/// as Gloo's discovery (Go's HTTP client) does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_behind_redirects_are_followed() {
+    let s = doc_server().await;
+    s.serve("/moved", "redirect:/docs/latest");
+    s.serve(
+        "/docs/latest",
+        &format!("redirect:http://{}/docs/v2.json", s.addr),
+    );
+    s.serve("/docs/v2.json", PETSTORE);
+    let spec = format!(
+        "    serviceSpec:\n      rest:\n        swaggerInfo: {{url: 'http://{}/moved'}}\n",
+        s.addr
+    );
+    let (_d, store) = store_with(&[upstream_yaml("moved", s.addr, "", &spec)]).await;
+    let state = poll(&store, &cfg()).await;
+    assert_eq!(
+        state[&key("moved")].functions,
+        4,
+        "{:?}",
+        state[&key("moved")]
+    );
+    assert_eq!(functions_of(&store, "moved").await.len(), 4);
+    // A redirect loop ends in a clear error, not a hang.
+    s.serve("/moved", "redirect:/moved");
+    let state = poll(&store, &cfg()).await;
+    let error = state[&key("moved")].last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("/moved") && error.contains("redirect"),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,7 +467,7 @@ async fn embedded_petstore_serves_gloos_api() {
         .await
         .unwrap();
     let base = format!("http://{}", p.addr);
-    let c = reqwest::Client::new();
+    let c = common::http().build().unwrap();
     assert_eq!(
         c.get(format!("{base}/swagger.json"))
             .send()
@@ -619,7 +661,14 @@ async fn discovered_functions_work_when_called() {
         .collect();
     h.apply(&format!("[{}]", yaml.join(","))).await;
     let set = h.store.list().await.unwrap().resources;
-    let state = fds::poll_once(h.store.as_ref(), &set, &cfg(), &epoxy::net::client(), None).await;
+    let state = fds::poll_once(
+        h.store.as_ref(),
+        &set,
+        &cfg(),
+        &epoxy::net::document_client(0).unwrap(),
+        None,
+    )
+    .await;
     let mut written = Vec::new();
     for (name, _, functions) in docs {
         let s = &state[&key(name)];
@@ -793,7 +842,14 @@ async fn a_value_is_one_path_segment_never_a_dot_segment() {
     ))
     .await;
     let set = h.store.list().await.unwrap().resources;
-    fds::poll_once(h.store.as_ref(), &set, &cfg(), &epoxy::net::client(), None).await;
+    fds::poll_once(
+        h.store.as_ref(),
+        &set,
+        &cfg(),
+        &epoxy::net::document_client(0).unwrap(),
+        None,
+    )
+    .await;
     h.wait_for(&[h.store.get(&key("graph")).await.unwrap()])
         .await;
     let route = |prefix: &str, params: &str| {

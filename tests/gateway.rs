@@ -946,10 +946,7 @@ async fn http2_clients_and_slow_clients() {
         "    - directResponseAction: {status: 200, body: hi}\n",
     ))
     .await;
-    let c2 = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let c2 = common::http().http2_prior_knowledge().build().unwrap();
     let r = c2.get(format!("{}/", h.url)).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.text().await.unwrap(), "hi");

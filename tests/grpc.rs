@@ -470,10 +470,7 @@ async fn send_json(
 /// A gRPC request (one framed message) sent through the gateway over HTTP/2: the framed
 /// answer, not transcoded.
 async fn grpc_through(h: &Harness, path: &str, message: &[u8]) -> (u16, String, Vec<u8>) {
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let client = common::http().http2_prior_knowledge().build().unwrap();
     let mut framed = vec![0u8];
     framed.extend((message.len() as u32).to_be_bytes());
     framed.extend(message);

@@ -291,7 +291,7 @@ async fn gateway_on(
 }
 
 async fn eventually_body(url: &str, want: &str) -> Duration {
-    let c = reqwest::Client::new();
+    let c = common::http().build().unwrap();
     let started = Instant::now();
     loop {
         if let Ok(r) = c.get(url).send().await
@@ -350,7 +350,7 @@ async fn gateways_serve_from_the_cluster_converge_and_survive_an_api_outage() {
     }
 
     // The API server goes away for a while: the gateways keep serving their last table.
-    let c = reqwest::Client::new();
+    let c = common::http().build().unwrap();
     let paused = c
         .post(format!("{}/epoxy-test/pause", emu.url))
         .json(&json!({"seconds": 3}))
@@ -482,7 +482,7 @@ fn upstream_and_function_discovery_through_the_apiserver_connector() {
         .build()
         .unwrap();
     let dog = rt.block_on(async {
-        let c = reqwest::Client::new();
+        let c = common::http().build().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(r) = c.get(format!("{url}/petstore/findWithId/1")).send().await
@@ -509,7 +509,7 @@ fn upstream_and_function_discovery_through_the_apiserver_connector() {
     // In Kubernetes mode it is acted on: no warning about it.
     assert!(!applied.stderr.contains("kube"), "{}", applied.stderr);
     let by_kube_destination = rt.block_on(async {
-        let c = reqwest::Client::new();
+        let c = common::http().build().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(r) = c
@@ -545,7 +545,7 @@ fn upstream_and_function_discovery_through_the_apiserver_connector() {
         200
     );
     let (status, body) = rt.block_on(async {
-        let c = reqwest::Client::new();
+        let c = common::http().build().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(r) = c
@@ -567,7 +567,7 @@ fn upstream_and_function_discovery_through_the_apiserver_connector() {
     assert_eq!(status, 200);
     assert!(body.contains("Dog"));
     let not_element = rt.block_on(async {
-        let c = reqwest::Client::new();
+        let c = common::http().build().unwrap();
         c.get(format!("{url}/apifoo"))
             .header("host", "pets.example.com")
             .send()
@@ -719,7 +719,7 @@ fn discovery_and_traffic_through_the_port_forward_connector() {
     )
     .ok();
     let bodies = rt.block_on(async {
-        let c = reqwest::Client::new();
+        let c = common::http().build().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(r) = c.get(format!("{url}/petstore/findWithId/1")).send().await
@@ -736,7 +736,9 @@ fn discovery_and_traffic_through_the_port_forward_connector() {
         // Several requests, over pooled and fresh connections alike.
         let mut bodies = Vec::new();
         for id in [1, 2, 1] {
-            let r = reqwest::Client::new()
+            let r = common::http()
+                .build()
+                .unwrap()
                 .get(format!("{url}/petstore/findWithId/{id}"))
                 .send()
                 .await
@@ -859,7 +861,7 @@ async fn discovery_in_memory_writes_nothing_to_the_cluster() {
     use epoxy::discovery::{fds, uds};
     use epoxy::store::overlay::OverlayStore;
     let emu = Emulator::start();
-    let c = reqwest::Client::new();
+    let c = common::http().build().unwrap();
     let proxy = "/api/v1/namespaces/default/services/petstore:8080/proxy";
     let post = |path: String, body: Value| {
         let c = c.clone();
@@ -1266,7 +1268,7 @@ fn a_gateway_is_read_from_the_cluster_and_served() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = reqwest::Client::builder()
+        let client = common::http()
             .timeout(Duration::from_secs(2))
             .build()
             .unwrap();
@@ -1371,7 +1373,9 @@ fn a_cluster_without_some_crds_serves_and_picks_them_up_when_installed() {
             .unwrap()
             .port();
         let post = |path: &str, body: Value| {
-            reqwest::Client::new()
+            common::http()
+                .build()
+                .unwrap()
                 .post(format!("{}{path}", emu.url))
                 .json(&body)
                 .send()

@@ -65,7 +65,14 @@ async fn lambda_through_the_gateway(fast_path: bool) {
         ..FdsConfig::default()
     };
     let key = ResourceKey::new(Kind::Upstream, "gloo-system", "lambda");
-    let state = fds::poll_once(h.store.as_ref(), &set, &cfg, &epoxy::net::client(), None).await;
+    let state = fds::poll_once(
+        h.store.as_ref(),
+        &set,
+        &cfg,
+        &epoxy::net::document_client(0).unwrap(),
+        None,
+    )
+    .await;
     let s = &state[&key];
     assert_eq!(s.last_error, None);
     assert_eq!((s.kind.as_deref(), s.functions), (Some("lambda"), 4));
@@ -204,7 +211,7 @@ async fn credentials_from_secrets(secret: &str) {
         h.store.as_ref(),
         &set,
         &FdsConfig::default(),
-        &epoxy::net::client(),
+        &epoxy::net::document_client(0).unwrap(),
         None,
     )
     .await;

@@ -144,7 +144,7 @@ fn gateway(e: &Epoxy, args: &[&str]) -> Gateway {
 }
 
 async fn status(url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap) {
-    let mut r = reqwest::Client::new().get(url);
+    let mut r = common::http().build().unwrap().get(url);
     for (n, v) in headers {
         r = r.header(*n, *v);
     }
@@ -165,7 +165,11 @@ async fn ready(g: &Gateway) {
 }
 
 async fn metric(g: &Gateway, name: &str) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", g.admin))
+    let text = common::http()
+        .build()
+        .unwrap()
+        .get(format!("{}/metrics", g.admin))
+        .send()
         .await
         .unwrap()
         .text()
@@ -343,7 +347,7 @@ fn auth(value: &str) -> [(&'static str, &str); 1] {
 
 /// A GET of `url` with `headers`, from the loopback address `from` (127.0.0.x): its status.
 async fn status_from(from: [u8; 4], url: &str, headers: &[(&str, &str)]) -> u16 {
-    let client = reqwest::Client::builder()
+    let client = common::http()
         .local_address(std::net::IpAddr::from(from))
         .timeout(Duration::from_secs(10))
         .build()

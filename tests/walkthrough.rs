@@ -82,7 +82,7 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -
         .build()
         .unwrap();
     rt.block_on(async {
-        let c = reqwest::Client::new();
+        let c = common::http().build().unwrap();
         let mut r = c.request(method.parse().unwrap(), url);
         for (k, v) in headers {
             r = r.header(*k, *v);

@@ -1,5 +1,6 @@
 //! The resource model: Gloo's kinds, parsing, validation and naming. No I/O here.
 
+pub mod codec;
 pub mod duration;
 pub mod gateway;
 pub mod naming;

@@ -1,144 +1,70 @@
-//! Reading resources from YAML or JSON text (single or multi-document) and writing them back.
+//! Reading resources from YAML or JSON text (single or multi-document), through the one
+//! codec (`codec.rs`).
 
+use super::codec;
 use super::resource::{Kind, Resource};
 use serde_json::Value;
 use std::fmt;
 
-/// Why a text could not be read as resources; names the source, the line and the reason.
+/// Why a text could not be read as resources; names the source, the line, the column and the
+/// reason.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub struct ParseError {
     /// A file path, `-` for standard input, or another description of the text's origin.
     pub origin: String,
     /// 1-based line of the problem (or of the document that has it), when known.
     pub line: Option<usize>,
+    /// 1-based column of the problem, when known.
+    pub column: Option<usize>,
     pub reason: String,
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: {}", self.origin, l, self.reason),
-            None => write!(f, "{}: {}", self.origin, self.reason),
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{}:{l}:{c}: {}", self.origin, self.reason),
+            (Some(l), None) => write!(f, "{}:{l}: {}", self.origin, self.reason),
+            _ => write!(f, "{}: {}", self.origin, self.reason),
         }
     }
 }
 
-/// One document of a multi-document text, with the line it starts on.
-struct Chunk<'a> {
-    start_line: usize,
-    text: &'a str,
-}
-
-/// Splits YAML text at `---` document markers (and `...` ends), keeping line numbers.
-fn split_documents(text: &str) -> Vec<Chunk<'_>> {
-    let mut chunks = Vec::new();
-    let mut start = 0usize;
-    let mut start_line = 1usize;
-    let mut offset = 0usize;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let trimmed = line.trim_end();
-        let is_marker = trimmed == "---"
-            || trimmed.starts_with("--- ")
-            || trimmed == "..."
-            || trimmed.starts_with("---\t");
-        if is_marker {
-            chunks.push(Chunk {
-                start_line,
-                text: &text[start..offset],
-            });
-            // Content after `--- ` on the marker line belongs to the next document.
-            let rest = trimmed.strip_prefix("---").unwrap_or("");
-            if rest.trim().is_empty() || trimmed == "..." {
-                start = offset + line.len();
-                start_line = i + 2;
-            } else {
-                start = offset + 3;
-                start_line = i + 1;
-            }
+impl ParseError {
+    fn syntax(origin: &str, e: codec::SyntaxError) -> Self {
+        ParseError {
+            origin: origin.to_string(),
+            line: e.line.and_then(|l| usize::try_from(l).ok()),
+            column: e.column.and_then(|c| usize::try_from(c).ok()),
+            reason: format!("invalid {}: {}", e.format, e.message),
         }
-        offset += line.len();
     }
-    chunks.push(Chunk {
-        start_line,
-        text: &text[start..],
-    });
-    chunks
 }
 
-fn is_blank_yaml(text: &str) -> bool {
-    text.lines().all(|l| {
-        let t = l.trim();
-        t.is_empty() || t.starts_with('#') || t.starts_with('%')
-    })
-}
-
-/// Reads every document of `text` as raw values, each with its starting line.
+/// Reads every document of `text` as raw values, each with its starting line (a `List` or a
+/// JSON array stands for its items).
 pub fn parse_values(text: &str, source: &str) -> Result<Vec<(usize, Value)>, ParseError> {
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        // JSON (also valid YAML, but serde_json's messages are clearer for it).
-        let v: Value = serde_json::from_str(text).map_err(|e| ParseError {
-            origin: source.to_string(),
-            line: Some(e.line()),
-            reason: format!("invalid JSON: {e}"),
-        })?;
-        return Ok(flatten_lists(1, v));
-    }
-    let mut out = Vec::new();
-    for chunk in split_documents(text) {
-        if is_blank_yaml(chunk.text) {
-            continue;
-        }
-        // Pad with the lines before the chunk so the parser reports absolute line numbers.
-        let padded = "\n".repeat(chunk.start_line - 1) + chunk.text;
-        let v: Value = serde_saphyr::from_str(&padded).map_err(|e| ParseError {
-            origin: source.to_string(),
-            line: error_line(&e.to_string()).or(Some(chunk.start_line)),
-            reason: format!(
-                "invalid YAML: {}",
-                first_line(&e.to_string()).trim_start_matches("error: ")
-            ),
-        })?;
-        if v.is_null() {
-            continue;
-        }
-        out.extend(flatten_lists(chunk.start_line, v));
-    }
-    Ok(out)
+    let docs = codec::documents(text).map_err(|e| ParseError::syntax(source, e))?;
+    Ok(docs
+        .into_iter()
+        .flat_map(|d| flatten_lists(usize::try_from(d.line).unwrap_or(usize::MAX), d.value))
+        .collect())
 }
 
 /// A Kubernetes `List` (or a bare JSON array) stands for its items.
 fn flatten_lists(line: usize, v: Value) -> Vec<(usize, Value)> {
     match v {
         Value::Array(items) => items.into_iter().map(|i| (line, i)).collect(),
-        Value::Object(ref m)
+        Value::Object(mut m)
             if m.get("kind").and_then(Value::as_str) == Some("List")
                 && m.get("items").is_some_and(Value::is_array) =>
         {
-            match v {
-                Value::Object(mut m) => match m.remove("items") {
-                    Some(Value::Array(items)) => items.into_iter().map(|i| (line, i)).collect(),
-                    _ => Vec::new(),
-                },
+            match m.remove("items") {
+                Some(Value::Array(items)) => items.into_iter().map(|i| (line, i)).collect(),
                 _ => Vec::new(),
             }
         }
         other => vec![(line, other)],
     }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
-}
-
-/// Finds "line N" in a parser message.
-fn error_line(msg: &str) -> Option<usize> {
-    let idx = msg.find("line ")?;
-    let digits: String = msg[idx + 5..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits.parse().ok()
 }
 
 /// Reads the kind of a raw document, checking Gloo's apiVersion.
@@ -179,6 +105,7 @@ pub fn parse_resources(text: &str, source: &str) -> Result<Vec<Resource>, ParseE
         let err = |reason: String| ParseError {
             origin: source.to_string(),
             line: Some(line),
+            column: None,
             reason,
         };
         if !v.is_object() {
@@ -201,20 +128,10 @@ pub fn parse_one(text: &str, source: &str) -> Result<Resource, ParseError> {
         n => Err(ParseError {
             origin: source.to_string(),
             line: None,
+            column: None,
             reason: format!("expected one resource, found {n}"),
         }),
     }
-}
-
-/// Writes a JSON value as YAML.
-pub fn value_to_yaml(v: &Value) -> String {
-    // Serializing a JSON value cannot fail; fall back to JSON (valid YAML) just in case.
-    let mut s = serde_saphyr::to_string(v)
-        .unwrap_or_else(|_| serde_json::to_string_pretty(v).unwrap_or_default());
-    if !s.ends_with('\n') {
-        s.push('\n');
-    }
-    s
 }
 
 #[cfg(test)]
@@ -237,6 +154,8 @@ mod tests {
         let e = parse_values(text, "f.yaml").unwrap_err();
         assert_eq!(e.origin, "f.yaml");
         assert!(e.line.unwrap() >= 3, "{e}");
+        assert!(e.column.is_some(), "{e}");
+        assert!(e.to_string().starts_with("f.yaml:"), "{e}");
     }
 
     #[test]

@@ -247,7 +247,7 @@ impl Resource {
 
     /// The resource as a YAML document.
     pub fn to_yaml(&self) -> String {
-        super::parse::value_to_yaml(&self.to_value())
+        super::codec::to_yaml(&self.to_value())
     }
 
     /// Builds a resource of `kind` from a JSON value; the error names the field path. A key

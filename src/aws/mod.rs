@@ -204,7 +204,7 @@ async fn send(
         let resp = client
             .request(req)
             .await
-            .map_err(|e| AwsError::Unreachable(url.to_string(), root_cause(&e)))?;
+            .map_err(|e| AwsError::Unreachable(url.to_string(), crate::cause::root_cause(&e)))?;
         let status = resp.status().as_u16();
         let function_error = resp
             .headers()
@@ -225,14 +225,6 @@ async fn send(
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| AwsError::Timeout(timeout))?
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 /// AWS's error message in a refused call's body (`{"message": ...}` or `{"Message": ...}`).

@@ -3,11 +3,11 @@
 
 use super::OutputFormat;
 use super::output::Table;
+use crate::api::codec;
 use crate::discovery::openapi::{ApiDocument, read_document};
 use anyhow::{Context, Result, anyhow, bail};
-use bytes::Bytes;
 use clap::Subcommand;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 
 #[derive(Subcommand, Debug)]
@@ -80,8 +80,8 @@ async fn run_grpc(
     }
     .map_err(|e| anyhow!(e))?;
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&grpc_json(&found))?),
-        OutputFormat::Yaml => print!("{}", crate::api::parse::value_to_yaml(&grpc_json(&found))),
+        OutputFormat::Json => println!("{}", codec::to_json(&grpc_json(&found))),
+        OutputFormat::Yaml => print!("{}", codec::to_yaml(&grpc_json(&found))),
         OutputFormat::Table => {
             let mut t = Table::new(&["SERVICE", "METHOD", "KIND"]);
             let pool =
@@ -118,18 +118,18 @@ async fn run_grpc(
 
 async fn read_source(source: &str) -> Result<String> {
     if source.starts_with("http://") || source.starts_with("https://") {
-        let client: crate::net::Client<Empty<Bytes>> = crate::net::client();
-        let uri: http::Uri = source
-            .parse()
-            .with_context(|| format!("`{source}` is not a URL"))?;
-        let resp = tokio::time::timeout(std::time::Duration::from_secs(10), client.get(uri))
-            .await
-            .map_err(|_| anyhow!("{source}: no answer within 10s"))?
-            .map_err(|e| anyhow!("{source}: {e}"))?;
+        let client = crate::net::document_client(1).map_err(|e| anyhow!(e))?;
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.get(source).send(),
+        )
+        .await
+        .map_err(|_| anyhow!("{source}: no answer within 10s"))?
+        .map_err(|e| anyhow!("{source}: {}", crate::cause::with_root_cause(&e)))?;
         if !resp.status().is_success() {
             bail!("{source}: {}", resp.status());
         }
-        let body = Limited::new(resp.into_body(), 64 * 1024 * 1024)
+        let body = Limited::new(reqwest::Body::from(resp), 64 * 1024 * 1024)
             .collect()
             .await
             .map_err(|e| anyhow!("{source}: {e}"))?;
@@ -185,8 +185,8 @@ pub async fn run(c: DiscoverCommand) -> Result<()> {
     let text = read_source(&source).await?;
     let doc = read_document(&text).map_err(|e| anyhow!("{source}: {e}"))?;
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&document_json(&doc))?),
-        OutputFormat::Yaml => print!("{}", crate::api::parse::value_to_yaml(&document_json(&doc))),
+        OutputFormat::Json => println!("{}", codec::to_json(&document_json(&doc))),
+        OutputFormat::Yaml => print!("{}", codec::to_yaml(&document_json(&doc))),
         OutputFormat::Table => {
             let mut t = Table::new(&["FUNCTION", "METHOD", "PATH", "PARAMETERS", "WARNINGS"]);
             for f in &doc.functions {

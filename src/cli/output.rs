@@ -30,15 +30,9 @@ pub fn print_values(values: Vec<Value>, format: OutputFormat, single: bool) {
             } else {
                 json!({"apiVersion": "v1", "kind": "List", "items": values})
             };
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            println!("{}", crate::api::codec::to_json(&out));
         }
-        _ => {
-            let docs: Vec<String> = values
-                .iter()
-                .map(crate::api::parse::value_to_yaml)
-                .collect();
-            print!("{}", docs.join("---\n"));
-        }
+        _ => print!("{}", crate::api::codec::to_yaml_stream(&values)),
     }
 }
 

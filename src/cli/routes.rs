@@ -360,12 +360,8 @@ pub async fn route(g: &Global, c: RouteCommand) -> Result<()> {
                     let ext: Extensions = if text.trim().is_empty() {
                         Extensions { parameters: None }
                     } else {
-                        serde_saphyr::from_str(&text).map_err(|e| {
-                            anyhow!(
-                                "--extensions {file}: {}",
-                                e.to_string().lines().next().unwrap_or("")
-                            )
-                        })?
+                        crate::api::codec::from_yaml(&text)
+                            .map_err(|e| anyhow!("--extensions {file}: {e}"))?
                     };
                     ext.parameters
                 }

@@ -12,8 +12,7 @@ use crate::api::{Resource, ResourceKey, ResourceSet, SwaggerInfo, Transformation
 use crate::control::writes::WriteError;
 use crate::grpc::reflection::Discovered;
 use crate::store::Store;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Limited};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -193,7 +192,7 @@ fn probe_base(u: &Upstream, cfg: &FdsConfig) -> Result<String, String> {
     Err(no_address())
 }
 
-type HttpClient = crate::net::Client<Empty<Bytes>>;
+type HttpClient = reqwest::Client;
 
 #[derive(Debug)]
 enum Fetch {
@@ -207,26 +206,21 @@ enum Fetch {
 }
 
 async fn fetch(client: &HttpClient, url: &str, cfg: &FdsConfig) -> Fetch {
-    let uri: http::Uri = match url.parse() {
-        Ok(u) => u,
-        Err(e) => return Fetch::Unreachable(format!("{url}: {e}")),
-    };
-    let builder = http::Request::get(uri).header(
+    let req = client.get(url).header(
         "accept",
         "application/json, application/yaml;q=0.9, */*;q=0.5",
     );
-    let req = match builder.body(Empty::new()) {
-        Ok(r) => r,
-        Err(e) => return Fetch::Unreachable(e.to_string()),
-    };
-    let resp = match tokio::time::timeout(cfg.probe_timeout, client.request(req)).await {
+    let resp = match tokio::time::timeout(cfg.probe_timeout, req.send()).await {
         Err(_) => {
             return Fetch::Unreachable(format!("{url}: no answer within {:?}", cfg.probe_timeout));
         }
+        Ok(Err(e)) if e.is_builder() => return Fetch::Unreachable(format!("{url}: {e}")),
         Ok(Err(e)) if e.is_connect() => {
             return Fetch::Unreachable(format!("{url}: cannot connect"));
         }
-        Ok(Err(e)) => return Fetch::Missing(format!("{url}: {e}")),
+        Ok(Err(e)) => {
+            return Fetch::Missing(format!("{url}: {}", crate::cause::with_root_cause(&e)));
+        }
         Ok(Ok(r)) => r,
     };
     if !resp.status().is_success() {
@@ -235,7 +229,7 @@ async fn fetch(client: &HttpClient, url: &str, cfg: &FdsConfig) -> Fetch {
     let max = cfg.max_document;
     let body = tokio::time::timeout(
         cfg.probe_timeout * 4,
-        Limited::new(resp.into_body(), cfg.max_document).collect(),
+        Limited::new(reqwest::Body::from(resp), cfg.max_document).collect(),
     )
     .await;
     match body {
@@ -561,7 +555,13 @@ pub fn spawn(
     }
     let mut changes = store.watch();
     tokio::spawn(async move {
-        let client: HttpClient = crate::net::client_keeping(0);
+        let client: HttpClient = match crate::net::document_client(0) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "function discovery cannot run");
+                return;
+            }
+        };
         let mut seen: BTreeMap<ResourceKey, String> = BTreeMap::new();
         let mut all = DiscoveryState::new();
         let mut next_full = tokio::time::Instant::now();

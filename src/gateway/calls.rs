@@ -266,7 +266,7 @@ async fn grpc_sender(upstream: &UpstreamTarget) -> Result<(Arc<str>, wire::Sende
             Ok(super::dial::Sender::H1(_)) => Err(unreachable(
                 "it chose HTTP/1.1 by ALPN; gRPC needs HTTP/2".into(),
             )),
-            Err(e) => Err(unreachable(e.to_string())),
+            Err(e) => Err(unreachable(e.explain())),
         }
     };
     let send = wire::pooled(&host, upstream.dial.id, open)

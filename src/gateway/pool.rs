@@ -81,6 +81,12 @@ impl SendError {
     pub fn is_request_body(&self) -> bool {
         matches!(self, SendError::Request(e) if e.is_user())
     }
+
+    /// The message with its root cause: hyper's own messages (`connection error`) stop short
+    /// of why (`Connection reset by peer`), which is what an operator needs.
+    pub fn explain(&self) -> String {
+        crate::cause::with_root_cause(self)
+    }
 }
 
 /// An endpoint: `host:port` and the `Dial::id` of the settings it is reached with.
@@ -365,5 +371,31 @@ mod tests {
         assert_eq!(pool.idle_count(), 1, "idle for less than the timeout: kept");
         pool.close_idle_since(Instant::now() + Duration::from_millis(1));
         assert_eq!(pool.idle_count(), 0, "idle for longer: closed");
+    }
+
+    /// An upstream that takes the request, then resets the connection (SO_LINGER 0): the
+    /// error keeps hyper's cause, so its explanation names the reset, not only hyper's wrapper.
+    #[tokio::test]
+    async fn a_reset_is_explained_down_to_its_cause() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host: Arc<str> = Arc::from(listener.local_addr().unwrap().to_string().as_str());
+        std::thread::spawn(move || {
+            use std::io::Read;
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+            }
+        });
+        let Err(e) = Pool::new().send(&Dial::default(), &host, get()).await else {
+            panic!("a reset connection gave an answer");
+        };
+        assert!(!e.is_connect() && !e.is_request_body(), "{e:?}");
+        let reset = std::io::Error::from_raw_os_error(libc::ECONNRESET).to_string();
+        assert!(!e.to_string().contains(&reset), "hyper's own message: {e}");
+        let explained = e.explain();
+        assert!(explained.starts_with(&e.to_string()), "{explained}");
+        assert!(explained.ends_with(&reset), "{explained}");
+        assert_eq!(crate::cause::root_cause(&e), reset);
     }
 }

@@ -48,9 +48,6 @@ pub fn crd(kind: Kind) -> Value {
 
 /// Every CRD, as one multi-document YAML.
 pub fn all_yaml() -> String {
-    Kind::CUSTOM
-        .iter()
-        .map(|k| crate::api::parse::value_to_yaml(&crd(*k)))
-        .collect::<Vec<_>>()
-        .join("---\n")
+    let crds: Vec<_> = Kind::CUSTOM.iter().map(|k| crd(*k)).collect();
+    crate::api::codec::to_yaml_stream(&crds)
 }

@@ -5,24 +5,12 @@
 //! it has not been renewed for a whole duration. Every change is a replace with the
 //! resourceVersion that was read, so two replicas can never both win the same round.
 
-use crate::api::time::{parse_rfc3339, rfc3339};
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
-use kube::core::GroupVersionKind;
-use serde_json::json;
+use crate::api::time::timestamp;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, PostParams};
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
-
-fn lease_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("coordination.k8s.io", "v1", "Lease"),
-        "leases",
-    )
-}
-
-/// Kubernetes' MicroTime: RFC 3339 with microseconds.
-fn micro_time(t: SystemTime) -> String {
-    rfc3339(t).replace('Z', ".000000Z")
-}
 
 /// This replica's name: the pod's (HOSTNAME in a pod), else host and process.
 pub fn identity() -> String {
@@ -32,57 +20,51 @@ pub fn identity() -> String {
 
 /// One round: returns whether this replica holds the lease afterwards.
 async fn round(
-    api: &Api<DynamicObject>,
+    api: &Api<Lease>,
     name: &str,
     me: &str,
     duration: Duration,
 ) -> Result<bool, kube::Error> {
-    let now = SystemTime::now();
-    let spec = |transitions: u64, acquired: String| {
-        json!({
-            "holderIdentity": me,
-            "leaseDurationSeconds": duration.as_secs().max(1),
-            "acquireTime": acquired,
-            "renewTime": micro_time(now),
-            "leaseTransitions": transitions,
-        })
+    let now = MicroTime(timestamp(SystemTime::now()));
+    let spec = |transitions: i32, acquired: Option<MicroTime>| LeaseSpec {
+        holder_identity: Some(me.to_string()),
+        lease_duration_seconds: Some(i32::try_from(duration.as_secs().max(1)).unwrap_or(i32::MAX)),
+        acquire_time: acquired,
+        renew_time: Some(now.clone()),
+        lease_transitions: Some(transitions),
+        ..LeaseSpec::default()
     };
     let Some(mut lease) = api.get_opt(name).await? else {
-        let obj: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": name},
-            "spec": spec(0, micro_time(now)),
-        }))
-        .map_err(kube::Error::SerdeError)?;
-        return match api.create(&PostParams::default(), &obj).await {
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(spec(0, Some(now.clone()))),
+        };
+        return match api.create(&PostParams::default(), &lease).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
             Err(e) => Err(e),
         };
     };
-    let s = &lease.data["spec"];
-    let holder = s["holderIdentity"].as_str().unwrap_or("");
-    let transitions = s["leaseTransitions"].as_u64().unwrap_or(0);
-    let renewed = s["renewTime"]
-        .as_str()
-        .and_then(parse_rfc3339)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    let held_for = Duration::from_secs(s["leaseDurationSeconds"].as_u64().unwrap_or(15));
-    let expired = now
-        .duration_since(renewed)
-        .map(|d| d > held_for)
-        .unwrap_or(false);
+    let current = lease.spec.take().unwrap_or_default();
+    let holder = current.holder_identity.as_deref().unwrap_or("");
+    let transitions = current.lease_transitions.unwrap_or(0);
+    let held_for =
+        jiff::SignedDuration::from_secs(current.lease_duration_seconds.unwrap_or(15).into());
+    let expired = current
+        .renew_time
+        .as_ref()
+        .is_none_or(|renewed| now.0.duration_since(renewed.0) > held_for);
     let next = if holder == me {
-        spec(
-            transitions,
-            s["acquireTime"].as_str().unwrap_or("").to_string(),
-        )
+        spec(transitions, current.acquire_time.clone())
     } else if expired || holder.is_empty() {
-        spec(transitions + 1, micro_time(now))
+        spec(transitions.saturating_add(1), Some(now.clone()))
     } else {
         return Ok(false);
     };
-    lease.data["spec"] = next;
+    lease.spec = Some(next);
     match api.replace(name, &PostParams::default(), &lease).await {
         Ok(_) => Ok(true),
         // Someone else renewed or took it in the meantime.
@@ -100,7 +82,7 @@ pub fn spawn(
     duration: Duration,
 ) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
-    let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &lease_resource());
+    let api: Api<Lease> = Api::namespaced(client, namespace);
     let (name, me) = (name.to_string(), identity());
     tokio::spawn(async move {
         let every = (duration / 3).max(Duration::from_millis(200));

@@ -92,6 +92,7 @@ impl DirStore {
             StoreError::Unreadable(ParseError {
                 origin: origin.clone(),
                 line: None,
+                column: None,
                 reason: "not UTF-8 text".into(),
             })
         })?;
@@ -101,6 +102,7 @@ impl DirStore {
             StoreError::Unreadable(ParseError {
                 origin: origin.clone(),
                 line: None,
+                column: None,
                 reason,
             })
         };
@@ -191,6 +193,7 @@ impl DirStore {
                         Err(e) => listing.errors.push(ParseError {
                             origin: f.path().display().to_string(),
                             line: None,
+                            column: None,
                             reason: e.to_string(),
                         }),
                     }

@@ -54,6 +54,7 @@ fn to_resource(kind: Kind, obj: &DynamicObject) -> std::result::Result<Resource,
     let mut v = serde_json::to_value(obj).map_err(|e| ParseError {
         origin: origin(kind, obj),
         line: None,
+        column: None,
         reason: e.to_string(),
     })?;
     // The list API may omit apiVersion/kind on items.
@@ -65,6 +66,7 @@ fn to_resource(kind: Kind, obj: &DynamicObject) -> std::result::Result<Resource,
     Resource::from_value(kind, v).map_err(|reason| ParseError {
         origin: origin(kind, obj),
         line: None,
+        column: None,
         reason,
     })
 }

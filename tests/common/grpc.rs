@@ -33,7 +33,14 @@ pub fn cfg() -> FdsConfig {
 /// Discovers the store's upstreams once and waits until the gateway serves what was written.
 pub async fn discover(h: &Harness) -> fds::DiscoveryState {
     let set = h.store.list().await.unwrap().resources;
-    let state = fds::poll_once(h.store.as_ref(), &set, &cfg(), &epoxy::net::client(), None).await;
+    let state = fds::poll_once(
+        h.store.as_ref(),
+        &set,
+        &cfg(),
+        &epoxy::net::document_client(0).unwrap(),
+        None,
+    )
+    .await;
     let mut written = Vec::new();
     for k in state.keys() {
         written.push(h.store.get(k).await.unwrap());

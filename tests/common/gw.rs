@@ -149,7 +149,7 @@ impl Harness {
     }
 
     pub fn client() -> reqwest::Client {
-        reqwest::Client::builder()
+        super::http()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap()

@@ -132,7 +132,7 @@ impl Emulator {
             .build()
             .unwrap();
         rt.block_on(async {
-            let c = reqwest::Client::new();
+            let c = super::http().build().unwrap();
             let mut r = c.request(method.parse().unwrap(), format!("{}{path}", self.url));
             if let Some(b) = body {
                 r = r

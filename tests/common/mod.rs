@@ -124,3 +124,11 @@ impl Epoxy {
         std::fs::read_to_string(self.file(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 }
+
+/// A reqwest client builder for the tests. epoxy builds reqwest's rustls without a crypto
+/// provider of its own (ring only, never aws-lc-rs, which panics when mixed), so a client
+/// built here needs ring installed as the process's default provider first.
+pub fn http() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}

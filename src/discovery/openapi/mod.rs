@@ -35,6 +35,7 @@
 //! Input bounds: JSON nesting is limited by `serde_json` (128 levels), YAML nesting and alias
 //! expansion by `serde-saphyr`'s budget; schema expansion by limits in `template.rs`.
 
+use crate::api::codec::{self, SyntaxError};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -167,14 +168,9 @@ impl ParamLocation {
 pub enum DocError {
     #[error("empty document")]
     Empty,
-    #[error("invalid {format}{}: {message}", location(*line, *column))]
-    Parse {
-        /// `"JSON"` or `"YAML"`.
-        format: &'static str,
-        line: Option<u64>,
-        column: Option<u64>,
-        message: String,
-    },
+    /// Not well-formed JSON or YAML (the codec's error: format, line, column, reason).
+    #[error(transparent)]
+    Parse(#[from] SyntaxError),
     #[error("not a Swagger 2.0 / OpenAPI 3.x document: {reason}")]
     NotApiDocument { reason: String },
     #[error("unsupported '{field}' version '{version}' (supported: Swagger 2.0, OpenAPI 3.0, 3.1)")]
@@ -184,14 +180,6 @@ pub enum DocError {
     },
     #[error("invalid document at {at}: {message}")]
     Invalid { at: String, message: String },
-}
-
-fn location(line: Option<u64>, column: Option<u64>) -> String {
-    match (line, column) {
-        (Some(l), Some(c)) => format!(" at line {l}, column {c}"),
-        (Some(l), None) => format!(" at line {l}"),
-        _ => String::new(),
-    }
 }
 
 /// Reads a Swagger 2.0 / OpenAPI 3.0 / 3.1 document (JSON or YAML) into functions.
@@ -284,8 +272,7 @@ fn parse(text: &str, sink: &tree::Sink) -> Result<Value, DocError> {
     if text.trim().is_empty() {
         return Err(DocError::Empty);
     }
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+    if codec::looks_like_json(text) {
         check_json_nesting(text)?;
         match parse_json(text, sink) {
             Ok(v) => return Ok(v),
@@ -295,24 +282,11 @@ fn parse(text: &str, sink: &tree::Sink) -> Result<Value, DocError> {
                 if let Ok(v) = parse_yaml(text, sink) {
                     return Ok(v);
                 }
-                return Err(DocError::Parse {
-                    format: "JSON",
-                    line: u64::try_from(json_err.line()).ok().filter(|l| *l > 0),
-                    column: u64::try_from(json_err.column()).ok().filter(|c| *c > 0),
-                    message: strip_location(&json_err.to_string()).to_string(),
-                });
+                return Err(SyntaxError::from_json(&json_err).into());
             }
         }
     }
-    parse_yaml(text, sink).map_err(|e| {
-        let loc = e.location();
-        DocError::Parse {
-            format: "YAML",
-            line: loc.map(|l| l.line()).filter(|l| *l > 0),
-            column: loc.map(|l| l.column()).filter(|c| *c > 0),
-            message: concise_yaml_message(&e),
-        }
-    })
+    parse_yaml(text, sink).map_err(|e| SyntaxError::from_yaml(&e).into())
 }
 
 /// Deepest nesting of mappings/sequences accepted, in JSON and YAML. Building a
@@ -346,12 +320,12 @@ fn check_json_nesting(text: &str) -> Result<(), DocError> {
             '{' | '[' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Err(DocError::Parse {
+                    return Err(DocError::Parse(SyntaxError {
                         format: "JSON",
                         line: Some(line),
                         column: Some(column),
                         message: format!("nested deeper than {MAX_NESTING} levels"),
-                    });
+                    }));
                 }
             }
             '}' | ']' => depth = depth.saturating_sub(1),
@@ -389,29 +363,6 @@ fn parse_json(text: &str, sink: &tree::Sink) -> Result<Value, serde_json::Error>
     let v = tree::Node::root(sink).deserialize(&mut de)?;
     de.end()?;
     Ok(v)
-}
-
-/// `msg at line 2 column 13` -> `msg` (the location is reported separately).
-fn strip_location(msg: &str) -> &str {
-    msg.find(" at line ")
-        .map_or(msg, |i| msg.get(..i).unwrap_or(msg))
-}
-
-/// serde-saphyr's message without its source snippet and without the location (reported
-/// separately), e.g. `unclosed bracket '['`.
-fn concise_yaml_message(e: &serde_saphyr::Error) -> String {
-    let full = e.without_snippet().to_string();
-    let first = full.lines().next().unwrap_or_default().trim();
-    let first = first.strip_prefix("error:").unwrap_or(first).trim_start();
-    let msg =
-        strip_location(first).trim_end_matches(", set DuplicateKeyPolicy in Options if acceptable");
-    if msg.starts_with("budget breached") {
-        format!("document too large or nested too deeply ({msg})")
-    } else if msg.is_empty() {
-        full
-    } else {
-        msg.to_string()
-    }
 }
 
 fn detect_version(root: &Value) -> Result<SpecVersion, DocError> {

@@ -73,7 +73,8 @@ fn lookup<'a>(root: &'a Value, r: &str) -> Result<&'a Value, RefError> {
     let Some(fragment) = r.strip_prefix('#') else {
         return Err(RefError::Remote(r.to_string()));
     };
-    let pointer = percent_decode(fragment);
+    // `%XX` escapes (`#/paths/~1pets%7Bid%7D`); malformed ones are kept verbatim.
+    let pointer = percent_encoding::percent_decode_str(fragment).decode_utf8_lossy();
     if pointer.is_empty() {
         return Ok(root);
     }
@@ -83,33 +84,6 @@ fn lookup<'a>(root: &'a Value, r: &str) -> Result<&'a Value, RefError> {
     }
     root.pointer(&pointer)
         .ok_or_else(|| RefError::Missing(r.to_string()))
-}
-
-/// Decodes `%XX` escapes in a URI fragment (`#/paths/~1pets%7Bid%7D`); malformed escapes are
-/// kept verbatim.
-fn percent_decode(s: &str) -> String {
-    if !s.contains('%') {
-        return s.to_string();
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            if let Some(decoded) = hex {
-                out.push(decoded);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -146,6 +120,9 @@ mod tests {
         let xy = json!({"$ref": "#/definitions/x~0y"});
         let r = resolve(&root, &xy).unwrap();
         assert_eq!(r.value, &json!({"type": "integer"}));
-        assert_eq!(percent_decode("a%7Bb%7D%zz%"), "a{b}%zz%");
+        let escaped = json!({"paths": {"/a{b}%zz%": {"get": {}}}});
+        let escaped_ref = json!({"$ref": "#/paths/~1a%7Bb%7D%zz%"});
+        let r = resolve(&escaped, &escaped_ref).unwrap();
+        assert_eq!(r.value, &json!({"get": {}}));
     }
 }

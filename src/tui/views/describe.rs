@@ -54,7 +54,7 @@ pub fn yaml(cx: &ViewCtx, target: &Target) -> Option<String> {
                 .transformations
                 .get(name)?;
             let v = serde_json::json!({ name.clone(): t });
-            Some(crate::api::parse::value_to_yaml(&v))
+            Some(crate::api::codec::to_yaml(&v))
         }
     }
 }

@@ -103,7 +103,7 @@ pub struct Editor {
 
 /// The route as YAML, as the editor shows it.
 pub fn route_yaml(r: &Route) -> String {
-    crate::api::parse::value_to_yaml(&serde_json::to_value(r).unwrap_or_default())
+    crate::api::codec::to_yaml(&serde_json::to_value(r).unwrap_or_default())
 }
 
 /// Reads a route from YAML; the error carries its line when it can be found.

@@ -164,7 +164,7 @@ pub fn export<'a>(events: impl Iterator<Item = &'a RequestEvent>) -> String {
             .map(|(k, v)| (k.clone(), shown_value(k, v).into()))
             .collect();
         let line = serde_json::json!({
-            "time": rfc3339_ms(e.time),
+            "time": crate::api::time::rfc3339_ms(e.time),
             "method": e.method,
             "host": e.host,
             "path": e.path,
@@ -182,14 +182,4 @@ pub fn export<'a>(events: impl Iterator<Item = &'a RequestEvent>) -> String {
         out.push('\n');
     }
     out
-}
-
-/// `2024-05-01T12:00:00.250Z`: RFC 3339 with milliseconds (requests come faster than seconds).
-fn rfc3339_ms(t: std::time::SystemTime) -> String {
-    let ms = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_millis();
-    let s = crate::api::time::rfc3339(t);
-    format!("{}.{ms:03}Z", s.trim_end_matches('Z'))
 }

@@ -1,4 +1,4 @@
-//! A line diff (longest common subsequence), for the editor's preview.
+//! A line diff (`similar`'s), for the editor's preview.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiffLine {
@@ -8,44 +8,22 @@ pub enum DiffLine {
 }
 
 pub fn diff_lines(old: &str, new: &str) -> Vec<DiffLine> {
-    let a: Vec<&str> = old.lines().collect();
-    let b: Vec<&str> = new.lines().collect();
-    // Large inputs: show everything as replaced rather than spend quadratic time.
-    if a.len() * b.len() > 4_000_000 {
-        return a
-            .iter()
-            .map(|l| DiffLine::Removed(l.to_string()))
-            .chain(b.iter().map(|l| DiffLine::Added(l.to_string())))
-            .collect();
-    }
-    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
-    while i < a.len() && j < b.len() {
-        if a[i] == b[j] {
-            out.push(DiffLine::Same(a[i].to_string()));
-            i += 1;
-            j += 1;
-        } else if lcs[i + 1][j] >= lcs[i][j + 1] {
-            out.push(DiffLine::Removed(a[i].to_string()));
-            i += 1;
-        } else {
-            out.push(DiffLine::Added(b[j].to_string()));
-            j += 1;
-        }
-    }
-    out.extend(a[i..].iter().map(|l| DiffLine::Removed(l.to_string())));
-    out.extend(b[j..].iter().map(|l| DiffLine::Added(l.to_string())));
-    out
+    // Lines compared without their ends (a missing final newline is no change); Myers' diff
+    // with a deadline, so a huge input degrades to a coarser diff, never a hang.
+    let (old, new): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    similar::TextDiff::configure()
+        .timeout(std::time::Duration::from_millis(200))
+        .diff_slices(&old, &new)
+        .iter_all_changes()
+        .map(|c| {
+            let line = c.value().to_string();
+            match c.tag() {
+                similar::ChangeTag::Equal => DiffLine::Same(line),
+                similar::ChangeTag::Insert => DiffLine::Added(line),
+                similar::ChangeTag::Delete => DiffLine::Removed(line),
+            }
+        })
+        .collect()
 }
 
 /// Whether the diff changes anything.
@@ -72,4 +50,24 @@ pub fn compact(d: &[DiffLine], context: usize) -> Vec<DiffLine> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_kept_added_and_removed() {
+        let d = diff_lines("a\nb\nc\n", "a\nc\nd");
+        assert_eq!(
+            d,
+            [
+                DiffLine::Same("a".into()),
+                DiffLine::Removed("b".into()),
+                DiffLine::Same("c".into()),
+                DiffLine::Added("d".into()),
+            ]
+        );
+        assert!(!changes(&diff_lines("x\n", "x")));
+    }
 }
