@@ -935,14 +935,14 @@ fn method_has_body(m: &Method) -> bool {
 /// upstream's otherwise (`connect`: it was never reached).
 fn fault(connect: bool, request_body: bool, e: &(dyn std::error::Error + 'static)) -> ProxyError {
     if request_body {
-        return ProxyError::downstream(root_cause(e));
+        return ProxyError::downstream(crate::cause::root_cause(e));
     }
     let mut cur = Some(e);
     while let Some(c) = cur {
         if c.downcast_ref::<hyper::Error>()
             .is_some_and(hyper::Error::is_user)
         {
-            return ProxyError::downstream(root_cause(c));
+            return ProxyError::downstream(crate::cause::root_cause(c));
         }
         cur = c.source();
     }
@@ -951,13 +951,5 @@ fn fault(connect: bool, request_body: bool, e: &(dyn std::error::Error + 'static
     } else {
         RetryType::Reset
     };
-    ProxyError::upstream(retry, root_cause(e))
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
+    ProxyError::upstream(retry, crate::cause::root_cause(e))
 }

@@ -418,14 +418,16 @@ async fn exchange(
     loop {
         match send(&mut conn, request, is_head).await {
             Ok(head) => return Ok((conn, head)),
-            Err(SendFailed::Closed { written }) if reused && (idempotent || !written) => {
+            Err(SendFailed::Closed { written, .. }) if reused && (idempotent || !written) => {
                 conn = conns.connect(host).await.map_err(UpError::Connect)?;
                 reused = false;
             }
-            Err(SendFailed::Closed { .. }) => {
-                return Err(UpError::Reset(
-                    "the connection closed before a response".into(),
-                ));
+            Err(SendFailed::Closed { cause, .. }) => {
+                let why = "the connection closed before a response";
+                return Err(UpError::Reset(match cause {
+                    Some(e) => format!("{why}: {e}"),
+                    None => why.into(),
+                }));
             }
             Err(SendFailed::Io(e)) => return Err(UpError::Reset(e.to_string())),
             Err(SendFailed::Invalid(e)) => return Err(UpError::Reset(e)),
@@ -437,6 +439,8 @@ enum SendFailed {
     /// The connection closed (or was reset) before any byte of a response.
     Closed {
         written: bool,
+        /// The reset the OS reported, if it was one (`Connection reset by peer`).
+        cause: Option<std::io::Error>,
     },
     Io(std::io::Error),
     Invalid(String),
@@ -445,7 +449,10 @@ enum SendFailed {
 async fn send(conn: &mut UpConn, request: &[u8], is_head: bool) -> Result<UpHead, SendFailed> {
     conn.buf.clear();
     if conn.stream.write_all(request).await.is_err() {
-        return Err(SendFailed::Closed { written: false });
+        return Err(SendFailed::Closed {
+            written: false,
+            cause: None,
+        });
     }
     let mut received = false;
     loop {
@@ -471,9 +478,17 @@ async fn send(conn: &mut UpConn, request: &[u8], is_head: bool) -> Result<UpHead
             conn.buf.reserve(READ_SIZE);
         }
         match conn.stream.read_buf(&mut conn.buf).await {
-            Ok(0) if !received => return Err(SendFailed::Closed { written: true }),
+            Ok(0) if !received => {
+                return Err(SendFailed::Closed {
+                    written: true,
+                    cause: None,
+                });
+            }
             Err(e) if !received && is_reset(&e) => {
-                return Err(SendFailed::Closed { written: true });
+                return Err(SendFailed::Closed {
+                    written: true,
+                    cause: Some(e),
+                });
             }
             Ok(0) => {
                 return Err(SendFailed::Io(std::io::Error::new(
