@@ -2,8 +2,8 @@
 //! called with the JSON body, HTTP requests transcoded by an upstream's `google.api.http` rules
 //! (`serviceSpec.grpcJsonTranscoder`), and AWS Lambda functions (`destinationSpec.aws`)
 //! invoked with the body. Compiled with the route table (descriptors decoded, methods, rules
-//! and credentials found once); served on the hyper side (the fast path hands these routes
-//! over).
+//! and credentials found once); answered on either transport by `super::invoke` (the fast path
+//! serves gRPC and Lambda calls itself and hands a transcoder's requests to hyper).
 
 use super::function::{Extractor, extract};
 use super::table::UpstreamTarget;
