@@ -156,6 +156,10 @@ impl GrpcCall {
     /// The request message as JSON: the body's keys, then the route's variables (as the field
     /// they name takes them: text for a string field, a JSON value for others).
     fn request_json(&self, head: &http::request::Parts, body: &[u8]) -> Result<Vec<u8>, Failure> {
+        // No route variables to add: the body is the message as it is.
+        if self.extractors.is_empty() && body.first().is_some_and(|b| *b == b'{') {
+            return self.method.request_from_text(body).map_err(bad_request);
+        }
         let mut obj = if body.iter().all(u8::is_ascii_whitespace) {
             serde_json::Map::new()
         } else {
@@ -216,37 +220,38 @@ impl GrpcCall {
             Ok(a) => a,
             Err(e) => return failed(e, &self.method, upstream, false),
         };
-        let json = self.method.response(&answers).map_err(|e| {
+        let answer_error = |e: String| {
             (
                 StatusCode::BAD_GATEWAY,
                 "function-error",
                 format!("`{}`: {e}", self.method.path),
             )
-        })?;
+        };
         // A stream as newline-delimited JSON when the client asks for it, else an array.
-        let ndjson = head
-            .headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.contains(NDJSON));
-        match json {
-            serde_json::Value::Array(items) if self.method.server_streaming && ndjson => {
-                let mut body = Vec::new();
-                for item in items {
-                    body.extend(serde_json::to_vec(&item).unwrap_or_default());
-                    body.push(b'\n');
-                }
-                let mut r = json_response(StatusCode::OK, body);
-                r.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
-                Ok(r)
-            }
-            json => Ok(json_response(
-                StatusCode::OK,
-                serde_json::to_vec(&json).unwrap_or_default(),
-            )),
+        let ndjson = self.method.server_streaming
+            && head
+                .headers
+                .get_all(header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains(NDJSON));
+        if !ndjson {
+            let body = self.method.response_text(&answers).map_err(answer_error)?;
+            return Ok(json_response(StatusCode::OK, body));
         }
+        let mut body = Vec::new();
+        if let serde_json::Value::Array(items) =
+            self.method.response(&answers).map_err(answer_error)?
+        {
+            for item in items {
+                body.extend(serde_json::to_vec(&item).unwrap_or_default());
+                body.push(b'\n');
+            }
+        }
+        let mut r = json_response(StatusCode::OK, body);
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
+        Ok(r)
     }
 }
 

@@ -80,6 +80,40 @@ impl Method {
         Ok(msg.encode_to_vec())
     }
 
+    /// The request message for a JSON object given as text, encoded: parsed straight into the
+    /// message (no JSON tree in between; the common call, whose route adds no variables).
+    pub fn request_from_text(&self, json: &[u8]) -> Result<Vec<u8>, String> {
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let msg = DynamicMessage::deserialize(self.input.clone(), &mut de)
+            .and_then(|m| de.end().map(|()| m))
+            .map_err(|e| format!("the body is not a `{}`: {e}", self.input.full_name()))?;
+        Ok(msg.encode_to_vec())
+    }
+
+    /// The answer's messages written as JSON text (what `response` gives, without building
+    /// a JSON tree first).
+    pub fn response_text(&self, messages: &[bytes::Bytes]) -> Result<Vec<u8>, String> {
+        let decode = |m: &bytes::Bytes| {
+            DynamicMessage::decode(self.output.clone(), m.as_ref())
+                .map_err(|e| format!("an answer is not a `{}`: {e}", self.output.full_name()))
+        };
+        // `DynamicMessage`'s own `Serialize` is the canonical mapping (`SerializeOptions`'
+        // defaults, as `response` uses).
+        let written = if self.server_streaming {
+            let msgs = messages.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+            serde_json::to_vec(&msgs)
+        } else {
+            let [one] = messages else {
+                return Err(format!(
+                    "a unary method answered with {} messages",
+                    messages.len()
+                ));
+            };
+            serde_json::to_vec(&decode(one)?)
+        };
+        written.map_err(|e| e.to_string())
+    }
+
     /// The answer's messages as JSON: the message for a unary method, an array of them for a
     /// server stream.
     pub fn response(&self, messages: &[bytes::Bytes]) -> Result<serde_json::Value, String> {

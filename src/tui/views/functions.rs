@@ -11,6 +11,8 @@ use ratatui::style::Style;
 pub struct FnRow {
     pub upstream: String,
     pub name: String,
+    /// `rest`, `grpc`, `lambda` or `grpc-json` (a transcoder's method).
+    pub kind: &'static str,
     pub method: String,
     /// The path template, readable (`{{ id }}`).
     pub path: String,
@@ -27,6 +29,7 @@ pub fn rows(cx: &ViewCtx, upstream: Option<&str>) -> Vec<FnRow> {
             path: crate::tui::data::readable_template(&f.path),
             params: f.params_text(),
             body: f.body.is_some(),
+            kind: f.kind.as_str(),
             method: f.method,
             upstream: f.upstream,
             name: f.name,
@@ -39,7 +42,8 @@ pub fn row(cx: &ViewCtx, f: &FnRow, all: bool) -> TRow {
     if all {
         r = r.styled(f.upstream.clone(), cx.theme.muted());
     }
-    r.styled(f.method.clone(), cx.theme.accent())
+    r.styled(f.kind, cx.theme.muted())
+        .styled(f.method.clone(), cx.theme.accent())
         .cell(f.path.clone())
         .cell(f.params.clone())
         .cell(if f.body { "json" } else { "—" })
@@ -48,10 +52,19 @@ pub fn row(cx: &ViewCtx, f: &FnRow, all: bool) -> TRow {
 pub fn meta(upstream: Option<&str>, n: usize) -> ListMeta {
     let (header, widths) = if upstream.is_none() {
         (
-            vec!["NAME", "UPSTREAM", "METHOD", "PATH", "PARAMETERS", "BODY"],
+            vec![
+                "NAME",
+                "UPSTREAM",
+                "KIND",
+                "METHOD",
+                "PATH",
+                "PARAMETERS",
+                "BODY",
+            ],
             vec![
                 Constraint::Min(12),
                 Constraint::Min(12),
+                Constraint::Length(9),
                 Constraint::Length(6),
                 Constraint::Min(16),
                 Constraint::Min(12),
@@ -60,9 +73,10 @@ pub fn meta(upstream: Option<&str>, n: usize) -> ListMeta {
         )
     } else {
         (
-            vec!["NAME", "METHOD", "PATH", "PARAMETERS", "BODY"],
+            vec!["NAME", "KIND", "METHOD", "PATH", "PARAMETERS", "BODY"],
             vec![
                 Constraint::Min(12),
+                Constraint::Length(9),
                 Constraint::Length(6),
                 Constraint::Min(20),
                 Constraint::Min(14),
