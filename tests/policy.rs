@@ -216,6 +216,50 @@ async fn jwt_local_pem(fast_path: bool) {
     );
 }
 
+/// A function's template sees the request as the stages left it: a claim set as a header is
+/// a variable of the call, a client's own value of that header is not, and a removed token is
+/// not there to copy.
+async fn function_sees_the_stages_edits(fast_path: bool) {
+    let h = gateway(fast_path).await;
+    let up = upstream::start("web");
+    let key = KeyPair::new(Algorithm::RS256, "k1");
+    let opts = local_provider(
+        &key.public,
+        "claimsToHeaders:\n- {claim: sub, header: x-user}\n",
+    );
+    let routes = "    - matchers: [{prefix: /who}]\n      routeAction:\n        single:\n          upstream: {name: web}\n          destinationSpec: {rest: {functionName: who, parameters: {headers: {x-user: '{user}', authorization: '{token}'}}}}\n";
+    let functions = "    serviceSpec:\n      rest:\n        transformations:\n          who:\n            headers:\n              ':path': {text: '/who/{{ default(user, \"nobody\") }}/{{ default(token, \"none\") }}'}\n";
+    let upstream = format!("{}{functions}", static_upstream("web", &[up.host_port()]));
+    serve(&h, &up, &indent(&opts, 6), routes, "").await;
+    // `web` again, with its function.
+    h.apply(&upstream).await;
+    let good = key.sign(&keys::claims(
+        "https://issuer.example",
+        "petstore",
+        "alice",
+        false,
+    ));
+    let auth = format!("Bearer {good}");
+    let r = get(
+        &h,
+        "/who",
+        &[("authorization", &auth), ("x-user", "mallory")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.echo()["path"], "/who/alice/none", "fast_path={fast_path}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_sees_the_stages_edits_fast_path() {
+    function_sees_the_stages_edits(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_sees_the_stages_edits_hyper() {
+    function_sees_the_stages_edits(false).await;
+}
+
 #[tokio::test]
 async fn jwt_local_pem_fast_path() {
     jwt_local_pem(true).await;

@@ -56,14 +56,26 @@ pub(super) async fn forward<'t>(
 
     // A function renders the method, path, headers and body of its call. Its extractors see
     // the headers that go upstream: not the hop-by-hop ones (the general path strips them
-    // first, too; a `connection` header listing other names sends a request to hyper).
+    // first, too; a `connection` header listing other names sends a request to hyper), and
+    // with the stages' edits made (a claim set as a header, a token removed), as hyper's side
+    // applies them before it renders.
     let end_to_end: smallvec::SmallVec<[httparse::Header<'_>; 16]>;
-    let fn_headers = if dest.function.is_some() && req.headers.iter().any(|h| hop_by_hop(h.name)) {
+    let edits = call.edits.filter(|_| dest.function.is_some());
+    let fn_headers = if dest.function.is_some()
+        && (edits.is_some() || req.headers.iter().any(|h| hop_by_hop(h.name)))
+    {
+        let from_stages = edits.into_iter().flat_map(|e| &e.request_set);
         end_to_end = req
             .headers
             .iter()
-            .filter(|h| !hop_by_hop(h.name))
+            .filter(|h| {
+                !hop_by_hop(h.name) && !edits.is_some_and(|e| e.replaces_request(h.name.as_bytes()))
+            })
             .copied()
+            .chain(from_stages.map(|(n, v)| httparse::Header {
+                name: n.as_str(),
+                value: v.as_bytes(),
+            }))
             .collect();
         &end_to_end[..]
     } else {
