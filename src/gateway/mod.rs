@@ -4,6 +4,7 @@ pub mod admin;
 pub mod attempts;
 pub mod calls;
 pub mod dial;
+pub mod forwarding;
 pub mod function;
 pub mod h1;
 pub mod inja;

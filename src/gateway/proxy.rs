@@ -103,7 +103,6 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::PROXY_AUTHENTICATE,
 ];
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub(super) const X_EPOXY_ERROR: HeaderName = HeaderName::from_static("x-epoxy-error");
 
@@ -712,20 +711,19 @@ async fn forward<'t>(
         headers.insert(header::HOST, h.clone());
     }
     let client_ip = remote.ip().to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {client_ip}"),
-        None => client_ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR, v);
+    let previous = headers
+        .get(&X_FORWARDED_FOR)
+        .filter(|v| v.to_str().is_ok())
+        .map(|v| v.as_bytes().to_vec());
+    let has_request_id = headers.contains_key(&X_REQUEST_ID);
+    // The route's own rules come after, and win.
+    super::forwarding::Forwarding {
+        previous: previous.as_deref(),
+        client_ip: &client_ip,
+        scheme: shared.scheme,
+        has_request_id,
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(shared.scheme));
-    if !headers.contains_key(&X_REQUEST_ID) {
-        let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            headers.insert(X_REQUEST_ID, v);
-        }
-    }
+    .write(|_| false, &mut headers);
     for n in &opts.request_remove {
         headers.remove(n);
     }

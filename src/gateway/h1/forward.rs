@@ -3,6 +3,7 @@
 //! timeouts of the route.
 
 use super::super::attempts::{self, Exchange, Failed, ProxyError, RetryType};
+use super::super::forwarding::Forwarding;
 use super::super::function::RenderedCall;
 use super::super::matcher::Headers;
 use super::super::pipeline::Edits;
@@ -12,8 +13,8 @@ use super::super::telemetry::outcome;
 use super::response::{Framing, UpHead, parse_response, relay};
 use super::upstream::{READ_SIZE, UpConn, UpstreamConns};
 use super::{
-    Call, ClientIo, Request, Served, fail, hop_by_hop, is, push_decimal, push_request_id,
-    request_target, until as until_or_timer, visible,
+    Call, ClientIo, Request, Served, fail, hop_by_hop, is, push_decimal, request_target,
+    until as until_or_timer, visible,
 };
 use bytes::Buf;
 use std::borrow::Cow;
@@ -325,25 +326,13 @@ fn write_request_head(
         out.extend_from_slice(b"\r\n");
         has_host = true;
     }
-    if !by_route("x-forwarded-for") {
-        out.extend_from_slice(b"x-forwarded-for: ");
-        if let Some(prev) = prev_xff {
-            out.extend_from_slice(prev.as_bytes());
-            out.extend_from_slice(b", ");
-        }
-        out.extend_from_slice(req.client_ip.as_bytes());
-        out.extend_from_slice(b"\r\n");
+    Forwarding {
+        previous: prev_xff.map(str::as_bytes),
+        client_ip: req.client_ip,
+        scheme: req.scheme,
+        has_request_id,
     }
-    if !by_route("x-forwarded-proto") {
-        for part in [&b"x-forwarded-proto: "[..], req.scheme.as_bytes(), b"\r\n"] {
-            out.extend_from_slice(part);
-        }
-    }
-    if !has_request_id && !by_route("x-request-id") {
-        out.extend_from_slice(b"x-request-id: ");
-        push_request_id(out);
-        out.extend_from_slice(b"\r\n");
-    }
+    .write(by_route, out);
     let from_stages = edits.into_iter().flat_map(|e| &e.request_set);
     for (n, v) in from_stages.filter(|(n, _)| !managed(n.as_str()) && !route_replaces(n.as_str())) {
         has_host |= n == http::header::HOST;

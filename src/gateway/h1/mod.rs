@@ -668,19 +668,6 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
-/// Writes a new request id: 128 random bits in hex.
-fn push_request_id(out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for mut word in [fastrand::u64(..), fastrand::u64(..)] {
-        let mut digits = [0u8; 16];
-        for d in digits.iter_mut().rev() {
-            *d = HEX[(word & 0xf) as usize];
-            word >>= 4;
-        }
-        out.extend_from_slice(&digits);
-    }
-}
-
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
@@ -782,12 +769,5 @@ mod tests {
             push_decimal(&mut out, n);
             assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
         }
-        let mut out = Vec::new();
-        push_request_id(&mut out);
-        assert_eq!(out.len(), 32);
-        assert!(
-            out.iter()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        );
     }
 }
