@@ -1,7 +1,11 @@
 //! Behaviour of `read_document` / `transformation` on fixtures copied from the corpus
 //! (tests/fixtures) and on small inline documents.
 
-use std::path::{Path, PathBuf};
+#[path = "common/documents.rs"]
+mod documents;
+use documents::walk;
+
+use std::path::Path;
 
 use epoxy::api::codec::SyntaxError;
 use epoxy::discovery::openapi::{
@@ -656,23 +660,6 @@ fn deep_nesting_is_bounded() {
 }
 
 // --- corpus walk -------------------------------------------------------------------------------
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            walk(&path, out);
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("json" | "yaml" | "yml")
-        ) {
-            out.push(path);
-        }
-    }
-}
 
 /// Every document of the corpus (the oas-examples copy and the real-world excerpts in
 /// tests/fixtures/openapi-corpus) yields functions or a clear error, never a panic.

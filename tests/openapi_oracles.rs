@@ -9,6 +9,10 @@
 //! reported as refused, with the oracle's reason, and is not counted as agreement. Swagger 2.0
 //! has no oracle here (neither crate reads it).
 
+#[path = "common/documents.rs"]
+mod documents;
+use documents::walk;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -27,23 +31,6 @@ struct Op {
 enum Verdict {
     Read(Vec<Op>),
     Refused(String),
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            walk(&path, out);
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("json" | "yaml" | "yml")
-        ) {
-            out.push(path);
-        }
-    }
 }
 
 /// Every OpenAPI/Swagger document the project ships.
