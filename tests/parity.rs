@@ -36,6 +36,39 @@ const ROUTES: &str = r#"    - matchers: [{prefix: /headers/}]
     - matchers: [{prefix: /plain}]
       name: plain
       routeAction: {single: {upstream: {name: a}}}
+    - matchers: [{prefix: /fn/}]
+      options:
+        hostRewrite: upstream.internal
+        headerManipulation:
+          requestHeadersToAdd: [{header: {key: x-added, value: route}, append: false}]
+      routeAction:
+        single:
+          upstream: {name: a}
+          destinationSpec: {rest: {functionName: tag, parameters: {path: '/fn/{id}'}}}
+    - matchers: [{prefix: /down}]
+      options: {cors: {allowOrigin: [https://shop.example]}}
+      routeAction: {single: {upstream: {name: down}}}
+    - matchers: [{prefix: /auto}]
+      options:
+        autoHostRewrite: true
+        headerManipulation:
+          requestHeadersToAdd: [{header: {key: host, value: from-route}}]
+      routeAction: {single: {upstream: {name: a}}}
+"#;
+
+/// A function whose call sets headers the route or the gateway also decide: the route's
+/// `x-added` and `hostRewrite` win over the function's, and the function's `x-forwarded-for`
+/// is the one the client's address is appended to.
+const FUNCTIONS: &str = r#"    serviceSpec:
+      rest:
+        transformations:
+          tag:
+            headers:
+              ':path': {text: '/fn/tagged/{{ id }}'}
+              x-added: {text: function}
+              x-tag: {text: '{{ id }}'}
+              host: {text: fn.internal}
+              x-forwarded-for: {text: 10.9.9.9}
 "#;
 
 /// One raw request (the gateway's address goes nowhere in it: `Host` is fixed).
@@ -78,6 +111,18 @@ fn cases() -> Vec<Case> {
             raw: "POST /plain/items HTTP/1.1\r\nhost: parity.test\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"a\": true}".into(),
         },
         get("HEAD", "/plain", "").with_method("HEAD"),
+        get("te: trailers kept", "/plain", "te: trailers\r\n"),
+        get(
+            "a function's headers under the route's",
+            "/fn/7",
+            "x-added: client\r\nx-forwarded-for: 10.0.0.1\r\n",
+        ),
+        get("the route's host over autoHostRewrite", "/auto", ""),
+        get(
+            "the stages' response headers on the gateway's own error",
+            "/down",
+            "origin: https://shop.example\r\n",
+        ),
     ]
 }
 
@@ -136,14 +181,57 @@ fn comparable(e: &RequestEvent) -> Value {
     v
 }
 
+/// An address nothing listens on (a port bound, then let go).
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// What the upstream must have seen, where a case's point is a precedence between rules (the
+/// two transports agreeing is checked for every case; this checks what they agree on).
+fn expect(case: &str, answer: &Answer) {
+    let echo = &answer.body;
+    let h = &echo["headers"];
+    match case {
+        "te: trailers kept" => assert_eq!(h["te"], "trailers", "{echo}"),
+        "a function's headers under the route's" => {
+            assert_eq!(echo["path"], "/fn/tagged/7", "{echo}");
+            assert_eq!(h["host"], "upstream.internal", "the route's host: {echo}");
+            assert_eq!(
+                echo["repeated"],
+                serde_json::json!({}),
+                "one of each: {echo}"
+            );
+            assert_eq!(h["x-added"], "route", "{echo}");
+            assert_eq!(h["x-tag"], "7", "{echo}");
+            assert_eq!(h["x-forwarded-for"], "10.9.9.9, 127.0.0.1", "{echo}");
+        }
+        "the stages' response headers on the gateway's own error" => {
+            assert!(answer.status.starts_with("HTTP/1.1 503"), "{answer:?}");
+            let cors = answer.headers.get("access-control-allow-origin");
+            assert_eq!(
+                cors,
+                Some(&vec!["https://shop.example".to_string()]),
+                "{answer:?}"
+            );
+        }
+        "the route's host over autoHostRewrite" => {
+            assert_eq!(h["host"], "from-route", "{echo}")
+        }
+        _ => {}
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_transports_make_the_same_decisions() {
     let a = upstream::start("a");
     let fast = Harness::with(|c| c.fast_path = true).await;
     let hyper = Harness::with(|c| c.fast_path = false).await;
     let config = format!(
-        "{}---\n{}",
-        static_upstream("a", &[a.host_port()]),
+        "{}---\n{}---\n{}",
+        static_upstream("a", &[a.host_port()]) + FUNCTIONS,
+        // Nothing listens there: every request to `down` is the gateway's 503.
+        static_upstream("down", &[closed_port()]),
         vs("default", "['*']", ROUTES)
     );
     for h in [&fast, &hyper] {
@@ -171,12 +259,13 @@ async fn both_transports_make_the_same_decisions() {
             "{}: the access-log events differ",
             case.name
         );
+        expect(case.name, &on_fast);
         compared += 1;
     }
     assert_eq!(compared, cases().len());
     // The requests did reach the upstream (the echo is what was compared), except the ones a
-    // stage or the table answered.
-    assert_eq!(a.hits(), 2 * (cases().len() as u64 - 2));
+    // stage or the table answered, and the one to an upstream that is down.
+    assert_eq!(a.hits(), 2 * (cases().len() as u64 - 3));
     // The fast path served every case itself but the two it leaves to hyper by design: a
     // `connection` header listing other headers, and a request no route takes.
     let handoffs = fast.metrics().await.lines().find_map(|l| {

@@ -4,11 +4,12 @@
 //! 128 random bits in hex). Decided here once; each transport writes them through its
 //! [`HeaderSink`]: the fast path into the head it is writing, hyper into a `HeaderMap`.
 
-/// Where a transport writes a header (statically dispatched; the fast path's writes into its
-/// buffer allocate nothing).
+/// Where a transport writes a request's headers (statically dispatched; the fast path's
+/// writes into its buffer allocate nothing). Every write adds a header line: the rules that
+/// decide what is written (`upstream_request`) never write a name twice unless both values go.
 pub trait HeaderSink {
-    /// Writes `name` with the value made of `parts` one after the other.
-    fn put(&mut self, name: &'static str, parts: &[&[u8]]);
+    /// Adds `name` with the value made of `parts` one after the other.
+    fn append(&mut self, name: &str, parts: &[&[u8]]);
 }
 
 /// What the forwarding headers are made from.
@@ -29,15 +30,15 @@ impl Forwarding<'_> {
     pub fn write(&self, replaced: impl Fn(&str) -> bool, out: &mut impl HeaderSink) {
         if !replaced("x-forwarded-for") {
             match self.previous {
-                Some(p) => out.put("x-forwarded-for", &[p, b", ", self.client_ip.as_bytes()]),
-                None => out.put("x-forwarded-for", &[self.client_ip.as_bytes()]),
+                Some(p) => out.append("x-forwarded-for", &[p, b", ", self.client_ip.as_bytes()]),
+                None => out.append("x-forwarded-for", &[self.client_ip.as_bytes()]),
             }
         }
         if !replaced("x-forwarded-proto") {
-            out.put("x-forwarded-proto", &[self.scheme.as_bytes()]);
+            out.append("x-forwarded-proto", &[self.scheme.as_bytes()]);
         }
         if !self.has_request_id && !replaced("x-request-id") {
-            out.put("x-request-id", &[&request_id()]);
+            out.append("x-request-id", &[&request_id()]);
         }
     }
 }
@@ -60,7 +61,7 @@ pub fn request_id() -> [u8; 32] {
 
 /// The fast path's sink: `name: value\r\n` appended to the head being written.
 impl HeaderSink for Vec<u8> {
-    fn put(&mut self, name: &'static str, parts: &[&[u8]]) {
+    fn append(&mut self, name: &str, parts: &[&[u8]]) {
         self.extend_from_slice(name.as_bytes());
         self.extend_from_slice(b": ");
         for p in parts {
@@ -70,12 +71,18 @@ impl HeaderSink for Vec<u8> {
     }
 }
 
-/// Hyper's sink: the header set (replacing any value); a value `http` refuses is left out.
+/// Hyper's sink: the header appended; a name or value `http` refuses is left out.
 impl HeaderSink for http::HeaderMap {
-    fn put(&mut self, name: &'static str, parts: &[&[u8]]) {
-        let value = parts.concat();
-        if let Ok(v) = http::HeaderValue::from_bytes(&value) {
-            self.insert(http::HeaderName::from_static(name), v);
+    fn append(&mut self, name: &str, parts: &[&[u8]]) {
+        let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) else {
+            return;
+        };
+        let value = match parts {
+            [one] => http::HeaderValue::from_bytes(one),
+            _ => http::HeaderValue::from_bytes(&parts.concat()),
+        };
+        if let Ok(v) = value {
+            http::HeaderMap::append(self, name, v);
         }
     }
 }

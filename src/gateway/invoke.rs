@@ -6,6 +6,7 @@
 
 use super::calls::{Bound, CallFailed};
 use super::pipeline::{Answer, Edits};
+use super::response_rules::ResponseRules;
 use super::table::{CompiledRoute, DEFAULT_TIMEOUT, UpstreamTarget};
 use bytes::Bytes;
 use http::header;
@@ -27,10 +28,11 @@ pub async fn invoke(
     match bound.serve(upstream, head, body, timeout).await {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
-            route.options.apply_response_headers(&mut parts.headers);
-            if let Some(e) = edits {
-                e.apply_to_response(&mut parts.headers);
-            }
+            let rules = ResponseRules {
+                route: Some(&route.options),
+                edits,
+            };
+            rules.apply(&mut parts.headers);
             // Framing is each transport's to write.
             parts.headers.remove(header::CONTENT_LENGTH);
             parts.headers.remove(header::TRANSFER_ENCODING);
@@ -76,13 +78,15 @@ pub async fn invoke(
         }
         Err((status, code, message)) => {
             upstream.stats.record(status.as_u16(), Duration::ZERO, 0);
-            Err(Answer::error(
+            let mut answer = Answer::error(
                 status,
                 code,
                 &message,
                 Some(&route.id),
                 Some(&upstream.name),
-            ))
+            );
+            ResponseRules::stages(edits).apply_to_answer(&mut answer);
+            Err(answer)
         }
     }
 }

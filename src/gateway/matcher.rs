@@ -34,6 +34,21 @@ impl<'a> From<&'a HeaderMap> for Headers<'a> {
 }
 
 impl<'a> Headers<'a> {
+    /// Every header, name and value, in the order they came (no map built for it).
+    pub fn iter(self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        let (map, raw) = match self {
+            Headers::Map(m) => (Some(m), None),
+            Headers::Raw(r) => (None, Some(r)),
+        };
+        let from_map = map
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+        let from_raw = raw
+            .into_iter()
+            .flat_map(|r| r.iter().map(|h| (h.name, h.value)));
+        from_map.chain(from_raw)
+    }
+
     /// The first value of `name` (lower-case), if it is visible ASCII (as `HeaderValue::to_str`).
     pub fn get(&self, name: &str) -> Option<&'a str> {
         match self {

@@ -14,10 +14,12 @@ pub mod matcher;
 pub mod pipeline;
 pub mod pool;
 pub mod proxy;
+pub mod response_rules;
 pub mod server;
 pub mod table;
 pub mod telemetry;
 pub mod tunnel;
+pub mod upstream_request;
 
 use arc_swap::ArcSwap;
 use proxy::Shared;

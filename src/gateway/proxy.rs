@@ -5,14 +5,18 @@
 //! epoxy's configuration (503 with the reason), in a small JSON body and `x-epoxy-error`.
 
 use super::attempts::{self, Exchange, ProxyError, RetryType};
-use super::matcher::{PathCond, RequestHead};
+use super::matcher::{Headers, PathCond, RequestHead};
 use super::pipeline::{Answer, Edits, Inbound};
 use super::pool::{OutBody, Pool, UpstreamBody};
+use super::response_rules::ResponseRules;
 use super::table::{
     Action, CompiledRoute, DEFAULT_TIMEOUT, Options, Redirect, RouteTable, Target, UpstreamTarget,
 };
 use super::telemetry::{Outcome, Seen, outcome};
 use super::telemetry::{Registry, RequestEvent};
+use super::upstream_request::{
+    ClientRequest, HOP_BY_HOP, HeaderRules, Planned, connection_tokens, rewrite_prefix,
+};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -92,35 +96,17 @@ pub fn error_body(code: &str, message: &str, route: Option<&str>, upstream: Opti
 
 // Header names as constants: a name given as a string is parsed and hashed at every use,
 // and these are used on every request.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::TE,
-    header::TRAILER,
-    header::PROXY_AUTHENTICATE,
-];
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub(super) const X_EPOXY_ERROR: HeaderName = HeaderName::from_static("x-epoxy-error");
 
+/// Removes a response's hop-by-hop headers, and those its `connection` header lists.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    if !h.contains_key(header::CONNECTION) {
-        for n in &HOP_BY_HOP[1..] {
-            h.remove(n);
-        }
-        return;
-    }
-    let listed: Vec<HeaderName> = h
+    let listed: smallvec::SmallVec<[HeaderName; 2]> = h
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().to_ascii_lowercase().as_bytes()).ok())
+        .flat_map(|v| connection_tokens(v.as_bytes()))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
-    for n in &HOP_BY_HOP {
+    for n in HOP_BY_HOP {
         h.remove(n);
     }
     for n in listed {
@@ -174,15 +160,17 @@ pub async fn handle(
             let route = m.route;
             let (resp, mut outcome) = match admit(route, &req, remote).await {
                 Ok(edits) => {
-                    let mut req = req;
-                    if let Some(e) = &edits {
-                        e.apply_to_request(req.headers_mut());
-                    }
-                    let (mut resp, o) =
-                        serve_route(shared, client, route, &m.matcher.path, req, remote).await;
-                    if let Some(e) = &edits {
-                        e.apply_to_response(resp.headers_mut());
-                    }
+                    let (mut resp, o) = serve_route(
+                        shared,
+                        client,
+                        route,
+                        &m.matcher.path,
+                        req,
+                        remote,
+                        edits.as_ref(),
+                    )
+                    .await;
+                    ResponseRules::stages(edits.as_ref()).apply(resp.headers_mut());
                     (resp, o)
                 }
                 Err(answer) => {
@@ -307,6 +295,7 @@ fn unreadable_head<B>(req: &Request<B>) -> Option<(StatusCode, &'static str, &'s
     None
 }
 
+/// Serves a routed request the route's stages let through (`edits`: what they change).
 async fn serve_route<'t>(
     shared: &Shared,
     client: &Clients,
@@ -314,12 +303,13 @@ async fn serve_route<'t>(
     matched: &PathCond,
     req: Request<Incoming>,
     remote: SocketAddr,
+    edits: Option<&Edits>,
 ) -> (Response<GatewayBody>, Outcome<'t>) {
     match &route.action {
         Action::Direct { status, body } => {
             let mut r = Response::new(Either::Right(Full::new(body.clone())));
             *r.status_mut() = *status;
-            route.options.apply_response_headers(r.headers_mut());
+            ResponseRules::route(&route.options).apply(r.headers_mut());
             let mut o = outcome(status.as_u16());
             o.bytes_out = body.len() as u64;
             (r, o)
@@ -331,7 +321,7 @@ async fn serve_route<'t>(
         }
         Action::Forward(fwd) => {
             let target = fwd.pick();
-            forward(shared, client, route, target, matched, req, remote).await
+            forward(shared, client, route, target, matched, req, remote, edits).await
         }
     }
 }
@@ -366,32 +356,6 @@ fn redirect(rd: &Redirect, matched: &PathCond, req: &Request<Incoming>) -> Respo
         r.headers_mut().insert(header::LOCATION, v);
     }
     r
-}
-
-/// Envoy's prefix rewrite: the matched prefix (or the whole path, for exact and regex) is
-/// replaced by `rewrite`.
-pub(super) fn rewrite_prefix(path: &str, matched: &PathCond, rewrite: &str) -> String {
-    match matched {
-        PathCond::Prefix(p) if path.len() >= p.len() => format!("{rewrite}{}", &path[p.len()..]),
-        _ => rewrite.to_string(),
-    }
-}
-
-/// Envoy writes `\1` for a capture group; the regex crate writes `${1}`.
-pub(super) fn envoy_substitution(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
-            let d = chars.next().unwrap_or('0');
-            out.push_str(&format!("${{{d}}}"));
-        } else if c == '$' {
-            out.push_str("$$");
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Why a transcoded call routed again by its gRPC path is not sent.
@@ -488,6 +452,7 @@ async fn forward<'t>(
     matched: &PathCond,
     req: Request<Incoming>,
     remote: SocketAddr,
+    edits: Option<&Edits>,
 ) -> (Response<GatewayBody>, Outcome<'t>) {
     let rid = Some(&*route.id);
     let up_name: Option<&'t str> = target.upstream.as_ref().map(|u| &*u.name);
@@ -512,12 +477,16 @@ async fn forward<'t>(
     };
     let (parts, body) = req.into_parts();
     let bound = target.call.as_deref().and_then(|c| c.bind(&parts));
-    let req = Request::from_parts(parts, body);
+    let mut req = Request::from_parts(parts, body);
     if let Some(bound) = bound {
+        // A call reads the request as the stages left it.
+        if let Some(e) = edits {
+            e.apply_to_request(req.headers_mut());
+        }
         o.function = Some(bound.name()).filter(|n| !n.is_empty());
         // A transcoded call is routed again by its gRPC path unless the transcoder keeps the
         // route the HTTP request matched (Envoy clears its route cache).
-        let (upstream, edits) = if bound.keeps_route() {
+        let (upstream, second) = if bound.keeps_route() {
             (upstream, None)
         } else {
             let path = bound.grpc_path().unwrap_or_default();
@@ -533,7 +502,7 @@ async fn forward<'t>(
             }
         };
         let (mut parts, body) = req.into_parts();
-        if let Some(e) = &edits {
+        if let Some(e) = &second {
             e.apply_to_request(&mut parts.headers);
         }
         let body = match Limited::new(body, shared.max_body).collect().await {
@@ -547,7 +516,7 @@ async fn forward<'t>(
                 return fail(o, StatusCode::BAD_REQUEST, "bad-request", &msg);
             }
         };
-        return match super::invoke::invoke(&bound, &upstream, &parts, body, route, edits.as_ref())
+        return match super::invoke::invoke(&bound, &upstream, &parts, body, route, second.as_ref())
             .await
         {
             Ok(answer) => {
@@ -565,8 +534,6 @@ async fn forward<'t>(
     let opts = &route.options;
     let (mut parts, body) = req.into_parts();
     let upgrade = upgrade_to(&parts.headers, opts);
-    // An HTTP/2 client names the host in `:authority` (an HTTP/1.1 one in `Host`, kept below).
-    let parts_authority = parts.uri.authority().map(|a| a.to_string());
     if let Some(len) = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -610,141 +577,60 @@ async fn forward<'t>(
     } else {
         RequestBody::Stream(body)
     };
-
-    // Method, path, headers and body of the upstream request.
-    let mut method = parts.method.clone();
-    let original_pq = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
-    let mut headers = std::mem::take(&mut parts.headers);
-    let te_trailers = headers
-        .get_all(header::TE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
-    strip_hop_by_hop(&mut headers);
-    // `te: trailers` goes on (the one TE HTTP/2 allows, RFC 9113 8.2.2; Envoy keeps it):
-    // gRPC servers refuse calls without it.
-    if te_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    }
-    if let Some(protocol) = &upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, protocol.clone());
-    }
-    // The request was routed by its target's authority (absolute form, or HTTP/2's
-    // `:authority`): the upstream gets that host, not a `Host` that says otherwise
-    // (RFC 9112, 3.2.2).
-    if let Some(v) = parts_authority
-        .as_deref()
-        .and_then(|a| HeaderValue::from_str(a).ok())
-    {
-        headers.insert(header::HOST, v);
-    }
-    let mut path_and_query = {
-        let path = parts.uri.path();
-        let mut p = if let Some(rw) = &opts.prefix_rewrite {
-            rewrite_prefix(path, matched, rw)
-        } else if let Some((re, sub)) = &opts.regex_rewrite {
-            re.replace_all(path, envoy_substitution(sub).as_str())
-                .into_owned()
-        } else {
-            path.to_string()
-        };
-        if let Some(q) = parts.uri.query() {
-            p.push('?');
-            p.push_str(q);
-        }
-        p
+    let (stream, client_body) = match body {
+        RequestBody::Stream(s) => (Some(s), None),
+        RequestBody::Buffered(b) => (None, Some(b)),
     };
-    let mut body = body;
-    if let Some(f) = &target.function {
-        let raw: &[u8] = match &body {
-            RequestBody::Buffered(b) => b,
-            RequestBody::Stream(_) => &[],
-        };
-        match f.render(&original_pq, (&headers).into(), raw) {
-            Ok(call) => {
-                if let Some(m) = call
-                    .method
-                    .as_deref()
-                    .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
-                {
-                    method = m;
-                }
-                if let Some(p) = call.path {
-                    path_and_query = if p.starts_with('/') {
-                        p
-                    } else {
-                        format!("/{p}")
-                    };
-                }
-                for h in call.remove_headers {
-                    headers.remove(h);
-                }
-                for (h, v) in call.set_headers {
-                    if let Ok(v) = HeaderValue::from_str(&v) {
-                        headers.insert(h, v);
-                    }
-                }
-                if let Some(b) = call.body {
-                    body = RequestBody::Buffered(Bytes::from(b));
-                }
-            }
-            Err(e) => {
-                let (status, code, message) = e.answer(&f.name);
-                return fail(o, status, code, &message);
-            }
-        }
-    }
-    headers.remove(header::CONTENT_LENGTH);
-    if let RequestBody::Buffered(b) = &body
-        && (!b.is_empty() || method_has_body(&method))
-    {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
-    }
-    if let Some(h) = &opts.host_rewrite {
-        headers.insert(header::HOST, h.clone());
-    }
-    let client_ip = remote.ip().to_string();
-    let previous = headers
-        .get(&X_FORWARDED_FOR)
-        .filter(|v| v.to_str().is_ok())
-        .map(|v| v.as_bytes().to_vec());
-    let has_request_id = headers.contains_key(&X_REQUEST_ID);
-    // The route's own rules come after, and win.
-    super::forwarding::Forwarding {
-        previous: previous.as_deref(),
-        client_ip: &client_ip,
+
+    // What goes upstream, decided as on the fast path (`upstream_request`).
+    let client_req = ClientRequest {
+        method: parts.method.as_str(),
+        target: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        authority: parts.uri.authority().map(|a| a.as_str()),
+        headers: Headers::Map(&parts.headers),
+        body: client_body.as_deref().unwrap_or_default(),
+    };
+    let function = target.function.as_deref();
+    let planned = match Planned::new(&client_req, opts, matched, function, edits) {
+        Ok(p) => p,
+        Err((status, code, message)) => return fail(o, status, code, &message),
+    };
+    let Ok(method) = Method::from_bytes(planned.method().as_bytes()) else {
+        let msg = format!("`{}` is not a method", planned.method());
+        return fail(o, StatusCode::BAD_REQUEST, "bad-request", &msg);
+    };
+    let buffered = match planned.function_body() {
+        Some(b) => Some(Bytes::copy_from_slice(b)),
+        None => client_body.clone(),
+    };
+    let rules = HeaderRules {
+        method: method.as_str(),
+        opts,
+        call: planned.call.as_ref(),
+        edits,
+        body_len: buffered.as_ref().map(Bytes::len),
+        client_ip: &remote.ip().to_string(),
         scheme: shared.scheme,
-        has_request_id,
-    }
-    .write(|_| false, &mut headers);
-    for n in &opts.request_remove {
-        headers.remove(n);
-    }
-    for a in &opts.request_add {
-        if a.append {
-            headers.append(a.name.clone(), a.value.clone());
-        } else {
-            headers.insert(a.name.clone(), a.value.clone());
-        }
-    }
+        upgrade: upgrade.as_ref().map(HeaderValue::as_bytes),
+    };
+    let path_and_query = planned.path_and_query();
 
     // Shadowing: a copy, fire and forget, never affecting the client's answer.
-    if let (Some((shadow, pct)), RequestBody::Buffered(b)) = (&opts.shadow, &body)
+    if let (Some((shadow, pct)), Some(b)) = (&opts.shadow, &buffered)
         && fastrand::f64() * 100.0 < *pct
         && let Some(host) = shadow.pick()
-        && let Ok(uri) = Uri::try_from(path_and_query.as_str())
+        && let Ok(uri) = Uri::try_from(path_and_query)
     {
         let mut sreq = Request::new(Either::Right(Full::new(b.clone())));
         *sreq.method_mut() = method.clone();
         *sreq.uri_mut() = uri;
-        *sreq.headers_mut() = headers.clone();
+        rules.write(
+            &client_req,
+            (host, shadow.authority_of(host)),
+            sreq.headers_mut(),
+        );
         let (pool, shadow, host) = (client.pool.clone(), shadow.clone(), host.clone());
         tokio::spawn(async move {
             if let Ok(resp) = pool.send(&shadow.dial, &host, sreq).await {
@@ -754,37 +640,28 @@ async fn forward<'t>(
     }
 
     let retry = opts.retry.clone().unwrap_or_default();
-    let replayable = matches!(body, RequestBody::Buffered(_));
-    let attempts = if replayable {
+    let attempts = if buffered.is_some() {
         retry.num.saturating_add(1)
     } else {
         1
     };
-    // The target goes on the request line (cleartext) or after the endpoint (TLS): it must be
-    // one whichever endpoint answers.
-    if let Err(e) = Uri::try_from(path_and_query.as_str()) {
-        let msg = format!("cannot build the upstream URI: {e}");
-        return fail(o, StatusCode::BAD_REQUEST, "bad-request", &msg);
-    }
     let timeout = opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let deadline = tokio::time::Instant::now() + timeout;
-    let (stream, buffered) = match body {
-        RequestBody::Stream(s) => (Some(s), None),
-        RequestBody::Buffered(b) => (None, Some(b)),
-    };
     let mut exchange = HyperExchange {
         client,
         upstream: &upstream,
-        opts,
         method: &method,
-        path_and_query: &path_and_query,
-        headers,
+        path_and_query,
+        client_req: &client_req,
+        rules: &rules,
         stream,
         buffered,
-        authority: parts_authority.as_deref(),
         upgrade: upgrade.is_some(),
     };
-    match attempts::run(&mut exchange, &upstream, &retry, attempts, deadline).await {
+    let result = attempts::run(&mut exchange, &upstream, &retry, attempts, deadline).await;
+    drop(exchange);
+    drop(planned);
+    match result {
         Ok((mut resp, _host)) => {
             let status = resp.status().as_u16();
             if status == 101 {
@@ -813,7 +690,7 @@ async fn forward<'t>(
                 return (resp.map(Either::Left), o);
             }
             strip_hop_by_hop(resp.headers_mut());
-            opts.apply_response_headers(resp.headers_mut());
+            ResponseRules::route(opts).apply(resp.headers_mut());
             o.status = status;
             o.bytes_out = HyperExchange::size(&resp);
             (resp.map(Either::Left), o)
@@ -827,16 +704,14 @@ async fn forward<'t>(
 struct HyperExchange<'a> {
     client: &'a Clients,
     upstream: &'a UpstreamTarget,
-    opts: &'a Options,
     method: &'a Method,
     path_and_query: &'a str,
-    /// Moved into the last attempt's request, copied into the others.
-    headers: HeaderMap,
+    client_req: &'a ClientRequest<'a>,
+    /// The upstream request's headers, written anew for each attempt's endpoint.
+    rules: &'a HeaderRules<'a>,
     /// A body sent as it comes (one attempt only), or one buffered for replays.
     stream: Option<Incoming>,
     buffered: Option<Bytes>,
-    /// The authority the client named (absolute form, HTTP/2's `:authority`).
-    authority: Option<&'a str>,
     /// Whether the client asked to upgrade (a 101 is expected).
     upgrade: bool,
 }
@@ -848,7 +723,7 @@ impl Exchange for HyperExchange<'_> {
         &mut self,
         host: &Arc<str>,
         until: tokio::time::Instant,
-        last: bool,
+        _last: bool,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         let uri = Uri::try_from(self.path_and_query)
             .map_err(|e| ProxyError::upstream(RetryType::Never, e.to_string()))?;
@@ -860,24 +735,9 @@ impl Exchange for HyperExchange<'_> {
         let mut ureq = Request::new(b);
         *ureq.method_mut() = self.method.clone();
         *ureq.uri_mut() = uri;
-        // The last (usually the only) attempt takes the headers instead of copying them.
-        *ureq.headers_mut() = if last {
-            std::mem::take(&mut self.headers)
-        } else {
-            self.headers.clone()
-        };
-        if self.opts.auto_host_rewrite
-            && self.opts.host_rewrite.is_none()
-            && let Ok(v) = HeaderValue::from_str(self.upstream.authority_of(host))
-        {
-            ureq.headers_mut().insert(header::HOST, v);
-        }
-        if !ureq.headers().contains_key(header::HOST) {
-            // An HTTP/2 client gives `:authority`, not `Host`; HTTP/1.1 needs one.
-            if let Ok(v) = HeaderValue::from_str(self.authority.unwrap_or(host)) {
-                ureq.headers_mut().insert(header::HOST, v);
-            }
-        }
+        let endpoint = (&**host, self.upstream.authority_of(host));
+        self.rules
+            .write(self.client_req, endpoint, ureq.headers_mut());
         let client = self.client;
         let sent = async {
             client
@@ -922,10 +782,6 @@ fn upgrade_to(h: &HeaderMap, opts: &Options) -> Option<HeaderValue> {
         .split(',')
         .any(|p| p.trim().eq_ignore_ascii_case("websocket"));
     (asks && websocket && opts.websocket).then(|| protocol.clone())
-}
-
-fn method_has_body(m: &Method) -> bool {
-    matches!(*m, Method::POST | Method::PUT | Method::PATCH)
 }
 
 /// Whose fault a failed exchange is: the client's when reading its request body failed (the

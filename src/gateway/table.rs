@@ -249,23 +249,6 @@ pub struct Options {
     pub websocket: bool,
 }
 
-impl Options {
-    /// The route's response header rules (removals, then additions), on a response whichever
-    /// transport carries it.
-    pub fn apply_response_headers(&self, h: &mut http::HeaderMap) {
-        for n in &self.response_remove {
-            h.remove(n);
-        }
-        for a in &self.response_add {
-            if a.append {
-                h.append(a.name.clone(), a.value.clone());
-            } else {
-                h.insert(a.name.clone(), a.value.clone());
-            }
-        }
-    }
-}
-
 #[derive(Debug)]
 pub struct CompiledRoute {
     /// `gloo-system/default#3`, or the route's name.

@@ -122,7 +122,13 @@ async fn serve(
     let method = req.method().to_string();
     let version = req.version();
     let mut headers = serde_json::Map::new();
+    // Names that came more than once, with their counts (`headers` keeps the last value).
+    let mut repeated = serde_json::Map::new();
     for (k, v) in req.headers() {
+        let count = req.headers().get_all(k).iter().count();
+        if count > 1 {
+            repeated.insert(k.to_string(), count.into());
+        }
         headers.insert(
             k.to_string(),
             serde_json::Value::String(v.to_str().unwrap_or("").to_string()),
@@ -153,6 +159,7 @@ async fn serve(
         "version": format!("{version:?}"),
         "path": pq,
         "headers": headers,
+        "repeated": repeated,
         "body": String::from_utf8_lossy(&body),
     });
     let mut r = Response::new(Full::new(Bytes::from(echo.to_string())));

@@ -1,31 +1,20 @@
-//! One request upstream: its head written with the same header rules as the general path,
-//! sent on a pooled (or new) connection, and the response head read, with the retries and
-//! timeouts of the route.
+//! One request upstream: its head written by the rules of `upstream_request` (the same as
+//! hyper's), sent on a pooled (or new) connection, and the response head read, with the
+//! retries and timeouts of the route.
 
 use super::super::attempts::{self, Exchange, Failed, ProxyError, RetryType};
-use super::super::forwarding::Forwarding;
-use super::super::function::RenderedCall;
 use super::super::matcher::Headers;
-use super::super::pipeline::Edits;
-use super::super::proxy::{envoy_substitution, rewrite_prefix};
-use super::super::table::{DEFAULT_TIMEOUT, Options, Retry, UpstreamTarget};
+use super::super::table::{DEFAULT_TIMEOUT, Retry, UpstreamTarget};
 use super::super::telemetry::outcome;
+use super::super::upstream_request::{ClientRequest, HeaderRules, Planned};
 use super::response::{Framing, UpHead, parse_response, relay};
 use super::upstream::{READ_SIZE, UpConn, UpstreamConns};
-use super::{
-    Call, ClientIo, Request, Served, fail, hop_by_hop, is, push_decimal, request_target,
-    until as until_or_timer, visible,
-};
+use super::{Call, ClientIo, Request, Served, fail, until as until_or_timer};
 use bytes::Buf;
-use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
-
-fn method_has_body(m: &str) -> bool {
-    matches!(m, "POST" | "PUT" | "PATCH")
-}
 
 /// Methods a request may be sent again for when a kept-alive connection turned out closed
 /// before any answer (RFC 9110, 9.2.2, allows it; nginx does it too). A request of another
@@ -34,8 +23,9 @@ fn idempotent(m: &str) -> bool {
     matches!(m, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE")
 }
 
-/// Forwards a request to its destination: the function's call rendered, the head written, the
-/// attempts the route allows, and the answer relayed (or an error answered).
+/// Forwards a request to its destination: what goes upstream decided
+/// (`upstream_request`: the function's call rendered, rewrites, header rules), the attempts
+/// the route allows, and the answer relayed (or an error answered).
 pub(super) async fn forward<'t>(
     io: &mut impl ClientIo,
     req: &Request<'_, '_>,
@@ -44,7 +34,6 @@ pub(super) async fn forward<'t>(
     out: &mut Vec<u8>,
     mut timer: Pin<&mut Sleep>,
 ) -> Served<'t> {
-    use http::StatusCode;
     let dest = call.dest;
     let mut o = outcome(0);
     o.upstream = dest.upstream.as_ref().map(|u| &*u.name);
@@ -54,68 +43,33 @@ pub(super) async fn forward<'t>(
         return fail(io, req, call, o, (f.status, f.code, &f.message), out).await;
     };
     let opts = &call.route.options;
-
-    // A function renders the method, path, headers and body of its call. Its extractors see
-    // the headers that go upstream: not the hop-by-hop ones (the general path strips them
-    // first, too; a `connection` header listing other names sends a request to hyper), and
-    // with the stages' edits made (a claim set as a header, a token removed), as hyper's side
-    // applies them before it renders.
-    let end_to_end: smallvec::SmallVec<[httparse::Header<'_>; 16]>;
-    let edits = call.edits.filter(|_| dest.function.is_some());
-    let fn_headers = if dest.function.is_some()
-        && (edits.is_some() || req.headers.iter().any(|h| hop_by_hop(h.name)))
-    {
-        let from_stages = edits.into_iter().flat_map(|e| &e.request_set);
-        end_to_end = req
-            .headers
-            .iter()
-            .filter(|h| {
-                !hop_by_hop(h.name) && !edits.is_some_and(|e| e.replaces_request(h.name.as_bytes()))
-            })
-            .copied()
-            .chain(from_stages.map(|(n, v)| httparse::Header {
-                name: n.as_str(),
-                value: v.as_bytes(),
-            }))
-            .collect();
-        &end_to_end[..]
-    } else {
-        req.headers
+    let client = ClientRequest {
+        method: req.head.method,
+        target: req.head.target,
+        path: call.path,
+        query: call.query,
+        authority: None,
+        headers: Headers::Raw(req.headers),
+        body: req.body,
     };
-    let rendered = match &dest.function {
-        None => None,
-        Some(f) => match f.render(req.head.target, Headers::Raw(fn_headers), req.body) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                let (status, code, message) = e.answer(&f.name);
-                return fail(io, req, call, o, (status, code, &message), out).await;
-            }
-        },
+    let function = dest.function.as_deref();
+    let planned = match Planned::new(&client, opts, call.matched, function, call.edits) {
+        Ok(p) => p,
+        Err((status, code, message)) => {
+            return fail(io, req, call, o, (status, code, &message), out).await;
+        }
     };
-    let method = rendered
-        .as_ref()
-        .and_then(|c| c.method.as_deref())
-        .filter(|m| http::Method::from_bytes(m.as_bytes()).is_ok())
-        .unwrap_or(req.head.method);
-    let path_and_query: Cow<'_, str> = match rendered.as_ref().and_then(|c| c.path.as_deref()) {
-        Some(p) if p.starts_with('/') => Cow::Borrowed(p),
-        Some(p) => Cow::Owned(format!("/{p}")),
-        None => rewritten(call, opts).map_or(Cow::Borrowed(req.head.target), Cow::Owned),
-    };
-    // A rewritten or rendered target goes on the request line as it is: it must be one.
-    if (matches!(path_and_query, Cow::Owned(_)) || rendered.is_some())
-        && !request_target(&path_and_query)
-    {
-        let msg = format!(
-            "cannot build the upstream URI from `{}`",
-            path_and_query.escape_debug()
-        );
-        let why = (StatusCode::BAD_REQUEST, "bad-request", msg.as_str());
-        return fail(io, req, call, o, why, out).await;
-    }
-    let body: &[u8] = match rendered.as_ref().and_then(|c| c.body.as_deref()) {
-        Some(b) => b.as_bytes(),
-        None => req.body,
+    let method = planned.method();
+    let body = planned.function_body().unwrap_or(req.body);
+    let rules = HeaderRules {
+        method,
+        opts,
+        call: planned.call.as_ref(),
+        edits: call.edits,
+        body_len: Some(body.len()),
+        client_ip: req.client_ip,
+        scheme: req.scheme,
+        upgrade: None,
     };
 
     let no_retry = Retry::default();
@@ -124,15 +78,13 @@ pub(super) async fn forward<'t>(
     // The upstream's response is framed by the method it was sent (a function may change it).
     let is_head = method == "HEAD";
     let mut exchange = FastExchange {
-        req,
-        call,
         conns,
         out: &mut *out,
         timer: timer.as_mut(),
         upstream,
-        method,
-        path_and_query: &path_and_query,
-        rendered: rendered.as_ref(),
+        client: &client,
+        rules: &rules,
+        path_and_query: planned.path_and_query(),
         body,
         is_head,
     };
@@ -152,21 +104,19 @@ pub(super) async fn forward<'t>(
 
 /// One attempt on the fast path: the head written for the endpoint, sent with the body on a
 /// pooled (or new) connection, and the response head read, under the connection's one timer.
-struct FastExchange<'a, 'b, 't, 'r> {
-    req: &'a Request<'b, 'b>,
-    call: &'a Call<'t, 'r>,
+struct FastExchange<'a> {
     conns: &'a UpstreamConns,
     out: &'a mut Vec<u8>,
     timer: Pin<&'a mut Sleep>,
     upstream: &'a UpstreamTarget,
-    method: &'a str,
+    client: &'a ClientRequest<'a>,
+    rules: &'a HeaderRules<'a>,
     path_and_query: &'a str,
-    rendered: Option<&'a RenderedCall>,
     body: &'a [u8],
     is_head: bool,
 }
 
-impl Exchange for FastExchange<'_, '_, '_, '_> {
+impl Exchange for FastExchange<'_> {
     type Answer = (UpConn, UpHead);
 
     async fn attempt(
@@ -175,32 +125,16 @@ impl Exchange for FastExchange<'_, '_, '_, '_> {
         until: Instant,
         _last: bool,
     ) -> Result<(UpConn, UpHead), ProxyError> {
-        let opts = &self.call.route.options;
-        let host_header = match &opts.host_rewrite {
-            Some(h) => Some(h.as_bytes()),
-            None if opts.auto_host_rewrite => Some(self.upstream.authority_of(host).as_bytes()),
-            None => None,
-        };
+        let method = self.rules.method;
         self.out.clear();
-        write_request_head(
-            self.out,
-            self.req,
-            self.method,
-            self.path_and_query,
-            opts,
-            self.rendered,
-            self.call.edits,
-            (host, host_header),
-            self.body.len(),
-        );
+        for part in [method, " ", self.path_and_query, " HTTP/1.1\r\n"] {
+            self.out.extend_from_slice(part.as_bytes());
+        }
+        let endpoint = (&**host, self.upstream.authority_of(host));
+        self.rules.write(self.client, endpoint, self.out);
+        self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(self.body);
-        let sent = exchange(
-            self.conns,
-            host,
-            self.out,
-            self.is_head,
-            idempotent(self.method),
-        );
+        let sent = exchange(self.conns, host, self.out, self.is_head, idempotent(method));
         match until_or_timer(self.timer.as_mut(), until, sent).await {
             Some(Ok(answer)) => Ok(answer),
             Some(Err(UpError::Connect(cause))) => {
@@ -220,180 +154,6 @@ impl Exchange for FastExchange<'_, '_, '_, '_> {
             Framing::Length(n) => n,
             _ => 0,
         }
-    }
-}
-
-/// The path and query after the route's prefix or regex rewrite, if it has one.
-fn rewritten(call: &Call<'_, '_>, opts: &Options) -> Option<String> {
-    let mut p = if let Some(rw) = &opts.prefix_rewrite {
-        rewrite_prefix(call.path, call.matched, rw)
-    } else if let Some((re, sub)) = &opts.regex_rewrite {
-        re.replace_all(call.path, envoy_substitution(sub).as_str())
-            .into_owned()
-    } else {
-        return None;
-    };
-    if let Some(q) = call.query {
-        p.push('?');
-        p.push_str(q);
-    }
-    Some(p)
-}
-
-/// Writes the upstream request's head, with the same header rules as the general path
-/// (`proxy::forward`): hop-by-hop headers dropped, the function's headers, `content-length`
-/// for the body sent, `hostRewrite` or `autoHostRewrite` (`rewritten_host`), `x-forwarded-for`
-/// / `-proto`, `x-request-id`, then the route's removals and additions. `host` is the
-/// endpoint's address, the `Host` of last resort.
-#[allow(clippy::too_many_arguments)]
-fn write_request_head(
-    out: &mut Vec<u8>,
-    req: &Request<'_, '_>,
-    method: &str,
-    path_and_query: &str,
-    opts: &Options,
-    call: Option<&RenderedCall>,
-    edits: Option<&Edits>,
-    (host, rewritten_host): (&str, Option<&[u8]>),
-    body_len: usize,
-) {
-    for part in [method, " ", path_and_query, " HTTP/1.1\r\n"] {
-        out.extend_from_slice(part.as_bytes());
-    }
-    // Replaced by the route's stages or the route (removed, or set anew rather than appended).
-    // (The stages' edits come first and the route's rules after, as on the general path.)
-    let route_replaces = |name: &str| {
-        opts.request_remove.iter().any(|n| is(name, n.as_str()))
-            || opts
-                .request_add
-                .iter()
-                .any(|a| !a.append && is(name, a.name.as_str()))
-    };
-    let by_route = |name: &str| {
-        edits.is_some_and(|e| e.replaces_request(name.as_bytes())) || route_replaces(name)
-    };
-    // Values `HeaderValue` would refuse are left out, as the general path does.
-    let valid = |v: &str| v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
-    let by_function = |name: &str| {
-        call.is_some_and(|c| {
-            c.remove_headers.iter().any(|n| is(name, n.as_str()))
-                || c.set_headers
-                    .iter()
-                    .any(|(n, v)| is(name, n.as_str()) && valid(v))
-        })
-    };
-    // Framing is the gateway's to write: neither the client, a function nor the route sets it.
-    let framing = |name: &str| hop_by_hop(name) || is(name, "content-length");
-    let managed = |name: &str| framing(name) || is(name, "x-forwarded-proto");
-    let mut w = HeaderWriter {
-        out,
-        by_route: &by_route,
-        host_rewritten: rewritten_host.is_some(),
-        prev_xff: None,
-        has_host: false,
-        has_request_id: false,
-    };
-    for h in req.headers {
-        if managed(h.name) || by_function(h.name) {
-            continue;
-        }
-        w.header(h.name, h.value);
-    }
-    if let Some(c) = call {
-        for (n, v) in &c.set_headers {
-            if !managed(n.as_str()) && valid(v) {
-                w.header(n.as_str(), v.as_bytes());
-            }
-        }
-    }
-    let HeaderWriter {
-        out,
-        prev_xff,
-        mut has_host,
-        has_request_id,
-        ..
-    } = w;
-    if body_len > 0 || method_has_body(method) {
-        out.extend_from_slice(b"content-length: ");
-        push_decimal(out, body_len as u64);
-        out.extend_from_slice(b"\r\n");
-    }
-    if let Some(h) = rewritten_host
-        && !by_route("host")
-    {
-        out.extend_from_slice(b"host: ");
-        out.extend_from_slice(h);
-        out.extend_from_slice(b"\r\n");
-        has_host = true;
-    }
-    Forwarding {
-        previous: prev_xff.map(str::as_bytes),
-        client_ip: req.client_ip,
-        scheme: req.scheme,
-        has_request_id,
-    }
-    .write(by_route, out);
-    let from_stages = edits.into_iter().flat_map(|e| &e.request_set);
-    for (n, v) in from_stages.filter(|(n, _)| !managed(n.as_str()) && !route_replaces(n.as_str())) {
-        has_host |= n == http::header::HOST;
-        for part in [n.as_str().as_bytes(), b": ", v.as_bytes(), b"\r\n"] {
-            out.extend_from_slice(part);
-        }
-    }
-    for a in opts
-        .request_add
-        .iter()
-        .filter(|a| !framing(a.name.as_str()))
-    {
-        has_host |= a.name == http::header::HOST;
-        out.extend_from_slice(a.name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(a.value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if !has_host {
-        // Every HTTP/1.1 request names a host; the route removed the client's.
-        for part in ["host: ", host, "\r\n"] {
-            out.extend_from_slice(part.as_bytes());
-        }
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Copies request headers, remembering what the later steps need to know.
-struct HeaderWriter<'o, 'v, F: Fn(&str) -> bool> {
-    out: &'o mut Vec<u8>,
-    by_route: &'o F,
-    host_rewritten: bool,
-    prev_xff: Option<&'v str>,
-    has_host: bool,
-    has_request_id: bool,
-}
-
-impl<'v, F: Fn(&str) -> bool> HeaderWriter<'_, 'v, F> {
-    fn header(&mut self, name: &str, value: &'v [u8]) {
-        if is(name, "host") {
-            if self.host_rewritten {
-                return;
-            }
-            self.has_host |= !(self.by_route)(name);
-        }
-        if is(name, "x-forwarded-for") {
-            if self.prev_xff.is_none() {
-                self.prev_xff = visible(value);
-            }
-            return;
-        }
-        if is(name, "x-request-id") {
-            self.has_request_id = true;
-        }
-        if (self.by_route)(name) {
-            return;
-        }
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b": ");
-        self.out.extend_from_slice(value);
-        self.out.extend_from_slice(b"\r\n");
     }
 }
 

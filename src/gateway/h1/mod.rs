@@ -27,8 +27,10 @@ pub use upstream::UpstreamConns;
 use super::matcher::{Headers, PathCond, RequestHead, visible_ascii as visible};
 use super::pipeline::{Answer, Edits, Inbound};
 use super::proxy::Shared;
+use super::response_rules::ResponseRules;
 use super::table::{Action, CompiledRoute, Target};
 use super::telemetry::{Outcome, Seen};
+use super::upstream_request::{is, request_target};
 use bytes::{Buf, Bytes, BytesMut};
 use response::push_date;
 use std::future::Future;
@@ -72,29 +74,6 @@ struct Head<'b> {
     body_len: usize,
     /// The client asked to close the connection after this request.
     close: bool,
-}
-
-/// Whether `t` is an origin-form request target the `http` crate would take as it is: ASCII,
-/// the same bytes allowed in the path and in the query, no fragment, under its length limit.
-/// (Anything else goes to hyper, which refuses it or drops the fragment.)
-fn request_target(t: &str) -> bool {
-    fn path_byte(b: u8) -> bool {
-        matches!(b, 0x21..=0x22 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7E)
-    }
-    fn query_byte(b: u8) -> bool {
-        matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E)
-    }
-    let (path, query) = t.split_once('?').unwrap_or((t, ""));
-    t.starts_with('/')
-        && t.len() < u16::MAX as usize
-        && path.bytes().all(path_byte)
-        && query.bytes().all(query_byte)
-}
-
-/// Whether a header name (or token) is `lower`, ignoring ASCII case.
-#[inline]
-fn is<N: AsRef<[u8]> + ?Sized>(name: &N, lower: &str) -> bool {
-    name.as_ref().eq_ignore_ascii_case(lower.as_bytes())
 }
 
 /// The request's head if the fast path serves it, `None` to leave it to hyper.
@@ -640,7 +619,8 @@ async fn fail<'t>(
     (status, code, message): (http::StatusCode, &str, &str),
     out: &mut Vec<u8>,
 ) -> Served<'t> {
-    let answer = Answer::error(status, code, message, Some(&call.route.id), o.upstream);
+    let mut answer = Answer::error(status, code, message, Some(&call.route.id), o.upstream);
+    ResponseRules::stages(call.edits).apply_to_answer(&mut answer);
     out.clear();
     write_answer(out, &answer, req.closing(), req.head.method != "HEAD");
     o.status = status.as_u16();
@@ -653,35 +633,9 @@ async fn fail<'t>(
     (o, latency, flow)
 }
 
-/// Writes `n` in decimal (what `write!` does, without the formatting machinery).
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-    "trailer",
-    "proxy-authenticate",
-];
-
-#[inline]
-fn hop_by_hop<N: AsRef<[u8]> + ?Sized>(name: &N) -> bool {
-    HOP_BY_HOP.iter().any(|h| is(name, h))
+/// Writes `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 //! it was framed, and the connection kept when the body was read to its end.
 
 use super::super::pipeline::Edits;
+use super::super::response_rules::ResponseRules;
 use super::super::table::Options;
+use super::super::upstream_request::connection_tokens;
 use super::chunked::ChunkScanner;
 use super::upstream::{HeaderAt, READ_SIZE, UpConn, UpstreamConns};
 use super::{
-    Call, ClientIo, Flow, MAX_HEAD, MAX_RESPONSE_HEADERS, Request, hop_by_hop, is, push_decimal,
-    send_client, visible,
+    Call, ClientIo, Flow, MAX_HEAD, MAX_RESPONSE_HEADERS, Request, is, push_decimal, send_client,
+    visible,
 };
 use std::mem::MaybeUninit;
 use std::time::{Duration, SystemTime};
@@ -129,15 +131,6 @@ pub(super) fn parse_response(
         framing,
         keep_alive: resp.version == Some(1) && !close && framing != Framing::Close,
     }))
-}
-
-/// The names a `connection` header value lists (not empty).
-fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &str> {
-    visible(value)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
 }
 
 /// Writes the response head (rewritten) and relays the body; returns the latency to the head
@@ -335,6 +328,10 @@ fn write_response_head(
             }
         }
     }
+    let rules = ResponseRules {
+        route: Some(opts),
+        edits,
+    };
     let framing = |n: &[u8]| is(n, "content-length") || is(n, "transfer-encoding");
     // A 204 has neither framing header, a 304 no transfer coding (RFC 9112, 6.1 and 6.3).
     let unframed =
@@ -347,14 +344,7 @@ fn write_response_head(
                 && (is(n, "transfer-encoding")
                     || !matches!(head.framing, Framing::Chunked | Framing::Close))
         } else {
-            !(hop_by_hop(n)
-                || listed.iter().any(|t| is(n, t))
-                || edits.is_some_and(|e| e.replaces_response(n))
-                || opts.response_remove.iter().any(|r| is(n, r.as_str()))
-                || opts
-                    .response_add
-                    .iter()
-                    .any(|a| !a.append && is(n, a.name.as_str())))
+            rules.keeps(n) && !listed.iter().any(|t| is(n, t))
         };
         if !keep {
             continue;
@@ -371,26 +361,11 @@ fn write_response_head(
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
-    let from_stages = edits.into_iter().flat_map(|e| &e.response_set);
-    for (n, v) in from_stages.filter(|(n, _)| !framing(n.as_str().as_bytes()) && !hop_by_hop(n)) {
+    for (n, v) in rules.added() {
         has_date |= n == http::header::DATE;
         for part in [n.as_str().as_bytes(), b": ", v.as_bytes(), b"\r\n"] {
             out.extend_from_slice(part);
         }
-    }
-    for a in &opts.response_add {
-        let n = a.name.as_str();
-        if framing(n.as_bytes())
-            || hop_by_hop(n)
-            || edits.is_some_and(|e| e.replaces_response(n.as_bytes()))
-        {
-            continue;
-        }
-        has_date |= n == "date";
-        out.extend_from_slice(n.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(a.value.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
     if !has_date {
         // A proxy adds the date a response lacks (RFC 9110, 6.6.1), as hyper's server does.

@@ -84,13 +84,6 @@ impl Edits {
             h.insert(n.clone(), v.clone());
         }
     }
-
-    /// Applies the response side to a `HeaderMap`.
-    pub fn apply_to_response(&self, h: &mut http::HeaderMap) {
-        for (n, v) in &self.response_set {
-            h.insert(n.clone(), v.clone());
-        }
-    }
 }
 
 /// A stage's answer in the upstream's place.
