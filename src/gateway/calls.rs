@@ -58,8 +58,27 @@ pub struct LambdaCall {
 /// The media type of newline-delimited JSON (a server stream, one message a line).
 const NDJSON: &str = "application/x-ndjson";
 
-/// Why a call failed: status, `x-epoxy-error` code, message.
-pub type Failure = (StatusCode, &'static str, String);
+/// Why a call failed: the gateway's error answer (status, `x-epoxy-error` code, message) and
+/// what the server said beyond it.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// A gRPC status's details, as JSON (the error body's `"details"`).
+    pub details: Option<serde_json::Value>,
+}
+
+impl From<(StatusCode, &'static str, String)> for Failure {
+    fn from((status, code, message): (StatusCode, &'static str, String)) -> Self {
+        Failure {
+            status,
+            code,
+            message,
+            details: None,
+        }
+    }
+}
 
 impl Call {
     /// Whether the call takes this request (`None`: forwarded as it is).
@@ -120,8 +139,9 @@ impl<'c> Bound<'c> {
             (Call::Transcode(_), None) => Err((
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
-                "a request no rule matched".into(),
-            )),
+                "a request no rule matched".to_string(),
+            )
+                .into()),
         }
     }
 }
@@ -137,7 +157,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
 }
 
 fn bad_request(message: String) -> Failure {
-    (StatusCode::BAD_REQUEST, "bad-request", message)
+    (StatusCode::BAD_REQUEST, "bad-request", message).into()
 }
 
 /// Client headers sent on as gRPC metadata: `authorization` and the `x-` headers (the
@@ -218,7 +238,7 @@ impl GrpcCall {
         .await
         {
             Ok(a) => a,
-            Err(e) => return failed(e, &self.method, upstream, false),
+            Err(e) => return failed(e, &self.method, false),
         };
         let answer_error = |e: String| {
             (
@@ -259,7 +279,7 @@ impl GrpcCall {
 async fn grpc_sender(upstream: &UpstreamTarget) -> Result<(Arc<str>, wire::Sender), Failure> {
     let Some(host) = upstream.pick().cloned() else {
         let f = super::attempts::Failed::no_upstream("the upstream has no hosts");
-        return Err((f.status, f.code, f.message));
+        return Err((f.status, f.code, f.message).into());
     };
     let open = async {
         let unreachable = |reason: String| GrpcError::Unreachable {
@@ -316,75 +336,60 @@ async fn serve_transcoded(
             })?;
             Ok(json_response(StatusCode::OK, json))
         }
-        Err(e) => failed(e, rule.method(), upstream, t.convert_grpc_status),
+        Err(e) => failed(e, rule.method(), t.convert_grpc_status),
     }
 }
 
 /// A failed call's answer. With `convert` (the transcoder's `convertGrpcStatus`), a gRPC
 /// status answers as Envoy's does: the `google.rpc.Status` as JSON (the server's own, with its
 /// details, when it sent `grpc-status-details-bin`) and the `grpc-status` and `grpc-message`
-/// headers. Otherwise a status with details answers the gateway's error JSON with the details
-/// added (`"details": [...]`), and any other failure is the gateway's error. Details are
-/// decoded against the method's descriptors (see `grpc::status`).
-fn failed(
-    e: GrpcError,
-    method: &Method,
-    upstream: &UpstreamTarget,
-    convert: bool,
-) -> Result<Response<Full<Bytes>>, Failure> {
+/// headers. Otherwise a status is the gateway's error, with the server's details, when it
+/// sent some, in its `"details"`. Details are decoded against the method's descriptors (see
+/// `grpc::status`).
+fn failed(e: GrpcError, method: &Method, convert: bool) -> Result<Response<Full<Bytes>>, Failure> {
     let (code, message, details) = match e {
         GrpcError::Status {
             code,
             message,
             details,
-        } if convert || details.is_some() => (code, message, details),
+        } if convert => (code, message, details),
+        GrpcError::Status {
+            code,
+            message,
+            details: Some(d),
+        } => {
+            return Err(Failure {
+                status: http_status(code),
+                code: "grpc-status",
+                message: format!("{}: {message}", code_name(code)),
+                details: Some(d.details_json(method.input.parent_pool()).into()),
+            });
+        }
         e => return Err(grpc_failure(e)),
     };
-    let pool = method.input.parent_pool();
-    let body = match (&details, convert) {
-        (Some(d), true) => d.to_json(pool),
-        (None, _) => serde_json::json!({"code": code, "message": message}),
-        (Some(d), false) => serde_json::json!({
-            "error": "grpc-status",
-            "message": format!("{}: {message}", code_name(code)),
-            "upstream": &*upstream.name,
-            "details": d.details_json(pool),
-        }),
+    let body = match &details {
+        Some(d) => d.to_json(method.input.parent_pool()),
+        None => serde_json::json!({"code": code, "message": message}),
     };
     let mut r = json_response(
         http_status(code),
         serde_json::to_vec(&body).unwrap_or_default(),
     );
     let h = r.headers_mut();
-    if convert {
-        h.insert("grpc-status", HeaderValue::from(code));
-        let encoded = percent_encoding::utf8_percent_encode(&message, GRPC_MESSAGE).to_string();
-        if let Ok(v) = HeaderValue::from_str(&encoded) {
-            h.insert("grpc-message", v);
-        }
-    } else {
-        h.insert(
-            super::proxy::X_EPOXY_ERROR,
-            HeaderValue::from_static("grpc-status"),
-        );
-        // The gateway's error (with the details): `invoke` names the route and logs why.
-        r.extensions_mut()
-            .insert(CallFailed(format!("{}: {message}", code_name(code))));
+    h.insert("grpc-status", HeaderValue::from(code));
+    let encoded = percent_encoding::utf8_percent_encode(&message, GRPC_MESSAGE).to_string();
+    if let Ok(v) = HeaderValue::from_str(&encoded) {
+        h.insert("grpc-message", v);
     }
     Ok(r)
 }
-
-/// Marks a call's answer that is the gateway's error JSON made here (it carries what the
-/// server said beyond the gateway's usual fields): the message, for the access log.
-#[derive(Debug, Clone)]
-pub struct CallFailed(pub String);
 
 /// What `grpc-message` percent-encodes (gRPC's HTTP/2 protocol: all but printable ASCII
 /// other than `%`).
 const GRPC_MESSAGE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
 
 fn grpc_failure(e: GrpcError) -> Failure {
-    match e {
+    let why = match e {
         GrpcError::Status { code, message, .. } => (
             http_status(code),
             "grpc-status",
@@ -401,7 +406,8 @@ fn grpc_failure(e: GrpcError) -> Failure {
             e.to_string(),
         ),
         GrpcError::Protocol(_) => (StatusCode::BAD_GATEWAY, "bad-gateway", e.to_string()),
-    }
+    };
+    why.into()
 }
 
 impl LambdaCall {
@@ -496,6 +502,7 @@ impl LambdaCall {
                         self.logical_name
                     ),
                 )
+                    .into()
             });
         }
         Ok(json_response(StatusCode::OK, a.payload.to_vec()))

@@ -4,7 +4,7 @@
 //! upstream's counters moved. The fast path writes the answer with `h1::write_answer`, hyper
 //! with `proxy::answer_response`: one decision, two writers.
 
-use super::calls::{Bound, CallFailed};
+use super::calls::{Bound, Failure};
 use super::pipeline::{Answer, Edits};
 use super::response_rules::ResponseRules;
 use super::table::{CompiledRoute, DEFAULT_TIMEOUT, UpstreamTarget};
@@ -36,19 +36,10 @@ pub async fn invoke(
             // Framing is each transport's to write.
             parts.headers.remove(header::CONTENT_LENGTH);
             parts.headers.remove(header::TRANSFER_ENCODING);
-            let mut body = match body.collect().await {
+            let body = match body.collect().await {
                 Ok(c) => c.to_bytes(),
                 Err(never) => match never {},
             };
-            // The gateway's error made by the call (a gRPC status with details): it names the
-            // route as every gateway error does, and says why in the access log.
-            let failed = parts.extensions.remove::<CallFailed>();
-            if failed.is_some()
-                && let Ok(serde_json::Value::Object(mut o)) = serde_json::from_slice(&body)
-            {
-                o.insert("route".into(), serde_json::Value::from(&*route.id));
-                body = Bytes::from(serde_json::Value::Object(o).to_string());
-            }
             let len = body.len() as u64;
             upstream
                 .stats
@@ -64,26 +55,27 @@ pub async fn invoke(
                     headers.push((n.clone(), value));
                 }
             }
-            let answer = Answer {
+            Ok(Answer {
                 status: parts.status,
                 headers,
                 body,
-                reason: failed.as_ref().map_or_else(String::new, |f| f.0.clone()),
-            };
-            if failed.is_some() {
-                Err(answer)
-            } else {
-                Ok(answer)
-            }
+                reason: String::new(),
+            })
         }
-        Err((status, code, message)) => {
+        Err(Failure {
+            status,
+            code,
+            message,
+            details,
+        }) => {
             upstream.stats.record(status.as_u16(), Duration::ZERO, 0);
-            let mut answer = Answer::error(
+            let mut answer = Answer::error_with_details(
                 status,
                 code,
                 &message,
                 Some(&route.id),
                 Some(&upstream.name),
+                details,
             );
             ResponseRules::stages(edits).apply_to_answer(&mut answer);
             Err(answer)

@@ -83,21 +83,6 @@ fn answer_response(a: Answer) -> Response<GatewayBody> {
     r
 }
 
-/// The JSON body of an error response.
-pub fn error_body(code: &str, message: &str, route: Option<&str>, upstream: Option<&str>) -> Bytes {
-    let body = serde_json::json!({
-        "error": code,
-        "message": message,
-        "route": route,
-        "upstream": upstream,
-    });
-    Bytes::from(body.to_string())
-}
-
-// Header names as constants: a name given as a string is parsed and hashed at every use,
-// and these are used on every request.
-pub(super) const X_EPOXY_ERROR: HeaderName = HeaderName::from_static("x-epoxy-error");
-
 /// Removes a response's hop-by-hop headers, and those its `connection` header lists.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     let listed: smallvec::SmallVec<[HeaderName; 2]> = h

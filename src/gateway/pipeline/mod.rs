@@ -97,7 +97,8 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The gateway's JSON error (`{"error", "message", "route"}`, `x-epoxy-error: CODE`).
+    /// The gateway's JSON error (`{"error", "message", "route", "upstream"}`,
+    /// `x-epoxy-error: CODE`).
     pub fn error(
         status: StatusCode,
         code: &str,
@@ -105,21 +106,56 @@ impl Answer {
         route: Option<&str>,
         upstream: Option<&str>,
     ) -> Answer {
+        Answer::error_with_details(status, code, message, route, upstream, None)
+    }
+
+    /// The gateway's JSON error with what the upstream said beyond its usual fields (a gRPC
+    /// status's details, `"details": [...]`).
+    pub fn error_with_details(
+        status: StatusCode,
+        code: &str,
+        message: &str,
+        route: Option<&str>,
+        upstream: Option<&str>,
+        details: Option<serde_json::Value>,
+    ) -> Answer {
         let mut headers = SmallVec::new();
         headers.push((
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         ));
         if let Ok(v) = HeaderValue::from_str(code) {
-            headers.push((super::proxy::X_EPOXY_ERROR, v));
+            headers.push((X_EPOXY_ERROR, v));
         }
         Answer {
             status,
             headers,
-            body: super::proxy::error_body(code, message, route, upstream),
+            body: error_body(code, message, route, upstream, details),
             reason: message.to_string(),
         }
     }
+}
+
+/// The header naming the gateway's error code (a name parsed once, not at every use).
+pub const X_EPOXY_ERROR: http::HeaderName = http::HeaderName::from_static("x-epoxy-error");
+
+fn error_body(
+    code: &str,
+    message: &str,
+    route: Option<&str>,
+    upstream: Option<&str>,
+    details: Option<serde_json::Value>,
+) -> Bytes {
+    let mut body = serde_json::json!({
+        "error": code,
+        "message": message,
+        "route": route,
+        "upstream": upstream,
+    });
+    if let Some(d) = details {
+        body["details"] = d;
+    }
+    Bytes::from(body.to_string())
 }
 
 /// One stage: a rule a route's options asked for.
