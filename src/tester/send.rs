@@ -1,9 +1,7 @@
 //! Sending a tester request: the request as it is kept (history, collection), its headers, and
 //! the call itself (to the gateway's plain listener, or over TLS as `target` resolves it).
 
-use super::target::{Target, TesterCa, send_tls};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use super::target::{Target, TesterCa, client, request_error, tls_url};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -79,47 +77,24 @@ pub async fn fire(
     ca: Option<Arc<TesterCa>>,
 ) -> Result<TesterResponse, String> {
     let start = Instant::now();
-    let resp = match target {
-        Target::Plain { uri, host } => {
-            let client = crate::net::client::<Full<Bytes>>();
-            let mut req = http::Request::builder()
-                .method(method)
-                .uri(uri)
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| e.to_string())?;
-            *req.headers_mut() = headers;
-            if let Some(h) = host
-                && !req.headers().contains_key(http::header::HOST)
-            {
-                let v = http::HeaderValue::from_str(&h).map_err(|e| e.to_string())?;
-                req.headers_mut().insert(http::header::HOST, v);
-            }
-            tokio::time::timeout(Duration::from_secs(30), client.request(req))
-                .await
-                .map_err(|_| "no response within 30s".to_string())?
-                .map_err(|e| format!("request failed: {e}"))?
-        }
+    let ca = ca.as_deref();
+    let (client, url, host) = match target {
+        Target::Plain { uri, host } => (client(None)?, uri.to_string(), host),
         Target::Tls {
             addr, sni, path, ..
-        } => {
-            let mut req = http::Request::builder()
-                .method(method)
-                .uri(path)
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| e.to_string())?;
-            *req.headers_mut() = headers;
-            if !req.headers().contains_key(http::header::HOST) {
-                let v = http::HeaderValue::from_str(&authority).map_err(|e| e.to_string())?;
-                req.headers_mut().insert(http::header::HOST, v);
-            }
-            tokio::time::timeout(
-                Duration::from_secs(30),
-                send_tls(addr, &sni, ca.as_deref(), req),
-            )
-            .await
-            .map_err(|_| "no response within 30s".to_string())??
-        }
+        } => (
+            client(Some((&sni, addr, ca)))?,
+            tls_url(&sni, addr, &path),
+            Some(authority),
+        ),
     };
+    // The host the URL named, unless the request's own headers name one.
+    let host = host.filter(|_| !headers.contains_key(http::header::HOST));
+    let mut req = client.request(method, &url).headers(headers).body(body);
+    if let Some(h) = host {
+        req = req.header(http::header::HOST, h);
+    }
+    let resp = req.send().await.map_err(|e| request_error(&e, ca))?;
     let status = resp.status();
     let headers: Vec<(String, String)> = resp
         .headers()
@@ -132,11 +107,9 @@ pub async fn fire(
         })
         .collect();
     let bytes = resp
-        .into_body()
-        .collect()
+        .bytes()
         .await
-        .map_err(|e| format!("reading the response: {e}"))?
-        .to_bytes();
+        .map_err(|e| format!("reading the response: {}", request_error(&e, ca)))?;
     let elapsed = start.elapsed();
     let size = bytes.len();
     let shown = &bytes[..size.min(MAX_BODY)];

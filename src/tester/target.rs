@@ -5,11 +5,8 @@
 
 use crate::gateway::Gateway;
 use crate::gateway::table::RouteTable;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -208,43 +205,52 @@ fn client_config(ca: Option<&TesterCa>) -> Result<rustls::ClientConfig, String> 
     Ok(c)
 }
 
-/// Sends `req` (origin-form URI, `Host` set) over TLS to `addr` with SNI `sni`.
-pub async fn send_tls(
-    addr: SocketAddr,
-    sni: &str,
-    ca: Option<&TesterCa>,
-    req: http::Request<Full<Bytes>>,
-) -> Result<http::Response<Incoming>, String> {
-    let config = client_config(ca)?;
-    let name = ServerName::try_from(sni.to_string())
-        .map_err(|_| format!("`{sni}` is not a name TLS can ask for"))?;
-    let tcp = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| format!("connecting to {addr}: no answer within 5s"))?
-        .map_err(|e| format!("connecting to {addr}: {e}"))?;
-    let tls = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp),
-    )
-    .await
-    .map_err(|_| "TLS handshake: no answer within 5s".to_string())?
-    .map_err(|e| {
-        let hint = if ca.is_none() && e.to_string().contains("UnknownIssuer") {
-            " (trust the gateway's CA with --ca FILE)"
-        } else {
-            ""
-        };
-        format!("TLS handshake with {sni}: {e}{hint}")
-    })?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    send.send_request(req)
-        .await
-        .map_err(|e| format!("request failed: {e}"))
+/// The tester's HTTP client (reqwest, never on the gateway's request path): redirects are
+/// shown, not followed (the tester is there to see what the gateway answers); for an
+/// `https://` target, the TLS listener at `addr` is reached under the URL's host name (the
+/// SNI name), trusting `ca` (else the public roots).
+pub fn client(
+    tls: Option<(&str, SocketAddr, Option<&TesterCa>)>,
+) -> Result<reqwest::Client, String> {
+    // The TLS configuration is always given (ring's, as everywhere in epoxy): reqwest has no
+    // provider of its own here.
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0)
+        .tls_backend_preconfigured(client_config(tls.and_then(|(_, _, ca)| ca))?);
+    if let Some((sni, addr, _)) = tls
+        && sni.parse::<std::net::IpAddr>().is_err()
+    {
+        b = b.resolve(sni, addr);
+    }
+    b.build().map_err(|e| format!("the tester's client: {e}"))
+}
+
+/// The URL a TLS target is asked at: the SNI name at the listener's port (resolved to the
+/// listener's address by [`client`]); an IP address names no SNI, so the listener's own.
+pub fn tls_url(sni: &str, addr: SocketAddr, path: &str) -> String {
+    if sni.parse::<std::net::IpAddr>().is_ok() {
+        format!("https://{addr}{path}")
+    } else {
+        format!("https://{sni}:{}{path}", addr.port())
+    }
+}
+
+/// What a failed request says, down to its cause (a TLS handshake's included), with the hint
+/// an unknown issuer calls for.
+pub fn request_error(e: &reqwest::Error, ca: Option<&TesterCa>) -> String {
+    if e.is_timeout() {
+        return "no response within 30s".into();
+    }
+    let why = crate::cause::with_root_cause(e);
+    let hint = if ca.is_none() && why.contains("UnknownIssuer") {
+        " (trust the gateway's CA with --ca FILE)"
+    } else {
+        ""
+    };
+    format!("request failed: {why}{hint}")
 }
 
 #[cfg(test)]
