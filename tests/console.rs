@@ -793,7 +793,7 @@ fn kinds_the_cluster_lacks_are_noted_in_the_frame_and_their_views() {
     assert!(s.contains("Virtual services (0)"), "{s}");
     assert!(
         s.contains(
-            "the cluster has no CRD virtualservices.gateway.solo.io: no virtualservices is read"
+            "the cluster has no CRD virtualservices.gateway.solo.io: its virtualservices are not read"
         ),
         "{s}"
     );

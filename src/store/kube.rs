@@ -242,7 +242,7 @@ pub const CRD_PROBE: Duration = Duration::from_secs(30);
 pub fn absent_note(kind: Kind) -> String {
     let group = kind.api_version().split_once('/').map_or("", |(g, _)| g);
     format!(
-        "the cluster has no CRD {}.{group}: no {kind} is read (install it with `epoxy install crds`); looked for again every {}s",
+        "the cluster has no CRD {}.{group}: its {kind} are not read (install it with `epoxy install crds`); looked for again every {}s",
         kind.plural(),
         CRD_PROBE.as_secs()
     )
