@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 /// The body of a request sent upstream: the client's, streamed, or one the gateway made.
 pub type OutBody = http_body_util::Either<Incoming, http_body_util::Full<Bytes>>;
 
-/// Idle connections kept per upstream host.
-const MAX_IDLE_PER_HOST: usize = 256;
+/// Idle connections kept per upstream host (by every pool of the gateway's).
+pub const MAX_IDLE_PER_HOST: usize = 256;
 /// How long a connection may sit idle before the pool closes it (as hyper-util's client does):
 /// upstreams that left the configuration do not keep sockets open forever.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);

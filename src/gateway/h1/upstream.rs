@@ -5,18 +5,16 @@
 //! is taken: the runtime has already seen an upstream's FIN as readiness, and `try_read` on a
 //! live idle connection returns `WouldBlock` without a system call.
 
+use super::super::dial::CONNECT_TIMEOUT;
+use super::super::pool::MAX_IDLE_PER_HOST;
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::net::TcpStream;
 
-/// How long connecting to an upstream may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Idle connections kept per upstream host.
-const MAX_IDLE_PER_HOST: usize = 256;
 /// Bytes read from an upstream at a time.
 pub const READ_SIZE: usize = 16 * 1024;
 
