@@ -120,6 +120,40 @@ impl Gateway {
         }
     }
 
+    /// What every connection of a plain listener serving `table` shares.
+    fn shared(&self, cfg: &GatewayConfig, table: Arc<ArcSwap<RouteTable>>) -> Shared {
+        Shared {
+            table,
+            registry: self.registry.clone(),
+            events: self.events.clone(),
+            max_body: cfg.max_body,
+            header_read_timeout: cfg.header_read_timeout,
+            idle_timeout: cfg.idle_timeout,
+            stream_idle_timeout: cfg.stream_idle_timeout,
+            fast_path: cfg.fast_path,
+            scheme: "http",
+        }
+    }
+
+    /// Serves one connection given as a byte stream, as the first plain listener would (its
+    /// table; `cfg`'s limits and transport), until it closes: the whole request pipeline in
+    /// process, with no socket between the client and the gateway (tests, in axum's `oneshot`
+    /// manner). Forwards still dial their upstreams.
+    pub async fn serve_stream<IO>(&self, io: IO, remote: SocketAddr, cfg: &GatewayConfig)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let table = self
+            .listeners
+            .list()
+            .iter()
+            .find(|l| !l.spec.ssl)
+            .and_then(|l| l.chains.load().list.first().map(|c| c.table.clone()))
+            .unwrap_or_else(|| self.table.clone());
+        let shared = Arc::new(self.shared(cfg, table));
+        server::serve_stream(io, remote, shared, cfg.fast_path).await;
+    }
+
     /// Binds and starts serving on worker threads. A listener of the default pair that
     /// cannot be bound fails the start; a Gateway's is reported on its status (see
     /// `server::Listeners`) and the others serve.
@@ -166,17 +200,7 @@ impl Gateway {
         };
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         let (tx, rx) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            table: self.table.clone(),
-            registry: self.registry.clone(),
-            events: self.events.clone(),
-            max_body: cfg.max_body,
-            header_read_timeout: cfg.header_read_timeout,
-            idle_timeout: cfg.idle_timeout,
-            stream_idle_timeout: cfg.stream_idle_timeout,
-            fast_path: cfg.fast_path,
-            scheme: "http",
-        });
+        let shared = Arc::new(self.shared(cfg, self.table.clone()));
         let mut threads = Vec::new();
         for (i, adds) in receivers.into_iter().enumerate() {
             let shared = shared.clone();

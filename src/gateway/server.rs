@@ -72,24 +72,8 @@ pub fn run_worker(
         }
     };
     rt.block_on(async move {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        // Hyper's header timeout runs from the end of one request to the head of the next, so it is
-        // the idle timeout too; the first request's head is timed by the fast path, which
-        // reads it before handing a connection over.
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(shared.idle_timeout.max(shared.header_read_timeout))
-            .max_buf_size(h1::MAX_HEAD)
-            .keep_alive(true);
-        builder.http2().timer(TokioTimer::new());
         // What a connection needs, behind one reference count.
-        let worker = Arc::new(Worker {
-            clients: new_client(&shared.registry),
-            conns: UpstreamConns::counting(shared.registry.upstream_connections.clone()),
-            shared: shared.clone(),
-            builder,
-        });
+        let worker = Arc::new(Worker::new(shared.clone()));
         let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
         let mut accepting = tokio::task::JoinSet::new();
         while !*shutdown.borrow() {
@@ -294,6 +278,50 @@ struct Worker {
     conns: Arc<UpstreamConns>,
     /// Serves what the fast path leaves: HTTP/2, upgrades, and the rest (see `h1`).
     builder: auto::Builder<TokioExecutor>,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>) -> Worker {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // Hyper's header timeout runs from the end of one request to the head of the next, so
+        // it is the idle timeout too; the first request's head is timed by the fast path,
+        // which reads it before handing a connection over.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(shared.idle_timeout.max(shared.header_read_timeout))
+            .max_buf_size(h1::MAX_HEAD)
+            .keep_alive(true);
+        builder.http2().timer(TokioTimer::new());
+        Worker {
+            clients: new_client(&shared.registry),
+            conns: UpstreamConns::counting(shared.registry.upstream_connections.clone()),
+            shared,
+            builder,
+        }
+    }
+}
+
+/// Serves one connection that is any byte stream (an in-memory pipe in tests), on a worker of
+/// its own, until it closes.
+pub async fn serve_stream<IO>(io: IO, remote: SocketAddr, shared: Arc<Shared>, fast: bool)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let worker = Arc::new(Worker::new(shared.clone()));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Never sent: the connection ends when its client closes it.
+    let (_never, shutdown) = watch::channel(false);
+    serve_connection(
+        io,
+        remote,
+        shared,
+        worker,
+        graceful.watcher(),
+        shutdown,
+        fast,
+    )
+    .await;
 }
 
 /// A listener's socket handed to a worker, with the signal that closes it.

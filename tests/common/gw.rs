@@ -63,14 +63,7 @@ impl Harness {
 
     /// Writes resources (validated, like the CLI) and waits until the gateway serves them.
     pub async fn apply(&self, yaml: &str) {
-        let mut written = Vec::new();
-        for r in parse_resources(yaml, "test").unwrap() {
-            let w = writes::write(self.store.as_ref(), r, Precondition::Any)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            written.push(w.resource);
-        }
-        self.wait_for(&written).await;
+        apply(&self.store, &self.reports, yaml).await;
     }
 
     /// Applies a static upstream `upstream` on `hosts` and the virtual service `default` (all
@@ -129,23 +122,7 @@ impl Harness {
 
     /// Waits until the control loop has processed these versions (and swapped the table).
     pub async fn wait_for(&self, written: &[epoxy::api::Resource]) {
-        let mut rx = self.reports.clone();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        loop {
-            {
-                let r = rx.borrow_and_update();
-                if written
-                    .iter()
-                    .all(|w| r.versions.get(&w.key()).map(String::as_str) == w.resource_version())
-                {
-                    return;
-                }
-            }
-            tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .expect("the gateway did not reload")
-                .unwrap();
-        }
+        wait_for(&self.reports, written).await;
     }
 
     pub fn client() -> reqwest::Client {
@@ -153,6 +130,97 @@ impl Harness {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap()
+    }
+}
+
+/// Writes resources (validated, like the CLI) and waits until the control loop has taken them.
+async fn apply(store: &Arc<DirStore>, reports: &watch::Receiver<Arc<Report>>, yaml: &str) {
+    let mut written = Vec::new();
+    for r in parse_resources(yaml, "test").unwrap() {
+        let w = writes::write(store.as_ref(), r, Precondition::Any)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        written.push(w.resource);
+    }
+    wait_for(reports, &written).await;
+}
+
+/// Waits until the control loop's report has these versions of `written`.
+async fn wait_for(reports: &watch::Receiver<Arc<Report>>, written: &[epoxy::api::Resource]) {
+    let mut rx = reports.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        {
+            let r = rx.borrow_and_update();
+            if written
+                .iter()
+                .all(|w| r.versions.get(&w.key()).map(String::as_str) == w.resource_version())
+            {
+                return;
+            }
+        }
+        tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .expect("the gateway did not reload")
+            .unwrap();
+    }
+}
+
+/// A gateway that listens on no socket: the real control loop over a directory store sets its
+/// tables, and requests reach it through an in-memory pipe (`Gateway::serve_stream`).
+pub struct InProcess {
+    pub dir: tempfile::TempDir,
+    pub store: Arc<DirStore>,
+    pub gw: Gateway,
+    pub reports: watch::Receiver<Arc<Report>>,
+}
+
+impl InProcess {
+    pub async fn start() -> InProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(DirStore::open(dir.path()).unwrap());
+        let gw = Gateway::new();
+        let reports = reconcile::spawn(store.clone(), gw.clone());
+        let mut rx = reports.clone();
+        while rx.borrow_and_update().generation == 0 {
+            rx.changed().await.unwrap();
+        }
+        InProcess {
+            dir,
+            store,
+            gw,
+            reports,
+        }
+    }
+
+    pub async fn apply(&self, yaml: &str) {
+        apply(&self.store, &self.reports, yaml).await;
+    }
+
+    /// Sends one raw request (it should ask to close the connection) on a new in-memory
+    /// connection, on the fast path or on hyper alone, and reads the raw answer to its end.
+    pub async fn send(&self, raw: &[u8], fast_path: bool) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let gw = self.gw.clone();
+        let cfg = GatewayConfig {
+            fast_path,
+            ..GatewayConfig::default()
+        };
+        let served = tokio::spawn(async move {
+            let remote = "127.0.0.1:40000".parse().unwrap();
+            gw.serve_stream(server, remote, &cfg).await;
+        });
+        client.write_all(raw).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut out))
+            .await
+            .expect("no answer within 5 s")
+            .unwrap();
+        // Closed as a client does once it has the answer (the gateway lingers until then).
+        drop(client);
+        served.await.unwrap();
+        out
     }
 }
 
