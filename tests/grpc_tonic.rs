@@ -249,3 +249,47 @@ async fn discover_grpc_over_tls_verifies_the_server() {
     .await
     .unwrap();
 }
+
+/// Function discovery reaches a gRPC upstream the gateway speaks TLS to (`sslConfig`) over TLS
+/// too, with the gateway's own TLS client for it: the server's certificate verified against the
+/// upstream's root CA, the services found, and a call through the gateway answered over TLS.
+/// Against another CA, discovery fails on the certificate and finds nothing (never in clear).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_reflects_over_tls_for_an_upstream_with_ssl_config() {
+    let ca = common::certs::Ca::new("epoxy test CA");
+    let other = common::certs::Ca::new("another CA");
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    let server = TonicShop::start_tls(&leaf.cert, &leaf.key).await;
+    let h = Harness::start().await;
+    let files = tempfile::tempdir().unwrap();
+    let upstream_with_ca = |pem: &str, file: &str| {
+        let path = files.path().join(file);
+        std::fs::write(&path, pem).unwrap();
+        format!(
+            "{}  sslConfig:\n    sslFiles: {{rootCa: '{}'}}\n",
+            common::grpc::upstream("shop", &server.addr()),
+            path.display()
+        )
+    };
+
+    h.apply(&upstream_with_ca(&other.pem(), "other.pem")).await;
+    let state = discover(&h).await;
+    let s = &state[&key("shop")];
+    assert_eq!(s.kind, None, "{s:?}");
+    let error = s.last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("over TLS") && error.contains("certificate"),
+        "{error}"
+    );
+
+    h.apply(&upstream_with_ca(&ca.pem(), "ca.pem")).await;
+    let state = discover(&h).await;
+    let s = &state[&key("shop")];
+    assert_eq!(s.last_error, None);
+    assert_eq!(s.kind.as_deref(), Some("grpc"));
+    assert_eq!(s.functions, 4, "GetPet, ListPets, CreatePet, Ping");
+    h.apply(&vs("default", "['*']", &shop_routes())).await;
+    let (status, pet) = call(&h, Method::GET, "/pets/1", None).await;
+    assert_eq!(status, 200, "{pet}");
+    assert_eq!(pet["name"], "Bolt", "{pet}");
+}

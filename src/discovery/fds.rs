@@ -168,9 +168,10 @@ pub fn selected(u: &Upstream, cfg: &FdsConfig) -> bool {
 /// The base URL to probe an upstream at (its first host).
 fn probe_base(u: &Upstream, cfg: &FdsConfig) -> Result<String, String> {
     let no_address = || "the upstream has no address to probe".to_string();
+    // TLS exactly when the gateway speaks it to the upstream.
+    let tls = crate::gateway::table::speaks_tls(u);
     if let Some(s) = &u.spec.static_ {
         let h = s.hosts.first().ok_or_else(no_address)?;
-        let tls = s.use_tls.unwrap_or(h.port == 443);
         let host = if h.addr.contains(':') && !h.addr.starts_with('[') {
             format!("[{}]", h.addr)
         } else {
@@ -187,7 +188,8 @@ fn probe_base(u: &Upstream, cfg: &FdsConfig) -> Result<String, String> {
         let a = cfg
             .connector
             .service(&k.service_namespace, &k.service_name, k.service_port)?;
-        return Ok(format!("http://{a}"));
+        let scheme = if tls { "https" } else { "http" };
+        return Ok(format!("{scheme}://{a}"));
     }
     Err(no_address())
 }
@@ -298,22 +300,27 @@ enum Found {
     Lambda(String, Vec<crate::aws::Listed>),
 }
 
-/// The authority (`host:port`) a gRPC server is reached at: the upstream's first host.
-fn grpc_authority(u: &Upstream, cfg: &FdsConfig) -> Result<String, String> {
+/// The authority (`host:port`) a gRPC server is reached at (the upstream's first host), and
+/// whether over TLS.
+fn grpc_authority(u: &Upstream, cfg: &FdsConfig) -> Result<(String, bool), String> {
     let base = probe_base(u, cfg)?;
-    base.strip_prefix("http://")
-        .map(str::to_string)
-        .ok_or_else(|| "epoxy discovers gRPC services over cleartext HTTP/2 only".to_string())
+    match base.split_once("://") {
+        Some(("https", a)) => Ok((a.to_string(), true)),
+        Some((_, a)) => Ok((a.to_string(), false)),
+        None => Ok((base, false)),
+    }
 }
 
 /// Discovers an upstream's functions: Lambda's for an AWS upstream; gRPC's by reflection for
 /// one that has gRPC services already; else REST's, and gRPC's when no document is found.
-/// `creds`: an AWS upstream's credentials, resolved from the store before the task started.
+/// `creds`: an AWS upstream's credentials, `tls` the TLS client of one the gateway reaches
+/// over TLS (its `sslConfig`), both resolved from the store before the task started.
 async fn discover_one(
     client: &HttpClient,
     u: &Upstream,
     cfg: &FdsConfig,
     creds: Option<Result<crate::aws::Credentials, String>>,
+    tls: Option<Result<crate::tls::client::UpstreamTls, String>>,
 ) -> Result<Found, String> {
     if let Some(aws) = &u.spec.aws {
         let creds = creds.unwrap_or_else(|| Err("no credentials resolved".into()))?;
@@ -331,11 +338,16 @@ async fn discover_one(
         };
     }
     let spec = u.spec.service_spec();
+    // Reflection over TLS with the gateway's own TLS client for the upstream, never in clear.
     let grpc = || async {
-        let authority = grpc_authority(u, cfg)?;
-        super::functions::grpc(&authority, cfg.probe_timeout)
-            .await
-            .map(|d| Found::Grpc(authority, d))
+        let (authority, over_tls) = grpc_authority(u, cfg)?;
+        let found = if over_tls {
+            let tls = tls.unwrap_or_else(|| Err("no TLS settings resolved".into()))?;
+            super::functions::grpc_tls(&authority, tls, cfg.probe_timeout).await
+        } else {
+            super::functions::grpc(&authority, cfg.probe_timeout).await
+        };
+        found.map(|d| Found::Grpc(authority, d))
     };
     if spec.is_some_and(|s| s.grpc.is_some() && s.rest.is_none()) {
         return grpc().await;
@@ -416,6 +428,8 @@ pub async fn poll_once(
         let creds = u.spec.aws.as_ref().map(|a| {
             crate::aws::upstream_credentials(a, set, &key.namespace).map_err(|e| e.to_string())
         });
+        let tls = crate::gateway::table::speaks_tls(u)
+            .then(|| crate::gateway::table::upstream_grpc_tls(u, &key.namespace, set));
         let (sem, client, cfg, u, key) = (
             sem.clone(),
             client.clone(),
@@ -426,7 +440,7 @@ pub async fn poll_once(
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             let started = std::time::Instant::now();
-            let result = discover_one(&client, &u, &cfg, creds).await;
+            let result = discover_one(&client, &u, &cfg, creds, tls).await;
             (key, u, result, started.elapsed())
         }));
     }

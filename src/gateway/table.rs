@@ -543,16 +543,11 @@ pub fn compile_listener(
     for r in set.values() {
         if let Resource::Upstream(u) = r {
             let name: Arc<str> = Arc::from(u.metadata.name.as_str());
-            let asks_tls = u.spec.ssl_config.is_some();
+            let asks_tls = speaks_tls(u);
             let mut sni = None;
             let (hosts, authorities, use_tls) = match (&u.spec.static_, &u.spec.kube) {
                 (Some(s), _) => {
-                    // Gloo: TLS when asked (`useTls`, `sslConfig`), or by default when every
-                    // host listens on 443.
-                    let tls = asks_tls
-                        || s.use_tls.unwrap_or(
-                            !s.hosts.is_empty() && s.hosts.iter().all(|h| h.port == 443),
-                        );
+                    let tls = speaks_tls(u);
                     (
                         s.hosts
                             .iter()
@@ -566,12 +561,9 @@ pub fn compile_listener(
                     )
                 }
                 (None, Some(k)) => {
-                    let dns = format!(
-                        "{}.{}.svc.cluster.local",
-                        k.service_name, k.service_namespace
-                    );
+                    let dns = kube_server_name(k);
                     // Over TLS, the service is named by its cluster DNS name, however reached.
-                    sni = asks_tls.then(|| dns.clone());
+                    sni = asks_tls.then(|| kube_server_name(k));
                     match connector.service(&k.service_namespace, &k.service_name, k.service_port) {
                         Ok(address) => (
                             vec![Arc::from(address.as_str())],
@@ -657,6 +649,47 @@ pub fn compile_listener(
     table.problems = c.problems;
     table.watched = watched;
     table
+}
+
+/// Whether connections to upstream `u` speak TLS, as Gloo decides: when `sslConfig` or
+/// `useTls` asks, or by default when every static host listens on 443. The gateway and
+/// function discovery both ask here, so discovery never speaks in clear to what the gateway
+/// reaches over TLS.
+pub fn speaks_tls(u: &crate::api::resource::Upstream) -> bool {
+    let asks = u.spec.ssl_config.is_some();
+    match &u.spec.static_ {
+        Some(s) => {
+            asks || s
+                .use_tls
+                .unwrap_or(!s.hosts.is_empty() && s.hosts.iter().all(|h| h.port == 443))
+        }
+        None => asks,
+    }
+}
+
+/// The name a kube upstream's service is asked for over TLS: its cluster DNS name, however it
+/// is reached.
+fn kube_server_name(k: &crate::api::types::KubeUpstream) -> String {
+    format!(
+        "{}.{}.svc.cluster.local",
+        k.service_name, k.service_namespace
+    )
+}
+
+/// The TLS client the gateway uses for upstream `u` (in namespace `ns`, its `sslConfig`
+/// material read from `set`), offering HTTP/2 by ALPN: for function discovery's gRPC
+/// reflection, which must reach the upstream as the gateway does.
+pub fn upstream_grpc_tls(
+    u: &crate::api::resource::Upstream,
+    ns: &str,
+    set: &ResourceSet,
+) -> Result<crate::tls::client::UpstreamTls, String> {
+    let sni = u.spec.kube.as_ref().map(kube_server_name);
+    let mut h2 = u.clone();
+    h2.spec.use_http2 = Some(true);
+    let dial = upstream_dial(&h2, ns, true, sni, set, &mut Vec::new())?;
+    dial.tls
+        .ok_or_else(|| "the upstream's TLS settings could not be built".to_string())
 }
 
 /// How connections to upstream `u` are opened: TLS (`use_tls`, with its `sslConfig` if any,
