@@ -3,6 +3,8 @@
 mod common;
 use common::{Epoxy, fixture};
 use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const PETSTORE: &str = "default-petstore-8080";
 
@@ -1114,4 +1116,72 @@ fn kube_destinations_are_checked() {
     ] {
         assert!(err.contains(&want), "{want}\n{err}");
     }
+}
+
+/// `epoxy gateway` tells of an unreadable file and of a rejected resource once, not again at
+/// every reconcile the other writes cause, and tells when each is gone.
+#[test]
+fn the_gateway_tells_a_problem_once_and_its_end() {
+    use std::io::Read;
+    let e = Epoxy::new();
+    let upstream = |name: &str| {
+        format!(
+            "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: gloo-system}}\nspec: {{static: {{hosts: [{{addr: 127.0.0.1, port: 9}}]}}}}\n"
+        )
+    };
+    e.apply(&upstream("a")).ok();
+    let broken = e.file("upstreams/gloo-system/broken.yaml");
+    std::fs::write(&broken, "kind: Upstream\nmetadata: {name: broken\n").unwrap();
+    // A route whose regex does not compile: rejected.
+    let rejected = e.file("virtualservices/gloo-system/v.yaml");
+    std::fs::create_dir_all(rejected.parent().unwrap()).unwrap();
+    let vs = |regex: &str| {
+        format!(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {{name: v, namespace: gloo-system}}\nspec:\n  virtualHost:\n    routes:\n    - matchers: [{{regex: '{regex}'}}]\n      routeAction: {{single: {{upstream: {{name: a}}}}}}\n"
+        )
+    };
+    std::fs::write(&rejected, vs("/(")).unwrap();
+    let mut child = e
+        .command()
+        .args([
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-tls",
+            "off",
+            "--admin",
+            "off",
+        ])
+        .env("EPOXY_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let settle = || std::thread::sleep(Duration::from_millis(1500));
+    settle();
+    // Three more writes, three more reconciles of the same problems.
+    for name in ["b", "c", "d"] {
+        e.apply(&upstream(name)).ok();
+        settle();
+    }
+    // Both problems go away.
+    std::fs::remove_file(&broken).unwrap();
+    std::fs::write(&rejected, vs("/.*")).unwrap();
+    settle();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let _ = child.wait();
+    let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(count("unreadable file skipped"), 1, "{log}");
+    assert_eq!(count("rejected"), 2, "once rejected, once no longer: {log}");
+    assert_eq!(count("no longer rejected"), 1, "{log}");
+    assert_eq!(count("file read again"), 1, "{log}");
 }

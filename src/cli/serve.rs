@@ -360,18 +360,26 @@ pub async fn serve(
         let _ = writeln!(out, "store: {}", root.display());
         let _ = out.flush();
     }
-    // Report rejections as they happen.
+    // Report rejections and unreadable files when they come and go, once each (not again
+    // at every reconcile).
     let reporter = tokio::spawn(async move {
+        use crate::control::reconcile::Change;
+        let mut prev = None;
         while reports.changed().await.is_ok() {
             let r = reports.borrow_and_update().clone();
-            for (k, s) in &r.statuses {
-                if let Some(reason) = &s.reason {
-                    tracing::warn!(resource = %k, %reason, "rejected");
+            for change in r.changes_since(prev.as_deref()) {
+                match change {
+                    Change::Rejected { key, reason } => {
+                        tracing::warn!(resource = %key, %reason, "rejected")
+                    }
+                    Change::Cleared(key) => tracing::info!(resource = %key, "no longer rejected"),
+                    Change::Unreadable(error) => {
+                        tracing::warn!(%error, "unreadable file skipped")
+                    }
+                    Change::Readable(file) => tracing::info!(%file, "file read again"),
                 }
             }
-            for e in &r.store_errors {
-                tracing::warn!(error = %e, "unreadable file skipped");
-            }
+            prev = Some(r);
         }
     });
     wait_for_signal().await;

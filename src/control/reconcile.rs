@@ -30,6 +30,68 @@ pub struct Report {
     pub versions: BTreeMap<ResourceKey, String>,
 }
 
+/// What a report says that the one before it did not: worth a log line once, not at every
+/// reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A resource is rejected, or rejected for another reason than before.
+    Rejected { key: ResourceKey, reason: String },
+    /// A resource rejected before is accepted now (or gone).
+    Cleared(ResourceKey),
+    /// A file the store cannot read (its error as it reads now).
+    Unreadable(String),
+    /// A file the store could not read is read again (or gone).
+    Readable(String),
+}
+
+impl Report {
+    /// What changed since `prev` (everything, for the first report): rejections and
+    /// unreadable files that are new or read differently, and those that went away.
+    pub fn changes_since(&self, prev: Option<&Report>) -> Vec<Change> {
+        let reason = |r: &Report, k: &ResourceKey| r.statuses.get(k).and_then(|s| s.reason.clone());
+        let mut out = Vec::new();
+        for (k, s) in &self.statuses {
+            if let Some(now) = &s.reason
+                && prev.and_then(|p| reason(p, k)).as_ref() != Some(now)
+            {
+                out.push(Change::Rejected {
+                    key: k.clone(),
+                    reason: now.clone(),
+                });
+            }
+        }
+        if let Some(p) = prev {
+            for (k, s) in &p.statuses {
+                if s.reason.is_some() && reason(self, k).is_none() {
+                    out.push(Change::Cleared(k.clone()));
+                }
+            }
+        }
+        let text =
+            |r: &Report| -> Vec<String> { r.store_errors.iter().map(|e| e.to_string()).collect() };
+        let (before, now) = (prev.map(text).unwrap_or_default(), text(self));
+        out.extend(
+            now.iter()
+                .filter(|e| !before.contains(e))
+                .map(|e| Change::Unreadable(e.clone())),
+        );
+        let origins: Vec<&str> = self
+            .store_errors
+            .iter()
+            .map(|e| e.origin.as_str())
+            .collect();
+        if let Some(p) = prev {
+            out.extend(
+                p.store_errors
+                    .iter()
+                    .filter(|e| !origins.contains(&e.origin.as_str()))
+                    .map(|e| Change::Readable(e.origin.clone())),
+            );
+        }
+        out
+    }
+}
+
 /// The loop's memory of what was accepted: the previous listing (shared, not copied) with the
 /// keys it rejected, and the last accepted versions of keys rejected since.
 #[derive(Default)]
@@ -229,6 +291,53 @@ pub fn spawn(store: Arc<dyn Store>, gateway: Gateway) -> watch::Receiver<Arc<Rep
 mod tests {
     use super::*;
     use crate::api::parse_one;
+
+    #[test]
+    fn a_rejection_or_an_unreadable_file_is_told_once_and_its_end_too() {
+        let key = ResourceKey::new(Kind::VirtualService, "ns", "v");
+        let report = |reason: Option<&str>, unreadable: Option<&str>| {
+            let mut status = crate::api::status::Status::accepted();
+            status.reason = reason.map(str::to_string);
+            Report {
+                statuses: [(key.clone(), status)].into_iter().collect(),
+                store_errors: unreadable
+                    .map(|f| ParseError {
+                        origin: f.into(),
+                        line: Some(2),
+                        column: None,
+                        reason: "bad YAML".into(),
+                    })
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            }
+        };
+        let first = report(Some("no upstream `a`"), Some("bad.yaml"));
+        let changes = first.changes_since(None);
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(
+            matches!(&changes[0], Change::Rejected { reason, .. } if reason == "no upstream `a`")
+        );
+        assert!(matches!(&changes[1], Change::Unreadable(e) if e.contains("bad.yaml")));
+        // The same again: nothing to tell.
+        let same = report(Some("no upstream `a`"), Some("bad.yaml"));
+        assert_eq!(same.changes_since(Some(&first)), []);
+        // Another reason: told; the file fixed: told.
+        let other = report(Some("no upstream `b`"), None);
+        assert_eq!(
+            other.changes_since(Some(&same)),
+            [
+                Change::Rejected {
+                    key: key.clone(),
+                    reason: "no upstream `b`".into()
+                },
+                Change::Readable("bad.yaml".into())
+            ]
+        );
+        // Accepted now.
+        let fixed = report(None, None);
+        assert_eq!(fixed.changes_since(Some(&other)), [Change::Cleared(key)]);
+    }
 
     fn vs(regex: &str) -> Resource {
         parse_one(
