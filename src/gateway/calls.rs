@@ -238,7 +238,14 @@ impl GrpcCall {
         .await
         {
             Ok(a) => a,
-            Err(e) => return failed(e, &self.method, false),
+            Err(e) => {
+                return failed(
+                    e,
+                    &self.method,
+                    false,
+                    &prost_reflect::SerializeOptions::new(),
+                );
+            }
         };
         let answer_error = |e: String| {
             (
@@ -336,7 +343,7 @@ async fn serve_transcoded(
             })?;
             Ok(json_response(StatusCode::OK, json))
         }
-        Err(e) => failed(e, rule.method(), t.convert_grpc_status),
+        Err(e) => failed(e, rule.method(), t.convert_grpc_status, t.print_options()),
     }
 }
 
@@ -345,8 +352,13 @@ async fn serve_transcoded(
 /// details, when it sent `grpc-status-details-bin`) and the `grpc-status` and `grpc-message`
 /// headers. Otherwise a status is the gateway's error, with the server's details, when it
 /// sent some, in its `"details"`. Details are decoded against the method's descriptors (see
-/// `grpc::status`).
-fn failed(e: GrpcError, method: &Method, convert: bool) -> Result<Response<Full<Bytes>>, Failure> {
+/// `grpc::status`) and printed with `print` (a transcoder's `printOptions`).
+fn failed(
+    e: GrpcError,
+    method: &Method,
+    convert: bool,
+    print: &prost_reflect::SerializeOptions,
+) -> Result<Response<Full<Bytes>>, Failure> {
     let (code, message, details) = match e {
         GrpcError::Status {
             code,
@@ -362,13 +374,13 @@ fn failed(e: GrpcError, method: &Method, convert: bool) -> Result<Response<Full<
                 status: http_status(code),
                 code: "grpc-status",
                 message: format!("{}: {message}", code_name(code)),
-                details: Some(d.details_json(method.input.parent_pool()).into()),
+                details: Some(d.details_json(method.input.parent_pool(), print).into()),
             });
         }
         e => return Err(grpc_failure(e)),
     };
     let body = match &details {
-        Some(d) => d.to_json(method.input.parent_pool()),
+        Some(d) => d.to_json(method.input.parent_pool(), print),
         None => serde_json::json!({"code": code, "message": message}),
     };
     let mut r = json_response(

@@ -54,18 +54,25 @@ impl Details {
         })
     }
 
-    /// The details as protobuf's JSON of `Any`, their types looked up in `pool`.
-    pub fn details_json(&self, pool: &DescriptorPool) -> Vec<Value> {
-        self.details.iter().map(|a| any_json(a, pool)).collect()
+    /// The details as protobuf's JSON of `Any`, their types looked up in `pool`, printed with
+    /// `print` (a transcoder's `printOptions`).
+    pub fn details_json(&self, pool: &DescriptorPool, print: &SerializeOptions) -> Vec<Value> {
+        self.details
+            .iter()
+            .map(|a| any_json(a, pool, print))
+            .collect()
     }
 
     /// The whole status as JSON (what Envoy answers with `convertGrpcStatus`).
-    pub fn to_json(&self, pool: &DescriptorPool) -> Value {
+    pub fn to_json(&self, pool: &DescriptorPool, print: &SerializeOptions) -> Value {
         let mut m = Map::new();
         m.insert("code".into(), json!(self.code));
         m.insert("message".into(), json!(self.message));
         if !self.details.is_empty() {
-            m.insert("details".into(), Value::Array(self.details_json(pool)));
+            m.insert(
+                "details".into(),
+                Value::Array(self.details_json(pool, print)),
+            );
         }
         Value::Object(m)
     }
@@ -74,11 +81,11 @@ impl Details {
 /// One `Any`: `@type` first, then the message's fields (or, for a type with a JSON form of
 /// its own such as `Duration`, `value`); `value` in base64 when the type is unknown or its
 /// bytes are not that type.
-fn any_json(a: &prost_types::Any, pool: &DescriptorPool) -> Value {
+fn any_json(a: &prost_types::Any, pool: &DescriptorPool, print: &SerializeOptions) -> Value {
     let name = a.type_url.rsplit('/').next().unwrap_or(&a.type_url);
     let decoded = pool.get_message_by_name(name).and_then(|d| {
         let msg = DynamicMessage::decode(d, a.value.as_slice()).ok()?;
-        msg.serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
+        msg.serialize_with_options(serde_json::value::Serializer, print)
             .ok()
     });
     let mut m = Map::new();
@@ -137,7 +144,7 @@ mod tests {
             let d =
                 Details::from_header(&encoded(vec![any.clone(), duration.clone()], pad)).unwrap();
             assert_eq!(
-                d.to_json(&pool),
+                d.to_json(&pool, &SerializeOptions::new()),
                 json!({"code": 9, "message": "no", "details": [
                     {"@type": "type.googleapis.com/x.v1.Unknown", "value": "CAE="},
                     {"@type": "type.googleapis.com/google.protobuf.Duration", "value": "3s"},

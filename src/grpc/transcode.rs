@@ -238,6 +238,11 @@ impl Transcoder {
         })
     }
 
+    /// How answers are printed as JSON (the spec's `printOptions`).
+    pub fn print_options(&self) -> &SerializeOptions {
+        &self.print
+    }
+
     /// The methods served, in the descriptor set's order, each by its first rule.
     pub fn served(&self) -> Vec<Served> {
         let mut rules: Vec<&Binding> = self.bindings.iter().collect();
