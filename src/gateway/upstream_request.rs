@@ -71,7 +71,10 @@ pub struct Planned<'a> {
     client: &'a ClientRequest<'a>,
     /// The function's call, when the destination is one.
     pub call: Option<RenderedCall>,
+    /// The target when it is not the client's: the call's own path is used as it is (no
+    /// copy); a path the call renders without its leading `/`, or the route's rewrite, here.
     rewritten: Option<String>,
+    renders_path: bool,
 }
 
 impl<'a> Planned<'a> {
@@ -104,15 +107,16 @@ impl<'a> Planned<'a> {
             }
         };
         let rendered_path = call.as_ref().and_then(|c| c.path.as_deref());
-        let rewritten = match rendered_path {
-            Some(p) if p.starts_with('/') => Some(p.to_string()),
-            Some(p) => Some(format!("/{p}")),
-            None => rewritten(client, opts, matched),
+        let (rewritten, renders_path) = match rendered_path {
+            Some(p) if p.starts_with('/') => (None, true),
+            Some(p) => (Some(format!("/{p}")), false),
+            None => (rewritten(client, opts, matched), false),
         };
         let planned = Planned {
             client,
             call,
             rewritten,
+            renders_path,
         };
         // A rewritten or rendered target goes on the request line as it is: it must be one.
         if (planned.rewritten.is_some() || planned.call.is_some())
@@ -138,7 +142,12 @@ impl<'a> Planned<'a> {
 
     /// The path and query sent.
     pub fn path_and_query(&self) -> &str {
-        self.rewritten.as_deref().unwrap_or(self.client.target)
+        let rendered = || self.call.as_ref().and_then(|c| c.path.as_deref());
+        match (&self.rewritten, self.renders_path) {
+            (Some(r), _) => r,
+            (None, true) => rendered().unwrap_or(self.client.target),
+            (None, false) => self.client.target,
+        }
     }
 
     /// The body a function's call replaces the client's with, if it does.
@@ -332,7 +341,9 @@ impl HeaderRules<'_> {
             has_host: false,
             has_request_id: false,
         };
-        if let Some(a) = client.authority {
+        if let Some(a) = client.authority
+            && !by_function("host")
+        {
             w.header("host", a.as_bytes());
         }
         let mut te_trailers = false;
@@ -636,6 +647,22 @@ x-request-id: given");
         assert_eq!(
             host(written(&rules(&plain), &headers, Some("named.test"))),
             "host: named.test"
+        );
+        // A function's host over the target's authority, once.
+        let call = RenderedCall {
+            method: None,
+            path: None,
+            set_headers: vec![(http::header::HOST, "fn.internal".into())],
+            remove_headers: vec![],
+            body: None,
+        };
+        let with_call = HeaderRules {
+            call: Some(&call),
+            ..rules(&plain)
+        };
+        assert_eq!(
+            host(written(&with_call, &headers, Some("named.test"))),
+            "host: fn.internal"
         );
         // `autoHostRewrite`: the endpoint's authority; the route's own host rule over it.
         let auto = Options {
