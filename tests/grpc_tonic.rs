@@ -288,6 +288,10 @@ async fn discovery_reflects_over_tls_for_an_upstream_with_ssl_config() {
     assert_eq!(s.last_error, None);
     assert_eq!(s.kind.as_deref(), Some("grpc"));
     assert_eq!(s.functions, 4, "GetPet, ListPets, CreatePet, Ping");
+    assert_eq!(
+        s.document_url.as_deref(),
+        Some(format!("grpcs://{}", server.addr()).as_str())
+    );
     h.apply(&vs("default", "['*']", &shop_routes())).await;
     let (status, pet) = call(&h, Method::GET, "/pets/1", None).await;
     assert_eq!(status, 200, "{pet}");

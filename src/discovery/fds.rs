@@ -127,7 +127,7 @@ pub struct UpstreamDiscovery {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Where the document came from (`inline` for an inline one; `grpc://HOST:PORT` for
-    /// reflection; the Lambda endpoint).
+    /// reflection, `grpcs://` over TLS; the Lambda endpoint).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document_url: Option<String>,
     pub functions: usize,
@@ -294,7 +294,8 @@ async fn discover_document(
 enum Found {
     /// An API document (where it came from, the document).
     Rest(String, ApiDocument),
-    /// A gRPC server's services, by reflection at an authority.
+    /// A gRPC server's services, by reflection at a URL (`grpc://HOST:PORT`, or `grpcs://`
+    /// over TLS).
     Grpc(String, Discovered),
     /// The functions of an AWS upstream's region (the endpoint asked).
     Lambda(String, Vec<crate::aws::Listed>),
@@ -347,7 +348,8 @@ async fn discover_one(
         } else {
             super::functions::grpc(&authority, cfg.probe_timeout).await
         };
-        found.map(|d| Found::Grpc(authority, d))
+        let scheme = if over_tls { "grpcs" } else { "grpc" };
+        found.map(|d| Found::Grpc(format!("{scheme}://{authority}"), d))
     };
     if spec.is_some_and(|s| s.grpc.is_some() && s.rest.is_none()) {
         return grpc().await;
@@ -467,9 +469,9 @@ pub async fn poll_once(
                     next
                 })
             }
-            Found::Grpc(authority, d) => {
+            Found::Grpc(url, d) => {
                 s.kind = Some("grpc".into());
-                s.document_url = Some(format!("grpc://{authority}"));
+                s.document_url = Some(url);
                 s.functions = d.services.iter().map(|s| s.methods.len()).sum();
                 super::functions::with_grpc(&u, &d)
             }
