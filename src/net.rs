@@ -61,12 +61,26 @@ where
 /// (at most 10), HTTP/2 by ALPN, TLS with the same ring-only rustls configuration, keeping at
 /// most `idle_per_host` idle connections per host. Never on the gateway's request path.
 pub fn document_client(idle_per_host: usize) -> Result<reqwest::Client, String> {
-    let builder = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config())
+    document_client_with(tls_config(), None, idle_per_host)
+}
+
+/// A document client with its own TLS configuration (an upstream's `sslConfig`: its root CA
+/// and client certificate) and, when the upstream is asked for by a name other than its
+/// address (`sni`), that name resolved to the address.
+pub fn document_client_with(
+    tls: rustls::ClientConfig,
+    resolve: Option<(&str, std::net::SocketAddr)>,
+    idle_per_host: usize,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::limited(10))
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(idle_per_host);
+    if let Some((name, addr)) = resolve {
+        builder = builder.resolve(name, addr);
+    }
     builder.build().map_err(|e| {
         format!(
             "cannot build the document client: {}",

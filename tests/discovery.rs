@@ -21,6 +21,11 @@ struct DocServer {
 }
 
 async fn doc_server() -> DocServer {
+    doc_server_with(None).await
+}
+
+/// A document server speaking TLS with `tls` (HTTP/1.1 or HTTP/2 as ALPN chooses).
+async fn doc_server_with(tls: Option<tokio_rustls::TlsAcceptor>) -> DocServer {
     use http_body_util::Full;
     use hyper::service::service_fn;
     let docs: Arc<Mutex<HashMap<String, String>>> = Arc::default();
@@ -30,6 +35,7 @@ async fn doc_server() -> DocServer {
     tokio::spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
             let d = d.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let body = d.lock().unwrap().get(req.uri().path()).cloned();
@@ -49,11 +55,24 @@ async fn doc_server() -> DocServer {
                         Ok::<_, std::convert::Infallible>(r)
                     }
                 });
-                let _ = hyper_util::server::conn::auto::Builder::new(
+                let builder = hyper_util::server::conn::auto::Builder::new(
                     hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
-                .await;
+                );
+                let _ = match tls {
+                    Some(acceptor) => match acceptor.accept(s).await {
+                        Ok(s) => {
+                            builder
+                                .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                                .await
+                        }
+                        Err(_) => return,
+                    },
+                    None => {
+                        builder
+                            .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                            .await
+                    }
+                };
             });
         }
     });
@@ -1005,4 +1024,64 @@ async fn a_discovered_upstream_that_would_be_invalid_is_refused_and_reported() {
         store.get(&bad).await,
         Err(epoxy::store::StoreError::NotFound(_))
     ));
+}
+
+/// An upstream the gateway reaches over TLS (`sslConfig`) has its document fetched over TLS
+/// with the gateway's own TLS client for it: verified against the `sslConfig`'s root CA (the
+/// public roots refuse the server's certificate) and, with `sni`, for that name. A
+/// `swaggerInfo.url` elsewhere is still fetched with the usual client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_upstreams_document_is_fetched_with_its_ssl_config() {
+    let ca = common::certs::Ca::new("docs CA");
+    let leaf = ca.leaf(&["docs.internal"]);
+    let acceptor = tokio_rustls::TlsAcceptor::from(common::tls::server_config(&leaf, None));
+    let s = doc_server_with(Some(acceptor)).await;
+    s.serve("/swagger.json", PETSTORE);
+    let files = tempfile::tempdir().unwrap();
+    let ca_file = files.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let with_ssl = |ssl: &str| {
+        upstream_yaml(
+            "docs",
+            s.addr,
+            "discovery.solo.io/function_discovery: enabled",
+            &format!("  sslConfig:\n{ssl}"),
+        )
+    };
+    let c = FdsConfig {
+        mode: Mode::Whitelist,
+        ..cfg()
+    };
+
+    // The root and the name: found.
+    let ssl = format!(
+        "    sslFiles: {{rootCa: '{}'}}\n    sni: docs.internal\n",
+        ca_file.display()
+    );
+    let (_dir, store) = store_with(&[with_ssl(&ssl)]).await;
+    let state = poll(&store, &c).await;
+    let st = &state[&key("docs")];
+    assert_eq!(st.last_error, None, "{st:?}");
+    assert_eq!(st.kind.as_deref(), Some("rest"));
+    assert_eq!(
+        st.document_url.as_deref(),
+        Some(format!("https://docs.internal:{}/swagger.json", s.addr.port()).as_str())
+    );
+    assert!(
+        functions_of(&store, "docs")
+            .await
+            .contains(&"findPetById".to_string())
+    );
+
+    // Without its root (the public roots): refused on the certificate, nothing written.
+    let (_dir, store) = store_with(&[with_ssl("    sni: docs.internal\n")]).await;
+    let state = poll(&store, &c).await;
+    let st = &state[&key("docs")];
+    assert_eq!(st.kind, None, "{st:?}");
+    let error = st.last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("certificate") || error.contains("UnknownIssuer"),
+        "{error}"
+    );
+    assert!(functions_of(&store, "docs").await.is_empty());
 }

@@ -248,10 +248,14 @@ async fn fetch(client: &HttpClient, url: &str, cfg: &FdsConfig) -> Fetch {
 }
 
 /// Finds and reads the document of one upstream: (where it came from, the document).
+/// `upstream`: how the upstream's own documents are probed when not with `client` at
+/// `probe_base`: one reached over TLS, with its TLS client, at its server name. (A
+/// `swaggerInfo.url` may be anywhere: `client` fetches it.)
 async fn discover_document(
     client: &HttpClient,
     u: &Upstream,
     cfg: &FdsConfig,
+    upstream: Result<Option<(&HttpClient, &str)>, String>,
 ) -> Result<(String, ApiDocument), String> {
     let info: Option<&SwaggerInfo> = u
         .spec
@@ -271,7 +275,10 @@ async fn discover_document(
             Fetch::Missing(e) | Fetch::Unreachable(e) | Fetch::TooLarge(e) => Err(e),
         };
     }
-    let base = probe_base(u, cfg)?;
+    let (client, base) = match upstream? {
+        Some((c, b)) => (c, b.to_string()),
+        None => (client, probe_base(u, cfg)?),
+    };
     let mut last = String::new();
     for path in PROBE_PATHS {
         let url = format!("{base}{path}");
@@ -288,6 +295,29 @@ async fn discover_document(
         "no API document found at {base} (tried {}; last: {last})",
         PROBE_PATHS.join(", ")
     ))
+}
+
+/// The TLS clients for an upstream the gateway reaches over TLS, as the gateway would build
+/// them: for its documents (HTTP as the upstream asks) and for gRPC reflection (HTTP/2).
+struct UpstreamTlsClients {
+    documents: crate::tls::client::UpstreamTls,
+    reflection: crate::tls::client::UpstreamTls,
+}
+
+/// The base URL of an upstream reached over TLS by a server name other than its address:
+/// that name at the address's port, and the name to resolve to the address (when the address
+/// is an IP address and port).
+fn named_base(base: &str, sni: Option<&str>) -> (String, Option<(String, std::net::SocketAddr)>) {
+    let (Some(name), Some(authority)) = (sni, base.strip_prefix("https://")) else {
+        return (base.to_string(), None);
+    };
+    match authority.parse::<std::net::SocketAddr>() {
+        Ok(addr) => (
+            format!("https://{name}:{}", addr.port()),
+            Some((name.to_string(), addr)),
+        ),
+        Err(_) => (base.to_string(), None),
+    }
 }
 
 /// What discovery found on an upstream.
@@ -314,14 +344,15 @@ fn grpc_authority(u: &Upstream, cfg: &FdsConfig) -> Result<(String, bool), Strin
 
 /// Discovers an upstream's functions: Lambda's for an AWS upstream; gRPC's by reflection for
 /// one that has gRPC services already; else REST's, and gRPC's when no document is found.
-/// `creds`: an AWS upstream's credentials, `tls` the TLS client of one the gateway reaches
-/// over TLS (its `sslConfig`), both resolved from the store before the task started.
+/// `creds`: an AWS upstream's credentials, `tls` the TLS clients of one the gateway reaches
+/// over TLS (its `sslConfig`; for its documents, and HTTP/2 for reflection), resolved from
+/// the store before the task started.
 async fn discover_one(
     client: &HttpClient,
     u: &Upstream,
     cfg: &FdsConfig,
     creds: Option<Result<crate::aws::Credentials, String>>,
-    tls: Option<Result<crate::tls::client::UpstreamTls, String>>,
+    tls: Option<Result<UpstreamTlsClients, String>>,
 ) -> Result<Found, String> {
     if let Some(aws) = &u.spec.aws {
         let creds = creds.unwrap_or_else(|| Err("no credentials resolved".into()))?;
@@ -339,12 +370,29 @@ async fn discover_one(
         };
     }
     let spec = u.spec.service_spec();
+    // The documents of an upstream reached over TLS: with its own TLS client, by its server
+    // name when it has one. (TLS settings that cannot be built fail what needs them: a
+    // probe, a reflection; not an inline document.)
+    let (documents, base) = match &tls {
+        Some(Ok(t)) => {
+            let base = probe_base(u, cfg)?;
+            let (base, resolve) = named_base(&base, t.documents.sni.as_deref());
+            let resolve = resolve.as_ref().map(|(n, a)| (n.as_str(), *a));
+            let c = crate::net::document_client_with((*t.documents.config).clone(), resolve, 0)?;
+            (Some(c), Some(base))
+        }
+        _ => (None, None),
+    };
+    let tls_error = match &tls {
+        Some(Err(e)) => Some(e.clone()),
+        _ => None,
+    };
     // Reflection over TLS with the gateway's own TLS client for the upstream, never in clear.
     let grpc = || async {
         let (authority, over_tls) = grpc_authority(u, cfg)?;
         let found = if over_tls {
-            let tls = tls.unwrap_or_else(|| Err("no TLS settings resolved".into()))?;
-            super::functions::grpc_tls(&authority, tls, cfg.probe_timeout).await
+            let t = tls.unwrap_or_else(|| Err("no TLS settings resolved".into()))?;
+            super::functions::grpc_tls(&authority, t.reflection, cfg.probe_timeout).await
         } else {
             super::functions::grpc(&authority, cfg.probe_timeout).await
         };
@@ -357,7 +405,11 @@ async fn discover_one(
     let explicit = spec
         .and_then(|s| s.rest.as_ref())
         .is_some_and(|r| r.swagger_info.is_some());
-    match discover_document(client, u, cfg).await {
+    let upstream = match tls_error {
+        Some(e) => Err(e),
+        None => Ok(documents.as_ref().zip(base.as_deref())),
+    };
+    match discover_document(client, u, cfg, upstream).await {
         Ok((url, doc)) => Ok(Found::Rest(url, doc)),
         Err(e) if explicit => Err(e),
         Err(e) => grpc().await.map_err(|g| format!("{e}; {g}")),
@@ -430,8 +482,13 @@ pub async fn poll_once(
         let creds = u.spec.aws.as_ref().map(|a| {
             crate::aws::upstream_credentials(a, set, &key.namespace).map_err(|e| e.to_string())
         });
-        let tls = crate::gateway::table::speaks_tls(u)
-            .then(|| crate::gateway::table::upstream_grpc_tls(u, &key.namespace, set));
+        let tls = crate::gateway::table::speaks_tls(u).then(|| {
+            let ns = &key.namespace;
+            Ok(UpstreamTlsClients {
+                documents: crate::gateway::table::upstream_tls(u, ns, set, false)?,
+                reflection: crate::gateway::table::upstream_tls(u, ns, set, true)?,
+            })
+        });
         let (sem, client, cfg, u, key) = (
             sem.clone(),
             client.clone(),

@@ -677,17 +677,21 @@ fn kube_server_name(k: &crate::api::types::KubeUpstream) -> String {
 }
 
 /// The TLS client the gateway uses for upstream `u` (in namespace `ns`, its `sslConfig`
-/// material read from `set`), offering HTTP/2 by ALPN: for function discovery's gRPC
-/// reflection, which must reach the upstream as the gateway does.
-pub fn upstream_grpc_tls(
+/// material read from `set`), for function discovery, which must reach the upstream as the
+/// gateway does: offering HTTP/2 by ALPN for gRPC reflection (`http2`), else as the upstream
+/// asks.
+pub fn upstream_tls(
     u: &crate::api::resource::Upstream,
     ns: &str,
     set: &ResourceSet,
+    http2: bool,
 ) -> Result<crate::tls::client::UpstreamTls, String> {
     let sni = u.spec.kube.as_ref().map(kube_server_name);
-    let mut h2 = u.clone();
-    h2.spec.use_http2 = Some(true);
-    let dial = upstream_dial(&h2, ns, true, sni, set, &mut Vec::new())?;
+    let mut u = u.clone();
+    if http2 {
+        u.spec.use_http2 = Some(true);
+    }
+    let dial = upstream_dial(&u, ns, true, sni, set, &mut Vec::new())?;
     dial.tls
         .ok_or_else(|| "the upstream's TLS settings could not be built".to_string())
 }
