@@ -1122,7 +1122,6 @@ fn kube_destinations_are_checked() {
 /// every reconcile the other writes cause, and tells when each is gone.
 #[test]
 fn the_gateway_tells_a_problem_once_and_its_end() {
-    use std::io::Read;
     let e = Epoxy::new();
     let upstream = |name: &str| {
         format!(
@@ -1157,28 +1156,50 @@ fn the_gateway_tells_a_problem_once_and_its_end() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let settle = || std::thread::sleep(Duration::from_millis(1500));
-    settle();
-    // Three more writes, three more reconciles of the same problems.
+    // The log as it comes, so that each step waits for what it needs, not for a guess.
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let (lines, stderr) = (lines.clone(), child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                lines.lock().unwrap().push(l);
+            }
+        })
+    };
+    let wait_for = |wants: &[&str]| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !wants
+            .iter()
+            .all(|w| lines.lock().unwrap().iter().any(|l| l.contains(w)))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {wants:?} in {:?}",
+                lines.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for(&["unreadable file skipped", "rejected"]);
+    // Three more writes, more reconciles of the same problems.
     for name in ["b", "c", "d"] {
         e.apply(&upstream(name)).ok();
-        settle();
+        std::thread::sleep(Duration::from_millis(300));
     }
-    // Both problems go away.
+    // Both problems go away (reported by a reconcile after those of the writes).
     std::fs::remove_file(&broken).unwrap();
     std::fs::write(&rejected, vs("/.*")).unwrap();
-    settle();
+    wait_for(&["file read again", "no longer rejected"]);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
     let _ = child.wait();
+    reader.join().unwrap();
+    let log = lines.lock().unwrap().join("\n");
     let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
     assert_eq!(count("unreadable file skipped"), 1, "{log}");
     assert_eq!(count("rejected"), 2, "once rejected, once no longer: {log}");
