@@ -521,6 +521,10 @@ fn real_console(store: &std::path::Path) {
         Some(pid) if shown => {
             let rss = proc_status(pid, "VmRSS:").unwrap_or(f64::NAN);
             let hwm = proc_status(pid, "VmHWM:").unwrap_or(f64::NAN);
+            // What the resident size is made of: the heap and stacks (anonymous) and the
+            // binary's own pages (file-backed, shared and given back under pressure).
+            let anon = proc_status(pid, "RssAnon:").unwrap_or(f64::NAN);
+            let file = proc_status(pid, "RssFile:").unwrap_or(f64::NAN);
             let t0 = cpu_ticks(pid);
             std::thread::sleep(Duration::from_secs(10));
             let t1 = cpu_ticks(pid);
@@ -530,7 +534,8 @@ fn real_console(store: &std::path::Path) {
             };
             println!(
                 "the real console (`epoxy --dir`, 160x48 tmux) with this store: shown in {:.1} s; \
-                 RSS {rss:.1} MB (peak {hwm:.1} MB) vs target {TARGET_RSS_MB} MB; {idle}",
+                 RSS {rss:.1} MB (peak {hwm:.1} MB; anonymous {anon:.1} MB, the binary's pages \
+                 {file:.1} MB) vs target {TARGET_RSS_MB} MB; {idle}",
                 loaded.as_secs_f64()
             );
         }
