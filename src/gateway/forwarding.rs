@@ -87,6 +87,31 @@ impl HeaderSink for http::HeaderMap {
     }
 }
 
+/// Hyper's sink for a request made from a client's `HeaderMap`: a header the rules pass on
+/// as the client sent it is taken from the client's map as it is (its name and value are
+/// reference-counted: no parse, no copy); anything else is appended as by `HeaderMap`'s sink.
+pub struct FromClient<'a> {
+    pub client: &'a http::HeaderMap,
+    pub out: &'a mut http::HeaderMap,
+}
+
+impl HeaderSink for FromClient<'_> {
+    fn append(&mut self, name: &str, parts: &[&[u8]]) {
+        // The very bytes of one of the client's values (same address and length).
+        if let [one] = parts
+            && let Some((n, v)) = self
+                .client
+                .iter()
+                .find(|(_, v)| std::ptr::eq(v.as_bytes(), *one))
+            && n.as_str().eq_ignore_ascii_case(name)
+        {
+            self.out.append(n.clone(), v.clone());
+            return;
+        }
+        HeaderSink::append(self.out, name, parts);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

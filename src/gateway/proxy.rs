@@ -5,6 +5,7 @@
 //! epoxy's configuration (503 with the reason), in a small JSON body and `x-epoxy-error`.
 
 use super::attempts::{self, Exchange, ProxyError, RetryType};
+use super::forwarding::FromClient;
 use super::matcher::{Headers, PathCond, RequestHead};
 use super::pipeline::{Answer, Edits, Inbound};
 use super::pool::{OutBody, Pool, UpstreamBody};
@@ -611,11 +612,11 @@ async fn forward<'t>(
         let mut sreq = Request::new(Either::Right(Full::new(b.clone())));
         *sreq.method_mut() = method.clone();
         *sreq.uri_mut() = uri;
-        rules.write(
-            &client_req,
-            (host, shadow.authority_of(host)),
-            sreq.headers_mut(),
-        );
+        let mut sink = FromClient {
+            client: &parts.headers,
+            out: sreq.headers_mut(),
+        };
+        rules.write(&client_req, (host, shadow.authority_of(host)), &mut sink);
         let (pool, shadow, host) = (client.pool.clone(), shadow.clone(), host.clone());
         tokio::spawn(async move {
             if let Ok(resp) = pool.send(&shadow.dial, &host, sreq).await {
@@ -638,6 +639,7 @@ async fn forward<'t>(
         method: &method,
         path_and_query,
         client_req: &client_req,
+        client_headers: &parts.headers,
         rules: &rules,
         stream,
         buffered,
@@ -692,6 +694,8 @@ struct HyperExchange<'a> {
     method: &'a Method,
     path_and_query: &'a str,
     client_req: &'a ClientRequest<'a>,
+    /// The client's headers (those passed on are shared with the upstream request's).
+    client_headers: &'a HeaderMap,
     /// The upstream request's headers, written anew for each attempt's endpoint.
     rules: &'a HeaderRules<'a>,
     /// A body sent as it comes (one attempt only), or one buffered for replays.
@@ -721,8 +725,13 @@ impl Exchange for HyperExchange<'_> {
         *ureq.method_mut() = self.method.clone();
         *ureq.uri_mut() = uri;
         let endpoint = (&**host, self.upstream.authority_of(host));
-        self.rules
-            .write(self.client_req, endpoint, ureq.headers_mut());
+        let out = ureq.headers_mut();
+        out.reserve(self.client_headers.len() + 4);
+        let mut sink = FromClient {
+            client: self.client_headers,
+            out,
+        };
+        self.rules.write(self.client_req, endpoint, &mut sink);
         let client = self.client;
         let sent = async {
             client

@@ -534,10 +534,26 @@ mod tests {
             .iter()
             .map(|(n, v)| made(format!("{n}: {}", v.to_str().unwrap())))
             .collect();
+        // Hyper's sink that shares the client's own names and values: the same headers.
+        let mut shared = HeaderMap::new();
+        let mut sink = crate::gateway::forwarding::FromClient {
+            client: &map,
+            out: &mut shared,
+        };
+        rules.write(&client(Headers::Map(&map), authority), endpoint, &mut sink);
+        let mut from_shared: Vec<String> = shared
+            .iter()
+            .map(|(n, v)| made(format!("{n}: {}", v.to_str().unwrap())))
+            .collect();
         let mut sorted = from_head.clone();
         sorted.sort();
         from_map.sort();
+        from_shared.sort();
         assert_eq!(sorted, from_map, "the two sinks disagree");
+        assert_eq!(
+            from_map, from_shared,
+            "sharing the client's values changed them"
+        );
         from_head
     }
 
