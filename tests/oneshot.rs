@@ -32,22 +32,11 @@ struct Answer {
 }
 
 fn read(raw: &[u8]) -> Answer {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines.next().unwrap_or_default().to_string();
-    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for l in lines {
-        let (k, v) = l.split_once(':').unwrap();
-        let k = k.trim().to_ascii_lowercase();
-        if k != "date" {
-            headers.entry(k).or_default().push(v.trim().to_string());
-        }
-    }
+    let (status, headers, body) = common::raw::split(raw);
     Answer {
         status,
         headers,
-        body: body.to_string(),
+        body,
     }
 }
 

@@ -146,19 +146,8 @@ async fn send(addr: &str, raw: &str) -> Answer {
     s.write_all(raw.as_bytes()).await.unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines.next().unwrap_or_default().to_string();
-    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for l in lines {
-        let (k, v) = l.split_once(':').unwrap();
-        let k = k.trim().to_ascii_lowercase();
-        if k != "date" {
-            headers.entry(k).or_default().push(v.trim().to_string());
-        }
-    }
-    let mut body = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+    let (status, headers, body) = common::raw::split(&out);
+    let mut body = serde_json::from_str(&body).unwrap_or(Value::String(body));
     // A request id the gateway makes is random: its shape is compared, not its value.
     if let Some(id) = body.pointer_mut("/headers/x-request-id")
         && id.as_str().is_some_and(|s| s.len() == 32)

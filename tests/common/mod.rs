@@ -7,6 +7,7 @@ pub mod gw;
 pub mod keys;
 pub mod kube;
 pub mod pyserver;
+pub mod raw;
 pub mod tls;
 pub mod tmux;
 pub mod upstream;
