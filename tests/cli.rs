@@ -1141,16 +1141,7 @@ fn the_gateway_tells_a_problem_once_and_its_end() {
     };
     std::fs::write(&rejected, vs("/(")).unwrap();
     let mut child = e
-        .command()
-        .args([
-            "gateway",
-            "--listen",
-            "127.0.0.1:0",
-            "--listen-tls",
-            "off",
-            "--admin",
-            "off",
-        ])
+        .gateway("off")
         .env("EPOXY_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

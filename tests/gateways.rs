@@ -475,16 +475,7 @@ fn gateways_through_the_cli() {
 
     // The gateway process listens where the Gateway says (not on --listen).
     let mut child = e
-        .command()
-        .args([
-            "gateway",
-            "--listen",
-            "127.0.0.1:0",
-            "--listen-tls",
-            "off",
-            "--admin",
-            "off",
-        ])
+        .gateway("off")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -900,16 +900,7 @@ fn proxy_url_prints_the_https_url() {
     .ok();
     let start = |tls: &str| {
         let mut gw = e
-            .command()
-            .args([
-                "gateway",
-                "--listen",
-                "127.0.0.1:0",
-                "--listen-tls",
-                tls,
-                "--admin",
-                "off",
-            ])
+            .gateway(tls)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()

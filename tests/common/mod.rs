@@ -90,6 +90,22 @@ impl Epoxy {
         c
     }
 
+    /// `epoxy gateway` on a free loopback port, its TLS listener at `tls` (an address, or
+    /// `off`), no admin listener; to be spawned.
+    pub fn gateway(&self, tls: &str) -> Command {
+        let mut c = self.command();
+        c.args([
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-tls",
+            tls,
+            "--admin",
+            "off",
+        ]);
+        c
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.command().args(args).output().expect("run epoxy"))
     }
