@@ -66,10 +66,10 @@ pub fn document_client(idle_per_host: usize) -> Result<reqwest::Client, String> 
 
 /// A document client with its own TLS configuration (an upstream's `sslConfig`: its root CA
 /// and client certificate) and, when the upstream is asked for by a name other than its
-/// address (`sni`), that name resolved to the address.
+/// address (`sni`), that name resolved to the address's IP addresses.
 pub fn document_client_with(
     tls: rustls::ClientConfig,
-    resolve: Option<(&str, std::net::SocketAddr)>,
+    resolve: Option<(&str, &[std::net::SocketAddr])>,
     idle_per_host: usize,
 ) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
@@ -78,8 +78,8 @@ pub fn document_client_with(
         .redirect(reqwest::redirect::Policy::limited(10))
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(idle_per_host);
-    if let Some((name, addr)) = resolve {
-        builder = builder.resolve(name, addr);
+    if let Some((name, addrs)) = resolve {
+        builder = builder.resolve_to_addrs(name, addrs);
     }
     builder.build().map_err(|e| {
         format!(

@@ -1073,6 +1073,18 @@ async fn a_tls_upstreams_document_is_fetched_with_its_ssl_config() {
             .contains(&"findPetById".to_string())
     );
 
+    // The host given by name: looked up, and asked for by the `sni` name all the same.
+    let by_name = with_ssl(&ssl).replace("addr: '127.0.0.1'", "addr: 'localhost'");
+    assert!(by_name.contains("localhost"), "{by_name}");
+    let (_dir, store) = store_with(&[by_name]).await;
+    let state = poll(&store, &c).await;
+    assert_eq!(state[&key("docs")].last_error, None, "{state:?}");
+    assert!(
+        functions_of(&store, "docs")
+            .await
+            .contains(&"findPetById".to_string())
+    );
+
     // Without its root (the public roots): refused on the certificate, nothing written.
     let (_dir, store) = store_with(&[with_ssl("    sni: docs.internal\n")]).await;
     let state = poll(&store, &c).await;

@@ -305,18 +305,29 @@ struct UpstreamTlsClients {
 }
 
 /// The base URL of an upstream reached over TLS by a server name other than its address:
-/// that name at the address's port, and the name to resolve to the address (when the address
-/// is an IP address and port).
-fn named_base(base: &str, sni: Option<&str>) -> (String, Option<(String, std::net::SocketAddr)>) {
+/// that name at the address's port, and the name to resolve to the address's IP addresses (a
+/// host name is looked up here, as the gateway's dialer looks it up). A name that does not
+/// resolve keeps the base as it is: the fetch then fails saying so.
+async fn named_base(
+    base: &str,
+    sni: Option<&str>,
+) -> (String, Option<(String, Vec<std::net::SocketAddr>)>) {
     let (Some(name), Some(authority)) = (sni, base.strip_prefix("https://")) else {
         return (base.to_string(), None);
     };
-    match authority.parse::<std::net::SocketAddr>() {
-        Ok(addr) => (
-            format!("https://{name}:{}", addr.port()),
-            Some((name.to_string(), addr)),
+    let addrs: Vec<std::net::SocketAddr> = match authority.parse::<std::net::SocketAddr>() {
+        Ok(a) => vec![a],
+        Err(_) => match tokio::net::lookup_host(authority).await {
+            Ok(a) => a.collect(),
+            Err(_) => Vec::new(),
+        },
+    };
+    match addrs.first() {
+        Some(a) => (
+            format!("https://{name}:{}", a.port()),
+            Some((name.to_string(), addrs)),
         ),
-        Err(_) => (base.to_string(), None),
+        None => (base.to_string(), None),
     }
 }
 
@@ -376,8 +387,8 @@ async fn discover_one(
     let (documents, base) = match &tls {
         Some(Ok(t)) => {
             let base = probe_base(u, cfg)?;
-            let (base, resolve) = named_base(&base, t.documents.sni.as_deref());
-            let resolve = resolve.as_ref().map(|(n, a)| (n.as_str(), *a));
+            let (base, resolve) = named_base(&base, t.documents.sni.as_deref()).await;
+            let resolve = resolve.as_ref().map(|(n, a)| (n.as_str(), a.as_slice()));
             let c = crate::net::document_client_with((*t.documents.config).clone(), resolve, 0)?;
             (Some(c), Some(base))
         }
