@@ -92,7 +92,7 @@ impl<'a> ResponseRules<'a> {
 }
 
 /// The headers that frame a body: each transport's to write.
-pub fn framing(name: &str) -> bool {
+pub fn framing<N: AsRef<[u8]> + ?Sized>(name: &N) -> bool {
     is(name, "content-length") || is(name, "transfer-encoding")
 }
 

@@ -234,6 +234,8 @@ pub struct HeaderAdd {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub prefix_rewrite: Option<String>,
+    /// The pattern and its substitution in the regex crate's syntax (`${1}`, converted from
+    /// Envoy's `\1` when the table is compiled).
     pub regex_rewrite: Option<(Regex, String)>,
     pub host_rewrite: Option<HeaderValue>,
     /// `autoHostRewrite`: `Host` becomes the upstream endpoint's name.
@@ -1105,10 +1107,12 @@ impl Compiler<'_> {
         let mut o = Options::default();
         let Some(ro) = &route.options else { return o };
         o.prefix_rewrite = ro.prefix_rewrite.clone();
+        // The substitution in the regex crate's syntax, converted once here, not per request.
         o.regex_rewrite = ro.regex_rewrite.as_ref().and_then(|r| {
-            Regex::new(&r.pattern.regex)
-                .ok()
-                .map(|re| (re, r.substitution.clone()))
+            Regex::new(&r.pattern.regex).ok().map(|re| {
+                let sub = super::upstream_request::envoy_substitution(&r.substitution);
+                (re, sub.into_owned())
+            })
         });
         o.host_rewrite = ro
             .host_rewrite

@@ -192,8 +192,7 @@ fn rewritten(client: &ClientRequest<'_>, opts: &Options, matched: &PathCond) -> 
     let mut p = if let Some(rw) = &opts.prefix_rewrite {
         rewrite_prefix(client.path, matched, rw)
     } else if let Some((re, sub)) = &opts.regex_rewrite {
-        re.replace_all(client.path, &*envoy_substitution(sub))
-            .into_owned()
+        re.replace_all(client.path, sub.as_str()).into_owned()
     } else {
         return None;
     };
@@ -751,7 +750,10 @@ x-request-id: given");
         assert_eq!(p.method(), "POST");
         assert_eq!(p.function_body(), None);
         let regex = |sub: &str| Options {
-            regex_rewrite: Some((regex::Regex::new("^/(\\w+)$").unwrap(), sub.into())),
+            regex_rewrite: Some((
+                regex::Regex::new("^/(\\w+)$").unwrap(),
+                envoy_substitution(sub).into_owned(),
+            )),
             ..Default::default()
         };
         let p = Planned::new(&c, &regex("/v1/\\1/$"), &matched, None, None).unwrap();

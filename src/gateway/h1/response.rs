@@ -2,7 +2,7 @@
 //! it was framed, and the connection kept when the body was read to its end.
 
 use super::super::pipeline::Edits;
-use super::super::response_rules::ResponseRules;
+use super::super::response_rules::{ResponseRules, framing};
 use super::super::table::Options;
 use super::super::upstream_request::connection_tokens;
 use super::chunked::ChunkScanner;
@@ -332,7 +332,6 @@ fn write_response_head(
         route: Some(opts),
         edits,
     };
-    let framing = |n: &[u8]| is(n, "content-length") || is(n, "transfer-encoding");
     // A 204 has neither framing header, a 304 no transfer coding (RFC 9112, 6.1 and 6.3).
     let unframed =
         |n: &[u8]| head.status == 204 || (head.status == 304 && is(n, "transfer-encoding"));
